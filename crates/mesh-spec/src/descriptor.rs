@@ -1,0 +1,407 @@
+//! The data product descriptor (`product.yaml`), as typed values.
+//!
+//! Every value that a later check may point at keeps its [`Span`], so a
+//! diagnostic can say `file:line:col`. The schema of the file is documented
+//! in `docs/descriptor.md`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::column_type::ColumnType;
+use crate::diagnostic::SourceFile;
+use crate::name::{ColumnName, DomainName, InputName, OutputName, ProductName, ProductRef};
+use crate::yaml::Span;
+
+/// A value with the place it was written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Spanned<T> {
+    pub value: T,
+    pub span: Span,
+}
+
+impl<T> Spanned<T> {
+    pub fn new(value: T, span: Span) -> Self {
+        Spanned { value, span }
+    }
+}
+
+impl<T> std::ops::Deref for Spanned<T> {
+    type Target = T;
+    fn deref(&self) -> &T {
+        &self.value
+    }
+}
+
+/// Lifecycle of a product.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Draft,
+    Active,
+    Deprecated,
+    Retired,
+}
+
+impl Status {
+    pub const NAMES: &'static [&'static str] = &["draft", "active", "deprecated", "retired"];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "draft" => Status::Draft,
+            "active" => Status::Active,
+            "deprecated" => Status::Deprecated,
+            "retired" => Status::Retired,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Status::Draft => "draft",
+            Status::Active => "active",
+            Status::Deprecated => "deprecated",
+            Status::Retired => "retired",
+        }
+    }
+}
+
+/// Data classification of a column; drives masking in the policy layer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Classification {
+    Public,
+    Internal,
+    Confidential,
+    Pii,
+}
+
+impl Classification {
+    pub const NAMES: &'static [&'static str] = &["public", "internal", "confidential", "pii"];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "public" => Classification::Public,
+            "internal" => Classification::Internal,
+            "confidential" => Classification::Confidential,
+            "pii" => Classification::Pii,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Classification::Public => "public",
+            Classification::Internal => "internal",
+            Classification::Confidential => "confidential",
+            Classification::Pii => "pii",
+        }
+    }
+}
+
+/// Human documentation of a product.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Description {
+    pub purpose: Option<String>,
+    pub usage: Option<String>,
+    pub limitations: Option<String>,
+}
+
+/// A declared column.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Column {
+    pub name: Spanned<ColumnName>,
+    pub ty: Spanned<ColumnType>,
+    pub nullable: bool,
+    pub description: Option<String>,
+    pub classification: Option<Classification>,
+}
+
+/// File formats a source input can read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SourceFormat {
+    Csv,
+    Parquet,
+    Json,
+}
+
+impl SourceFormat {
+    pub const NAMES: &'static [&'static str] = &["csv", "parquet", "json"];
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "csv" => SourceFormat::Csv,
+            "parquet" => SourceFormat::Parquet,
+            "json" | "ndjson" => SourceFormat::Json,
+            _ => return None,
+        })
+    }
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            SourceFormat::Csv => "csv",
+            SourceFormat::Parquet => "parquet",
+            SourceFormat::Json => "json",
+        }
+    }
+
+    /// The file extension of this format.
+    pub fn extension(&self) -> &'static str {
+        self.as_str()
+    }
+}
+
+/// Raw files the domain owns.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    pub format: SourceFormat,
+    /// A path or glob, relative to the product's directory.
+    pub path: Spanned<String>,
+    /// Declared schema. When absent, the schema is inferred from the files.
+    pub columns: Option<Vec<Column>>,
+    /// CSV only: the field delimiter.
+    pub delimiter: u8,
+    /// CSV only: whether the first line is a header.
+    pub header: bool,
+}
+
+/// What an input reads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum InputKind {
+    Source(Source),
+    Product {
+        product: Spanned<ProductRef>,
+        /// Which output; may be left out when the product has one output.
+        output: Option<Spanned<OutputName>>,
+        /// A semver requirement on the upstream contract, e.g. `^2`.
+        version: Option<Spanned<semver::VersionReq>>,
+    },
+}
+
+/// An input of a product, visible to its SQL as a table named `name`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Input {
+    pub name: Spanned<InputName>,
+    pub kind: InputKind,
+    pub span: Span,
+}
+
+/// Where the SQL of a transform comes from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Sql {
+    /// A file, relative to the product's directory.
+    File(Spanned<String>),
+    /// SQL written inline in the descriptor.
+    Inline(Spanned<String>),
+}
+
+/// Severity of a quality check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum CheckSeverity {
+    /// A failure blocks the publish.
+    Error,
+    /// A failure is recorded but does not block.
+    Warn,
+}
+
+/// A literal bound in a check.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Literal {
+    Int(i64),
+    Float(f64),
+    Str(String),
+}
+
+impl Literal {
+    /// The literal as SQL text.
+    pub fn to_sql(&self) -> String {
+        match self {
+            Literal::Int(i) => i.to_string(),
+            Literal::Float(f) => format!("{f:?}"),
+            Literal::Str(s) => format!("'{}'", s.replace('\'', "''")),
+        }
+    }
+}
+
+impl std::fmt::Display for Literal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Literal::Int(i) => write!(f, "{i}"),
+            Literal::Float(x) => write!(f, "{x}"),
+            Literal::Str(s) => f.write_str(s),
+        }
+    }
+}
+
+/// What a quality check asserts.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CheckKind {
+    /// No two rows share the same values of these columns.
+    Unique { columns: Vec<Spanned<ColumnName>> },
+    /// These columns hold no nulls.
+    NotNull { columns: Vec<Spanned<ColumnName>> },
+    /// Every non-null value is within bounds (inclusive).
+    Range {
+        column: Spanned<ColumnName>,
+        min: Option<Literal>,
+        max: Option<Literal>,
+    },
+    /// Every non-null value is one of these.
+    AcceptedValues {
+        column: Spanned<ColumnName>,
+        values: Vec<Literal>,
+    },
+    /// The row count is within bounds.
+    RowCount { min: Option<u64>, max: Option<u64> },
+    /// A SQL query over the output returning one number, which must equal `must_be`.
+    Sql { query: Spanned<String>, must_be: f64 },
+}
+
+impl CheckKind {
+    /// The name used in the descriptor's `check:` field.
+    pub fn keyword(&self) -> &'static str {
+        match self {
+            CheckKind::Unique { .. } => "unique",
+            CheckKind::NotNull { .. } => "not_null",
+            CheckKind::Range { .. } => "range",
+            CheckKind::AcceptedValues { .. } => "accepted_values",
+            CheckKind::RowCount { .. } => "row_count",
+            CheckKind::Sql { .. } => "sql",
+        }
+    }
+}
+
+/// Check keywords, for "did you mean" hints.
+pub const CHECK_NAMES: &[&str] = &[
+    "unique",
+    "not_null",
+    "range",
+    "accepted_values",
+    "row_count",
+    "sql",
+];
+
+/// A quality check on an output, run on staged data before publishing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QualityCheck {
+    /// A stable name: given, or derived from the kind and columns.
+    pub name: String,
+    pub kind: CheckKind,
+    pub severity: CheckSeverity,
+    pub span: Span,
+}
+
+/// An output port: a contract-bound table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Output {
+    pub name: Spanned<OutputName>,
+    pub description: Option<String>,
+    pub primary_key: Vec<Spanned<ColumnName>>,
+    pub columns: Vec<Column>,
+    pub quality: Vec<QualityCheck>,
+    /// The SQL that builds this output; defaults to the product's transform.
+    pub sql: Option<Sql>,
+    pub span: Span,
+}
+
+impl Output {
+    pub fn column(&self, name: &str) -> Option<&Column> {
+        self.columns.iter().find(|c| c.name.as_str() == name)
+    }
+}
+
+/// Service level objectives.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Slo {
+    /// Maximum age of the latest published version.
+    pub freshness: Option<Spanned<Duration>>,
+}
+
+/// When the product is rebuilt.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Schedule {
+    pub cron: Option<Spanned<String>>,
+    pub on_upstream_change: bool,
+}
+
+/// Who may see and be granted the product.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Access {
+    pub visibility: String,
+    pub approvers: Vec<String>,
+    pub max_grant: Option<Spanned<Duration>>,
+}
+
+/// A parsed `product.yaml`.
+#[derive(Debug, Clone)]
+pub struct ProductDescriptor {
+    /// The descriptor file, for diagnostics.
+    pub file: Arc<SourceFile>,
+    /// The product's directory; relative paths resolve against it.
+    pub dir: PathBuf,
+    pub domain: Spanned<DomainName>,
+    pub name: Spanned<ProductName>,
+    pub version: Spanned<semver::Version>,
+    pub status: Status,
+    pub owner: Spanned<String>,
+    pub description: Description,
+    pub tags: Vec<String>,
+    pub inputs: Vec<Input>,
+    pub transform: Option<Sql>,
+    pub outputs: Vec<Output>,
+    pub slo: Option<Slo>,
+    pub schedule: Option<Schedule>,
+    pub access: Option<Access>,
+}
+
+impl ProductDescriptor {
+    pub fn product_ref(&self) -> ProductRef {
+        ProductRef::new(self.domain.value.clone(), self.name.value.clone())
+    }
+
+    pub fn output(&self, name: &str) -> Option<&Output> {
+        self.outputs.iter().find(|o| o.name.as_str() == name)
+    }
+
+    /// The SQL of an output: its own, or the product's transform.
+    pub fn sql_for<'a>(&'a self, output: &'a Output) -> Option<&'a Sql> {
+        output.sql.as_ref().or(self.transform.as_ref())
+    }
+
+    /// Products this one reads.
+    pub fn upstream(&self) -> impl Iterator<Item = &Spanned<ProductRef>> {
+        self.inputs.iter().filter_map(|i| match &i.kind {
+            InputKind::Product { product, .. } => Some(product),
+            InputKind::Source(_) => None,
+        })
+    }
+}
+
+/// Parses durations such as `30m`, `6h`, `2d`, `90d`, `1w`.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit())?;
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let secs = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        "w" => 604_800,
+        _ => return None,
+    };
+    n.checked_mul(secs).map(Duration::from_secs)
+}
+
+/// Formats a duration the way descriptors write it.
+pub fn format_duration(d: Duration) -> String {
+    let s = d.as_secs();
+    for (unit, secs) in [("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60)] {
+        if s >= secs && s % secs == 0 {
+            return format!("{}{unit}", s / secs);
+        }
+    }
+    format!("{s}s")
+}

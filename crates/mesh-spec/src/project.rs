@@ -1,0 +1,179 @@
+//! A mesh project on disk: `mesh.yaml` plus `<domain>/<product>/product.yaml`.
+
+use std::path::{Path, PathBuf};
+
+use crate::decode::Ctx;
+use crate::descriptor::ProductDescriptor;
+use crate::diagnostic::{Diagnostic, SourceFile};
+use crate::product::{API_VERSION, parse_product};
+use crate::yaml;
+
+/// The project file's name.
+pub const PROJECT_FILE: &str = "mesh.yaml";
+/// The descriptor file's name inside a product folder.
+pub const PRODUCT_FILE: &str = "product.yaml";
+/// The default state directory, relative to the project.
+pub const DEFAULT_STATE_DIR: &str = ".mesh";
+
+/// Settings from `mesh.yaml`.
+#[derive(Debug, Clone)]
+pub struct ProjectConfig {
+    pub name: String,
+    /// Absolute state directory.
+    pub state_dir: PathBuf,
+    /// Table storage URL, such as `file:///…/.mesh/tables` or `s3://bucket/prefix`.
+    pub storage: Option<String>,
+    /// Catalog URL, such as `sqlite:///…/.mesh/catalog.db`.
+    pub catalog: Option<String>,
+}
+
+/// A loaded project: its settings and every descriptor that parsed.
+#[derive(Debug, Clone)]
+pub struct Project {
+    pub root: PathBuf,
+    pub config: ProjectConfig,
+    pub products: Vec<ProductDescriptor>,
+}
+
+/// Why a project could not be opened at all.
+#[derive(Debug, thiserror::Error)]
+pub enum ProjectError {
+    #[error("no {PROJECT_FILE} in {dir} or any parent directory; run `mesh init DIR` to create a project, or pass --project DIR")]
+    NotFound { dir: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// Finds the project root: `start` or the closest parent holding `mesh.yaml`.
+pub fn find_root(start: &Path) -> Result<PathBuf, ProjectError> {
+    let start = std::path::absolute(start).map_err(|source| ProjectError::Io {
+        path: start.to_path_buf(),
+        source,
+    })?;
+    let mut dir = Some(start.as_path());
+    while let Some(d) = dir {
+        if d.join(PROJECT_FILE).is_file() {
+            return Ok(d.to_path_buf());
+        }
+        dir = d.parent();
+    }
+    Err(ProjectError::NotFound { dir: start })
+}
+
+fn read(path: &Path) -> Result<String, ProjectError> {
+    std::fs::read_to_string(path).map_err(|source| ProjectError::Io {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+/// Loads `mesh.yaml` and every descriptor under `root`.
+///
+/// Problems in files become diagnostics; only unreadable directories are errors.
+pub fn load(root: &Path) -> Result<(Project, Vec<Diagnostic>), ProjectError> {
+    let mut diagnostics = Vec::new();
+    let config_path = root.join(PROJECT_FILE);
+    let config = load_config(root, &config_path, &read(&config_path)?, &mut diagnostics);
+    let mut products = Vec::new();
+    for path in descriptor_paths(root, &config.state_dir)? {
+        let text = read(&path)?;
+        let (product, diags) = parse_product(&path, &text);
+        diagnostics.extend(diags);
+        if let Some(p) = product {
+            products.push(p);
+        }
+    }
+    Ok((
+        Project {
+            root: root.to_path_buf(),
+            config,
+            products,
+        },
+        diagnostics,
+    ))
+}
+
+/// `<root>/<domain>/<product>/product.yaml`, sorted, skipping hidden folders and the state dir.
+pub fn descriptor_paths(root: &Path, state_dir: &Path) -> Result<Vec<PathBuf>, ProjectError> {
+    let list = |dir: &Path| -> Result<Vec<PathBuf>, ProjectError> {
+        let entries = std::fs::read_dir(dir).map_err(|source| ProjectError::Io {
+            path: dir.to_path_buf(),
+            source,
+        })?;
+        let mut dirs: Vec<PathBuf> = entries
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_dir() && p != state_dir)
+            .filter(|p| {
+                p.file_name()
+                    .and_then(|n| n.to_str())
+                    .is_some_and(|n| !n.starts_with('.') && !n.starts_with('_'))
+            })
+            .collect();
+        dirs.sort();
+        Ok(dirs)
+    };
+    let mut found = Vec::new();
+    for domain in list(root)? {
+        for product in list(&domain)? {
+            let file = product.join(PRODUCT_FILE);
+            if file.is_file() {
+                found.push(file);
+            }
+        }
+    }
+    Ok(found)
+}
+
+fn load_config(root: &Path, path: &Path, text: &str, out: &mut Vec<Diagnostic>) -> ProjectConfig {
+    let mut config = ProjectConfig {
+        name: root
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("mesh")
+            .to_string(),
+        state_dir: root.join(DEFAULT_STATE_DIR),
+        storage: None,
+        catalog: None,
+    };
+    let file = SourceFile::new(path, text);
+    let mut ctx = Ctx::new(file);
+    match yaml::parse(text) {
+        Err(e) => {
+            ctx.error("yaml-syntax", e.span, format!("invalid YAML: {}", e.message));
+        }
+        Ok(node) => {
+            if let Some(f) = ctx.fields(
+                &node,
+                "mesh.yaml",
+                &["apiVersion", "kind", "name", "description", "state_dir", "storage", "catalog"],
+            ) {
+                if let Some(v) = f.get("apiVersion").and_then(|n| ctx.string(n, "apiVersion"))
+                    && v.value != API_VERSION
+                {
+                    ctx.error("api-version", v.span, format!("unsupported apiVersion `{}`", v.value))
+                        .help = Some(format!("this build reads `apiVersion: {API_VERSION}`"));
+                }
+                if let Some(v) = f.get("kind").and_then(|n| ctx.string(n, "kind"))
+                    && v.value != "Mesh"
+                {
+                    ctx.error("kind", v.span, format!("mesh.yaml has `kind: {}`; expected `Mesh`", v.value));
+                }
+                if let Some(v) = f.get("name").and_then(|n| ctx.string(n, "name")) {
+                    config.name = v.value;
+                }
+                if let Some(v) = f.get("state_dir").and_then(|n| ctx.string(n, "state_dir")) {
+                    config.state_dir = root.join(v.value);
+                }
+                config.storage = f.get("storage").and_then(|n| ctx.string(n, "storage")).map(|s| s.value);
+                config.catalog = f.get("catalog").and_then(|n| ctx.string(n, "catalog")).map(|s| s.value);
+            }
+        }
+    }
+    out.extend(ctx.diagnostics);
+    config
+}
