@@ -1,1 +1,17 @@
-//! placeholder
+//! The catalog: where deployed products, their outputs, runs, check results
+//! and publications are recorded, and how products are found.
+//!
+//! The store is the [`CatalogStore`] trait; [`SqliteCatalog`] is the embedded
+//! backend. Migrations live in `migrations/` and use SQL that PostgreSQL also
+//! accepts. Search builds a tantivy index in memory from catalog data.
+
+pub mod error;
+pub mod model;
+pub mod search;
+pub mod sqlite;
+pub mod store;
+
+pub use error::{CatalogError, Result};
+pub use model::*;
+pub use sqlite::SqliteCatalog;
+pub use store::CatalogStore;

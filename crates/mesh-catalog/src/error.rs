@@ -1,0 +1,31 @@
+//! Catalog errors.
+
+use mesh_spec::ProductRef;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    #[error("cannot open the catalog at {url}: {source}")]
+    Open {
+        url: String,
+        #[source]
+        source: sqlx::Error,
+    },
+    #[error("the catalog schema could not be migrated: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("catalog query failed: {0}")]
+    Query(#[from] sqlx::Error),
+    #[error("the catalog holds a malformed value in {table}.{column}: {detail}")]
+    Corrupt {
+        table: &'static str,
+        column: &'static str,
+        detail: String,
+    },
+    #[error("product `{product}` is not deployed")]
+    ProductNotFound { product: ProductRef },
+    #[error("unsupported catalog URL `{url}`; use sqlite://PATH")]
+    UnsupportedUrl { url: String },
+    #[error("search index error: {0}")]
+    Search(String),
+}
+
+pub type Result<T, E = CatalogError> = std::result::Result<T, E>;

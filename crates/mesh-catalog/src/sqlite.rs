@@ -1,0 +1,460 @@
+//! The embedded catalog: a SQLite file through sqlx.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use mesh_spec::{DomainName, OutputName, ProductRef};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{Row, SqlitePool};
+
+use crate::error::{CatalogError, Result};
+use crate::model::*;
+use crate::store::CatalogStore;
+
+/// A catalog in a SQLite file.
+#[derive(Debug, Clone)]
+pub struct SqliteCatalog {
+    pool: SqlitePool,
+}
+
+impl SqliteCatalog {
+    /// Opens (creating if needed) the catalog file and brings its schema up to date.
+    pub async fn open(path: &Path) -> Result<Self> {
+        let url = format!("sqlite://{}", path.display());
+        let options = SqliteConnectOptions::from_str(&url)
+            .map_err(|source| CatalogError::Open { url: url.clone(), source })?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await
+            .map_err(|source| CatalogError::Open { url, source })?;
+        sqlx::migrate!("./migrations").run(&pool).await?;
+        Ok(SqliteCatalog { pool })
+    }
+}
+
+fn ts(s: &str, table: &'static str, column: &'static str) -> Result<DateTime<Utc>> {
+    DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|e| CatalogError::Corrupt { table, column, detail: e.to_string() })
+}
+
+fn product_ref(domain: &str, name: &str) -> Result<ProductRef> {
+    ProductRef::parse(&format!("{domain}/{name}")).map_err(|e| CatalogError::Corrupt {
+        table: "products",
+        column: "name",
+        detail: e.to_string(),
+    })
+}
+
+fn json<T: serde::de::DeserializeOwned>(s: &str, table: &'static str, column: &'static str) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| CatalogError::Corrupt { table, column, detail: e.to_string() })
+}
+
+fn domain(s: &str) -> Result<DomainName> {
+    DomainName::parse(s).map_err(|e| CatalogError::Corrupt { table: "outputs", column: "domain", detail: e.to_string() })
+}
+
+fn output_name(s: &str) -> Result<OutputName> {
+    OutputName::parse(s).map_err(|e| CatalogError::Corrupt { table: "outputs", column: "output", detail: e.to_string() })
+}
+
+fn output_from_row(row: &SqliteRow) -> Result<OutputRecord> {
+    let product: String = row.try_get("product")?;
+    let (d, p) = product.split_once('/').unwrap_or((&product, ""));
+    Ok(OutputRecord {
+        domain: domain(row.try_get("domain")?)?,
+        output: output_name(row.try_get("output")?)?,
+        product: product_ref(d, p)?,
+        location: row.try_get("location")?,
+        columns: json(row.try_get("columns")?, "outputs", "columns")?,
+    })
+}
+
+fn publication_from_row(row: &SqliteRow) -> Result<Publication> {
+    Ok(Publication {
+        domain: domain(row.try_get("domain")?)?,
+        output: output_name(row.try_get("output")?)?,
+        table_version: row.try_get("table_version")?,
+        product_version: row.try_get("product_version")?,
+        run_id: RunId(row.try_get("run_id")?),
+        row_count: row.try_get("row_count")?,
+        published_at: ts(row.try_get("published_at")?, "publications", "published_at")?,
+    })
+}
+
+impl SqliteCatalog {
+    async fn product_rows(&self, filter: Option<&ProductRef>) -> Result<Vec<ProductRecord>> {
+        let rows = match filter {
+            Some(r) => {
+                sqlx::query("SELECT * FROM products WHERE domain = $1 AND name = $2")
+                    .bind(r.domain.as_str())
+                    .bind(r.name.as_str())
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => sqlx::query("SELECT * FROM products ORDER BY domain, name").fetch_all(&self.pool).await?,
+        };
+        let outputs = self.outputs().await?;
+        let mut by_product: BTreeMap<ProductRef, Vec<OutputRecord>> = BTreeMap::new();
+        for o in outputs {
+            by_product.entry(o.product.clone()).or_default().push(o);
+        }
+        rows.iter()
+            .map(|row| {
+                let product = product_ref(row.try_get("domain")?, row.try_get("name")?)?;
+                Ok(ProductRecord {
+                    outputs: by_product.remove(&product).unwrap_or_default(),
+                    product,
+                    version: row.try_get("version")?,
+                    status: row.try_get("status")?,
+                    owner: row.try_get("owner")?,
+                    descriptor_path: row.try_get("descriptor_path")?,
+                    descriptor: row.try_get("descriptor")?,
+                    sql_texts: json(row.try_get("sql_texts")?, "products", "sql_texts")?,
+                    deployed_at: ts(row.try_get("deployed_at")?, "products", "deployed_at")?,
+                    deployed_by: row.try_get("deployed_by")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn run_rows(&self, rows: Vec<SqliteRow>) -> Result<Vec<RunRecord>> {
+        let mut runs = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id = RunId(row.try_get("id")?);
+            let checks = sqlx::query("SELECT * FROM check_results WHERE run_id = $1 ORDER BY output, name")
+                .bind(&id.0)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|c| {
+                    Ok(CheckResult {
+                        output: c.try_get("output")?,
+                        name: c.try_get("name")?,
+                        kind: c.try_get("kind")?,
+                        severity: c.try_get("severity")?,
+                        passed: c.try_get("passed")?,
+                        observed: c.try_get("observed")?,
+                        sample: json(c.try_get("sample")?, "check_results", "sample")?,
+                    })
+                })
+                .collect::<Result<Vec<_>>>()?;
+            let publications = sqlx::query("SELECT * FROM publications WHERE run_id = $1 ORDER BY output")
+                .bind(&id.0)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(publication_from_row)
+                .collect::<Result<Vec<_>>>()?;
+            let status: String = row.try_get("status")?;
+            runs.push(RunRecord {
+                id,
+                product: product_ref(row.try_get("domain")?, row.try_get("name")?)?,
+                version: row.try_get("version")?,
+                status: RunStatus::parse(&status).ok_or(CatalogError::Corrupt {
+                    table: "runs",
+                    column: "status",
+                    detail: status.clone(),
+                })?,
+                started_at: ts(row.try_get("started_at")?, "runs", "started_at")?,
+                finished_at: row
+                    .try_get::<Option<String>, _>("finished_at")?
+                    .map(|s| ts(&s, "runs", "finished_at"))
+                    .transpose()?,
+                duration_ms: row.try_get("duration_ms")?,
+                rows_written: row.try_get("rows_written")?,
+                checks_passed: row.try_get("checks_passed")?,
+                checks_failed: row.try_get("checks_failed")?,
+                checks_warned: row.try_get("checks_warned")?,
+                error: row.try_get("error")?,
+                checks,
+                publications,
+            });
+        }
+        Ok(runs)
+    }
+}
+
+#[async_trait]
+impl CatalogStore for SqliteCatalog {
+    async fn deploy(&self, by: &str, products: Vec<ProductRecord>) -> Result<DeployOutcome> {
+        let existing: BTreeMap<ProductRef, ProductRecord> = self
+            .product_rows(None)
+            .await?
+            .into_iter()
+            .map(|p| (p.product.clone(), p))
+            .collect();
+        let mut outcome = DeployOutcome {
+            deployment: None,
+            created: Vec::new(),
+            updated: Vec::new(),
+            unchanged: Vec::new(),
+        };
+        let mut changed = Vec::new();
+        for p in products {
+            match existing.get(&p.product) {
+                Some(old) if old.same_definition(&p) => outcome.unchanged.push(p.product.clone()),
+                Some(_) => {
+                    outcome.updated.push(p.product.clone());
+                    changed.push((p, "updated"));
+                }
+                None => {
+                    outcome.created.push(p.product.clone());
+                    changed.push((p, "created"));
+                }
+            }
+        }
+        if changed.is_empty() {
+            return Ok(outcome);
+        }
+        let id = DeploymentId(uuid::Uuid::now_v7().to_string());
+        let now = Utc::now().to_rfc3339();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO deployments (id, deployed_at, deployed_by) VALUES ($1, $2, $3)")
+            .bind(&id.0)
+            .bind(&now)
+            .bind(by)
+            .execute(&mut *tx)
+            .await?;
+        for (p, action) in &changed {
+            let sql_texts = serde_json::to_string(&p.sql_texts).unwrap_or_else(|_| "{}".into());
+            sqlx::query("DELETE FROM products WHERE domain = $1 AND name = $2")
+                .bind(p.product.domain.as_str())
+                .bind(p.product.name.as_str())
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO products (domain, name, version, status, owner, descriptor_path, descriptor, sql_texts, deployment_id, deployed_at, deployed_by)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+            )
+            .bind(p.product.domain.as_str())
+            .bind(p.product.name.as_str())
+            .bind(&p.version)
+            .bind(&p.status)
+            .bind(&p.owner)
+            .bind(&p.descriptor_path)
+            .bind(&p.descriptor)
+            .bind(sql_texts)
+            .bind(&id.0)
+            .bind(&now)
+            .bind(by)
+            .execute(&mut *tx)
+            .await?;
+            sqlx::query("INSERT INTO product_changes (deployment_id, domain, name, version, action) VALUES ($1, $2, $3, $4, $5)")
+                .bind(&id.0)
+                .bind(p.product.domain.as_str())
+                .bind(p.product.name.as_str())
+                .bind(&p.version)
+                .bind(action)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("DELETE FROM outputs WHERE product = $1")
+                .bind(p.product.to_string())
+                .execute(&mut *tx)
+                .await?;
+            for o in &p.outputs {
+                sqlx::query("INSERT INTO outputs (domain, output, product, location, columns) VALUES ($1, $2, $3, $4, $5)")
+                    .bind(o.domain.as_str())
+                    .bind(o.output.as_str())
+                    .bind(o.product.to_string())
+                    .bind(&o.location)
+                    .bind(serde_json::to_string(&o.columns).unwrap_or_else(|_| "[]".into()))
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        outcome.deployment = Some(id);
+        Ok(outcome)
+    }
+
+    async fn products(&self) -> Result<Vec<ProductRecord>> {
+        self.product_rows(None).await
+    }
+
+    async fn product(&self, product: &ProductRef) -> Result<Option<ProductRecord>> {
+        Ok(self.product_rows(Some(product)).await?.into_iter().next())
+    }
+
+    async fn outputs(&self) -> Result<Vec<OutputRecord>> {
+        sqlx::query("SELECT * FROM outputs ORDER BY domain, output")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(output_from_row)
+            .collect()
+    }
+
+    async fn domain_outputs(&self, d: &DomainName) -> Result<Vec<OutputRecord>> {
+        sqlx::query("SELECT * FROM outputs WHERE domain = $1 ORDER BY output")
+            .bind(d.as_str())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(output_from_row)
+            .collect()
+    }
+
+    async fn domains(&self) -> Result<Vec<DomainName>> {
+        sqlx::query("SELECT DISTINCT domain FROM outputs ORDER BY domain")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| domain(r.try_get("domain")?))
+            .collect()
+    }
+
+    async fn output(&self, d: &DomainName, o: &OutputName) -> Result<Option<OutputRecord>> {
+        sqlx::query("SELECT * FROM outputs WHERE domain = $1 AND output = $2")
+            .bind(d.as_str())
+            .bind(o.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(output_from_row)
+            .transpose()
+    }
+
+    async fn start_run(&self, run: &RunRecord) -> Result<()> {
+        sqlx::query("INSERT INTO runs (id, domain, name, version, status, started_at) VALUES ($1, $2, $3, $4, $5, $6)")
+            .bind(&run.id.0)
+            .bind(run.product.domain.as_str())
+            .bind(run.product.name.as_str())
+            .bind(&run.version)
+            .bind(run.status.as_str())
+            .bind(run.started_at.to_rfc3339())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn finish_run(&self, run: &RunRecord) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let updated = sqlx::query(
+            "UPDATE runs SET status = $1, finished_at = $2, duration_ms = $3, rows_written = $4,
+                 checks_passed = $5, checks_failed = $6, checks_warned = $7, error = $8 WHERE id = $9",
+        )
+        .bind(run.status.as_str())
+        .bind(run.finished_at.map(|t| t.to_rfc3339()))
+        .bind(run.duration_ms)
+        .bind(run.rows_written)
+        .bind(run.checks_passed)
+        .bind(run.checks_failed)
+        .bind(run.checks_warned)
+        .bind(&run.error)
+        .bind(&run.id.0)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            sqlx::query(
+                "INSERT INTO runs (id, domain, name, version, status, started_at, finished_at, duration_ms, rows_written, checks_passed, checks_failed, checks_warned, error)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+            )
+            .bind(&run.id.0)
+            .bind(run.product.domain.as_str())
+            .bind(run.product.name.as_str())
+            .bind(&run.version)
+            .bind(run.status.as_str())
+            .bind(run.started_at.to_rfc3339())
+            .bind(run.finished_at.map(|t| t.to_rfc3339()))
+            .bind(run.duration_ms)
+            .bind(run.rows_written)
+            .bind(run.checks_passed)
+            .bind(run.checks_failed)
+            .bind(run.checks_warned)
+            .bind(&run.error)
+            .execute(&mut *tx)
+            .await?;
+        }
+        for c in &run.checks {
+            sqlx::query(
+                "INSERT INTO check_results (run_id, output, name, kind, severity, passed, observed, sample) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&run.id.0)
+            .bind(&c.output)
+            .bind(&c.name)
+            .bind(&c.kind)
+            .bind(&c.severity)
+            .bind(c.passed)
+            .bind(&c.observed)
+            .bind(serde_json::Value::Array(c.sample.clone()).to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        for p in &run.publications {
+            sqlx::query(
+                "INSERT INTO publications (domain, output, table_version, product_version, run_id, row_count, published_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+            )
+            .bind(p.domain.as_str())
+            .bind(p.output.as_str())
+            .bind(p.table_version)
+            .bind(&p.product_version)
+            .bind(&p.run_id.0)
+            .bind(p.row_count)
+            .bind(p.published_at.to_rfc3339())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn running_runs(&self) -> Result<Vec<RunRecord>> {
+        let rows = sqlx::query("SELECT * FROM runs WHERE status = 'running' ORDER BY started_at")
+            .fetch_all(&self.pool)
+            .await?;
+        self.run_rows(rows).await
+    }
+
+    async fn runs(&self, product: Option<&ProductRef>, limit: i64) -> Result<Vec<RunRecord>> {
+        let rows = match product {
+            Some(p) => {
+                sqlx::query("SELECT * FROM runs WHERE domain = $1 AND name = $2 ORDER BY started_at DESC, id DESC LIMIT $3")
+                    .bind(p.domain.as_str())
+                    .bind(p.name.as_str())
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM runs ORDER BY started_at DESC, id DESC LIMIT $1")
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        self.run_rows(rows).await
+    }
+
+    async fn current_publication(&self, d: &DomainName, o: &OutputName) -> Result<Option<Publication>> {
+        sqlx::query("SELECT * FROM publications WHERE domain = $1 AND output = $2 ORDER BY table_version DESC LIMIT 1")
+            .bind(d.as_str())
+            .bind(o.as_str())
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(publication_from_row)
+            .transpose()
+    }
+
+    async fn publications(&self, d: &DomainName, o: &OutputName) -> Result<Vec<Publication>> {
+        sqlx::query("SELECT * FROM publications WHERE domain = $1 AND output = $2 ORDER BY table_version DESC")
+            .bind(d.as_str())
+            .bind(o.as_str())
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(publication_from_row)
+            .collect()
+    }
+}

@@ -1,0 +1,54 @@
+//! The catalog store interface. The binary wires in a real backend.
+
+use async_trait::async_trait;
+use mesh_spec::{DomainName, OutputName, ProductRef};
+
+use crate::error::Result;
+use crate::model::*;
+
+/// Metadata about products, outputs, runs and releases.
+///
+/// Invariant: every method that changes more than one row does so in one
+/// transaction, so a failure leaves the catalog exactly as it was.
+#[async_trait]
+pub trait CatalogStore: Send + Sync + std::fmt::Debug {
+    /// Registers or updates products atomically. Products whose definition
+    /// is unchanged are left alone; if nothing changed, no deployment is recorded.
+    async fn deploy(&self, by: &str, products: Vec<ProductRecord>) -> Result<DeployOutcome>;
+
+    /// Every deployed product, ordered by domain and name.
+    async fn products(&self) -> Result<Vec<ProductRecord>>;
+
+    /// One deployed product.
+    async fn product(&self, product: &ProductRef) -> Result<Option<ProductRecord>>;
+
+    /// Every output, ordered by domain and output.
+    async fn outputs(&self) -> Result<Vec<OutputRecord>>;
+
+    /// The outputs of one domain.
+    async fn domain_outputs(&self, domain: &DomainName) -> Result<Vec<OutputRecord>>;
+
+    /// The domains that have at least one output.
+    async fn domains(&self) -> Result<Vec<DomainName>>;
+
+    /// One output by its SQL name.
+    async fn output(&self, domain: &DomainName, output: &OutputName) -> Result<Option<OutputRecord>>;
+
+    /// Records that a run started.
+    async fn start_run(&self, run: &RunRecord) -> Result<()>;
+
+    /// Records how a run ended, its check results and what it published, in one transaction.
+    async fn finish_run(&self, run: &RunRecord) -> Result<()>;
+
+    /// Runs still marked `running`.
+    async fn running_runs(&self) -> Result<Vec<RunRecord>>;
+
+    /// Run history, newest first, optionally for one product.
+    async fn runs(&self, product: Option<&ProductRef>, limit: i64) -> Result<Vec<RunRecord>>;
+
+    /// The newest publication of an output: what queries read.
+    async fn current_publication(&self, domain: &DomainName, output: &OutputName) -> Result<Option<Publication>>;
+
+    /// Every publication of an output, newest first.
+    async fn publications(&self, domain: &DomainName, output: &OutputName) -> Result<Vec<Publication>>;
+}
