@@ -1,1 +1,19 @@
-//! placeholder
+//! SQL over data products, with DataFusion.
+//!
+//! This crate owns the one query path: [`QueryEngine`] and its catalog
+//! provider map SQL names (`<domain>.<output>`, `"<output>@<N>"`, global
+//! `mesh://` addresses) to published Delta versions. Every front end (CLI,
+//! servers) plans through it, so policy can later be applied in one place.
+//! It also owns the Arrow mapping of contract types and the planning checks
+//! of transform SQL.
+
+pub mod error;
+pub mod plan;
+pub mod provider;
+pub mod schema;
+pub mod session;
+pub mod source;
+
+pub use error::{QueryError, Result};
+pub use provider::{At, MeshCatalog, Resolver, split_version};
+pub use session::{QueryEngine, transform_context};

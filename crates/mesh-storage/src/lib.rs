@@ -1,1 +1,16 @@
-//! placeholder
+//! Versioned tables: Delta Lake on an object store, addressed by URL.
+//!
+//! This crate owns the physical side of a product output: creating its
+//! Delta table, writing files that stay invisible until committed, the
+//! overwrite commit that publishes a run, opening a table at a version for
+//! time travel, and removing the files of runs that never published.
+//!
+//! Invariant: the files of run `R` live under `r-<R>/` inside the table, so
+//! files of an unpublished run can be removed without reading the log, and
+//! files of every committed version stay for time travel.
+
+pub mod error;
+pub mod table;
+
+pub use error::StorageError;
+pub use table::*;

@@ -1,0 +1,28 @@
+//! Query errors: user errors (bad SQL, unknown names) apart from failures.
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueryError {
+    #[error("`{name}`: a version suffix is `@<N>`, a published table version such as `orders@3`")]
+    BadVersionSuffix { name: String },
+    #[error("`{name}` has no published version {version}; published versions: {}", fmt_versions(.published))]
+    VersionNotPublished { name: String, version: u64, published: Vec<u64> },
+    #[error("{message}")]
+    Plan { message: String, hint: Option<String> },
+    #[error(transparent)]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+    #[error(transparent)]
+    Catalog(#[from] mesh_catalog::CatalogError),
+    #[error(transparent)]
+    Storage(#[from] mesh_storage::StorageError),
+}
+
+fn fmt_versions(v: &[u64]) -> String {
+    if v.is_empty() {
+        return "none yet (run the product with `mesh run`)".into();
+    }
+    let mut v = v.to_vec();
+    v.sort_unstable();
+    v.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+}
+
+pub type Result<T, E = QueryError> = std::result::Result<T, E>;

@@ -1,0 +1,179 @@
+//! Checking transform SQL against the schemas of its inputs, and the
+//! columns it produces against the declared contract.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
+use mesh_spec::sql::{SqlText, load_sql};
+use mesh_spec::{CheckKind, Diagnostic, InputKind, Output, ProductDescriptor, ProductRef};
+
+use crate::schema::{accepts, arrow_schema, contract_type};
+use crate::session::transform_context;
+use crate::source::register_source;
+
+/// Looks up the declared schema of an upstream output: (product, output name or the only one).
+pub trait UpstreamSchemas {
+    fn schema(&self, product: &ProductRef, output: Option<&str>) -> Option<SchemaRef>;
+}
+
+/// A `line:col` from a DataFusion/sqlparser message, if it has one.
+fn sql_position(message: &str) -> Option<(usize, usize)> {
+    let l = message.find("Line: ")? + 6;
+    let line: usize = message[l..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
+    let c = message.find("Column: ")? + 8;
+    let col: usize = message[c..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
+    Some((line, col))
+}
+
+/// A diagnostic for SQL that failed to plan.
+pub fn sql_diagnostic(sql: &SqlText, what: &str, message: &str) -> Diagnostic {
+    let span = match sql_position(message) {
+        Some((line, col)) => sql.span_at(line, col),
+        None => sql.whole(),
+    };
+    Diagnostic::error("sql", format!("{what}: {message}"))
+        .at(&sql.file, span)
+        .help("the SQL reads the product's inputs by their `name`; check table and column names against the input schemas")
+}
+
+/// Registers the inputs of `p` in `ctx` for planning: sources read their
+/// files' schemas, upstream products are empty tables with their declared schema.
+pub async fn register_inputs_for_planning(ctx: &SessionContext, p: &ProductDescriptor, upstream: &dyn UpstreamSchemas) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    for input in &p.inputs {
+        let name = input.name.as_str();
+        match &input.kind {
+            InputKind::Source(source) => {
+                if let Err(e) = register_source(ctx, name, &p.dir, source).await {
+                    out.push(
+                        Diagnostic::error("source", format!("input `{name}` cannot be read: {e}"))
+                            .at(&p.file, source.path.span)
+                            .help("check the file format, or declare the source's `columns:`"),
+                    );
+                }
+            }
+            InputKind::Product { product, output, .. } => {
+                let Some(schema) = upstream.schema(&product.value, output.as_ref().map(|o| o.as_str())) else {
+                    continue; // reported by structural validation
+                };
+                match MemTable::try_new(schema, vec![vec![]]) {
+                    Ok(t) => {
+                        let _ = ctx.register_table(name, Arc::new(t));
+                    }
+                    Err(e) => out.push(Diagnostic::error("internal", e.to_string()).at(&p.file, input.span)),
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Plans every output's SQL and compares what it produces with the contract.
+pub async fn check_product_sql(p: &ProductDescriptor, upstream: &dyn UpstreamSchemas) -> Vec<Diagnostic> {
+    let ctx = transform_context(None);
+    let mut out = register_inputs_for_planning(&ctx, p, upstream).await;
+    if out.iter().any(Diagnostic::is_error) {
+        return out;
+    }
+    for output in &p.outputs {
+        let Some(sql) = p.sql_for(output) else { continue };
+        let sql = match load_sql(p, sql, None) {
+            Ok(s) => s,
+            Err(d) => {
+                out.push(d);
+                continue;
+            }
+        };
+        match ctx.sql(&sql.text).await {
+            Err(e) => out.push(sql_diagnostic(&sql, &format!("SQL of output `{}` does not plan", output.name.value), &e.strip_backtrace())),
+            Ok(df) => out.extend(compare_columns(p, output, df.schema().as_arrow())),
+        }
+        out.extend(check_sql_checks(p, output).await);
+    }
+    out
+}
+
+/// Diagnostics for produced columns that do not fit the declared ones.
+pub fn compare_columns(p: &ProductDescriptor, output: &Output, produced: &datafusion::arrow::datatypes::Schema) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let produced_names: Vec<&str> = produced.fields().iter().map(|f| f.name().as_str()).collect();
+    for col in &output.columns {
+        let Ok(field) = produced.field_with_name(col.name.as_str()) else {
+            out.push(
+                Diagnostic::error("missing-column", format!("output `{}` declares column `{}`, but its SQL does not produce it", output.name.value, col.name.value))
+                    .at(&p.file, col.name.span)
+                    .label("not produced by the SQL")
+                    .help(format!("the SQL produces: {}", produced_names.join(", "))),
+            );
+            continue;
+        };
+        if !accepts(col.ty.value, field.data_type()) {
+            let found = contract_type(field.data_type()).map_or_else(|| field.data_type().to_string(), |t| t.to_string());
+            out.push(
+                Diagnostic::error("type-mismatch", format!("column `{}` is declared `{}`, but the SQL produces `{found}`", col.name.value, col.ty.value))
+                    .at(&p.file, col.ty.span)
+                    .help(format!("CAST it in the SQL (`CAST({} AS {})`), or declare `type: {found}`", col.name.value, sql_type(col.ty.value))),
+            );
+        }
+        if !col.nullable && field.is_nullable() {
+            out.push(
+                Diagnostic::error("nullability-mismatch", format!("column `{}` is declared `nullable: false`, but the SQL can produce nulls", col.name.value))
+                    .at(&p.file, col.name.span)
+                    .help("declare the input column `nullable: false`, use COALESCE in the SQL, or declare `nullable: true`"),
+            );
+        }
+    }
+    for name in produced_names {
+        if output.column(name).is_none() {
+            out.push(
+                Diagnostic::error("undeclared-column", format!("the SQL of output `{}` produces column `{name}`, which is not declared", output.name.value))
+                    .at(&p.file, output.name.span)
+                    .help(format!("declare `{name}` under `columns:`, or remove it from the SELECT")),
+            );
+        }
+    }
+    out
+}
+
+fn sql_type(t: mesh_spec::ColumnType) -> String {
+    match t {
+        mesh_spec::ColumnType::String => "VARCHAR".into(),
+        other => other.to_string().to_uppercase(),
+    }
+}
+
+/// Plans each `check: sql` query against the output's declared schema.
+async fn check_sql_checks(p: &ProductDescriptor, output: &Output) -> Vec<Diagnostic> {
+    let mut out = Vec::new();
+    let sql_checks: Vec<_> = output.quality.iter().filter(|c| matches!(c.kind, CheckKind::Sql { .. })).collect();
+    if sql_checks.is_empty() {
+        return out;
+    }
+    let ctx = transform_context(None);
+    if let Ok(t) = MemTable::try_new(arrow_schema(&output.columns), vec![vec![]]) {
+        let _ = ctx.register_table(output.name.as_str(), Arc::new(t));
+    }
+    for check in sql_checks {
+        let CheckKind::Sql { query, .. } = &check.kind else { continue };
+        match ctx.sql(&query.value).await {
+            Err(e) => out.push(
+                Diagnostic::error("sql", format!("check `{}` does not plan: {}", check.name, e.strip_backtrace()))
+                    .at(&p.file, query.span)
+                    .help(format!("the query reads the output as table `{}`", output.name.value)),
+            ),
+            Ok(df) => {
+                let fields = df.schema().fields();
+                if fields.len() != 1 || contract_type(fields[0].data_type()).is_none_or(|t| !t.is_orderable() || t == mesh_spec::ColumnType::String || t == mesh_spec::ColumnType::Date || t == mesh_spec::ColumnType::Timestamp) {
+                    out.push(
+                        Diagnostic::error("sql", format!("check `{}` must return one numeric column", check.name))
+                            .at(&p.file, query.span)
+                            .help("for example `SELECT count(*) FROM orders WHERE amount < 0` with `must_be: 0`"),
+                    );
+                }
+            }
+        }
+    }
+    out
+}

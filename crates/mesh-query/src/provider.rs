@@ -1,0 +1,247 @@
+//! The one catalog provider every query goes through.
+//!
+//! SQL names: `<domain>.<output>` reads the newest published version of an
+//! output; `<domain>."<output>@<N>"` reads published table version `N`
+//! (time travel). Any output can also be read by its global address,
+//! `"mesh://<domain>/<product>/<output>"`, with the same `@<N>` suffix.
+//!
+//! The provider resolves names to Delta versions through the catalog's
+//! publications, never through the newest Delta commit, so a commit that a
+//! crash left unrecorded is never read.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
+use datafusion::datasource::MemTable;
+use datafusion::error::{DataFusionError, Result};
+use datafusion::execution::runtime_env::RuntimeEnv;
+use mesh_catalog::{CatalogStore, OutputRecord};
+use mesh_spec::name::parse_global_address;
+use mesh_spec::{ColumnType, DomainName, OutputName};
+
+use crate::error::QueryError;
+use crate::schema::arrow_schema_of;
+
+/// The name of the catalog all products live in.
+pub const CATALOG_NAME: &str = "mesh";
+/// The schema for global addresses (`"mesh://…"`); the default schema.
+pub const ADDRESS_SCHEMA: &str = "public";
+
+/// Which version of an output a name asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum At {
+    /// The newest published version.
+    Current,
+    /// A published Delta table version.
+    Version(u64),
+}
+
+/// Splits `orders@3` into (`orders`, `At::Version(3)`).
+pub fn split_version(name: &str) -> std::result::Result<(&str, At), QueryError> {
+    match name.rsplit_once('@') {
+        None => Ok((name, At::Current)),
+        Some((base, v)) => {
+            let v = v.strip_prefix('v').unwrap_or(v);
+            let version = v.parse::<u64>().map_err(|_| QueryError::BadVersionSuffix {
+                name: name.to_string(),
+            })?;
+            Ok((base, At::Version(version)))
+        }
+    }
+}
+
+/// Resolves outputs to table providers.
+#[derive(Debug)]
+pub struct Resolver {
+    catalog: Arc<dyn CatalogStore>,
+    runtime: Arc<RuntimeEnv>,
+}
+
+impl Resolver {
+    pub fn new(catalog: Arc<dyn CatalogStore>, runtime: Arc<RuntimeEnv>) -> Self {
+        Resolver { catalog, runtime }
+    }
+
+    /// A provider for `output` at `at`.
+    ///
+    /// An output that was never published reads as an empty table with its
+    /// declared schema, so `information_schema` and joins still plan.
+    pub async fn provider(&self, output: &OutputRecord, at: At) -> std::result::Result<Arc<dyn TableProvider>, QueryError> {
+        let publications = match at {
+            At::Current => self
+                .catalog
+                .current_publication(&output.domain, &output.output)
+                .await?
+                .into_iter()
+                .collect::<Vec<_>>(),
+            At::Version(_) => self.catalog.publications(&output.domain, &output.output).await?,
+        };
+        let version = match at {
+            At::Current => match publications.first() {
+                Some(p) => p.table_version as u64,
+                None => return Ok(empty_table(output)?),
+            },
+            At::Version(v) => {
+                if !publications.iter().any(|p| p.table_version as u64 == v) {
+                    return Err(QueryError::VersionNotPublished {
+                        name: format!("{}.{}", output.domain, output.output),
+                        version: v,
+                        published: publications.iter().map(|p| p.table_version as u64).collect(),
+                    });
+                }
+                v
+            }
+        };
+        let url = mesh_storage::table_url(&output.location)?;
+        let table = mesh_storage::open(&url, Some(version)).await?;
+        let log_store = table.log_store();
+        let store_url = log_store.root_url().clone();
+        let object_store_url = datafusion::execution::object_store::ObjectStoreUrl::parse(
+            &store_url[..url::Position::BeforePath],
+        )?;
+        if self.runtime.object_store(&object_store_url).is_err() {
+            self.runtime
+                .register_object_store(object_store_url.as_ref(), log_store.root_object_store(None));
+        }
+        let provider = table
+            .table_provider()
+            .await
+            .map_err(|e| QueryError::Storage(mesh_storage::StorageError::Delta { location: output.location.clone(), source: e.into() }))?;
+        Ok(provider)
+    }
+}
+
+fn empty_table(output: &OutputRecord) -> Result<Arc<dyn TableProvider>> {
+    let schema = arrow_schema_of(output.columns.iter().map(|c| {
+        let ty: ColumnType = c.ty.parse().unwrap_or(ColumnType::String);
+        (c.name.as_str(), ty, c.nullable)
+    }));
+    Ok(Arc::new(MemTable::try_new(schema, vec![vec![]])?))
+}
+
+fn df_err(e: QueryError) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+/// The `mesh` catalog: one schema per domain, plus `public` for global addresses.
+#[derive(Debug)]
+pub struct MeshCatalog {
+    domains: BTreeMap<String, Arc<DomainSchema>>,
+    addresses: Arc<AddressSchema>,
+}
+
+impl MeshCatalog {
+    /// Builds the catalog from the outputs the store lists now.
+    pub async fn load(catalog: Arc<dyn CatalogStore>, runtime: Arc<RuntimeEnv>) -> std::result::Result<Self, QueryError> {
+        let resolver = Arc::new(Resolver::new(catalog.clone(), runtime));
+        let mut domains: BTreeMap<String, BTreeMap<String, OutputRecord>> = BTreeMap::new();
+        let outputs = catalog.outputs().await?;
+        for o in &outputs {
+            domains
+                .entry(o.domain.to_string())
+                .or_default()
+                .insert(o.output.to_string(), o.clone());
+        }
+        Ok(MeshCatalog {
+            domains: domains
+                .into_iter()
+                .map(|(d, outputs)| {
+                    (d, Arc::new(DomainSchema { outputs, resolver: resolver.clone() }))
+                })
+                .collect(),
+            addresses: Arc::new(AddressSchema { outputs, resolver }),
+        })
+    }
+
+    /// Every SQL name, for suggestions.
+    pub fn sql_names(&self) -> Vec<String> {
+        self.domains
+            .iter()
+            .flat_map(|(d, s)| s.outputs.keys().map(move |o| format!("{d}.{o}")))
+            .collect()
+    }
+}
+
+impl CatalogProvider for MeshCatalog {
+    fn schema_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.domains.keys().cloned().collect();
+        names.push(ADDRESS_SCHEMA.to_string());
+        names
+    }
+
+    fn schema(&self, name: &str) -> Option<Arc<dyn SchemaProvider>> {
+        if name == ADDRESS_SCHEMA {
+            return Some(self.addresses.clone());
+        }
+        self.domains.get(name).map(|s| s.clone() as Arc<dyn SchemaProvider>)
+    }
+}
+
+/// The outputs of one domain.
+#[derive(Debug)]
+pub struct DomainSchema {
+    outputs: BTreeMap<String, OutputRecord>,
+    resolver: Arc<Resolver>,
+}
+
+#[async_trait]
+impl SchemaProvider for DomainSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.outputs.keys().cloned().collect()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let (base, at) = split_version(name).map_err(df_err)?;
+        let Some(output) = self.outputs.get(base) else {
+            return Ok(None);
+        };
+        self.resolver.provider(output, at).await.map(Some).map_err(df_err)
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        split_version(name).is_ok_and(|(base, _)| self.outputs.contains_key(base))
+    }
+}
+
+/// Global addresses: `"mesh://<domain>/<product>/<output>[@N]"`.
+#[derive(Debug)]
+pub struct AddressSchema {
+    outputs: Vec<OutputRecord>,
+    resolver: Arc<Resolver>,
+}
+
+impl AddressSchema {
+    fn find(&self, address: &str) -> Option<&OutputRecord> {
+        let (product, output) = parse_global_address(address)?;
+        self.outputs
+            .iter()
+            .find(|o| o.product == product && o.output == output)
+    }
+}
+
+#[async_trait]
+impl SchemaProvider for AddressSchema {
+    fn table_names(&self) -> Vec<String> {
+        Vec::new()
+    }
+
+    async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
+        let (base, at) = split_version(name).map_err(df_err)?;
+        let Some(output) = self.find(base) else {
+            return Ok(None);
+        };
+        self.resolver.provider(output, at).await.map(Some).map_err(df_err)
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        split_version(name).is_ok_and(|(base, _)| self.find(base).is_some())
+    }
+}
+
+/// The domain and output of a SQL name, if it names one.
+pub fn parse_sql_name(name: &str) -> Option<(DomainName, OutputName)> {
+    let (d, o) = name.split_once('.')?;
+    Some((DomainName::parse(d).ok()?, OutputName::parse(o).ok()?))
+}

@@ -1,0 +1,118 @@
+//! Contract types as Arrow types, and which produced types a contract accepts.
+//!
+//! Rule: a produced column matches a declared one when it has the same type,
+//! or a type that converts to it without loss (an `int` into a `bigint`, a
+//! `float` into a `double`, a decimal with the same scale and a precision
+//! that fits, any string or timestamp encoding). The value is cast when
+//! written. Anything else needs an explicit `CAST` in the SQL.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use mesh_spec::{Column, ColumnType};
+
+/// The Arrow type a declared column is stored as.
+pub fn arrow_type(ty: ColumnType) -> DataType {
+    match ty {
+        ColumnType::Boolean => DataType::Boolean,
+        ColumnType::TinyInt => DataType::Int8,
+        ColumnType::SmallInt => DataType::Int16,
+        ColumnType::Int => DataType::Int32,
+        ColumnType::BigInt => DataType::Int64,
+        ColumnType::Float => DataType::Float32,
+        ColumnType::Double => DataType::Float64,
+        ColumnType::Decimal { precision, scale } => DataType::Decimal128(precision, scale),
+        ColumnType::String => DataType::Utf8,
+        ColumnType::Binary => DataType::Binary,
+        ColumnType::Date => DataType::Date32,
+        ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+    }
+}
+
+/// The Arrow schema of declared columns, in declared order.
+pub fn arrow_schema(columns: &[Column]) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns
+            .iter()
+            .map(|c| Field::new(c.name.as_str(), arrow_type(c.ty.value), c.nullable))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// The same, from (name, type, nullable) triples.
+pub fn arrow_schema_of<'a>(columns: impl IntoIterator<Item = (&'a str, ColumnType, bool)>) -> SchemaRef {
+    Arc::new(Schema::new(
+        columns
+            .into_iter()
+            .map(|(n, t, null)| Field::new(n, arrow_type(t), null))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+/// The contract type closest to an Arrow type, for messages and inferred schemas.
+pub fn contract_type(dt: &DataType) -> Option<ColumnType> {
+    Some(match dt {
+        DataType::Boolean => ColumnType::Boolean,
+        DataType::Int8 => ColumnType::TinyInt,
+        DataType::Int16 | DataType::UInt8 => ColumnType::SmallInt,
+        DataType::Int32 | DataType::UInt16 => ColumnType::Int,
+        DataType::Int64 | DataType::UInt32 => ColumnType::BigInt,
+        DataType::Float16 | DataType::Float32 => ColumnType::Float,
+        DataType::Float64 => ColumnType::Double,
+        DataType::Decimal128(p, s) => ColumnType::Decimal { precision: *p, scale: *s },
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => ColumnType::String,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => ColumnType::Binary,
+        DataType::Date32 | DataType::Date64 => ColumnType::Date,
+        DataType::Timestamp(_, _) => ColumnType::Timestamp,
+        _ => return None,
+    })
+}
+
+/// Whether a produced Arrow type may be stored in a declared column (see module docs).
+pub fn accepts(declared: ColumnType, produced: &DataType) -> bool {
+    use ColumnType as C;
+    use DataType as D;
+    match (declared, produced) {
+        (_, D::Null) => true,
+        (C::Boolean, D::Boolean) => true,
+        (C::TinyInt, D::Int8) => true,
+        (C::SmallInt, D::Int8 | D::Int16 | D::UInt8) => true,
+        (C::Int, D::Int8 | D::Int16 | D::Int32 | D::UInt8 | D::UInt16) => true,
+        (C::BigInt, D::Int8 | D::Int16 | D::Int32 | D::Int64 | D::UInt8 | D::UInt16 | D::UInt32) => true,
+        (C::Float, D::Float16 | D::Float32) => true,
+        (C::Double, D::Float16 | D::Float32 | D::Float64) => true,
+        (C::Decimal { precision, scale }, D::Decimal128(p, s)) => *s == scale && *p <= precision,
+        (C::Decimal { precision, scale }, D::Int8 | D::Int16 | D::Int32 | D::Int64) => {
+            let digits = match produced {
+                D::Int8 => 3,
+                D::Int16 => 5,
+                D::Int32 => 10,
+                _ => 19,
+            };
+            precision as i16 - scale as i16 >= digits
+        }
+        (C::String, D::Utf8 | D::LargeUtf8 | D::Utf8View) => true,
+        (C::Binary, D::Binary | D::LargeBinary | D::BinaryView) => true,
+        (C::Date, D::Date32 | D::Date64) => true,
+        (C::Timestamp, D::Timestamp(_, _)) => true,
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn widening_is_accepted_and_narrowing_is_not() {
+        assert!(accepts(ColumnType::BigInt, &DataType::Int32));
+        assert!(!accepts(ColumnType::Int, &DataType::Int64));
+        assert!(accepts(ColumnType::String, &DataType::Utf8View));
+        let dec = ColumnType::Decimal { precision: 12, scale: 2 };
+        assert!(accepts(dec, &DataType::Decimal128(10, 2)));
+        assert!(!accepts(dec, &DataType::Decimal128(22, 2)));
+        assert!(!accepts(dec, &DataType::Decimal128(12, 3)));
+        assert!(!accepts(ColumnType::Date, &DataType::Utf8));
+        assert!(accepts(ColumnType::Timestamp, &DataType::Timestamp(TimeUnit::Nanosecond, None)));
+    }
+}

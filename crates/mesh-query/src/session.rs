@@ -1,0 +1,125 @@
+//! Sessions: the consumer query session, and sessions for transforms.
+
+use std::sync::Arc;
+
+use datafusion::dataframe::DataFrame;
+use datafusion::error::DataFusionError;
+use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::SessionStateBuilder;
+use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
+use mesh_catalog::CatalogStore;
+
+use crate::error::{QueryError, Result};
+use crate::provider::{ADDRESS_SCHEMA, CATALOG_NAME, MeshCatalog};
+
+fn config() -> SessionConfig {
+    SessionConfig::new()
+        .with_information_schema(true)
+        .with_create_default_catalog_and_schema(false)
+        .with_default_catalog_and_schema(CATALOG_NAME, ADDRESS_SCHEMA)
+}
+
+/// The session every consumer query runs in: CLI and servers alike.
+///
+/// It is read-only: DDL, DML and session statements are refused.
+#[derive(Clone)]
+pub struct QueryEngine {
+    ctx: SessionContext,
+    names: Vec<String>,
+}
+
+impl std::fmt::Debug for QueryEngine {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryEngine").field("names", &self.names).finish()
+    }
+}
+
+impl QueryEngine {
+    pub async fn new(catalog: Arc<dyn CatalogStore>) -> Result<Self> {
+        let runtime = Arc::new(RuntimeEnv::default());
+        let mesh = MeshCatalog::load(catalog, runtime.clone()).await?;
+        let names = mesh.sql_names();
+        let state = SessionStateBuilder::new()
+            .with_config(config())
+            .with_runtime_env(runtime)
+            .with_default_features()
+            .build();
+        let ctx = SessionContext::new_with_state(state);
+        ctx.register_catalog(CATALOG_NAME, Arc::new(mesh));
+        Ok(QueryEngine { ctx, names })
+    }
+
+    /// Plans a read-only SQL statement.
+    pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
+        let options = SQLOptions::new()
+            .with_allow_ddl(false)
+            .with_allow_dml(false)
+            .with_allow_statements(false);
+        self.ctx
+            .sql_with_options(sql, options)
+            .await
+            .map_err(|e| explain(e, &self.names))
+    }
+
+    /// Every SQL name of a published or deployed output.
+    pub fn sql_names(&self) -> &[String] {
+        &self.names
+    }
+
+    pub fn context(&self) -> &SessionContext {
+        &self.ctx
+    }
+}
+
+/// Turns a planning error into a user error with a hint where one helps.
+pub fn explain(e: DataFusionError, names: &[String]) -> QueryError {
+    let message = e.strip_backtrace();
+    let hint = if let Some(missing) = missing_table(&message) {
+        let bare = missing
+            .strip_prefix(&format!("{CATALOG_NAME}.{ADDRESS_SCHEMA}."))
+            .or_else(|| missing.strip_prefix(&format!("{CATALOG_NAME}.")))
+            .unwrap_or(&missing)
+            .to_string();
+        let best = names
+            .iter()
+            .map(|n| (strsim::jaro_winkler(&bare, n), n))
+            .filter(|(s, _)| *s > 0.75)
+            .max_by(|a, b| a.0.total_cmp(&b.0));
+        Some(match best {
+            Some((_, n)) => format!("did you mean `{n}`? Outputs are addressed as <domain>.<output>"),
+            None if names.is_empty() => "no products are deployed yet; run `mesh deploy` and `mesh run`".to_string(),
+            None => format!(
+                "outputs are addressed as <domain>.<output>; known: {}",
+                names.iter().take(12).cloned().collect::<Vec<_>>().join(", ")
+            ),
+        })
+    } else if message.contains("DDL not supported") || message.contains("DML not supported") || message.contains("Statement not supported") {
+        Some("queries are read-only; products change only through `mesh run`".to_string())
+    } else {
+        None
+    };
+    match e {
+        DataFusionError::External(inner) => match inner.downcast::<QueryError>() {
+            Ok(q) => *q,
+            Err(other) => QueryError::Plan { message: other.to_string(), hint },
+        },
+        _ => QueryError::Plan { message, hint },
+    }
+}
+
+fn missing_table(message: &str) -> Option<String> {
+    let start = message.find("table '")? + "table '".len();
+    let rest = &message[start..];
+    let end = rest.find('\'')?;
+    rest[end..].contains("not found").then(|| rest[..end].to_string())
+}
+
+/// A session for running a transform: inputs are registered by their local names.
+pub fn transform_context(runtime: Option<Arc<RuntimeEnv>>) -> SessionContext {
+    let config = SessionConfig::new().with_information_schema(false);
+    let mut builder = SessionStateBuilder::new().with_config(config).with_default_features();
+    if let Some(rt) = runtime {
+        builder = builder.with_runtime_env(rt);
+    }
+    SessionContext::new_with_state(builder.build())
+}

@@ -1,0 +1,82 @@
+//! Loading the SQL text of a transform, from disk or from deployed texts.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use crate::descriptor::{ProductDescriptor, Sql};
+use crate::diagnostic::{Diagnostic, SourceFile};
+use crate::yaml::Span;
+
+/// SQL text with where it came from, so errors can point into it.
+#[derive(Debug, Clone)]
+pub struct SqlText {
+    pub text: String,
+    /// The SQL file, or the descriptor for inline SQL.
+    pub file: Arc<SourceFile>,
+    /// For inline SQL: the span of the string in the descriptor.
+    pub inline_at: Option<Span>,
+}
+
+impl SqlText {
+    /// The span of a 1-based `line:col` inside the SQL.
+    pub fn span_at(&self, line: usize, col: usize) -> Span {
+        if let Some(at) = self.inline_at {
+            return at;
+        }
+        let mut offset = 0;
+        for (i, l) in self.text.split_inclusive('\n').enumerate() {
+            if i + 1 == line {
+                let byte = l.char_indices().nth(col.saturating_sub(1)).map_or(l.len(), |(b, _)| b);
+                let start = offset + byte;
+                let end = l.trim_end().len().max(byte + 1) + offset;
+                return Span { start, end: end.min(self.text.len()), line, col };
+            }
+            offset += l.len();
+        }
+        Span { start: 0, end: self.text.len().min(1), line: 1, col: 1 }
+    }
+
+    /// The span of the whole statement.
+    pub fn whole(&self) -> Span {
+        self.inline_at.unwrap_or(Span { start: 0, end: self.text.trim_end().len().max(1), line: 1, col: 1 })
+    }
+}
+
+/// Stored SQL texts by relative path, as deployed.
+pub type SqlTexts = BTreeMap<String, String>;
+
+/// Reads the SQL of `sql`: inline, from `stored` texts, or from the product folder.
+pub fn load_sql(p: &ProductDescriptor, sql: &Sql, stored: Option<&SqlTexts>) -> Result<SqlText, Diagnostic> {
+    match sql {
+        Sql::Inline(q) => Ok(SqlText { text: q.value.clone(), file: p.file.clone(), inline_at: Some(q.span) }),
+        Sql::File(path) => {
+            let full = p.dir.join(&path.value);
+            let text = match stored {
+                Some(texts) => texts.get(&path.value).cloned().ok_or_else(|| {
+                    Diagnostic::error("missing-file", format!("the deployed product has no SQL text for `{}`", path.value))
+                        .at(&p.file, path.span)
+                        .help("redeploy the product with `mesh deploy`")
+                })?,
+                None => std::fs::read_to_string(&full).map_err(|e| {
+                    Diagnostic::error("missing-file", format!("cannot read SQL file `{}`: {e}", path.value))
+                        .at(&p.file, path.span)
+                        .help(format!("create {} or fix the path (relative to the product folder)", full.display()))
+                })?,
+            };
+            Ok(SqlText { text: text.clone(), file: SourceFile::new(full, text), inline_at: None })
+        }
+    }
+}
+
+/// Every SQL file a product references, read from disk, for deployment.
+pub fn sql_files(p: &ProductDescriptor) -> Result<SqlTexts, Diagnostic> {
+    let mut texts = SqlTexts::new();
+    let sqls = p.transform.iter().chain(p.outputs.iter().filter_map(|o| o.sql.as_ref()));
+    for sql in sqls {
+        if let Sql::File(path) = sql {
+            let t = load_sql(p, sql, None)?;
+            texts.insert(path.value.clone(), t.text);
+        }
+    }
+    Ok(texts)
+}

@@ -1,0 +1,279 @@
+//! One product output's Delta table.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use deltalake::kernel::transaction::CommitBuilder;
+use deltalake::kernel::{Action, Add, DataType, PrimitiveType, StructField};
+use deltalake::operations::write::writer::{DeltaWriter, WriterConfig};
+use deltalake::protocol::{DeltaOperation, SaveMode};
+use deltalake::{DeltaTable, DeltaTableError};
+use futures::TryStreamExt;
+use mesh_spec::ColumnType;
+use object_store::{ObjectStore, ObjectStoreExt};
+use object_store::path::Path as ObjectPath;
+use object_store::prefix::PrefixStore;
+use url::Url;
+
+use crate::error::{Result, StorageError};
+
+/// Commit metadata key holding the id of the run that wrote a version.
+pub const RUN_ID_KEY: &str = "meshwork.runId";
+/// Commit metadata key holding the product version a commit was built from.
+pub const PRODUCT_VERSION_KEY: &str = "meshwork.productVersion";
+
+/// Parses a table location: a URL, or an absolute local path.
+pub fn table_url(location: &str) -> Result<Url> {
+    let invalid = |detail: String| StorageError::InvalidLocation {
+        location: location.to_string(),
+        detail,
+    };
+    if location.contains("://") {
+        let mut url = Url::parse(location).map_err(|e| invalid(e.to_string()))?;
+        if !url.path().ends_with('/') {
+            url.set_path(&format!("{}/", url.path()));
+        }
+        Ok(url)
+    } else {
+        let path = std::path::Path::new(location);
+        if !path.is_absolute() {
+            return Err(invalid("a local table location must be an absolute path".into()));
+        }
+        Url::from_directory_path(path).map_err(|()| invalid("not a directory path".into()))
+    }
+}
+
+/// The Delta type for a contract type.
+pub fn delta_type(ty: ColumnType) -> Result<DataType, DeltaTableError> {
+    Ok(match ty {
+        ColumnType::Boolean => DataType::Primitive(PrimitiveType::Boolean),
+        ColumnType::TinyInt => DataType::Primitive(PrimitiveType::Byte),
+        ColumnType::SmallInt => DataType::Primitive(PrimitiveType::Short),
+        ColumnType::Int => DataType::Primitive(PrimitiveType::Integer),
+        ColumnType::BigInt => DataType::Primitive(PrimitiveType::Long),
+        ColumnType::Float => DataType::Primitive(PrimitiveType::Float),
+        ColumnType::Double => DataType::Primitive(PrimitiveType::Double),
+        ColumnType::Decimal { precision, scale } => {
+            DataType::Primitive(PrimitiveType::decimal(precision, scale.max(0) as u8)?)
+        }
+        ColumnType::String => DataType::Primitive(PrimitiveType::String),
+        ColumnType::Binary => DataType::Primitive(PrimitiveType::Binary),
+        ColumnType::Date => DataType::Primitive(PrimitiveType::Date),
+        ColumnType::Timestamp => DataType::Primitive(PrimitiveType::Timestamp),
+    })
+}
+
+/// A column of a table to create.
+#[derive(Debug, Clone)]
+pub struct TableColumn {
+    pub name: String,
+    pub ty: ColumnType,
+    pub nullable: bool,
+}
+
+fn delta_err(location: &Url) -> impl Fn(DeltaTableError) -> StorageError + '_ {
+    move |source| StorageError::Delta {
+        location: location.to_string(),
+        source,
+    }
+}
+
+/// Opens the table at `location`, creating it (version 0, no data) if absent.
+pub async fn ensure_table(location: &Url, name: &str, columns: &[TableColumn]) -> Result<DeltaTable> {
+    if location.scheme() == "file"
+        && let Ok(path) = location.to_file_path()
+    {
+        std::fs::create_dir_all(&path).map_err(|source| StorageError::Io {
+            path: path.display().to_string(),
+            source,
+        })?;
+    }
+    let table = DeltaTable::try_from_url(location.clone()).await.map_err(delta_err(location))?;
+    if table.version().is_some() {
+        return Ok(table);
+    }
+    let fields = columns
+        .iter()
+        .map(|c| Ok(StructField::new(c.name.clone(), delta_type(c.ty)?, c.nullable)))
+        .collect::<Result<Vec<_>, DeltaTableError>>()
+        .map_err(delta_err(location))?;
+    table
+        .create()
+        .with_table_name(name)
+        .with_columns(fields)
+        .with_save_mode(SaveMode::Ignore)
+        .await
+        .map_err(delta_err(location))
+}
+
+/// Opens the table at `location`, at `version` or the newest.
+pub async fn open(location: &Url, version: Option<u64>) -> Result<DeltaTable> {
+    let table = match version {
+        None => deltalake::open_table(location.clone()).await,
+        Some(v) => deltalake::open_table_with_version(location.clone(), v).await,
+    };
+    match table {
+        Ok(t) => Ok(t),
+        Err(DeltaTableError::InvalidVersion(_)) if version.is_some() => {
+            let latest = deltalake::open_table(location.clone())
+                .await
+                .ok()
+                .and_then(|t| t.version())
+                .map_or(-1, |v| v as i64);
+            Err(StorageError::VersionNotFound {
+                location: location.to_string(),
+                version: version.unwrap_or_default() as i64,
+                latest,
+            })
+        }
+        Err(source) => Err(StorageError::Delta {
+            location: location.to_string(),
+            source,
+        }),
+    }
+}
+
+/// The directory, inside the table, that holds the files of one run.
+pub fn run_dir(run_id: &str) -> String {
+    format!("r-{run_id}")
+}
+
+/// Writes record batches as Parquet files that no reader sees until [`commit_overwrite`].
+///
+/// Files land under `r-<run_id>/` in the table.
+pub struct StagedWriter {
+    writer: DeltaWriter,
+    prefix: String,
+    location: Url,
+    rows: u64,
+}
+
+impl StagedWriter {
+    /// A writer for one stream of batches of `schema`. Several can run at once.
+    pub fn new(table: &DeltaTable, run_id: &str, schema: SchemaRef) -> Self {
+        let prefix = run_dir(run_id);
+        let root = table.log_store().object_store(None);
+        let store: Arc<dyn ObjectStore> = Arc::new(PrefixStore::new(root, prefix.as_str()));
+        let config = WriterConfig::new(
+            schema,
+            Vec::new(),
+            None,
+            None,
+            None,
+            buoyant_kernel::table_properties::DataSkippingNumIndexedCols::NumColumns(32),
+            None,
+        );
+        StagedWriter {
+            writer: DeltaWriter::new(store, config),
+            prefix,
+            location: table.table_url().clone(),
+            rows: 0,
+        }
+    }
+
+    pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.rows += batch.num_rows() as u64;
+        self.writer.write(batch).await.map_err(delta_err(&self.location))
+    }
+
+    /// Flushes the files; returns their `add` actions, paths relative to the table.
+    pub async fn finish(self) -> Result<Vec<Add>> {
+        let location = self.location.clone();
+        let mut adds = self.writer.close().await.map_err(delta_err(&location))?;
+        for add in &mut adds {
+            add.path = format!("{}/{}", self.prefix, add.path);
+        }
+        Ok(adds)
+    }
+
+    pub fn rows(&self) -> u64 {
+        self.rows
+    }
+}
+
+/// Publishes a run: one commit that replaces every current file with `adds`.
+///
+/// Returns the new table version.
+pub async fn commit_overwrite(table: &DeltaTable, adds: Vec<Add>, run_id: &str, product_version: &str) -> Result<u64> {
+    let location = table.table_url().clone();
+    let snapshot = table.snapshot().map_err(delta_err(&location))?;
+    let log_store = table.log_store();
+    let removes: Vec<Action> = snapshot
+        .snapshot()
+        .file_views(&log_store, None)
+        .map_ok(|f| Action::Remove(f.remove_action(true)))
+        .try_collect()
+        .await
+        .map_err(delta_err(&location))?;
+    let mut actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
+    actions.extend(removes);
+    let metadata: HashMap<String, serde_json::Value> = HashMap::from([
+        (RUN_ID_KEY.to_string(), serde_json::Value::from(run_id)),
+        (PRODUCT_VERSION_KEY.to_string(), serde_json::Value::from(product_version)),
+    ]);
+    let operation = DeltaOperation::Write {
+        mode: SaveMode::Overwrite,
+        partition_by: None,
+        predicate: None,
+    };
+    let finalized = CommitBuilder::default()
+        .with_actions(actions)
+        .with_app_metadata(metadata)
+        .build(Some(snapshot), log_store, operation)
+        .await
+        .map_err(delta_err(&location))?;
+    Ok(finalized.version())
+}
+
+/// Finds the version, newer than `after`, that run `run_id` committed, if any.
+pub async fn find_run_commit(location: &Url, run_id: &str, after: Option<u64>) -> Result<Option<u64>> {
+    let table = open(location, None).await?;
+    let Some(latest) = table.version() else {
+        return Ok(None);
+    };
+    let history: Vec<_> = table
+        .history(Some(latest.saturating_sub(after.unwrap_or(0)) as usize + 1))
+        .try_collect()
+        .await
+        .map_err(delta_err(location))?;
+    for info in history {
+        let matches = info
+            .info
+            .get(RUN_ID_KEY)
+            .and_then(|v| v.as_str())
+            .is_some_and(|id| id == run_id);
+        if matches && let Some(v) = info.read_version.map(|r| r + 1) {
+            return Ok(Some(v));
+        }
+    }
+    Ok(None)
+}
+
+/// Removes the files of a run that never published.
+pub async fn remove_run_files(location: &Url, run_id: &str) -> Result<usize> {
+    let table = DeltaTable::try_from_url(location.clone()).await.map_err(delta_err(location))?;
+    let store = table.log_store().object_store(None);
+    let prefix = ObjectPath::from(run_dir(run_id));
+    let files: Vec<_> = store
+        .list(Some(&prefix))
+        .try_collect()
+        .await
+        .map_err(|source| StorageError::ObjectStore {
+            location: location.to_string(),
+            source,
+        })?;
+    for f in &files {
+        store.delete(&f.location).await.map_err(|source| StorageError::ObjectStore {
+            location: location.to_string(),
+            source,
+        })?;
+    }
+    if location.scheme() == "file"
+        && let Ok(dir) = location.to_file_path()
+    {
+        let _ = std::fs::remove_dir(dir.join(run_dir(run_id)));
+    }
+    Ok(files.len())
+}
