@@ -1,0 +1,78 @@
+//! Closing runs that a dead process left open.
+//!
+//! Called with the run lock held, so no run is really in progress. A run
+//! still marked `running` either committed every output before the process
+//! died (then its publications are recorded now, exactly as the run would
+//! have) or it did not (then it is marked `interrupted` and the files it
+//! staged are removed; any version it did commit stays unpublished).
+
+use std::sync::Arc;
+
+use chrono::Utc;
+use datafusion::arrow::array::AsArray;
+use datafusion::arrow::datatypes::Int64Type;
+use mesh_catalog::{CatalogStore, Publication, RunRecord, RunStatus};
+use mesh_storage::{find_run_commit, remove_run_files, table_url};
+
+use crate::error::Result;
+
+async fn row_count(location: &url::Url, version: u64) -> Result<i64> {
+    let table = mesh_storage::open(location, Some(version)).await?;
+    let ctx = datafusion::prelude::SessionContext::new();
+    let provider = table
+        .table_provider()
+        .await
+        .map_err(|e| crate::PipelineError::Internal(e.to_string()))?;
+    ctx.register_table("t", provider)?;
+    let batches = ctx.sql("SELECT count(*) FROM t").await?.collect().await?;
+    Ok(batches.first().map_or(0, |b| b.column(0).as_primitive::<Int64Type>().value(0)))
+}
+
+/// Closes every run left `running`; returns them as closed.
+pub async fn recover(catalog: &Arc<dyn CatalogStore>) -> Result<Vec<RunRecord>> {
+    let mut closed = Vec::new();
+    for mut run in catalog.running_runs().await? {
+        let outputs = match catalog.product(&run.product).await? {
+            Some(p) => p.outputs,
+            None => Vec::new(),
+        };
+        let mut publications = Vec::new();
+        for o in &outputs {
+            let location = table_url(&o.location)?;
+            let current = catalog.current_publication(&o.domain, &o.output).await?;
+            let after = current.map(|p| p.table_version as u64);
+            if let Some(version) = find_run_commit(&location, &run.id.0, after).await? {
+                publications.push(Publication {
+                    domain: o.domain.clone(),
+                    output: o.output.clone(),
+                    table_version: version as i64,
+                    product_version: run.version.clone(),
+                    run_id: run.id.clone(),
+                    row_count: row_count(&location, version).await?,
+                    published_at: Utc::now(),
+                });
+            }
+        }
+        let now = Utc::now();
+        run.finished_at = Some(now);
+        run.duration_ms = Some((now - run.started_at).num_milliseconds());
+        if !outputs.is_empty() && publications.len() == outputs.len() {
+            run.status = RunStatus::Succeeded;
+            run.rows_written = Some(publications.iter().map(|p| p.row_count).sum());
+            run.error = Some("the process stopped after publishing; recovered from the Delta log".into());
+            run.publications = publications;
+        } else {
+            for o in &outputs {
+                let location = table_url(&o.location)?;
+                if !publications.iter().any(|p| p.output == o.output) {
+                    remove_run_files(&location, &run.id.0).await?;
+                }
+            }
+            run.status = RunStatus::Interrupted;
+            run.error = Some("the process stopped during this run; nothing was published and its staged files were removed".into());
+        }
+        catalog.finish_run(&run).await?;
+        closed.push(run);
+    }
+    Ok(closed)
+}
