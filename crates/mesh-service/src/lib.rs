@@ -1,1 +1,13 @@
-//! placeholder
+//! The use cases of Meshwork: init, validate, deploy, run, query and
+//! discover. This is the one place that wires the spec, catalog, storage,
+//! query and pipeline crates together; the CLI and servers are thin
+//! adapters over [`Mesh`].
+
+pub mod demo;
+pub mod discover;
+pub mod error;
+pub mod init;
+pub mod mesh;
+
+pub use error::{Result, ServiceError};
+pub use mesh::{Mesh, QueryResult};

@@ -97,6 +97,14 @@ pub fn load(root: &Path) -> Result<(Project, Vec<Diagnostic>), ProjectError> {
     ))
 }
 
+/// Loads only `mesh.yaml`: what a command needs that does not read descriptors.
+pub fn load_config_only(root: &Path) -> Result<(ProjectConfig, Vec<Diagnostic>), ProjectError> {
+    let mut diagnostics = Vec::new();
+    let path = root.join(PROJECT_FILE);
+    let config = load_config(root, &path, &read(&path)?, &mut diagnostics);
+    Ok((config, diagnostics))
+}
+
 /// `<root>/<domain>/<product>/product.yaml`, sorted, skipping hidden folders and the state dir.
 pub fn descriptor_paths(root: &Path, state_dir: &Path) -> Result<Vec<PathBuf>, ProjectError> {
     let list = |dir: &Path| -> Result<Vec<PathBuf>, ProjectError> {

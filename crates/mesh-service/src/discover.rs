@@ -1,0 +1,172 @@
+//! Discovery: list, show and search products.
+
+use serde::Serialize;
+use serde_json::{Value, json};
+
+use mesh_catalog::search::{SearchDoc, search};
+use mesh_spec::name::global_address;
+use mesh_spec::{InputKind, ProductDescriptor};
+
+use crate::error::Result;
+use crate::mesh::Mesh;
+
+/// One line of `mesh catalog list`.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProductSummary {
+    pub domain: String,
+    pub name: String,
+    pub version: String,
+    pub status: String,
+    pub owner: String,
+    pub description: Option<String>,
+    pub tags: Vec<String>,
+    pub outputs: Vec<String>,
+    pub last_run: Option<String>,
+}
+
+/// One search result.
+#[derive(Debug, Clone, Serialize)]
+pub struct SearchResult {
+    pub product: String,
+    pub score: f32,
+    #[serde(flatten)]
+    pub summary: ProductSummary,
+}
+
+impl Mesh {
+    fn summary(&self, p: &ProductDescriptor, last_run: Option<String>) -> ProductSummary {
+        ProductSummary {
+            domain: p.domain.to_string(),
+            name: p.name.to_string(),
+            version: p.version.to_string(),
+            status: p.status.as_str().to_string(),
+            owner: p.owner.value.clone(),
+            description: p.description.purpose.clone(),
+            tags: p.tags.clone(),
+            outputs: p.outputs.iter().map(|o| format!("{}.{}", p.domain.value, o.name.value)).collect(),
+            last_run,
+        }
+    }
+
+    async fn last_run(&self, p: &ProductDescriptor) -> Result<Option<mesh_catalog::RunRecord>> {
+        Ok(self.catalog.runs(Some(&p.product_ref()), 1).await?.into_iter().next())
+    }
+
+    /// Every deployed product.
+    pub async fn catalog_list(&self) -> Result<Vec<ProductSummary>> {
+        let mut out = Vec::new();
+        for (_, p) in self.deployed().await? {
+            let last = self.last_run(&p).await?.map(|r| r.status.as_str().to_string());
+            out.push(self.summary(&p, last));
+        }
+        Ok(out)
+    }
+
+    /// Ranked full-text search over names, descriptions, columns, tags and owners.
+    pub async fn catalog_search(&self, words: &str) -> Result<Vec<SearchResult>> {
+        let deployed = self.deployed().await?;
+        let docs: Vec<SearchDoc> = deployed
+            .iter()
+            .map(|(_, p)| SearchDoc {
+                id: p.product_ref().to_string(),
+                domain: p.domain.to_string(),
+                name: p.name.to_string(),
+                description: [&p.description.purpose, &p.description.usage, &p.description.limitations]
+                    .into_iter()
+                    .flatten()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                tags: p.tags.clone(),
+                owner: p.owner.value.clone(),
+                columns: p
+                    .outputs
+                    .iter()
+                    .flat_map(|o| {
+                        std::iter::once(o.name.to_string())
+                            .chain(o.description.clone())
+                            .chain(o.columns.iter().flat_map(|c| std::iter::once(c.name.to_string()).chain(c.description.clone())))
+                    })
+                    .collect(),
+            })
+            .collect();
+        let hits = search(&docs, words, 20)?;
+        let mut out = Vec::new();
+        for h in hits {
+            if let Some((_, p)) = deployed.iter().find(|(r, _)| r.product.to_string() == h.id) {
+                let last = self.last_run(p).await?.map(|r| r.status.as_str().to_string());
+                out.push(SearchResult { product: h.id.clone(), score: h.score, summary: self.summary(p, last) });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Everything about one product, as one JSON document.
+    pub async fn catalog_show(&self, name: &str) -> Result<Value> {
+        let deployed = self.deployed().await?;
+        let known: Vec<_> = deployed.iter().map(|(r, _)| r.product.clone()).collect();
+        let r = self.resolve(name, &known)?;
+        let Some((record, p)) = deployed.iter().find(|(rec, _)| rec.product == r) else {
+            return Err(crate::ServiceError::ProductNotFound { product: name.into(), hint: None });
+        };
+        let mut outputs = Vec::new();
+        for o in &p.outputs {
+            let publication = self.catalog.current_publication(&p.domain.value, &o.name.value).await?;
+            outputs.push(json!({
+                "name": o.name.as_str(),
+                "sql_name": format!("{}.{}", p.domain.value, o.name.value),
+                "address": global_address(&r, &o.name.value),
+                "description": o.description,
+                "primary_key": o.primary_key.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
+                "columns": o.columns.iter().map(|c| json!({
+                    "name": c.name.as_str(),
+                    "type": c.ty.to_string(),
+                    "nullable": c.nullable,
+                    "description": c.description,
+                    "classification": c.classification.map(|x| x.as_str()),
+                })).collect::<Vec<_>>(),
+                "quality": o.quality.iter().map(|q| json!({"name": q.name, "check": q.kind.keyword(), "severity": match q.severity { mesh_spec::CheckSeverity::Error => "error", mesh_spec::CheckSeverity::Warn => "warn" }})).collect::<Vec<_>>(),
+                "data_version": publication.as_ref().map(|x| x.table_version),
+                "row_count": publication.as_ref().map(|x| x.row_count),
+                "published_at": publication.as_ref().map(|x| x.published_at.to_rfc3339()),
+                "location": record.outputs.iter().find(|x| x.output == o.name.value).map(|x| x.location.clone()),
+            }));
+        }
+        let inputs: Vec<Value> = p
+            .inputs
+            .iter()
+            .map(|i| match &i.kind {
+                InputKind::Source(s) => json!({"name": i.name.as_str(), "source": {"format": s.format.as_str(), "path": s.path.value}}),
+                InputKind::Product { product, output, version } => json!({
+                    "name": i.name.as_str(),
+                    "product": product.value.to_string(),
+                    "output": output.as_ref().map(|o| o.to_string()),
+                    "version": version.as_ref().map(|v| v.value.to_string()),
+                }),
+            })
+            .collect();
+        let consumers: Vec<String> = deployed
+            .iter()
+            .filter(|(_, c)| c.upstream().any(|u| u.value == r))
+            .map(|(c, _)| c.product.to_string())
+            .collect();
+        let last_run = self.last_run(p).await?;
+        Ok(json!({
+            "domain": p.domain.as_str(),
+            "name": p.name.as_str(),
+            "product": r.to_string(),
+            "version": p.version.to_string(),
+            "status": p.status.as_str(),
+            "owner": p.owner.value,
+            "description": {"purpose": p.description.purpose, "usage": p.description.usage, "limitations": p.description.limitations},
+            "tags": p.tags,
+            "deployed_at": record.deployed_at.to_rfc3339(),
+            "deployed_by": record.deployed_by,
+            "inputs": inputs,
+            "consumers": consumers,
+            "outputs": outputs,
+            "slo": p.slo.as_ref().and_then(|s| s.freshness.as_ref()).map(|f| json!({"freshness": mesh_spec::format_duration(f.value)})),
+            "last_run": last_run.map(|r| json!({"id": r.id.0, "status": r.status.as_str(), "started_at": r.started_at.to_rfc3339(), "rows_written": r.rows_written, "error": r.error})),
+        }))
+    }
+}

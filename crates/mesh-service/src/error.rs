@@ -1,0 +1,46 @@
+//! Service errors: one model every adapter renders.
+
+use mesh_spec::Diagnostic;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ServiceError {
+    #[error(transparent)]
+    Project(#[from] mesh_spec::ProjectError),
+    #[error("{} error(s) in the project; run `mesh validate` for details", .diagnostics.iter().filter(|d| d.is_error()).count())]
+    Invalid { diagnostics: Vec<Diagnostic> },
+    #[error("product `{product}` is not deployed{}", .hint.as_ref().map(|h| format!("; {h}")).unwrap_or_default())]
+    ProductNotFound { product: String, hint: Option<String> },
+    #[error("another `mesh run` is in progress on this mesh (lock: {path})")]
+    RunLocked { path: String },
+    #[error("cannot use the state directory {path}: {source}")]
+    State {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path} already exists; choose an empty or new directory")]
+    Exists { path: String },
+    #[error(transparent)]
+    Catalog(#[from] mesh_catalog::CatalogError),
+    #[error(transparent)]
+    Query(#[from] mesh_query::QueryError),
+    #[error(transparent)]
+    Pipeline(#[from] mesh_pipeline::PipelineError),
+    #[error(transparent)]
+    Storage(#[from] mesh_storage::StorageError),
+    #[error("query failed: {0}")]
+    Execution(String),
+}
+
+impl ServiceError {
+    /// A hint for the user, when the error has one.
+    pub fn hint(&self) -> Option<String> {
+        match self {
+            ServiceError::Query(mesh_query::QueryError::Plan { hint, .. }) => hint.clone(),
+            ServiceError::State { .. } => Some("check the permissions and free space of the state directory".into()),
+            _ => None,
+        }
+    }
+}
+
+pub type Result<T, E = ServiceError> = std::result::Result<T, E>;

@@ -1,0 +1,291 @@
+//! An opened mesh project and its use cases.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use mesh_catalog::{CatalogStore, ColumnRecord, DeployOutcome, OutputRecord, ProductRecord, RunRecord, RunStatus, SqliteCatalog};
+use mesh_pipeline::{Observer, Runner};
+use mesh_query::QueryEngine;
+use mesh_query::plan::{UpstreamSchemas, check_product_sql};
+use mesh_query::schema::arrow_schema_of;
+use mesh_spec::diagnostic::did_you_mean;
+use mesh_spec::project::{self, ProjectConfig};
+use mesh_spec::sql::sql_files;
+use mesh_spec::validate::{Deployed, validate};
+use mesh_spec::{ColumnType, Diagnostic, ProductDescriptor, ProductRef, parse_product};
+
+use crate::error::{Result, ServiceError};
+
+/// An opened mesh: its project folder, settings and catalog.
+#[derive(Debug, Clone)]
+pub struct Mesh {
+    pub root: PathBuf,
+    pub config: ProjectConfig,
+    pub catalog: Arc<dyn CatalogStore>,
+    /// Where output tables live: a URL or an absolute path.
+    pub storage_root: String,
+}
+
+/// Rows of a query with their schema.
+#[derive(Debug)]
+pub struct QueryResult {
+    pub schema: SchemaRef,
+    pub batches: Vec<RecordBatch>,
+}
+
+fn state_err(path: &Path) -> impl Fn(std::io::Error) -> ServiceError + '_ {
+    move |source| ServiceError::State { path: path.display().to_string(), source }
+}
+
+impl Mesh {
+    /// Opens the project at `dir` (or the closest parent holding `mesh.yaml`).
+    pub async fn open(dir: &Path) -> Result<Self> {
+        let root = project::find_root(dir)?;
+        let (config, diagnostics) = project::load_config_only(&root)?;
+        if diagnostics.iter().any(Diagnostic::is_error) {
+            return Err(ServiceError::Invalid { diagnostics });
+        }
+        std::fs::create_dir_all(&config.state_dir).map_err(state_err(&config.state_dir))?;
+        let catalog: Arc<dyn CatalogStore> = match &config.catalog {
+            None => Arc::new(SqliteCatalog::open(&config.state_dir.join("catalog.db")).await?),
+            Some(url) => match url.strip_prefix("sqlite://") {
+                Some(path) => Arc::new(SqliteCatalog::open(&root.join(path)).await?),
+                None => return Err(mesh_catalog::CatalogError::UnsupportedUrl { url: url.clone() }.into()),
+            },
+        };
+        let storage_root = match &config.storage {
+            Some(s) if s.contains("://") => s.trim_end_matches('/').to_string(),
+            Some(s) => root.join(s).display().to_string(),
+            None => config.state_dir.join("tables").display().to_string(),
+        };
+        Ok(Mesh { root, config, catalog, storage_root })
+    }
+
+    /// The table location of an output.
+    pub fn location(&self, p: &ProductRef, output: &str) -> String {
+        format!("{}/{}/{}/{}", self.storage_root, p.domain, p.name, output)
+    }
+
+    /// Reads every descriptor of the project.
+    pub fn load_project(&self) -> Result<(Vec<ProductDescriptor>, Vec<Diagnostic>)> {
+        let (project, diagnostics) = project::load(&self.root)?;
+        Ok((project.products, diagnostics))
+    }
+
+    /// Every check: syntax, structure, references, cycles, SQL and contracts.
+    pub async fn validate(&self) -> Result<(Vec<ProductDescriptor>, Vec<Diagnostic>)> {
+        let (products, mut diagnostics) = self.load_project()?;
+        let deployed_records = self.catalog.products().await?;
+        let local: BTreeSet<ProductRef> = products.iter().map(ProductDescriptor::product_ref).collect();
+        let deployed: Deployed = deployed_records
+            .iter()
+            .filter(|r| !local.contains(&r.product))
+            .map(|r| (r.product.clone(), r.outputs.iter().map(|o| o.output.clone()).collect()))
+            .collect();
+        diagnostics.extend(validate(&products, &deployed));
+        if !diagnostics.iter().any(Diagnostic::is_error) {
+            let upstream = Upstream { local: &products, deployed: &deployed_records };
+            for p in &products {
+                diagnostics.extend(check_product_sql(p, &upstream).await);
+            }
+        }
+        Ok((products, diagnostics))
+    }
+
+    /// Validates, then registers or updates every product atomically.
+    pub async fn deploy(&self, by: &str) -> Result<(DeployOutcome, Vec<Diagnostic>)> {
+        let (products, diagnostics) = self.validate().await?;
+        if diagnostics.iter().any(Diagnostic::is_error) {
+            return Err(ServiceError::Invalid { diagnostics });
+        }
+        let mut records = Vec::with_capacity(products.len());
+        for p in &products {
+            let sql_texts = sql_files(p).map_err(|d| ServiceError::Invalid { diagnostics: vec![d] })?;
+            let r = p.product_ref();
+            records.push(ProductRecord {
+                outputs: p
+                    .outputs
+                    .iter()
+                    .map(|o| OutputRecord {
+                        domain: p.domain.value.clone(),
+                        output: o.name.value.clone(),
+                        product: r.clone(),
+                        location: self.location(&r, o.name.as_str()),
+                        columns: o
+                            .columns
+                            .iter()
+                            .map(|c| ColumnRecord { name: c.name.to_string(), ty: c.ty.to_string(), nullable: c.nullable })
+                            .collect(),
+                    })
+                    .collect(),
+                product: r,
+                version: p.version.to_string(),
+                status: p.status.as_str().to_string(),
+                owner: p.owner.value.clone(),
+                descriptor_path: p.file.path.display().to_string(),
+                descriptor: p.file.text.to_string(),
+                sql_texts,
+                deployed_at: chrono::Utc::now(),
+                deployed_by: by.to_string(),
+            });
+        }
+        let outcome = self.catalog.deploy(by, records).await?;
+        Ok((outcome, diagnostics))
+    }
+
+    /// The deployed products, parsed back from their stored descriptors.
+    pub async fn deployed(&self) -> Result<Vec<(ProductRecord, ProductDescriptor)>> {
+        let mut out = Vec::new();
+        for r in self.catalog.products().await? {
+            let (p, diagnostics) = parse_product(Path::new(&r.descriptor_path), &r.descriptor);
+            match p {
+                Some(p) => out.push((r, p)),
+                None => return Err(ServiceError::Invalid { diagnostics }),
+            }
+        }
+        Ok(out)
+    }
+
+    /// Resolves a product reference typed by a user.
+    pub fn resolve(&self, name: &str, known: &[ProductRef]) -> Result<ProductRef> {
+        let found = ProductRef::parse(name).ok().filter(|r| known.contains(r));
+        found.ok_or_else(|| {
+            let names: Vec<String> = known.iter().map(ToString::to_string).collect();
+            let hint = did_you_mean(name, names.iter().map(String::as_str))
+                .map(|m| format!("did you mean `{m}`?"))
+                .or_else(|| Some("products are named `<domain>/<product>`; see `mesh catalog list`".into()));
+            ServiceError::ProductNotFound { product: name.to_string(), hint }
+        })
+    }
+
+    /// Builds products in dependency order; all deployed products if `selection` is empty.
+    pub async fn run(&self, selection: &[String], observer: &dyn Observer) -> Result<(Vec<RunRecord>, Vec<RunRecord>)> {
+        let lock_path = self.config.state_dir.join("run.lock");
+        let lock = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(state_err(&lock_path))?;
+        if lock.try_lock().is_err() {
+            return Err(ServiceError::RunLocked { path: lock_path.display().to_string() });
+        }
+        let recovered = mesh_pipeline::recover::recover(&self.catalog).await?;
+        let deployed = self.deployed().await?;
+        let known: Vec<ProductRef> = deployed.iter().map(|(r, _)| r.product.clone()).collect();
+        let wanted: BTreeSet<ProductRef> = if selection.is_empty() {
+            known.iter().cloned().collect()
+        } else {
+            selection.iter().map(|s| self.resolve(s, &known)).collect::<Result<_>>()?
+        };
+        let edges: BTreeMap<ProductRef, BTreeSet<ProductRef>> = deployed
+            .iter()
+            .map(|(r, p)| (r.product.clone(), p.upstream().map(|u| u.value.clone()).collect()))
+            .collect();
+        let order = mesh_spec::graph::build_order(&edges).map_err(|c| ServiceError::Invalid {
+            diagnostics: vec![Diagnostic::error("dependency-cycle", format!("dependency cycle: {c}"))],
+        })?;
+        let by_ref: BTreeMap<ProductRef, &(ProductRecord, ProductDescriptor)> = deployed.iter().map(|d| (d.0.product.clone(), d)).collect();
+        let runner = Runner::new(self.catalog.clone());
+        let mut failed: BTreeSet<ProductRef> = BTreeSet::new();
+        let mut runs = Vec::new();
+        for r in order.iter().filter(|r| wanted.contains(*r)) {
+            let Some((record, p)) = by_ref.get(r).map(|d| (&d.0, &d.1)) else { continue };
+            let blocked: Vec<String> = p.upstream().filter(|u| failed.contains(&u.value)).map(|u| u.value.to_string()).collect();
+            if !blocked.is_empty() {
+                let now = chrono::Utc::now();
+                let run = RunRecord {
+                    id: mesh_catalog::RunId::new(),
+                    product: r.clone(),
+                    version: record.version.clone(),
+                    status: RunStatus::Skipped,
+                    started_at: now,
+                    finished_at: Some(now),
+                    duration_ms: Some(0),
+                    rows_written: None,
+                    checks_passed: 0,
+                    checks_failed: 0,
+                    checks_warned: 0,
+                    error: Some(format!("skipped: upstream {} failed", blocked.join(", "))),
+                    checks: Vec::new(),
+                    publications: Vec::new(),
+                };
+                self.catalog.finish_run(&run).await?;
+                observer.finished(&run);
+                failed.insert(r.clone());
+                runs.push(run);
+                continue;
+            }
+            let run = runner.run(p, record, observer).await?;
+            if run.status != RunStatus::Succeeded {
+                failed.insert(r.clone());
+            }
+            runs.push(run);
+        }
+        drop(lock);
+        Ok((runs, recovered))
+    }
+
+    /// Run history, newest first.
+    pub async fn runs(&self, product: Option<&str>, limit: i64) -> Result<Vec<RunRecord>> {
+        let product = match product {
+            Some(name) => {
+                let known: Vec<ProductRef> = self.catalog.products().await?.into_iter().map(|p| p.product).collect();
+                Some(self.resolve(name, &known)?)
+            }
+            None => None,
+        };
+        Ok(self.catalog.runs(product.as_ref(), limit).await?)
+    }
+
+    /// The query engine over all published products.
+    pub async fn engine(&self) -> Result<QueryEngine> {
+        Ok(QueryEngine::new(self.catalog.clone()).await?)
+    }
+
+    /// Runs one read-only SQL statement.
+    pub async fn query(&self, sql: &str) -> Result<QueryResult> {
+        let engine = self.engine().await?;
+        let df = engine.sql(sql).await?;
+        let schema = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await.map_err(|e| {
+            match e {
+                datafusion::error::DataFusionError::External(inner) => match inner.downcast::<mesh_query::QueryError>() {
+                    Ok(q) => ServiceError::Query(*q),
+                    Err(other) => ServiceError::Execution(other.to_string()),
+                },
+                other => ServiceError::Execution(other.strip_backtrace()),
+            }
+        })?;
+        Ok(QueryResult { schema, batches })
+    }
+}
+
+/// Declared schemas of upstream outputs: local descriptors first, then the catalog.
+struct Upstream<'a> {
+    local: &'a [ProductDescriptor],
+    deployed: &'a [ProductRecord],
+}
+
+impl UpstreamSchemas for Upstream<'_> {
+    fn schema(&self, product: &ProductRef, output: Option<&str>) -> Option<SchemaRef> {
+        if let Some(p) = self.local.iter().find(|p| &p.product_ref() == product) {
+            let o = match output {
+                Some(name) => p.output(name)?,
+                None => p.outputs.first()?,
+            };
+            return Some(mesh_query::schema::arrow_schema(&o.columns));
+        }
+        let r = self.deployed.iter().find(|r| &r.product == product)?;
+        let o = match output {
+            Some(name) => r.outputs.iter().find(|o| o.output.as_str() == name)?,
+            None => r.outputs.first()?,
+        };
+        Some(arrow_schema_of(o.columns.iter().map(|c| {
+            (c.name.as_str(), c.ty.parse::<ColumnType>().unwrap_or(ColumnType::String), c.nullable)
+        })))
+    }
+}
