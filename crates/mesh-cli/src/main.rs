@@ -1,1 +1,268 @@
-fn main() {}
+//! `mesh`: the Meshwork command line. It parses arguments, calls the
+//! service and prints; nothing else.
+
+mod output;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand, ValueEnum};
+use mesh_service::{Mesh, ServiceError};
+
+use crate::output::*;
+
+#[derive(Parser)]
+#[command(name = "mesh", version, about = "Meshwork: a data mesh platform in one binary")]
+struct Cli {
+    /// The mesh project (default: the current directory or its closest parent with mesh.yaml).
+    #[arg(long, global = true, env = "MESH_PROJECT")]
+    project: Option<PathBuf>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum Format {
+    Table,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum QueryFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Create a new mesh project with an example product.
+    Init { dir: PathBuf },
+    /// Build, deploy and run an example mesh with generated data.
+    Demo {
+        dir: PathBuf,
+        /// Number of orders to generate (other tables scale with it).
+        #[arg(long, default_value_t = 10_000)]
+        rows: usize,
+    },
+    /// Check every descriptor, its SQL and its contract.
+    Validate {
+        /// A project directory (default: --project or the current directory).
+        path: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Validate, then register or update products in the catalog.
+    Deploy {
+        path: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Build products (default: all) in dependency order.
+    Run {
+        /// Products as <domain>/<product>.
+        products: Vec<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Run history, newest first.
+    Runs {
+        /// Only this product (<domain>/<product>).
+        #[arg(long)]
+        product: Option<String>,
+        #[arg(long, default_value_t = 50)]
+        limit: i64,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Run SQL over published products (<domain>.<output>).
+    Query {
+        sql: String,
+        #[arg(long, value_enum, default_value_t = QueryFormat::Table)]
+        format: QueryFormat,
+    },
+    /// Discover products.
+    #[command(subcommand)]
+    Catalog(CatalogCommand),
+}
+
+#[derive(Subcommand)]
+enum CatalogCommand {
+    /// Every deployed product.
+    List {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Everything about one product.
+    Show {
+        product: String,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Ranked full-text search.
+    Search {
+        words: Vec<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("MESH_LOG").unwrap_or_else(|_| "warn,buoyant_kernel=off".into()))
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(cli)) {
+        Ok(code) => code,
+        Err(e) => {
+            report_error(&e);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn user() -> String {
+    std::env::var("MESH_USER")
+        .or_else(|_| std::env::var("USER"))
+        .unwrap_or_else(|_| "unknown".into())
+}
+
+async fn open(project: &Option<PathBuf>, path: Option<PathBuf>) -> Result<Mesh, ServiceError> {
+    let dir = path.or_else(|| project.clone()).unwrap_or_else(|| PathBuf::from("."));
+    Mesh::open(&dir).await
+}
+
+async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    match cli.command {
+        Command::Init { dir } => {
+            mesh_service::init::init(&dir)?;
+            println!("Created a mesh project in {}", dir.display());
+            println!("Next: cd {} && mesh validate && mesh deploy && mesh run", dir.display());
+        }
+        Command::Demo { dir, rows } => {
+            mesh_service::demo::generate(&dir, rows)?;
+            eprintln!("Generated the demo mesh in {} ({rows} orders)", dir.display());
+            let mesh = Mesh::open(&dir).await?;
+            let (outcome, diagnostics) = mesh.deploy(&user()).await?;
+            print_diagnostics(&diagnostics);
+            eprintln!("Deployed {} products", outcome.created.len() + outcome.updated.len() + outcome.unchanged.len());
+            let progress = Progress::new();
+            let (runs, _) = mesh.run(&[], &progress).await?;
+            progress.done();
+            print_runs(&runs, false, true)?;
+            let ok = runs.iter().all(|r| r.status == mesh_service::RunStatus::Succeeded);
+            println!("\nTry next:\n  cd {}\n  mesh catalog list\n  mesh catalog search revenue\n  mesh catalog show sales/revenue_by_customer\n  mesh query \"SELECT country, sum(revenue) AS revenue FROM sales.revenue_by_customer GROUP BY country ORDER BY revenue DESC\"\n  mesh query \"SELECT * FROM information_schema.tables WHERE table_catalog = 'mesh'\"\n  mesh runs", dir.display());
+            if !ok {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Validate { path, format } => {
+            let mesh = open(&cli.project, path).await?;
+            let (products, diagnostics) = mesh.validate().await?;
+            let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+            if format == Format::Json {
+                let json: Vec<_> = diagnostics.iter().map(|d| d.to_json()).collect();
+                println!("{}", serde_json::to_string_pretty(&json)?);
+            } else {
+                print_diagnostics(&diagnostics);
+                if errors == 0 {
+                    println!("{} products valid", products.len());
+                }
+            }
+            if errors > 0 {
+                eprintln!("error: {errors} problem(s) found");
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Deploy { path, format } => {
+            let mesh = open(&cli.project, path).await?;
+            let (outcome, diagnostics) = mesh.deploy(&user()).await?;
+            print_diagnostics(&diagnostics);
+            if format == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&outcome)?);
+            } else if outcome.deployment.is_none() {
+                println!("Nothing to deploy: {} products unchanged", outcome.unchanged.len());
+            } else {
+                for p in &outcome.created {
+                    println!("created   {p}");
+                }
+                for p in &outcome.updated {
+                    println!("updated   {p}");
+                }
+                println!("{} unchanged", outcome.unchanged.len());
+            }
+        }
+        Command::Run { products, format } => {
+            let mesh = open(&cli.project, None).await?;
+            let progress = Progress::new();
+            let (runs, recovered) = mesh.run(&products, &progress).await?;
+            progress.done();
+            for r in &recovered {
+                eprintln!("note: closed run {} of {} left open by a stopped process: {}", r.id, r.product, r.status.as_str());
+            }
+            print_runs(&runs, format == Format::Json, true)?;
+            if runs.iter().any(|r| r.status != mesh_service::RunStatus::Succeeded) {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
+        Command::Runs { product, limit, format } => {
+            let mesh = open(&cli.project, None).await?;
+            let runs = mesh.runs(product.as_deref(), limit).await?;
+            print_runs(&runs, format == Format::Json, false)?;
+        }
+        Command::Query { sql, format } => {
+            let mesh = open(&cli.project, None).await?;
+            let result = mesh.query(&sql).await?;
+            match format {
+                QueryFormat::Json => println!("{}", serde_json::to_string_pretty(&result.to_json_rows()?)?),
+                QueryFormat::Csv => print!("{}", result.to_csv()?),
+                QueryFormat::Table => {
+                    let (headers, rows) = result.to_strings()?;
+                    println!("{}", table(headers, rows));
+                    eprintln!("{} row(s)", result.row_count());
+                }
+            }
+        }
+        Command::Catalog(cmd) => {
+            let mesh = open(&cli.project, None).await?;
+            match cmd {
+                CatalogCommand::List { format } => {
+                    let list = mesh.catalog_list().await?;
+                    if format == Format::Json {
+                        println!("{}", serde_json::to_string_pretty(&list)?);
+                    } else {
+                        print_products(list.iter());
+                    }
+                }
+                CatalogCommand::Show { product, format } => {
+                    let doc = mesh.catalog_show(&product).await?;
+                    if format == Format::Json {
+                        println!("{}", serde_json::to_string_pretty(&doc)?);
+                    } else {
+                        print_show(&doc);
+                    }
+                }
+                CatalogCommand::Search { words, format } => {
+                    let hits = mesh.catalog_search(&words.join(" ")).await.context("search failed")?;
+                    if format == Format::Json {
+                        println!("{}", serde_json::to_string_pretty(&hits)?);
+                    } else if hits.is_empty() {
+                        eprintln!("no product matches `{}`", words.join(" "));
+                    } else {
+                        print_products(hits.iter().map(|h| &h.summary));
+                    }
+                }
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -225,13 +225,13 @@ outputs:
       - {name: order_id, type: bigint, nullable: false, description: Order the line belongs to}
       - {name: sku, type: string, description: Product sold}
       - {name: quantity, type: bigint, description: Units}
-      - {name: amount, type: "decimal(12,2)", description: quantity × unit price, in EUR}
+      - {name: amount, type: "decimal(12,2)", description: "quantity × unit price, in EUR"}
     quality:
       - {check: row_count, min: 1}
       - {check: range, column: quantity, min: 1, max: 100}
       - {check: range, column: amount, min: 0}
 "#),
-    ("sales/order_lines/transform.sql", "SELECT line_id, order_id, sku, quantity,\n       CAST(quantity * unit_price_cents AS DECIMAL(12,2)) / 100 AS amount\nFROM raw_lines\n"),
+    ("sales/order_lines/transform.sql", "SELECT line_id, order_id, sku, quantity,\n       CAST(quantity * unit_price_cents / 100.0 AS DECIMAL(12,2)) AS amount\nFROM raw_lines\n"),
     ("logistics/shipments/product.yaml", r#"apiVersion: meshwork/v1
 kind: DataProduct
 domain: logistics
@@ -318,8 +318,8 @@ outputs:
   - name: carrier_performance
     primary_key: [carrier, country]
     columns:
-      - {name: carrier, type: string, nullable: false}
-      - {name: country, type: string, nullable: false}
+      - {name: carrier, type: string}
+      - {name: country, type: string}
       - {name: shipments, type: bigint, nullable: false}
       - {name: avg_transit_days, type: double}
       - {name: on_time_ratio, type: double, description: Share delivered within 3 days}

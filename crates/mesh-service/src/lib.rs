@@ -11,3 +11,5 @@ pub mod mesh;
 
 pub use error::{Result, ServiceError};
 pub use mesh::{Mesh, QueryResult};
+pub use mesh_catalog::{RunRecord, RunStatus};
+pub use mesh_pipeline::Observer;

@@ -289,3 +289,59 @@ impl UpstreamSchemas for Upstream<'_> {
         })))
     }
 }
+
+impl QueryResult {
+    /// Rows as JSON objects keyed by column name.
+    pub fn to_json_rows(&self) -> Result<Vec<serde_json::Value>> {
+        let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
+        for b in &self.batches {
+            writer.write(b).map_err(|e| ServiceError::Execution(e.to_string()))?;
+        }
+        writer.finish().map_err(|e| ServiceError::Execution(e.to_string()))?;
+        let bytes = writer.into_inner();
+        if bytes.is_empty() {
+            return Ok(Vec::new());
+        }
+        serde_json::from_slice(&bytes).map_err(|e| ServiceError::Execution(e.to_string()))
+    }
+
+    /// Rows as CSV with a header line.
+    pub fn to_csv(&self) -> Result<String> {
+        let mut buf = Vec::new();
+        {
+            let mut writer = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(&mut buf);
+            for b in &self.batches {
+                writer.write(b).map_err(|e| ServiceError::Execution(e.to_string()))?;
+            }
+        }
+        if self.batches.is_empty() {
+            let header: Vec<&str> = self.schema.fields().iter().map(|f| f.name().as_str()).collect();
+            return Ok(format!("{}\n", header.join(",")));
+        }
+        String::from_utf8(buf).map_err(|e| ServiceError::Execution(e.to_string()))
+    }
+
+    /// Column names and rows as display strings.
+    pub fn to_strings(&self) -> Result<(Vec<String>, Vec<Vec<String>>)> {
+        use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+        let headers = self.schema.fields().iter().map(|f| f.name().clone()).collect();
+        let options = FormatOptions::default().with_null("NULL");
+        let mut rows = Vec::new();
+        for b in &self.batches {
+            let formatters = b
+                .columns()
+                .iter()
+                .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| ServiceError::Execution(e.to_string()))?;
+            for i in 0..b.num_rows() {
+                rows.push(formatters.iter().map(|f| f.value(i).to_string()).collect());
+            }
+        }
+        Ok((headers, rows))
+    }
+
+    pub fn row_count(&self) -> usize {
+        self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}

@@ -1,0 +1,205 @@
+//! Printing: tables, JSON, diagnostics and progress.
+
+use std::io::IsTerminal;
+use std::sync::Mutex;
+
+use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
+use indicatif::{ProgressBar, ProgressStyle};
+use mesh_service::discover::ProductSummary;
+use mesh_service::{Observer, RunRecord, ServiceError};
+use mesh_spec::Diagnostic;
+use mesh_spec::diagnostic::Rendered;
+use serde_json::Value;
+
+pub fn table(headers: Vec<String>, rows: Vec<Vec<String>>) -> Table {
+    let mut t = Table::new();
+    t.load_preset(UTF8_FULL_CONDENSED).set_header(headers);
+    for r in rows {
+        t.add_row(r);
+    }
+    t
+}
+
+fn colour() -> bool {
+    std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
+}
+
+/// Prints diagnostics rustc-style on stderr.
+pub fn print_diagnostics(diagnostics: &[Diagnostic]) {
+    let handler = if colour() {
+        miette::GraphicalReportHandler::new()
+    } else {
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+    };
+    for d in diagnostics {
+        let mut out = String::new();
+        let rendered = Rendered::from(d.clone());
+        if handler.render_report(&mut out, &rendered).is_ok() {
+            eprintln!("{out}");
+        } else {
+            eprintln!("{d}");
+        }
+    }
+}
+
+/// Prints an error with its hint, or its diagnostics.
+pub fn report_error(e: &anyhow::Error) {
+    if let Some(ServiceError::Invalid { diagnostics }) = e.downcast_ref::<ServiceError>() {
+        print_diagnostics(diagnostics);
+    }
+    eprintln!("error: {e}");
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !e.to_string().contains(&text) {
+            eprintln!("  caused by: {text}");
+        }
+        source = s.source();
+    }
+    if let Some(hint) = e.downcast_ref::<ServiceError>().and_then(ServiceError::hint) {
+        eprintln!("hint: {hint}");
+    }
+}
+
+pub fn print_runs(runs: &[RunRecord], json: bool, details: bool) -> anyhow::Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(runs)?);
+        return Ok(());
+    }
+    let rows = runs
+        .iter()
+        .map(|r| {
+            vec![
+                r.product.to_string(),
+                r.status.as_str().to_string(),
+                r.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
+                r.duration_ms.map_or_else(String::new, |d| format!("{:.2}s", d as f64 / 1000.0)),
+                r.rows_written.map_or_else(String::new, |n| n.to_string()),
+                format!("{}/{}/{}", r.checks_passed, r.checks_failed, r.checks_warned),
+                r.publications.iter().map(|p| format!("{}@{}", p.output, p.table_version)).collect::<Vec<_>>().join(" "),
+            ]
+        })
+        .collect();
+    let headers = ["product", "status", "started", "duration", "rows", "checks ok/failed/warn", "versions"];
+    println!("{}", table(headers.iter().map(|s| s.to_string()).collect(), rows));
+    if details {
+        for r in runs {
+            for c in r.checks.iter().filter(|c| !c.passed) {
+                eprintln!("{} {}: check {}.{} ({}) failed: {}", if c.severity == "warn" { "warning" } else { "error" }, r.product, c.output, c.name, c.kind, c.observed);
+                for row in &c.sample {
+                    eprintln!("    {row}");
+                }
+            }
+            if let Some(e) = &r.error {
+                eprintln!("{}: {e}", r.product);
+            }
+        }
+    }
+    Ok(())
+}
+
+pub fn print_products<'a>(list: impl Iterator<Item = &'a ProductSummary>) {
+    let rows = list
+        .map(|p| {
+            vec![
+                format!("{}/{}", p.domain, p.name),
+                p.version.clone(),
+                p.status.clone(),
+                p.owner.clone(),
+                p.outputs.join(", "),
+                p.last_run.clone().unwrap_or_else(|| "never".into()),
+                p.description.clone().unwrap_or_default(),
+            ]
+        })
+        .collect();
+    let headers = ["product", "version", "status", "owner", "sql names", "last run", "purpose"];
+    println!("{}", table(headers.iter().map(|s| s.to_string()).collect(), rows));
+}
+
+fn s(v: &Value) -> String {
+    match v {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+pub fn print_show(doc: &Value) {
+    println!("{} {} ({})", s(&doc["product"]), s(&doc["version"]), s(&doc["status"]));
+    println!("owner:       {}", s(&doc["owner"]));
+    for k in ["purpose", "usage", "limitations"] {
+        if !doc["description"][k].is_null() {
+            println!("{k:<12} {}", s(&doc["description"][k]));
+        }
+    }
+    if let Some(tags) = doc["tags"].as_array().filter(|t| !t.is_empty()) {
+        println!("tags:        {}", tags.iter().map(s).collect::<Vec<_>>().join(", "));
+    }
+    println!("deployed:    {} by {}", s(&doc["deployed_at"]), s(&doc["deployed_by"]));
+    if let Some(inputs) = doc["inputs"].as_array() {
+        println!("inputs:");
+        for i in inputs {
+            let from = if i["product"].is_null() { format!("{} {}", s(&i["source"]["format"]), s(&i["source"]["path"])) } else { s(&i["product"]) };
+            println!("  {:<16} {from}", s(&i["name"]));
+        }
+    }
+    let consumers = doc["consumers"].as_array().map(|c| c.iter().map(s).collect::<Vec<_>>().join(", ")).unwrap_or_default();
+    println!("consumers:   {}", if consumers.is_empty() { "none".into() } else { consumers });
+    if !doc["last_run"].is_null() {
+        println!("last run:    {} at {}", s(&doc["last_run"]["status"]), s(&doc["last_run"]["started_at"]));
+    }
+    for o in doc["outputs"].as_array().into_iter().flatten() {
+        println!("\noutput {}  ({})", s(&o["sql_name"]), s(&o["address"]));
+        println!("  data version {}, {} rows", if o["data_version"].is_null() { "none".into() } else { s(&o["data_version"]) }, s(&o["row_count"]));
+        let rows = o["columns"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(|c| vec![s(&c["name"]), s(&c["type"]), if c["nullable"] == Value::Bool(false) { "no".into() } else { "yes".into() }, s(&c["classification"]), s(&c["description"])])
+            .collect();
+        let headers = ["column", "type", "nullable", "class", "description"];
+        println!("{}", table(headers.iter().map(|s| s.to_string()).collect(), rows));
+    }
+}
+
+/// Progress on a terminal; nothing otherwise.
+pub struct Progress {
+    bar: Option<ProgressBar>,
+    count: Mutex<usize>,
+}
+
+impl Progress {
+    pub fn new() -> Self {
+        let bar = std::io::stderr().is_terminal().then(|| {
+            let b = ProgressBar::new_spinner();
+            b.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+            b.enable_steady_tick(std::time::Duration::from_millis(120));
+            b
+        });
+        Progress { bar, count: Mutex::new(0) }
+    }
+
+    pub fn done(&self) {
+        if let Some(b) = &self.bar {
+            b.finish_and_clear();
+        }
+    }
+}
+
+impl Observer for Progress {
+    fn started(&self, product: &str) {
+        if let Some(b) = &self.bar {
+            let n = self.count.lock().map(|mut c| {
+                *c += 1;
+                *c
+            });
+            b.set_message(format!("building {product} (#{})", n.unwrap_or(0)));
+        }
+    }
+
+    fn rows(&self, product: &str, rows: u64) {
+        if let Some(b) = &self.bar {
+            b.set_message(format!("checking {product}: {rows} rows staged"));
+        }
+    }
+}
