@@ -5,7 +5,9 @@
 
 use tantivy::collector::TopDocs;
 use tantivy::query::QueryParser;
-use tantivy::schema::{Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value};
+use tantivy::schema::{
+    Field, IndexRecordOption, STORED, STRING, Schema, TextFieldIndexing, TextOptions, Value,
+};
 use tantivy::{Index, IndexWriter, TantivyDocument, doc};
 
 use crate::error::{CatalogError, Result};
@@ -86,27 +88,51 @@ pub fn search(docs: &[SearchDoc], query: &str, limit: usize) -> Result<Vec<Hit>>
     writer.commit().map_err(err)?;
     let reader = index.reader().map_err(err)?;
     let searcher = reader.searcher();
-    let mut parser = QueryParser::for_index(&index, vec![f.name, f.domain, f.tags, f.columns, f.owner, f.description]);
-    for (field, boost) in [(f.name, 4.0), (f.domain, 2.0), (f.tags, 2.0), (f.columns, 1.5), (f.owner, 1.0), (f.description, 1.0)] {
+    let mut parser = QueryParser::for_index(
+        &index,
+        vec![f.name, f.domain, f.tags, f.columns, f.owner, f.description],
+    );
+    for (field, boost) in [
+        (f.name, 4.0),
+        (f.domain, 2.0),
+        (f.tags, 2.0),
+        (f.columns, 1.5),
+        (f.owner, 1.0),
+        (f.description, 1.0),
+    ] {
         parser.set_field_boost(field, boost);
     }
     let cleaned: String = query
         .chars()
-        .map(|c| if c.is_alphanumeric() || c.is_whitespace() { c } else { ' ' })
+        .map(|c| {
+            if c.is_alphanumeric() || c.is_whitespace() {
+                c
+            } else {
+                ' '
+            }
+        })
         .collect();
     let exact = parser.parse_query_lenient(&cleaned).0;
-    let mut top = searcher.search(&exact, &TopDocs::with_limit(limit).order_by_score()).map_err(err)?;
+    let mut top = searcher
+        .search(&exact, &TopDocs::with_limit(limit).order_by_score())
+        .map_err(err)?;
     if top.is_empty() {
         for field in [f.name, f.domain, f.tags, f.columns, f.owner, f.description] {
             parser.set_field_fuzzy(field, false, 1, true);
         }
         let fuzzy = parser.parse_query_lenient(&cleaned).0;
-        top = searcher.search(&fuzzy, &TopDocs::with_limit(limit).order_by_score()).map_err(err)?;
+        top = searcher
+            .search(&fuzzy, &TopDocs::with_limit(limit).order_by_score())
+            .map_err(err)?;
     }
     top.into_iter()
         .map(|(score, addr)| {
             let doc: TantivyDocument = searcher.doc(addr).map_err(err)?;
-            let id = doc.get_first(f.id).and_then(|v| v.as_str()).unwrap_or_default().to_string();
+            let id = doc
+                .get_first(f.id)
+                .and_then(|v| v.as_str())
+                .unwrap_or_default()
+                .to_string();
             Ok(Hit { id, score })
         })
         .collect()
@@ -149,9 +175,18 @@ mod tests {
 
     #[test]
     fn searches_tags_owners_and_columns() {
-        assert_eq!(search(&docs(), "revenue", 10).unwrap()[0].id, "sales/orders");
-        assert_eq!(search(&docs(), "crm", 10).unwrap()[0].id, "customers/profiles");
-        assert_eq!(search(&docs(), "email", 10).unwrap()[0].id, "customers/profiles");
+        assert_eq!(
+            search(&docs(), "revenue", 10).unwrap()[0].id,
+            "sales/orders"
+        );
+        assert_eq!(
+            search(&docs(), "crm", 10).unwrap()[0].id,
+            "customers/profiles"
+        );
+        assert_eq!(
+            search(&docs(), "email", 10).unwrap()[0].id,
+            "customers/profiles"
+        );
         assert!(search(&docs(), "zebra", 10).unwrap().is_empty());
     }
 

@@ -8,7 +8,9 @@ use std::time::Duration;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mesh_spec::{DomainName, OutputName, ProductRef};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{Row, SqlitePool};
 
 use crate::error::{CatalogError, Result};
@@ -26,7 +28,10 @@ impl SqliteCatalog {
     pub async fn open(path: &Path) -> Result<Self> {
         let url = format!("sqlite://{}", path.display());
         let options = SqliteConnectOptions::from_str(&url)
-            .map_err(|source| CatalogError::Open { url: url.clone(), source })?
+            .map_err(|source| CatalogError::Open {
+                url: url.clone(),
+                source,
+            })?
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
@@ -45,7 +50,11 @@ impl SqliteCatalog {
 fn ts(s: &str, table: &'static str, column: &'static str) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
-        .map_err(|e| CatalogError::Corrupt { table, column, detail: e.to_string() })
+        .map_err(|e| CatalogError::Corrupt {
+            table,
+            column,
+            detail: e.to_string(),
+        })
 }
 
 fn product_ref(domain: &str, name: &str) -> Result<ProductRef> {
@@ -56,16 +65,32 @@ fn product_ref(domain: &str, name: &str) -> Result<ProductRef> {
     })
 }
 
-fn json<T: serde::de::DeserializeOwned>(s: &str, table: &'static str, column: &'static str) -> Result<T> {
-    serde_json::from_str(s).map_err(|e| CatalogError::Corrupt { table, column, detail: e.to_string() })
+fn json<T: serde::de::DeserializeOwned>(
+    s: &str,
+    table: &'static str,
+    column: &'static str,
+) -> Result<T> {
+    serde_json::from_str(s).map_err(|e| CatalogError::Corrupt {
+        table,
+        column,
+        detail: e.to_string(),
+    })
 }
 
 fn domain(s: &str) -> Result<DomainName> {
-    DomainName::parse(s).map_err(|e| CatalogError::Corrupt { table: "outputs", column: "domain", detail: e.to_string() })
+    DomainName::parse(s).map_err(|e| CatalogError::Corrupt {
+        table: "outputs",
+        column: "domain",
+        detail: e.to_string(),
+    })
 }
 
 fn output_name(s: &str) -> Result<OutputName> {
-    OutputName::parse(s).map_err(|e| CatalogError::Corrupt { table: "outputs", column: "output", detail: e.to_string() })
+    OutputName::parse(s).map_err(|e| CatalogError::Corrupt {
+        table: "outputs",
+        column: "output",
+        detail: e.to_string(),
+    })
 }
 
 fn output_from_row(row: &SqliteRow) -> Result<OutputRecord> {
@@ -102,7 +127,11 @@ impl SqliteCatalog {
                     .fetch_all(&self.pool)
                     .await?
             }
-            None => sqlx::query("SELECT * FROM products ORDER BY domain, name").fetch_all(&self.pool).await?,
+            None => {
+                sqlx::query("SELECT * FROM products ORDER BY domain, name")
+                    .fetch_all(&self.pool)
+                    .await?
+            }
         };
         let outputs = self.outputs().await?;
         let mut by_product: BTreeMap<ProductRef, Vec<OutputRecord>> = BTreeMap::new();
@@ -132,30 +161,32 @@ impl SqliteCatalog {
         let mut runs = Vec::with_capacity(rows.len());
         for row in rows {
             let id = RunId(row.try_get("id")?);
-            let checks = sqlx::query("SELECT * FROM check_results WHERE run_id = $1 ORDER BY output, name")
-                .bind(&id.0)
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(|c| {
-                    Ok(CheckResult {
-                        output: c.try_get("output")?,
-                        name: c.try_get("name")?,
-                        kind: c.try_get("kind")?,
-                        severity: c.try_get("severity")?,
-                        passed: c.try_get("passed")?,
-                        observed: c.try_get("observed")?,
-                        sample: json(c.try_get("sample")?, "check_results", "sample")?,
+            let checks =
+                sqlx::query("SELECT * FROM check_results WHERE run_id = $1 ORDER BY output, name")
+                    .bind(&id.0)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|c| {
+                        Ok(CheckResult {
+                            output: c.try_get("output")?,
+                            name: c.try_get("name")?,
+                            kind: c.try_get("kind")?,
+                            severity: c.try_get("severity")?,
+                            passed: c.try_get("passed")?,
+                            observed: c.try_get("observed")?,
+                            sample: json(c.try_get("sample")?, "check_results", "sample")?,
+                        })
                     })
-                })
-                .collect::<Result<Vec<_>>>()?;
-            let publications = sqlx::query("SELECT * FROM publications WHERE run_id = $1 ORDER BY output")
-                .bind(&id.0)
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(publication_from_row)
-                .collect::<Result<Vec<_>>>()?;
+                    .collect::<Result<Vec<_>>>()?;
+            let publications =
+                sqlx::query("SELECT * FROM publications WHERE run_id = $1 ORDER BY output")
+                    .bind(&id.0)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(publication_from_row)
+                    .collect::<Result<Vec<_>>>()?;
             let status: String = row.try_get("status")?;
             runs.push(RunRecord {
                 id,
@@ -436,7 +467,11 @@ impl CatalogStore for SqliteCatalog {
         self.run_rows(rows).await
     }
 
-    async fn current_publication(&self, d: &DomainName, o: &OutputName) -> Result<Option<Publication>> {
+    async fn current_publication(
+        &self,
+        d: &DomainName,
+        o: &OutputName,
+    ) -> Result<Option<Publication>> {
         sqlx::query("SELECT * FROM publications WHERE domain = $1 AND output = $2 ORDER BY table_version DESC LIMIT 1")
             .bind(d.as_str())
             .bind(o.as_str())

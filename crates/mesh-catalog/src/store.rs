@@ -32,7 +32,11 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
     async fn domains(&self) -> Result<Vec<DomainName>>;
 
     /// One output by its SQL name.
-    async fn output(&self, domain: &DomainName, output: &OutputName) -> Result<Option<OutputRecord>>;
+    async fn output(
+        &self,
+        domain: &DomainName,
+        output: &OutputName,
+    ) -> Result<Option<OutputRecord>>;
 
     /// Records that a run started.
     async fn start_run(&self, run: &RunRecord) -> Result<()>;
@@ -47,8 +51,16 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
     async fn runs(&self, product: Option<&ProductRef>, limit: i64) -> Result<Vec<RunRecord>>;
 
     /// The newest publication of an output: what queries read.
-    async fn current_publication(&self, domain: &DomainName, output: &OutputName) -> Result<Option<Publication>>;
+    async fn current_publication(
+        &self,
+        domain: &DomainName,
+        output: &OutputName,
+    ) -> Result<Option<Publication>>;
 
     /// Every publication of an output, newest first.
-    async fn publications(&self, domain: &DomainName, output: &OutputName) -> Result<Vec<Publication>>;
+    async fn publications(
+        &self,
+        domain: &DomainName,
+        output: &OutputName,
+    ) -> Result<Vec<Publication>>;
 }

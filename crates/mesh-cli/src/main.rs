@@ -13,7 +13,11 @@ use mesh_service::{Mesh, ServiceError};
 use crate::output::*;
 
 #[derive(Parser)]
-#[command(name = "mesh", version, about = "Meshwork: a data mesh platform in one binary")]
+#[command(
+    name = "mesh",
+    version,
+    about = "Meshwork: a data mesh platform in one binary"
+)]
 struct Cli {
     /// The mesh project (default: the current directory or its closest parent with mesh.yaml).
     #[arg(long, global = true, env = "MESH_PROJECT")]
@@ -111,10 +115,16 @@ enum CatalogCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("MESH_LOG").unwrap_or_else(|_| "warn,buoyant_kernel=off".into()))
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("MESH_LOG")
+                .unwrap_or_else(|_| "warn,buoyant_kernel=off".into()),
+        )
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -137,7 +147,9 @@ fn user() -> String {
 }
 
 async fn open(project: &Option<PathBuf>, path: Option<PathBuf>) -> Result<Mesh, ServiceError> {
-    let dir = path.or_else(|| project.clone()).unwrap_or_else(|| PathBuf::from("."));
+    let dir = path
+        .or_else(|| project.clone())
+        .unwrap_or_else(|| PathBuf::from("."));
     Mesh::open(&dir).await
 }
 
@@ -146,21 +158,35 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Init { dir } => {
             mesh_service::init::init(&dir)?;
             println!("Created a mesh project in {}", dir.display());
-            println!("Next: cd {} && mesh validate && mesh deploy && mesh run", dir.display());
+            println!(
+                "Next: cd {} && mesh validate && mesh deploy && mesh run",
+                dir.display()
+            );
         }
         Command::Demo { dir, rows } => {
             mesh_service::demo::generate(&dir, rows)?;
-            eprintln!("Generated the demo mesh in {} ({rows} orders)", dir.display());
+            eprintln!(
+                "Generated the demo mesh in {} ({rows} orders)",
+                dir.display()
+            );
             let mesh = Mesh::open(&dir).await?;
             let (outcome, diagnostics) = mesh.deploy(&user()).await?;
             print_diagnostics(&diagnostics);
-            eprintln!("Deployed {} products", outcome.created.len() + outcome.updated.len() + outcome.unchanged.len());
+            eprintln!(
+                "Deployed {} products",
+                outcome.created.len() + outcome.updated.len() + outcome.unchanged.len()
+            );
             let progress = Progress::new();
             let (runs, _) = mesh.run(&[], &progress).await?;
             progress.done();
             print_runs(&runs, false, true)?;
-            let ok = runs.iter().all(|r| r.status == mesh_service::RunStatus::Succeeded);
-            println!("\nTry next:\n  cd {}\n  mesh catalog list\n  mesh catalog search revenue\n  mesh catalog show sales/revenue_by_customer\n  mesh query \"SELECT country, sum(revenue) AS revenue FROM sales.revenue_by_customer GROUP BY country ORDER BY revenue DESC\"\n  mesh query \"SELECT * FROM information_schema.tables WHERE table_catalog = 'mesh'\"\n  mesh runs", dir.display());
+            let ok = runs
+                .iter()
+                .all(|r| r.status == mesh_service::RunStatus::Succeeded);
+            println!(
+                "\nTry next:\n  cd {}\n  mesh catalog list\n  mesh catalog search revenue\n  mesh catalog show sales/revenue_by_customer\n  mesh query \"SELECT country, sum(revenue) AS revenue FROM sales.revenue_by_customer GROUP BY country ORDER BY revenue DESC\"\n  mesh query \"SELECT * FROM information_schema.tables WHERE table_catalog = 'mesh'\"\n  mesh runs",
+                dir.display()
+            );
             if !ok {
                 return Ok(ExitCode::FAILURE);
             }
@@ -190,7 +216,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             if format == Format::Json {
                 println!("{}", serde_json::to_string_pretty(&outcome)?);
             } else if outcome.deployment.is_none() {
-                println!("Nothing to deploy: {} products unchanged", outcome.unchanged.len());
+                println!(
+                    "Nothing to deploy: {} products unchanged",
+                    outcome.unchanged.len()
+                );
             } else {
                 for p in &outcome.created {
                     println!("created   {p}");
@@ -207,14 +236,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let (runs, recovered) = mesh.run(&products, &progress).await?;
             progress.done();
             for r in &recovered {
-                eprintln!("note: closed run {} of {} left open by a stopped process: {}", r.id, r.product, r.status.as_str());
+                eprintln!(
+                    "note: closed run {} of {} left open by a stopped process: {}",
+                    r.id,
+                    r.product,
+                    r.status.as_str()
+                );
             }
             print_runs(&runs, format == Format::Json, true)?;
-            if runs.iter().any(|r| r.status != mesh_service::RunStatus::Succeeded) {
+            if runs
+                .iter()
+                .any(|r| r.status != mesh_service::RunStatus::Succeeded)
+            {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Command::Runs { product, limit, format } => {
+        Command::Runs {
+            product,
+            limit,
+            format,
+        } => {
             let mesh = open(&cli.project, None).await?;
             let runs = mesh.runs(product.as_deref(), limit).await?;
             print_runs(&runs, format == Format::Json, false)?;
@@ -223,7 +264,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mesh = open(&cli.project, None).await?;
             let result = mesh.query(&sql).await?;
             match format {
-                QueryFormat::Json => println!("{}", serde_json::to_string_pretty(&result.to_json_rows()?)?),
+                QueryFormat::Json => {
+                    println!("{}", serde_json::to_string_pretty(&result.to_json_rows()?)?)
+                }
                 QueryFormat::Csv => print!("{}", result.to_csv()?),
                 QueryFormat::Table => {
                     let (headers, rows) = result.to_strings()?;
@@ -252,7 +295,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
                 CatalogCommand::Search { words, format } => {
-                    let hits = mesh.catalog_search(&words.join(" ")).await.context("search failed")?;
+                    let hits = mesh
+                        .catalog_search(&words.join(" "))
+                        .await
+                        .context("search failed")?;
                     if format == Format::Json {
                         println!("{}", serde_json::to_string_pretty(&hits)?);
                     } else if hits.is_empty() {

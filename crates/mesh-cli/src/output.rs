@@ -56,7 +56,10 @@ pub fn report_error(e: &anyhow::Error) {
         }
         source = s.source();
     }
-    if let Some(hint) = e.downcast_ref::<ServiceError>().and_then(ServiceError::hint) {
+    if let Some(hint) = e
+        .downcast_ref::<ServiceError>()
+        .and_then(ServiceError::hint)
+    {
         eprintln!("hint: {hint}");
     }
 }
@@ -73,19 +76,50 @@ pub fn print_runs(runs: &[RunRecord], json: bool, details: bool) -> anyhow::Resu
                 r.product.to_string(),
                 r.status.as_str().to_string(),
                 r.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
-                r.duration_ms.map_or_else(String::new, |d| format!("{:.2}s", d as f64 / 1000.0)),
+                r.duration_ms
+                    .map_or_else(String::new, |d| format!("{:.2}s", d as f64 / 1000.0)),
                 r.rows_written.map_or_else(String::new, |n| n.to_string()),
-                format!("{}/{}/{}", r.checks_passed, r.checks_failed, r.checks_warned),
-                r.publications.iter().map(|p| format!("{}@{}", p.output, p.table_version)).collect::<Vec<_>>().join(" "),
+                format!(
+                    "{}/{}/{}",
+                    r.checks_passed, r.checks_failed, r.checks_warned
+                ),
+                r.publications
+                    .iter()
+                    .map(|p| format!("{}@{}", p.output, p.table_version))
+                    .collect::<Vec<_>>()
+                    .join(" "),
             ]
         })
         .collect();
-    let headers = ["product", "status", "started", "duration", "rows", "checks ok/failed/warn", "versions"];
-    println!("{}", table(headers.iter().map(|s| s.to_string()).collect(), rows));
+    let headers = [
+        "product",
+        "status",
+        "started",
+        "duration",
+        "rows",
+        "checks ok/failed/warn",
+        "versions",
+    ];
+    println!(
+        "{}",
+        table(headers.iter().map(|s| s.to_string()).collect(), rows)
+    );
     if details {
         for r in runs {
             for c in r.checks.iter().filter(|c| !c.passed) {
-                eprintln!("{} {}: check {}.{} ({}) failed: {}", if c.severity == "warn" { "warning" } else { "error" }, r.product, c.output, c.name, c.kind, c.observed);
+                eprintln!(
+                    "{} {}: check {}.{} ({}) failed: {}",
+                    if c.severity == "warn" {
+                        "warning"
+                    } else {
+                        "error"
+                    },
+                    r.product,
+                    c.output,
+                    c.name,
+                    c.kind,
+                    c.observed
+                );
                 for row in &c.sample {
                     eprintln!("    {row}");
                 }
@@ -112,8 +146,19 @@ pub fn print_products<'a>(list: impl Iterator<Item = &'a ProductSummary>) {
             ]
         })
         .collect();
-    let headers = ["product", "version", "status", "owner", "sql names", "last run", "purpose"];
-    println!("{}", table(headers.iter().map(|s| s.to_string()).collect(), rows));
+    let headers = [
+        "product",
+        "version",
+        "status",
+        "owner",
+        "sql names",
+        "last run",
+        "purpose",
+    ];
+    println!(
+        "{}",
+        table(headers.iter().map(|s| s.to_string()).collect(), rows)
+    );
 }
 
 fn s(v: &Value) -> String {
@@ -125,7 +170,12 @@ fn s(v: &Value) -> String {
 }
 
 pub fn print_show(doc: &Value) {
-    println!("{} {} ({})", s(&doc["product"]), s(&doc["version"]), s(&doc["status"]));
+    println!(
+        "{} {} ({})",
+        s(&doc["product"]),
+        s(&doc["version"]),
+        s(&doc["status"])
+    );
     println!("owner:       {}", s(&doc["owner"]));
     for k in ["purpose", "usage", "limitations"] {
         if !doc["description"][k].is_null() {
@@ -133,32 +183,80 @@ pub fn print_show(doc: &Value) {
         }
     }
     if let Some(tags) = doc["tags"].as_array().filter(|t| !t.is_empty()) {
-        println!("tags:        {}", tags.iter().map(s).collect::<Vec<_>>().join(", "));
+        println!(
+            "tags:        {}",
+            tags.iter().map(s).collect::<Vec<_>>().join(", ")
+        );
     }
-    println!("deployed:    {} by {}", s(&doc["deployed_at"]), s(&doc["deployed_by"]));
+    println!(
+        "deployed:    {} by {}",
+        s(&doc["deployed_at"]),
+        s(&doc["deployed_by"])
+    );
     if let Some(inputs) = doc["inputs"].as_array() {
         println!("inputs:");
         for i in inputs {
-            let from = if i["product"].is_null() { format!("{} {}", s(&i["source"]["format"]), s(&i["source"]["path"])) } else { s(&i["product"]) };
+            let from = if i["product"].is_null() {
+                format!("{} {}", s(&i["source"]["format"]), s(&i["source"]["path"]))
+            } else {
+                s(&i["product"])
+            };
             println!("  {:<16} {from}", s(&i["name"]));
         }
     }
-    let consumers = doc["consumers"].as_array().map(|c| c.iter().map(s).collect::<Vec<_>>().join(", ")).unwrap_or_default();
-    println!("consumers:   {}", if consumers.is_empty() { "none".into() } else { consumers });
+    let consumers = doc["consumers"]
+        .as_array()
+        .map(|c| c.iter().map(s).collect::<Vec<_>>().join(", "))
+        .unwrap_or_default();
+    println!(
+        "consumers:   {}",
+        if consumers.is_empty() {
+            "none".into()
+        } else {
+            consumers
+        }
+    );
     if !doc["last_run"].is_null() {
-        println!("last run:    {} at {}", s(&doc["last_run"]["status"]), s(&doc["last_run"]["started_at"]));
+        println!(
+            "last run:    {} at {}",
+            s(&doc["last_run"]["status"]),
+            s(&doc["last_run"]["started_at"])
+        );
     }
     for o in doc["outputs"].as_array().into_iter().flatten() {
         println!("\noutput {}  ({})", s(&o["sql_name"]), s(&o["address"]));
-        println!("  data version {}, {} rows", if o["data_version"].is_null() { "none".into() } else { s(&o["data_version"]) }, s(&o["row_count"]));
+        println!(
+            "  data version {}, {} rows",
+            if o["data_version"].is_null() {
+                "none".into()
+            } else {
+                s(&o["data_version"])
+            },
+            s(&o["row_count"])
+        );
         let rows = o["columns"]
             .as_array()
             .into_iter()
             .flatten()
-            .map(|c| vec![s(&c["name"]), s(&c["type"]), if c["nullable"] == Value::Bool(false) { "no".into() } else { "yes".into() }, s(&c["classification"]), s(&c["description"])])
+            .map(|c| {
+                vec![
+                    s(&c["name"]),
+                    s(&c["type"]),
+                    if c["nullable"] == Value::Bool(false) {
+                        "no".into()
+                    } else {
+                        "yes".into()
+                    },
+                    s(&c["classification"]),
+                    s(&c["description"]),
+                ]
+            })
             .collect();
         let headers = ["column", "type", "nullable", "class", "description"];
-        println!("{}", table(headers.iter().map(|s| s.to_string()).collect(), rows));
+        println!(
+            "{}",
+            table(headers.iter().map(|s| s.to_string()).collect(), rows)
+        );
     }
 }
 
@@ -172,11 +270,17 @@ impl Progress {
     pub fn new() -> Self {
         let bar = std::io::stderr().is_terminal().then(|| {
             let b = ProgressBar::new_spinner();
-            b.set_style(ProgressStyle::with_template("{spinner} {msg} [{elapsed}]").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+            b.set_style(
+                ProgressStyle::with_template("{spinner} {msg} [{elapsed}]")
+                    .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+            );
             b.enable_steady_tick(std::time::Duration::from_millis(120));
             b
         });
-        Progress { bar, count: Mutex::new(0) }
+        Progress {
+            bar,
+            count: Mutex::new(0),
+        }
     }
 
     pub fn done(&self) {

@@ -22,7 +22,10 @@ fn q(name: &str) -> String {
 }
 
 fn cols(c: &[Spanned<ColumnName>]) -> String {
-    c.iter().map(|c| q(c.as_str())).collect::<Vec<_>>().join(", ")
+    c.iter()
+        .map(|c| q(c.as_str()))
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The checks of an output, with the implicit ones its contract implies.
@@ -32,13 +35,17 @@ pub fn checks_for(output: &Output) -> Vec<QualityCheck> {
         let span = output.span;
         checks.push(QualityCheck {
             name: "primary_key_unique".into(),
-            kind: CheckKind::Unique { columns: output.primary_key.clone() },
+            kind: CheckKind::Unique {
+                columns: output.primary_key.clone(),
+            },
             severity: CheckSeverity::Error,
             span,
         });
         checks.push(QualityCheck {
             name: "primary_key_not_null".into(),
-            kind: CheckKind::NotNull { columns: output.primary_key.clone() },
+            kind: CheckKind::NotNull {
+                columns: output.primary_key.clone(),
+            },
             severity: CheckSeverity::Error,
             span,
         });
@@ -51,7 +58,11 @@ pub fn checks_for(output: &Output) -> Vec<QualityCheck> {
 fn violation(kind: &CheckKind) -> Option<String> {
     match kind {
         CheckKind::NotNull { columns } => Some(
-            columns.iter().map(|c| format!("{} IS NULL", q(c.as_str()))).collect::<Vec<_>>().join(" OR "),
+            columns
+                .iter()
+                .map(|c| format!("{} IS NULL", q(c.as_str())))
+                .collect::<Vec<_>>()
+                .join(" OR "),
         ),
         CheckKind::Range { column, min, max } => {
             let c = q(column.as_str());
@@ -65,8 +76,15 @@ fn violation(kind: &CheckKind) -> Option<String> {
             Some(format!("({})", parts.join(" OR ")))
         }
         CheckKind::AcceptedValues { column, values } => {
-            let list = values.iter().map(|v| v.to_sql()).collect::<Vec<_>>().join(", ");
-            Some(format!("({c} IS NOT NULL AND {c} NOT IN ({list}))", c = q(column.as_str())))
+            let list = values
+                .iter()
+                .map(|v| v.to_sql())
+                .collect::<Vec<_>>()
+                .join(", ");
+            Some(format!(
+                "({c} IS NOT NULL AND {c} NOT IN ({list}))",
+                c = q(column.as_str())
+            ))
         }
         _ => None,
     }
@@ -90,7 +108,9 @@ async fn counts(ctx: &SessionContext, table: &str, preds: &[String]) -> Result<V
     select.extend(preds.iter().map(|p| format!("count(*) FILTER (WHERE {p})")));
     let sql = format!("SELECT {} FROM {}", select.join(", "), q(table));
     let batches = ctx.sql(&sql).await?.collect().await?;
-    let batch = batches.first().ok_or_else(|| PipelineError::Internal("count query returned nothing".into()))?;
+    let batch = batches
+        .first()
+        .ok_or_else(|| PipelineError::Internal("count query returned nothing".into()))?;
     (0..batch.num_columns())
         .map(|i| {
             let c = datafusion::arrow::compute::cast(batch.column(i), &DataType::Int64)?;
@@ -114,7 +134,11 @@ async fn sample(ctx: &SessionContext, sql: &str) -> Result<Vec<serde_json::Value
 }
 
 /// Runs `checks` against the table `table` registered in `ctx`.
-pub async fn run_checks(ctx: &SessionContext, table: &str, checks: &[QualityCheck]) -> Result<Vec<CheckResult>> {
+pub async fn run_checks(
+    ctx: &SessionContext,
+    table: &str,
+    checks: &[QualityCheck],
+) -> Result<Vec<CheckResult>> {
     let row_level: Vec<(usize, String)> = checks
         .iter()
         .enumerate()
@@ -127,26 +151,45 @@ pub async fn run_checks(ctx: &SessionContext, table: &str, checks: &[QualityChec
     for (i, check) in checks.iter().enumerate() {
         let mut samples = Vec::new();
         let (passed, observed) = match &check.kind {
-            CheckKind::NotNull { .. } | CheckKind::Range { .. } | CheckKind::AcceptedValues { .. } => {
+            CheckKind::NotNull { .. }
+            | CheckKind::Range { .. }
+            | CheckKind::AcceptedValues { .. } => {
                 let pos = row_level.iter().position(|(j, _)| *j == i).unwrap_or(0);
                 let bad = counted[pos + 1];
                 if bad > 0 {
                     let pred = &row_level[pos].1;
-                    samples = sample(ctx, &format!("SELECT * FROM {} WHERE {pred} LIMIT {SAMPLE_ROWS}", q(table))).await?;
+                    samples = sample(
+                        ctx,
+                        &format!(
+                            "SELECT * FROM {} WHERE {pred} LIMIT {SAMPLE_ROWS}",
+                            q(table)
+                        ),
+                    )
+                    .await?;
                 }
                 (bad == 0, format!("{bad} of {total} rows violate"))
             }
             CheckKind::Unique { columns } => {
                 let c = cols(columns);
-                let dup_sql = format!("SELECT {c}, count(*) AS occurrences FROM {} GROUP BY {c} HAVING count(*) > 1", q(table));
-                let dups = scalar(ctx, &format!("SELECT count(*) FROM ({dup_sql})")).await?.unwrap_or(0.0) as i64;
+                let dup_sql = format!(
+                    "SELECT {c}, count(*) AS occurrences FROM {} GROUP BY {c} HAVING count(*) > 1",
+                    q(table)
+                );
+                let dups = scalar(ctx, &format!("SELECT count(*) FROM ({dup_sql})"))
+                    .await?
+                    .unwrap_or(0.0) as i64;
                 if dups > 0 {
-                    samples = sample(ctx, &format!("{dup_sql} ORDER BY occurrences DESC LIMIT {SAMPLE_ROWS}")).await?;
+                    samples = sample(
+                        ctx,
+                        &format!("{dup_sql} ORDER BY occurrences DESC LIMIT {SAMPLE_ROWS}"),
+                    )
+                    .await?;
                 }
                 (dups == 0, format!("{dups} duplicated keys"))
             }
             CheckKind::RowCount { min, max } => {
-                let ok = min.is_none_or(|m| total as u64 >= m) && max.is_none_or(|m| total as u64 <= m);
+                let ok =
+                    min.is_none_or(|m| total as u64 >= m) && max.is_none_or(|m| total as u64 <= m);
                 let bounds = match (min, max) {
                     (Some(a), Some(b)) => format!("expected {a}..={b}"),
                     (Some(a), None) => format!("expected at least {a}"),

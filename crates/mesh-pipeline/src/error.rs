@@ -5,10 +5,21 @@ pub enum PipelineError {
     #[error("input `{input}`: no file matches `{pattern}`")]
     SourceMissing { input: String, pattern: String },
     #[error("input `{input}`: {file} has columns [{found}], but the source declares [{declared}]")]
-    SourceColumns { input: String, file: String, found: String, declared: String },
+    SourceColumns {
+        input: String,
+        file: String,
+        found: String,
+        declared: String,
+    },
     #[error("input `{input}`: cannot read {file}: {detail}")]
-    SourceUnreadable { input: String, file: String, detail: String },
-    #[error("input `{input}` reads `{upstream}`, which has not published a version yet; run it first")]
+    SourceUnreadable {
+        input: String,
+        file: String,
+        detail: String,
+    },
+    #[error(
+        "input `{input}` reads `{upstream}`, which has not published a version yet; run it first"
+    )]
     UpstreamNotPublished { input: String, upstream: String },
     #[error("input `{input}` reads `{upstream}`, which is not deployed")]
     UpstreamMissing { input: String, upstream: String },

@@ -25,7 +25,9 @@ async fn row_count(location: &url::Url, version: u64) -> Result<i64> {
         .map_err(|e| crate::PipelineError::Internal(e.to_string()))?;
     ctx.register_table("t", provider)?;
     let batches = ctx.sql("SELECT count(*) FROM t").await?.collect().await?;
-    Ok(batches.first().map_or(0, |b| b.column(0).as_primitive::<Int64Type>().value(0)))
+    Ok(batches
+        .first()
+        .map_or(0, |b| b.column(0).as_primitive::<Int64Type>().value(0)))
 }
 
 /// Closes every run left `running`; returns them as closed.
@@ -59,7 +61,8 @@ pub async fn recover(catalog: &Arc<dyn CatalogStore>) -> Result<Vec<RunRecord>> 
         if !outputs.is_empty() && publications.len() == outputs.len() {
             run.status = RunStatus::Succeeded;
             run.rows_written = Some(publications.iter().map(|p| p.row_count).sum());
-            run.error = Some("the process stopped after publishing; recovered from the Delta log".into());
+            run.error =
+                Some("the process stopped after publishing; recovered from the Delta log".into());
             run.publications = publications;
         } else {
             for o in &outputs {

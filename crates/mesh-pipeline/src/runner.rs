@@ -10,14 +10,18 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::{cast, ident};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use futures::StreamExt;
-use mesh_catalog::{CatalogStore, CheckResult, ProductRecord, Publication, RunId, RunRecord, RunStatus};
+use mesh_catalog::{
+    CatalogStore, CheckResult, ProductRecord, Publication, RunId, RunRecord, RunStatus,
+};
 use mesh_query::schema::{arrow_schema, arrow_type};
 use mesh_query::source::{csv_header_mismatch, register_source};
 use mesh_query::{At, Resolver, transform_context};
 use mesh_spec::sql::load_sql;
 use mesh_spec::validate::source_files;
 use mesh_spec::{InputKind, Output, ProductDescriptor};
-use mesh_storage::{StagedWriter, TableColumn, commit_overwrite, ensure_table, remove_run_files, table_url};
+use mesh_storage::{
+    StagedWriter, TableColumn, commit_overwrite, ensure_table, remove_run_files, table_url,
+};
 
 use crate::check::{checks_for, run_checks};
 use crate::error::{PipelineError, Result};
@@ -59,11 +63,19 @@ pub struct Runner {
 
 impl Runner {
     pub fn new(catalog: Arc<dyn CatalogStore>) -> Self {
-        Runner { catalog, runtime: Arc::new(RuntimeEnv::default()) }
+        Runner {
+            catalog,
+            runtime: Arc::new(RuntimeEnv::default()),
+        }
     }
 
     /// Builds one deployed product; the run is recorded whatever happens.
-    pub async fn run(&self, p: &ProductDescriptor, record: &ProductRecord, observer: &dyn Observer) -> Result<RunRecord> {
+    pub async fn run(
+        &self,
+        p: &ProductDescriptor,
+        record: &ProductRecord,
+        observer: &dyn Observer,
+    ) -> Result<RunRecord> {
         let started = Instant::now();
         let mut run = RunRecord {
             id: RunId::new(),
@@ -98,14 +110,22 @@ impl Runner {
         Ok(run)
     }
 
-    async fn build(&self, p: &ProductDescriptor, record: &ProductRecord, run: &mut RunRecord, observer: &dyn Observer) -> Result<()> {
+    async fn build(
+        &self,
+        p: &ProductDescriptor,
+        record: &ProductRecord,
+        run: &mut RunRecord,
+        observer: &dyn Observer,
+    ) -> Result<()> {
         let ctx = transform_context(Some(self.runtime.clone()));
         self.register_inputs(&ctx, p).await?;
         let mut staged = Vec::new();
         let mut failed = false;
         let result = async {
             for output in &p.outputs {
-                let s = self.stage(&ctx, p, record, output, &run.id, observer).await?;
+                let s = self
+                    .stage(&ctx, p, record, output, &run.id, observer)
+                    .await?;
                 let results = self.audit(&s).await?;
                 for r in &results {
                     match (r.passed, r.severity.as_str()) {
@@ -135,7 +155,10 @@ impl Runner {
                 .filter(|c| !c.passed && c.severity != "warn")
                 .map(|c| format!("{}.{}", c.output, c.name))
                 .collect();
-            run.error = Some(format!("blocking quality checks failed: {}; nothing was published", names.join(", ")));
+            run.error = Some(format!(
+                "blocking quality checks failed: {}; nothing was published",
+                names.join(", ")
+            ));
             run.status = RunStatus::Failed;
             return Ok(());
         }
@@ -166,22 +189,31 @@ impl Runner {
             match &input.kind {
                 InputKind::Source(source) => {
                     if !source.path.value.contains("://") {
-                        let files = source_files(&p.dir, source).map_err(|detail| PipelineError::SourceUnreadable {
-                            input: name.into(),
-                            file: source.path.value.clone(),
-                            detail,
+                        let files = source_files(&p.dir, source).map_err(|detail| {
+                            PipelineError::SourceUnreadable {
+                                input: name.into(),
+                                file: source.path.value.clone(),
+                                detail,
+                            }
                         })?;
                         if files.is_empty() {
                             return Err(PipelineError::SourceMissing {
                                 input: name.into(),
-                                pattern: mesh_spec::validate::source_location(&p.dir, source).display().to_string(),
+                                pattern: mesh_spec::validate::source_location(&p.dir, source)
+                                    .display()
+                                    .to_string(),
                             });
                         }
                         for file in &files {
                             match csv_header_mismatch(file, source) {
                                 Ok(None) => {}
                                 Ok(Some(found)) => {
-                                    let declared = source.columns.iter().flatten().map(|c| c.name.to_string()).collect::<Vec<_>>();
+                                    let declared = source
+                                        .columns
+                                        .iter()
+                                        .flatten()
+                                        .map(|c| c.name.to_string())
+                                        .collect::<Vec<_>>();
                                     return Err(PipelineError::SourceColumns {
                                         input: name.into(),
                                         file: file.display().to_string(),
@@ -201,17 +233,30 @@ impl Runner {
                     }
                     register_source(ctx, name, &p.dir, source).await?;
                 }
-                InputKind::Product { product, output, .. } => {
-                    let upstream = self.catalog.product(&product.value).await?.ok_or_else(|| PipelineError::UpstreamMissing {
-                        input: name.into(),
-                        upstream: product.value.to_string(),
-                    })?;
+                InputKind::Product {
+                    product, output, ..
+                } => {
+                    let upstream =
+                        self.catalog.product(&product.value).await?.ok_or_else(|| {
+                            PipelineError::UpstreamMissing {
+                                input: name.into(),
+                                upstream: product.value.to_string(),
+                            }
+                        })?;
                     let out = match output {
                         Some(o) => upstream.outputs.iter().find(|x| x.output == o.value),
                         None => upstream.outputs.first(),
                     }
-                    .ok_or_else(|| PipelineError::UpstreamMissing { input: name.into(), upstream: product.value.to_string() })?;
-                    if self.catalog.current_publication(&out.domain, &out.output).await?.is_none() {
+                    .ok_or_else(|| PipelineError::UpstreamMissing {
+                        input: name.into(),
+                        upstream: product.value.to_string(),
+                    })?;
+                    if self
+                        .catalog
+                        .current_publication(&out.domain, &out.output)
+                        .await?
+                        .is_none()
+                    {
                         return Err(PipelineError::UpstreamNotPublished {
                             input: name.into(),
                             upstream: format!("{}.{}", out.domain, out.output),
@@ -226,17 +271,43 @@ impl Runner {
     }
 
     /// Runs the SQL of `output` and writes its result as invisible files.
-    async fn stage(&self, ctx: &SessionContext, p: &ProductDescriptor, record: &ProductRecord, output: &Output, run_id: &RunId, observer: &dyn Observer) -> Result<Staged> {
+    async fn stage(
+        &self,
+        ctx: &SessionContext,
+        p: &ProductDescriptor,
+        record: &ProductRecord,
+        output: &Output,
+        run_id: &RunId,
+        observer: &dyn Observer,
+    ) -> Result<Staged> {
         let oname = output.name.to_string();
-        let sql = p.sql_for(output).ok_or_else(|| PipelineError::Output { output: oname.clone(), message: "no SQL".into() })?;
-        let sql = load_sql(p, sql, Some(&record.sql_texts)).map_err(|d| PipelineError::Output { output: oname.clone(), message: d.message })?;
-        let sql_err = |e: datafusion::error::DataFusionError| PipelineError::Sql { output: oname.clone(), message: e.strip_backtrace() };
+        let sql = p.sql_for(output).ok_or_else(|| PipelineError::Output {
+            output: oname.clone(),
+            message: "no SQL".into(),
+        })?;
+        let sql = load_sql(p, sql, Some(&record.sql_texts)).map_err(|d| PipelineError::Output {
+            output: oname.clone(),
+            message: d.message,
+        })?;
+        let sql_err = |e: datafusion::error::DataFusionError| PipelineError::Sql {
+            output: oname.clone(),
+            message: e.strip_backtrace(),
+        };
         let df = ctx.sql(&sql.text).await.map_err(sql_err)?;
         let produced = df.schema().clone();
         let mut exprs = Vec::with_capacity(output.columns.len());
         for c in &output.columns {
-            if produced.field_with_unqualified_name(c.name.as_str()).is_err() {
-                return Err(PipelineError::Output { output: oname.clone(), message: format!("the SQL does not produce declared column `{}`", c.name.value) });
+            if produced
+                .field_with_unqualified_name(c.name.as_str())
+                .is_err()
+            {
+                return Err(PipelineError::Output {
+                    output: oname.clone(),
+                    message: format!(
+                        "the SQL does not produce declared column `{}`",
+                        c.name.value
+                    ),
+                });
             }
             exprs.push(cast(ident(c.name.as_str()), arrow_type(c.ty.value)).alias(c.name.as_str()));
         }
@@ -247,12 +318,19 @@ impl Runner {
             .iter()
             .find(|o| o.output == output.name.value)
             .map(|o| o.location.clone())
-            .ok_or_else(|| PipelineError::Output { output: oname.clone(), message: "not deployed; run `mesh deploy`".into() })?;
+            .ok_or_else(|| PipelineError::Output {
+                output: oname.clone(),
+                message: "not deployed; run `mesh deploy`".into(),
+            })?;
         let location = table_url(&location_str)?;
         let columns: Vec<TableColumn> = output
             .columns
             .iter()
-            .map(|c| TableColumn { name: c.name.to_string(), ty: c.ty.value, nullable: c.nullable })
+            .map(|c| TableColumn {
+                name: c.name.to_string(),
+                ty: c.ty.value,
+                nullable: c.nullable,
+            })
             .collect();
         let table = ensure_table(&location, &oname, &columns).await?;
         let streams = df.execute_stream_partitioned().await.map_err(sql_err)?;
@@ -264,11 +342,15 @@ impl Runner {
             let oname = oname.clone();
             tasks.push(async move {
                 while let Some(batch) = stream.next().await {
-                    let batch = batch.map_err(|e| PipelineError::Sql { output: oname.clone(), message: e.strip_backtrace() })?;
-                    let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec()).map_err(|e| PipelineError::Output {
+                    let batch = batch.map_err(|e| PipelineError::Sql {
                         output: oname.clone(),
-                        message: format!("result does not fit the contract: {e}"),
+                        message: e.strip_backtrace(),
                     })?;
+                    let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
+                        .map_err(|e| PipelineError::Output {
+                            output: oname.clone(),
+                            message: format!("result does not fit the contract: {e}"),
+                        })?;
                     writer.write(&batch).await?;
                 }
                 let rows = writer.rows();
@@ -293,7 +375,13 @@ impl Runner {
             return Err(e);
         }
         observer.rows(&product, rows);
-        Ok(Staged { output: output.clone(), location, table, adds, rows })
+        Ok(Staged {
+            output: output.clone(),
+            location,
+            table,
+            adds,
+            rows,
+        })
     }
 
     /// Runs the output's checks on its staged files.
@@ -310,7 +398,9 @@ impl Runner {
                 .map(|a| s.location.join(&a.path).map(|u| u.to_string()))
                 .collect::<Result<_, _>>()
                 .map_err(|e| PipelineError::Internal(e.to_string()))?;
-            let df = ctx.read_parquet(files, ParquetReadOptions::default().schema(&schema)).await?;
+            let df = ctx
+                .read_parquet(files, ParquetReadOptions::default().schema(&schema))
+                .await?;
             ctx.register_table(name, df.into_view())?;
         }
         run_checks(&ctx, name, &checks_for(&s.output)).await

@@ -5,9 +5,16 @@ pub enum QueryError {
     #[error("`{name}`: a version suffix is `@<N>`, a published table version such as `orders@3`")]
     BadVersionSuffix { name: String },
     #[error("`{name}` has no published version {version}; published versions: {}", fmt_versions(.published))]
-    VersionNotPublished { name: String, version: u64, published: Vec<u64> },
+    VersionNotPublished {
+        name: String,
+        version: u64,
+        published: Vec<u64>,
+    },
     #[error("{message}")]
-    Plan { message: String, hint: Option<String> },
+    Plan {
+        message: String,
+        hint: Option<String>,
+    },
     #[error(transparent)]
     DataFusion(#[from] datafusion::error::DataFusionError),
     #[error(transparent)]
@@ -22,7 +29,10 @@ fn fmt_versions(v: &[u64]) -> String {
     }
     let mut v = v.to_vec();
     v.sort_unstable();
-    v.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+    v.iter()
+        .map(ToString::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 pub type Result<T, E = QueryError> = std::result::Result<T, E>;

@@ -21,9 +21,17 @@ pub trait UpstreamSchemas {
 /// A `line:col` from a DataFusion/sqlparser message, if it has one.
 fn sql_position(message: &str) -> Option<(usize, usize)> {
     let l = message.find("Line: ")? + 6;
-    let line: usize = message[l..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
+    let line: usize = message[l..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
     let c = message.find("Column: ")? + 8;
-    let col: usize = message[c..].split(|c: char| !c.is_ascii_digit()).next()?.parse().ok()?;
+    let col: usize = message[c..]
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()?;
     Some((line, col))
 }
 
@@ -40,7 +48,11 @@ pub fn sql_diagnostic(sql: &SqlText, what: &str, message: &str) -> Diagnostic {
 
 /// Registers the inputs of `p` in `ctx` for planning: sources read their
 /// files' schemas, upstream products are empty tables with their declared schema.
-pub async fn register_inputs_for_planning(ctx: &SessionContext, p: &ProductDescriptor, upstream: &dyn UpstreamSchemas) -> Vec<Diagnostic> {
+pub async fn register_inputs_for_planning(
+    ctx: &SessionContext,
+    p: &ProductDescriptor,
+    upstream: &dyn UpstreamSchemas,
+) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for input in &p.inputs {
         let name = input.name.as_str();
@@ -54,15 +66,20 @@ pub async fn register_inputs_for_planning(ctx: &SessionContext, p: &ProductDescr
                     );
                 }
             }
-            InputKind::Product { product, output, .. } => {
-                let Some(schema) = upstream.schema(&product.value, output.as_ref().map(|o| o.as_str())) else {
+            InputKind::Product {
+                product, output, ..
+            } => {
+                let Some(schema) =
+                    upstream.schema(&product.value, output.as_ref().map(|o| o.as_str()))
+                else {
                     continue; // reported by structural validation
                 };
                 match MemTable::try_new(schema, vec![vec![]]) {
                     Ok(t) => {
                         let _ = ctx.register_table(name, Arc::new(t));
                     }
-                    Err(e) => out.push(Diagnostic::error("internal", e.to_string()).at(&p.file, input.span)),
+                    Err(e) => out
+                        .push(Diagnostic::error("internal", e.to_string()).at(&p.file, input.span)),
                 }
             }
         }
@@ -71,14 +88,19 @@ pub async fn register_inputs_for_planning(ctx: &SessionContext, p: &ProductDescr
 }
 
 /// Plans every output's SQL and compares what it produces with the contract.
-pub async fn check_product_sql(p: &ProductDescriptor, upstream: &dyn UpstreamSchemas) -> Vec<Diagnostic> {
+pub async fn check_product_sql(
+    p: &ProductDescriptor,
+    upstream: &dyn UpstreamSchemas,
+) -> Vec<Diagnostic> {
     let ctx = transform_context(None);
     let mut out = register_inputs_for_planning(&ctx, p, upstream).await;
     if out.iter().any(Diagnostic::is_error) {
         return out;
     }
     for output in &p.outputs {
-        let Some(sql) = p.sql_for(output) else { continue };
+        let Some(sql) = p.sql_for(output) else {
+            continue;
+        };
         let sql = match load_sql(p, sql, None) {
             Ok(s) => s,
             Err(d) => {
@@ -87,7 +109,11 @@ pub async fn check_product_sql(p: &ProductDescriptor, upstream: &dyn UpstreamSch
             }
         };
         match ctx.sql(&sql.text).await {
-            Err(e) => out.push(sql_diagnostic(&sql, &format!("SQL of output `{}` does not plan", output.name.value), &e.strip_backtrace())),
+            Err(e) => out.push(sql_diagnostic(
+                &sql,
+                &format!("SQL of output `{}` does not plan", output.name.value),
+                &e.strip_backtrace(),
+            )),
             Ok(df) => out.extend(compare_columns(p, output, df.schema().as_arrow())),
         }
         out.extend(check_sql_checks(p, output).await);
@@ -96,25 +122,50 @@ pub async fn check_product_sql(p: &ProductDescriptor, upstream: &dyn UpstreamSch
 }
 
 /// Diagnostics for produced columns that do not fit the declared ones.
-pub fn compare_columns(p: &ProductDescriptor, output: &Output, produced: &datafusion::arrow::datatypes::Schema) -> Vec<Diagnostic> {
+pub fn compare_columns(
+    p: &ProductDescriptor,
+    output: &Output,
+    produced: &datafusion::arrow::datatypes::Schema,
+) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    let produced_names: Vec<&str> = produced.fields().iter().map(|f| f.name().as_str()).collect();
+    let produced_names: Vec<&str> = produced
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .collect();
     for col in &output.columns {
         let Ok(field) = produced.field_with_name(col.name.as_str()) else {
             out.push(
-                Diagnostic::error("missing-column", format!("output `{}` declares column `{}`, but its SQL does not produce it", output.name.value, col.name.value))
-                    .at(&p.file, col.name.span)
-                    .label("not produced by the SQL")
-                    .help(format!("the SQL produces: {}", produced_names.join(", "))),
+                Diagnostic::error(
+                    "missing-column",
+                    format!(
+                        "output `{}` declares column `{}`, but its SQL does not produce it",
+                        output.name.value, col.name.value
+                    ),
+                )
+                .at(&p.file, col.name.span)
+                .label("not produced by the SQL")
+                .help(format!("the SQL produces: {}", produced_names.join(", "))),
             );
             continue;
         };
         if !accepts(col.ty.value, field.data_type()) {
-            let found = contract_type(field.data_type()).map_or_else(|| field.data_type().to_string(), |t| t.to_string());
+            let found = contract_type(field.data_type())
+                .map_or_else(|| field.data_type().to_string(), |t| t.to_string());
             out.push(
-                Diagnostic::error("type-mismatch", format!("column `{}` is declared `{}`, but the SQL produces `{found}`", col.name.value, col.ty.value))
-                    .at(&p.file, col.ty.span)
-                    .help(format!("CAST it in the SQL (`CAST({} AS {})`), or declare `type: {found}`", col.name.value, sql_type(col.ty.value))),
+                Diagnostic::error(
+                    "type-mismatch",
+                    format!(
+                        "column `{}` is declared `{}`, but the SQL produces `{found}`",
+                        col.name.value, col.ty.value
+                    ),
+                )
+                .at(&p.file, col.ty.span)
+                .help(format!(
+                    "CAST it in the SQL (`CAST({} AS {})`), or declare `type: {found}`",
+                    col.name.value,
+                    sql_type(col.ty.value)
+                )),
             );
         }
         if !col.nullable && field.is_nullable() {
@@ -128,9 +179,17 @@ pub fn compare_columns(p: &ProductDescriptor, output: &Output, produced: &datafu
     for name in produced_names {
         if output.column(name).is_none() {
             out.push(
-                Diagnostic::error("undeclared-column", format!("the SQL of output `{}` produces column `{name}`, which is not declared", output.name.value))
-                    .at(&p.file, output.name.span)
-                    .help(format!("declare `{name}` under `columns:`, or remove it from the SELECT")),
+                Diagnostic::error(
+                    "undeclared-column",
+                    format!(
+                        "the SQL of output `{}` produces column `{name}`, which is not declared",
+                        output.name.value
+                    ),
+                )
+                .at(&p.file, output.name.span)
+                .help(format!(
+                    "declare `{name}` under `columns:`, or remove it from the SELECT"
+                )),
             );
         }
     }
@@ -147,7 +206,11 @@ fn sql_type(t: mesh_spec::ColumnType) -> String {
 /// Plans each `check: sql` query against the output's declared schema.
 async fn check_sql_checks(p: &ProductDescriptor, output: &Output) -> Vec<Diagnostic> {
     let mut out = Vec::new();
-    let sql_checks: Vec<_> = output.quality.iter().filter(|c| matches!(c.kind, CheckKind::Sql { .. })).collect();
+    let sql_checks: Vec<_> = output
+        .quality
+        .iter()
+        .filter(|c| matches!(c.kind, CheckKind::Sql { .. }))
+        .collect();
     if sql_checks.is_empty() {
         return out;
     }
@@ -156,16 +219,35 @@ async fn check_sql_checks(p: &ProductDescriptor, output: &Output) -> Vec<Diagnos
         let _ = ctx.register_table(output.name.as_str(), Arc::new(t));
     }
     for check in sql_checks {
-        let CheckKind::Sql { query, .. } = &check.kind else { continue };
+        let CheckKind::Sql { query, .. } = &check.kind else {
+            continue;
+        };
         match ctx.sql(&query.value).await {
             Err(e) => out.push(
-                Diagnostic::error("sql", format!("check `{}` does not plan: {}", check.name, e.strip_backtrace()))
-                    .at(&p.file, query.span)
-                    .help(format!("the query reads the output as table `{}`", output.name.value)),
+                Diagnostic::error(
+                    "sql",
+                    format!(
+                        "check `{}` does not plan: {}",
+                        check.name,
+                        e.strip_backtrace()
+                    ),
+                )
+                .at(&p.file, query.span)
+                .help(format!(
+                    "the query reads the output as table `{}`",
+                    output.name.value
+                )),
             ),
             Ok(df) => {
                 let fields = df.schema().fields();
-                if fields.len() != 1 || contract_type(fields[0].data_type()).is_none_or(|t| !t.is_orderable() || t == mesh_spec::ColumnType::String || t == mesh_spec::ColumnType::Date || t == mesh_spec::ColumnType::Timestamp) {
+                if fields.len() != 1
+                    || contract_type(fields[0].data_type()).is_none_or(|t| {
+                        !t.is_orderable()
+                            || t == mesh_spec::ColumnType::String
+                            || t == mesh_spec::ColumnType::Date
+                            || t == mesh_spec::ColumnType::Timestamp
+                    })
+                {
                     out.push(
                         Diagnostic::error("sql", format!("check `{}` must return one numeric column", check.name))
                             .at(&p.file, query.span)

@@ -68,7 +68,11 @@ impl Resolver {
     ///
     /// An output that was never published reads as an empty table with its
     /// declared schema, so `information_schema` and joins still plan.
-    pub async fn provider(&self, output: &OutputRecord, at: At) -> std::result::Result<Arc<dyn TableProvider>, QueryError> {
+    pub async fn provider(
+        &self,
+        output: &OutputRecord,
+        at: At,
+    ) -> std::result::Result<Arc<dyn TableProvider>, QueryError> {
         let publications = match at {
             At::Current => self
                 .catalog
@@ -76,7 +80,11 @@ impl Resolver {
                 .await?
                 .into_iter()
                 .collect::<Vec<_>>(),
-            At::Version(_) => self.catalog.publications(&output.domain, &output.output).await?,
+            At::Version(_) => {
+                self.catalog
+                    .publications(&output.domain, &output.output)
+                    .await?
+            }
         };
         let version = match at {
             At::Current => match publications.first() {
@@ -88,7 +96,10 @@ impl Resolver {
                     return Err(QueryError::VersionNotPublished {
                         name: format!("{}.{}", output.domain, output.output),
                         version: v,
-                        published: publications.iter().map(|p| p.table_version as u64).collect(),
+                        published: publications
+                            .iter()
+                            .map(|p| p.table_version as u64)
+                            .collect(),
                     });
                 }
                 v
@@ -102,13 +113,17 @@ impl Resolver {
             &store_url[..url::Position::BeforePath],
         )?;
         if self.runtime.object_store(&object_store_url).is_err() {
-            self.runtime
-                .register_object_store(object_store_url.as_ref(), log_store.root_object_store(None));
+            self.runtime.register_object_store(
+                object_store_url.as_ref(),
+                log_store.root_object_store(None),
+            );
         }
-        let provider = table
-            .table_provider()
-            .await
-            .map_err(|e| QueryError::Storage(mesh_storage::StorageError::Delta { location: output.location.clone(), source: e.into() }))?;
+        let provider = table.table_provider().await.map_err(|e| {
+            QueryError::Storage(mesh_storage::StorageError::Delta {
+                location: output.location.clone(),
+                source: e.into(),
+            })
+        })?;
         Ok(provider)
     }
 }
@@ -134,7 +149,10 @@ pub struct MeshCatalog {
 
 impl MeshCatalog {
     /// Builds the catalog from the outputs the store lists now.
-    pub async fn load(catalog: Arc<dyn CatalogStore>, runtime: Arc<RuntimeEnv>) -> std::result::Result<Self, QueryError> {
+    pub async fn load(
+        catalog: Arc<dyn CatalogStore>,
+        runtime: Arc<RuntimeEnv>,
+    ) -> std::result::Result<Self, QueryError> {
         let resolver = Arc::new(Resolver::new(catalog.clone(), runtime));
         let mut domains: BTreeMap<String, BTreeMap<String, OutputRecord>> = BTreeMap::new();
         let outputs = catalog.outputs().await?;
@@ -148,7 +166,13 @@ impl MeshCatalog {
             domains: domains
                 .into_iter()
                 .map(|(d, outputs)| {
-                    (d, Arc::new(DomainSchema { outputs, resolver: resolver.clone() }))
+                    (
+                        d,
+                        Arc::new(DomainSchema {
+                            outputs,
+                            resolver: resolver.clone(),
+                        }),
+                    )
                 })
                 .collect(),
             addresses: Arc::new(AddressSchema { outputs, resolver }),
@@ -175,7 +199,9 @@ impl CatalogProvider for MeshCatalog {
         if name == ADDRESS_SCHEMA {
             return Some(self.addresses.clone());
         }
-        self.domains.get(name).map(|s| s.clone() as Arc<dyn SchemaProvider>)
+        self.domains
+            .get(name)
+            .map(|s| s.clone() as Arc<dyn SchemaProvider>)
     }
 }
 
@@ -197,7 +223,11 @@ impl SchemaProvider for DomainSchema {
         let Some(output) = self.outputs.get(base) else {
             return Ok(None);
         };
-        self.resolver.provider(output, at).await.map(Some).map_err(df_err)
+        self.resolver
+            .provider(output, at)
+            .await
+            .map(Some)
+            .map_err(df_err)
     }
 
     fn table_exist(&self, name: &str) -> bool {
@@ -232,7 +262,11 @@ impl SchemaProvider for AddressSchema {
         let Some(output) = self.find(base) else {
             return Ok(None);
         };
-        self.resolver.provider(output, at).await.map(Some).map_err(df_err)
+        self.resolver
+            .provider(output, at)
+            .await
+            .map(Some)
+            .map_err(df_err)
     }
 
     fn table_exist(&self, name: &str) -> bool {

@@ -40,7 +40,9 @@ pub fn arrow_schema(columns: &[Column]) -> SchemaRef {
 }
 
 /// The same, from (name, type, nullable) triples.
-pub fn arrow_schema_of<'a>(columns: impl IntoIterator<Item = (&'a str, ColumnType, bool)>) -> SchemaRef {
+pub fn arrow_schema_of<'a>(
+    columns: impl IntoIterator<Item = (&'a str, ColumnType, bool)>,
+) -> SchemaRef {
     Arc::new(Schema::new(
         columns
             .into_iter()
@@ -59,7 +61,10 @@ pub fn contract_type(dt: &DataType) -> Option<ColumnType> {
         DataType::Int64 | DataType::UInt32 => ColumnType::BigInt,
         DataType::Float16 | DataType::Float32 => ColumnType::Float,
         DataType::Float64 => ColumnType::Double,
-        DataType::Decimal128(p, s) => ColumnType::Decimal { precision: *p, scale: *s },
+        DataType::Decimal128(p, s) => ColumnType::Decimal {
+            precision: *p,
+            scale: *s,
+        },
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => ColumnType::String,
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => ColumnType::Binary,
         DataType::Date32 | DataType::Date64 => ColumnType::Date,
@@ -78,7 +83,10 @@ pub fn accepts(declared: ColumnType, produced: &DataType) -> bool {
         (C::TinyInt, D::Int8) => true,
         (C::SmallInt, D::Int8 | D::Int16 | D::UInt8) => true,
         (C::Int, D::Int8 | D::Int16 | D::Int32 | D::UInt8 | D::UInt16) => true,
-        (C::BigInt, D::Int8 | D::Int16 | D::Int32 | D::Int64 | D::UInt8 | D::UInt16 | D::UInt32) => true,
+        (
+            C::BigInt,
+            D::Int8 | D::Int16 | D::Int32 | D::Int64 | D::UInt8 | D::UInt16 | D::UInt32,
+        ) => true,
         (C::Float, D::Float16 | D::Float32) => true,
         (C::Double, D::Float16 | D::Float32 | D::Float64) => true,
         (C::Decimal { precision, scale }, D::Decimal128(p, s)) => *s == scale && *p <= precision,
@@ -108,11 +116,17 @@ mod tests {
         assert!(accepts(ColumnType::BigInt, &DataType::Int32));
         assert!(!accepts(ColumnType::Int, &DataType::Int64));
         assert!(accepts(ColumnType::String, &DataType::Utf8View));
-        let dec = ColumnType::Decimal { precision: 12, scale: 2 };
+        let dec = ColumnType::Decimal {
+            precision: 12,
+            scale: 2,
+        };
         assert!(accepts(dec, &DataType::Decimal128(10, 2)));
         assert!(!accepts(dec, &DataType::Decimal128(22, 2)));
         assert!(!accepts(dec, &DataType::Decimal128(12, 3)));
         assert!(!accepts(ColumnType::Date, &DataType::Utf8));
-        assert!(accepts(ColumnType::Timestamp, &DataType::Timestamp(TimeUnit::Nanosecond, None)));
+        assert!(accepts(
+            ColumnType::Timestamp,
+            &DataType::Timestamp(TimeUnit::Nanosecond, None)
+        ));
     }
 }

@@ -4,8 +4,8 @@ use std::sync::Arc;
 
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
-use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::execution::SessionStateBuilder;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use mesh_catalog::CatalogStore;
 
@@ -30,7 +30,9 @@ pub struct QueryEngine {
 
 impl std::fmt::Debug for QueryEngine {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QueryEngine").field("names", &self.names).finish()
+        f.debug_struct("QueryEngine")
+            .field("names", &self.names)
+            .finish()
     }
 }
 
@@ -86,14 +88,26 @@ pub fn explain(e: DataFusionError, names: &[String]) -> QueryError {
             .filter(|(s, _)| *s > 0.75)
             .max_by(|a, b| a.0.total_cmp(&b.0));
         Some(match best {
-            Some((_, n)) => format!("did you mean `{n}`? Outputs are addressed as <domain>.<output>"),
-            None if names.is_empty() => "no products are deployed yet; run `mesh deploy` and `mesh run`".to_string(),
+            Some((_, n)) => {
+                format!("did you mean `{n}`? Outputs are addressed as <domain>.<output>")
+            }
+            None if names.is_empty() => {
+                "no products are deployed yet; run `mesh deploy` and `mesh run`".to_string()
+            }
             None => format!(
                 "outputs are addressed as <domain>.<output>; known: {}",
-                names.iter().take(12).cloned().collect::<Vec<_>>().join(", ")
+                names
+                    .iter()
+                    .take(12)
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
         })
-    } else if message.contains("DDL not supported") || message.contains("DML not supported") || message.contains("Statement not supported") {
+    } else if message.contains("DDL not supported")
+        || message.contains("DML not supported")
+        || message.contains("Statement not supported")
+    {
         Some("queries are read-only; products change only through `mesh run`".to_string())
     } else {
         None
@@ -101,7 +115,10 @@ pub fn explain(e: DataFusionError, names: &[String]) -> QueryError {
     match e {
         DataFusionError::External(inner) => match inner.downcast::<QueryError>() {
             Ok(q) => *q,
-            Err(other) => QueryError::Plan { message: other.to_string(), hint },
+            Err(other) => QueryError::Plan {
+                message: other.to_string(),
+                hint,
+            },
         },
         _ => QueryError::Plan { message, hint },
     }
@@ -111,13 +128,17 @@ fn missing_table(message: &str) -> Option<String> {
     let start = message.find("table '")? + "table '".len();
     let rest = &message[start..];
     let end = rest.find('\'')?;
-    rest[end..].contains("not found").then(|| rest[..end].to_string())
+    rest[end..]
+        .contains("not found")
+        .then(|| rest[..end].to_string())
 }
 
 /// A session for running a transform: inputs are registered by their local names.
 pub fn transform_context(runtime: Option<Arc<RuntimeEnv>>) -> SessionContext {
     let config = SessionConfig::new().with_information_schema(false);
-    let mut builder = SessionStateBuilder::new().with_config(config).with_default_features();
+    let mut builder = SessionStateBuilder::new()
+        .with_config(config)
+        .with_default_features();
     if let Some(rt) = runtime {
         builder = builder.with_runtime_env(rt);
     }

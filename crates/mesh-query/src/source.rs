@@ -26,7 +26,12 @@ pub fn source_path(dir: &Path, source: &Source) -> String {
 }
 
 /// Registers `source` under `name`, with its declared schema if it has one.
-pub async fn register_source(ctx: &SessionContext, name: &str, dir: &Path, source: &Source) -> Result<()> {
+pub async fn register_source(
+    ctx: &SessionContext,
+    name: &str,
+    dir: &Path,
+    source: &Source,
+) -> Result<()> {
     let path = source_path(dir, source);
     let ext = extension(&PathBuf::from(&path), source.format);
     let schema = source.columns.as_ref().map(|c| arrow_schema(c));
@@ -77,6 +82,9 @@ pub fn csv_header_mismatch(file: &Path, source: &Source) -> std::io::Result<Opti
         .collect();
     let declared: Vec<&str> = columns.iter().map(|c| c.name.as_str()).collect();
     let same = found.len() == declared.len()
-        && found.iter().zip(&declared).all(|(f, d)| f.eq_ignore_ascii_case(d));
+        && found
+            .iter()
+            .zip(&declared)
+            .all(|(f, d)| f.eq_ignore_ascii_case(d));
     Ok((!same).then_some(found))
 }

@@ -17,12 +17,22 @@ use rand_chacha::ChaCha8Rng;
 use crate::error::{Result, ServiceError};
 
 const COUNTRIES: &[&str] = &["DE", "FR", "ES", "IT", "NL", "PL", "SE", "US"];
-const SKUS: &[(&str, i64)] = &[("kettle", 3999), ("mug", 899), ("teapot", 2499), ("grinder", 5999), ("scale", 3199), ("filter", 499)];
+const SKUS: &[(&str, i64)] = &[
+    ("kettle", 3999),
+    ("mug", 899),
+    ("teapot", 2499),
+    ("grinder", 5999),
+    ("scale", 3199),
+    ("filter", 499),
+];
 const CARRIERS: &[&str] = &["dhl", "ups", "postnl", "colissimo"];
 const EPOCH_2025: i32 = 20089; // days from 1970-01-01 to 2025-01-01
 
 fn io(path: &Path) -> impl Fn(std::io::Error) -> ServiceError + '_ {
-    move |source| ServiceError::State { path: path.display().to_string(), source }
+    move |source| ServiceError::State {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {
@@ -33,17 +43,23 @@ fn write(path: &Path, text: &str) -> Result<()> {
 }
 
 fn date(days: i32) -> String {
-    chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163).map_or_else(String::new, |d| d.to_string())
+    chrono::NaiveDate::from_num_days_from_ce_opt(days + 719_163)
+        .map_or_else(String::new, |d| d.to_string())
 }
 
 /// Writes the demo project into `dir` with `orders` orders.
 pub fn generate(dir: &Path, orders: usize) -> Result<()> {
     if dir.join("mesh.yaml").exists() {
-        return Err(ServiceError::Exists { path: dir.join("mesh.yaml").display().to_string() });
+        return Err(ServiceError::Exists {
+            path: dir.join("mesh.yaml").display().to_string(),
+        });
     }
     let mut rng = ChaCha8Rng::seed_from_u64(42);
     let customers = (orders / 10).max(10);
-    write(&dir.join("mesh.yaml"), "apiVersion: meshwork/v1\nkind: Mesh\nname: acme-demo\n")?;
+    write(
+        &dir.join("mesh.yaml"),
+        "apiVersion: meshwork/v1\nkind: Mesh\nname: acme-demo\n",
+    )?;
     write(&dir.join(".gitignore"), ".mesh/\n")?;
 
     // customers/profiles: CSV
@@ -51,7 +67,11 @@ pub fn generate(dir: &Path, orders: usize) -> Result<()> {
     for id in 1..=customers {
         let country = COUNTRIES[rng.random_range(0..COUNTRIES.len())];
         let signup = EPOCH_2025 - rng.random_range(0..730);
-        let _ = writeln!(csv, "{id},Customer {id},customer{id}@example.com,{country},{}", date(signup));
+        let _ = writeln!(
+            csv,
+            "{id},Customer {id},customer{id}@example.com,{country},{}",
+            date(signup)
+        );
     }
     write(&dir.join("customers/profiles/data/customers.csv"), &csv)?;
 
@@ -64,7 +84,11 @@ pub fn generate(dir: &Path, orders: usize) -> Result<()> {
         ids.push(id as i64);
         cust.push(rng.random_range(1..=customers) as i64);
         dates.push(EPOCH_2025 + rng.random_range(0..300));
-        statuses.push(if rng.random_range(0..20) == 0 { "cancelled" } else { "confirmed" });
+        statuses.push(if rng.random_range(0..20) == 0 {
+            "cancelled"
+        } else {
+            "confirmed"
+        });
     }
     let schema = Arc::new(Schema::new(vec![
         Field::new("order_id", DataType::Int64, false),
@@ -85,9 +109,14 @@ pub fn generate(dir: &Path, orders: usize) -> Result<()> {
     let pq = dir.join("sales/orders/data/orders.parquet");
     std::fs::create_dir_all(pq.parent().unwrap_or(dir)).map_err(io(dir))?;
     let file = std::fs::File::create(&pq).map_err(io(&pq))?;
-    let mut writer = ArrowWriter::try_new(file, schema, None).map_err(|e| ServiceError::Execution(e.to_string()))?;
-    writer.write(&batch).map_err(|e| ServiceError::Execution(e.to_string()))?;
-    writer.close().map_err(|e| ServiceError::Execution(e.to_string()))?;
+    let mut writer = ArrowWriter::try_new(file, schema, None)
+        .map_err(|e| ServiceError::Execution(e.to_string()))?;
+    writer
+        .write(&batch)
+        .map_err(|e| ServiceError::Execution(e.to_string()))?;
+    writer
+        .close()
+        .map_err(|e| ServiceError::Execution(e.to_string()))?;
 
     // sales/order_lines: JSON lines
     let mut json = String::new();
@@ -97,7 +126,10 @@ pub fn generate(dir: &Path, orders: usize) -> Result<()> {
             line_id += 1;
             let (sku, price) = SKUS[rng.random_range(0..SKUS.len())];
             let qty = rng.random_range(1..=3);
-            let _ = writeln!(json, r#"{{"line_id":{line_id},"order_id":{order},"sku":"{sku}","quantity":{qty},"unit_price_cents":{price}}}"#);
+            let _ = writeln!(
+                json,
+                r#"{{"line_id":{line_id},"order_id":{order},"sku":"{sku}","quantity":{qty},"unit_price_cents":{price}}}"#
+            );
         }
     }
     write(&dir.join("sales/order_lines/data/lines.json"), &json)?;
@@ -113,7 +145,13 @@ pub fn generate(dir: &Path, orders: usize) -> Result<()> {
         let shipped = dates[i] + rng.random_range(0..3);
         let delivered = shipped + rng.random_range(1..7);
         let carrier = CARRIERS[rng.random_range(0..CARRIERS.len())];
-        let _ = writeln!(ship, "{sid},{},{carrier},{},{}", i + 1, date(shipped), date(delivered));
+        let _ = writeln!(
+            ship,
+            "{sid},{},{carrier},{},{}",
+            i + 1,
+            date(shipped),
+            date(delivered)
+        );
     }
     write(&dir.join("logistics/shipments/data/shipments.csv"), &ship)?;
 
@@ -124,7 +162,9 @@ pub fn generate(dir: &Path, orders: usize) -> Result<()> {
 }
 
 const DESCRIPTORS: &[(&str, &str)] = &[
-    ("customers/profiles/product.yaml", r#"apiVersion: meshwork/v1
+    (
+        "customers/profiles/product.yaml",
+        r#"apiVersion: meshwork/v1
 kind: DataProduct
 domain: customers
 name: profiles
@@ -163,9 +203,15 @@ outputs:
       - {check: not_null, column: email}
       - {check: accepted_values, column: country, values: [DE, FR, ES, IT, NL, PL, SE, US]}
 slo: {freshness: 24h}
-"#),
-    ("customers/profiles/transform.sql", "SELECT customer_id, full_name, lower(email) AS email, country, signup_date\nFROM raw_customers\n"),
-    ("sales/orders/product.yaml", r#"apiVersion: meshwork/v1
+"#,
+    ),
+    (
+        "customers/profiles/transform.sql",
+        "SELECT customer_id, full_name, lower(email) AS email, country, signup_date\nFROM raw_customers\n",
+    ),
+    (
+        "sales/orders/product.yaml",
+        r#"apiVersion: meshwork/v1
 kind: DataProduct
 domain: sales
 name: orders
@@ -193,9 +239,15 @@ outputs:
       - {check: accepted_values, column: status, values: [confirmed, cancelled]}
       - {check: sql, name: no_future_orders, severity: warn, query: "SELECT count(*) FROM orders WHERE order_date > current_date", must_be: 0}
 slo: {freshness: 6h}
-"#),
-    ("sales/orders/transform.sql", "SELECT order_id, customer_id, order_date, status FROM raw_orders\n"),
-    ("sales/order_lines/product.yaml", r#"apiVersion: meshwork/v1
+"#,
+    ),
+    (
+        "sales/orders/transform.sql",
+        "SELECT order_id, customer_id, order_date, status FROM raw_orders\n",
+    ),
+    (
+        "sales/order_lines/product.yaml",
+        r#"apiVersion: meshwork/v1
 kind: DataProduct
 domain: sales
 name: order_lines
@@ -230,9 +282,15 @@ outputs:
       - {check: row_count, min: 1}
       - {check: range, column: quantity, min: 1, max: 100}
       - {check: range, column: amount, min: 0}
-"#),
-    ("sales/order_lines/transform.sql", "SELECT line_id, order_id, sku, quantity,\n       CAST(quantity * unit_price_cents / 100.0 AS DECIMAL(12,2)) AS amount\nFROM raw_lines\n"),
-    ("logistics/shipments/product.yaml", r#"apiVersion: meshwork/v1
+"#,
+    ),
+    (
+        "sales/order_lines/transform.sql",
+        "SELECT line_id, order_id, sku, quantity,\n       CAST(quantity * unit_price_cents / 100.0 AS DECIMAL(12,2)) AS amount\nFROM raw_lines\n",
+    ),
+    (
+        "logistics/shipments/product.yaml",
+        r#"apiVersion: meshwork/v1
 kind: DataProduct
 domain: logistics
 name: shipments
@@ -267,9 +325,15 @@ outputs:
     quality:
       - {check: accepted_values, column: carrier, values: [dhl, ups, postnl, colissimo]}
       - {check: range, column: transit_days, min: 0, max: 30}
-"#),
-    ("logistics/shipments/transform.sql", "SELECT shipment_id, order_id, carrier, shipped_on, delivered_on,\n       CAST(delivered_on - shipped_on AS INT) AS transit_days\nFROM raw_shipments\n"),
-    ("sales/revenue_by_customer/product.yaml", r#"apiVersion: meshwork/v1
+"#,
+    ),
+    (
+        "logistics/shipments/transform.sql",
+        "SELECT shipment_id, order_id, carrier, shipped_on, delivered_on,\n       CAST(delivered_on - shipped_on AS INT) AS transit_days\nFROM raw_shipments\n",
+    ),
+    (
+        "sales/revenue_by_customer/product.yaml",
+        r#"apiVersion: meshwork/v1
 kind: DataProduct
 domain: sales
 name: revenue_by_customer
@@ -297,9 +361,15 @@ outputs:
     quality:
       - {check: row_count, min: 1}
       - {check: range, column: revenue, min: 0}
-"#),
-    ("sales/revenue_by_customer/transform.sql", "SELECT c.customer_id, c.country, count(DISTINCT o.order_id) AS orders, sum(l.amount) AS revenue\nFROM orders o\nJOIN lines l ON l.order_id = o.order_id\nJOIN customers c ON c.customer_id = o.customer_id\nWHERE o.status = 'confirmed'\nGROUP BY c.customer_id, c.country\n"),
-    ("logistics/carrier_performance/product.yaml", r#"apiVersion: meshwork/v1
+"#,
+    ),
+    (
+        "sales/revenue_by_customer/transform.sql",
+        "SELECT c.customer_id, c.country, count(DISTINCT o.order_id) AS orders, sum(l.amount) AS revenue\nFROM orders o\nJOIN lines l ON l.order_id = o.order_id\nJOIN customers c ON c.customer_id = o.customer_id\nWHERE o.status = 'confirmed'\nGROUP BY c.customer_id, c.country\n",
+    ),
+    (
+        "logistics/carrier_performance/product.yaml",
+        r#"apiVersion: meshwork/v1
 kind: DataProduct
 domain: logistics
 name: carrier_performance
@@ -326,9 +396,15 @@ outputs:
     quality:
       - {check: row_count, min: 1}
       - {check: range, column: on_time_ratio, min: 0, max: 1}
-"#),
-    ("logistics/carrier_performance/transform.sql", "SELECT s.carrier AS carrier, c.country AS country, count(*) AS shipments,\n       avg(s.transit_days) AS avg_transit_days,\n       avg(CASE WHEN s.transit_days <= 3 THEN 1.0 ELSE 0.0 END) AS on_time_ratio\nFROM shipments s\nJOIN orders o ON o.order_id = s.order_id\nJOIN customers c ON c.customer_id = o.customer_id\nWHERE s.carrier IS NOT NULL AND c.country IS NOT NULL\nGROUP BY s.carrier, c.country\n"),
-    ("customers/customer_360/product.yaml", r#"apiVersion: meshwork/v1
+"#,
+    ),
+    (
+        "logistics/carrier_performance/transform.sql",
+        "SELECT s.carrier AS carrier, c.country AS country, count(*) AS shipments,\n       avg(s.transit_days) AS avg_transit_days,\n       avg(CASE WHEN s.transit_days <= 3 THEN 1.0 ELSE 0.0 END) AS on_time_ratio\nFROM shipments s\nJOIN orders o ON o.order_id = s.order_id\nJOIN customers c ON c.customer_id = o.customer_id\nWHERE s.carrier IS NOT NULL AND c.country IS NOT NULL\nGROUP BY s.carrier, c.country\n",
+    ),
+    (
+        "customers/customer_360/product.yaml",
+        r#"apiVersion: meshwork/v1
 kind: DataProduct
 domain: customers
 name: customer_360
@@ -358,6 +434,10 @@ outputs:
     quality:
       - {check: row_count, min: 1}
       - {check: not_null, column: email, severity: warn}
-"#),
-    ("customers/customer_360/transform.sql", "WITH transit AS (\n  SELECT o.customer_id, avg(s.transit_days) AS avg_transit_days\n  FROM shipments s JOIN orders o ON o.order_id = s.order_id\n  GROUP BY o.customer_id\n)\nSELECT c.customer_id, c.email, c.country, r.orders, r.revenue, t.avg_transit_days\nFROM customers c\nLEFT JOIN revenue r ON r.customer_id = c.customer_id\nLEFT JOIN transit t ON t.customer_id = c.customer_id\n"),
+"#,
+    ),
+    (
+        "customers/customer_360/transform.sql",
+        "WITH transit AS (\n  SELECT o.customer_id, avg(s.transit_days) AS avg_transit_days\n  FROM shipments s JOIN orders o ON o.order_id = s.order_id\n  GROUP BY o.customer_id\n)\nSELECT c.customer_id, c.email, c.country, r.orders, r.revenue, t.avg_transit_days\nFROM customers c\nLEFT JOIN revenue r ON r.customer_id = c.customer_id\nLEFT JOIN transit t ON t.customer_id = c.customer_id\n",
+    ),
 ];

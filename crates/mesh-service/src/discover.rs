@@ -43,20 +43,32 @@ impl Mesh {
             owner: p.owner.value.clone(),
             description: p.description.purpose.clone(),
             tags: p.tags.clone(),
-            outputs: p.outputs.iter().map(|o| format!("{}.{}", p.domain.value, o.name.value)).collect(),
+            outputs: p
+                .outputs
+                .iter()
+                .map(|o| format!("{}.{}", p.domain.value, o.name.value))
+                .collect(),
             last_run,
         }
     }
 
     async fn last_run(&self, p: &ProductDescriptor) -> Result<Option<mesh_catalog::RunRecord>> {
-        Ok(self.catalog.runs(Some(&p.product_ref()), 1).await?.into_iter().next())
+        Ok(self
+            .catalog
+            .runs(Some(&p.product_ref()), 1)
+            .await?
+            .into_iter()
+            .next())
     }
 
     /// Every deployed product.
     pub async fn catalog_list(&self) -> Result<Vec<ProductSummary>> {
         let mut out = Vec::new();
         for (_, p) in self.deployed().await? {
-            let last = self.last_run(&p).await?.map(|r| r.status.as_str().to_string());
+            let last = self
+                .last_run(&p)
+                .await?
+                .map(|r| r.status.as_str().to_string());
             out.push(self.summary(&p, last));
         }
         Ok(out)
@@ -71,12 +83,16 @@ impl Mesh {
                 id: p.product_ref().to_string(),
                 domain: p.domain.to_string(),
                 name: p.name.to_string(),
-                description: [&p.description.purpose, &p.description.usage, &p.description.limitations]
-                    .into_iter()
-                    .flatten()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(" "),
+                description: [
+                    &p.description.purpose,
+                    &p.description.usage,
+                    &p.description.limitations,
+                ]
+                .into_iter()
+                .flatten()
+                .cloned()
+                .collect::<Vec<_>>()
+                .join(" "),
                 tags: p.tags.clone(),
                 owner: p.owner.value.clone(),
                 columns: p
@@ -85,7 +101,9 @@ impl Mesh {
                     .flat_map(|o| {
                         std::iter::once(o.name.to_string())
                             .chain(o.description.clone())
-                            .chain(o.columns.iter().flat_map(|c| std::iter::once(c.name.to_string()).chain(c.description.clone())))
+                            .chain(o.columns.iter().flat_map(|c| {
+                                std::iter::once(c.name.to_string()).chain(c.description.clone())
+                            }))
                     })
                     .collect(),
             })
@@ -94,8 +112,15 @@ impl Mesh {
         let mut out = Vec::new();
         for h in hits {
             if let Some((_, p)) = deployed.iter().find(|(r, _)| r.product.to_string() == h.id) {
-                let last = self.last_run(p).await?.map(|r| r.status.as_str().to_string());
-                out.push(SearchResult { product: h.id.clone(), score: h.score, summary: self.summary(p, last) });
+                let last = self
+                    .last_run(p)
+                    .await?
+                    .map(|r| r.status.as_str().to_string());
+                out.push(SearchResult {
+                    product: h.id.clone(),
+                    score: h.score,
+                    summary: self.summary(p, last),
+                });
             }
         }
         Ok(out)
@@ -107,11 +132,17 @@ impl Mesh {
         let known: Vec<_> = deployed.iter().map(|(r, _)| r.product.clone()).collect();
         let r = self.resolve(name, &known)?;
         let Some((record, p)) = deployed.iter().find(|(rec, _)| rec.product == r) else {
-            return Err(crate::ServiceError::ProductNotFound { product: name.into(), hint: None });
+            return Err(crate::ServiceError::ProductNotFound {
+                product: name.into(),
+                hint: None,
+            });
         };
         let mut outputs = Vec::new();
         for o in &p.outputs {
-            let publication = self.catalog.current_publication(&p.domain.value, &o.name.value).await?;
+            let publication = self
+                .catalog
+                .current_publication(&p.domain.value, &o.name.value)
+                .await?;
             outputs.push(json!({
                 "name": o.name.as_str(),
                 "sql_name": format!("{}.{}", p.domain.value, o.name.value),

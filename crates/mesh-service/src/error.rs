@@ -9,7 +9,10 @@ pub enum ServiceError {
     #[error("{} error(s) in the project; run `mesh validate` for details", .diagnostics.iter().filter(|d| d.is_error()).count())]
     Invalid { diagnostics: Vec<Diagnostic> },
     #[error("product `{product}` is not deployed{}", .hint.as_ref().map(|h| format!("; {h}")).unwrap_or_default())]
-    ProductNotFound { product: String, hint: Option<String> },
+    ProductNotFound {
+        product: String,
+        hint: Option<String>,
+    },
     #[error("another `mesh run` is in progress on this mesh (lock: {path})")]
     RunLocked { path: String },
     #[error("cannot use the state directory {path}: {source}")]
@@ -37,7 +40,9 @@ impl ServiceError {
     pub fn hint(&self) -> Option<String> {
         match self {
             ServiceError::Query(mesh_query::QueryError::Plan { hint, .. }) => hint.clone(),
-            ServiceError::State { .. } => Some("check the permissions and free space of the state directory".into()),
+            ServiceError::State { .. } => {
+                Some("check the permissions and free space of the state directory".into())
+            }
             _ => None,
         }
     }

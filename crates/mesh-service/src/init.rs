@@ -12,7 +12,8 @@ name: NAME
 # state_dir: .mesh            # catalog (SQLite) and tables (Delta); default .mesh
 ";
 
-const EXAMPLE_PRODUCT: &str = "# A data product: its contract (outputs), how it is built (inputs + SQL)
+const EXAMPLE_PRODUCT: &str =
+    "# A data product: its contract (outputs), how it is built (inputs + SQL)
 # and how it is checked before each release. See docs/descriptor.md.
 apiVersion: meshwork/v1
 kind: DataProduct
@@ -56,11 +57,19 @@ const EXAMPLE_CSV: &str = "id,language,text\n1,en,Hello\n2,fr,Bonjour\n3,de,Hall
 /// Writes a new project into `dir`, which must be absent or empty.
 pub fn init(dir: &Path) -> Result<()> {
     if dir.join(mesh_spec::project::PROJECT_FILE).exists() {
-        return Err(ServiceError::Exists { path: dir.join(mesh_spec::project::PROJECT_FILE).display().to_string() });
+        return Err(ServiceError::Exists {
+            path: dir
+                .join(mesh_spec::project::PROJECT_FILE)
+                .display()
+                .to_string(),
+        });
     }
     let io = |path: &Path| {
         let path = path.display().to_string();
-        move |source| ServiceError::State { path: path.clone(), source }
+        move |source| ServiceError::State {
+            path: path.clone(),
+            source,
+        }
     };
     let product = dir.join("example").join("greetings");
     std::fs::create_dir_all(product.join("data")).map_err(io(&product))?;
@@ -70,10 +79,16 @@ pub fn init(dir: &Path) -> Result<()> {
         .unwrap_or_else(|| "mesh".into());
     let files: [(std::path::PathBuf, String); 5] = [
         (dir.join("mesh.yaml"), MESH_YAML.replace("NAME", &name)),
-        (dir.join(".gitignore"), "# Meshwork state: catalog and tables\n.mesh/\n".to_string()),
+        (
+            dir.join(".gitignore"),
+            "# Meshwork state: catalog and tables\n.mesh/\n".to_string(),
+        ),
         (product.join("product.yaml"), EXAMPLE_PRODUCT.to_string()),
         (product.join("transform.sql"), EXAMPLE_SQL.to_string()),
-        (product.join("data").join("greetings.csv"), EXAMPLE_CSV.to_string()),
+        (
+            product.join("data").join("greetings.csv"),
+            EXAMPLE_CSV.to_string(),
+        ),
     ];
     for (path, text) in files {
         std::fs::write(&path, text).map_err(io(&path))?;

@@ -6,7 +6,10 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
-use mesh_catalog::{CatalogStore, ColumnRecord, DeployOutcome, OutputRecord, ProductRecord, RunRecord, RunStatus, SqliteCatalog};
+use mesh_catalog::{
+    CatalogStore, ColumnRecord, DeployOutcome, OutputRecord, ProductRecord, RunRecord, RunStatus,
+    SqliteCatalog,
+};
 use mesh_pipeline::{Observer, Runner};
 use mesh_query::QueryEngine;
 use mesh_query::plan::{UpstreamSchemas, check_product_sql};
@@ -37,7 +40,10 @@ pub struct QueryResult {
 }
 
 fn state_err(path: &Path) -> impl Fn(std::io::Error) -> ServiceError + '_ {
-    move |source| ServiceError::State { path: path.display().to_string(), source }
+    move |source| ServiceError::State {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 impl Mesh {
@@ -53,7 +59,11 @@ impl Mesh {
             None => Arc::new(SqliteCatalog::open(&config.state_dir.join("catalog.db")).await?),
             Some(url) => match url.strip_prefix("sqlite://") {
                 Some(path) => Arc::new(SqliteCatalog::open(&root.join(path)).await?),
-                None => return Err(mesh_catalog::CatalogError::UnsupportedUrl { url: url.clone() }.into()),
+                None => {
+                    return Err(
+                        mesh_catalog::CatalogError::UnsupportedUrl { url: url.clone() }.into(),
+                    );
+                }
             },
         };
         let storage_root = match &config.storage {
@@ -61,7 +71,12 @@ impl Mesh {
             Some(s) => root.join(s).display().to_string(),
             None => config.state_dir.join("tables").display().to_string(),
         };
-        Ok(Mesh { root, config, catalog, storage_root })
+        Ok(Mesh {
+            root,
+            config,
+            catalog,
+            storage_root,
+        })
     }
 
     /// The table location of an output.
@@ -79,15 +94,26 @@ impl Mesh {
     pub async fn validate(&self) -> Result<(Vec<ProductDescriptor>, Vec<Diagnostic>)> {
         let (products, mut diagnostics) = self.load_project()?;
         let deployed_records = self.catalog.products().await?;
-        let local: BTreeSet<ProductRef> = products.iter().map(ProductDescriptor::product_ref).collect();
+        let local: BTreeSet<ProductRef> = products
+            .iter()
+            .map(ProductDescriptor::product_ref)
+            .collect();
         let deployed: Deployed = deployed_records
             .iter()
             .filter(|r| !local.contains(&r.product))
-            .map(|r| (r.product.clone(), r.outputs.iter().map(|o| o.output.clone()).collect()))
+            .map(|r| {
+                (
+                    r.product.clone(),
+                    r.outputs.iter().map(|o| o.output.clone()).collect(),
+                )
+            })
             .collect();
         diagnostics.extend(validate(&products, &deployed));
         if !diagnostics.iter().any(Diagnostic::is_error) {
-            let upstream = Upstream { local: &products, deployed: &deployed_records };
+            let upstream = Upstream {
+                local: &products,
+                deployed: &deployed_records,
+            };
             for p in &products {
                 diagnostics.extend(check_product_sql(p, &upstream).await);
             }
@@ -103,7 +129,9 @@ impl Mesh {
         }
         let mut records = Vec::with_capacity(products.len());
         for p in &products {
-            let sql_texts = sql_files(p).map_err(|d| ServiceError::Invalid { diagnostics: vec![d] })?;
+            let sql_texts = sql_files(p).map_err(|d| ServiceError::Invalid {
+                diagnostics: vec![d],
+            })?;
             let r = p.product_ref();
             records.push(ProductRecord {
                 outputs: p
@@ -117,7 +145,11 @@ impl Mesh {
                         columns: o
                             .columns
                             .iter()
-                            .map(|c| ColumnRecord { name: c.name.to_string(), ty: c.ty.to_string(), nullable: c.nullable })
+                            .map(|c| ColumnRecord {
+                                name: c.name.to_string(),
+                                ty: c.ty.to_string(),
+                                nullable: c.nullable,
+                            })
                             .collect(),
                     })
                     .collect(),
@@ -156,13 +188,22 @@ impl Mesh {
             let names: Vec<String> = known.iter().map(ToString::to_string).collect();
             let hint = did_you_mean(name, names.iter().map(String::as_str))
                 .map(|m| format!("did you mean `{m}`?"))
-                .or_else(|| Some("products are named `<domain>/<product>`; see `mesh catalog list`".into()));
-            ServiceError::ProductNotFound { product: name.to_string(), hint }
+                .or_else(|| {
+                    Some("products are named `<domain>/<product>`; see `mesh catalog list`".into())
+                });
+            ServiceError::ProductNotFound {
+                product: name.to_string(),
+                hint,
+            }
         })
     }
 
     /// Builds products in dependency order; all deployed products if `selection` is empty.
-    pub async fn run(&self, selection: &[String], observer: &dyn Observer) -> Result<(Vec<RunRecord>, Vec<RunRecord>)> {
+    pub async fn run(
+        &self,
+        selection: &[String],
+        observer: &dyn Observer,
+    ) -> Result<(Vec<RunRecord>, Vec<RunRecord>)> {
         let lock_path = self.config.state_dir.join("run.lock");
         let lock = std::fs::OpenOptions::new()
             .create(true)
@@ -171,7 +212,9 @@ impl Mesh {
             .open(&lock_path)
             .map_err(state_err(&lock_path))?;
         if lock.try_lock().is_err() {
-            return Err(ServiceError::RunLocked { path: lock_path.display().to_string() });
+            return Err(ServiceError::RunLocked {
+                path: lock_path.display().to_string(),
+            });
         }
         let recovered = mesh_pipeline::recover::recover(&self.catalog).await?;
         let deployed = self.deployed().await?;
@@ -179,22 +222,40 @@ impl Mesh {
         let wanted: BTreeSet<ProductRef> = if selection.is_empty() {
             known.iter().cloned().collect()
         } else {
-            selection.iter().map(|s| self.resolve(s, &known)).collect::<Result<_>>()?
+            selection
+                .iter()
+                .map(|s| self.resolve(s, &known))
+                .collect::<Result<_>>()?
         };
         let edges: BTreeMap<ProductRef, BTreeSet<ProductRef>> = deployed
             .iter()
-            .map(|(r, p)| (r.product.clone(), p.upstream().map(|u| u.value.clone()).collect()))
+            .map(|(r, p)| {
+                (
+                    r.product.clone(),
+                    p.upstream().map(|u| u.value.clone()).collect(),
+                )
+            })
             .collect();
         let order = mesh_spec::graph::build_order(&edges).map_err(|c| ServiceError::Invalid {
-            diagnostics: vec![Diagnostic::error("dependency-cycle", format!("dependency cycle: {c}"))],
+            diagnostics: vec![Diagnostic::error(
+                "dependency-cycle",
+                format!("dependency cycle: {c}"),
+            )],
         })?;
-        let by_ref: BTreeMap<ProductRef, &(ProductRecord, ProductDescriptor)> = deployed.iter().map(|d| (d.0.product.clone(), d)).collect();
+        let by_ref: BTreeMap<ProductRef, &(ProductRecord, ProductDescriptor)> =
+            deployed.iter().map(|d| (d.0.product.clone(), d)).collect();
         let runner = Runner::new(self.catalog.clone());
         let mut failed: BTreeSet<ProductRef> = BTreeSet::new();
         let mut runs = Vec::new();
         for r in order.iter().filter(|r| wanted.contains(*r)) {
-            let Some((record, p)) = by_ref.get(r).map(|d| (&d.0, &d.1)) else { continue };
-            let blocked: Vec<String> = p.upstream().filter(|u| failed.contains(&u.value)).map(|u| u.value.to_string()).collect();
+            let Some((record, p)) = by_ref.get(r).map(|d| (&d.0, &d.1)) else {
+                continue;
+            };
+            let blocked: Vec<String> = p
+                .upstream()
+                .filter(|u| failed.contains(&u.value))
+                .map(|u| u.value.to_string())
+                .collect();
             if !blocked.is_empty() {
                 let now = chrono::Utc::now();
                 let run = RunRecord {
@@ -233,7 +294,13 @@ impl Mesh {
     pub async fn runs(&self, product: Option<&str>, limit: i64) -> Result<Vec<RunRecord>> {
         let product = match product {
             Some(name) => {
-                let known: Vec<ProductRef> = self.catalog.products().await?.into_iter().map(|p| p.product).collect();
+                let known: Vec<ProductRef> = self
+                    .catalog
+                    .products()
+                    .await?
+                    .into_iter()
+                    .map(|p| p.product)
+                    .collect();
                 Some(self.resolve(name, &known)?)
             }
             None => None,
@@ -251,14 +318,14 @@ impl Mesh {
         let engine = self.engine().await?;
         let df = engine.sql(sql).await?;
         let schema = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await.map_err(|e| {
-            match e {
-                datafusion::error::DataFusionError::External(inner) => match inner.downcast::<mesh_query::QueryError>() {
+        let batches = df.collect().await.map_err(|e| match e {
+            datafusion::error::DataFusionError::External(inner) => {
+                match inner.downcast::<mesh_query::QueryError>() {
                     Ok(q) => ServiceError::Query(*q),
                     Err(other) => ServiceError::Execution(other.to_string()),
-                },
-                other => ServiceError::Execution(other.strip_backtrace()),
+                }
             }
+            other => ServiceError::Execution(other.strip_backtrace()),
         })?;
         Ok(QueryResult { schema, batches })
     }
@@ -285,7 +352,11 @@ impl UpstreamSchemas for Upstream<'_> {
             None => r.outputs.first()?,
         };
         Some(arrow_schema_of(o.columns.iter().map(|c| {
-            (c.name.as_str(), c.ty.parse::<ColumnType>().unwrap_or(ColumnType::String), c.nullable)
+            (
+                c.name.as_str(),
+                c.ty.parse::<ColumnType>().unwrap_or(ColumnType::String),
+                c.nullable,
+            )
         })))
     }
 }
@@ -295,9 +366,13 @@ impl QueryResult {
     pub fn to_json_rows(&self) -> Result<Vec<serde_json::Value>> {
         let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
         for b in &self.batches {
-            writer.write(b).map_err(|e| ServiceError::Execution(e.to_string()))?;
+            writer
+                .write(b)
+                .map_err(|e| ServiceError::Execution(e.to_string()))?;
         }
-        writer.finish().map_err(|e| ServiceError::Execution(e.to_string()))?;
+        writer
+            .finish()
+            .map_err(|e| ServiceError::Execution(e.to_string()))?;
         let bytes = writer.into_inner();
         if bytes.is_empty() {
             return Ok(Vec::new());
@@ -309,13 +384,22 @@ impl QueryResult {
     pub fn to_csv(&self) -> Result<String> {
         let mut buf = Vec::new();
         {
-            let mut writer = datafusion::arrow::csv::WriterBuilder::new().with_header(true).build(&mut buf);
+            let mut writer = datafusion::arrow::csv::WriterBuilder::new()
+                .with_header(true)
+                .build(&mut buf);
             for b in &self.batches {
-                writer.write(b).map_err(|e| ServiceError::Execution(e.to_string()))?;
+                writer
+                    .write(b)
+                    .map_err(|e| ServiceError::Execution(e.to_string()))?;
             }
         }
         if self.batches.is_empty() {
-            let header: Vec<&str> = self.schema.fields().iter().map(|f| f.name().as_str()).collect();
+            let header: Vec<&str> = self
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect();
             return Ok(format!("{}\n", header.join(",")));
         }
         String::from_utf8(buf).map_err(|e| ServiceError::Execution(e.to_string()))
@@ -324,7 +408,12 @@ impl QueryResult {
     /// Column names and rows as display strings.
     pub fn to_strings(&self) -> Result<(Vec<String>, Vec<Vec<String>>)> {
         use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-        let headers = self.schema.fields().iter().map(|f| f.name().clone()).collect();
+        let headers = self
+            .schema
+            .fields()
+            .iter()
+            .map(|f| f.name().clone())
+            .collect();
         let options = FormatOptions::default().with_null("NULL");
         let mut rows = Vec::new();
         for b in &self.batches {

@@ -20,7 +20,10 @@ pub enum ColumnType {
     BigInt,
     Float,
     Double,
-    Decimal { precision: u8, scale: i8 },
+    Decimal {
+        precision: u8,
+        scale: i8,
+    },
     String,
     Binary,
     Date,
@@ -30,8 +33,18 @@ pub enum ColumnType {
 
 /// The names a user may write, for "did you mean" hints.
 pub const TYPE_NAMES: &[&str] = &[
-    "boolean", "tinyint", "smallint", "int", "bigint", "float", "double", "decimal(p,s)",
-    "string", "binary", "date", "timestamp",
+    "boolean",
+    "tinyint",
+    "smallint",
+    "int",
+    "bigint",
+    "float",
+    "double",
+    "decimal(p,s)",
+    "string",
+    "binary",
+    "date",
+    "timestamp",
 ];
 
 impl fmt::Display for ColumnType {
@@ -77,9 +90,9 @@ impl FromStr for ColumnType {
                 else {
                     return Err(format!("unknown type `{s}`"));
                 };
-                let (p, sc) = args
-                    .split_once(',')
-                    .ok_or_else(|| format!("`{s}` needs a precision and a scale, like decimal(12,2)"))?;
+                let (p, sc) = args.split_once(',').ok_or_else(|| {
+                    format!("`{s}` needs a precision and a scale, like decimal(12,2)")
+                })?;
                 let precision: u8 = p
                     .trim()
                     .parse()
@@ -92,7 +105,9 @@ impl FromStr for ColumnType {
                     return Err(format!("precision in `{s}` must be between 1 and 38"));
                 }
                 if scale < 0 || scale as u8 > precision {
-                    return Err(format!("scale in `{s}` must be between 0 and the precision"));
+                    return Err(format!(
+                        "scale in `{s}` must be between 0 and the precision"
+                    ));
                 }
                 ColumnType::Decimal { precision, scale }
             }
@@ -131,7 +146,10 @@ mod tests {
         assert_eq!("LONG".parse::<ColumnType>(), Ok(ColumnType::BigInt));
         assert_eq!(
             "decimal(12, 2)".parse::<ColumnType>(),
-            Ok(ColumnType::Decimal { precision: 12, scale: 2 })
+            Ok(ColumnType::Decimal {
+                precision: 12,
+                scale: 2
+            })
         );
         assert!("decimal(40,2)".parse::<ColumnType>().is_err());
         assert!("decimal(4,5)".parse::<ColumnType>().is_err());

@@ -41,7 +41,12 @@ impl Ctx {
         }
     }
 
-    pub fn error(&mut self, code: &'static str, span: Span, message: impl Into<String>) -> &mut Diagnostic {
+    pub fn error(
+        &mut self,
+        code: &'static str,
+        span: Span,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
         self.diagnostics
             .push(Diagnostic::error(code, message).at(&self.file, span));
         let last = self.diagnostics.len() - 1;
@@ -53,11 +58,20 @@ impl Ctx {
     }
 
     /// Checks that `node` is a mapping and that its keys are all known.
-    pub fn fields<'n>(&mut self, node: &'n Node, what: &str, allowed: &[&str]) -> Option<Fields<'n>> {
+    pub fn fields<'n>(
+        &mut self,
+        node: &'n Node,
+        what: &str,
+        allowed: &[&str],
+    ) -> Option<Fields<'n>> {
         let Value::Map(entries) = &node.value else {
             let found = node.value.kind();
-            self.error("wrong-type", node.span, format!("{what} must be a mapping, found {found}"))
-                .label = Some("expected a mapping".into());
+            self.error(
+                "wrong-type",
+                node.span,
+                format!("{what} must be a mapping, found {found}"),
+            )
+            .label = Some("expected a mapping".into());
             return None;
         };
         for (key, _) in entries {
@@ -120,7 +134,11 @@ impl Ctx {
             Value::Float(f) => f.to_string(),
             other => {
                 let found = other.kind();
-                self.error("wrong-type", node.span, format!("{what} must be a string, found {found}"));
+                self.error(
+                    "wrong-type",
+                    node.span,
+                    format!("{what} must be a string, found {found}"),
+                );
                 return None;
             }
         };
@@ -132,7 +150,11 @@ impl Ctx {
             Value::Bool(b) => Some(*b),
             other => {
                 let found = other.kind();
-                let d = self.error("wrong-type", node.span, format!("{what} must be true or false, found {found}"));
+                let d = self.error(
+                    "wrong-type",
+                    node.span,
+                    format!("{what} must be true or false, found {found}"),
+                );
                 d.label = Some("expected a boolean".into());
                 None
             }
@@ -144,7 +166,11 @@ impl Ctx {
             Value::Int(i) if *i >= 0 => Some(*i as u64),
             other => {
                 let found = other.kind();
-                self.error("wrong-type", node.span, format!("{what} must be a whole number ≥ 0, found {found}"));
+                self.error(
+                    "wrong-type",
+                    node.span,
+                    format!("{what} must be a whole number ≥ 0, found {found}"),
+                );
                 None
             }
         }
@@ -156,7 +182,11 @@ impl Ctx {
             Value::Float(f) => Some(*f),
             other => {
                 let found = other.kind();
-                self.error("wrong-type", node.span, format!("{what} must be a number, found {found}"));
+                self.error(
+                    "wrong-type",
+                    node.span,
+                    format!("{what} must be a number, found {found}"),
+                );
                 None
             }
         }
@@ -168,7 +198,11 @@ impl Ctx {
             Value::Seq(items) => items,
             other => {
                 let found = other.kind();
-                let d = self.error("wrong-type", node.span, format!("{what} must be a list, found {found}"));
+                let d = self.error(
+                    "wrong-type",
+                    node.span,
+                    format!("{what} must be a list, found {found}"),
+                );
                 d.help = Some("write a list, for example `[a, b]`".into());
                 &[]
             }
@@ -179,13 +213,14 @@ impl Ctx {
     pub fn strings(&mut self, node: &Node, what: &str) -> Vec<crate::Spanned<String>> {
         match &node.value {
             Value::Str(s) => vec![crate::Spanned::new(s.clone(), node.span)],
-            Value::Seq(items) => items
-                .iter()
-                .filter_map(|n| self.string(n, what))
-                .collect(),
+            Value::Seq(items) => items.iter().filter_map(|n| self.string(n, what)).collect(),
             other => {
                 let found = other.kind();
-                self.error("wrong-type", node.span, format!("{what} must be a list of strings, found {found}"));
+                self.error(
+                    "wrong-type",
+                    node.span,
+                    format!("{what} must be a list of strings, found {found}"),
+                );
                 Vec::new()
             }
         }
@@ -213,7 +248,13 @@ impl Ctx {
     }
 
     /// One of a fixed set of keywords.
-    pub fn keyword<T>(&mut self, node: &Node, what: &str, names: &[&str], parse: fn(&str) -> Option<T>) -> Option<T> {
+    pub fn keyword<T>(
+        &mut self,
+        node: &Node,
+        what: &str,
+        names: &[&str],
+        parse: fn(&str) -> Option<T>,
+    ) -> Option<T> {
         let s = self.string(node, what)?;
         match parse(&s.value) {
             Some(v) => Some(v),
@@ -222,7 +263,11 @@ impl Ctx {
                     Some(m) => format!("did you mean `{m}`?"),
                     None => format!("expected one of: {}", names.join(", ")),
                 };
-                let d = self.error("invalid-value", s.span, format!("`{}` is not a valid {what}", s.value));
+                let d = self.error(
+                    "invalid-value",
+                    s.span,
+                    format!("`{}` is not a valid {what}", s.value),
+                );
                 d.help = Some(help);
                 None
             }

@@ -255,7 +255,10 @@ pub enum CheckKind {
     /// The row count is within bounds.
     RowCount { min: Option<u64>, max: Option<u64> },
     /// A SQL query over the output returning one number, which must equal `must_be`.
-    Sql { query: Spanned<String>, must_be: f64 },
+    Sql {
+        query: Spanned<String>,
+        must_be: f64,
+    },
 }
 
 impl CheckKind {

@@ -208,9 +208,12 @@ impl miette::Diagnostic for Rendered {
 
     fn labels(&self) -> Option<Box<dyn Iterator<Item = LabeledSpan> + '_>> {
         let loc = self.diagnostic.location.as_ref()?;
-        let span = SourceSpan::new(loc.span.start.into(), loc.span.len().min(
-            loc.file.text.len().saturating_sub(loc.span.start).max(0),
-        ));
+        let span = SourceSpan::new(
+            loc.span.start.into(),
+            loc.span
+                .len()
+                .min(loc.file.text.len().saturating_sub(loc.span.start).max(0)),
+        );
         Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
             self.diagnostic.label.clone(),
             span,
@@ -219,7 +222,10 @@ impl miette::Diagnostic for Rendered {
 }
 
 /// Suggests the closest candidate to a misspelt word, if one is close enough.
-pub fn did_you_mean<'a>(word: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub fn did_you_mean<'a>(
+    word: &str,
+    candidates: impl IntoIterator<Item = &'a str>,
+) -> Option<&'a str> {
     candidates
         .into_iter()
         .map(|c| (strsim::jaro_winkler(word, c), c))

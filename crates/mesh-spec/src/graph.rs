@@ -20,7 +20,9 @@ impl std::fmt::Display for Cycle {
 /// `edges` maps each product to the products it reads; products read but not
 /// listed as keys are treated as already built. Ties break alphabetically, so
 /// the order is deterministic.
-pub fn build_order(edges: &BTreeMap<ProductRef, BTreeSet<ProductRef>>) -> Result<Vec<ProductRef>, Cycle> {
+pub fn build_order(
+    edges: &BTreeMap<ProductRef, BTreeSet<ProductRef>>,
+) -> Result<Vec<ProductRef>, Cycle> {
     #[derive(Clone, Copy, PartialEq)]
     enum Mark {
         Visiting,
@@ -68,7 +70,10 @@ pub fn build_order(edges: &BTreeMap<ProductRef, BTreeSet<ProductRef>>) -> Result
 }
 
 /// Every product downstream of `roots` (not including the roots), given `edges` as in [`build_order`].
-pub fn downstream(edges: &BTreeMap<ProductRef, BTreeSet<ProductRef>>, roots: &BTreeSet<ProductRef>) -> BTreeSet<ProductRef> {
+pub fn downstream(
+    edges: &BTreeMap<ProductRef, BTreeSet<ProductRef>>,
+    roots: &BTreeSet<ProductRef>,
+) -> BTreeSet<ProductRef> {
     let mut found: BTreeSet<ProductRef> = BTreeSet::new();
     let mut changed = true;
     while changed {
@@ -116,7 +121,12 @@ mod tests {
 
     #[test]
     fn downstream_is_transitive() {
-        let g = graph(&[("s/a", &[]), ("s/b", &["s/a"]), ("s/c", &["s/b"]), ("s/d", &[])]);
+        let g = graph(&[
+            ("s/a", &[]),
+            ("s/b", &["s/a"]),
+            ("s/c", &["s/b"]),
+            ("s/d", &[]),
+        ]);
         let d = downstream(&g, &[r("s/a")].into());
         assert_eq!(d, [r("s/b"), r("s/c")].into());
     }

@@ -199,7 +199,10 @@ mod tests {
     fn names_follow_the_sql_friendly_rule() {
         assert!(DomainName::parse("sales").is_ok());
         assert!(DomainName::parse("sales_2").is_ok());
-        assert!(matches!(DomainName::parse("Sales"), Err(NameError::BadStart(_))));
+        assert!(matches!(
+            DomainName::parse("Sales"),
+            Err(NameError::BadStart(_))
+        ));
         assert!(matches!(
             DomainName::parse("sa-les"),
             Err(NameError::BadChar { ch: '-', .. })

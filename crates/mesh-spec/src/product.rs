@@ -14,8 +14,21 @@ use crate::yaml::{self, Node, Value};
 pub const API_VERSION: &str = "meshwork/v1";
 
 const TOP_FIELDS: &[&str] = &[
-    "apiVersion", "kind", "domain", "name", "version", "status", "owner", "description",
-    "tags", "inputs", "transform", "outputs", "slo", "schedule", "access",
+    "apiVersion",
+    "kind",
+    "domain",
+    "name",
+    "version",
+    "status",
+    "owner",
+    "description",
+    "tags",
+    "inputs",
+    "transform",
+    "outputs",
+    "slo",
+    "schedule",
+    "access",
 ];
 
 /// Parses a descriptor's text. Returns the descriptor only if it has no errors;
@@ -26,8 +39,12 @@ pub fn parse_product(path: &Path, text: &str) -> (Option<ProductDescriptor>, Vec
     let root = match yaml::parse(text) {
         Ok(root) => root,
         Err(e) => {
-            ctx.error("yaml-syntax", e.span, format!("invalid YAML: {}", e.message))
-                .help = Some("check indentation, and quote values that contain `:` or `#`".into());
+            ctx.error(
+                "yaml-syntax",
+                e.span,
+                format!("invalid YAML: {}", e.message),
+            )
+            .help = Some("check indentation, and quote values that contain `:` or `#`".into());
             return (None, ctx.diagnostics);
         }
     };
@@ -36,22 +53,31 @@ pub fn parse_product(path: &Path, text: &str) -> (Option<ProductDescriptor>, Vec
     (if failed { None } else { product }, ctx.diagnostics)
 }
 
-fn decode_product(ctx: &mut Ctx, root: &Node, path: &Path, file: Arc<SourceFile>) -> Option<ProductDescriptor> {
+fn decode_product(
+    ctx: &mut Ctx,
+    root: &Node,
+    path: &Path,
+    file: Arc<SourceFile>,
+) -> Option<ProductDescriptor> {
     let f = ctx.fields(root, "a product descriptor", TOP_FIELDS)?;
 
     if let Some(n) = ctx.require(&f, "apiVersion", "the descriptor")
         && let Some(v) = ctx.string(n, "apiVersion")
         && v.value != API_VERSION
     {
-        ctx.error("api-version", v.span, format!("unsupported apiVersion `{}`", v.value))
-            .help = Some(format!("this build reads `apiVersion: {API_VERSION}`"));
+        ctx.error(
+            "api-version",
+            v.span,
+            format!("unsupported apiVersion `{}`", v.value),
+        )
+        .help = Some(format!("this build reads `apiVersion: {API_VERSION}`"));
     }
     if let Some(n) = ctx.require(&f, "kind", "the descriptor")
         && let Some(v) = ctx.string(n, "kind")
         && v.value != "DataProduct"
     {
-        ctx.error("kind", v.span, format!("unsupported kind `{}`", v.value)).help =
-            Some("a product descriptor has `kind: DataProduct`".into());
+        ctx.error("kind", v.span, format!("unsupported kind `{}`", v.value))
+            .help = Some("a product descriptor has `kind: DataProduct`".into());
     }
 
     let domain = ctx
@@ -84,14 +110,27 @@ fn decode_product(ctx: &mut Ctx, root: &Node, path: &Path, file: Arc<SourceFile>
         }
         Some(s)
     });
-    let description = f.get("description").map(|n| decode_description(ctx, n)).unwrap_or_default();
+    let description = f
+        .get("description")
+        .map(|n| decode_description(ctx, n))
+        .unwrap_or_default();
     let tags = f
         .get("tags")
-        .map(|n| ctx.strings(n, "tags").into_iter().map(|s| s.value).collect())
+        .map(|n| {
+            ctx.strings(n, "tags")
+                .into_iter()
+                .map(|s| s.value)
+                .collect()
+        })
         .unwrap_or_default();
     let inputs: Vec<Input> = f
         .get("inputs")
-        .map(|n| ctx.list(n, "inputs").iter().filter_map(|i| decode_input(ctx, i)).collect())
+        .map(|n| {
+            ctx.list(n, "inputs")
+                .iter()
+                .filter_map(|i| decode_input(ctx, i))
+                .collect()
+        })
         .unwrap_or_default();
     let transform = f.get("transform").and_then(|n| {
         let tf = ctx.fields(n, "transform", &["sql", "query"])?;
@@ -101,8 +140,8 @@ fn decode_product(ctx: &mut Ctx, root: &Node, path: &Path, file: Arc<SourceFile>
         Some(n) => {
             let items = ctx.list(n, "outputs");
             if items.is_empty() && matches!(n.value, Value::Seq(_)) {
-                ctx.error("no-outputs", n.span, "a product needs at least one output").help =
-                    Some("declare an output with its columns under `outputs:`".into());
+                ctx.error("no-outputs", n.span, "a product needs at least one output")
+                    .help = Some("declare an output with its columns under `outputs:`".into());
             }
             items.iter().filter_map(|o| decode_output(ctx, o)).collect()
         }
@@ -111,7 +150,9 @@ fn decode_product(ctx: &mut Ctx, root: &Node, path: &Path, file: Arc<SourceFile>
     let slo = f.get("slo").and_then(|n| {
         let sf = ctx.fields(n, "slo", &["freshness"])?;
         Some(Slo {
-            freshness: sf.get("freshness").and_then(|n| duration(ctx, n, "slo.freshness")),
+            freshness: sf
+                .get("freshness")
+                .and_then(|n| duration(ctx, n, "slo.freshness")),
         })
     });
     let schedule = f.get("schedule").and_then(|n| {
@@ -129,22 +170,45 @@ fn decode_product(ctx: &mut Ctx, root: &Node, path: &Path, file: Arc<SourceFile>
         Some(Access {
             visibility: af
                 .get("visibility")
-                .and_then(|n| ctx.keyword(n, "visibility", &["public", "discoverable", "private"], |s| {
-                    ["public", "discoverable", "private"].contains(&s).then(|| s.to_string())
-                }))
+                .and_then(|n| {
+                    ctx.keyword(
+                        n,
+                        "visibility",
+                        &["public", "discoverable", "private"],
+                        |s| {
+                            ["public", "discoverable", "private"]
+                                .contains(&s)
+                                .then(|| s.to_string())
+                        },
+                    )
+                })
                 .unwrap_or_else(|| "discoverable".into()),
             approvers: af
                 .get("approvers")
-                .map(|n| ctx.strings(n, "access.approvers").into_iter().map(|s| s.value).collect())
+                .map(|n| {
+                    ctx.strings(n, "access.approvers")
+                        .into_iter()
+                        .map(|s| s.value)
+                        .collect()
+                })
                 .unwrap_or_default(),
-            max_grant: af.get("max_grant").and_then(|n| duration(ctx, n, "access.max_grant")),
+            max_grant: af
+                .get("max_grant")
+                .and_then(|n| duration(ctx, n, "access.max_grant")),
         })
     });
 
     for output in &outputs {
         if output.sql.is_none() && transform.is_none() {
-            ctx.error("no-sql", output.span, format!("output `{}` has no SQL", output.name.value))
-                .help = Some("add `transform: {sql: transform.sql}` to the product, or `sql:` to the output".into());
+            ctx.error(
+                "no-sql",
+                output.span,
+                format!("output `{}` has no SQL", output.name.value),
+            )
+            .help = Some(
+                "add `transform: {sql: transform.sql}` to the product, or `sql:` to the output"
+                    .into(),
+            );
         }
     }
 
@@ -177,7 +241,11 @@ fn decode_description(ctx: &mut Ctx, n: &Node) -> Description {
     let Some(f) = ctx.fields(n, "description", &["purpose", "usage", "limitations"]) else {
         return Description::default();
     };
-    let mut text = |name: &str| f.get(name).and_then(|n| ctx.string(n, name)).map(|s| s.value);
+    let mut text = |name: &str| {
+        f.get(name)
+            .and_then(|n| ctx.string(n, name))
+            .map(|s| s.value)
+    };
     Description {
         purpose: text("purpose"),
         usage: text("usage"),
@@ -190,8 +258,13 @@ fn duration(ctx: &mut Ctx, n: &Node, what: &str) -> Option<Spanned<std::time::Du
     match parse_duration(&s.value) {
         Some(d) => Some(Spanned::new(d, s.span)),
         None => {
-            ctx.error("invalid-duration", s.span, format!("`{}` is not a duration", s.value))
-                .help = Some("write a number and a unit: s, m, h, d or w (for example `6h`, `90d`)".into());
+            ctx.error(
+                "invalid-duration",
+                s.span,
+                format!("`{}` is not a duration", s.value),
+            )
+            .help =
+                Some("write a number and a unit: s, m, h, d or w (for example `6h`, `90d`)".into());
             None
         }
     }
@@ -200,14 +273,22 @@ fn duration(ctx: &mut Ctx, n: &Node, what: &str) -> Option<Spanned<std::time::Du
 fn decode_sql(ctx: &mut Ctx, f: &Fields<'_>, what: &str) -> Option<Sql> {
     match (f.get("sql"), f.get("query")) {
         (Some(_), Some(q)) => {
-            ctx.error("conflicting-fields", q.span, format!("{what} has both `sql` and `query`"))
-                .help = Some("use `sql:` for a file, or `query:` for inline SQL, not both".into());
+            ctx.error(
+                "conflicting-fields",
+                q.span,
+                format!("{what} has both `sql` and `query`"),
+            )
+            .help = Some("use `sql:` for a file, or `query:` for inline SQL, not both".into());
             None
         }
         (Some(n), None) => ctx.string(n, "sql file").map(Sql::File),
         (None, Some(n)) => ctx.string(n, "query").map(Sql::Inline),
         (None, None) => {
-            ctx.error("missing-field", f.span, format!("{what} needs `sql: FILE` or `query: SQL`"));
+            ctx.error(
+                "missing-field",
+                f.span,
+                format!("{what} needs `sql: FILE` or `query: SQL`"),
+            );
             None
         }
     }
@@ -224,20 +305,33 @@ fn decode_input(ctx: &mut Ctx, n: &Node) -> Option<Input> {
         (Some(s), None) => {
             for extra in ["output", "version"] {
                 if let Some(x) = f.get(extra) {
-                    ctx.error("conflicting-fields", x.span, format!("`{extra}` applies to product inputs, not sources"));
+                    ctx.error(
+                        "conflicting-fields",
+                        x.span,
+                        format!("`{extra}` applies to product inputs, not sources"),
+                    );
                 }
             }
             decode_source(ctx, s).map(InputKind::Source)
         }
         (None, Some(p)) => {
-            let product = ctx.string(p, "product").and_then(|s| match ProductRef::parse(&s.value) {
-                Ok(r) => Some(Spanned::new(r, s.span)),
-                Err(e) => {
-                    ctx.error("invalid-name", s.span, format!("invalid product reference: {e}")).help =
-                        Some("write `<domain>/<product>`, for example `customers/profiles`".into());
-                    None
-                }
-            });
+            let product =
+                ctx.string(p, "product")
+                    .and_then(|s| match ProductRef::parse(&s.value) {
+                        Ok(r) => Some(Spanned::new(r, s.span)),
+                        Err(e) => {
+                            ctx.error(
+                                "invalid-name",
+                                s.span,
+                                format!("invalid product reference: {e}"),
+                            )
+                            .help = Some(
+                                "write `<domain>/<product>`, for example `customers/profiles`"
+                                    .into(),
+                            );
+                            None
+                        }
+                    });
             let output = f
                 .get("output")
                 .and_then(|n| ctx.name(n, "output name", OutputName::parse));
@@ -246,16 +340,28 @@ fn decode_input(ctx: &mut Ctx, n: &Node) -> Option<Input> {
                 match semver::VersionReq::parse(&s.value) {
                     Ok(r) => Some(Spanned::new(r, s.span)),
                     Err(e) => {
-                        ctx.error("invalid-version", s.span, format!("`{}` is not a version requirement: {e}", s.value))
-                            .help = Some("write a semver range such as `^2` or `>=1.2, <2`".into());
+                        ctx.error(
+                            "invalid-version",
+                            s.span,
+                            format!("`{}` is not a version requirement: {e}", s.value),
+                        )
+                        .help = Some("write a semver range such as `^2` or `>=1.2, <2`".into());
                         None
                     }
                 }
             });
-            product.map(|product| InputKind::Product { product, output, version })
+            product.map(|product| InputKind::Product {
+                product,
+                output,
+                version,
+            })
         }
         (Some(_), Some(p)) => {
-            ctx.error("conflicting-fields", p.span, "an input reads either a `source` or a `product`, not both");
+            ctx.error(
+                "conflicting-fields",
+                p.span,
+                "an input reads either a `source` or a `product`, not both",
+            );
             None
         }
         (None, None) => {
@@ -272,31 +378,51 @@ fn decode_input(ctx: &mut Ctx, n: &Node) -> Option<Input> {
 }
 
 fn decode_source(ctx: &mut Ctx, n: &Node) -> Option<Source> {
-    let f = ctx.fields(n, "a source", &["format", "path", "columns", "delimiter", "header"])?;
+    let f = ctx.fields(
+        n,
+        "a source",
+        &["format", "path", "columns", "delimiter", "header"],
+    )?;
     let format = ctx
         .require(&f, "format", "a source")
         .and_then(|n| ctx.keyword(n, "source format", SourceFormat::NAMES, SourceFormat::parse));
-    let path = ctx.require(&f, "path", "a source").and_then(|n| ctx.string(n, "path"));
+    let path = ctx
+        .require(&f, "path", "a source")
+        .and_then(|n| ctx.string(n, "path"));
     let columns = f.get("columns").map(|n| {
-        ctx.list(n, "columns").iter().filter_map(|c| decode_column(ctx, c)).collect()
+        ctx.list(n, "columns")
+            .iter()
+            .filter_map(|c| decode_column(ctx, c))
+            .collect()
     });
     let delimiter = match f.get("delimiter") {
         Some(n) => {
             let s = ctx.string(n, "delimiter")?;
             if s.value.len() != 1 {
-                ctx.error("invalid-value", s.span, "delimiter must be a single character");
+                ctx.error(
+                    "invalid-value",
+                    s.span,
+                    "delimiter must be a single character",
+                );
                 return None;
             }
             s.value.as_bytes()[0]
         }
         None => b',',
     };
-    let header = f.get("header").and_then(|n| ctx.bool(n, "header")).unwrap_or(true);
+    let header = f
+        .get("header")
+        .and_then(|n| ctx.bool(n, "header"))
+        .unwrap_or(true);
     let format = format?;
     if format != SourceFormat::Csv {
         for key in ["delimiter", "header"] {
             if let Some(x) = f.get(key) {
-                ctx.error("conflicting-fields", x.span, format!("`{key}` only applies to csv sources"));
+                ctx.error(
+                    "conflicting-fields",
+                    x.span,
+                    format!("`{key}` only applies to csv sources"),
+                );
             }
         }
     }
@@ -331,11 +457,22 @@ fn decode_column(ctx: &mut Ctx, n: &Node) -> Option<Column> {
             }
         }
     });
-    let nullable = f.get("nullable").and_then(|n| ctx.bool(n, "nullable")).unwrap_or(true);
-    let description = f.get("description").and_then(|n| ctx.string(n, "description")).map(|s| s.value);
-    let classification = f
-        .get("classification")
-        .and_then(|n| ctx.keyword(n, "classification", Classification::NAMES, Classification::parse));
+    let nullable = f
+        .get("nullable")
+        .and_then(|n| ctx.bool(n, "nullable"))
+        .unwrap_or(true);
+    let description = f
+        .get("description")
+        .and_then(|n| ctx.string(n, "description"))
+        .map(|s| s.value);
+    let classification = f.get("classification").and_then(|n| {
+        ctx.keyword(
+            n,
+            "classification",
+            Classification::NAMES,
+            Classification::parse,
+        )
+    });
     Some(Column {
         name: name?,
         ty: ty?,
@@ -345,25 +482,45 @@ fn decode_column(ctx: &mut Ctx, n: &Node) -> Option<Column> {
     })
 }
 
-const OUTPUT_FIELDS: &[&str] = &["name", "description", "primary_key", "columns", "quality", "sql", "query"];
+const OUTPUT_FIELDS: &[&str] = &[
+    "name",
+    "description",
+    "primary_key",
+    "columns",
+    "quality",
+    "sql",
+    "query",
+];
 
 fn decode_output(ctx: &mut Ctx, n: &Node) -> Option<Output> {
     let f = ctx.fields(n, "an output", OUTPUT_FIELDS)?;
     let name = ctx
         .require(&f, "name", "an output")
         .and_then(|n| ctx.name(n, "output name", OutputName::parse));
-    let description = f.get("description").and_then(|n| ctx.string(n, "description")).map(|s| s.value);
+    let description = f
+        .get("description")
+        .and_then(|n| ctx.string(n, "description"))
+        .map(|s| s.value);
     let primary_key = f
         .get("primary_key")
         .map(|n| column_names(ctx, n, "primary_key"))
         .unwrap_or_default();
     let columns: Vec<Column> = match ctx.require(&f, "columns", "an output") {
-        Some(n) => ctx.list(n, "columns").iter().filter_map(|c| decode_column(ctx, c)).collect(),
+        Some(n) => ctx
+            .list(n, "columns")
+            .iter()
+            .filter_map(|c| decode_column(ctx, c))
+            .collect(),
         None => Vec::new(),
     };
     let quality = f
         .get("quality")
-        .map(|n| ctx.list(n, "quality").iter().filter_map(|q| decode_check(ctx, q)).collect())
+        .map(|n| {
+            ctx.list(n, "quality")
+                .iter()
+                .filter_map(|q| decode_check(ctx, q))
+                .collect()
+        })
         .unwrap_or_default();
     let sql = if f.has("sql") || f.has("query") {
         decode_sql(ctx, &f, "an output")
@@ -399,7 +556,11 @@ fn literal(ctx: &mut Ctx, n: &Node, what: &str) -> Option<Literal> {
         Value::Str(s) => Some(Literal::Str(s.clone())),
         other => {
             let found = other.kind();
-            ctx.error("wrong-type", n.span, format!("{what} must be a number or a string, found {found}"));
+            ctx.error(
+                "wrong-type",
+                n.span,
+                format!("{what} must be a number or a string, found {found}"),
+            );
             None
         }
     }
@@ -412,7 +573,9 @@ const CHECK_FIELDS: &[&str] = &[
 fn decode_check(ctx: &mut Ctx, n: &Node) -> Option<QualityCheck> {
     let f = ctx.fields(n, "a quality check", CHECK_FIELDS)?;
     let keyword = ctx.require(&f, "check", "a quality check")?;
-    let keyword = ctx.keyword(keyword, "check", CHECK_NAMES, |s| CHECK_NAMES.contains(&s).then(|| s.to_string()))?;
+    let keyword = ctx.keyword(keyword, "check", CHECK_NAMES, |s| {
+        CHECK_NAMES.contains(&s).then(|| s.to_string())
+    })?;
     let severity = match f.get("severity") {
         Some(n) => ctx.keyword(n, "severity", &["error", "warn"], |s| match s {
             "error" => Some(CheckSeverity::Error),
@@ -421,7 +584,10 @@ fn decode_check(ctx: &mut Ctx, n: &Node) -> Option<QualityCheck> {
         })?,
         None => CheckSeverity::Error,
     };
-    let given_name = f.get("name").and_then(|n| ctx.string(n, "check name")).map(|s| s.value);
+    let given_name = f
+        .get("name")
+        .and_then(|n| ctx.string(n, "check name"))
+        .map(|s| s.value);
 
     // Columns: `columns: [a, b]` or `column: a`.
     let mut columns = || -> Vec<Spanned<ColumnName>> {
@@ -429,7 +595,11 @@ fn decode_check(ctx: &mut Ctx, n: &Node) -> Option<QualityCheck> {
             (Some(n), _) => column_names(ctx, n, "columns"),
             (None, Some(n)) => column_names(ctx, n, "column"),
             (None, None) => {
-                ctx.error("missing-field", f.span, format!("check `{keyword}` needs `column:` or `columns:`"));
+                ctx.error(
+                    "missing-field",
+                    f.span,
+                    format!("check `{keyword}` needs `column:` or `columns:`"),
+                );
                 Vec::new()
             }
         }
@@ -442,43 +612,74 @@ fn decode_check(ctx: &mut Ctx, n: &Node) -> Option<QualityCheck> {
             let min = f.get("min").and_then(|n| literal(ctx, n, "min"));
             let max = f.get("max").and_then(|n| literal(ctx, n, "max"));
             if min.is_none() && max.is_none() {
-                ctx.error("missing-field", f.span, "check `range` needs `min:`, `max:` or both");
+                ctx.error(
+                    "missing-field",
+                    f.span,
+                    "check `range` needs `min:`, `max:` or both",
+                );
             }
             if cols.len() != 1 {
-                ctx.error("invalid-value", f.span, "check `range` applies to exactly one column");
+                ctx.error(
+                    "invalid-value",
+                    f.span,
+                    "check `range` applies to exactly one column",
+                );
                 return None;
             }
-            CheckKind::Range { column: cols.remove(0), min, max }
+            CheckKind::Range {
+                column: cols.remove(0),
+                min,
+                max,
+            }
         }
         "accepted_values" => {
             let mut cols = columns();
             let values = match ctx.require(&f, "values", "check `accepted_values`") {
                 Some(n) => {
                     let items = ctx.list(n, "values");
-                    items.iter().filter_map(|v| literal(ctx, v, "a value")).collect()
+                    items
+                        .iter()
+                        .filter_map(|v| literal(ctx, v, "a value"))
+                        .collect()
                 }
                 None => Vec::new(),
             };
             if cols.len() != 1 {
-                ctx.error("invalid-value", f.span, "check `accepted_values` applies to exactly one column");
+                ctx.error(
+                    "invalid-value",
+                    f.span,
+                    "check `accepted_values` applies to exactly one column",
+                );
                 return None;
             }
-            CheckKind::AcceptedValues { column: cols.remove(0), values }
+            CheckKind::AcceptedValues {
+                column: cols.remove(0),
+                values,
+            }
         }
         "row_count" => {
             let min = f.get("min").and_then(|n| ctx.uint(n, "min"));
             let max = f.get("max").and_then(|n| ctx.uint(n, "max"));
             if min.is_none() && max.is_none() {
-                ctx.error("missing-field", f.span, "check `row_count` needs `min:`, `max:` or both");
+                ctx.error(
+                    "missing-field",
+                    f.span,
+                    "check `row_count` needs `min:`, `max:` or both",
+                );
             }
             CheckKind::RowCount { min, max }
         }
         _ => {
-            let query = ctx.require(&f, "query", "check `sql`").and_then(|n| ctx.string(n, "query"))?;
-            let must_be = f.get("must_be").and_then(|n| ctx.number(n, "must_be")).unwrap_or(0.0);
+            let query = ctx
+                .require(&f, "query", "check `sql`")
+                .and_then(|n| ctx.string(n, "query"))?;
+            let must_be = f
+                .get("must_be")
+                .and_then(|n| ctx.number(n, "must_be"))
+                .unwrap_or(0.0);
             if given_name.is_none() {
-                ctx.error("missing-field", f.span, "check `sql` needs a `name:`").help =
-                    Some("name the rule, for example `name: no_future_orders`".into());
+                ctx.error("missing-field", f.span, "check `sql` needs a `name:`")
+                    .help = Some("name the rule, for example `name: no_future_orders`".into());
             }
             CheckKind::Sql { query, must_be }
         }
@@ -493,7 +694,8 @@ fn decode_check(ctx: &mut Ctx, n: &Node) -> Option<QualityCheck> {
 }
 
 fn default_check_name(kind: &CheckKind) -> String {
-    let cols = |c: &[Spanned<ColumnName>]| c.iter().map(|c| c.as_str()).collect::<Vec<_>>().join("_");
+    let cols =
+        |c: &[Spanned<ColumnName>]| c.iter().map(|c| c.as_str()).collect::<Vec<_>>().join("_");
     match kind {
         CheckKind::Unique { columns } => format!("unique_{}", cols(columns)),
         CheckKind::NotNull { columns } => format!("not_null_{}", cols(columns)),

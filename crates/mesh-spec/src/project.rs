@@ -38,7 +38,9 @@ pub struct Project {
 /// Why a project could not be opened at all.
 #[derive(Debug, thiserror::Error)]
 pub enum ProjectError {
-    #[error("no {PROJECT_FILE} in {dir} or any parent directory; run `mesh init DIR` to create a project, or pass --project DIR")]
+    #[error(
+        "no {PROJECT_FILE} in {dir} or any parent directory; run `mesh init DIR` to create a project, or pass --project DIR"
+    )]
     NotFound { dir: PathBuf },
     #[error("cannot read {path}: {source}")]
     Io {
@@ -152,24 +154,46 @@ fn load_config(root: &Path, path: &Path, text: &str, out: &mut Vec<Diagnostic>) 
     let mut ctx = Ctx::new(file);
     match yaml::parse(text) {
         Err(e) => {
-            ctx.error("yaml-syntax", e.span, format!("invalid YAML: {}", e.message));
+            ctx.error(
+                "yaml-syntax",
+                e.span,
+                format!("invalid YAML: {}", e.message),
+            );
         }
         Ok(node) => {
             if let Some(f) = ctx.fields(
                 &node,
                 "mesh.yaml",
-                &["apiVersion", "kind", "name", "description", "state_dir", "storage", "catalog"],
+                &[
+                    "apiVersion",
+                    "kind",
+                    "name",
+                    "description",
+                    "state_dir",
+                    "storage",
+                    "catalog",
+                ],
             ) {
-                if let Some(v) = f.get("apiVersion").and_then(|n| ctx.string(n, "apiVersion"))
+                if let Some(v) = f
+                    .get("apiVersion")
+                    .and_then(|n| ctx.string(n, "apiVersion"))
                     && v.value != API_VERSION
                 {
-                    ctx.error("api-version", v.span, format!("unsupported apiVersion `{}`", v.value))
-                        .help = Some(format!("this build reads `apiVersion: {API_VERSION}`"));
+                    ctx.error(
+                        "api-version",
+                        v.span,
+                        format!("unsupported apiVersion `{}`", v.value),
+                    )
+                    .help = Some(format!("this build reads `apiVersion: {API_VERSION}`"));
                 }
                 if let Some(v) = f.get("kind").and_then(|n| ctx.string(n, "kind"))
                     && v.value != "Mesh"
                 {
-                    ctx.error("kind", v.span, format!("mesh.yaml has `kind: {}`; expected `Mesh`", v.value));
+                    ctx.error(
+                        "kind",
+                        v.span,
+                        format!("mesh.yaml has `kind: {}`; expected `Mesh`", v.value),
+                    );
                 }
                 if let Some(v) = f.get("name").and_then(|n| ctx.string(n, "name")) {
                     config.name = v.value;
@@ -177,8 +201,14 @@ fn load_config(root: &Path, path: &Path, text: &str, out: &mut Vec<Diagnostic>) 
                 if let Some(v) = f.get("state_dir").and_then(|n| ctx.string(n, "state_dir")) {
                     config.state_dir = root.join(v.value);
                 }
-                config.storage = f.get("storage").and_then(|n| ctx.string(n, "storage")).map(|s| s.value);
-                config.catalog = f.get("catalog").and_then(|n| ctx.string(n, "catalog")).map(|s| s.value);
+                config.storage = f
+                    .get("storage")
+                    .and_then(|n| ctx.string(n, "storage"))
+                    .map(|s| s.value);
+                config.catalog = f
+                    .get("catalog")
+                    .and_then(|n| ctx.string(n, "catalog"))
+                    .map(|s| s.value);
             }
         }
     }

@@ -26,19 +26,37 @@ impl SqlText {
         let mut offset = 0;
         for (i, l) in self.text.split_inclusive('\n').enumerate() {
             if i + 1 == line {
-                let byte = l.char_indices().nth(col.saturating_sub(1)).map_or(l.len(), |(b, _)| b);
+                let byte = l
+                    .char_indices()
+                    .nth(col.saturating_sub(1))
+                    .map_or(l.len(), |(b, _)| b);
                 let start = offset + byte;
                 let end = l.trim_end().len().max(byte + 1) + offset;
-                return Span { start, end: end.min(self.text.len()), line, col };
+                return Span {
+                    start,
+                    end: end.min(self.text.len()),
+                    line,
+                    col,
+                };
             }
             offset += l.len();
         }
-        Span { start: 0, end: self.text.len().min(1), line: 1, col: 1 }
+        Span {
+            start: 0,
+            end: self.text.len().min(1),
+            line: 1,
+            col: 1,
+        }
     }
 
     /// The span of the whole statement.
     pub fn whole(&self) -> Span {
-        self.inline_at.unwrap_or(Span { start: 0, end: self.text.trim_end().len().max(1), line: 1, col: 1 })
+        self.inline_at.unwrap_or(Span {
+            start: 0,
+            end: self.text.trim_end().len().max(1),
+            line: 1,
+            col: 1,
+        })
     }
 }
 
@@ -46,24 +64,45 @@ impl SqlText {
 pub type SqlTexts = BTreeMap<String, String>;
 
 /// Reads the SQL of `sql`: inline, from `stored` texts, or from the product folder.
-pub fn load_sql(p: &ProductDescriptor, sql: &Sql, stored: Option<&SqlTexts>) -> Result<SqlText, Diagnostic> {
+pub fn load_sql(
+    p: &ProductDescriptor,
+    sql: &Sql,
+    stored: Option<&SqlTexts>,
+) -> Result<SqlText, Diagnostic> {
     match sql {
-        Sql::Inline(q) => Ok(SqlText { text: q.value.clone(), file: p.file.clone(), inline_at: Some(q.span) }),
+        Sql::Inline(q) => Ok(SqlText {
+            text: q.value.clone(),
+            file: p.file.clone(),
+            inline_at: Some(q.span),
+        }),
         Sql::File(path) => {
             let full = p.dir.join(&path.value);
             let text = match stored {
                 Some(texts) => texts.get(&path.value).cloned().ok_or_else(|| {
-                    Diagnostic::error("missing-file", format!("the deployed product has no SQL text for `{}`", path.value))
-                        .at(&p.file, path.span)
-                        .help("redeploy the product with `mesh deploy`")
+                    Diagnostic::error(
+                        "missing-file",
+                        format!("the deployed product has no SQL text for `{}`", path.value),
+                    )
+                    .at(&p.file, path.span)
+                    .help("redeploy the product with `mesh deploy`")
                 })?,
                 None => std::fs::read_to_string(&full).map_err(|e| {
-                    Diagnostic::error("missing-file", format!("cannot read SQL file `{}`: {e}", path.value))
-                        .at(&p.file, path.span)
-                        .help(format!("create {} or fix the path (relative to the product folder)", full.display()))
+                    Diagnostic::error(
+                        "missing-file",
+                        format!("cannot read SQL file `{}`: {e}", path.value),
+                    )
+                    .at(&p.file, path.span)
+                    .help(format!(
+                        "create {} or fix the path (relative to the product folder)",
+                        full.display()
+                    ))
                 })?,
             };
-            Ok(SqlText { text: text.clone(), file: SourceFile::new(full, text), inline_at: None })
+            Ok(SqlText {
+                text: text.clone(),
+                file: SourceFile::new(full, text),
+                inline_at: None,
+            })
         }
     }
 }
@@ -71,7 +110,10 @@ pub fn load_sql(p: &ProductDescriptor, sql: &Sql, stored: Option<&SqlTexts>) -> 
 /// Every SQL file a product references, read from disk, for deployment.
 pub fn sql_files(p: &ProductDescriptor) -> Result<SqlTexts, Diagnostic> {
     let mut texts = SqlTexts::new();
-    let sqls = p.transform.iter().chain(p.outputs.iter().filter_map(|o| o.sql.as_ref()));
+    let sqls = p
+        .transform
+        .iter()
+        .chain(p.outputs.iter().filter_map(|o| o.sql.as_ref()));
     for sql in sqls {
         if let Sql::File(path) = sql {
             let t = load_sql(p, sql, None)?;

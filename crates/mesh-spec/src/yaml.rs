@@ -168,14 +168,15 @@ struct Builder<'p, 's> {
 }
 
 impl<'s> Builder<'_, 's> {
-    fn next(&self, parser: &mut Parser<'s, StrInput<'s>>) -> Result<(Event<'s>, RawSpan), SyntaxError> {
+    fn next(
+        &self,
+        parser: &mut Parser<'s, StrInput<'s>>,
+    ) -> Result<(Event<'s>, RawSpan), SyntaxError> {
         match parser.next_event() {
             Some(Ok(pair)) => Ok(pair),
             Some(Err(e)) => Err(SyntaxError {
                 message: e.info().to_string(),
-                span: self
-                    .positions
-                    .span(&RawSpan::new(*e.marker(), *e.marker())),
+                span: self.positions.span(&RawSpan::new(*e.marker(), *e.marker())),
             }),
             None => Err(SyntaxError {
                 message: "unexpected end of YAML input".into(),
@@ -223,7 +224,10 @@ impl<'s> Builder<'_, 's> {
                 (
                     Node {
                         value: Value::Seq(items),
-                        span: Span { end: end_byte, ..span },
+                        span: Span {
+                            end: end_byte,
+                            ..span
+                        },
                     },
                     anchor,
                 )
@@ -275,7 +279,10 @@ impl<'s> Builder<'_, 's> {
                 (
                     Node {
                         value: Value::Map(entries),
-                        span: Span { end: end_byte.max(span.end), ..span },
+                        span: Span {
+                            end: end_byte.max(span.end),
+                            ..span
+                        },
                     },
                     anchor,
                 )

@@ -17,7 +17,11 @@ pub enum StorageError {
         source: object_store::Error,
     },
     #[error("table at {location} has no version {version}; its newest version is {latest}")]
-    VersionNotFound { location: String, version: i64, latest: i64 },
+    VersionNotFound {
+        location: String,
+        version: i64,
+        latest: i64,
+    },
     #[error("cannot write to {path}: {source}")]
     Io {
         path: String,

@@ -12,9 +12,9 @@ use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableError};
 use futures::TryStreamExt;
 use mesh_spec::ColumnType;
-use object_store::{ObjectStore, ObjectStoreExt};
 use object_store::path::Path as ObjectPath;
 use object_store::prefix::PrefixStore;
+use object_store::{ObjectStore, ObjectStoreExt};
 use url::Url;
 
 use crate::error::{Result, StorageError};
@@ -39,7 +39,9 @@ pub fn table_url(location: &str) -> Result<Url> {
     } else {
         let path = std::path::Path::new(location);
         if !path.is_absolute() {
-            return Err(invalid("a local table location must be an absolute path".into()));
+            return Err(invalid(
+                "a local table location must be an absolute path".into(),
+            ));
         }
         Url::from_directory_path(path).map_err(|()| invalid("not a directory path".into()))
     }
@@ -81,7 +83,11 @@ fn delta_err(location: &Url) -> impl Fn(DeltaTableError) -> StorageError + '_ {
 }
 
 /// Opens the table at `location`, creating it (version 0, no data) if absent.
-pub async fn ensure_table(location: &Url, name: &str, columns: &[TableColumn]) -> Result<DeltaTable> {
+pub async fn ensure_table(
+    location: &Url,
+    name: &str,
+    columns: &[TableColumn],
+) -> Result<DeltaTable> {
     if location.scheme() == "file"
         && let Ok(path) = location.to_file_path()
     {
@@ -90,13 +96,21 @@ pub async fn ensure_table(location: &Url, name: &str, columns: &[TableColumn]) -
             source,
         })?;
     }
-    let table = DeltaTable::try_from_url(location.clone()).await.map_err(delta_err(location))?;
+    let table = DeltaTable::try_from_url(location.clone())
+        .await
+        .map_err(delta_err(location))?;
     if table.version().is_some() {
         return Ok(table);
     }
     let fields = columns
         .iter()
-        .map(|c| Ok(StructField::new(c.name.clone(), delta_type(c.ty)?, c.nullable)))
+        .map(|c| {
+            Ok(StructField::new(
+                c.name.clone(),
+                delta_type(c.ty)?,
+                c.nullable,
+            ))
+        })
         .collect::<Result<Vec<_>, DeltaTableError>>()
         .map_err(delta_err(location))?;
     table
@@ -175,7 +189,10 @@ impl StagedWriter {
 
     pub async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
         self.rows += batch.num_rows() as u64;
-        self.writer.write(batch).await.map_err(delta_err(&self.location))
+        self.writer
+            .write(batch)
+            .await
+            .map_err(delta_err(&self.location))
     }
 
     /// Flushes the files; returns their `add` actions, paths relative to the table.
@@ -196,7 +213,12 @@ impl StagedWriter {
 /// Publishes a run: one commit that replaces every current file with `adds`.
 ///
 /// Returns the new table version.
-pub async fn commit_overwrite(table: &DeltaTable, adds: Vec<Add>, run_id: &str, product_version: &str) -> Result<u64> {
+pub async fn commit_overwrite(
+    table: &DeltaTable,
+    adds: Vec<Add>,
+    run_id: &str,
+    product_version: &str,
+) -> Result<u64> {
     let location = table.table_url().clone();
     let snapshot = table.snapshot().map_err(delta_err(&location))?;
     let log_store = table.log_store();
@@ -211,7 +233,10 @@ pub async fn commit_overwrite(table: &DeltaTable, adds: Vec<Add>, run_id: &str, 
     actions.extend(removes);
     let metadata: HashMap<String, serde_json::Value> = HashMap::from([
         (RUN_ID_KEY.to_string(), serde_json::Value::from(run_id)),
-        (PRODUCT_VERSION_KEY.to_string(), serde_json::Value::from(product_version)),
+        (
+            PRODUCT_VERSION_KEY.to_string(),
+            serde_json::Value::from(product_version),
+        ),
     ]);
     let operation = DeltaOperation::Write {
         mode: SaveMode::Overwrite,
@@ -228,7 +253,11 @@ pub async fn commit_overwrite(table: &DeltaTable, adds: Vec<Add>, run_id: &str, 
 }
 
 /// Finds the version, newer than `after`, that run `run_id` committed, if any.
-pub async fn find_run_commit(location: &Url, run_id: &str, after: Option<u64>) -> Result<Option<u64>> {
+pub async fn find_run_commit(
+    location: &Url,
+    run_id: &str,
+    after: Option<u64>,
+) -> Result<Option<u64>> {
     let table = open(location, None).await?;
     let Some(latest) = table.version() else {
         return Ok(None);
@@ -253,7 +282,9 @@ pub async fn find_run_commit(location: &Url, run_id: &str, after: Option<u64>) -
 
 /// Removes the files of a run that never published.
 pub async fn remove_run_files(location: &Url, run_id: &str) -> Result<usize> {
-    let table = DeltaTable::try_from_url(location.clone()).await.map_err(delta_err(location))?;
+    let table = DeltaTable::try_from_url(location.clone())
+        .await
+        .map_err(delta_err(location))?;
     let store = table.log_store().object_store(None);
     let prefix = ObjectPath::from(run_dir(run_id));
     let files: Vec<_> = store
@@ -265,10 +296,13 @@ pub async fn remove_run_files(location: &Url, run_id: &str) -> Result<usize> {
             source,
         })?;
     for f in &files {
-        store.delete(&f.location).await.map_err(|source| StorageError::ObjectStore {
-            location: location.to_string(),
-            source,
-        })?;
+        store
+            .delete(&f.location)
+            .await
+            .map_err(|source| StorageError::ObjectStore {
+                location: location.to_string(),
+                source,
+            })?;
     }
     if location.scheme() == "file"
         && let Ok(dir) = location.to_file_path()

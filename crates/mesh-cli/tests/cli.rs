@@ -1,0 +1,335 @@
+//! End-to-end tests of the `mesh` binary on temporary projects.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use assert_cmd::cargo::cargo_bin;
+use serde_json::Value;
+
+fn mesh(dir: &Path, args: &[&str]) -> std::process::Output {
+    Command::new(cargo_bin("mesh"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = mesh(dir, args);
+    assert!(
+        out.status.success(),
+        "mesh {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+fn json(dir: &Path, args: &[&str]) -> Value {
+    serde_json::from_str(&ok(dir, args)).unwrap()
+}
+
+fn init(tmp: &Path) -> std::path::PathBuf {
+    let dir = tmp.join("mesh");
+    ok(tmp, &["init", dir.to_str().unwrap()]);
+    dir
+}
+
+#[test]
+fn init_validate_deploy_run_query() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    assert!(dir.join(".gitignore").exists());
+    assert!(ok(&dir, &["validate"]).contains("1 products valid"));
+    ok(&dir, &["deploy"]);
+    assert!(
+        ok(&dir, &["deploy"]).contains("Nothing to deploy"),
+        "second deploy must be a no-op"
+    );
+    ok(&dir, &["run"]);
+    let rows = json(
+        &dir,
+        &[
+            "query",
+            "SELECT id, text FROM example.greetings ORDER BY id",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(rows[0]["text"], "Hello");
+    assert_eq!(rows.as_array().unwrap().len(), 4);
+    let by_address = json(
+        &dir,
+        &[
+            "query",
+            "SELECT count(*) AS n FROM \"mesh://example/greetings/greetings\"",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(by_address[0]["n"], 4);
+    let list = json(&dir, &["catalog", "list", "--format", "json"]);
+    assert_eq!(list[0]["domain"], "example");
+    assert_eq!(list[0]["owner"], "example-team@your.org");
+    let runs = json(&dir, &["runs", "--format", "json"]);
+    assert_eq!(runs[0]["status"], "succeeded");
+    assert!(runs[0]["started_at"].is_string());
+}
+
+#[test]
+fn time_travel_reads_older_versions() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    ok(&dir, &["deploy"]);
+    ok(&dir, &["run"]);
+    let csv = dir.join("example/greetings/data/greetings.csv");
+    std::fs::write(&csv, "id,language,text\n1,en,Hello\n2,fr,Bonjour\n").unwrap();
+    ok(&dir, &["run"]);
+    let now = json(
+        &dir,
+        &[
+            "query",
+            "SELECT count(*) AS n FROM example.greetings",
+            "--format",
+            "json",
+        ],
+    );
+    let then = json(
+        &dir,
+        &[
+            "query",
+            "SELECT count(*) AS n FROM example.\"greetings@1\"",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(
+        (now[0]["n"].as_i64(), then[0]["n"].as_i64()),
+        (Some(2), Some(4))
+    );
+    let out = mesh(&dir, &["query", "SELECT * FROM example.\"greetings@9\""]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no published version 9"));
+}
+
+#[test]
+fn validation_errors_point_at_the_file_and_exit_non_zero() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    let descriptor = dir.join("example/greetings/product.yaml");
+    let text = std::fs::read_to_string(&descriptor)
+        .unwrap()
+        .replace("owner:", "ownr:");
+    std::fs::write(&descriptor, text).unwrap();
+    let out = mesh(&dir, &["validate"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("unknown field `ownr`"), "{err}");
+    assert!(err.contains("did you mean `owner`?"), "{err}");
+    assert!(err.contains("product.yaml:10:1"), "{err}");
+    let out = mesh(&dir, &["deploy"]);
+    assert!(
+        !out.status.success(),
+        "deploy must refuse an invalid project"
+    );
+    assert!(
+        json(&dir, &["catalog", "list", "--format", "json"])
+            .as_array()
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn sql_and_contract_mismatches_are_reported() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    std::fs::write(
+        dir.join("example/greetings/transform.sql"),
+        "SELECT id, language FROM raw_greetings",
+    )
+    .unwrap();
+    let err = String::from_utf8_lossy(&mesh(&dir, &["validate"]).stderr).to_string();
+    assert!(
+        err.contains("declares column `text`, but its SQL does not produce it"),
+        "{err}"
+    );
+    std::fs::write(
+        dir.join("example/greetings/transform.sql"),
+        "SELECT id, language, text FROM raw_greeting",
+    )
+    .unwrap();
+    let out = mesh(&dir, &["validate"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("raw_greeting"));
+}
+
+#[test]
+fn a_failing_check_publishes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    ok(&dir, &["deploy"]);
+    ok(&dir, &["run"]);
+    std::fs::write(
+        dir.join("example/greetings/data/greetings.csv"),
+        "id,language,text\n1,en,Hello\n1,xx,Dup\n",
+    )
+    .unwrap();
+    let out = mesh(&dir, &["run"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("primary_key_unique"), "{err}");
+    assert!(err.contains("accepted_values_language"), "{err}");
+    let rows = json(
+        &dir,
+        &[
+            "query",
+            "SELECT count(*) AS n FROM example.greetings",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(rows[0]["n"], 4, "the failed run must not be visible");
+    let runs = json(&dir, &["runs", "--format", "json"]);
+    assert_eq!(runs[0]["status"], "failed");
+    let failed: Vec<&Value> = runs[0]["checks"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| c["passed"] == false)
+        .collect();
+    assert!(
+        failed
+            .iter()
+            .any(|c| !c["sample"].as_array().unwrap().is_empty()),
+        "failed checks keep sample rows"
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(dir.join(".mesh/tables/example/greetings/greetings"))
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().starts_with("r-"))
+        .collect();
+    assert_eq!(leftovers.len(), 1, "only the published run's files remain");
+}
+
+/// Kills `mesh run` at a failpoint and checks the next run and query.
+fn kill_at(failpoint: &str) -> (Value, Value, Value) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    ok(&dir, &["deploy"]);
+    ok(&dir, &["run"]);
+    std::fs::write(
+        dir.join("example/greetings/data/greetings.csv"),
+        "id,language,text\n1,en,Hi\n",
+    )
+    .unwrap();
+    let mut child = Command::new(cargo_bin("mesh"))
+        .arg("run")
+        .current_dir(&dir)
+        .env("MESH_FAILPOINT", failpoint)
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stderr = child.stderr.take().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut seen = String::new();
+    let mut buf = [0u8; 256];
+    while !seen.contains("failpoint") && Instant::now() < deadline {
+        use std::io::Read;
+        match stderr.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+        }
+    }
+    assert!(
+        seen.contains(&format!("failpoint {failpoint} reached")),
+        "{seen}"
+    );
+    Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    let before = json(
+        &dir,
+        &[
+            "query",
+            "SELECT count(*) AS n FROM example.greetings",
+            "--format",
+            "json",
+        ],
+    );
+    let out = mesh(&dir, &["run"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let runs = json(&dir, &["runs", "--format", "json"]);
+    let after = json(
+        &dir,
+        &[
+            "query",
+            "SELECT count(*) AS n FROM example.greetings",
+            "--format",
+            "json",
+        ],
+    );
+    (before, runs, after)
+}
+
+#[test]
+fn killed_after_commit_is_recovered_from_the_delta_log() {
+    let (before, runs, after) = kill_at("after-commit");
+    assert_eq!(before[0]["n"], 4, "an unrecorded commit is not read");
+    let statuses: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["succeeded", "succeeded", "succeeded"]);
+    assert_eq!(after[0]["n"], 1);
+}
+
+#[test]
+fn killed_while_staging_publishes_nothing() {
+    let (before, runs, after) = kill_at("after-stage");
+    assert_eq!(before[0]["n"], 4);
+    let statuses: Vec<&str> = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["status"].as_str().unwrap())
+        .collect();
+    assert_eq!(statuses, ["succeeded", "interrupted", "succeeded"]);
+    assert_eq!(after[0]["n"], 1);
+}
+
+#[test]
+fn demo_builds_seven_products() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    ok(
+        tmp.path(),
+        &["demo", dir.to_str().unwrap(), "--rows", "500"],
+    );
+    let list = json(&dir, &["catalog", "list", "--format", "json"]);
+    assert_eq!(list.as_array().unwrap().len(), 7);
+    let hits = json(&dir, &["catalog", "search", "carrier", "--format", "json"]);
+    assert!(
+        hits[0]["product"]
+            .as_str()
+            .unwrap()
+            .starts_with("logistics/")
+    );
+    let show = json(
+        &dir,
+        &["catalog", "show", "customers/profiles", "--format", "json"],
+    );
+    assert_eq!(show["outputs"][0]["columns"][2]["classification"], "pii");
+    assert_eq!(show["consumers"].as_array().unwrap().len(), 3);
+}
