@@ -128,7 +128,7 @@ fn validation_errors_point_at_the_file_and_exit_non_zero() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("unknown field `ownr`"), "{err}");
     assert!(err.contains("did you mean `owner`?"), "{err}");
-    assert!(err.contains("product.yaml:10:1"), "{err}");
+    assert!(err.contains("product.yaml:9:1"), "{err}");
     let out = mesh(&dir, &["deploy"]);
     assert!(
         !out.status.success(),

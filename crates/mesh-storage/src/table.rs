@@ -262,19 +262,29 @@ pub async fn find_run_commit(
     let Some(latest) = table.version() else {
         return Ok(None);
     };
-    let history: Vec<_> = table
-        .history(Some(latest.saturating_sub(after.unwrap_or(0)) as usize + 1))
-        .try_collect()
-        .await
-        .map_err(delta_err(location))?;
-    for info in history {
-        let matches = info
-            .info
-            .get(RUN_ID_KEY)
-            .and_then(|v| v.as_str())
-            .is_some_and(|id| id == run_id);
-        if matches && let Some(v) = info.read_version.map(|r| r + 1) {
-            return Ok(Some(v));
+    let log_store = table.log_store();
+    let first = after.map_or(0, |a| a + 1);
+    for version in (first..=latest).rev() {
+        let Some(bytes) = log_store
+            .read_commit_entry(version)
+            .await
+            .map_err(delta_err(location))?
+        else {
+            continue;
+        };
+        let committed_by_run = String::from_utf8_lossy(&bytes).lines().any(|line| {
+            serde_json::from_str::<serde_json::Value>(line)
+                .ok()
+                .and_then(|v| {
+                    v.get("commitInfo")?
+                        .get(RUN_ID_KEY)?
+                        .as_str()
+                        .map(|id| id == run_id)
+                })
+                .unwrap_or(false)
+        });
+        if committed_by_run {
+            return Ok(Some(version));
         }
     }
     Ok(None)
