@@ -402,7 +402,7 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 pub fn format_duration(d: Duration) -> String {
     let s = d.as_secs();
     for (unit, secs) in [("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60)] {
-        if s >= secs && s % secs == 0 {
+        if s >= secs && s.is_multiple_of(secs) {
             return format!("{}{unit}", s / secs);
         }
     }

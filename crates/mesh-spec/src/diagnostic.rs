@@ -212,7 +212,7 @@ impl miette::Diagnostic for Rendered {
             loc.span.start.into(),
             loc.span
                 .len()
-                .min(loc.file.text.len().saturating_sub(loc.span.start).max(0)),
+                .min(loc.file.text.len().saturating_sub(loc.span.start)),
         );
         Some(Box::new(std::iter::once(LabeledSpan::new_with_span(
             self.diagnostic.label.clone(),

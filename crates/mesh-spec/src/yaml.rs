@@ -127,10 +127,7 @@ pub fn parse(src: &str) -> Result<Node, SyntaxError> {
         anchors: HashMap::new(),
     };
     let mut root: Option<Node> = None;
-    loop {
-        let Some(next) = parser.next_event() else {
-            break;
-        };
+    while let Some(next) = parser.next_event() {
         let (event, raw) = next.map_err(|e| SyntaxError {
             message: e.info().to_string(),
             span: positions.span(&RawSpan::new(*e.marker(), *e.marker())),
