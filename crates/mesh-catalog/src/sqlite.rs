@@ -387,25 +387,11 @@ impl CatalogStore for SqliteCatalog {
         .execute(&mut *tx)
         .await?;
         if updated.rows_affected() == 0 {
-            sqlx::query(
-                "INSERT INTO runs (id, domain, name, version, status, started_at, finished_at, duration_ms, rows_written, checks_passed, checks_failed, checks_warned, error)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-            )
-            .bind(&run.id.0)
-            .bind(run.product.domain.as_str())
-            .bind(run.product.name.as_str())
-            .bind(&run.version)
-            .bind(run.status.as_str())
-            .bind(run.started_at.to_rfc3339())
-            .bind(run.finished_at.map(|t| t.to_rfc3339()))
-            .bind(run.duration_ms)
-            .bind(run.rows_written)
-            .bind(run.checks_passed)
-            .bind(run.checks_failed)
-            .bind(run.checks_warned)
-            .bind(&run.error)
-            .execute(&mut *tx)
-            .await?;
+            return Err(CatalogError::Corrupt {
+                table: "runs",
+                column: "id",
+                detail: format!("run {} was finished without being started", run.id),
+            });
         }
         for c in &run.checks {
             sqlx::query(

@@ -41,7 +41,7 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
     /// Records that a run started.
     async fn start_run(&self, run: &RunRecord) -> Result<()>;
 
-    /// Records how a run ended, its check results and what it published, in one transaction.
+    /// Records how a started run ended, its check results and what it published, in one transaction.
     async fn finish_run(&self, run: &RunRecord) -> Result<()>;
 
     /// Runs still marked `running`.

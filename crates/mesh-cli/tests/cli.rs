@@ -237,17 +237,15 @@ fn kill_at(failpoint: &str) -> (Value, Value, Value) {
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut seen = String::new();
     let mut buf = [0u8; 256];
-    while !seen.contains("failpoint") && Instant::now() < deadline {
+    let marker = format!("failpoint {failpoint} reached");
+    while !seen.contains(&marker) && Instant::now() < deadline {
         use std::io::Read;
         match stderr.read(&mut buf) {
             Ok(0) | Err(_) => break,
             Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
         }
     }
-    assert!(
-        seen.contains(&format!("failpoint {failpoint} reached")),
-        "{seen}"
-    );
+    assert!(seen.contains(&marker), "{seen}");
     Command::new("kill")
         .args(["-KILL", &child.id().to_string()])
         .status()
@@ -332,4 +330,39 @@ fn demo_builds_seven_products() {
     );
     assert_eq!(show["outputs"][0]["columns"][2]["classification"], "pii");
     assert_eq!(show["consumers"].as_array().unwrap().len(), 3);
+}
+
+#[test]
+fn downstream_of_a_failed_product_is_skipped() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    let consumer = dir.join("example/counts");
+    std::fs::create_dir_all(&consumer).unwrap();
+    std::fs::write(
+        consumer.join("product.yaml"),
+        "apiVersion: meshwork/v1\nkind: DataProduct\ndomain: example\nname: counts\nversion: 1.0.0\nowner: t@x\n\
+         inputs:\n  - {name: g, product: example/greetings}\n\
+         transform: {query: \"SELECT language, count(*) AS n FROM g GROUP BY language\"}\n\
+         outputs:\n  - name: counts\n    columns:\n      - {name: language, type: string}\n      - {name: n, type: bigint, nullable: false}\n",
+    )
+    .unwrap();
+    ok(&dir, &["deploy"]);
+    std::fs::write(
+        dir.join("example/greetings/data/greetings.csv"),
+        "id,language,text\n1,xx,Hello\n",
+    )
+    .unwrap();
+    let out = mesh(&dir, &["run"]);
+    assert!(!out.status.success());
+    let runs = json(&dir, &["runs", "--format", "json"]);
+    let status = |p: &str| {
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["product"] == p)
+            .unwrap()["status"]
+            .clone()
+    };
+    assert_eq!(status("example/greetings"), "failed");
+    assert_eq!(status("example/counts"), "skipped");
 }

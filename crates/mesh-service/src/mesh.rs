@@ -274,6 +274,7 @@ impl Mesh {
                     checks: Vec::new(),
                     publications: Vec::new(),
                 };
+                self.catalog.start_run(&run).await?;
                 self.catalog.finish_run(&run).await?;
                 observer.finished(&run);
                 failed.insert(r.clone());
