@@ -1,0 +1,221 @@
+//! SQL behaviour of `mesh query`, in sqllogictest files under `tests/slt/`.
+//!
+//! One fixture mesh is built for all files: a `shop` domain with two
+//! source-aligned products read from CSV, a consumer-aligned product that
+//! joins them, and a second run so time travel has two versions to read.
+#![allow(clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+
+use async_trait::async_trait;
+use mesh_pipeline::Silent;
+use mesh_service::{Mesh, ServiceError};
+use sqllogictest::{DBOutput, DefaultColumnType};
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+const CUSTOMERS: &str = r#"apiVersion: meshwork/v1
+kind: DataProduct
+domain: shop
+name: customers
+version: 1.0.0
+owner: shop-team@example.org
+description:
+  purpose: One row per customer.
+inputs:
+  - name: raw
+    source:
+      format: csv
+      path: data/customers.csv
+      columns:
+        - {name: id, type: bigint, nullable: false}
+        - {name: name, type: string}
+        - {name: country, type: string}
+transform:
+  query: SELECT id, name, country FROM raw
+outputs:
+  - name: customers
+    primary_key: [id]
+    columns:
+      - {name: id, type: bigint, nullable: false}
+      - {name: name, type: string, classification: pii}
+      - {name: country, type: string}
+    quality:
+      - {check: row_count, min: 1}
+"#;
+
+const ORDERS: &str = r#"apiVersion: meshwork/v1
+kind: DataProduct
+domain: shop
+name: orders
+version: 1.0.0
+owner: shop-team@example.org
+description:
+  purpose: One row per order.
+inputs:
+  - name: raw
+    source:
+      format: csv
+      path: data/orders.csv
+      columns:
+        - {name: id, type: bigint, nullable: false}
+        - {name: customer_id, type: bigint}
+        - {name: amount, type: double}
+transform:
+  query: SELECT id, customer_id, amount FROM raw
+outputs:
+  - name: orders
+    primary_key: [id]
+    columns:
+      - {name: id, type: bigint, nullable: false}
+      - {name: customer_id, type: bigint}
+      - {name: amount, type: double}
+    quality:
+      - {check: range, column: amount, min: 0}
+"#;
+
+const REVENUE: &str = r#"apiVersion: meshwork/v1
+kind: DataProduct
+domain: finance
+name: revenue
+version: 1.0.0
+owner: finance-team@example.org
+description:
+  purpose: Revenue per country.
+inputs:
+  - {name: orders, product: shop/orders}
+  - {name: customers, product: shop/customers}
+transform:
+  query: |
+    SELECT c.country, count(*) AS orders, sum(o.amount) AS revenue
+    FROM orders o JOIN customers c ON o.customer_id = c.id
+    GROUP BY c.country
+outputs:
+  - name: revenue_by_country
+    primary_key: [country]
+    columns:
+      - {name: country, type: string}
+      - {name: orders, type: bigint, nullable: false}
+      - {name: revenue, type: double}
+"#;
+
+async fn fixture(dir: &Path) -> Mesh {
+    write(
+        &dir.join("mesh.yaml"),
+        "apiVersion: meshwork/v1\nkind: Mesh\nname: slt\n",
+    );
+    write(&dir.join("shop/customers/product.yaml"), CUSTOMERS);
+    write(
+        &dir.join("shop/customers/data/customers.csv"),
+        "id,name,country\n1,Ada,FR\n2,Grace,US\n3,Alan,GB\n",
+    );
+    write(&dir.join("shop/orders/product.yaml"), ORDERS);
+    write(
+        &dir.join("shop/orders/data/orders.csv"),
+        "id,customer_id,amount\n10,1,5.5\n11,1,4.5\n12,2,20\n",
+    );
+    write(&dir.join("finance/revenue/product.yaml"), REVENUE);
+    let mesh = Mesh::open(dir).await.unwrap();
+    mesh.deploy("slt").await.unwrap();
+    let (runs, _) = mesh.run(&[], &Silent).await.unwrap();
+    assert!(runs.iter().all(|r| r.error.is_none()), "{runs:?}");
+    // A second release of shop/orders: version 2 has one more order.
+    write(
+        &dir.join("shop/orders/data/orders.csv"),
+        "id,customer_id,amount\n10,1,5.5\n11,1,4.5\n12,2,20\n13,3,7\n",
+    );
+    let (runs, _) = mesh.run(&["shop/orders".into()], &Silent).await.unwrap();
+    assert!(runs.iter().all(|r| r.error.is_none()), "{runs:?}");
+    mesh
+}
+
+struct MeshDb(Mesh);
+
+#[derive(Debug)]
+struct SqlError(String);
+
+impl std::fmt::Display for SqlError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for SqlError {}
+
+impl From<ServiceError> for SqlError {
+    fn from(e: ServiceError) -> Self {
+        // What the CLI prints: the message, then the hint.
+        match e.hint() {
+            Some(hint) => SqlError(format!("{e}\nhint: {hint}")),
+            None => SqlError(e.to_string()),
+        }
+    }
+}
+
+#[async_trait]
+impl sqllogictest::AsyncDB for MeshDb {
+    type Error = SqlError;
+    type ColumnType = DefaultColumnType;
+
+    async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, SqlError> {
+        use datafusion::arrow::datatypes::DataType;
+        let result = self.0.query(sql).await?;
+        let types = result
+            .schema
+            .fields()
+            .iter()
+            .map(|f| match f.data_type() {
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => {
+                    DefaultColumnType::Text
+                }
+                t if t.is_integer() => DefaultColumnType::Integer,
+                t if t.is_floating() || matches!(t, DataType::Decimal128(..)) => {
+                    DefaultColumnType::FloatingPoint
+                }
+                _ => DefaultColumnType::Any,
+            })
+            .collect();
+        let (_, rows) = result.to_strings()?;
+        Ok(DBOutput::Rows { types, rows })
+    }
+
+    async fn shutdown(&mut self) {}
+
+    fn engine_name(&self) -> &str {
+        "mesh"
+    }
+}
+
+fn slt_files() -> Vec<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/slt");
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "slt"))
+        .collect();
+    files.sort();
+    files
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqllogictest_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mesh = fixture(tmp.path()).await;
+    let files = slt_files();
+    assert!(!files.is_empty(), "no .slt files found");
+    let mut failures = Vec::new();
+    for file in &files {
+        let mesh = mesh.clone();
+        let mut runner = sqllogictest::Runner::new(move || {
+            let mesh = mesh.clone();
+            async move { Ok::<_, SqlError>(MeshDb(mesh)) }
+        });
+        if let Err(e) = runner.run_file_async(file).await {
+            failures.push(format!("{}: {}", file.display(), e.display(false)));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n\n"));
+}
