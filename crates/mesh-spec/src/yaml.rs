@@ -83,18 +83,30 @@ pub struct SyntaxError {
     pub span: Span,
 }
 
-/// Maps the parser's character positions to byte offsets.
+/// Maps the parser's character positions to byte offsets, lines and columns.
+///
+/// Lines and columns are derived from the byte offset rather than taken from
+/// the parser's markers, which can point past the input on some errors.
 struct Positions<'a> {
     src: &'a str,
     /// Byte offset of every char, plus one entry for the end of input.
     char_bytes: Vec<usize>,
+    /// Byte offset where each line starts.
+    line_starts: Vec<usize>,
 }
 
 impl<'a> Positions<'a> {
     fn new(src: &'a str) -> Self {
         let mut char_bytes: Vec<usize> = src.char_indices().map(|(b, _)| b).collect();
         char_bytes.push(src.len());
-        Positions { src, char_bytes }
+        let line_starts = std::iter::once(0)
+            .chain(src.match_indices('\n').map(|(i, _)| i + 1))
+            .collect();
+        Positions {
+            src,
+            char_bytes,
+            line_starts,
+        }
     }
 
     fn byte(&self, char_index: usize) -> usize {
@@ -104,15 +116,20 @@ impl<'a> Positions<'a> {
             .unwrap_or(self.src.len())
     }
 
-    fn span(&self, raw: &RawSpan) -> Span {
-        let start = self.byte(raw.start.index());
-        let end = self.byte(raw.end.index()).max(start);
+    /// A span over bytes `start..end`, with the line and column of `start`.
+    fn at(&self, start: usize, end: usize) -> Span {
+        let line = self.line_starts.partition_point(|&s| s <= start);
+        let line_start = self.line_starts[line - 1];
         Span {
             start,
-            end,
-            line: raw.start.line(),
-            col: raw.start.col() + 1,
+            end: end.max(start),
+            line,
+            col: self.src[line_start..start].chars().count() + 1,
         }
+    }
+
+    fn span(&self, raw: &RawSpan) -> Span {
+        self.at(self.byte(raw.start.index()), self.byte(raw.end.index()))
     }
 }
 
@@ -155,7 +172,7 @@ pub fn parse(src: &str) -> Result<Node, SyntaxError> {
     }
     Ok(root.unwrap_or(Node {
         value: Value::Null,
-        span: Span::default(),
+        span: positions.at(0, 0),
     }))
 }
 
@@ -177,12 +194,9 @@ impl<'s> Builder<'_, 's> {
             }),
             None => Err(SyntaxError {
                 message: "unexpected end of YAML input".into(),
-                span: Span {
-                    start: self.positions.src.len(),
-                    end: self.positions.src.len(),
-                    line: self.positions.src.lines().count().max(1),
-                    col: 1,
-                },
+                span: self
+                    .positions
+                    .at(self.positions.src.len(), self.positions.src.len()),
             }),
         }
     }
