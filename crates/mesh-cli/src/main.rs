@@ -112,12 +112,42 @@ enum CatalogCommand {
     },
 }
 
+/// Keeps one known, harmless library panic off the user's terminal.
+///
+/// When a Parquet upload fails at completion (for example on a full disk),
+/// deltalake calls `BufWriter::abort` inside `catch_unwind`; object_store
+/// panics there by design ("Already shut down"), deltalake catches it and
+/// returns the real I/O error, which `mesh run` reports. Every other panic
+/// is printed as usual.
+fn install_panic_hook() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let message = info
+            .payload()
+            .downcast_ref::<&str>()
+            .copied()
+            .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str));
+        let in_object_store = info.location().is_some_and(|l| {
+            l.file().contains("object_store") && l.file().ends_with("buffered.rs")
+        });
+        if !(in_object_store && message == Some("Already shut down")) {
+            default(info);
+        }
+    }));
+}
+
 fn main() -> ExitCode {
+    install_panic_hook();
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MESH_LOG")
-                .unwrap_or_else(|_| "warn,buoyant_kernel=off".into()),
+                // deltalake warns that a failed upload's parts are left for
+                // the store to clean up; a failed run removes its whole
+                // `r-<run>/` prefix itself, so that warning would mislead.
+                .unwrap_or_else(|_| {
+                    "warn,buoyant_kernel=off,deltalake_core::datafile::writer=error".into()
+                }),
         )
         .with_writer(std::io::stderr)
         .init();

@@ -1,41 +1,14 @@
 //! End-to-end tests of the `mesh` binary on temporary projects.
 #![allow(clippy::unwrap_used)]
 
-use std::path::Path;
+mod common;
+
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use assert_cmd::cargo::cargo_bin;
+use common::{init, json, mesh, ok};
 use serde_json::Value;
-
-fn mesh(dir: &Path, args: &[&str]) -> std::process::Output {
-    Command::new(cargo_bin("mesh"))
-        .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
-        .output()
-        .unwrap()
-}
-
-fn ok(dir: &Path, args: &[&str]) -> String {
-    let out = mesh(dir, args);
-    assert!(
-        out.status.success(),
-        "mesh {args:?} failed:\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn json(dir: &Path, args: &[&str]) -> Value {
-    serde_json::from_str(&ok(dir, args)).unwrap()
-}
-
-fn init(tmp: &Path) -> std::path::PathBuf {
-    let dir = tmp.join("mesh");
-    ok(tmp, &["init", dir.to_str().unwrap()]);
-    dir
-}
 
 #[test]
 fn init_validate_deploy_run_query() {

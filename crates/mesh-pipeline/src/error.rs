@@ -27,6 +27,14 @@ pub enum PipelineError {
     Output { output: String, message: String },
     #[error("SQL of output `{output}` failed: {message}")]
     Sql { output: String, message: String },
+    #[error("SQL of output `{output}` failed at run time ({file}): {message}")]
+    SqlRuntime {
+        output: String,
+        file: String,
+        message: String,
+    },
+    #[error("output `{output}`: reading its inputs failed: {message}")]
+    InputRead { output: String, message: String },
     #[error("{0}")]
     DataFusion(#[from] datafusion::error::DataFusionError),
     #[error("{0}")]

@@ -37,6 +37,41 @@ pub trait Observer: Send + Sync {
 pub struct Silent;
 impl Observer for Silent {}
 
+/// Names the part that failed while a transform ran: reading a source file
+/// (bad bytes, corrupt Parquet, malformed JSON) or the SQL itself.
+fn run_time_error(
+    output: &str,
+    sql_file: &str,
+    e: datafusion::error::DataFusionError,
+) -> PipelineError {
+    use datafusion::arrow::error::ArrowError;
+    use datafusion::error::DataFusionError;
+    let message = e.strip_backtrace();
+    let reading = match e.find_root() {
+        DataFusionError::ParquetError(_) | DataFusionError::IoError(_) => true,
+        DataFusionError::ArrowError(a, _) => matches!(
+            a.as_ref(),
+            ArrowError::CsvError(_)
+                | ArrowError::JsonError(_)
+                | ArrowError::ParquetError(_)
+                | ArrowError::IoError(..)
+        ),
+        _ => false,
+    };
+    if reading {
+        PipelineError::InputRead {
+            output: output.to_string(),
+            message,
+        }
+    } else {
+        PipelineError::SqlRuntime {
+            output: output.to_string(),
+            file: sql_file.to_string(),
+            message,
+        }
+    }
+}
+
 /// Test hook: `MESH_FAILPOINT=<name>` stops the process at that point
 /// (announced on stderr) so a test can kill it there.
 fn failpoint(name: &str) {
@@ -333,19 +368,21 @@ impl Runner {
             })
             .collect();
         let table = ensure_table(&location, &oname, &columns).await?;
-        let streams = df.execute_stream_partitioned().await.map_err(sql_err)?;
+        let sql_file = sql.file.path.display().to_string();
+        let streams = df
+            .execute_stream_partitioned()
+            .await
+            .map_err(|e| run_time_error(&oname, &sql_file, e))?;
         let product = p.product_ref().to_string();
         let mut tasks = Vec::with_capacity(streams.len());
         for mut stream in streams {
             let mut writer = StagedWriter::new(&table, &run_id.0, schema.clone());
             let schema = schema.clone();
             let oname = oname.clone();
+            let sql_file = &sql_file;
             tasks.push(async move {
                 while let Some(batch) = stream.next().await {
-                    let batch = batch.map_err(|e| PipelineError::Sql {
-                        output: oname.clone(),
-                        message: e.strip_backtrace(),
-                    })?;
+                    let batch = batch.map_err(|e| run_time_error(&oname, sql_file, e))?;
                     let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
                         .map_err(|e| PipelineError::Output {
                             output: oname.clone(),

@@ -46,6 +46,15 @@ fn state_err(path: &Path) -> impl Fn(std::io::Error) -> ServiceError + '_ {
     }
 }
 
+/// Fails early, with the OS's reason, when the state directory cannot be
+/// written (read-only, no permission, no space), instead of failing later
+/// inside SQLite or a Delta write.
+fn probe_writable(dir: &Path) -> Result<()> {
+    let probe = dir.join(format!(".probe-{}", std::process::id()));
+    std::fs::write(&probe, b"meshwork").map_err(state_err(dir))?;
+    std::fs::remove_file(&probe).map_err(state_err(dir))
+}
+
 impl Mesh {
     /// Opens the project at `dir` (or the closest parent holding `mesh.yaml`).
     pub async fn open(dir: &Path) -> Result<Self> {
@@ -55,6 +64,7 @@ impl Mesh {
             return Err(ServiceError::Invalid { diagnostics });
         }
         std::fs::create_dir_all(&config.state_dir).map_err(state_err(&config.state_dir))?;
+        probe_writable(&config.state_dir)?;
         let catalog: Arc<dyn CatalogStore> = match &config.catalog {
             None => Arc::new(SqliteCatalog::open(&config.state_dir.join("catalog.db")).await?),
             Some(url) => match url.strip_prefix("sqlite://") {

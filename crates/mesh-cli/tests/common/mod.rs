@@ -1,0 +1,76 @@
+//! Helpers shared by the end-to-end tests: run the real `mesh` binary.
+#![allow(dead_code, clippy::unwrap_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use assert_cmd::cargo::cargo_bin;
+use serde_json::Value;
+
+/// Runs `mesh ARGS` in `dir`.
+pub fn mesh(dir: &Path, args: &[&str]) -> Output {
+    Command::new(cargo_bin("mesh"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap()
+}
+
+/// Runs `mesh ARGS` and returns its stdout; fails the test if it fails.
+pub fn ok(dir: &Path, args: &[&str]) -> String {
+    let out = mesh(dir, args);
+    assert!(
+        out.status.success(),
+        "mesh {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs `mesh ARGS` expecting failure; returns its stderr.
+pub fn fails(dir: &Path, args: &[&str]) -> String {
+    let out = mesh(dir, args);
+    assert!(
+        !out.status.success(),
+        "mesh {args:?} should have failed:\n{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+pub fn json(dir: &Path, args: &[&str]) -> Value {
+    serde_json::from_str(&ok(dir, args)).unwrap()
+}
+
+/// `mesh init` into `<tmp>/mesh`.
+pub fn init(tmp: &Path) -> PathBuf {
+    let dir = tmp.join("mesh");
+    ok(tmp, &["init", dir.to_str().unwrap()]);
+    dir
+}
+
+/// Rows in the published `example.greetings`.
+pub fn greetings(dir: &Path) -> i64 {
+    json(
+        dir,
+        &[
+            "query",
+            "SELECT count(*) AS n FROM example.greetings",
+            "--format",
+            "json",
+        ],
+    )[0]["n"]
+        .as_i64()
+        .unwrap()
+}
+
+/// Run folders (`r-<run>`) present in a table's directory.
+pub fn run_dirs(table: &Path) -> Vec<String> {
+    std::fs::read_dir(table)
+        .unwrap()
+        .filter_map(Result::ok)
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("r-"))
+        .collect()
+}
