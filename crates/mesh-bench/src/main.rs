@@ -1,0 +1,450 @@
+//! `mesh-bench`: measures `mesh` against DataFusion alone on TPC-H data.
+//!
+//! `mesh-bench run` generates TPC-H at a scale factor, builds a mesh whose
+//! source-aligned products ingest it, and reports each figure as a ratio of
+//! medians against a baseline measured in the same run, alternating the two
+//! so that drift on a shared machine hits both. The baselines run as child
+//! processes of this binary (`df-convert`, `df-query`), so both sides pay
+//! for process start-up. See BENCHMARKS.md.
+
+mod baseline;
+mod measure;
+mod queries;
+mod tpch;
+
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use measure::{Sample, median};
+
+#[derive(Parser)]
+#[command(
+    name = "mesh-bench",
+    about = "Benchmarks of mesh against DataFusion alone"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Subcommand)]
+enum Cmd {
+    /// Generate data, build the meshes, measure everything, print a report.
+    Run {
+        /// TPC-H scale factor.
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// Working directory (data, meshes, outputs); reused between runs.
+        #[arg(long, default_value = "target/bench")]
+        work: PathBuf,
+        /// Repetitions of each measurement; medians are compared.
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// Products in the start-up mesh.
+        #[arg(long, default_value_t = 100)]
+        products: usize,
+        /// The `mesh` binary; default: next to this one.
+        #[arg(long)]
+        mesh: Option<PathBuf>,
+        /// Also write the report to this file.
+        #[arg(long)]
+        report: Option<PathBuf>,
+    },
+    /// Baseline: DataFusion converts CSV files to Parquet.
+    DfConvert {
+        #[arg(long)]
+        table: String,
+        #[arg(long)]
+        csv: String,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Baseline: DataFusion runs SQL over Parquet directories, prints CSV.
+    DfQuery {
+        #[arg(long)]
+        sql: String,
+        /// `name=DIR`, registered as `tpch.name`.
+        #[arg(long = "table")]
+        tables: Vec<String>,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    match cli.command {
+        Cmd::Run {
+            scale,
+            work,
+            repeat,
+            products,
+            mesh,
+            report,
+        } => {
+            let mesh = match mesh {
+                Some(m) => m,
+                None => sibling("mesh")?,
+            };
+            let bench = Bench {
+                mesh,
+                me: std::env::current_exe()?,
+                work: std::path::absolute(&work)?,
+                scale,
+                repeat: repeat.max(1),
+            };
+            let text = bench.run_all(products)?;
+            print!("{text}");
+            if let Some(path) = report {
+                std::fs::write(&path, &text)?;
+            }
+            Ok(())
+        }
+        Cmd::DfConvert { table, csv, out } => {
+            let t = tpch::table(&table).context("unknown table")?;
+            runtime()?.block_on(baseline::convert(t, &csv, &out))
+        }
+        Cmd::DfQuery { sql, tables } => {
+            let tables = tables
+                .iter()
+                .map(|t| {
+                    t.split_once('=')
+                        .map(|(n, d)| (n.to_string(), d.to_string()))
+                        .context("--table takes name=DIR")
+                })
+                .collect::<Result<Vec<_>>>()?;
+            runtime()?.block_on(baseline::query(&sql, &tables))
+        }
+    }
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// A binary built next to this one.
+fn sibling(name: &str) -> Result<PathBuf> {
+    let me = std::env::current_exe()?;
+    let path = me.with_file_name(name);
+    if !path.exists() {
+        bail!(
+            "{} not found; build it first (cargo build --release -p mesh-cli -p mesh-bench) or pass --mesh",
+            path.display()
+        );
+    }
+    Ok(path)
+}
+
+struct Bench {
+    mesh: PathBuf,
+    me: PathBuf,
+    work: PathBuf,
+    scale: f64,
+    repeat: usize,
+}
+
+/// Medians of the two sides of one comparison.
+struct Pair {
+    mesh: Vec<Sample>,
+    base: Vec<Sample>,
+}
+
+impl Pair {
+    fn walls(samples: &[Sample]) -> Duration {
+        median(samples.iter().map(|s| s.wall).collect())
+    }
+    fn ratio(&self) -> f64 {
+        Self::walls(&self.mesh).as_secs_f64() / Self::walls(&self.base).as_secs_f64()
+    }
+    fn peak_mib(samples: &[Sample]) -> f64 {
+        samples.iter().filter_map(|s| s.peak_kib).max().unwrap_or(0) as f64 / 1024.0
+    }
+}
+
+fn secs(d: Duration) -> String {
+    format!("{:.3}", d.as_secs_f64())
+}
+
+impl Bench {
+    fn mesh_cmd(&self, dir: &Path, args: &[&str]) -> Command {
+        let mut c = Command::new(&self.mesh);
+        c.args(args).current_dir(dir).env("NO_COLOR", "1");
+        c
+    }
+
+    fn mesh_ok(&self, dir: &Path, args: &[&str]) -> Result<String> {
+        let out = self.mesh_cmd(dir, args).output()?;
+        if !out.status.success() {
+            bail!(
+                "mesh {args:?} failed:\n{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        Ok(String::from_utf8(out.stdout)?)
+    }
+
+    fn run_all(&self, products: usize) -> Result<String> {
+        let project = self.work.join(format!("tpch-sf{}", self.scale));
+        self.prepare(&project)?;
+        let ingest = self.ingest(&project)?;
+        let queries = self.queries(&project)?;
+        let startup = self.startup(products)?;
+        Ok(self.report(&project, &ingest, &queries, &startup, products))
+    }
+
+    /// Generates the data once per scale, deploys, and publishes every table.
+    fn prepare(&self, project: &Path) -> Result<()> {
+        let marker = project.join(".generated");
+        if !marker.exists() {
+            let _ = std::fs::remove_dir_all(project);
+            eprintln!("generating TPC-H SF{} in {}", self.scale, project.display());
+            let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+            tpch::generate(project, self.scale, threads)?;
+            std::fs::write(&marker, "")?;
+        }
+        tpch::write_project(project)?;
+        self.mesh_ok(project, &["deploy"])?;
+        eprintln!("publishing every table once");
+        self.mesh_ok(project, &["run"])?;
+        Ok(())
+    }
+
+    /// `mesh run tpch/lineitem` against DataFusion's CSV-to-Parquet.
+    fn ingest(&self, project: &Path) -> Result<Pair> {
+        let csv = project.join("tpch/lineitem/data/*.csv");
+        let out = self.work.join("df-lineitem");
+        let log = self.work.join("ingest.out");
+        let mut pair = Pair {
+            mesh: Vec::new(),
+            base: Vec::new(),
+        };
+        for i in 0..self.repeat {
+            eprintln!("ingest {}/{}", i + 1, self.repeat);
+            let _ = std::fs::remove_dir_all(&out);
+            let mut base = Command::new(&self.me);
+            base.args(["df-convert", "--table", "lineitem", "--csv"])
+                .arg(&csv)
+                .arg("--out")
+                .arg(&out);
+            let mut mesh = self.mesh_cmd(project, &["run", "tpch/lineitem"]);
+            // Alternate which side goes first.
+            if i % 2 == 0 {
+                pair.mesh.push(measure::run(&mut mesh, &log, true)?);
+                pair.base.push(measure::run(&mut base, &log, true)?);
+            } else {
+                pair.base.push(measure::run(&mut base, &log, true)?);
+                pair.mesh.push(measure::run(&mut mesh, &log, true)?);
+            }
+        }
+        Ok(pair)
+    }
+
+    /// The Parquet files of each table's current publication.
+    fn published_dirs(&self, project: &Path) -> Result<Vec<(String, String)>> {
+        let mut dirs = Vec::new();
+        for t in tpch::TABLES {
+            let runs: serde_json::Value = serde_json::from_str(&self.mesh_ok(
+                project,
+                &[
+                    "runs",
+                    "--product",
+                    &format!("tpch/{}", t.name),
+                    "--format",
+                    "json",
+                ],
+            )?)?;
+            let run = runs
+                .as_array()
+                .and_then(|r| r.iter().find(|r| r["status"] == "succeeded"))
+                .and_then(|r| r["id"].as_str())
+                .with_context(|| format!("no succeeded run of tpch/{}", t.name))?;
+            let dir = project
+                .join(".mesh/tables/tpch")
+                .join(t.name)
+                .join(t.name)
+                .join(format!("r-{run}"));
+            if !dir.is_dir() {
+                bail!("{} is missing", dir.display());
+            }
+            dirs.push((t.name.to_string(), format!("{}/", dir.display())));
+        }
+        Ok(dirs)
+    }
+
+    /// Each query through `mesh query` against DataFusion on the same files.
+    fn queries(&self, project: &Path) -> Result<Vec<(&'static str, Pair)>> {
+        let dirs = self.published_dirs(project)?;
+        let mut results = Vec::new();
+        for (name, sql) in queries::QUERIES {
+            eprintln!("query {name}");
+            let mesh_out = self.work.join(format!("{name}.mesh.csv"));
+            let base_out = self.work.join(format!("{name}.datafusion.csv"));
+            let mut pair = Pair {
+                mesh: Vec::new(),
+                base: Vec::new(),
+            };
+            for i in 0..self.repeat {
+                let mut mesh = self.mesh_cmd(project, &["query", sql, "--format", "csv"]);
+                let mut base = Command::new(&self.me);
+                base.args(["df-query", "--sql", sql]);
+                for (t, d) in &dirs {
+                    base.arg("--table").arg(format!("{t}={d}"));
+                }
+                if i % 2 == 0 {
+                    pair.mesh.push(measure::run(&mut mesh, &mesh_out, false)?);
+                    pair.base.push(measure::run(&mut base, &base_out, false)?);
+                } else {
+                    pair.base.push(measure::run(&mut base, &base_out, false)?);
+                    pair.mesh.push(measure::run(&mut mesh, &mesh_out, false)?);
+                }
+            }
+            let (a, b) = (std::fs::read(&mesh_out)?, std::fs::read(&base_out)?);
+            if a != b || a.is_empty() {
+                bail!(
+                    "{name}: mesh and DataFusion disagree; compare {} and {}",
+                    mesh_out.display(),
+                    base_out.display()
+                );
+            }
+            results.push((*name, pair));
+        }
+        Ok(results)
+    }
+
+    /// `mesh query "SELECT 1"` on a mesh of `products` deployed products.
+    fn startup(&self, products: usize) -> Result<Pair> {
+        let project = self.work.join(format!("startup-{products}"));
+        if !project.join(".mesh/catalog.db").exists() {
+            let _ = std::fs::remove_dir_all(&project);
+            write_startup_mesh(&project, products)?;
+            eprintln!("deploying and running {products} products");
+            self.mesh_ok(&project, &["deploy"])?;
+            self.mesh_ok(&project, &["run"])?;
+        }
+        let out = self.work.join("select1.out");
+        let mut pair = Pair {
+            mesh: Vec::new(),
+            base: Vec::new(),
+        };
+        // Start-up is short: more repetitions, and one warm-up of each.
+        let n = self.repeat * 5;
+        for i in 0..=n {
+            let mut mesh = self.mesh_cmd(&project, &["query", "SELECT 1", "--format", "csv"]);
+            let mut base = Command::new(&self.me);
+            base.args(["df-query", "--sql", "SELECT 1"]);
+            let m = measure::run(&mut mesh, &out, false)?;
+            let b = measure::run(&mut base, &out, false)?;
+            if i > 0 {
+                pair.mesh.push(m);
+                pair.base.push(b);
+            }
+        }
+        Ok(pair)
+    }
+
+    fn report(
+        &self,
+        project: &Path,
+        ingest: &Pair,
+        queries: &[(&str, Pair)],
+        startup: &Pair,
+        products: usize,
+    ) -> String {
+        let csv_bytes: u64 = std::fs::read_dir(project.join("tpch/lineitem/data"))
+            .map(|d| {
+                d.filter_map(Result::ok)
+                    .filter_map(|e| e.metadata().ok())
+                    .map(|m| m.len())
+                    .sum()
+            })
+            .unwrap_or(0);
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let mut r = String::new();
+        let _ = writeln!(
+            r,
+            "TPC-H SF{} · {} cores · median of {} · lineitem CSV {:.0} MiB\n",
+            self.scale,
+            cores,
+            self.repeat,
+            csv_bytes as f64 / (1 << 20) as f64
+        );
+        let _ = writeln!(
+            r,
+            "| measurement | mesh (s) | baseline (s) | ratio | goal |\n|---|---|---|---|---|"
+        );
+        let _ = writeln!(
+            r,
+            "| ingest lineitem: `mesh run` vs DataFusion CSV→Parquet | {} | {} | {:.2} | ≤ 1.30 |",
+            secs(Pair::walls(&ingest.mesh)),
+            secs(Pair::walls(&ingest.base)),
+            ingest.ratio()
+        );
+        for (name, p) in queries {
+            let _ = writeln!(
+                r,
+                "| {}: `mesh query` vs DataFusion on the same Parquet | {} | {} | {:.2} | ≤ 1.10 |",
+                name.to_uppercase(),
+                secs(Pair::walls(&p.mesh)),
+                secs(Pair::walls(&p.base)),
+                p.ratio()
+            );
+        }
+        let _ = writeln!(
+            r,
+            "| start-up: `mesh query \"SELECT 1\"`, {products} products vs DataFusion `SELECT 1` | {} | {} | {:.2} | ≤ 0.150 s wall |",
+            secs(Pair::walls(&startup.mesh)),
+            secs(Pair::walls(&startup.base)),
+            startup.ratio()
+        );
+        let _ = writeln!(
+            r,
+            "\nPeak resident memory of the ingest: mesh {:.0} MiB, DataFusion {:.0} MiB (goal: mesh < 2048 MiB).",
+            Pair::peak_mib(&ingest.mesh),
+            Pair::peak_mib(&ingest.base)
+        );
+        r
+    }
+}
+
+/// A mesh of `n` small source-aligned products over 10 domains.
+fn write_startup_mesh(project: &Path, n: usize) -> Result<()> {
+    std::fs::create_dir_all(project)?;
+    std::fs::write(
+        project.join("mesh.yaml"),
+        "apiVersion: meshwork/v1\nkind: Mesh\nname: startup-bench\n",
+    )?;
+    for i in 0..n {
+        let domain = format!("domain_{:02}", i % 10);
+        let name = format!("product_{i:03}");
+        let dir = project.join(&domain).join(&name);
+        std::fs::create_dir_all(dir.join("data"))?;
+        std::fs::write(
+            dir.join("data/rows.csv"),
+            format!("id,label,amount\n1,a{i},1.5\n2,b{i},2.5\n3,c{i},3.5\n"),
+        )?;
+        std::fs::write(
+            dir.join("product.yaml"),
+            format!(
+                "apiVersion: meshwork/v1\nkind: DataProduct\ndomain: {domain}\nname: {name}\n\
+                 version: 1.0.0\nowner: team-{}@example.org\n\
+                 description:\n  purpose: Start-up benchmark product {i}.\n\
+                 inputs:\n  - name: raw\n    source:\n      format: csv\n      path: data/rows.csv\n      columns:\n\
+                 \x20       - {{name: id, type: bigint, nullable: false}}\n\
+                 \x20       - {{name: label, type: string}}\n\
+                 \x20       - {{name: amount, type: double}}\n\
+                 transform:\n  query: SELECT id, label, amount FROM raw\n\
+                 outputs:\n  - name: {name}\n    primary_key: [id]\n    columns:\n\
+                 \x20     - {{name: id, type: bigint, nullable: false}}\n\
+                 \x20     - {{name: label, type: string}}\n\
+                 \x20     - {{name: amount, type: double}}\n\
+                 \x20   quality:\n      - {{check: row_count, min: 1}}\n",
+                i % 10
+            ),
+        )?;
+    }
+    Ok(())
+}
