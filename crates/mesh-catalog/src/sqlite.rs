@@ -453,6 +453,17 @@ impl CatalogStore for SqliteCatalog {
         self.run_rows(rows).await
     }
 
+    async fn last_runs(&self) -> Result<Vec<RunRecord>> {
+        let rows = sqlx::query(
+            "SELECT r.* FROM runs r WHERE r.id = (SELECT l.id FROM runs l \
+             WHERE l.domain = r.domain AND l.name = r.name \
+             ORDER BY l.started_at DESC, l.id DESC LIMIT 1)",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        self.run_rows(rows).await
+    }
+
     async fn current_publication(
         &self,
         d: &DomainName,

@@ -50,6 +50,9 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
     /// Run history, newest first, optionally for one product.
     async fn runs(&self, product: Option<&ProductRef>, limit: i64) -> Result<Vec<RunRecord>>;
 
+    /// The newest run of every product that has run, in one query.
+    async fn last_runs(&self) -> Result<Vec<RunRecord>>;
+
     /// The newest publication of an output: what queries read.
     async fn current_publication(
         &self,

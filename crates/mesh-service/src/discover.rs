@@ -63,15 +63,22 @@ impl Mesh {
 
     /// Every deployed product.
     pub async fn catalog_list(&self) -> Result<Vec<ProductSummary>> {
-        let mut out = Vec::new();
-        for (_, p) in self.deployed().await? {
-            let last = self
-                .last_run(&p)
-                .await?
-                .map(|r| r.status.as_str().to_string());
-            out.push(self.summary(&p, last));
-        }
-        Ok(out)
+        let last: std::collections::BTreeMap<_, _> = self
+            .catalog
+            .last_runs()
+            .await?
+            .into_iter()
+            .map(|r| (r.product.clone(), r.status.as_str().to_string()))
+            .collect();
+        Ok(self
+            .deployed()
+            .await?
+            .into_iter()
+            .map(|(_, p)| {
+                let status = last.get(&p.product_ref()).cloned();
+                self.summary(&p, status)
+            })
+            .collect())
     }
 
     /// Ranked full-text search over names, descriptions, columns, tags and owners.

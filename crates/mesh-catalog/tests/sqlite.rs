@@ -1,0 +1,240 @@
+//! The SQLite catalog on real database files.
+#![allow(clippy::unwrap_used)]
+
+use std::collections::BTreeMap;
+
+use chrono::{Duration, Utc};
+use mesh_catalog::{
+    CatalogStore, CheckResult, ColumnRecord, OutputRecord, ProductRecord, Publication, RunId,
+    RunRecord, RunStatus, SqliteCatalog,
+};
+use mesh_spec::{DomainName, OutputName, ProductName, ProductRef};
+
+fn product(domain: &str, name: &str, descriptor: &str) -> ProductRecord {
+    let p = ProductRef::new(
+        DomainName::parse(domain).unwrap(),
+        ProductName::parse(name).unwrap(),
+    );
+    ProductRecord {
+        product: p.clone(),
+        version: "1.0.0".into(),
+        status: "active".into(),
+        owner: "team@example.org".into(),
+        descriptor_path: format!("{domain}/{name}/product.yaml"),
+        descriptor: descriptor.into(),
+        sql_texts: BTreeMap::from([("transform.sql".into(), "SELECT 1".into())]),
+        deployed_at: Utc::now(),
+        deployed_by: "tester".into(),
+        outputs: vec![OutputRecord {
+            domain: p.domain.clone(),
+            output: OutputName::parse(name).unwrap(),
+            product: p,
+            location: format!("/tables/{domain}/{name}/{name}"),
+            columns: vec![ColumnRecord {
+                name: "id".into(),
+                ty: "bigint".into(),
+                nullable: false,
+            }],
+        }],
+    }
+}
+
+fn run(p: &ProductRecord, status: RunStatus, minutes_ago: i64) -> RunRecord {
+    let started = Utc::now() - Duration::minutes(minutes_ago);
+    RunRecord {
+        id: RunId::new(),
+        product: p.product.clone(),
+        version: p.version.clone(),
+        status,
+        started_at: started,
+        finished_at: Some(started + Duration::seconds(1)),
+        duration_ms: Some(1000),
+        rows_written: Some(3),
+        checks_passed: 1,
+        checks_failed: 0,
+        checks_warned: 0,
+        error: None,
+        checks: vec![CheckResult {
+            output: p.outputs[0].output.to_string(),
+            name: "row_count".into(),
+            kind: "row_count".into(),
+            severity: "error".into(),
+            passed: true,
+            observed: "3 rows".into(),
+            sample: vec![serde_json::json!({"id": 1})],
+        }],
+        publications: Vec::new(),
+    }
+}
+
+fn published(r: &mut RunRecord, version: i64) {
+    r.publications = vec![Publication {
+        domain: r.product.domain.clone(),
+        output: OutputName::parse(r.product.name.as_str()).unwrap(),
+        table_version: version,
+        product_version: r.version.clone(),
+        run_id: r.id.clone(),
+        row_count: 3,
+        published_at: Utc::now(),
+    }];
+}
+
+#[tokio::test]
+async fn deploy_creates_skips_unchanged_and_updates() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("catalog.db");
+    let catalog = SqliteCatalog::open(&db).await.unwrap();
+    let a = product("sales", "orders", "v1");
+    let b = product("customers", "profiles", "v1");
+    let first = catalog
+        .deploy("alice", vec![a.clone(), b.clone()])
+        .await
+        .unwrap();
+    assert_eq!(first.created.len(), 2);
+    assert!(first.deployment.is_some());
+
+    let again = catalog
+        .deploy("bob", vec![a.clone(), b.clone()])
+        .await
+        .unwrap();
+    assert_eq!(again.unchanged.len(), 2);
+    assert!(again.deployment.is_none(), "a no-op records no deployment");
+
+    let changed = product("sales", "orders", "v2");
+    let third = catalog.deploy("carol", vec![changed]).await.unwrap();
+    assert_eq!(third.updated, vec![a.product.clone()]);
+
+    // Reopening the same file keeps everything (migrations are idempotent).
+    drop(catalog);
+    let catalog = SqliteCatalog::open(&db).await.unwrap();
+    let stored = catalog.product(&a.product).await.unwrap().unwrap();
+    assert_eq!(stored.descriptor, "v2");
+    assert_eq!(stored.deployed_by, "carol");
+    assert_eq!(stored.sql_texts, a.sql_texts);
+    let names: Vec<String> = catalog
+        .products()
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.product.to_string())
+        .collect();
+    assert_eq!(names, ["customers/profiles", "sales/orders"]);
+    let domains = catalog.domains().await.unwrap();
+    assert_eq!(domains.len(), 2);
+    let sales = DomainName::parse("sales").unwrap();
+    let outputs = catalog.domain_outputs(&sales).await.unwrap();
+    assert_eq!(outputs.len(), 1);
+    assert_eq!(outputs[0].columns[0].ty, "bigint");
+    let orders = OutputName::parse("orders").unwrap();
+    assert!(catalog.output(&sales, &orders).await.unwrap().is_some());
+}
+
+#[tokio::test]
+async fn runs_record_checks_publications_and_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = SqliteCatalog::open(&dir.path().join("catalog.db"))
+        .await
+        .unwrap();
+    let a = product("sales", "orders", "v1");
+    let b = product("customers", "profiles", "v1");
+    catalog
+        .deploy("alice", vec![a.clone(), b.clone()])
+        .await
+        .unwrap();
+
+    let mut old = run(&a, RunStatus::Succeeded, 10);
+    published(&mut old, 1);
+    let mut new = run(&a, RunStatus::Succeeded, 5);
+    published(&mut new, 2);
+    let mut failed = run(&b, RunStatus::Failed, 1);
+    failed.error = Some("boom".into());
+    for r in [&old, &new, &failed] {
+        let mut started = (*r).clone();
+        started.status = RunStatus::Running;
+        catalog.start_run(&started).await.unwrap();
+    }
+    assert_eq!(catalog.running_runs().await.unwrap().len(), 3);
+    for r in [&old, &new, &failed] {
+        catalog.finish_run(r).await.unwrap();
+    }
+    assert!(catalog.running_runs().await.unwrap().is_empty());
+
+    let history = catalog.runs(None, 10).await.unwrap();
+    let ids: Vec<&RunId> = history.iter().map(|r| &r.id).collect();
+    assert_eq!(ids, [&failed.id, &new.id, &old.id], "newest first");
+    assert_eq!(history[0].error.as_deref(), Some("boom"));
+    assert_eq!(history[1].checks, new.checks);
+    assert_eq!(history[1].publications[0].table_version, 2);
+
+    let only_a = catalog.runs(Some(&a.product), 1).await.unwrap();
+    assert_eq!(only_a.len(), 1);
+    assert_eq!(only_a[0].id, new.id);
+
+    let mut last: Vec<(String, RunId)> = catalog
+        .last_runs()
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.product.to_string(), r.id))
+        .collect();
+    last.sort();
+    assert_eq!(
+        last,
+        [
+            ("customers/profiles".to_string(), failed.id.clone()),
+            ("sales/orders".to_string(), new.id.clone())
+        ]
+    );
+
+    let orders = OutputName::parse("orders").unwrap();
+    let current = catalog
+        .current_publication(&a.product.domain, &orders)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(current.table_version, 2);
+    assert_eq!(current.run_id, new.id);
+    let versions: Vec<i64> = catalog
+        .publications(&a.product.domain, &orders)
+        .await
+        .unwrap()
+        .iter()
+        .map(|p| p.table_version)
+        .collect();
+    assert_eq!(versions, [2, 1]);
+}
+
+#[tokio::test]
+async fn finishing_a_run_that_never_started_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = SqliteCatalog::open(&dir.path().join("catalog.db"))
+        .await
+        .unwrap();
+    let a = product("sales", "orders", "v1");
+    catalog.deploy("alice", vec![a.clone()]).await.unwrap();
+    let mut r = run(&a, RunStatus::Succeeded, 0);
+    published(&mut r, 1);
+    let err = catalog.finish_run(&r).await.unwrap_err();
+    assert!(err.to_string().contains("without being started"), "{err}");
+    assert!(catalog.runs(None, 10).await.unwrap().is_empty());
+    let orders = OutputName::parse("orders").unwrap();
+    assert!(
+        catalog
+            .current_publication(&a.product.domain, &orders)
+            .await
+            .unwrap()
+            .is_none(),
+        "nothing of the refused run was written"
+    );
+}
+
+#[tokio::test]
+async fn an_unopenable_catalog_path_is_an_error_not_a_panic() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("not-a-dir");
+    std::fs::write(&file, "x").unwrap();
+    let err = SqliteCatalog::open(&file.join("catalog.db"))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("cannot open the catalog"), "{err}");
+}
