@@ -379,10 +379,12 @@ impl Runner {
             let mut writer = StagedWriter::new(&table, &run_id.0, schema.clone());
             let schema = schema.clone();
             let oname = oname.clone();
-            let sql_file = &sql_file;
-            tasks.push(async move {
+            let sql_file = sql_file.clone();
+            // One task per partition, so partitions decode, encode and write
+            // in parallel on the runtime's threads.
+            tasks.push(tokio::spawn(async move {
                 while let Some(batch) = stream.next().await {
-                    let batch = batch.map_err(|e| run_time_error(&oname, sql_file, e))?;
+                    let batch = batch.map_err(|e| run_time_error(&oname, &sql_file, e))?;
                     let batch = RecordBatch::try_new(schema.clone(), batch.columns().to_vec())
                         .map_err(|e| PipelineError::Output {
                             output: oname.clone(),
@@ -392,7 +394,7 @@ impl Runner {
                 }
                 let rows = writer.rows();
                 Ok::<_, PipelineError>((writer.finish().await?, rows))
-            });
+            }));
         }
         let mut adds = Vec::new();
         let mut rows = 0;
@@ -400,11 +402,16 @@ impl Runner {
         let mut first_err = None;
         for r in results {
             match r {
-                Ok((a, n)) => {
+                Ok(Ok((a, n))) => {
                     adds.extend(a);
                     rows += n;
                 }
-                Err(e) => first_err = first_err.or(Some(e)),
+                Ok(Err(e)) => first_err = first_err.or(Some(e)),
+                Err(join) => {
+                    first_err = first_err.or(Some(PipelineError::Internal(format!(
+                        "writing output `{oname}` stopped: {join}"
+                    ))))
+                }
             }
         }
         if let Some(e) = first_err {
