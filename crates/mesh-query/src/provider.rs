@@ -15,6 +15,10 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
 use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{
+    ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl,
+};
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::runtime_env::RuntimeEnv;
 use mesh_catalog::{CatalogStore, OutputRecord};
@@ -107,6 +111,9 @@ impl Resolver {
         };
         let url = mesh_storage::table_url(&output.location)?;
         let table = mesh_storage::open(&url, Some(version)).await?;
+        if let Some(plain) = mesh_storage::plain_files(&table)? {
+            return Ok(parquet_files(plain).await?);
+        }
         let log_store = table.log_store();
         let store_url = log_store.root_url().clone();
         let object_store_url = datafusion::execution::object_store::ObjectStoreUrl::parse(
@@ -126,6 +133,30 @@ impl Resolver {
         })?;
         Ok(provider)
     }
+}
+
+/// A table over exactly the Parquet files of a Delta version.
+///
+/// Tables Meshwork writes need nothing from the Delta log beyond the file
+/// list (see [`mesh_storage::plain_files`]), so they are read with
+/// DataFusion's own Parquet scan and its defaults: statistics pruning and
+/// page index, without Parquet row-filter pushdown, which delta-rs always
+/// turns on and which costs more than it saves on most analytical scans.
+async fn parquet_files(plain: mesh_storage::PlainFiles) -> Result<Arc<dyn TableProvider>> {
+    let paths = plain
+        .files
+        .iter()
+        .map(ListingTableUrl::parse)
+        .collect::<Result<Vec<_>>>()?;
+    if paths.is_empty() {
+        return Ok(Arc::new(MemTable::try_new(plain.schema, vec![vec![]])?));
+    }
+    let options =
+        ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(paths)
+        .with_listing_options(options)
+        .with_schema(plain.schema);
+    Ok(Arc::new(ListingTable::try_new(config)?))
 }
 
 fn empty_table(output: &OutputRecord) -> Result<Arc<dyn TableProvider>> {

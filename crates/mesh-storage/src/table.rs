@@ -321,3 +321,36 @@ pub async fn remove_run_files(location: &Url, run_id: &str) -> Result<usize> {
     }
     Ok(files.len())
 }
+
+/// The data files and schema of a table version, when reading those Parquet
+/// files as they are gives exactly the table's rows.
+///
+/// That holds for the tables Meshwork writes: reader protocol 1 (so no
+/// deletion vectors and no column mapping) and no partition columns, whose
+/// values would live in the log rather than the files. For any other table
+/// this returns `None` and the reader must go through the Delta provider.
+#[derive(Debug, Clone)]
+pub struct PlainFiles {
+    pub schema: SchemaRef,
+    /// Fully qualified file URLs.
+    pub files: Vec<String>,
+}
+
+pub fn plain_files(table: &DeltaTable) -> Result<Option<PlainFiles>> {
+    let location = table.table_url().clone();
+    let state = table.snapshot().map_err(delta_err(&location))?;
+    let snapshot = state.snapshot();
+    if snapshot.protocol().min_reader_version() != 1
+        || !snapshot.metadata().partition_columns().is_empty()
+    {
+        return Ok(None);
+    }
+    let files = table
+        .get_file_uris()
+        .map_err(delta_err(&location))?
+        .collect();
+    Ok(Some(PlainFiles {
+        schema: snapshot.arrow_schema(),
+        files,
+    }))
+}
