@@ -115,6 +115,8 @@ pub struct Column {
     pub nullable: bool,
     pub description: Option<String>,
     pub classification: Option<Classification>,
+    /// The column's name in the previous contract version, when it was renamed.
+    pub renamed_from: Option<Spanned<ColumnName>>,
 }
 
 /// File formats a source input can read.

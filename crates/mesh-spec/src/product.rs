@@ -435,7 +435,14 @@ fn decode_source(ctx: &mut Ctx, n: &Node) -> Option<Source> {
     })
 }
 
-const COLUMN_FIELDS: &[&str] = &["name", "type", "nullable", "description", "classification"];
+const COLUMN_FIELDS: &[&str] = &[
+    "name",
+    "type",
+    "nullable",
+    "description",
+    "classification",
+    "renamed_from",
+];
 
 fn decode_column(ctx: &mut Ctx, n: &Node) -> Option<Column> {
     let f = ctx.fields(n, "a column", COLUMN_FIELDS)?;
@@ -473,11 +480,15 @@ fn decode_column(ctx: &mut Ctx, n: &Node) -> Option<Column> {
             Classification::parse,
         )
     });
+    let renamed_from = f
+        .get("renamed_from")
+        .and_then(|n| ctx.name(n, "column name", ColumnName::parse));
     Some(Column {
         name: name?,
         ty: ty?,
         nullable,
         description,
+        renamed_from,
         classification,
     })
 }
