@@ -65,7 +65,7 @@ impl ProductRecord {
 }
 
 /// A column as the query layer needs it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ColumnRecord {
     pub name: String,
     #[serde(rename = "type")]
@@ -152,6 +152,13 @@ pub struct Publication {
     pub run_id: RunId,
     pub row_count: i64,
     pub published_at: DateTime<Utc>,
+    /// The version's data files, relative to the table root. With
+    /// `columns`, lets readers scan the version without the Delta log.
+    #[serde(skip)]
+    pub files: Option<Vec<String>>,
+    /// The contract columns the version was written with.
+    #[serde(skip)]
+    pub columns: Option<Vec<ColumnRecord>>,
 }
 
 /// A run of one product.

@@ -114,6 +114,14 @@ fn publication_from_row(row: &SqliteRow) -> Result<Publication> {
         run_id: RunId(row.try_get("run_id")?),
         row_count: row.try_get("row_count")?,
         published_at: ts(row.try_get("published_at")?, "publications", "published_at")?,
+        files: row
+            .try_get::<Option<String>, _>("files")?
+            .map(|f| json(&f, "publications", "files"))
+            .transpose()?,
+        columns: row
+            .try_get::<Option<String>, _>("columns")?
+            .map(|c| json(&c, "publications", "columns"))
+            .transpose()?,
     })
 }
 
@@ -410,7 +418,7 @@ impl CatalogStore for SqliteCatalog {
         }
         for p in &run.publications {
             sqlx::query(
-                "INSERT INTO publications (domain, output, table_version, product_version, run_id, row_count, published_at) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                "INSERT INTO publications (domain, output, table_version, product_version, run_id, row_count, published_at, files, columns) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             )
             .bind(p.domain.as_str())
             .bind(p.output.as_str())
@@ -419,6 +427,12 @@ impl CatalogStore for SqliteCatalog {
             .bind(&p.run_id.0)
             .bind(p.row_count)
             .bind(p.published_at.to_rfc3339())
+            .bind(p.files.as_ref().map(|f| serde_json::json!(f).to_string()))
+            .bind(
+                p.columns
+                    .as_ref()
+                    .map(|c| serde_json::json!(c).to_string()),
+            )
             .execute(&mut *tx)
             .await?;
         }

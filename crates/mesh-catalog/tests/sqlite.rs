@@ -76,6 +76,12 @@ fn published(r: &mut RunRecord, version: i64) {
         run_id: r.id.clone(),
         row_count: 3,
         published_at: Utc::now(),
+        files: Some(vec![format!("r-{}/part-0.parquet", r.id)]),
+        columns: Some(vec![ColumnRecord {
+            name: "id".into(),
+            ty: "bigint".into(),
+            nullable: false,
+        }]),
     }];
 }
 
@@ -193,6 +199,11 @@ async fn runs_record_checks_publications_and_history() {
         .unwrap()
         .unwrap();
     assert_eq!(current.table_version, 2);
+    assert_eq!(
+        current.files, new.publications[0].files,
+        "file lists round-trip"
+    );
+    assert_eq!(current.columns, new.publications[0].columns);
     assert_eq!(current.run_id, new.id);
     let versions: Vec<i64> = catalog
         .publications(&a.product.domain, &orders)

@@ -52,6 +52,9 @@ pub async fn recover(catalog: &Arc<dyn CatalogStore>) -> Result<Vec<RunRecord>> 
                     run_id: run.id.clone(),
                     row_count: row_count(&location, version).await?,
                     published_at: Utc::now(),
+                    // Readers of this version go through the Delta log.
+                    files: None,
+                    columns: None,
                 });
             }
         }

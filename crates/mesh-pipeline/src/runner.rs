@@ -199,6 +199,17 @@ impl Runner {
         }
         let mut rows = 0;
         for s in staged {
+            let files = s.adds.iter().map(|a| a.path.clone()).collect();
+            let columns = s
+                .output
+                .columns
+                .iter()
+                .map(|c| mesh_catalog::ColumnRecord {
+                    name: c.name.to_string(),
+                    ty: c.ty.to_string(),
+                    nullable: c.nullable,
+                })
+                .collect();
             let version = commit_overwrite(&s.table, s.adds, &run.id.0, &run.version).await?;
             rows += s.rows;
             run.publications.push(Publication {
@@ -209,6 +220,8 @@ impl Runner {
                 run_id: run.id.clone(),
                 row_count: s.rows as i64,
                 published_at: Utc::now(),
+                files: Some(files),
+                columns: Some(columns),
             });
         }
         failpoint("after-commit");

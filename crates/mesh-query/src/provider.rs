@@ -78,7 +78,7 @@ impl Resolver {
         output: &OutputRecord,
         at: At,
     ) -> std::result::Result<Arc<dyn TableProvider>, QueryError> {
-        let publications = match at {
+        let mut publications = match at {
             At::Current => self
                 .catalog
                 .current_publication(&output.domain, &output.output)
@@ -91,13 +91,17 @@ impl Resolver {
                     .await?
             }
         };
-        let version = match at {
-            At::Current => match publications.first() {
-                Some(p) => p.table_version as u64,
+        let publication = match at {
+            At::Current => match publications.into_iter().next() {
+                Some(p) => p,
                 None => return Ok(empty_table(output)?),
             },
-            At::Version(v) => {
-                if !publications.iter().any(|p| p.table_version as u64 == v) {
+            At::Version(v) => match publications
+                .iter()
+                .position(|p| p.table_version as u64 == v)
+            {
+                Some(i) => publications.swap_remove(i),
+                None => {
                     return Err(QueryError::VersionNotPublished {
                         name: format!("{}.{}", output.domain, output.output),
                         version: v,
@@ -107,10 +111,25 @@ impl Resolver {
                             .collect(),
                     });
                 }
-                v
-            }
+            },
         };
+        let version = publication.table_version as u64;
         let url = mesh_storage::table_url(&output.location)?;
+        // The catalog knows the files and columns of versions Meshwork
+        // published, so local tables are read without the Delta log.
+        if url.scheme() == "file"
+            && let (Some(files), Some(columns)) = (&publication.files, &publication.columns)
+        {
+            let root = url.as_str().trim_end_matches('/');
+            return Ok(parquet_files(mesh_storage::PlainFiles {
+                schema: arrow_schema_of(columns.iter().map(|c| {
+                    let ty: ColumnType = c.ty.parse().unwrap_or(ColumnType::String);
+                    (c.name.as_str(), ty, c.nullable)
+                })),
+                files: files.iter().map(|f| format!("{root}/{f}")).collect(),
+            })
+            .await?);
+        }
         let table = mesh_storage::open(&url, Some(version)).await?;
         if let Some(plain) = mesh_storage::plain_files(&table)? {
             return Ok(parquet_files(plain).await?);
