@@ -13,6 +13,7 @@ pub mod provider;
 pub mod schema;
 pub mod session;
 pub mod source;
+pub mod usage;
 
 pub use error::{QueryError, Result};
 pub use provider::{At, MeshCatalog, Resolver, split_version};
