@@ -84,6 +84,20 @@ pub struct OutputRecord {
     pub columns: Vec<ColumnRecord>,
 }
 
+/// A breaking contract change deployed on purpose (`--allow-breaking`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ContractOverride {
+    pub product: ProductRef,
+    pub from_version: String,
+    pub to_version: String,
+    pub by: String,
+    pub at: DateTime<Utc>,
+    /// The breaking changes, as sentences.
+    pub changes: Vec<String>,
+    /// The consumer outputs they break, as `domain/product:output`.
+    pub consumers: Vec<String>,
+}
+
 /// What a deployment changed.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct DeployOutcome {
@@ -91,6 +105,8 @@ pub struct DeployOutcome {
     pub created: Vec<ProductRef>,
     pub updated: Vec<ProductRef>,
     pub unchanged: Vec<ProductRef>,
+    /// Products deployed over the contract gate, with the override recorded.
+    pub overridden: Vec<ProductRef>,
 }
 
 /// Status of a run.

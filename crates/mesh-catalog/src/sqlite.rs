@@ -226,7 +226,12 @@ impl SqliteCatalog {
 
 #[async_trait]
 impl CatalogStore for SqliteCatalog {
-    async fn deploy(&self, by: &str, products: Vec<ProductRecord>) -> Result<DeployOutcome> {
+    async fn deploy(
+        &self,
+        by: &str,
+        products: Vec<ProductRecord>,
+        overrides: Vec<ContractOverride>,
+    ) -> Result<DeployOutcome> {
         let existing: BTreeMap<ProductRef, ProductRecord> = self
             .product_rows(None)
             .await?
@@ -238,6 +243,7 @@ impl CatalogStore for SqliteCatalog {
             created: Vec::new(),
             updated: Vec::new(),
             unchanged: Vec::new(),
+            overridden: Vec::new(),
         };
         let mut changed = Vec::new();
         for p in products {
@@ -312,9 +318,54 @@ impl CatalogStore for SqliteCatalog {
                     .await?;
             }
         }
+        for o in &overrides {
+            sqlx::query(
+                "INSERT INTO contract_overrides (deployment_id, domain, name, from_version, to_version, overridden_by, overridden_at, changes, consumers)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(&id.0)
+            .bind(o.product.domain.as_str())
+            .bind(o.product.name.as_str())
+            .bind(&o.from_version)
+            .bind(&o.to_version)
+            .bind(&o.by)
+            .bind(o.at.to_rfc3339())
+            .bind(serde_json::json!(o.changes).to_string())
+            .bind(serde_json::json!(o.consumers).to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
         tx.commit().await?;
+        outcome.overridden = overrides.into_iter().map(|o| o.product).collect();
         outcome.deployment = Some(id);
         Ok(outcome)
+    }
+
+    async fn overrides(&self, product: &ProductRef) -> Result<Vec<ContractOverride>> {
+        sqlx::query(
+            "SELECT * FROM contract_overrides WHERE domain = $1 AND name = $2 ORDER BY overridden_at DESC",
+        )
+        .bind(product.domain.as_str())
+        .bind(product.name.as_str())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(ContractOverride {
+                product: product.clone(),
+                from_version: row.try_get("from_version")?,
+                to_version: row.try_get("to_version")?,
+                by: row.try_get("overridden_by")?,
+                at: ts(
+                    row.try_get("overridden_at")?,
+                    "contract_overrides",
+                    "overridden_at",
+                )?,
+                changes: json(row.try_get("changes")?, "contract_overrides", "changes")?,
+                consumers: json(row.try_get("consumers")?, "contract_overrides", "consumers")?,
+            })
+        })
+        .collect()
     }
 
     async fn products(&self) -> Result<Vec<ProductRecord>> {

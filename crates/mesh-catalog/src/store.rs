@@ -14,7 +14,16 @@ use crate::model::*;
 pub trait CatalogStore: Send + Sync + std::fmt::Debug {
     /// Registers or updates products atomically. Products whose definition
     /// is unchanged are left alone; if nothing changed, no deployment is recorded.
-    async fn deploy(&self, by: &str, products: Vec<ProductRecord>) -> Result<DeployOutcome>;
+    /// Overrides of the contract gate are recorded in the same transaction.
+    async fn deploy(
+        &self,
+        by: &str,
+        products: Vec<ProductRecord>,
+        overrides: Vec<ContractOverride>,
+    ) -> Result<DeployOutcome>;
+
+    /// Recorded overrides of the contract gate for a product, newest first.
+    async fn overrides(&self, product: &ProductRef) -> Result<Vec<ContractOverride>>;
 
     /// Every deployed product, ordered by domain and name.
     async fn products(&self) -> Result<Vec<ProductRecord>>;

@@ -5,8 +5,8 @@ use std::collections::BTreeMap;
 
 use chrono::{Duration, Utc};
 use mesh_catalog::{
-    CatalogStore, CheckResult, ColumnRecord, OutputRecord, ProductRecord, Publication, RunId,
-    RunRecord, RunStatus, SqliteCatalog,
+    CatalogStore, CheckResult, ColumnRecord, ContractOverride, OutputRecord, ProductRecord,
+    Publication, RunId, RunRecord, RunStatus, SqliteCatalog,
 };
 use mesh_spec::{DomainName, OutputName, ProductName, ProductRef};
 
@@ -93,21 +93,36 @@ async fn deploy_creates_skips_unchanged_and_updates() {
     let a = product("sales", "orders", "v1");
     let b = product("customers", "profiles", "v1");
     let first = catalog
-        .deploy("alice", vec![a.clone(), b.clone()])
+        .deploy("alice", vec![a.clone(), b.clone()], vec![])
         .await
         .unwrap();
     assert_eq!(first.created.len(), 2);
     assert!(first.deployment.is_some());
 
     let again = catalog
-        .deploy("bob", vec![a.clone(), b.clone()])
+        .deploy("bob", vec![a.clone(), b.clone()], vec![])
         .await
         .unwrap();
     assert_eq!(again.unchanged.len(), 2);
     assert!(again.deployment.is_none(), "a no-op records no deployment");
 
     let changed = product("sales", "orders", "v2");
-    let third = catalog.deploy("carol", vec![changed]).await.unwrap();
+    let third = catalog
+        .deploy(
+            "carol",
+            vec![changed],
+            vec![ContractOverride {
+                product: a.product.clone(),
+                from_version: "1.0.0".into(),
+                to_version: "1.1.0".into(),
+                by: "carol".into(),
+                at: Utc::now(),
+                changes: vec!["output `orders`: column `x` removed".into()],
+                consumers: vec!["finance/revenue:revenue".into()],
+            }],
+        )
+        .await
+        .unwrap();
     assert_eq!(third.updated, vec![a.product.clone()]);
 
     // Reopening the same file keeps everything (migrations are idempotent).
@@ -116,6 +131,10 @@ async fn deploy_creates_skips_unchanged_and_updates() {
     let stored = catalog.product(&a.product).await.unwrap().unwrap();
     assert_eq!(stored.descriptor, "v2");
     assert_eq!(stored.deployed_by, "carol");
+    let overrides = catalog.overrides(&a.product).await.unwrap();
+    assert_eq!(overrides.len(), 1);
+    assert_eq!(overrides[0].by, "carol");
+    assert_eq!(overrides[0].consumers, ["finance/revenue:revenue"]);
     assert_eq!(stored.sql_texts, a.sql_texts);
     let names: Vec<String> = catalog
         .products()
@@ -144,7 +163,7 @@ async fn runs_record_checks_publications_and_history() {
     let a = product("sales", "orders", "v1");
     let b = product("customers", "profiles", "v1");
     catalog
-        .deploy("alice", vec![a.clone(), b.clone()])
+        .deploy("alice", vec![a.clone(), b.clone()], vec![])
         .await
         .unwrap();
 
@@ -222,7 +241,10 @@ async fn finishing_a_run_that_never_started_is_refused() {
         .await
         .unwrap();
     let a = product("sales", "orders", "v1");
-    catalog.deploy("alice", vec![a.clone()]).await.unwrap();
+    catalog
+        .deploy("alice", vec![a.clone()], vec![])
+        .await
+        .unwrap();
     let mut r = run(&a, RunStatus::Succeeded, 0);
     published(&mut r, 1);
     let err = catalog.finish_run(&r).await.unwrap_err();

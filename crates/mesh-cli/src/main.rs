@@ -57,9 +57,20 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
-    /// Validate, then register or update products in the catalog.
+    /// Compare the local descriptors with what is deployed: graded contract
+    /// changes and the consumers each breaking change breaks.
+    Plan {
+        path: Option<PathBuf>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Validate, check the contract gate, then register or update products.
     Deploy {
         path: Option<PathBuf>,
+        /// Deploy breaking changes without a major version bump; the
+        /// override is recorded in the catalog with who and when.
+        #[arg(long)]
+        allow_breaking: bool,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -112,7 +123,8 @@ enum CatalogCommand {
     },
 }
 
-/// Keeps one known, harmless library panic off the user's terminal.
+/// Keeps a closed stdout, and one known, harmless library panic, off the
+/// user's terminal.
 ///
 /// When a Parquet upload fails at completion (for example on a full disk),
 /// deltalake calls `BufWriter::abort` inside `catch_unwind`; object_store
@@ -127,6 +139,13 @@ fn install_panic_hook() {
             .downcast_ref::<&str>()
             .copied()
             .or_else(|| info.payload().downcast_ref::<String>().map(String::as_str));
+        // `mesh … | head`: the reader went away. Stop quietly, with the
+        // status a process killed by SIGPIPE has.
+        if message
+            .is_some_and(|m| m.starts_with("failed printing to std") && m.contains("Broken pipe"))
+        {
+            std::process::exit(141);
+        }
         let in_object_store = info.location().is_some_and(|l| {
             l.file().contains("object_store") && l.file().ends_with("buffered.rs")
         });
@@ -200,7 +219,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 dir.display()
             );
             let mesh = Mesh::open(&dir).await?;
-            let (outcome, diagnostics) = mesh.deploy(&user()).await?;
+            let (outcome, diagnostics) = mesh.deploy(&user(), false).await?;
             print_diagnostics(&diagnostics);
             eprintln!(
                 "Deployed {} products",
@@ -239,9 +258,23 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
-        Command::Deploy { path, format } => {
+        Command::Plan { path, format } => {
             let mesh = open(&cli.project, path).await?;
-            let (outcome, diagnostics) = mesh.deploy(&user()).await?;
+            let (plans, diagnostics) = mesh.plan().await?;
+            print_diagnostics(&diagnostics);
+            if format == Format::Json {
+                println!("{}", serde_json::to_string_pretty(&plans)?);
+            } else {
+                print_plan(&plans);
+            }
+        }
+        Command::Deploy {
+            path,
+            allow_breaking,
+            format,
+        } => {
+            let mesh = open(&cli.project, path).await?;
+            let (outcome, diagnostics) = mesh.deploy(&user(), allow_breaking).await?;
             print_diagnostics(&diagnostics);
             if format == Format::Json {
                 println!("{}", serde_json::to_string_pretty(&outcome)?);
@@ -256,6 +289,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 for p in &outcome.updated {
                     println!("updated   {p}");
+                }
+                for p in &outcome.overridden {
+                    println!(
+                        "override  {p}: breaking changes deployed with --allow-breaking (recorded)"
+                    );
                 }
                 println!("{} unchanged", outcome.unchanged.len());
             }

@@ -223,6 +223,15 @@ pub fn print_show(doc: &Value) {
             s(&doc["last_run"]["started_at"])
         );
     }
+    for o in doc["contract_overrides"].as_array().into_iter().flatten() {
+        println!(
+            "override:    {} → {} deployed with --allow-breaking by {} at {}",
+            s(&o["from_version"]),
+            s(&o["to_version"]),
+            s(&o["by"]),
+            s(&o["at"])
+        );
+    }
     for o in doc["outputs"].as_array().into_iter().flatten() {
         println!("\noutput {}  ({})", s(&o["sql_name"]), s(&o["address"]));
         println!(
@@ -306,4 +315,80 @@ impl Observer for Progress {
             b.set_message(format!("checking {product}: {rows} rows staged"));
         }
     }
+}
+
+/// Prints a contract plan: each product, its graded changes, and whom the
+/// breaking ones break. Coloured on a terminal.
+pub fn print_plan(plans: &[mesh_service::plan::ProductPlan]) {
+    use mesh_contract::Grade;
+    use mesh_service::plan::PlanState;
+    use owo_colors::OwoColorize;
+    let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let paint = |text: &str, grade: Grade| -> String {
+        if !colour {
+            return text.to_string();
+        }
+        match grade {
+            Grade::Breaking => text.red().bold().to_string(),
+            Grade::Compatible => text.green().to_string(),
+            Grade::Cosmetic => text.dimmed().to_string(),
+        }
+    };
+    let (mut new, mut changed, mut breaking, mut unchanged) = (0, 0, 0, 0);
+    for p in plans {
+        let versions = match &p.deployed_version {
+            Some(old) if *old != p.version => format!("{old} → {}", p.version),
+            _ => p.version.clone(),
+        };
+        let state = match p.state {
+            PlanState::New => {
+                new += 1;
+                "new"
+            }
+            PlanState::Unchanged => {
+                unchanged += 1;
+                "unchanged"
+            }
+            PlanState::Changed => {
+                changed += 1;
+                "changed"
+            }
+        };
+        if p.grade == Some(Grade::Breaking) {
+            breaking += 1;
+        }
+        let grade = p
+            .grade
+            .map(|g| format!(" ({})", paint(g.as_str(), g)))
+            .unwrap_or_default();
+        println!("{}  {versions}  {state}{grade}", p.product);
+        for c in &p.changes {
+            let g = c.change.grade;
+            println!("  {:<11} {}", paint(g.as_str(), g), c.change.message);
+            for i in &c.breaks {
+                let what = i
+                    .column
+                    .as_ref()
+                    .map(|col| format!(" (reads `{col}` as input `{}`)", i.input))
+                    .unwrap_or_else(|| format!(" (reads it as input `{}`)", i.input));
+                println!(
+                    "              breaks {}:{}{what}",
+                    i.consumer, i.consumer_output
+                );
+            }
+            if c.unused {
+                println!("              read by no consumer");
+            }
+            if let Some(hint) = &c.change.hint {
+                println!("              hint: {hint}");
+            }
+        }
+        if let Some(e) = &p.version_error {
+            println!("  {} {e}", paint("refused:", Grade::Breaking));
+        }
+    }
+    println!(
+        "{} products: {new} new, {changed} changed ({breaking} breaking), {unchanged} unchanged",
+        plans.len()
+    );
 }

@@ -339,3 +339,32 @@ fn downstream_of_a_failed_product_is_skipped() {
     assert_eq!(status("example/greetings"), "failed");
     assert_eq!(status("example/counts"), "skipped");
 }
+
+#[test]
+fn a_reader_that_stops_early_is_not_a_crash() {
+    // `mesh query … | head -1`: stdout closes while mesh is still printing.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    ok(&dir, &["deploy"]);
+    ok(&dir, &["run"]);
+    let mut child = Command::new(cargo_bin("mesh"))
+        .args([
+            "query",
+            "SELECT * FROM generate_series(1, 200000)",
+            "--format",
+            "csv",
+        ])
+        .current_dir(&dir)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    {
+        use std::io::Read;
+        let mut first = [0u8; 16];
+        child.stdout.take().unwrap().read_exact(&mut first).unwrap();
+    } // the pipe's read end is dropped here
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!err.contains("panicked"), "{err}");
+}

@@ -70,6 +70,11 @@ pub enum ChangeKind {
     CheckChanged {
         detail: String,
     },
+    /// A `severity: warn` check changed or went away: it never blocked a
+    /// release, so readers were never promised it.
+    AdvisoryCheckChanged {
+        detail: String,
+    },
     SloAdded,
     SloRemoved,
     SloTightened {
@@ -652,6 +657,27 @@ fn describe_check(c: &QualityCheck) -> String {
     format!("{}({detail}{severity})", c.kind.keyword())
 }
 
+/// The one column a check guards, if it guards exactly one: consumers that
+/// read that column rely on the check, others do not.
+fn guarded_column(c: &QualityCheck) -> Option<&str> {
+    match &c.kind {
+        CheckKind::Range { column, .. } | CheckKind::AcceptedValues { column, .. } => {
+            Some(column.as_str())
+        }
+        CheckKind::NotNull { columns } | CheckKind::Unique { columns } if columns.len() == 1 => {
+            Some(columns[0].as_str())
+        }
+        _ => None,
+    }
+}
+
+impl Change {
+    fn guarding(mut self, c: &QualityCheck) -> Self {
+        self.column = guarded_column(c).map(str::to_string);
+        self
+    }
+}
+
 fn diff_checks(old: &Output, new: &Output, out: &mut Vec<Change>) {
     let o = old.name.as_str();
     let old_checks: BTreeMap<&str, &QualityCheck> =
@@ -659,20 +685,42 @@ fn diff_checks(old: &Output, new: &Output, out: &mut Vec<Change>) {
     let new_checks: BTreeMap<&str, &QualityCheck> =
         new.quality.iter().map(|c| (c.name.as_str(), c)).collect();
     for (name, c) in &old_checks {
+        let advisory = c.severity == CheckSeverity::Warn;
         let Some(n) = new_checks.get(name) else {
+            if advisory {
+                out.push(
+                    Change::new(
+                        ChangeKind::AdvisoryCheckChanged {
+                            detail: format!("{} removed", describe_check(c)),
+                        },
+                        format!(
+                            "output `{o}`: advisory check `{name}` {} removed",
+                            describe_check(c)
+                        ),
+                    )
+                    .on(o)
+                    .check(name)
+                    .guarding(c),
+                );
+                continue;
+            }
             out.push(
                 Change::new(
                     ChangeKind::CheckRemoved,
                     format!("output `{o}`: check `{name}` {} removed", describe_check(c)),
                 )
                 .on(o)
-                .check(name),
+                .check(name)
+                .guarding(c),
             );
             continue;
         };
         let detail = format!("{} → {}", describe_check(c), describe_check(n));
         let kind = match compare_check(c, n) {
             Direction::Same => continue,
+            _ if advisory => ChangeKind::AdvisoryCheckChanged {
+                detail: detail.clone(),
+            },
             Direction::Tighter => ChangeKind::CheckTightened {
                 detail: detail.clone(),
             },
@@ -686,6 +734,7 @@ fn diff_checks(old: &Output, new: &Output, out: &mut Vec<Change>) {
         let verb = match kind {
             ChangeKind::CheckTightened { .. } => "tightened",
             ChangeKind::CheckLoosened { .. } => "loosened",
+            ChangeKind::AdvisoryCheckChanged { .. } => "(advisory, severity warn) changed",
             _ => "changed in a way that cannot be compared",
         };
         out.push(
@@ -694,7 +743,8 @@ fn diff_checks(old: &Output, new: &Output, out: &mut Vec<Change>) {
                 format!("output `{o}`: check `{name}` {verb}: {detail}"),
             )
             .on(o)
-            .check(name),
+            .check(name)
+            .guarding(c),
         );
     }
     for (name, c) in new_checks

@@ -15,4 +15,4 @@ pub mod rules;
 pub mod types;
 
 pub use diff::{Change, ChangeKind, diff_products};
-pub use rules::{Grade, grade, version_gate};
+pub use rules::{Grade, VersionError, grade, version_gate};

@@ -53,6 +53,7 @@ pub fn grade(kind: &ChangeKind) -> Grade {
         K::CheckTightened { .. } => Compatible,
         K::CheckLoosened { .. } => Breaking,
         K::CheckChanged { .. } => Breaking,
+        K::AdvisoryCheckChanged { .. } => Compatible,
         K::SloAdded => Compatible,
         K::SloRemoved => Breaking,
         K::SloTightened { .. } => Compatible,
@@ -68,7 +69,44 @@ pub fn grade(kind: &ChangeKind) -> Grade {
     }
 }
 
-/// Why a new version number is refused, if it is.
+/// Why a new version number is refused.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum VersionError {
+    /// The version is lower than the deployed one.
+    Backwards {
+        deployed: semver::Version,
+        new: semver::Version,
+    },
+    /// The contract breaks, but the version stays in the deployed caret range.
+    NeedsMajor {
+        deployed: semver::Version,
+        new: semver::Version,
+        next: semver::Version,
+    },
+}
+
+impl std::fmt::Display for VersionError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            VersionError::Backwards { deployed, new } => {
+                write!(
+                    f,
+                    "version {new} goes backwards from the deployed {deployed}"
+                )
+            }
+            VersionError::NeedsMajor {
+                deployed,
+                new,
+                next,
+            } => write!(
+                f,
+                "the contract has breaking changes, but version {new} is compatible with the deployed {deployed} (^{deployed}); the next major is {next}"
+            ),
+        }
+    }
+}
+
+/// Checks a new version number against the deployed one.
 ///
 /// A version may not go backwards. A breaking change needs a version that
 /// the old one's caret range (`^old`) does not accept: a new major, or a
@@ -77,11 +115,12 @@ pub fn version_gate(
     old: &semver::Version,
     new: &semver::Version,
     breaking: bool,
-) -> Result<(), String> {
+) -> Result<(), VersionError> {
     if new < old {
-        return Err(format!(
-            "version {new} goes backwards from the deployed {old}"
-        ));
+        return Err(VersionError::Backwards {
+            deployed: old.clone(),
+            new: new.clone(),
+        });
     }
     if breaking {
         let compatible = semver::VersionReq::parse(&format!("^{old}"))
@@ -93,14 +132,11 @@ pub fn version_gate(
             } else {
                 semver::Version::new(old.major + 1, 0, 0)
             };
-            return Err(format!(
-                "version {new} keeps major {} of the deployed {old}, but the contract has breaking changes; the next major is {next}",
-                if old.major == 0 {
-                    format!("0.{}", old.minor)
-                } else {
-                    old.major.to_string()
-                }
-            ));
+            return Err(VersionError::NeedsMajor {
+                deployed: old.clone(),
+                new: new.clone(),
+                next,
+            });
         }
     }
     Ok(())

@@ -199,6 +199,31 @@ fn checks_and_slo_loosened_or_tightened() {
 }
 
 #[test]
+fn advisory_checks_promise_nothing() {
+    let base = |s: &str| {
+        s.replace(
+            "{check: row_count, min: 1}",
+            "{check: row_count, min: 1, severity: warn}",
+        )
+    };
+    let (old, _) = parse_product(Path::new("p.yaml"), &base(BASE));
+    let loosened = base(BASE).replace("min: 1, severity: warn", "min: 0, severity: warn");
+    let (new, _) = parse_product(Path::new("p.yaml"), &loosened);
+    let changes = diff_products(&old.clone().unwrap(), &new.unwrap());
+    assert_eq!(
+        codes(&changes),
+        [("advisory_check_changed".into(), Grade::Compatible)]
+    );
+    let removed = base(BASE).replace("      - {check: row_count, min: 1, severity: warn}\n", "");
+    let (new, _) = parse_product(Path::new("p.yaml"), &removed);
+    let changes = diff_products(&old.unwrap(), &new.unwrap());
+    assert_eq!(
+        codes(&changes),
+        [("advisory_check_changed".into(), Grade::Compatible)]
+    );
+}
+
+#[test]
 fn documentation_is_cosmetic() {
     let changes = diff(|s| {
         s.replace("One row per order.", "Every order, one row each.")

@@ -189,6 +189,7 @@ impl Mesh {
             .map(|(c, _)| c.product.to_string())
             .collect();
         let last_run = self.last_run(p).await?;
+        let overrides = self.catalog.overrides(&r).await?;
         Ok(json!({
             "domain": p.domain.as_str(),
             "name": p.name.as_str(),
@@ -204,6 +205,7 @@ impl Mesh {
             "consumers": consumers,
             "outputs": outputs,
             "slo": p.slo.as_ref().and_then(|s| s.freshness.as_ref()).map(|f| json!({"freshness": mesh_spec::format_duration(f.value)})),
+            "contract_overrides": overrides,
             "last_run": last_run.map(|r| json!({"id": r.id.0, "status": r.status.as_str(), "started_at": r.started_at.to_rfc3339(), "rows_written": r.rows_written, "error": r.error})),
         }))
     }

@@ -33,6 +33,12 @@ pub enum ServiceError {
     Storage(#[from] mesh_storage::StorageError),
     #[error("query failed: {0}")]
     Execution(String),
+    #[error("the contract gate refused the deploy:\n{}", .refusals.join("\n"))]
+    ContractGate {
+        refusals: Vec<String>,
+        /// Whether `--allow-breaking` would let it through.
+        overridable: bool,
+    },
 }
 
 impl ServiceError {
@@ -40,6 +46,11 @@ impl ServiceError {
     pub fn hint(&self) -> Option<String> {
         match self {
             ServiceError::Query(mesh_query::QueryError::Plan { hint, .. }) => hint.clone(),
+            ServiceError::ContractGate { overridable, .. } => Some(if *overridable {
+                "bump the major version as shown (consumers pinned to the old major keep working), or deploy with --allow-breaking to record an override".into()
+            } else {
+                "a version can only go forwards; raise it above the deployed one".into()
+            }),
             ServiceError::State { .. } => {
                 Some("check the permissions and free space of the state directory".into())
             }

@@ -8,6 +8,7 @@ pub mod discover;
 pub mod error;
 pub mod init;
 pub mod mesh;
+pub mod plan;
 
 pub use error::{Result, ServiceError};
 pub use mesh::{Mesh, QueryResult};

@@ -131,12 +131,20 @@ impl Mesh {
         Ok((products, diagnostics))
     }
 
-    /// Validates, then registers or updates every product atomically.
-    pub async fn deploy(&self, by: &str) -> Result<(DeployOutcome, Vec<Diagnostic>)> {
+    /// Validates, checks the contract gate, then registers or updates every
+    /// product atomically. With `allow_breaking`, a breaking change without
+    /// a major version bump goes ahead and the override is recorded.
+    pub async fn deploy(
+        &self,
+        by: &str,
+        allow_breaking: bool,
+    ) -> Result<(DeployOutcome, Vec<Diagnostic>)> {
         let (products, diagnostics) = self.validate().await?;
         if diagnostics.iter().any(Diagnostic::is_error) {
             return Err(ServiceError::Invalid { diagnostics });
         }
+        let plans = self.plan_products(&products).await?;
+        let overrides = crate::plan::gate(&plans, by, allow_breaking)?;
         let mut records = Vec::with_capacity(products.len());
         for p in &products {
             let sql_texts = sql_files(p).map_err(|d| ServiceError::Invalid {
@@ -174,7 +182,7 @@ impl Mesh {
                 deployed_by: by.to_string(),
             });
         }
-        let outcome = self.catalog.deploy(by, records).await?;
+        let outcome = self.catalog.deploy(by, records, overrides).await?;
         Ok((outcome, diagnostics))
     }
 

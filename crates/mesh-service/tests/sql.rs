@@ -119,7 +119,7 @@ async fn fixture(dir: &Path) -> Mesh {
     );
     write(&dir.join("finance/revenue/product.yaml"), REVENUE);
     let mesh = Mesh::open(dir).await.unwrap();
-    mesh.deploy("slt").await.unwrap();
+    mesh.deploy("slt", false).await.unwrap();
     let (runs, _) = mesh.run(&[], &Silent).await.unwrap();
     assert!(runs.iter().all(|r| r.error.is_none()), "{runs:?}");
     // A second release of shop/orders: version 2 has one more order.

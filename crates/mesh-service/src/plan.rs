@@ -1,0 +1,351 @@
+//! `mesh plan`: what deploying the local descriptors would change, graded,
+//! with the consumers each breaking change breaks.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use datafusion::arrow::datatypes::SchemaRef;
+use mesh_catalog::ProductRecord;
+use mesh_contract::{Change, Grade, VersionError, diff_products, version_gate};
+use mesh_query::plan::UpstreamSchemas;
+use mesh_query::schema::arrow_schema;
+use mesh_query::usage::{ColumnUsage, column_usage};
+use mesh_spec::{Diagnostic, InputKind, ProductDescriptor, ProductRef};
+use serde::Serialize;
+
+use crate::error::{Result, ServiceError};
+use crate::mesh::Mesh;
+
+/// A consumer output that reads what a change touches.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Impact {
+    /// The consuming product.
+    pub consumer: String,
+    /// The consumer's output whose SQL reads it.
+    pub consumer_output: String,
+    /// The consumer's input name for the changed output.
+    pub input: String,
+    /// The column read, when the change is about one column.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+}
+
+/// One change with its effect on consumers.
+#[derive(Debug, Clone, Serialize)]
+pub struct PlannedChange {
+    #[serde(flatten)]
+    pub change: Change,
+    /// For breaking changes: the consumers that read what changed.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub breaks: Vec<Impact>,
+    /// A breaking change that no consumer reads.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub unused: bool,
+}
+
+/// How a product compares with what is deployed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlanState {
+    New,
+    Changed,
+    Unchanged,
+}
+
+/// The plan for one product.
+#[derive(Debug, Clone, Serialize)]
+pub struct ProductPlan {
+    pub product: String,
+    pub state: PlanState,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deployed_version: Option<String>,
+    pub version: String,
+    /// The highest grade among the changes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grade: Option<Grade>,
+    pub changes: Vec<PlannedChange>,
+    /// Why this version number cannot be deployed, if it cannot.
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        serialize_with = "display_opt"
+    )]
+    pub version_error: Option<VersionError>,
+}
+
+fn display_opt<S: serde::Serializer>(
+    v: &Option<VersionError>,
+    s: S,
+) -> std::result::Result<S::Ok, S::Error> {
+    match v {
+        Some(e) => s.serialize_str(&e.to_string()),
+        None => s.serialize_none(),
+    }
+}
+
+impl ProductPlan {
+    pub fn breaking(&self) -> impl Iterator<Item = &PlannedChange> {
+        self.changes.iter().filter(|c| c.change.is_breaking())
+    }
+}
+
+/// Schemas of the contracts consumers read today: the deployed ones, and
+/// local descriptors only for products not deployed yet.
+struct Current<'a> {
+    deployed: &'a BTreeMap<ProductRef, ProductDescriptor>,
+    local: &'a BTreeMap<ProductRef, &'a ProductDescriptor>,
+}
+
+impl UpstreamSchemas for Current<'_> {
+    fn schema(&self, product: &ProductRef, output: Option<&str>) -> Option<SchemaRef> {
+        let p = self
+            .deployed
+            .get(product)
+            .or_else(|| self.local.get(product).copied())?;
+        let o = match output {
+            Some(name) => p.output(name)?,
+            None => p.outputs.first()?,
+        };
+        Some(arrow_schema(&o.columns))
+    }
+}
+
+/// A product that reads another: which input, and which output of it.
+struct Edge<'a> {
+    consumer: &'a ProductDescriptor,
+    stored: Option<&'a ProductRecord>,
+    input: String,
+    output: String,
+}
+
+impl Mesh {
+    /// Compares the local descriptors with the deployed ones.
+    pub async fn plan(&self) -> Result<(Vec<ProductPlan>, Vec<Diagnostic>)> {
+        let (local, diagnostics) = self.validate().await?;
+        if diagnostics.iter().any(Diagnostic::is_error) {
+            return Err(ServiceError::Invalid { diagnostics });
+        }
+        Ok((self.plan_products(&local).await?, diagnostics))
+    }
+
+    /// The plan for validated local descriptors.
+    pub async fn plan_products(&self, local: &[ProductDescriptor]) -> Result<Vec<ProductPlan>> {
+        let deployed_pairs = self.deployed().await?;
+        let records: BTreeMap<ProductRef, &ProductRecord> = deployed_pairs
+            .iter()
+            .map(|(r, _)| (r.product.clone(), r))
+            .collect();
+        let deployed: BTreeMap<ProductRef, ProductDescriptor> = deployed_pairs
+            .iter()
+            .map(|(r, p)| (r.product.clone(), p.clone()))
+            .collect();
+        let local_by_ref: BTreeMap<ProductRef, &ProductDescriptor> =
+            local.iter().map(|p| (p.product_ref(), p)).collect();
+        let current = Current {
+            deployed: &deployed,
+            local: &local_by_ref,
+        };
+
+        // Every consumer as it will be after the deploy: local descriptors
+        // replace deployed ones; deployed-only products keep their stored SQL.
+        let mut edges: BTreeMap<ProductRef, Vec<Edge>> = BTreeMap::new();
+        let consumers = local.iter().map(|p| (p, None)).chain(
+            deployed
+                .iter()
+                .filter(|(r, _)| !local_by_ref.contains_key(*r))
+                .map(|(r, p)| (p, records.get(r).copied())),
+        );
+        for (consumer, stored) in consumers {
+            for input in &consumer.inputs {
+                let InputKind::Product {
+                    product, output, ..
+                } = &input.kind
+                else {
+                    continue;
+                };
+                let upstream = deployed
+                    .get(&product.value)
+                    .or_else(|| local_by_ref.get(&product.value).copied());
+                let output = match (output, upstream) {
+                    (Some(o), _) => o.to_string(),
+                    (None, Some(u)) => match u.outputs.first() {
+                        Some(o) => o.name.to_string(),
+                        None => continue,
+                    },
+                    (None, None) => continue,
+                };
+                edges.entry(product.value.clone()).or_default().push(Edge {
+                    consumer,
+                    stored,
+                    input: input.name.to_string(),
+                    output,
+                });
+            }
+        }
+
+        let mut usage_cache: BTreeMap<ProductRef, ColumnUsage> = BTreeMap::new();
+        let mut plans = Vec::with_capacity(local.len());
+        for p in local {
+            let r = p.product_ref();
+            let Some(old) = deployed.get(&r) else {
+                plans.push(ProductPlan {
+                    product: r.to_string(),
+                    state: PlanState::New,
+                    deployed_version: None,
+                    version: p.version.to_string(),
+                    grade: None,
+                    changes: Vec::new(),
+                    version_error: None,
+                });
+                continue;
+            };
+            let changes = diff_products(old, p);
+            let breaking = changes.iter().any(Change::is_breaking);
+            let mut planned = Vec::with_capacity(changes.len());
+            for change in changes {
+                let breaks = if change.is_breaking() {
+                    self.impacts(&change, edges.get(&r), &current, &mut usage_cache)
+                        .await?
+                } else {
+                    Vec::new()
+                };
+                planned.push(PlannedChange {
+                    unused: change.is_breaking() && breaks.is_empty(),
+                    breaks,
+                    change,
+                });
+            }
+            let same_text = records
+                .get(&r)
+                .is_some_and(|rec| rec.descriptor == *p.file.text);
+            plans.push(ProductPlan {
+                product: r.to_string(),
+                state: if planned.is_empty() && same_text {
+                    PlanState::Unchanged
+                } else {
+                    PlanState::Changed
+                },
+                deployed_version: Some(old.version.to_string()),
+                version: p.version.to_string(),
+                grade: planned.iter().map(|c| c.change.grade).max(),
+                version_error: version_gate(&old.version.value, &p.version.value, breaking).err(),
+                changes: planned,
+            });
+        }
+        Ok(plans)
+    }
+
+    /// The consumer outputs that read what `change` touches.
+    async fn impacts(
+        &self,
+        change: &Change,
+        edges: Option<&Vec<Edge<'_>>>,
+        current: &Current<'_>,
+        cache: &mut BTreeMap<ProductRef, ColumnUsage>,
+    ) -> Result<Vec<Impact>> {
+        let mut out = BTreeSet::new();
+        for e in edges.into_iter().flatten() {
+            if change.output.as_deref().is_some_and(|o| o != e.output) {
+                continue;
+            }
+            let consumer = e.consumer.product_ref();
+            if !cache.contains_key(&consumer) {
+                let stored = e.stored.map(|r| &r.sql_texts);
+                let usage = column_usage(e.consumer, current, stored)
+                    .await
+                    .map_err(|d| ServiceError::Invalid {
+                        diagnostics: vec![d],
+                    })?;
+                cache.insert(consumer.clone(), usage);
+            }
+            for (consumer_output, inputs) in &cache[&consumer] {
+                let Some(read) = inputs.get(&e.input) else {
+                    continue;
+                };
+                let hit = match &change.column {
+                    Some(c) => read.contains(c),
+                    // Output-wide changes (a removed output, a row-count
+                    // check, the SLO) touch every reader of the output.
+                    None => true,
+                };
+                if hit {
+                    out.insert(Impact {
+                        consumer: consumer.to_string(),
+                        consumer_output: consumer_output.clone(),
+                        input: e.input.clone(),
+                        column: change.column.clone(),
+                    });
+                }
+            }
+        }
+        Ok(out.into_iter().collect())
+    }
+}
+
+/// One breaking change and whom it breaks, as a line.
+fn describe(c: &PlannedChange) -> String {
+    let whom = if c.breaks.is_empty() {
+        "read by no consumer".to_string()
+    } else {
+        let names: Vec<String> = c
+            .breaks
+            .iter()
+            .map(|i| format!("{}:{}", i.consumer, i.consumer_output))
+            .collect();
+        format!("breaks {}", names.join(", "))
+    };
+    format!("    {} ({whom})", c.change.message)
+}
+
+/// Applies the contract gate to a plan: the overrides to record, or why
+/// the deploy is refused.
+pub fn gate(
+    plans: &[ProductPlan],
+    by: &str,
+    allow_breaking: bool,
+) -> Result<Vec<mesh_catalog::ContractOverride>> {
+    let mut refusals = Vec::new();
+    let mut overridable = true;
+    let mut overrides = Vec::new();
+    for plan in plans {
+        let Some(error) = &plan.version_error else {
+            continue;
+        };
+        let breaking: Vec<&PlannedChange> = plan.breaking().collect();
+        match error {
+            VersionError::NeedsMajor { .. } if allow_breaking => {
+                overrides.push(mesh_catalog::ContractOverride {
+                    product: ProductRef::parse(&plan.product).map_err(|e| {
+                        ServiceError::Execution(format!("bad product name in plan: {e}"))
+                    })?,
+                    from_version: plan.deployed_version.clone().unwrap_or_default(),
+                    to_version: plan.version.clone(),
+                    by: by.to_string(),
+                    at: chrono::Utc::now(),
+                    changes: breaking.iter().map(|c| c.change.message.clone()).collect(),
+                    consumers: breaking
+                        .iter()
+                        .flat_map(|c| &c.breaks)
+                        .map(|i| format!("{}:{}", i.consumer, i.consumer_output))
+                        .collect::<BTreeSet<_>>()
+                        .into_iter()
+                        .collect(),
+                });
+            }
+            VersionError::NeedsMajor { .. } => {
+                refusals.push(format!("  {}: {error}", plan.product));
+                refusals.extend(breaking.iter().map(|c| describe(c)));
+            }
+            VersionError::Backwards { .. } => {
+                overridable = false;
+                refusals.push(format!("  {}: {error}", plan.product));
+            }
+        }
+    }
+    if refusals.is_empty() {
+        Ok(overrides)
+    } else {
+        Err(ServiceError::ContractGate {
+            refusals,
+            overridable,
+        })
+    }
+}
