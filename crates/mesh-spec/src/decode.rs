@@ -130,8 +130,13 @@ impl Ctx {
     pub fn scalar_text(&mut self, node: &Node, what: &str) -> Option<crate::Spanned<String>> {
         let text = match &node.value {
             Value::Str(s) => s.clone(),
-            Value::Int(i) => i.to_string(),
-            Value::Float(f) => f.to_string(),
+            // Numbers keep the text as written: `1.0` is not `1`.
+            Value::Int(_) | Value::Float(_) => self
+                .file
+                .text
+                .get(node.span.start..node.span.end)
+                .map(|t| t.trim().to_string())
+                .unwrap_or_default(),
             other => {
                 let found = other.kind();
                 self.error(

@@ -1,0 +1,251 @@
+//! The contract gate end to end: `mesh plan` and `mesh deploy` on a
+//! project where `example/counts` reads only `language` of
+//! `example/greetings` (id, language, text).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{fails, init, json, ok};
+use serde_json::Value;
+
+const COUNTS: &str = "apiVersion: meshwork/v1\nkind: DataProduct\ndomain: example\nname: counts\nversion: 1.0.0\nowner: t@x\n\
+inputs:\n  - {name: g, product: example/greetings, version: ^1}\n\
+transform: {query: \"SELECT language, count(*) AS n FROM g GROUP BY language\"}\n\
+outputs:\n  - name: counts\n    columns:\n      - {name: language, type: string}\n      - {name: n, type: bigint, nullable: false}\n";
+
+fn project(tmp: &Path) -> PathBuf {
+    let dir = init(tmp);
+    let counts = dir.join("example/counts");
+    std::fs::create_dir_all(&counts).unwrap();
+    std::fs::write(counts.join("product.yaml"), COUNTS).unwrap();
+    ok(&dir, &["deploy"]);
+    dir
+}
+
+fn edit(dir: &Path, file: &str, from: &str, to: &str) {
+    let path = dir.join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{from} not in {file}");
+    std::fs::write(&path, text.replace(from, to)).unwrap();
+}
+
+/// Drops the `text` column of greetings (its SQL and its contract).
+fn drop_text(dir: &Path) {
+    edit(
+        dir,
+        "example/greetings/transform.sql",
+        "SELECT id, language, text",
+        "SELECT id, language",
+    );
+    edit(
+        dir,
+        "example/greetings/product.yaml",
+        "      - {name: text, type: string, description: The greeting}\n",
+        "",
+    );
+    edit(
+        dir,
+        "example/greetings/product.yaml",
+        "      - {check: not_null, column: text}\n",
+        "",
+    );
+}
+
+fn greetings_plan(dir: &Path) -> Value {
+    let plans = json(dir, &["plan", "--format", "json"]);
+    plans
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["product"] == "example/greetings")
+        .unwrap()
+        .clone()
+}
+
+fn change<'a>(plan: &'a Value, code: &str) -> &'a Value {
+    plan["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["change"] == code)
+        .unwrap_or_else(|| panic!("no {code} in {plan:#}"))
+}
+
+#[test]
+fn dropping_a_column_no_consumer_reads_breaks_nobody() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = project(tmp.path());
+    drop_text(&dir);
+    let plan = greetings_plan(&dir);
+    assert_eq!(plan["grade"], "breaking");
+    let removed = change(&plan, "column_removed");
+    assert_eq!(removed["column"], "text");
+    assert_eq!(removed["unused"], true, "counts reads only `language`");
+    assert!(removed.get("breaks").is_none());
+    // The table form says the same.
+    let text = ok(&dir, &["plan"]);
+    assert!(text.contains("column `text` removed"), "{text}");
+    assert!(text.contains("read by no consumer"), "{text}");
+}
+
+#[test]
+fn a_breaking_change_names_the_consumer_output_and_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = project(tmp.path());
+    edit(
+        &dir,
+        "example/greetings/product.yaml",
+        "values: [en, fr, de, es]",
+        "values: [en, fr, de, es, it]",
+    );
+    let plan = greetings_plan(&dir);
+    let loosened = change(&plan, "check_loosened");
+    assert_eq!(loosened["grade"], "breaking");
+    assert_eq!(
+        loosened["breaks"],
+        serde_json::json!([{
+            "consumer": "example/counts",
+            "consumer_output": "counts",
+            "input": "g",
+            "column": "language"
+        }])
+    );
+    assert_eq!(
+        plan["version_error"]
+            .as_str()
+            .map(|e| e.contains("next major is 2.0.0")),
+        Some(true)
+    );
+}
+
+#[test]
+fn deploy_refuses_breaking_changes_without_a_major_bump() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = project(tmp.path());
+    let before = json(
+        &dir,
+        &["catalog", "show", "example/greetings", "--format", "json"],
+    );
+    drop_text(&dir);
+    edit(
+        &dir,
+        "example/greetings/product.yaml",
+        "values: [en, fr, de, es]",
+        "values: [en, fr, de, es, it]",
+    );
+    let err = fails(&dir, &["deploy"]);
+    assert!(
+        err.contains("the contract gate refused the deploy"),
+        "{err}"
+    );
+    assert!(err.contains("next major is 2.0.0"), "{err}");
+    assert!(
+        err.contains("column `text` removed (read by no consumer)"),
+        "{err}"
+    );
+    assert!(err.contains("breaks example/counts:counts"), "{err}");
+    assert!(err.contains("--allow-breaking"), "{err}");
+    let after = json(
+        &dir,
+        &["catalog", "show", "example/greetings", "--format", "json"],
+    );
+    assert_eq!(
+        before["outputs"], after["outputs"],
+        "a refused deploy changes nothing"
+    );
+    assert_eq!(before["deployed_at"], after["deployed_at"]);
+
+    // A new major goes through.
+    edit(
+        &dir,
+        "example/greetings/product.yaml",
+        "version: 1.0.0",
+        "version: 2.0.0",
+    );
+    ok(&dir, &["deploy"]);
+    let show = json(
+        &dir,
+        &["catalog", "show", "example/greetings", "--format", "json"],
+    );
+    assert_eq!(show["version"], "2.0.0");
+    assert!(show["contract_overrides"].as_array().unwrap().is_empty());
+}
+
+#[test]
+fn allow_breaking_records_who_overrode_the_gate() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = project(tmp.path());
+    edit(
+        &dir,
+        "example/greetings/product.yaml",
+        "values: [en, fr, de, es]",
+        "values: [en, fr, de, es, it]",
+    );
+    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("mesh"))
+        .args(["deploy", "--allow-breaking"])
+        .current_dir(&dir)
+        .env("MESH_USER", "ada")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("override  example/greetings"));
+    let show = json(
+        &dir,
+        &["catalog", "show", "example/greetings", "--format", "json"],
+    );
+    let o = &show["contract_overrides"][0];
+    assert_eq!(o["by"], "ada");
+    assert_eq!(o["from_version"], "1.0.0");
+    assert_eq!(o["consumers"], serde_json::json!(["example/counts:counts"]));
+    assert!(o["at"].is_string());
+    assert!(
+        o["changes"][0]
+            .as_str()
+            .unwrap()
+            .contains("accepted_values_language")
+    );
+}
+
+#[test]
+fn versions_never_go_backwards() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = project(tmp.path());
+    edit(
+        &dir,
+        "example/greetings/product.yaml",
+        "version: 1.0.0",
+        "version: 0.9.0",
+    );
+    for args in [&["deploy"][..], &["deploy", "--allow-breaking"]] {
+        let err = fails(&dir, args);
+        assert!(
+            err.contains("version 0.9.0 goes backwards from the deployed 1.0.0"),
+            "{err}"
+        );
+        assert!(err.contains("can only go forwards"), "{err}");
+    }
+}
+
+#[test]
+fn a_malformed_version_points_at_the_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = project(tmp.path());
+    edit(
+        &dir,
+        "example/greetings/product.yaml",
+        "version: 1.0.0",
+        "version: 1.0",
+    );
+    for args in [&["validate"][..], &["plan"], &["deploy"]] {
+        let err = fails(&dir, args);
+        assert!(err.contains("product.yaml:"), "{err}");
+        assert!(err.contains("`1.0` is not a semantic version"), "{err}");
+        assert!(err.to_lowercase().contains("version"), "{err}");
+    }
+}
