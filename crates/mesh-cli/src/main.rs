@@ -267,6 +267,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             } else {
                 print_plan(&plans);
             }
+            let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+            if errors > 0 {
+                eprintln!(
+                    "error: {errors} problem(s) found; `mesh deploy` will refuse until they are fixed"
+                );
+                return Ok(ExitCode::FAILURE);
+            }
         }
         Command::Deploy {
             path,

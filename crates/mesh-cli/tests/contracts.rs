@@ -249,3 +249,45 @@ fn a_malformed_version_points_at_the_field() {
         assert!(err.to_lowercase().contains("version"), "{err}");
     }
 }
+
+#[test]
+fn plan_still_shows_whom_a_change_breaks_when_the_consumer_no_longer_validates() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = project(tmp.path());
+    // Drop `language`, which counts reads; counts itself is not updated.
+    edit(
+        &dir,
+        "example/greetings/transform.sql",
+        "SELECT id, language, text",
+        "SELECT id, text",
+    );
+    edit(
+        &dir,
+        "example/greetings/product.yaml",
+        "      - {name: language, type: string, description: ISO 639-1 code}\n",
+        "",
+    );
+    edit(
+        &dir,
+        "example/greetings/product.yaml",
+        "      - {check: accepted_values, column: language, values: [en, fr, de, es]}\n",
+        "",
+    );
+    let out = common::mesh(&dir, &["plan", "--format", "json"]);
+    assert!(!out.status.success(), "the consumer's SQL no longer plans");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("example/counts") || err.contains("counts/product.yaml"),
+        "{err}"
+    );
+    let plans: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let plan = plans
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["product"] == "example/greetings")
+        .unwrap();
+    let removed = change(plan, "column_removed");
+    assert_eq!(removed["column"], "language");
+    assert_eq!(removed["breaks"][0]["consumer"], "example/counts");
+}

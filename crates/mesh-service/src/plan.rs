@@ -118,11 +118,13 @@ struct Edge<'a> {
 
 impl Mesh {
     /// Compares the local descriptors with the deployed ones.
+    ///
+    /// Validation problems do not stop the plan: a consumer whose SQL no
+    /// longer plans against a changed upstream is exactly what a plan must
+    /// show. They are returned alongside, for the caller to report; only
+    /// descriptors that could not be read at all are left out of the plan.
     pub async fn plan(&self) -> Result<(Vec<ProductPlan>, Vec<Diagnostic>)> {
         let (local, diagnostics) = self.validate().await?;
-        if diagnostics.iter().any(Diagnostic::is_error) {
-            return Err(ServiceError::Invalid { diagnostics });
-        }
         Ok((self.plan_products(&local).await?, diagnostics))
     }
 
