@@ -9,6 +9,7 @@
 
 mod baseline;
 mod measure;
+mod planmesh;
 mod queries;
 mod tpch;
 
@@ -53,6 +54,19 @@ enum Cmd {
         /// Also write the report to this file.
         #[arg(long)]
         report: Option<PathBuf>,
+    },
+    /// Time `mesh plan` on synthetic meshes of each size, with breaking
+    /// changes in 10% of the products, against `mesh validate`.
+    Plan {
+        /// Mesh sizes (products), comma-separated.
+        #[arg(long, value_delimiter = ',', default_value = "100,1000")]
+        sizes: Vec<usize>,
+        #[arg(long, default_value = "target/bench")]
+        work: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        #[arg(long)]
+        mesh: Option<PathBuf>,
     },
     /// Baseline: DataFusion converts CSV files to Parquet.
     DfConvert {
@@ -100,6 +114,22 @@ fn main() -> Result<()> {
             if let Some(path) = report {
                 std::fs::write(&path, &text)?;
             }
+            Ok(())
+        }
+        Cmd::Plan {
+            sizes,
+            work,
+            repeat,
+            mesh,
+        } => {
+            let mesh = match mesh {
+                Some(m) => m,
+                None => sibling("mesh")?,
+            };
+            print!(
+                "{}",
+                plan_bench(&mesh, &std::path::absolute(&work)?, &sizes, repeat.max(1))?
+            );
             Ok(())
         }
         Cmd::DfConvert { table, csv, out } => {
@@ -447,4 +477,66 @@ fn write_startup_mesh(project: &Path, n: usize) -> Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// `mesh plan` against `mesh validate` (its own first step) per mesh size.
+fn plan_bench(mesh: &Path, work: &Path, sizes: &[usize], repeat: usize) -> Result<String> {
+    let mut r = String::from(
+        "| products | consumer edges | changed products | `mesh plan` (s) | `mesh validate` (s) | plan / validate |\n|---|---|---|---|---|---|\n",
+    );
+    let mut medians = Vec::new();
+    for &n in sizes {
+        let project = work.join(format!("plan-{n}"));
+        let _ = std::fs::remove_dir_all(&project);
+        planmesh::write(&project, n, false)?;
+        eprintln!("deploying {n} products");
+        let deploy = Command::new(mesh)
+            .arg("deploy")
+            .current_dir(&project)
+            .output()?;
+        if !deploy.status.success() {
+            bail!(
+                "deploy failed:\n{}",
+                String::from_utf8_lossy(&deploy.stderr)
+            );
+        }
+        let edges = planmesh::write(&project, n, true)?;
+        let changed = (0..n).filter(|i| planmesh::changed(*i)).count();
+        let out = work.join("plan.out");
+        let (mut plan, mut validate) = (Vec::new(), Vec::new());
+        for i in 0..repeat {
+            eprintln!("plan {n}: {}/{repeat}", i + 1);
+            let mut p = Command::new(mesh);
+            p.args(["plan", "--format", "json"]).current_dir(&project);
+            let mut v = Command::new(mesh);
+            v.args(["validate"]).current_dir(&project);
+            if i % 2 == 0 {
+                plan.push(measure::run(&mut p, &out, false)?.wall);
+                validate.push(measure::run(&mut v, &out, false)?.wall);
+            } else {
+                validate.push(measure::run(&mut v, &out, false)?.wall);
+                plan.push(measure::run(&mut p, &out, false)?.wall);
+            }
+        }
+        let (p, v) = (median(plan), median(validate));
+        medians.push((n, p));
+        let _ = writeln!(
+            r,
+            "| {n} | {edges} | {changed} | {} | {} | {:.2} |",
+            secs(p),
+            secs(v),
+            p.as_secs_f64() / v.as_secs_f64()
+        );
+    }
+    if let (Some((n0, t0)), Some((n1, t1))) = (medians.first(), medians.last())
+        && n1 > n0
+    {
+        let _ = writeln!(
+            r,
+            "\nGrowth: {}× the products take {:.1}× the time.",
+            n1 / n0,
+            t1.as_secs_f64() / t0.as_secs_f64()
+        );
+    }
+    Ok(r)
 }
