@@ -109,6 +109,13 @@ enum CatalogCommand {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Releases of a product: when, which product version, and the exact
+    /// data version and row count of each output.
+    History {
+        product: String,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
     /// Everything about one product.
     Show {
         product: String,
@@ -359,6 +366,42 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         println!("{}", serde_json::to_string_pretty(&list)?);
                     } else {
                         print_products(list.iter());
+                    }
+                }
+                CatalogCommand::History { product, format } => {
+                    let releases = mesh.catalog_history(&product).await?;
+                    if format == Format::Json {
+                        println!("{}", serde_json::to_string_pretty(&releases)?);
+                    } else {
+                        let rows = releases
+                            .iter()
+                            .map(|r| {
+                                vec![
+                                    r.released_at.clone(),
+                                    r.product_version.clone(),
+                                    r.outputs
+                                        .iter()
+                                        .map(|o| format!("{}@{}", o.output, o.data_version))
+                                        .collect::<Vec<_>>()
+                                        .join(", "),
+                                    r.outputs
+                                        .iter()
+                                        .map(|o| o.row_count.to_string())
+                                        .collect::<Vec<_>>()
+                                        .join(", "),
+                                    r.run_id.clone(),
+                                ]
+                            })
+                            .collect();
+                        println!(
+                            "{}",
+                            table(
+                                ["released", "version", "data versions", "rows", "run"]
+                                    .map(String::from)
+                                    .to_vec(),
+                                rows
+                            )
+                        );
                     }
                 }
                 CatalogCommand::Show { product, format } => {

@@ -85,6 +85,35 @@ fn time_travel_reads_older_versions() {
     let out = mesh(&dir, &["query", "SELECT * FROM example.\"greetings@9\""]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("no published version 9"));
+
+    // Each successful run is a release: product version, data versions, rows, run.
+    let history = json(
+        &dir,
+        &[
+            "catalog",
+            "history",
+            "example/greetings",
+            "--format",
+            "json",
+        ],
+    );
+    let releases = history.as_array().unwrap();
+    assert_eq!(releases.len(), 2);
+    let data: Vec<(i64, i64)> = releases
+        .iter()
+        .map(|r| {
+            let o = &r["outputs"][0];
+            (
+                o["data_version"].as_i64().unwrap(),
+                o["row_count"].as_i64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(data, [(2, 2), (1, 4)], "newest first");
+    assert_eq!(releases[0]["product_version"], "1.0.0");
+    let runs = json(&dir, &["runs", "--format", "json"]);
+    assert_eq!(releases[0]["run_id"], runs[0]["id"]);
+    assert!(ok(&dir, &["catalog", "history", "example/greetings"]).contains("greetings@2"));
 }
 
 #[test]

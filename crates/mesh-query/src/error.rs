@@ -2,8 +2,16 @@
 
 #[derive(Debug, thiserror::Error)]
 pub enum QueryError {
-    #[error("`{name}`: a version suffix is `@<N>`, a published table version such as `orders@3`")]
+    #[error(
+        "`{name}`: a version suffix is `@<N>`, a published data version such as `orders@3`, or `@<MAJOR.MINOR.PATCH>`, a release of a product version such as `orders@1.2.0`"
+    )]
     BadVersionSuffix { name: String },
+    #[error("`{name}` has no release of product version {version}; released versions: {}", if .released.is_empty() { "none yet (run the product with `mesh run`)".to_string() } else { .released.join(", ") })]
+    ReleaseNotFound {
+        name: String,
+        version: String,
+        released: Vec<String>,
+    },
     #[error("`{name}` has no published version {version}; published versions: {}", fmt_versions(.published))]
     VersionNotPublished {
         name: String,

@@ -2,8 +2,9 @@
 //!
 //! SQL names: `<domain>.<output>` reads the newest published version of an
 //! output; `<domain>."<output>@<N>"` reads published table version `N`
-//! (time travel). Any output can also be read by its global address,
-//! `"mesh://<domain>/<product>/<output>"`, with the same `@<N>` suffix.
+//! (time travel); `<domain>."<output>@<X.Y.Z>"` reads the newest release of
+//! product version X.Y.Z. Any output can also be read by its global
+//! address, `"mesh://<domain>/<product>/<output>"`, with the same suffixes.
 //!
 //! The provider resolves names to Delta versions through the catalog's
 //! publications, never through the newest Delta commit, so a commit that a
@@ -35,23 +36,30 @@ pub const CATALOG_NAME: &str = "mesh";
 pub const ADDRESS_SCHEMA: &str = "public";
 
 /// Which version of an output a name asks for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum At {
     /// The newest published version.
     Current,
-    /// A published Delta table version.
+    /// A published Delta table version (`@3`).
     Version(u64),
+    /// The newest release of a product version (`@1.2.0`).
+    Release(semver::Version),
 }
 
-/// Splits `orders@3` into (`orders`, `At::Version(3)`).
+/// Splits `orders@3` into (`orders`, `At::Version(3)`) and `orders@1.2.0`
+/// into (`orders`, `At::Release(1.2.0)`).
 pub fn split_version(name: &str) -> std::result::Result<(&str, At), QueryError> {
+    let bad = || QueryError::BadVersionSuffix {
+        name: name.to_string(),
+    };
     match name.rsplit_once('@') {
         None => Ok((name, At::Current)),
+        Some((base, v)) if v.contains('.') => {
+            let version = semver::Version::parse(v).map_err(|_| bad())?;
+            Ok((base, At::Release(version)))
+        }
         Some((base, v)) => {
-            let v = v.strip_prefix('v').unwrap_or(v);
-            let version = v.parse::<u64>().map_err(|_| QueryError::BadVersionSuffix {
-                name: name.to_string(),
-            })?;
+            let version = v.parse::<u64>().map_err(|_| bad())?;
             Ok((base, At::Version(version)))
         }
     }
@@ -78,33 +86,57 @@ impl Resolver {
         output: &OutputRecord,
         at: At,
     ) -> std::result::Result<Arc<dyn TableProvider>, QueryError> {
-        let mut publications = match at {
+        let mut publications = match &at {
             At::Current => self
                 .catalog
                 .current_publication(&output.domain, &output.output)
                 .await?
                 .into_iter()
                 .collect::<Vec<_>>(),
-            At::Version(_) => {
+            At::Version(_) | At::Release(_) => {
                 self.catalog
                     .publications(&output.domain, &output.output)
                     .await?
             }
         };
-        let publication = match at {
+        let publication = match &at {
             At::Current => match publications.into_iter().next() {
                 Some(p) => p,
                 None => return Ok(empty_table(output)?),
             },
+            // Publications are newest first: the first match is the newest
+            // release of that product version.
+            At::Release(v) => {
+                let wanted = v.to_string();
+                match publications
+                    .iter()
+                    .position(|p| p.product_version == wanted)
+                {
+                    Some(i) => publications.swap_remove(i),
+                    None => {
+                        let mut released: Vec<String> = Vec::new();
+                        for p in publications.iter().rev() {
+                            if !released.contains(&p.product_version) {
+                                released.push(p.product_version.clone());
+                            }
+                        }
+                        return Err(QueryError::ReleaseNotFound {
+                            name: format!("{}.{}", output.domain, output.output),
+                            version: wanted,
+                            released,
+                        });
+                    }
+                }
+            }
             At::Version(v) => match publications
                 .iter()
-                .position(|p| p.table_version as u64 == v)
+                .position(|p| p.table_version as u64 == *v)
             {
                 Some(i) => publications.swap_remove(i),
                 None => {
                     return Err(QueryError::VersionNotPublished {
                         name: format!("{}.{}", output.domain, output.output),
-                        version: v,
+                        version: *v,
                         published: publications
                             .iter()
                             .map(|p| p.table_version as u64)

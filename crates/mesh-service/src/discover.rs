@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use mesh_catalog::search::{SearchDoc, search};
 use mesh_spec::name::global_address;
-use mesh_spec::{InputKind, ProductDescriptor};
+use mesh_spec::{InputKind, ProductDescriptor, ProductRef};
 
 use crate::error::Result;
 use crate::mesh::Mesh;
@@ -208,5 +208,64 @@ impl Mesh {
             "contract_overrides": overrides,
             "last_run": last_run.map(|r| json!({"id": r.id.0, "status": r.status.as_str(), "started_at": r.started_at.to_rfc3339(), "rows_written": r.rows_written, "error": r.error})),
         }))
+    }
+}
+
+/// One release: a successful run, its product version and the exact data
+/// version of each output it published.
+#[derive(Debug, Clone, Serialize)]
+pub struct Release {
+    pub run_id: String,
+    pub product_version: String,
+    pub released_at: String,
+    pub outputs: Vec<ReleasedOutput>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ReleasedOutput {
+    pub output: String,
+    /// Query it as `<domain>."<output>@<data_version>"`.
+    pub data_version: i64,
+    pub row_count: i64,
+}
+
+impl Mesh {
+    /// Every release of a product, newest first.
+    pub async fn catalog_history(&self, name: &str) -> Result<Vec<Release>> {
+        let known: Vec<ProductRef> = self
+            .catalog
+            .products()
+            .await?
+            .into_iter()
+            .map(|p| p.product)
+            .collect();
+        let r = self.resolve(name, &known)?;
+        Ok(self
+            .catalog
+            .runs(Some(&r), i64::MAX)
+            .await?
+            .into_iter()
+            .filter(|run| !run.publications.is_empty())
+            .map(|run| Release {
+                run_id: run.id.0,
+                product_version: run.version,
+                released_at: run
+                    .publications
+                    .iter()
+                    .map(|p| p.published_at)
+                    .max()
+                    .unwrap_or(run.started_at)
+                    .to_rfc3339(),
+                outputs: run
+                    .publications
+                    .iter()
+                    .map(|p| ReleasedOutput {
+                        output: p.output.to_string(),
+                        data_version: p.table_version,
+                        row_count: p.row_count,
+                    })
+                    .collect(),
+            })
+            .collect())
     }
 }

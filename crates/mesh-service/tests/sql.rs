@@ -129,6 +129,20 @@ async fn fixture(dir: &Path) -> Mesh {
     );
     let (runs, _) = mesh.run(&["shop/orders".into()], &Silent).await.unwrap();
     assert!(runs.iter().all(|r| r.error.is_none()), "{runs:?}");
+    // Product version 1.1.0 (a compatible change), released as data version 3.
+    write(
+        &dir.join("shop/orders/product.yaml"),
+        &ORDERS
+            .replace("version: 1.0.0", "version: 1.1.0")
+            .replace("One row per order.", "One row per order, all channels."),
+    );
+    write(
+        &dir.join("shop/orders/data/orders.csv"),
+        "id,customer_id,amount\n10,1,5.5\n11,1,4.5\n12,2,20\n13,3,7\n14,3,1\n",
+    );
+    mesh.deploy("slt", false).await.unwrap();
+    let (runs, _) = mesh.run(&["shop/orders".into()], &Silent).await.unwrap();
+    assert!(runs.iter().all(|r| r.error.is_none()), "{runs:?}");
     mesh
 }
 
