@@ -81,6 +81,11 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Data contracts in the Open Data Contract Standard (ODCS v3.1.0).
+    Contract {
+        #[command(subcommand)]
+        command: ContractCommand,
+    },
     /// Run history, newest first.
     Runs {
         /// Only this product (<domain>/<product>).
@@ -100,6 +105,31 @@ enum Command {
     /// Discover products.
     #[command(subcommand)]
     Catalog(CatalogCommand),
+}
+
+#[derive(Subcommand)]
+enum ContractCommand {
+    /// Write a product's contract as an ODCS v3.1.0 YAML document.
+    Export {
+        product: String,
+        #[arg(long, value_enum, default_value_t = ContractFormat::Odcs)]
+        format: ContractFormat,
+        /// Write to this file instead of stdout.
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+    /// Create a product.yaml skeleton from an ODCS document.
+    Import {
+        file: PathBuf,
+        /// Write to this file instead of stdout (refuses to overwrite).
+        #[arg(long, short)]
+        out: Option<PathBuf>,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
+enum ContractFormat {
+    Odcs,
 }
 
 #[derive(Subcommand)]
@@ -333,6 +363,45 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 return Ok(ExitCode::FAILURE);
             }
         }
+        Command::Contract { command } => match command {
+            ContractCommand::Export {
+                product,
+                format: ContractFormat::Odcs,
+                out,
+            } => {
+                let mesh = open(&cli.project, None).await?;
+                let doc = mesh.contract_export(&product).await?;
+                let text = mesh_contract::odcs::to_yaml(&doc);
+                match out {
+                    Some(path) => {
+                        std::fs::write(&path, text)
+                            .with_context(|| format!("cannot write {}", path.display()))?;
+                        eprintln!("Wrote {}", path.display());
+                    }
+                    None => print!("{text}"),
+                }
+            }
+            ContractCommand::Import { file, out } => {
+                let (text, notes) = mesh_service::contract::contract_import(&file)?;
+                for n in &notes {
+                    eprintln!("note: {n}");
+                }
+                match out {
+                    Some(path) if path.exists() => {
+                        anyhow::bail!("{} already exists; choose another --out", path.display())
+                    }
+                    Some(path) => {
+                        std::fs::write(&path, text)
+                            .with_context(|| format!("cannot write {}", path.display()))?;
+                        eprintln!(
+                            "Wrote {}; fill in its inputs and transform, then `mesh validate`",
+                            path.display()
+                        );
+                    }
+                    None => print!("{text}"),
+                }
+            }
+        },
         Command::Runs {
             product,
             limit,

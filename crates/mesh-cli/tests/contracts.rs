@@ -291,3 +291,63 @@ fn plan_still_shows_whom_a_change_breaks_when_the_consumer_no_longer_validates()
     assert_eq!(removed["column"], "language");
     assert_eq!(removed["breaks"][0]["consumer"], "example/counts");
 }
+
+#[test]
+fn odcs_export_and_import_through_the_binary() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = project(tmp.path());
+    let file = tmp.path().join("greetings.odcs.yaml");
+    ok(
+        &dir,
+        &[
+            "contract",
+            "export",
+            "example/greetings",
+            "--format",
+            "odcs",
+            "--out",
+            file.to_str().unwrap(),
+        ],
+    );
+    let text = std::fs::read_to_string(&file).unwrap();
+    assert!(text.contains("apiVersion: v3.1.0"), "{text}");
+    assert!(text.contains("kind: DataContract"), "{text}");
+    let skeleton = ok(&dir, &["contract", "import", file.to_str().unwrap()]);
+    assert!(skeleton.contains("domain: example"), "{skeleton}");
+    assert!(skeleton.contains("primary_key: [id]"), "{skeleton}");
+    assert!(
+        skeleton.contains(
+            "{check: accepted_values, column: language, values: [\"en\", \"fr\", \"de\", \"es\"]"
+        ),
+        "{skeleton}"
+    );
+    // --out never overwrites.
+    let out = tmp.path().join("product.yaml");
+    std::fs::write(&out, "keep me").unwrap();
+    let err = fails(
+        &dir,
+        &[
+            "contract",
+            "import",
+            file.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(std::fs::read_to_string(&out).unwrap(), "keep me");
+}
+
+#[test]
+fn an_odcs_file_that_breaks_the_schema_points_inside_the_document() {
+    let tmp = tempfile::tempdir().unwrap();
+    let file = tmp.path().join("bad.odcs.yaml");
+    std::fs::write(
+        &file,
+        "apiVersion: v3.1.0\nkind: DataContract\nid: x\nversion: 1.0.0\nstatus: active\nschema:\n  - name: t\n    properties:\n      - name: a\n        logicalType: integer\n        required: maybe\n",
+    )
+    .unwrap();
+    let err = fails(tmp.path(), &["contract", "import", file.to_str().unwrap()]);
+    assert!(err.contains("/schema/0/properties/0/required"), "{err}");
+    assert!(err.contains("bad.odcs.yaml:11:19"), "{err}");
+}

@@ -11,6 +11,7 @@
 //! [`rules::grade`], which `docs/contracts.md` reproduces as a table.
 
 pub mod diff;
+pub mod odcs;
 pub mod rules;
 pub mod types;
 

@@ -21,6 +21,12 @@ pub enum ServiceError {
         #[source]
         source: std::io::Error,
     },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("{path} already exists; choose an empty or new directory")]
     Exists { path: String },
     #[error(transparent)]

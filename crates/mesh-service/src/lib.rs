@@ -3,6 +3,7 @@
 //! query and pipeline crates together; the CLI and servers are thin
 //! adapters over [`Mesh`].
 
+pub mod contract;
 pub mod demo;
 pub mod discover;
 pub mod error;

@@ -1,0 +1,122 @@
+//! ODCS round trips: what an export and an import preserve, and what the
+//! schema refuses.
+#![allow(clippy::unwrap_used)]
+
+use std::path::Path;
+
+use mesh_contract::{diff_products, odcs};
+use mesh_spec::parse_product;
+use serde_json::json;
+
+const PRODUCT: &str = r#"apiVersion: meshwork/v1
+kind: DataProduct
+domain: sales
+name: orders
+version: 2.3.1
+status: deprecated
+owner: sales@example.org
+description:
+  purpose: One row per order.
+  usage: Join on order_id.
+  limitations: Cancelled orders excluded.
+tags: [orders, finance]
+inputs:
+  - {name: raw, product: raw/orders}
+transform:
+  query: SELECT * FROM raw
+outputs:
+  - name: orders
+    description: Orders, deduplicated.
+    primary_key: [order_id, line]
+    columns:
+      - {name: order_id, type: bigint, nullable: false, description: Order id}
+      - {name: line, type: int, nullable: false}
+      - {name: amount, type: "decimal(12,2)", classification: confidential}
+      - {name: status, type: string}
+      - {name: email, type: string, classification: pii}
+      - {name: placed, type: timestamp}
+      - {name: day, type: date, nullable: false}
+      - {name: ok, type: boolean}
+    quality:
+      - {check: range, column: amount, min: 0, max: 10000}
+      - {check: accepted_values, column: status, values: [open, shipped], severity: warn}
+      - {check: not_null, column: email}
+      - {check: unique, columns: [email, day]}
+      - {check: row_count, min: 1, max: 5000000}
+      - {check: sql, name: no_future, query: "SELECT count(*) FROM orders WHERE day > current_date", must_be: 0}
+  - name: order_stats
+    columns:
+      - {name: day, type: date}
+      - {name: n, type: bigint, nullable: false}
+    quality:
+      - {check: row_count, min: 1}
+slo:
+  freshness: 6h
+"#;
+
+#[test]
+fn export_is_schema_valid_and_import_preserves_the_contract() {
+    let (p, d) = parse_product(Path::new("sales/orders/product.yaml"), PRODUCT);
+    let p = p.unwrap_or_else(|| panic!("{d:?}"));
+    let doc = odcs::export(&p);
+    assert_eq!(odcs::validate(&doc), vec![], "{doc:#}");
+    assert_eq!(doc["apiVersion"], odcs::API_VERSION);
+    assert_eq!(doc["schema"][0]["properties"][0]["primaryKeyPosition"], 1);
+
+    // The YAML text parses back to the same document.
+    let yaml = odcs::to_yaml(&doc);
+    assert!(yaml.contains("apiVersion: v3.1.0"), "{yaml}");
+
+    // Importing gives a descriptor whose contract equals the original's.
+    let (skeleton, notes) = odcs::import(&doc);
+    assert!(notes.is_empty(), "{notes:?}");
+    let (back, d) = parse_product(Path::new("sales/orders/product.yaml"), &skeleton);
+    let back = back.unwrap_or_else(|| panic!("{d:?}\n{skeleton}"));
+    let changes = diff_products(&p, &back);
+    assert!(changes.is_empty(), "{changes:#?}\n{skeleton}");
+    // Not part of ODCS, so not carried: inputs and the transform.
+    assert!(back.inputs.is_empty());
+}
+
+#[test]
+fn schema_violations_name_their_path() {
+    let doc = json!({
+        "apiVersion": "v3.1.0",
+        "kind": "DataContract",
+        "id": "x",
+        "version": "1.0.0",
+        "status": "active",
+        "schema": [{
+            "name": "t",
+            "properties": [{"name": "a", "logicalType": "integer", "required": "yes"}]
+        }]
+    });
+    let errors = odcs::validate(&doc);
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.path == "/schema/0/properties/0/required"),
+        "{errors:#?}"
+    );
+    let missing = odcs::validate(&json!({"kind": "DataContract"}));
+    assert!(!missing.is_empty());
+}
+
+#[test]
+fn nested_columns_are_imported_with_a_note() {
+    let doc = json!({
+        "apiVersion": "v3.1.0", "kind": "DataContract", "id": "x", "version": "1.0.0",
+        "status": "active", "domain": "d", "dataProduct": "p",
+        "schema": [{"name": "t", "properties": [
+            {"name": "address", "logicalType": "object", "properties": [{"name": "city", "logicalType": "string"}]}
+        ]}]
+    });
+    assert_eq!(odcs::validate(&doc), vec![]);
+    let (_, notes) = odcs::import(&doc);
+    assert!(
+        notes
+            .iter()
+            .any(|n| n.contains("nested object column `address`")),
+        "{notes:?}"
+    );
+}
