@@ -157,12 +157,24 @@ fn deploy_refuses_breaking_changes_without_a_major_bump() {
     );
     assert_eq!(before["deployed_at"], after["deployed_at"]);
 
-    // A new major goes through.
+    // A new major passes the gate, but counts still pins ^1: one major is
+    // served at a time, so its consumers must move their pin with it.
     edit(
         &dir,
         "example/greetings/product.yaml",
         "version: 1.0.0",
         "version: 2.0.0",
+    );
+    let err = fails(&dir, &["deploy"]);
+    assert!(
+        err.contains("requires `example/greetings` ^1, but its version is 2.0.0"),
+        "{err}"
+    );
+    edit(
+        &dir,
+        "example/counts/product.yaml",
+        "version: ^1}",
+        "version: ^2}",
     );
     ok(&dir, &["deploy"]);
     let show = json(
@@ -216,6 +228,7 @@ fn allow_breaking_records_who_overrode_the_gate() {
 fn versions_never_go_backwards() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = project(tmp.path());
+    edit(&dir, "example/counts/product.yaml", ", version: ^1}", "}");
     edit(
         &dir,
         "example/greetings/product.yaml",
@@ -350,4 +363,88 @@ fn an_odcs_file_that_breaks_the_schema_points_inside_the_document() {
     let err = fails(tmp.path(), &["contract", "import", file.to_str().unwrap()]);
     assert!(err.contains("/schema/0/properties/0/required"), "{err}");
     assert!(err.contains("bad.odcs.yaml:11:19"), "{err}");
+}
+
+#[test]
+fn a_version_range_no_version_satisfies_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = project(tmp.path());
+    edit(
+        &dir,
+        "example/counts/product.yaml",
+        "version: ^1}",
+        "version: ^2}",
+    );
+    let err = fails(&dir, &["validate"]);
+    assert!(
+        err.contains("input `g` requires `example/greetings` ^2, but its version is 1.0.0"),
+        "{err}"
+    );
+    assert!(err.contains("counts/product.yaml:8:52"), "{err}");
+}
+
+#[test]
+fn deprecated_products_warn_their_consumers_and_refuse_new_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = project(tmp.path());
+    edit(
+        &dir,
+        "example/greetings/product.yaml",
+        "status: active ",
+        "status: deprecated\nsunset: 2027-03-31 ",
+    );
+    let out = common::mesh(&dir, &["validate"]);
+    assert!(
+        out.status.success(),
+        "a deprecation warns, it does not fail"
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "reads `example/greetings`, which is deprecated and will be retired on 2027-03-31"
+        ),
+        "{err}"
+    );
+    ok(&dir, &["deploy"]);
+
+    // A consumer that did not read it before may not start now.
+    let more = dir.join("example/more");
+    std::fs::create_dir_all(&more).unwrap();
+    std::fs::write(
+        more.join("product.yaml"),
+        COUNTS
+            .replace("name: counts", "name: more")
+            .replace("- name: counts", "- name: more"),
+    )
+    .unwrap();
+    let err = fails(&dir, &["deploy"]);
+    assert!(
+        err.contains("`example/more` would start reading `example/greetings`, which is deprecated"),
+        "{err}"
+    );
+    assert!(
+        json(&dir, &["catalog", "list", "--format", "json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|p| p["name"] != "more"),
+        "the refused deploy wrote nothing"
+    );
+}
+
+#[test]
+fn reading_a_retired_product_is_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = project(tmp.path());
+    edit(
+        &dir,
+        "example/greetings/product.yaml",
+        "status: active ",
+        "status: retired ",
+    );
+    let err = fails(&dir, &["validate"]);
+    assert!(
+        err.contains("input `g` reads `example/greetings`, which is retired and no longer served"),
+        "{err}"
+    );
 }

@@ -8,6 +8,7 @@ pub mod demo;
 pub mod discover;
 pub mod error;
 pub mod init;
+mod lifecycle;
 pub mod mesh;
 pub mod plan;
 

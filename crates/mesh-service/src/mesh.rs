@@ -119,6 +119,7 @@ impl Mesh {
             })
             .collect();
         diagnostics.extend(validate(&products, &deployed));
+        diagnostics.extend(crate::lifecycle::check(&products, &deployed_records));
         if !diagnostics.iter().any(Diagnostic::is_error) {
             let upstream = Upstream {
                 local: &products,
@@ -142,6 +143,13 @@ impl Mesh {
         let (products, diagnostics) = self.validate().await?;
         if diagnostics.iter().any(Diagnostic::is_error) {
             return Err(ServiceError::Invalid { diagnostics });
+        }
+        let refused =
+            crate::lifecycle::new_consumers_of_deprecated(&products, &self.deployed().await?);
+        if !refused.is_empty() {
+            return Err(ServiceError::Invalid {
+                diagnostics: refused,
+            });
         }
         let plans = self.plan_products(&products).await?;
         let overrides = crate::plan::gate(&plans, by, allow_breaking)?;

@@ -41,6 +41,18 @@ impl Ctx {
         }
     }
 
+    pub fn warning(
+        &mut self,
+        code: &'static str,
+        span: Span,
+        message: impl Into<String>,
+    ) -> &mut Diagnostic {
+        self.diagnostics
+            .push(Diagnostic::warning(code, message).at(&self.file, span));
+        let last = self.diagnostics.len() - 1;
+        &mut self.diagnostics[last]
+    }
+
     pub fn error(
         &mut self,
         code: &'static str,

@@ -349,6 +349,8 @@ pub struct ProductDescriptor {
     pub name: Spanned<ProductName>,
     pub version: Spanned<semver::Version>,
     pub status: Status,
+    /// When a deprecated product stops being served.
+    pub sunset: Option<Spanned<chrono::NaiveDate>>,
     pub owner: Spanned<String>,
     pub description: Description,
     pub tags: Vec<String>,

@@ -20,6 +20,7 @@ const TOP_FIELDS: &[&str] = &[
     "name",
     "version",
     "status",
+    "sunset",
     "owner",
     "description",
     "tags",
@@ -101,6 +102,30 @@ fn decode_product(
         Some(n) => ctx.keyword(n, "status", Status::NAMES, Status::parse),
         None => Some(Status::Active),
     };
+    let sunset = f.get("sunset").and_then(|n| {
+        let s = ctx.scalar_text(n, "sunset")?;
+        match chrono::NaiveDate::parse_from_str(&s.value, "%Y-%m-%d") {
+            Ok(d) => Some(Spanned::new(d, s.span)),
+            Err(e) => {
+                ctx.error(
+                    "invalid-date",
+                    s.span,
+                    format!("`{}` is not a date: {e}", s.value),
+                )
+                .help = Some("write YYYY-MM-DD, for example `2027-03-31`".into());
+                None
+            }
+        }
+    });
+    if let (Some(s), Some(st)) = (&sunset, &status)
+        && *st != Status::Deprecated
+    {
+        ctx.warning(
+            "sunset-without-deprecation",
+            s.span,
+            "`sunset` only means something when `status: deprecated`",
+        );
+    }
     let owner = ctx.require(&f, "owner", "the descriptor").and_then(|n| {
         let s = ctx.string(n, "owner")?;
         if s.value.trim().is_empty() {
@@ -219,6 +244,7 @@ fn decode_product(
         name: name?,
         version: version?,
         status: status?,
+        sunset,
         owner: owner?,
         description,
         tags,

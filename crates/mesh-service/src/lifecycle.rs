@@ -1,0 +1,160 @@
+//! Lifecycle rules between products: version requirements on inputs, and
+//! reading deprecated or retired products.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use mesh_catalog::ProductRecord;
+use mesh_spec::{Diagnostic, InputKind, ProductDescriptor, ProductRef, Status, parse_product};
+
+/// What a consumer needs to know about a product it reads.
+struct Upstream {
+    version: semver::Version,
+    status: Status,
+    sunset: Option<chrono::NaiveDate>,
+}
+
+fn upstreams(
+    local: &[ProductDescriptor],
+    deployed: &[ProductRecord],
+) -> BTreeMap<ProductRef, Upstream> {
+    let mut out = BTreeMap::new();
+    for r in deployed {
+        let status = Status::parse(&r.status).unwrap_or(Status::Active);
+        // The sunset date lives in the descriptor; parse it only when it matters.
+        let sunset = (status == Status::Deprecated)
+            .then(|| parse_product(Path::new(&r.descriptor_path), &r.descriptor).0)
+            .flatten()
+            .and_then(|p| p.sunset.map(|s| s.value));
+        if let Ok(version) = semver::Version::parse(&r.version) {
+            out.insert(
+                r.product.clone(),
+                Upstream {
+                    version,
+                    status,
+                    sunset,
+                },
+            );
+        }
+    }
+    for p in local {
+        out.insert(
+            p.product_ref(),
+            Upstream {
+                version: p.version.value.clone(),
+                status: p.status,
+                sunset: p.sunset.as_ref().map(|s| s.value),
+            },
+        );
+    }
+    out
+}
+
+/// Version requirements nobody satisfies, inputs on retired products
+/// (errors) and inputs on deprecated ones (warnings).
+pub fn check(local: &[ProductDescriptor], deployed: &[ProductRecord]) -> Vec<Diagnostic> {
+    let known = upstreams(local, deployed);
+    let mut out = Vec::new();
+    for p in local {
+        for input in &p.inputs {
+            let InputKind::Product {
+                product, version, ..
+            } = &input.kind
+            else {
+                continue;
+            };
+            let Some(up) = known.get(&product.value) else {
+                continue; // a missing product is reported by structural validation
+            };
+            let name = input.name.as_str();
+            if let Some(req) = version
+                && !req.value.matches(&up.version)
+            {
+                out.push(
+                    Diagnostic::error(
+                        "version-unsatisfied",
+                        format!(
+                            "input `{name}` requires `{}` {}, but its version is {}",
+                            product.value, req.value, up.version
+                        ),
+                    )
+                    .at(&p.file, req.span)
+                    .label("no deployed or local version matches")
+                    .help(format!(
+                        "require a range that includes {}, or deploy a matching version of `{}`",
+                        up.version, product.value
+                    )),
+                );
+            }
+            match up.status {
+                Status::Retired => out.push(
+                    Diagnostic::error(
+                        "retired-upstream",
+                        format!(
+                            "input `{name}` reads `{}`, which is retired and no longer served",
+                            product.value
+                        ),
+                    )
+                    .at(&p.file, product.span)
+                    .help("read its successor instead"),
+                ),
+                Status::Deprecated => out.push(
+                    Diagnostic::warning(
+                        "deprecated-upstream",
+                        format!(
+                            "input `{name}` reads `{}`, which is deprecated{}",
+                            product.value,
+                            up.sunset
+                                .map(|d| format!(" and will be retired on {d}"))
+                                .unwrap_or_default()
+                        ),
+                    )
+                    .at(&p.file, product.span)
+                    .help("move to its successor before the sunset"),
+                ),
+                Status::Draft | Status::Active => {}
+            }
+        }
+    }
+    out
+}
+
+/// Errors for consumers that would start reading a deprecated product:
+/// products not deployed yet, or deployed without that input.
+pub fn new_consumers_of_deprecated(
+    local: &[ProductDescriptor],
+    deployed: &[(ProductRecord, ProductDescriptor)],
+) -> Vec<Diagnostic> {
+    let records: Vec<ProductRecord> = deployed.iter().map(|(r, _)| r.clone()).collect();
+    let known = upstreams(local, &records);
+    let before: BTreeMap<ProductRef, &ProductDescriptor> = deployed
+        .iter()
+        .map(|(r, p)| (r.product.clone(), p))
+        .collect();
+    let mut out = Vec::new();
+    for p in local {
+        for u in p.upstream() {
+            let deprecated = known
+                .get(&u.value)
+                .is_some_and(|up| up.status == Status::Deprecated);
+            let already = before
+                .get(&p.product_ref())
+                .is_some_and(|old| old.upstream().any(|o| o.value == u.value));
+            if deprecated && !already {
+                out.push(
+                    Diagnostic::error(
+                        "new-consumer-of-deprecated",
+                        format!(
+                            "`{}` would start reading `{}`, which is deprecated; new consumers of a deprecated product are refused",
+                            p.product_ref(),
+                            u.value
+                        ),
+                    )
+                    .at(&p.file, u.span)
+                    .help("read its successor instead"),
+                );
+            }
+        }
+    }
+    out
+}
