@@ -149,6 +149,9 @@ enum CatalogCommand {
     /// Everything about one product.
     Show {
         product: String,
+        /// Instead: which consumers read which of its columns.
+        #[arg(long)]
+        usage: bool,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -473,7 +476,43 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         );
                     }
                 }
-                CatalogCommand::Show { product, format } => {
+                CatalogCommand::Show {
+                    product,
+                    usage: true,
+                    format,
+                } => {
+                    let readers = mesh.column_readers(&product).await?;
+                    if format == Format::Json {
+                        println!("{}", serde_json::to_string_pretty(&readers)?);
+                    } else {
+                        let rows = readers
+                            .iter()
+                            .map(|r| {
+                                vec![
+                                    r.output.clone(),
+                                    r.column.clone(),
+                                    if r.read_by.is_empty() {
+                                        "(no consumer reads it)".into()
+                                    } else {
+                                        r.read_by.join(", ")
+                                    },
+                                ]
+                            })
+                            .collect();
+                        println!(
+                            "{}",
+                            table(
+                                ["output", "column", "read by"].map(String::from).to_vec(),
+                                rows
+                            )
+                        );
+                    }
+                }
+                CatalogCommand::Show {
+                    product,
+                    usage: false,
+                    format,
+                } => {
                     let doc = mesh.catalog_show(&product).await?;
                     if format == Format::Json {
                         println!("{}", serde_json::to_string_pretty(&doc)?);

@@ -448,3 +448,51 @@ fn reading_a_retired_product_is_an_error() {
         "{err}"
     );
 }
+
+#[test]
+fn catalog_show_usage_lists_the_readers_of_each_column() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = project(tmp.path());
+    let usage = json(
+        &dir,
+        &[
+            "catalog",
+            "show",
+            "example/greetings",
+            "--usage",
+            "--format",
+            "json",
+        ],
+    );
+    let readers: Vec<(String, Vec<String>)> = usage
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["column"].as_str().unwrap().to_string(),
+                r["read_by"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|s| s.as_str().unwrap().to_string())
+                    .collect(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        readers,
+        [
+            ("id".to_string(), vec![]),
+            (
+                "language".to_string(),
+                vec!["example/counts:counts".to_string()]
+            ),
+            ("text".to_string(), vec![]),
+        ]
+    );
+    assert!(
+        ok(&dir, &["catalog", "show", "example/greetings", "--usage"])
+            .contains("(no consumer reads it)")
+    );
+}

@@ -351,3 +351,93 @@ pub fn gate(
         })
     }
 }
+
+/// Who reads one column of an output.
+#[derive(Debug, Clone, Serialize)]
+pub struct ColumnReaders {
+    pub output: String,
+    pub column: String,
+    /// `domain/product:output` of every consumer output that reads it.
+    pub read_by: Vec<String>,
+}
+
+impl Mesh {
+    /// For each column of a deployed product's outputs, the consumer
+    /// outputs whose SQL reads it (the analysis `mesh plan` uses).
+    pub async fn column_readers(&self, name: &str) -> Result<Vec<ColumnReaders>> {
+        let deployed_pairs = self.deployed().await?;
+        let known: Vec<ProductRef> = deployed_pairs
+            .iter()
+            .map(|(r, _)| r.product.clone())
+            .collect();
+        let target = self.resolve(name, &known)?;
+        let deployed: BTreeMap<ProductRef, ProductDescriptor> = deployed_pairs
+            .iter()
+            .map(|(r, p)| (r.product.clone(), p.clone()))
+            .collect();
+        let no_local = BTreeMap::new();
+        let current = Current {
+            deployed: &deployed,
+            local: &no_local,
+        };
+        let Some(product) = deployed.get(&target) else {
+            return Ok(Vec::new());
+        };
+        // In declaration order, with a set of readers each.
+        let mut readers: Vec<(String, String, BTreeSet<String>)> = product
+            .outputs
+            .iter()
+            .flat_map(|o| {
+                o.columns
+                    .iter()
+                    .map(|c| (o.name.to_string(), c.name.to_string(), BTreeSet::new()))
+            })
+            .collect();
+        for (record, consumer) in &deployed_pairs {
+            let reads_target: Vec<(String, String)> = consumer
+                .inputs
+                .iter()
+                .filter_map(|i| match &i.kind {
+                    InputKind::Product {
+                        product, output, ..
+                    } if product.value == target => {
+                        let output = match output {
+                            Some(o) => o.to_string(),
+                            None => deployed.get(&target)?.outputs.first()?.name.to_string(),
+                        };
+                        Some((i.name.to_string(), output))
+                    }
+                    _ => None,
+                })
+                .collect();
+            if reads_target.is_empty() {
+                continue;
+            }
+            let usage = column_usage(consumer, &current, Some(&record.sql_texts))
+                .await
+                .map_err(|d| ServiceError::Invalid {
+                    diagnostics: vec![d],
+                })?;
+            for (consumer_output, inputs) in &usage {
+                for (input, output) in &reads_target {
+                    for column in inputs.get(input).into_iter().flatten() {
+                        if let Some(r) = readers
+                            .iter_mut()
+                            .find(|r| &r.0 == output && &r.1 == column)
+                        {
+                            r.2.insert(format!("{}:{consumer_output}", record.product));
+                        }
+                    }
+                }
+            }
+        }
+        Ok(readers
+            .into_iter()
+            .map(|(output, column, by)| ColumnReaders {
+                output,
+                column,
+                read_by: by.into_iter().collect(),
+            })
+            .collect())
+    }
+}
