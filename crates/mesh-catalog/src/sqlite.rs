@@ -518,6 +518,19 @@ impl CatalogStore for SqliteCatalog {
         self.run_rows(rows).await
     }
 
+    async fn product_statuses(&self) -> Result<Vec<(ProductRef, String)>> {
+        sqlx::query("SELECT domain, name, status FROM products ORDER BY domain, name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                let d: String = row.try_get("domain")?;
+                let n: String = row.try_get("name")?;
+                Ok((product_ref(&d, &n)?, row.try_get("status")?))
+            })
+            .collect()
+    }
+
     async fn last_runs(&self) -> Result<Vec<RunRecord>> {
         let rows = sqlx::query(
             "SELECT r.* FROM runs r WHERE r.id = (SELECT l.id FROM runs l \

@@ -62,6 +62,9 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
     /// The newest run of every product that has run, in one query.
     async fn last_runs(&self) -> Result<Vec<RunRecord>>;
 
+    /// The lifecycle status (`active`, `deprecated`, …) of every product.
+    async fn product_statuses(&self) -> Result<Vec<(ProductRef, String)>>;
+
     /// The newest publication of an output: what queries read.
     async fn current_publication(
         &self,

@@ -417,6 +417,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Query { sql, format } => {
             let mesh = open(&cli.project, None).await?;
             let result = mesh.query(&sql).await?;
+            for w in &result.warnings {
+                eprintln!("warning: {w}");
+            }
             match format {
                 QueryFormat::Json => {
                     println!("{}", serde_json::to_string_pretty(&result.to_json_rows()?)?)

@@ -496,3 +496,80 @@ fn catalog_show_usage_lists_the_readers_of_each_column() {
             .contains("(no consumer reads it)")
     );
 }
+
+#[test]
+fn queries_warn_on_deprecated_products_and_refuse_retired_ones() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = project(tmp.path());
+    ok(&dir, &["run"]);
+    edit(
+        &dir,
+        "example/greetings/product.yaml",
+        "status: active ",
+        "status: deprecated ",
+    );
+    ok(&dir, &["deploy"]);
+    let out = common::mesh(
+        &dir,
+        &["query", "SELECT count(*) AS n FROM example.greetings"],
+    );
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "warning: `example.greetings` belongs to `example/greetings`, which is deprecated"
+        ),
+        "{err}"
+    );
+
+    // Retiring it is breaking (counts still reads it), so it takes an
+    // override; then it is no longer served.
+    edit(
+        &dir,
+        "example/greetings/product.yaml",
+        "status: deprecated ",
+        "status: retired ",
+    );
+    let err = fails(&dir, &["deploy"]);
+    assert!(
+        err.contains("input `g` reads `example/greetings`, which is retired"),
+        "{err}"
+    );
+    std::fs::remove_dir_all(dir.join("example/counts")).unwrap();
+    let err = fails(&dir, &["deploy"]);
+    assert!(
+        err.contains("status deprecated → retired (breaks example/counts:counts)"),
+        "{err}"
+    );
+    ok(&dir, &["deploy", "--allow-breaking"]);
+    let err = fails(&dir, &["query", "SELECT * FROM example.greetings"]);
+    assert!(
+        err.contains("`example.greetings` belongs to `example/greetings`, which is retired and no longer served"),
+        "{err}"
+    );
+    let err = fails(
+        &dir,
+        &[
+            "query",
+            "SELECT * FROM \"mesh://example/greetings/greetings\"",
+        ],
+    );
+    assert!(err.contains("retired"), "{err}");
+    let tables = json(
+        &dir,
+        &[
+            "query",
+            "SELECT table_name FROM information_schema.tables WHERE table_schema = 'example'",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(
+        tables
+            .as_array()
+            .unwrap()
+            .iter()
+            .all(|t| t["table_name"] != "greetings"),
+        "retired outputs are not listed: {tables}"
+    );
+}

@@ -18,6 +18,8 @@ pub enum QueryError {
         version: u64,
         published: Vec<u64>,
     },
+    #[error("`{name}` belongs to `{product}`, which is retired and no longer served")]
+    Retired { name: String, product: String },
     #[error("{message}")]
     Plan {
         message: String,

@@ -10,7 +10,7 @@
 //! publications, never through the newest Delta commit, so a commit that a
 //! crash left unrecorded is never read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -25,7 +25,7 @@ use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::runtime_env::RuntimeEnv;
 use mesh_catalog::{CatalogStore, OutputRecord};
 use mesh_spec::name::parse_global_address;
-use mesh_spec::{ColumnType, DomainName, OutputName};
+use mesh_spec::{ColumnType, DomainName, OutputName, ProductRef};
 
 use crate::error::QueryError;
 use crate::schema::arrow_schema_of;
@@ -227,11 +227,58 @@ fn df_err(e: QueryError) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
 
+/// Product lifecycle as queries see it: retired products are not served,
+/// deprecated ones are served with a warning.
+#[derive(Debug, Default)]
+pub struct Lifecycle {
+    statuses: BTreeMap<ProductRef, String>,
+    warnings: std::sync::Mutex<BTreeSet<String>>,
+}
+
+impl Lifecycle {
+    fn status(&self, p: &ProductRef) -> &str {
+        self.statuses.get(p).map_or("active", String::as_str)
+    }
+
+    fn served(&self, o: &OutputRecord) -> bool {
+        self.status(&o.product) != "retired"
+    }
+
+    /// Refuses a retired product; notes a deprecated one.
+    fn check(&self, o: &OutputRecord, name: &str) -> std::result::Result<(), QueryError> {
+        match self.status(&o.product) {
+            "retired" => Err(QueryError::Retired {
+                name: name.to_string(),
+                product: o.product.to_string(),
+            }),
+            "deprecated" => {
+                if let Ok(mut w) = self.warnings.lock() {
+                    w.insert(format!(
+                        "`{name}` belongs to `{}`, which is deprecated; move to its successor before it is retired",
+                        o.product
+                    ));
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+
+    /// Warnings gathered while planning, one per deprecated product read.
+    pub fn warnings(&self) -> Vec<String> {
+        self.warnings
+            .lock()
+            .map(|w| w.iter().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
 /// The `mesh` catalog: one schema per domain, plus `public` for global addresses.
 #[derive(Debug)]
 pub struct MeshCatalog {
     domains: BTreeMap<String, Arc<DomainSchema>>,
     addresses: Arc<AddressSchema>,
+    lifecycle: Arc<Lifecycle>,
 }
 
 impl MeshCatalog {
@@ -241,6 +288,10 @@ impl MeshCatalog {
         runtime: Arc<RuntimeEnv>,
     ) -> std::result::Result<Self, QueryError> {
         let resolver = Arc::new(Resolver::new(catalog.clone(), runtime));
+        let lifecycle = Arc::new(Lifecycle {
+            statuses: catalog.product_statuses().await?.into_iter().collect(),
+            warnings: Default::default(),
+        });
         let mut domains: BTreeMap<String, BTreeMap<String, OutputRecord>> = BTreeMap::new();
         let outputs = catalog.outputs().await?;
         for o in &outputs {
@@ -258,12 +309,23 @@ impl MeshCatalog {
                         Arc::new(DomainSchema {
                             outputs,
                             resolver: resolver.clone(),
+                            lifecycle: lifecycle.clone(),
                         }),
                     )
                 })
                 .collect(),
-            addresses: Arc::new(AddressSchema { outputs, resolver }),
+            addresses: Arc::new(AddressSchema {
+                outputs,
+                resolver,
+                lifecycle: lifecycle.clone(),
+            }),
+            lifecycle,
         })
+    }
+
+    /// Lifecycle warnings of the queries planned so far.
+    pub fn lifecycle(&self) -> Arc<Lifecycle> {
+        self.lifecycle.clone()
     }
 
     /// Every SQL name, for suggestions.
@@ -297,12 +359,18 @@ impl CatalogProvider for MeshCatalog {
 pub struct DomainSchema {
     outputs: BTreeMap<String, OutputRecord>,
     resolver: Arc<Resolver>,
+    lifecycle: Arc<Lifecycle>,
 }
 
 #[async_trait]
 impl SchemaProvider for DomainSchema {
     fn table_names(&self) -> Vec<String> {
-        self.outputs.keys().cloned().collect()
+        // Retired outputs are not served, so they are not listed either.
+        self.outputs
+            .iter()
+            .filter(|(_, o)| self.lifecycle.served(o))
+            .map(|(n, _)| n.clone())
+            .collect()
     }
 
     async fn table(&self, name: &str) -> Result<Option<Arc<dyn TableProvider>>> {
@@ -310,6 +378,9 @@ impl SchemaProvider for DomainSchema {
         let Some(output) = self.outputs.get(base) else {
             return Ok(None);
         };
+        self.lifecycle
+            .check(output, &format!("{}.{}", output.domain, output.output))
+            .map_err(df_err)?;
         self.resolver
             .provider(output, at)
             .await
@@ -327,6 +398,7 @@ impl SchemaProvider for DomainSchema {
 pub struct AddressSchema {
     outputs: Vec<OutputRecord>,
     resolver: Arc<Resolver>,
+    lifecycle: Arc<Lifecycle>,
 }
 
 impl AddressSchema {
@@ -349,6 +421,7 @@ impl SchemaProvider for AddressSchema {
         let Some(output) = self.find(base) else {
             return Ok(None);
         };
+        self.lifecycle.check(output, base).map_err(df_err)?;
         self.resolver
             .provider(output, at)
             .await

@@ -26,6 +26,7 @@ fn config() -> SessionConfig {
 pub struct QueryEngine {
     ctx: SessionContext,
     names: Vec<String>,
+    lifecycle: Arc<crate::provider::Lifecycle>,
 }
 
 impl std::fmt::Debug for QueryEngine {
@@ -41,6 +42,7 @@ impl QueryEngine {
         let runtime = Arc::new(RuntimeEnv::default());
         let mesh = MeshCatalog::load(catalog, runtime.clone()).await?;
         let names = mesh.sql_names();
+        let lifecycle = mesh.lifecycle();
         let state = SessionStateBuilder::new()
             .with_config(config())
             .with_runtime_env(runtime)
@@ -48,7 +50,11 @@ impl QueryEngine {
             .build();
         let ctx = SessionContext::new_with_state(state);
         ctx.register_catalog(CATALOG_NAME, Arc::new(mesh));
-        Ok(QueryEngine { ctx, names })
+        Ok(QueryEngine {
+            ctx,
+            names,
+            lifecycle,
+        })
     }
 
     /// Plans a read-only SQL statement.
@@ -61,6 +67,11 @@ impl QueryEngine {
             .sql_with_options(sql, options)
             .await
             .map_err(|e| explain(e, &self.names))
+    }
+
+    /// Warnings about the products the planned queries read (deprecations).
+    pub fn warnings(&self) -> Vec<String> {
+        self.lifecycle.warnings()
     }
 
     /// Every SQL name of a published or deployed output.

@@ -37,6 +37,8 @@ pub struct Mesh {
 pub struct QueryResult {
     pub schema: SchemaRef,
     pub batches: Vec<RecordBatch>,
+    /// Things the reader should know, such as reading a deprecated product.
+    pub warnings: Vec<String>,
 }
 
 fn state_err(path: &Path) -> impl Fn(std::io::Error) -> ServiceError + '_ {
@@ -354,7 +356,11 @@ impl Mesh {
             }
             other => ServiceError::Execution(other.strip_backtrace()),
         })?;
-        Ok(QueryResult { schema, batches })
+        Ok(QueryResult {
+            schema,
+            batches,
+            warnings: engine.warnings(),
+        })
     }
 }
 
