@@ -5,7 +5,7 @@ use serde_json::{Value, json};
 
 use mesh_catalog::search::{SearchDoc, search};
 use mesh_spec::name::global_address;
-use mesh_spec::{InputKind, ProductDescriptor, ProductRef};
+use mesh_spec::{InputKind, ProductDescriptor};
 
 use crate::error::Result;
 use crate::mesh::Mesh;
@@ -232,14 +232,7 @@ pub struct ReleasedOutput {
 impl Mesh {
     /// Every release of a product, newest first.
     pub async fn catalog_history(&self, name: &str) -> Result<Vec<Release>> {
-        let known: Vec<ProductRef> = self
-            .catalog
-            .products()
-            .await?
-            .into_iter()
-            .map(|p| p.product)
-            .collect();
-        let r = self.resolve(name, &known)?;
+        let r = self.resolve_deployed(name).await?;
         Ok(self
             .catalog
             .runs(Some(&r), i64::MAX)

@@ -209,6 +209,18 @@ impl Mesh {
         Ok(out)
     }
 
+    /// Resolves a product reference typed by a user among the deployed ones.
+    pub async fn resolve_deployed(&self, name: &str) -> Result<ProductRef> {
+        let known: Vec<ProductRef> = self
+            .catalog
+            .product_statuses()
+            .await?
+            .into_iter()
+            .map(|(p, _)| p)
+            .collect();
+        self.resolve(name, &known)
+    }
+
     /// Resolves a product reference typed by a user.
     pub fn resolve(&self, name: &str, known: &[ProductRef]) -> Result<ProductRef> {
         let found = ProductRef::parse(name).ok().filter(|r| known.contains(r));
@@ -322,16 +334,7 @@ impl Mesh {
     /// Run history, newest first.
     pub async fn runs(&self, product: Option<&str>, limit: i64) -> Result<Vec<RunRecord>> {
         let product = match product {
-            Some(name) => {
-                let known: Vec<ProductRef> = self
-                    .catalog
-                    .products()
-                    .await?
-                    .into_iter()
-                    .map(|p| p.product)
-                    .collect();
-                Some(self.resolve(name, &known)?)
-            }
+            Some(name) => Some(self.resolve_deployed(name).await?),
             None => None,
         };
         Ok(self.catalog.runs(product.as_ref(), limit).await?)

@@ -41,16 +41,20 @@ impl Ctx {
         }
     }
 
+    fn add(&mut self, d: Diagnostic) -> &mut Diagnostic {
+        self.diagnostics.push(d);
+        let last = self.diagnostics.len() - 1;
+        &mut self.diagnostics[last]
+    }
+
     pub fn warning(
         &mut self,
         code: &'static str,
         span: Span,
         message: impl Into<String>,
     ) -> &mut Diagnostic {
-        self.diagnostics
-            .push(Diagnostic::warning(code, message).at(&self.file, span));
-        let last = self.diagnostics.len() - 1;
-        &mut self.diagnostics[last]
+        let d = Diagnostic::warning(code, message).at(&self.file, span);
+        self.add(d)
     }
 
     pub fn error(
@@ -59,10 +63,8 @@ impl Ctx {
         span: Span,
         message: impl Into<String>,
     ) -> &mut Diagnostic {
-        self.diagnostics
-            .push(Diagnostic::error(code, message).at(&self.file, span));
-        let last = self.diagnostics.len() - 1;
-        &mut self.diagnostics[last]
+        let d = Diagnostic::error(code, message).at(&self.file, span);
+        self.add(d)
     }
 
     pub fn push(&mut self, d: Diagnostic) {
