@@ -416,15 +416,22 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Query { sql, format } => {
             let mesh = open(&cli.project, None).await?;
+            if format != QueryFormat::Table {
+                let mut stream = mesh.query_stream(&sql).await?;
+                for w in &stream.warnings {
+                    eprintln!("warning: {w}");
+                }
+                return match print_stream(&mut stream, format == QueryFormat::Csv).await {
+                    Err(e) if is_broken_pipe(&e) => Ok(ExitCode::from(141)),
+                    other => other.map(|()| ExitCode::SUCCESS),
+                };
+            }
             let result = mesh.query(&sql).await?;
             for w in &result.warnings {
                 eprintln!("warning: {w}");
             }
             match format {
-                QueryFormat::Json => {
-                    println!("{}", serde_json::to_string_pretty(&result.to_json_rows()?)?)
-                }
-                QueryFormat::Csv => print!("{}", result.to_csv()?),
+                QueryFormat::Json | QueryFormat::Csv => {}
                 QueryFormat::Table => {
                     let (headers, rows) = result.to_strings()?;
                     println!("{}", table(headers, rows));
@@ -540,4 +547,57 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a query's rows to stdout as they arrive: CSV with a header, or
+/// one JSON array of row objects.
+async fn print_stream(stream: &mut mesh_service::QueryStream, csv: bool) -> anyhow::Result<()> {
+    use std::io::Write;
+    let stdout = std::io::stdout();
+    let mut out = std::io::BufWriter::new(stdout.lock());
+    if csv {
+        let mut writer = datafusion_csv_writer(&mut out);
+        let mut wrote = false;
+        while let Some(batch) = stream.next().await {
+            writer.write(&batch?)?;
+            wrote = true;
+        }
+        drop(writer);
+        if !wrote {
+            let header: Vec<&str> = stream
+                .schema
+                .fields()
+                .iter()
+                .map(|f| f.name().as_str())
+                .collect();
+            writeln!(out, "{}", header.join(","))?;
+        }
+    } else {
+        // The writer opens the array at the first row and closes it in
+        // `finish`, which writes `[]` when there were no rows.
+        let mut writer = mesh_service::arrow::json::ArrayWriter::new(&mut out);
+        while let Some(batch) = stream.next().await {
+            writer.write(&batch?)?;
+        }
+        writer.finish()?;
+        drop(writer);
+        writeln!(out)?;
+    }
+    out.flush()?;
+    Ok(())
+}
+
+fn datafusion_csv_writer<W: std::io::Write>(w: W) -> mesh_service::arrow::csv::Writer<W> {
+    mesh_service::arrow::csv::WriterBuilder::new()
+        .with_header(true)
+        .build(w)
+}
+
+/// Whether an error is a closed stdout (`mesh query … | head`).
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.to_string().contains("Broken pipe")
+    })
 }

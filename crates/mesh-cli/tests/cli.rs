@@ -397,3 +397,40 @@ fn a_reader_that_stops_early_is_not_a_crash() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!err.contains("panicked"), "{err}");
 }
+
+#[test]
+fn query_output_streams_and_handles_empty_results() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    ok(&dir, &["deploy"]);
+    ok(&dir, &["run"]);
+    let empty = "SELECT id, text FROM example.greetings WHERE id < 0";
+    assert_eq!(ok(&dir, &["query", empty, "--format", "csv"]), "id,text\n");
+    assert_eq!(ok(&dir, &["query", empty, "--format", "json"]), "[]\n");
+    // Many batches, written as they arrive: every row, in order.
+    let csv = ok(
+        &dir,
+        &[
+            "query",
+            "SELECT value FROM generate_series(1, 100000) ORDER BY value",
+            "--format",
+            "csv",
+        ],
+    );
+    let lines: Vec<&str> = csv.lines().collect();
+    assert_eq!(lines.len(), 100_001);
+    assert_eq!(
+        (lines[0], lines[1], lines[100_000]),
+        ("value", "1", "100000")
+    );
+    let rows = json(
+        &dir,
+        &[
+            "query",
+            "SELECT value FROM generate_series(1, 20000)",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(rows.as_array().unwrap().len(), 20_000);
+}

@@ -12,7 +12,8 @@ mod lifecycle;
 pub mod mesh;
 pub mod plan;
 
+pub use datafusion::arrow;
 pub use error::{Result, ServiceError};
-pub use mesh::{Mesh, QueryResult};
+pub use mesh::{Mesh, QueryResult, QueryStream};
 pub use mesh_catalog::{RunRecord, RunStatus};
 pub use mesh_pipeline::Observer;

@@ -345,25 +345,68 @@ impl Mesh {
         Ok(QueryEngine::new(self.catalog.clone()).await?)
     }
 
-    /// Runs one read-only SQL statement.
+    /// Runs one read-only SQL statement and collects its rows.
     pub async fn query(&self, sql: &str) -> Result<QueryResult> {
+        let mut stream = self.query_stream(sql).await?;
+        let mut batches = Vec::new();
+        while let Some(batch) = stream.next().await {
+            batches.push(batch?);
+        }
+        Ok(QueryResult {
+            schema: stream.schema,
+            batches,
+            warnings: stream.warnings,
+        })
+    }
+
+    /// Runs one read-only SQL statement; rows arrive as they are computed,
+    /// so a large result never has to fit in memory.
+    pub async fn query_stream(&self, sql: &str) -> Result<QueryStream> {
         let engine = self.engine().await?;
         let df = engine.sql(sql).await?;
         let schema = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await.map_err(|e| match e {
-            datafusion::error::DataFusionError::External(inner) => {
-                match inner.downcast::<mesh_query::QueryError>() {
-                    Ok(q) => ServiceError::Query(*q),
-                    Err(other) => ServiceError::Execution(other.to_string()),
-                }
-            }
-            other => ServiceError::Execution(other.strip_backtrace()),
-        })?;
-        Ok(QueryResult {
+        let stream = df.execute_stream().await.map_err(execution_error)?;
+        Ok(QueryStream {
             schema,
-            batches,
             warnings: engine.warnings(),
+            stream,
         })
+    }
+}
+
+fn execution_error(e: datafusion::error::DataFusionError) -> ServiceError {
+    match e {
+        datafusion::error::DataFusionError::External(inner) => {
+            match inner.downcast::<mesh_query::QueryError>() {
+                Ok(q) => ServiceError::Query(*q),
+                Err(other) => ServiceError::Execution(other.to_string()),
+            }
+        }
+        other => ServiceError::Execution(other.strip_backtrace()),
+    }
+}
+
+/// The rows of a query, batch by batch.
+pub struct QueryStream {
+    pub schema: SchemaRef,
+    /// Things the reader should know, such as reading a deprecated product.
+    pub warnings: Vec<String>,
+    stream: datafusion::execution::SendableRecordBatchStream,
+}
+
+impl std::fmt::Debug for QueryStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueryStream")
+            .field("schema", &self.schema)
+            .finish()
+    }
+}
+
+impl QueryStream {
+    /// The next batch of rows, or `None` at the end.
+    pub async fn next(&mut self) -> Option<Result<RecordBatch>> {
+        use futures::StreamExt;
+        self.stream.next().await.map(|r| r.map_err(execution_error))
     }
 }
 
@@ -398,49 +441,6 @@ impl UpstreamSchemas for Upstream<'_> {
 }
 
 impl QueryResult {
-    /// Rows as JSON objects keyed by column name.
-    pub fn to_json_rows(&self) -> Result<Vec<serde_json::Value>> {
-        let mut writer = datafusion::arrow::json::ArrayWriter::new(Vec::new());
-        for b in &self.batches {
-            writer
-                .write(b)
-                .map_err(|e| ServiceError::Execution(e.to_string()))?;
-        }
-        writer
-            .finish()
-            .map_err(|e| ServiceError::Execution(e.to_string()))?;
-        let bytes = writer.into_inner();
-        if bytes.is_empty() {
-            return Ok(Vec::new());
-        }
-        serde_json::from_slice(&bytes).map_err(|e| ServiceError::Execution(e.to_string()))
-    }
-
-    /// Rows as CSV with a header line.
-    pub fn to_csv(&self) -> Result<String> {
-        let mut buf = Vec::new();
-        {
-            let mut writer = datafusion::arrow::csv::WriterBuilder::new()
-                .with_header(true)
-                .build(&mut buf);
-            for b in &self.batches {
-                writer
-                    .write(b)
-                    .map_err(|e| ServiceError::Execution(e.to_string()))?;
-            }
-        }
-        if self.batches.is_empty() {
-            let header: Vec<&str> = self
-                .schema
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .collect();
-            return Ok(format!("{}\n", header.join(",")));
-        }
-        String::from_utf8(buf).map_err(|e| ServiceError::Execution(e.to_string()))
-    }
-
     /// Column names and rows as display strings.
     pub fn to_strings(&self) -> Result<(Vec<String>, Vec<Vec<String>>)> {
         use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
