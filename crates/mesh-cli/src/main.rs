@@ -273,7 +273,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 .iter()
                 .all(|r| r.status == mesh_service::RunStatus::Succeeded);
             println!(
-                "\nTry next:\n  cd {}\n  mesh catalog list\n  mesh catalog search revenue\n  mesh catalog show sales/revenue_by_customer\n  mesh query \"SELECT country, sum(revenue) AS revenue FROM sales.revenue_by_customer GROUP BY country ORDER BY revenue DESC\"\n  mesh query \"SELECT * FROM information_schema.tables WHERE table_catalog = 'mesh'\"\n  mesh runs",
+                "\nTry next:\n  cd {}\n  mesh catalog list\n  mesh catalog search revenue\n  mesh catalog show sales/revenue_by_customer\n  mesh query \"SELECT country, sum(revenue) AS revenue FROM sales.revenue_by_customer GROUP BY country ORDER BY revenue DESC\"\n  mesh query \"SELECT * FROM information_schema.tables WHERE table_catalog = 'mesh'\"\n  mesh runs\n  mesh catalog show sales/orders --usage      # who reads which column\n  mesh catalog history sales/orders          # releases and their data versions\n  mesh contract export sales/orders --format odcs\n  (edit sales/orders/product.yaml, then) mesh plan",
                 dir.display()
             );
             if !ok {
