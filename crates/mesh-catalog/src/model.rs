@@ -51,6 +51,9 @@ pub struct ProductRecord {
     pub deployed_at: DateTime<Utc>,
     pub deployed_by: String,
     pub outputs: Vec<OutputRecord>,
+    /// For an older major kept alive (`sales/orders_v1`): the product it
+    /// is a major of (`sales/orders`).
+    pub line_of: Option<ProductRef>,
 }
 
 impl ProductRecord {
@@ -61,6 +64,7 @@ impl ProductRecord {
             && self.descriptor_path == other.descriptor_path
             && self.sql_texts == other.sql_texts
             && self.outputs == other.outputs
+            && self.line_of == other.line_of
     }
 }
 

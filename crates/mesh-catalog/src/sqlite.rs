@@ -160,6 +160,13 @@ impl SqliteCatalog {
                     sql_texts: json(row.try_get("sql_texts")?, "products", "sql_texts")?,
                     deployed_at: ts(row.try_get("deployed_at")?, "products", "deployed_at")?,
                     deployed_by: row.try_get("deployed_by")?,
+                    line_of: row
+                        .try_get::<Option<String>, _>("line_of")?
+                        .map(|l| {
+                            let (d, n) = l.split_once('/').unwrap_or((&l, ""));
+                            product_ref(d, n)
+                        })
+                        .transpose()?,
                 })
             })
             .collect()
@@ -271,6 +278,32 @@ impl CatalogStore for SqliteCatalog {
             .bind(by)
             .execute(&mut *tx)
             .await?;
+        // A new line (an older major kept alive) takes over the publications
+        // of the tables it keeps: its head moves to new tables and starts
+        // with none, so neither reads the other's versions.
+        let old_names: BTreeMap<&str, (&DomainName, &OutputName)> = existing
+            .values()
+            .flat_map(|r| &r.outputs)
+            .map(|o| (o.location.as_str(), (&o.domain, &o.output)))
+            .collect();
+        let new_lines = changed
+            .iter()
+            .filter(|(p, a)| p.line_of.is_some() && *a == "created")
+            .map(|(p, _)| p);
+        for p in new_lines {
+            for o in &p.outputs {
+                if let Some((d, old)) = old_names.get(o.location.as_str()) {
+                    sqlx::query(
+                        "UPDATE publications SET output = $1 WHERE domain = $2 AND output = $3",
+                    )
+                    .bind(o.output.as_str())
+                    .bind(d.as_str())
+                    .bind(old.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+            }
+        }
         for (p, action) in &changed {
             let sql_texts = serde_json::to_string(&p.sql_texts).unwrap_or_else(|_| "{}".into());
             sqlx::query("DELETE FROM products WHERE domain = $1 AND name = $2")
@@ -279,8 +312,8 @@ impl CatalogStore for SqliteCatalog {
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(
-                "INSERT INTO products (domain, name, version, status, owner, descriptor_path, descriptor, sql_texts, deployment_id, deployed_at, deployed_by)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                "INSERT INTO products (domain, name, version, status, owner, descriptor_path, descriptor, sql_texts, deployment_id, deployed_at, deployed_by, line_of)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
             )
             .bind(p.product.domain.as_str())
             .bind(p.product.name.as_str())
@@ -293,6 +326,7 @@ impl CatalogStore for SqliteCatalog {
             .bind(&id.0)
             .bind(&now)
             .bind(by)
+            .bind(p.line_of.as_ref().map(ToString::to_string))
             .execute(&mut *tx)
             .await?;
             sqlx::query("INSERT INTO product_changes (deployment_id, domain, name, version, action) VALUES ($1, $2, $3, $4, $5)")

@@ -36,6 +36,7 @@ fn product(domain: &str, name: &str, descriptor: &str) -> ProductRecord {
                 nullable: false,
             }],
         }],
+        line_of: None,
     }
 }
 

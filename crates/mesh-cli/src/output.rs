@@ -223,6 +223,37 @@ pub fn print_show(doc: &Value) {
             s(&doc["last_run"]["started_at"])
         );
     }
+    if !doc["major_of"].is_null() {
+        println!(
+            "major of:    {} (an older major kept alive)",
+            s(&doc["major_of"])
+        );
+    }
+    for m in doc["older_majors"].as_array().into_iter().flatten() {
+        let names: Vec<String> = m["sql_names"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(s)
+            .collect();
+        let readers: Vec<String> = m["consumers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .map(s)
+            .collect();
+        println!(
+            "older major: {} {} as {}; read by {}",
+            s(&m["product"]),
+            s(&m["version"]),
+            names.join(", "),
+            if readers.is_empty() {
+                "nobody".to_string()
+            } else {
+                readers.join(", ")
+            }
+        );
+    }
     for o in doc["contract_overrides"].as_array().into_iter().flatten() {
         println!(
             "override:    {} → {} deployed with --allow-breaking by {} at {}",

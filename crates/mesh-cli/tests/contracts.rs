@@ -157,26 +157,15 @@ fn deploy_refuses_breaking_changes_without_a_major_bump() {
     );
     assert_eq!(before["deployed_at"], after["deployed_at"]);
 
-    // A new major passes the gate, but counts still pins ^1: one major is
-    // served at a time, so its consumers must move their pin with it.
+    // A new major goes through; major 1 stays alive for counts (^1).
     edit(
         &dir,
         "example/greetings/product.yaml",
         "version: 1.0.0",
         "version: 2.0.0",
     );
-    let err = fails(&dir, &["deploy"]);
-    assert!(
-        err.contains("requires `example/greetings` ^1, but its version is 2.0.0"),
-        "{err}"
-    );
-    edit(
-        &dir,
-        "example/counts/product.yaml",
-        "version: ^1}",
-        "version: ^2}",
-    );
-    ok(&dir, &["deploy"]);
+    let out = ok(&dir, &["deploy"]);
+    assert!(out.contains("created   example/greetings_v1"), "{out}");
     let show = json(
         &dir,
         &["catalog", "show", "example/greetings", "--format", "json"],
@@ -572,4 +561,109 @@ fn queries_warn_on_deprecated_products_and_refuse_retired_ones() {
             .all(|t| t["table_name"] != "greetings"),
         "retired outputs are not listed: {tables}"
     );
+}
+
+#[test]
+fn a_new_major_lives_next_to_the_old_one_for_pinned_consumers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = project(tmp.path());
+    ok(&dir, &["run"]);
+    // 2.0.0 drops `language`, which counts (pinned ^1) reads.
+    edit(
+        &dir,
+        "example/greetings/product.yaml",
+        "version: 1.0.0",
+        "version: 2.0.0",
+    );
+    edit(
+        &dir,
+        "example/greetings/transform.sql",
+        "SELECT id, language, text",
+        "SELECT id, text",
+    );
+    edit(
+        &dir,
+        "example/greetings/product.yaml",
+        "      - {name: language, type: string, description: ISO 639-1 code}\n",
+        "",
+    );
+    edit(
+        &dir,
+        "example/greetings/product.yaml",
+        "      - {check: accepted_values, column: language, values: [en, fr, de, es]}\n",
+        "",
+    );
+    // counts keeps reading major 1, so nothing it reads breaks.
+    let plan = greetings_plan(&dir);
+    assert_eq!(change(&plan, "column_removed")["unused"], true);
+    let out = ok(&dir, &["deploy"]);
+    assert!(out.contains("created   example/greetings_v1"), "{out}");
+    ok(&dir, &["run"]);
+
+    // Both majors are queryable: the latest as greetings, major 1 pinned.
+    let v2 = json(
+        &dir,
+        &[
+            "query",
+            "SELECT * FROM example.greetings ORDER BY id",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(v2[0].get("language").is_none(), "{v2}");
+    assert_eq!(v2.as_array().unwrap().len(), 4);
+    let v1 = json(
+        &dir,
+        &[
+            "query",
+            "SELECT * FROM example.greetings_v1 ORDER BY id",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(v1[0]["language"], "en");
+    // Major 1 has releases of its own.
+    let history = json(
+        &dir,
+        &[
+            "catalog",
+            "history",
+            "example/greetings_v1",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(!history.as_array().unwrap().is_empty());
+    // counts was rebuilt from major 1.
+    let counts = json(
+        &dir,
+        &[
+            "query",
+            "SELECT count(*) AS n FROM example.counts",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(counts[0]["n"], 4);
+    let show = json(
+        &dir,
+        &["catalog", "show", "example/greetings", "--format", "json"],
+    );
+    assert_eq!(show["older_majors"][0]["product"], "example/greetings_v1");
+    assert_eq!(
+        show["older_majors"][0]["consumers"],
+        serde_json::json!(["example/counts"])
+    );
+    let line = json(
+        &dir,
+        &[
+            "catalog",
+            "show",
+            "example/greetings_v1",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(line["major_of"], "example/greetings");
+    assert_eq!(line["version"], "1.0.0");
 }

@@ -282,18 +282,48 @@ impl Runner {
                     register_source(ctx, name, &p.dir, source).await?;
                 }
                 InputKind::Product {
-                    product, output, ..
+                    product,
+                    output,
+                    version,
                 } => {
-                    let upstream =
+                    let mut upstream =
                         self.catalog.product(&product.value).await?.ok_or_else(|| {
                             PipelineError::UpstreamMissing {
                                 input: name.into(),
                                 upstream: product.value.to_string(),
                             }
                         })?;
-                    let out = match output {
-                        Some(o) => upstream.outputs.iter().find(|x| x.output == o.value),
-                        None => upstream.outputs.first(),
+                    // A requirement the newest major does not meet reads the
+                    // older major kept alive for it.
+                    let mut line_major = None;
+                    if let Some(req) = version
+                        && !semver::Version::parse(&upstream.version)
+                            .is_ok_and(|v| req.value.matches(&v))
+                    {
+                        let line = self
+                            .catalog
+                            .products()
+                            .await?
+                            .into_iter()
+                            .filter(|r| r.line_of.as_ref() == Some(&product.value))
+                            .filter_map(|r| Some((semver::Version::parse(&r.version).ok()?, r)))
+                            .filter(|(v, _)| req.value.matches(v))
+                            .max_by(|a, b| a.0.cmp(&b.0));
+                        if let Some((v, r)) = line {
+                            line_major = Some(v.major);
+                            upstream = r;
+                        }
+                    }
+                    let out = match (output, line_major) {
+                        (Some(o), Some(m)) => {
+                            let renamed = format!("{}_v{m}", o.value);
+                            upstream
+                                .outputs
+                                .iter()
+                                .find(|x| x.output.as_str() == renamed)
+                        }
+                        (Some(o), None) => upstream.outputs.iter().find(|x| x.output == o.value),
+                        (None, _) => upstream.outputs.first(),
                     }
                     .ok_or_else(|| PipelineError::UpstreamMissing {
                         input: name.into(),
@@ -459,6 +489,11 @@ impl Runner {
                 .read_parquet(files, ParquetReadOptions::default().schema(&schema))
                 .await?;
             ctx.register_table(name, df.into_view())?;
+        }
+        if let Some(original) = &s.output.original_name {
+            // SQL checks name the output as its descriptor does.
+            let table = ctx.table_provider(name).await?;
+            ctx.register_table(original.as_str(), table)?;
         }
         run_checks(&ctx, name, &checks_for(&s.output)).await
     }

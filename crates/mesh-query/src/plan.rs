@@ -13,9 +13,16 @@ use crate::schema::{accepts, arrow_schema, contract_type};
 use crate::session::transform_context;
 use crate::source::register_source;
 
-/// Looks up the declared schema of an upstream output: (product, output name or the only one).
+/// Looks up the declared schema of an upstream output: (product, output
+/// name or the only one, and the input's version requirement, which may
+/// select an older major kept alive next to the newest).
 pub trait UpstreamSchemas {
-    fn schema(&self, product: &ProductRef, output: Option<&str>) -> Option<SchemaRef>;
+    fn schema(
+        &self,
+        product: &ProductRef,
+        output: Option<&str>,
+        version: Option<&semver::VersionReq>,
+    ) -> Option<SchemaRef>;
 }
 
 /// A `line:col` from a DataFusion/sqlparser message, if it has one.
@@ -67,11 +74,15 @@ pub async fn register_inputs_for_planning(
                 }
             }
             InputKind::Product {
-                product, output, ..
+                product,
+                output,
+                version,
             } => {
-                let Some(schema) =
-                    upstream.schema(&product.value, output.as_ref().map(|o| o.as_str()))
-                else {
+                let Some(schema) = upstream.schema(
+                    &product.value,
+                    output.as_ref().map(|o| o.as_str()),
+                    version.as_ref().map(|v| &v.value),
+                ) else {
                     continue; // reported by structural validation
                 };
                 match MemTable::try_new(schema, vec![vec![]]) {

@@ -52,9 +52,15 @@ async fn register_for_analysis(
                 }
             },
             InputKind::Product {
-                product, output, ..
+                product,
+                output,
+                version,
             } => upstream
-                .schema(&product.value, output.as_ref().map(|o| o.as_str()))
+                .schema(
+                    &product.value,
+                    output.as_ref().map(|o| o.as_str()),
+                    version.as_ref().map(|v| &v.value),
+                )
                 .ok_or_else(|| {
                     Diagnostic::error(
                         "missing-product",

@@ -12,7 +12,12 @@ use mesh_spec::{ProductRef, parse_product};
 struct Upstream;
 
 impl UpstreamSchemas for Upstream {
-    fn schema(&self, product: &ProductRef, _output: Option<&str>) -> Option<SchemaRef> {
+    fn schema(
+        &self,
+        product: &ProductRef,
+        _output: Option<&str>,
+        _version: Option<&semver::VersionReq>,
+    ) -> Option<SchemaRef> {
         let fields = match product.to_string().as_str() {
             "sales/orders" => vec![
                 Field::new("order_id", DataType::Int64, false),

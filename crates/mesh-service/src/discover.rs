@@ -190,6 +190,23 @@ impl Mesh {
             .collect();
         let last_run = self.last_run(p).await?;
         let overrides = self.catalog.overrides(&r).await?;
+        // Older majors kept alive next to this one, with their readers.
+        let majors: Vec<Value> = deployed
+            .iter()
+            .filter(|(rec, _)| rec.line_of.as_ref() == Some(&r))
+            .map(|(rec, _)| {
+                json!({
+                    "product": rec.product.to_string(),
+                    "version": rec.version,
+                    "sql_names": rec.outputs.iter().map(|o| format!("{}.{}", o.domain, o.output)).collect::<Vec<_>>(),
+                    "consumers": deployed
+                        .iter()
+                        .filter(|(_, c)| c.inputs.iter().any(|i| matches!(&i.kind, InputKind::Product { product, version: Some(req), .. } if product.value == r && semver::Version::parse(&rec.version).is_ok_and(|v| req.value.matches(&v)))))
+                        .map(|(c, _)| c.product.to_string())
+                        .collect::<Vec<_>>(),
+                })
+            })
+            .collect();
         Ok(json!({
             "domain": p.domain.as_str(),
             "name": p.name.as_str(),
@@ -206,6 +223,8 @@ impl Mesh {
             "outputs": outputs,
             "slo": p.slo.as_ref().and_then(|s| s.freshness.as_ref()).map(|f| json!({"freshness": mesh_spec::format_duration(f.value)})),
             "contract_overrides": overrides,
+            "major_of": record.line_of.as_ref().map(ToString::to_string),
+            "older_majors": majors,
             "last_run": last_run.map(|r| json!({"id": r.id.0, "status": r.status.as_str(), "started_at": r.started_at.to_rfc3339(), "rows_written": r.rows_written, "error": r.error})),
         }))
     }

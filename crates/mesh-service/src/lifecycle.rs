@@ -50,10 +50,33 @@ fn upstreams(
     out
 }
 
+/// Every version of each product a requirement may select: the local
+/// descriptor, the deployed one (it stays alive as a line when the local
+/// one is a new major) and the older majors kept alive.
+fn all_versions(
+    local: &[ProductDescriptor],
+    deployed: &[ProductRecord],
+) -> BTreeMap<ProductRef, Vec<semver::Version>> {
+    let mut out: BTreeMap<ProductRef, Vec<semver::Version>> = BTreeMap::new();
+    for r in deployed {
+        if let Ok(v) = semver::Version::parse(&r.version) {
+            let of = r.line_of.clone().unwrap_or_else(|| r.product.clone());
+            out.entry(of).or_default().push(v);
+        }
+    }
+    for p in local {
+        out.entry(p.product_ref())
+            .or_default()
+            .push(p.version.value.clone());
+    }
+    out
+}
+
 /// Version requirements nobody satisfies, inputs on retired products
 /// (errors) and inputs on deprecated ones (warnings).
 pub fn check(local: &[ProductDescriptor], deployed: &[ProductRecord]) -> Vec<Diagnostic> {
     let known = upstreams(local, deployed);
+    let versions = all_versions(local, deployed);
     let mut out = Vec::new();
     for p in local {
         for input in &p.inputs {
@@ -67,8 +90,13 @@ pub fn check(local: &[ProductDescriptor], deployed: &[ProductRecord]) -> Vec<Dia
                 continue; // a missing product is reported by structural validation
             };
             let name = input.name.as_str();
+            let satisfied = |req: &semver::VersionReq| {
+                versions
+                    .get(&product.value)
+                    .is_some_and(|vs| vs.iter().any(|v| req.matches(v)))
+            };
             if let Some(req) = version
-                && !req.value.matches(&up.version)
+                && !satisfied(&req.value)
             {
                 out.push(
                     Diagnostic::error(

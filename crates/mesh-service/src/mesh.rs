@@ -96,6 +96,19 @@ impl Mesh {
         format!("{}/{}/{}/{}", self.storage_root, p.domain, p.name, output)
     }
 
+    /// The table location of an output at a major version: majors from 2
+    /// on get their own tables, so an older major can live next to them.
+    pub fn location_at(&self, p: &ProductRef, major: u64, output: &str) -> String {
+        if major <= 1 {
+            self.location(p, output)
+        } else {
+            format!(
+                "{}/{}/{}/v{major}/{}",
+                self.storage_root, p.domain, p.name, output
+            )
+        }
+    }
+
     /// Reads every descriptor of the project.
     pub fn load_project(&self) -> Result<(Vec<ProductDescriptor>, Vec<Diagnostic>)> {
         let (project, diagnostics) = project::load(&self.root)?;
@@ -146,8 +159,8 @@ impl Mesh {
         if diagnostics.iter().any(Diagnostic::is_error) {
             return Err(ServiceError::Invalid { diagnostics });
         }
-        let refused =
-            crate::lifecycle::new_consumers_of_deprecated(&products, &self.deployed().await?);
+        let deployed = self.deployed().await?;
+        let refused = crate::lifecycle::new_consumers_of_deprecated(&products, &deployed);
         if !refused.is_empty() {
             return Err(ServiceError::Invalid {
                 diagnostics: refused,
@@ -155,12 +168,37 @@ impl Mesh {
         }
         let plans = self.plan_products(&products).await?;
         let overrides = crate::plan::gate(&plans, by, allow_breaking)?;
+        let heads: BTreeMap<&ProductRef, &ProductRecord> = deployed
+            .iter()
+            .filter(|(r, _)| r.line_of.is_none())
+            .map(|(r, _)| (&r.product, r))
+            .collect();
         let mut records = Vec::with_capacity(products.len());
         for p in &products {
             let sql_texts = sql_files(p).map_err(|d| ServiceError::Invalid {
                 diagnostics: vec![d],
             })?;
             let r = p.product_ref();
+            let major = p.version.value.major;
+            let previous = heads.get(&r).copied();
+            let previous_major = previous
+                .and_then(|h| semver::Version::parse(&h.version).ok())
+                .map(|v| v.major);
+            // A new major keeps the old one alive as its own line.
+            if let (Some(old), Some(old_major)) = (previous, previous_major)
+                && old_major < major
+            {
+                records.push(major_line(old, old_major, by)?);
+            }
+            let location = |output: &str| match previous {
+                Some(old) if previous_major == Some(major) => old
+                    .outputs
+                    .iter()
+                    .find(|o| o.output.as_str() == output)
+                    .map(|o| o.location.clone())
+                    .unwrap_or_else(|| self.location_at(&r, major, output)),
+                _ => self.location_at(&r, major, output),
+            };
             records.push(ProductRecord {
                 outputs: p
                     .outputs
@@ -169,7 +207,7 @@ impl Mesh {
                         domain: p.domain.value.clone(),
                         output: o.name.value.clone(),
                         product: r.clone(),
-                        location: self.location(&r, o.name.as_str()),
+                        location: location(o.name.as_str()),
                         columns: o
                             .columns
                             .iter()
@@ -190,6 +228,7 @@ impl Mesh {
                 sql_texts,
                 deployed_at: chrono::Utc::now(),
                 deployed_by: by.to_string(),
+                line_of: None,
             });
         }
         let outcome = self.catalog.deploy(by, records, overrides).await?;
@@ -202,7 +241,12 @@ impl Mesh {
         for r in self.catalog.products().await? {
             let (p, diagnostics) = parse_product(Path::new(&r.descriptor_path), &r.descriptor);
             match p {
-                Some(p) => out.push((r, p)),
+                Some(mut p) => {
+                    if r.line_of.is_some() {
+                        as_line(&mut p, &r);
+                    }
+                    out.push((r, p))
+                }
                 None => return Err(ServiceError::Invalid { diagnostics }),
             }
         }
@@ -267,13 +311,30 @@ impl Mesh {
                 .map(|s| self.resolve(s, &known))
                 .collect::<Result<_>>()?
         };
+        // What each product reads: an input pinned to an older major reads
+        // that major's line.
+        let records: Vec<ProductRecord> = deployed.iter().map(|(r, _)| r.clone()).collect();
         let edges: BTreeMap<ProductRef, BTreeSet<ProductRef>> = deployed
             .iter()
             .map(|(r, p)| {
-                (
-                    r.product.clone(),
-                    p.upstream().map(|u| u.value.clone()).collect(),
-                )
+                let reads = p
+                    .inputs
+                    .iter()
+                    .filter_map(|i| match &i.kind {
+                        mesh_spec::InputKind::Product {
+                            product, version, ..
+                        } => Some(
+                            matching_line(
+                                &records,
+                                &product.value,
+                                version.as_ref().map(|v| &v.value),
+                            )
+                            .map_or_else(|| product.value.clone(), |l| l.product.clone()),
+                        ),
+                        mesh_spec::InputKind::Source(_) => None,
+                    })
+                    .collect();
+                (r.product.clone(), reads)
             })
             .collect();
         let order = mesh_spec::graph::build_order(&edges).map_err(|c| ServiceError::Invalid {
@@ -291,10 +352,12 @@ impl Mesh {
             let Some((record, p)) = by_ref.get(r).map(|d| (&d.0, &d.1)) else {
                 continue;
             };
-            let blocked: Vec<String> = p
-                .upstream()
-                .filter(|u| failed.contains(&u.value))
-                .map(|u| u.value.to_string())
+            let blocked: Vec<String> = edges
+                .get(r)
+                .into_iter()
+                .flatten()
+                .filter(|u| failed.contains(*u))
+                .map(ToString::to_string)
                 .collect();
             if !blocked.is_empty() {
                 let now = chrono::Utc::now();
@@ -417,8 +480,29 @@ struct Upstream<'a> {
 }
 
 impl UpstreamSchemas for Upstream<'_> {
-    fn schema(&self, product: &ProductRef, output: Option<&str>) -> Option<SchemaRef> {
-        if let Some(p) = self.local.iter().find(|p| &p.product_ref() == product) {
+    fn schema(
+        &self,
+        product: &ProductRef,
+        output: Option<&str>,
+        version: Option<&semver::VersionReq>,
+    ) -> Option<SchemaRef> {
+        let local = self.local.iter().find(|p| &p.product_ref() == product);
+        let local_matches =
+            local.is_some_and(|p| version.is_none_or(|req| req.matches(&p.version.value)));
+        if !local_matches {
+            if let Some(line) = matching_line(self.deployed, product, version) {
+                return record_schema(line, output.map(|o| line_output(o, line)).as_deref());
+            }
+            // The deployed major the requirement selects becomes a line
+            // when the local new major is deployed.
+            let head = self.deployed.iter().find(|r| &r.product == product);
+            if let (Some(h), Some(req)) = (head, version)
+                && semver::Version::parse(&h.version).is_ok_and(|v| req.matches(&v))
+            {
+                return record_schema(h, output);
+            }
+        }
+        if let Some(p) = local {
             let o = match output {
                 Some(name) => p.output(name)?,
                 None => p.outputs.first()?,
@@ -426,18 +510,54 @@ impl UpstreamSchemas for Upstream<'_> {
             return Some(mesh_query::schema::arrow_schema(&o.columns));
         }
         let r = self.deployed.iter().find(|r| &r.product == product)?;
-        let o = match output {
-            Some(name) => r.outputs.iter().find(|o| o.output.as_str() == name)?,
-            None => r.outputs.first()?,
-        };
-        Some(arrow_schema_of(o.columns.iter().map(|c| {
-            (
-                c.name.as_str(),
-                c.ty.parse::<ColumnType>().unwrap_or(ColumnType::String),
-                c.nullable,
-            )
-        })))
+        record_schema(r, output)
     }
+}
+
+/// The declared schema of a deployed output.
+fn record_schema(r: &ProductRecord, output: Option<&str>) -> Option<SchemaRef> {
+    let o = match output {
+        Some(name) => r.outputs.iter().find(|o| o.output.as_str() == name)?,
+        None => r.outputs.first()?,
+    };
+    Some(arrow_schema_of(o.columns.iter().map(|c| {
+        (
+            c.name.as_str(),
+            c.ty.parse::<ColumnType>().unwrap_or(ColumnType::String),
+            c.nullable,
+        )
+    })))
+}
+
+/// The newest deployed line (older major) of `product` that a version
+/// requirement selects, when the head does not satisfy it.
+pub(crate) fn matching_line<'a>(
+    deployed: &'a [ProductRecord],
+    product: &ProductRef,
+    version: Option<&semver::VersionReq>,
+) -> Option<&'a ProductRecord> {
+    let req = version?;
+    let head_matches = deployed
+        .iter()
+        .find(|r| &r.product == product)
+        .and_then(|r| semver::Version::parse(&r.version).ok())
+        .is_some_and(|v| req.matches(&v));
+    if head_matches {
+        return None;
+    }
+    deployed
+        .iter()
+        .filter(|r| r.line_of.as_ref() == Some(product))
+        .filter_map(|r| Some((semver::Version::parse(&r.version).ok()?, r)))
+        .filter(|(v, _)| req.matches(v))
+        .max_by(|a, b| a.0.cmp(&b.0))
+        .map(|(_, r)| r)
+}
+
+/// The name a line gives to an output of its product.
+pub(crate) fn line_output(output: &str, line: &ProductRecord) -> String {
+    let major = semver::Version::parse(&line.version).map_or(0, |v| v.major);
+    line_name(output, major)
 }
 
 impl QueryResult {
@@ -468,5 +588,57 @@ impl QueryResult {
 
     pub fn row_count(&self) -> usize {
         self.batches.iter().map(RecordBatch::num_rows).sum()
+    }
+}
+
+/// The name of an older major's line: `orders` at major 1 is `orders_v1`.
+pub fn line_name(name: &str, major: u64) -> String {
+    format!("{name}_v{major}")
+}
+
+/// The record that keeps major `major` of `head` alive next to a new major:
+/// the same definition and tables, under `<name>_v<major>` names.
+fn major_line(head: &ProductRecord, major: u64, by: &str) -> Result<ProductRecord> {
+    let invalid = |e: mesh_spec::name::NameError| {
+        ServiceError::Execution(format!(
+            "cannot keep major {major} of {} alive: {e}",
+            head.product
+        ))
+    };
+    let name = mesh_spec::ProductName::parse(&line_name(head.product.name.as_str(), major))
+        .map_err(invalid)?;
+    let line = ProductRef::new(head.product.domain.clone(), name);
+    let outputs = head
+        .outputs
+        .iter()
+        .map(|o| {
+            Ok(OutputRecord {
+                output: mesh_spec::OutputName::parse(&line_name(o.output.as_str(), major))
+                    .map_err(invalid)?,
+                product: line.clone(),
+                ..o.clone()
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ProductRecord {
+        product: line,
+        outputs,
+        deployed_at: chrono::Utc::now(),
+        deployed_by: by.to_string(),
+        line_of: Some(head.product.clone()),
+        ..head.clone()
+    })
+}
+
+/// Renames a line's descriptor to the line's names: the product becomes
+/// `<name>_v<major>` and each output `<output>_v<major>`.
+fn as_line(p: &mut ProductDescriptor, record: &ProductRecord) {
+    let major = p.version.value.major;
+    p.name.value = record.product.name.clone();
+    for o in &mut p.outputs {
+        if let Ok(renamed) = mesh_spec::OutputName::parse(&line_name(o.name.as_str(), major)) {
+            o.original_name = Some(o.name.value.clone());
+            o.name.value = renamed;
+        }
     }
 }

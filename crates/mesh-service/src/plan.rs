@@ -91,11 +91,25 @@ impl ProductPlan {
 /// local descriptors only for products not deployed yet.
 struct Current<'a> {
     deployed: &'a BTreeMap<ProductRef, ProductDescriptor>,
+    records: &'a [ProductRecord],
     local: &'a BTreeMap<ProductRef, &'a ProductDescriptor>,
 }
 
 impl UpstreamSchemas for Current<'_> {
-    fn schema(&self, product: &ProductRef, output: Option<&str>) -> Option<SchemaRef> {
+    fn schema(
+        &self,
+        product: &ProductRef,
+        output: Option<&str>,
+        version: Option<&semver::VersionReq>,
+    ) -> Option<SchemaRef> {
+        if let Some(line) = crate::mesh::matching_line(self.records, product, version) {
+            let p = self.deployed.get(&line.product)?;
+            let o = match output {
+                Some(name) => p.output(&crate::mesh::line_output(name, line))?,
+                None => p.outputs.first()?,
+            };
+            return Some(arrow_schema(&o.columns));
+        }
         let p = self
             .deployed
             .get(product)
@@ -141,8 +155,11 @@ impl Mesh {
             .collect();
         let local_by_ref: BTreeMap<ProductRef, &ProductDescriptor> =
             local.iter().map(|p| (p.product_ref(), p)).collect();
+        let record_list: Vec<ProductRecord> =
+            deployed_pairs.iter().map(|(r, _)| r.clone()).collect();
         let current = Current {
             deployed: &deployed,
+            records: &record_list,
             local: &local_by_ref,
         };
 
@@ -158,11 +175,20 @@ impl Mesh {
         for (consumer, stored) in consumers {
             for input in &consumer.inputs {
                 let InputKind::Product {
-                    product, output, ..
+                    product,
+                    output,
+                    version,
                 } = &input.kind
                 else {
                     continue;
                 };
+                // A consumer whose requirement the new version does not meet
+                // keeps reading the older major, which stays alive.
+                if let (Some(req), Some(new)) = (version, local_by_ref.get(&product.value))
+                    && !req.value.matches(&new.version.value)
+                {
+                    continue;
+                }
                 let upstream = deployed
                     .get(&product.value)
                     .or_else(|| local_by_ref.get(&product.value).copied());
@@ -376,8 +402,11 @@ impl Mesh {
             .map(|(r, p)| (r.product.clone(), p.clone()))
             .collect();
         let no_local = BTreeMap::new();
+        let record_list: Vec<ProductRecord> =
+            deployed_pairs.iter().map(|(r, _)| r.clone()).collect();
         let current = Current {
             deployed: &deployed,
+            records: &record_list,
             local: &no_local,
         };
         let Some(product) = deployed.get(&target) else {

@@ -308,6 +308,9 @@ pub struct Output {
     /// The SQL that builds this output; defaults to the product's transform.
     pub sql: Option<Sql>,
     pub span: Span,
+    /// For an output of an older major's line (`orders_v1`): the name its
+    /// descriptor gives it (`orders`), which its SQL checks use.
+    pub original_name: Option<OutputName>,
 }
 
 impl Output {

@@ -572,6 +572,7 @@ fn decode_output(ctx: &mut Ctx, n: &Node) -> Option<Output> {
         quality,
         sql,
         span: n.span,
+        original_name: None,
     })
 }
 
