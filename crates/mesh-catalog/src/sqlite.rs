@@ -375,6 +375,43 @@ impl CatalogStore for SqliteCatalog {
         Ok(outcome)
     }
 
+    async fn retire(&self, product: &ProductRef, by: &str) -> Result<bool> {
+        let id = DeploymentId(uuid::Uuid::now_v7().to_string());
+        let now = Utc::now().to_rfc3339();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO deployments (id, deployed_at, deployed_by) VALUES ($1, $2, $3)")
+            .bind(&id.0)
+            .bind(&now)
+            .bind(by)
+            .execute(&mut *tx)
+            .await?;
+        let updated = sqlx::query(
+            "UPDATE products SET status = 'retired', deployment_id = $1, deployed_at = $2, deployed_by = $3 WHERE domain = $4 AND name = $5",
+        )
+        .bind(&id.0)
+        .bind(&now)
+        .bind(by)
+        .bind(product.domain.as_str())
+        .bind(product.name.as_str())
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            // Dropping the transaction rolls the deployment row back.
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO product_changes (deployment_id, domain, name, version, action)
+             SELECT $1, domain, name, version, 'retired' FROM products WHERE domain = $2 AND name = $3",
+        )
+        .bind(&id.0)
+        .bind(product.domain.as_str())
+        .bind(product.name.as_str())
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn overrides(&self, product: &ProductRef) -> Result<Vec<ContractOverride>> {
         sqlx::query(
             "SELECT * FROM contract_overrides WHERE domain = $1 AND name = $2 ORDER BY overridden_at DESC",

@@ -25,6 +25,10 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
     /// Recorded overrides of the contract gate for a product, newest first.
     async fn overrides(&self, product: &ProductRef) -> Result<Vec<ContractOverride>>;
 
+    /// Retires a deployed product (recorded as a deployment by `by`).
+    /// Returns whether the product existed.
+    async fn retire(&self, product: &ProductRef, by: &str) -> Result<bool>;
+
     /// Every deployed product, ordered by domain and name.
     async fn products(&self) -> Result<Vec<ProductRecord>>;
 

@@ -86,6 +86,9 @@ enum Command {
         #[command(subcommand)]
         command: ContractCommand,
     },
+    /// Retire a deployed product, such as an older major kept alive
+    /// (`sales/orders_v1`): it is no longer built or served.
+    Retire { product: String },
     /// Run history, newest first.
     Runs {
         /// Only this product (<domain>/<product>).
@@ -365,6 +368,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             {
                 return Ok(ExitCode::FAILURE);
             }
+        }
+        Command::Retire { product } => {
+            let mesh = open(&cli.project, None).await?;
+            let r = mesh.retire(&product, &user()).await?;
+            println!("retired   {r}");
         }
         Command::Contract { command } => match command {
             ContractCommand::Export {

@@ -666,4 +666,64 @@ fn a_new_major_lives_next_to_the_old_one_for_pinned_consumers() {
     );
     assert_eq!(line["major_of"], "example/greetings");
     assert_eq!(line["version"], "1.0.0");
+
+    // Major 1 cannot be retired while counts reads it.
+    let err = fails(&dir, &["retire", "example/greetings_v1"]);
+    assert!(
+        err.contains("`example/greetings_v1` is still read by example/counts"),
+        "{err}"
+    );
+    // Move counts to major 2, then retire major 1.
+    edit(
+        &dir,
+        "example/counts/product.yaml",
+        "version: ^1}",
+        "version: ^2}",
+    );
+    edit(
+        &dir,
+        "example/counts/product.yaml",
+        "SELECT language, count(*) AS n FROM g GROUP BY language",
+        "SELECT text AS language, count(*) AS n FROM g GROUP BY text",
+    );
+    ok(&dir, &["deploy"]);
+    assert!(
+        ok(&dir, &["retire", "example/greetings_v1"]).contains("retired   example/greetings_v1")
+    );
+    let err = fails(&dir, &["query", "SELECT * FROM example.greetings_v1"]);
+    assert!(
+        err.contains("which is retired and no longer served"),
+        "{err}"
+    );
+    // A consumer pinned to the retired major is refused.
+    edit(
+        &dir,
+        "example/counts/product.yaml",
+        "version: ^2}",
+        "version: ^1}",
+    );
+    let err = fails(&dir, &["validate"]);
+    assert!(
+        err.contains(
+            "input `g` reads `example/greetings_v1`, which is retired and no longer served"
+        ),
+        "{err}"
+    );
+    // Retired products are no longer built.
+    edit(
+        &dir,
+        "example/counts/product.yaml",
+        "version: ^1}",
+        "version: ^2}",
+    );
+    ok(&dir, &["run"]);
+    let runs = json(&dir, &["runs", "--format", "json"]);
+    assert!(
+        runs.as_array()
+            .unwrap()
+            .iter()
+            .take(2)
+            .all(|r| r["product"] != "example/greetings_v1"),
+        "{runs}"
+    );
 }

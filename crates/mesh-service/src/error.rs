@@ -21,6 +21,11 @@ pub enum ServiceError {
         #[source]
         source: std::io::Error,
     },
+    #[error("`{product}` is still read by {}", .readers.join(", "))]
+    StillRead {
+        product: String,
+        readers: Vec<String>,
+    },
     #[error("cannot read {path}: {source}")]
     Read {
         path: String,
@@ -57,6 +62,9 @@ impl ServiceError {
             } else {
                 "a version can only go forwards; raise it above the deployed one".into()
             }),
+            ServiceError::StillRead { .. } => Some(
+                "move those consumers to another product or major (their `version:` requirement), deploy, then retire".into(),
+            ),
             ServiceError::State { .. } => {
                 Some("check the permissions and free space of the state directory".into())
             }

@@ -86,7 +86,14 @@ pub fn check(local: &[ProductDescriptor], deployed: &[ProductRecord]) -> Vec<Dia
             else {
                 continue;
             };
-            let Some(up) = known.get(&product.value) else {
+            // A requirement that selects an older major reads that line.
+            let line = crate::mesh::matching_line(
+                deployed,
+                &product.value,
+                version.as_ref().map(|v| &v.value),
+            );
+            let target = line.map_or(&product.value, |l| &l.product);
+            let Some(up) = known.get(target) else {
                 continue; // a missing product is reported by structural validation
             };
             let name = input.name.as_str();
@@ -119,8 +126,7 @@ pub fn check(local: &[ProductDescriptor], deployed: &[ProductRecord]) -> Vec<Dia
                     Diagnostic::error(
                         "retired-upstream",
                         format!(
-                            "input `{name}` reads `{}`, which is retired and no longer served",
-                            product.value
+                            "input `{name}` reads `{target}`, which is retired and no longer served"
                         ),
                     )
                     .at(&p.file, product.span)
@@ -130,8 +136,7 @@ pub fn check(local: &[ProductDescriptor], deployed: &[ProductRecord]) -> Vec<Dia
                     Diagnostic::warning(
                         "deprecated-upstream",
                         format!(
-                            "input `{name}` reads `{}`, which is deprecated{}",
-                            product.value,
+                            "input `{name}` reads `{target}`, which is deprecated{}",
                             up.sunset
                                 .map(|d| format!(" and will be retired on {d}"))
                                 .unwrap_or_default()

@@ -253,6 +253,45 @@ impl Mesh {
         Ok(out)
     }
 
+    /// Retires a deployed product: it is no longer built or served. This is
+    /// how an older major kept alive (`sales/orders_v1`) is ended; a
+    /// product with a descriptor can also be retired with `status: retired`.
+    /// Refused while deployed products still read it.
+    pub async fn retire(&self, name: &str, by: &str) -> Result<ProductRef> {
+        let r = self.resolve_deployed(name).await?;
+        let deployed = self.deployed().await?;
+        let records: Vec<ProductRecord> = deployed.iter().map(|(r, _)| r.clone()).collect();
+        let readers: Vec<String> = deployed
+            .iter()
+            .filter(|(rec, p)| {
+                rec.status != "retired"
+                    && p.inputs.iter().any(|i| match &i.kind {
+                        mesh_spec::InputKind::Product {
+                            product, version, ..
+                        } => {
+                            let reads = matching_line(
+                                &records,
+                                &product.value,
+                                version.as_ref().map(|v| &v.value),
+                            )
+                            .map_or(&product.value, |l| &l.product);
+                            *reads == r
+                        }
+                        mesh_spec::InputKind::Source(_) => false,
+                    })
+            })
+            .map(|(rec, _)| rec.product.to_string())
+            .collect();
+        if !readers.is_empty() {
+            return Err(ServiceError::StillRead {
+                product: r.to_string(),
+                readers,
+            });
+        }
+        self.catalog.retire(&r, by).await?;
+        Ok(r)
+    }
+
     /// Resolves a product reference typed by a user among the deployed ones.
     pub async fn resolve_deployed(&self, name: &str) -> Result<ProductRef> {
         let known: Vec<ProductRef> = self
@@ -352,6 +391,9 @@ impl Mesh {
             let Some((record, p)) = by_ref.get(r).map(|d| (&d.0, &d.1)) else {
                 continue;
             };
+            if record.status == "retired" {
+                continue; // no longer built
+            }
             let blocked: Vec<String> = edges
                 .get(r)
                 .into_iter()
