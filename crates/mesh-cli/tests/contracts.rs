@@ -53,6 +53,28 @@ fn drop_text(dir: &Path) {
     );
 }
 
+/// Drops the `language` column of greetings (its SQL, contract and check).
+fn drop_language(dir: &Path) {
+    edit(
+        dir,
+        "example/greetings/transform.sql",
+        "SELECT id, language, text",
+        "SELECT id, text",
+    );
+    edit(
+        dir,
+        "example/greetings/product.yaml",
+        "      - {name: language, type: string, description: ISO 639-1 code}\n",
+        "",
+    );
+    edit(
+        dir,
+        "example/greetings/product.yaml",
+        "      - {check: accepted_values, column: language, values: [en, fr, de, es]}\n",
+        "",
+    );
+}
+
 fn greetings_plan(dir: &Path) -> Value {
     let plans = json(dir, &["plan", "--format", "json"]);
     plans
@@ -257,24 +279,7 @@ fn plan_still_shows_whom_a_change_breaks_when_the_consumer_no_longer_validates()
     let tmp = tempfile::tempdir().unwrap();
     let dir = project(tmp.path());
     // Drop `language`, which counts reads; counts itself is not updated.
-    edit(
-        &dir,
-        "example/greetings/transform.sql",
-        "SELECT id, language, text",
-        "SELECT id, text",
-    );
-    edit(
-        &dir,
-        "example/greetings/product.yaml",
-        "      - {name: language, type: string, description: ISO 639-1 code}\n",
-        "",
-    );
-    edit(
-        &dir,
-        "example/greetings/product.yaml",
-        "      - {check: accepted_values, column: language, values: [en, fr, de, es]}\n",
-        "",
-    );
+    drop_language(&dir);
     let out = common::mesh(&dir, &["plan", "--format", "json"]);
     assert!(!out.status.success(), "the consumer's SQL no longer plans");
     let err = String::from_utf8_lossy(&out.stderr);
@@ -575,24 +580,7 @@ fn a_new_major_lives_next_to_the_old_one_for_pinned_consumers() {
         "version: 1.0.0",
         "version: 2.0.0",
     );
-    edit(
-        &dir,
-        "example/greetings/transform.sql",
-        "SELECT id, language, text",
-        "SELECT id, text",
-    );
-    edit(
-        &dir,
-        "example/greetings/product.yaml",
-        "      - {name: language, type: string, description: ISO 639-1 code}\n",
-        "",
-    );
-    edit(
-        &dir,
-        "example/greetings/product.yaml",
-        "      - {check: accepted_values, column: language, values: [en, fr, de, es]}\n",
-        "",
-    );
+    drop_language(&dir);
     // counts keeps reading major 1, so nothing it reads breaks.
     let plan = greetings_plan(&dir);
     assert_eq!(change(&plan, "column_removed")["unused"], true);
