@@ -414,6 +414,14 @@ pub fn print_plan(plans: &[mesh_service::plan::ProductPlan]) {
                 println!("              hint: {hint}");
             }
         }
+        if let Some(line) = &p.keeps_alive {
+            println!(
+                "  keeps {} alive as {line} for consumers pinned to it",
+                p.deployed_version
+                    .as_deref()
+                    .unwrap_or("the deployed version")
+            );
+        }
         if let Some(e) = &p.version_error {
             println!("  {} {e}", paint("refused:", Grade::Breaking));
         }

@@ -584,6 +584,7 @@ fn a_new_major_lives_next_to_the_old_one_for_pinned_consumers() {
     // counts keeps reading major 1, so nothing it reads breaks.
     let plan = greetings_plan(&dir);
     assert_eq!(change(&plan, "column_removed")["unused"], true);
+    assert_eq!(plan["keeps_alive"], "example/greetings_v1");
     let out = ok(&dir, &["deploy"]);
     assert!(out.contains("created   example/greetings_v1"), "{out}");
     ok(&dir, &["run"]);

@@ -185,7 +185,9 @@ impl Mesh {
                 .and_then(|h| semver::Version::parse(&h.version).ok())
                 .map(|v| v.major);
             // A new major keeps the old one alive as its own line.
+            // (0.x has no stable major to keep.)
             if let (Some(old), Some(old_major)) = (previous, previous_major)
+                && old_major >= 1
                 && old_major < major
             {
                 records.push(major_line(old, old_major, by)?);

@@ -69,6 +69,9 @@ pub struct ProductPlan {
         serialize_with = "display_opt"
     )]
     pub version_error: Option<VersionError>,
+    /// A new major keeps the deployed one alive under this name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub keeps_alive: Option<String>,
 }
 
 fn display_opt<S: serde::Serializer>(
@@ -222,6 +225,7 @@ impl Mesh {
                     grade: None,
                     changes: Vec::new(),
                     version_error: None,
+                    keeps_alive: None,
                 });
                 continue;
             };
@@ -255,6 +259,15 @@ impl Mesh {
                 version: p.version.to_string(),
                 grade: planned.iter().map(|c| c.change.grade).max(),
                 version_error: version_gate(&old.version.value, &p.version.value, breaking).err(),
+                keeps_alive: (p.version.value.major > old.version.value.major
+                    && old.version.value.major >= 1)
+                    .then(|| {
+                        format!(
+                            "{}/{}",
+                            r.domain,
+                            crate::mesh::line_name(r.name.as_str(), old.version.value.major)
+                        )
+                    }),
                 changes: planned,
             });
         }
