@@ -6,12 +6,14 @@
 //! accepts. Search builds a tantivy index in memory from catalog data.
 
 pub mod error;
+pub mod lines;
 pub mod model;
 pub mod search;
 pub mod sqlite;
 pub mod store;
 
 pub use error::{CatalogError, Result};
+pub use lines::{line_name, line_output, matching_line};
 pub use model::*;
 pub use sqlite::SqliteCatalog;
 pub use store::CatalogStore;

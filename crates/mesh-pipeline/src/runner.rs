@@ -294,36 +294,24 @@ impl Runner {
                             }
                         })?;
                     // A requirement the newest major does not meet reads the
-                    // older major kept alive for it.
-                    let mut line_major = None;
+                    // older major kept alive for it (the catalog is read
+                    // again only then).
+                    let mut output_name = output.as_ref().map(|o| o.to_string());
                     if let Some(req) = version
                         && !semver::Version::parse(&upstream.version)
                             .is_ok_and(|v| req.value.matches(&v))
                     {
-                        let line = self
-                            .catalog
-                            .products()
-                            .await?
-                            .into_iter()
-                            .filter(|r| r.line_of.as_ref() == Some(&product.value))
-                            .filter_map(|r| Some((semver::Version::parse(&r.version).ok()?, r)))
-                            .filter(|(v, _)| req.value.matches(v))
-                            .max_by(|a, b| a.0.cmp(&b.0));
-                        if let Some((v, r)) = line {
-                            line_major = Some(v.major);
-                            upstream = r;
+                        let all = self.catalog.products().await?;
+                        if let Some(line) =
+                            mesh_catalog::matching_line(&all, &product.value, Some(&req.value))
+                        {
+                            output_name = output_name.map(|o| mesh_catalog::line_output(&o, line));
+                            upstream = line.clone();
                         }
                     }
-                    let out = match (output, line_major) {
-                        (Some(o), Some(m)) => {
-                            let renamed = format!("{}_v{m}", o.value);
-                            upstream
-                                .outputs
-                                .iter()
-                                .find(|x| x.output.as_str() == renamed)
-                        }
-                        (Some(o), None) => upstream.outputs.iter().find(|x| x.output == o.value),
-                        (None, _) => upstream.outputs.first(),
+                    let out = match &output_name {
+                        Some(o) => upstream.outputs.iter().find(|x| x.output.as_str() == o),
+                        None => upstream.outputs.first(),
                     }
                     .ok_or_else(|| PipelineError::UpstreamMissing {
                         input: name.into(),

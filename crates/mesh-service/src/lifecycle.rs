@@ -87,7 +87,7 @@ pub fn check(local: &[ProductDescriptor], deployed: &[ProductRecord]) -> Vec<Dia
                 continue;
             };
             // A requirement that selects an older major reads that line.
-            let line = crate::mesh::matching_line(
+            let line = mesh_catalog::matching_line(
                 deployed,
                 &product.value,
                 version.as_ref().map(|v| &v.value),

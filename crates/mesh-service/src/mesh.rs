@@ -8,7 +8,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use mesh_catalog::{
     CatalogStore, ColumnRecord, DeployOutcome, OutputRecord, ProductRecord, RunRecord, RunStatus,
-    SqliteCatalog,
+    SqliteCatalog, line_name, line_output, matching_line,
 };
 use mesh_pipeline::{Observer, Runner};
 use mesh_query::QueryEngine;
@@ -166,7 +166,7 @@ impl Mesh {
                 diagnostics: refused,
             });
         }
-        let plans = self.plan_products(&products).await?;
+        let plans = self.plan_products(&products, &deployed).await?;
         let overrides = crate::plan::gate(&plans, by, allow_breaking)?;
         let heads: BTreeMap<&ProductRef, &ProductRecord> = deployed
             .iter()
@@ -573,37 +573,6 @@ fn record_schema(r: &ProductRecord, output: Option<&str>) -> Option<SchemaRef> {
     })))
 }
 
-/// The newest deployed line (older major) of `product` that a version
-/// requirement selects, when the head does not satisfy it.
-pub(crate) fn matching_line<'a>(
-    deployed: &'a [ProductRecord],
-    product: &ProductRef,
-    version: Option<&semver::VersionReq>,
-) -> Option<&'a ProductRecord> {
-    let req = version?;
-    let head_matches = deployed
-        .iter()
-        .find(|r| &r.product == product)
-        .and_then(|r| semver::Version::parse(&r.version).ok())
-        .is_some_and(|v| req.matches(&v));
-    if head_matches {
-        return None;
-    }
-    deployed
-        .iter()
-        .filter(|r| r.line_of.as_ref() == Some(product))
-        .filter_map(|r| Some((semver::Version::parse(&r.version).ok()?, r)))
-        .filter(|(v, _)| req.matches(v))
-        .max_by(|a, b| a.0.cmp(&b.0))
-        .map(|(_, r)| r)
-}
-
-/// The name a line gives to an output of its product.
-pub(crate) fn line_output(output: &str, line: &ProductRecord) -> String {
-    let major = semver::Version::parse(&line.version).map_or(0, |v| v.major);
-    line_name(output, major)
-}
-
 impl QueryResult {
     /// Column names and rows as display strings.
     pub fn to_strings(&self) -> Result<(Vec<String>, Vec<Vec<String>>)> {
@@ -633,11 +602,6 @@ impl QueryResult {
     pub fn row_count(&self) -> usize {
         self.batches.iter().map(RecordBatch::num_rows).sum()
     }
-}
-
-/// The name of an older major's line: `orders` at major 1 is `orders_v1`.
-pub fn line_name(name: &str, major: u64) -> String {
-    format!("{name}_v{major}")
 }
 
 /// The record that keeps major `major` of `head` alive next to a new major:

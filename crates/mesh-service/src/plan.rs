@@ -105,10 +105,10 @@ impl UpstreamSchemas for Current<'_> {
         output: Option<&str>,
         version: Option<&semver::VersionReq>,
     ) -> Option<SchemaRef> {
-        if let Some(line) = crate::mesh::matching_line(self.records, product, version) {
+        if let Some(line) = mesh_catalog::matching_line(self.records, product, version) {
             let p = self.deployed.get(&line.product)?;
             let o = match output {
-                Some(name) => p.output(&crate::mesh::line_output(name, line))?,
+                Some(name) => p.output(&mesh_catalog::line_output(name, line))?,
                 None => p.outputs.first()?,
             };
             return Some(arrow_schema(&o.columns));
@@ -142,12 +142,17 @@ impl Mesh {
     /// descriptors that could not be read at all are left out of the plan.
     pub async fn plan(&self) -> Result<(Vec<ProductPlan>, Vec<Diagnostic>)> {
         let (local, diagnostics) = self.validate().await?;
-        Ok((self.plan_products(&local).await?, diagnostics))
+        let deployed = self.deployed().await?;
+        Ok((self.plan_products(&local, &deployed).await?, diagnostics))
     }
 
-    /// The plan for validated local descriptors.
-    pub async fn plan_products(&self, local: &[ProductDescriptor]) -> Result<Vec<ProductPlan>> {
-        let deployed_pairs = self.deployed().await?;
+    /// The plan for validated local descriptors against the deployed
+    /// products (as [`Mesh::deployed`] returns them).
+    pub async fn plan_products(
+        &self,
+        local: &[ProductDescriptor],
+        deployed_pairs: &[(ProductRecord, ProductDescriptor)],
+    ) -> Result<Vec<ProductPlan>> {
         let records: BTreeMap<ProductRef, &ProductRecord> = deployed_pairs
             .iter()
             .map(|(r, _)| (r.product.clone(), r))
@@ -265,7 +270,7 @@ impl Mesh {
                         format!(
                             "{}/{}",
                             r.domain,
-                            crate::mesh::line_name(r.name.as_str(), old.version.value.major)
+                            mesh_catalog::line_name(r.name.as_str(), old.version.value.major)
                         )
                     }),
                 changes: planned,
