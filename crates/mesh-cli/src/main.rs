@@ -567,7 +567,8 @@ async fn print_stream(stream: &mut mesh_service::QueryStream, csv: bool) -> anyh
         let mut writer = datafusion_csv_writer(&mut out);
         let mut wrote = false;
         while let Some(batch) = stream.next().await {
-            writer.write(&batch?)?;
+            // CSV cells are text: nested values are written as JSON.
+            writer.write(&mesh_service::nested_as_json(&batch?)?)?;
             wrote = true;
         }
         drop(writer);

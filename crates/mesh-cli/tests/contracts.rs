@@ -716,3 +716,187 @@ fn a_new_major_lives_next_to_the_old_one_for_pinned_consumers() {
         "{runs}"
     );
 }
+
+const PROFILES: &str = "apiVersion: meshwork/v1\nkind: DataProduct\ndomain: example\nname: profiles\nversion: 1.0.0\nowner: t@x\n\
+inputs:\n  - {name: g, product: example/greetings, version: ^1}\n\
+transform: {query: \"SELECT id, named_struct('language', language, 'len', character_length(text)) AS info, make_array(language, text) AS words FROM g\"}\n\
+outputs:\n  - name: profiles\n    columns:\n      - {name: id, type: bigint, nullable: false}\n      - {name: info, type: \"struct<language string, len bigint>\"}\n      - {name: words, type: list<string>}\n";
+
+const LENGTHS: &str = "apiVersion: meshwork/v1\nkind: DataProduct\ndomain: example\nname: lengths\nversion: 1.0.0\nowner: t@x\n\
+inputs:\n  - {name: p, product: example/profiles, version: ^1}\n\
+transform: {query: \"SELECT id, info['len'] AS len FROM p\"}\n\
+outputs:\n  - name: lengths\n    columns:\n      - {name: id, type: bigint, nullable: false}\n      - {name: len, type: bigint}\n";
+
+#[test]
+fn struct_and_list_columns_are_published_queried_and_gated_field_by_field() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    for (name, text) in [("profiles", PROFILES), ("lengths", LENGTHS)] {
+        let p = dir.join("example").join(name);
+        std::fs::create_dir_all(&p).unwrap();
+        std::fs::write(p.join("product.yaml"), text).unwrap();
+    }
+    ok(&dir, &["deploy"]);
+    ok(&dir, &["run"]);
+
+    // The nested values come back typed: fields by name, list elements.
+    let rows = json(
+        &dir,
+        &[
+            "query",
+            "SELECT info['language'] AS language, info['len'] AS len, words[2] AS text, words \
+             FROM example.profiles WHERE id = 1",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(rows[0]["language"], "en", "{rows:#}");
+    assert_eq!(rows[0]["len"], 5);
+    assert_eq!(rows[0]["text"], "Hello");
+    assert_eq!(rows[0]["words"], serde_json::json!(["en", "Hello"]));
+    // CSV holds a nested value as its JSON text.
+    let csv = ok(
+        &dir,
+        &[
+            "query",
+            "SELECT info FROM example.profiles WHERE id = 1",
+            "--format",
+            "csv",
+        ],
+    );
+    assert_eq!(
+        csv, "info\n\"{\"\"language\"\":\"\"en\"\",\"\"len\"\":5}\"\n",
+        "{csv}"
+    );
+    // The consumer read through the struct.
+    let lens = json(
+        &dir,
+        &[
+            "query",
+            "SELECT len FROM example.lengths WHERE id = 1",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(lens[0]["len"], 5);
+
+    // A declared struct the SQL does not produce is refused at validate,
+    // pointing at the type.
+    edit(
+        &dir,
+        "example/profiles/product.yaml",
+        "struct<language string, len bigint>",
+        "struct<language string, len bigint, country string>",
+    );
+    let err = fails(&dir, &["validate"]);
+    assert!(err.contains("column `info` is declared"), "{err}");
+    assert!(err.contains("profiles/product.yaml:14:28"), "{err}");
+
+    // Narrowing a field inside the struct: breaking, reported at
+    // `info.len`, and the consumer that reads `info` breaks.
+    edit(
+        &dir,
+        "example/profiles/product.yaml",
+        "struct<language string, len bigint, country string>",
+        "struct<language string, len int>",
+    );
+    edit(
+        &dir,
+        "example/profiles/product.yaml",
+        "character_length(text)",
+        "CAST(character_length(text) AS INT)",
+    );
+    let plans = json(&dir, &["plan", "--format", "json"]);
+    let plan = plans
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["product"] == "example/profiles")
+        .unwrap();
+    let narrowed = change(plan, "type_narrowed");
+    assert_eq!(narrowed["column"], "info");
+    assert_eq!(narrowed["field"], "info.len");
+    assert_eq!(narrowed["grade"], "breaking");
+    assert_eq!(
+        narrowed["breaks"],
+        serde_json::json!([{
+            "consumer": "example/lengths",
+            "consumer_output": "lengths",
+            "input": "p",
+            "column": "info"
+        }])
+    );
+    let err = fails(&dir, &["deploy"]);
+    assert!(err.contains("field `info.len` type bigint → int"), "{err}");
+    assert!(err.contains("example/lengths"), "{err}");
+
+    // Adding a field is compatible: it deploys without a major bump.
+    edit(
+        &dir,
+        "example/profiles/product.yaml",
+        "struct<language string, len int>",
+        "struct<language string, len bigint, short boolean>",
+    );
+    edit(
+        &dir,
+        "example/profiles/product.yaml",
+        "CAST(character_length(text) AS INT)",
+        "character_length(text), 'short', character_length(text) < 5",
+    );
+    edit(
+        &dir,
+        "example/profiles/product.yaml",
+        "version: 1.0.0",
+        "version: 1.1.0",
+    );
+    let text = ok(&dir, &["plan"]);
+    assert!(
+        text.contains("field `info.short` boolean (nullable) added"),
+        "{text}"
+    );
+    ok(&dir, &["deploy"]);
+    ok(&dir, &["run"]);
+    let rows = json(
+        &dir,
+        &[
+            "query",
+            "SELECT info['short'] AS short FROM example.profiles WHERE id = 1",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(rows[0]["short"], false);
+}
+
+#[test]
+fn malformed_nested_types_and_checks_on_them_are_refused_with_a_location() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    let p = dir.join("example/profiles");
+    std::fs::create_dir_all(&p).unwrap();
+    let bad_type = PROFILES.replace(
+        "struct<language string, len bigint>",
+        "struct<language string; len bigint>",
+    );
+    std::fs::write(p.join("product.yaml"), &bad_type).unwrap();
+    let err = fails(&dir, &["validate"]);
+    assert!(
+        err.contains("unexpected `;` at character 23 of `struct<language string; len bigint>`"),
+        "{err}"
+    );
+    assert!(err.contains("profiles/product.yaml:14:28"), "{err}");
+    assert!(err.contains("struct<name T, other T not null>"), "{err}");
+
+    let bad_check = PROFILES.replace(
+        "      - {name: words, type: list<string>}\n",
+        "      - {name: words, type: list<string>}\n    quality:\n      - {check: accepted_values, column: info, values: [a]}\n",
+    );
+    std::fs::write(p.join("product.yaml"), &bad_check).unwrap();
+    let err = fails(&dir, &["validate"]);
+    assert!(
+        err.contains(
+            "check `accepted_values` does not apply to struct<language string, len bigint> column `info`"
+        ),
+        "{err}"
+    );
+}

@@ -9,7 +9,7 @@ use mesh_spec::{
 use serde::Serialize;
 
 use crate::rules::{Grade, grade};
-use crate::types::{TypeChange, classify};
+use crate::types::{NestedChange, TypeChange, type_changes};
 
 /// What changed. Serialized as `{"change": "<code>", ...details}`.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -22,6 +22,12 @@ pub enum ChangeKind {
         nullable: bool,
     },
     ColumnRemoved,
+    /// A field appeared inside a struct column (see `Change::field`).
+    FieldAdded {
+        nullable: bool,
+    },
+    /// A field went away from a struct column (see `Change::field`).
+    FieldRemoved,
     ColumnRenamed {
         from: String,
         to: String,
@@ -111,6 +117,11 @@ pub struct Change {
     /// The column as readers of the old contract name it.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub column: Option<String>,
+    /// The place inside a nested column, extending the column name:
+    /// `address.zip`, `items[].price`, `attrs{value}`. Consumers are matched
+    /// on `column`, since a reader of a struct column reads all of it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub check: Option<String>,
     /// A sentence for people.
@@ -127,6 +138,7 @@ impl Change {
             kind,
             output: None,
             column: None,
+            field: None,
             check: None,
             message,
             hint: None,
@@ -140,6 +152,11 @@ impl Change {
 
     fn column(mut self, column: &str) -> Self {
         self.column = Some(column.to_string());
+        self
+    }
+
+    fn field(mut self, path: &str) -> Self {
+        self.field = Some(path.to_string());
         self
     }
 
@@ -368,23 +385,74 @@ fn diff_output(old: &Output, new: &Output, out: &mut Vec<Change>) {
     diff_checks(old, new, out);
 }
 
+/// A type change, at the column or inside it, as a graded change.
+fn nested_change(o: &str, column: &str, nested: NestedChange) -> Change {
+    // Changes at the column itself name no field.
+    let at = |path: &str| (path != column).then(|| path.to_string());
+    let (kind, message, path) = match nested {
+        NestedChange::Type {
+            path,
+            from,
+            to,
+            change,
+        } => {
+            let what = if path == column { "column" } else { "field" };
+            let message = format!(
+                "output `{o}`: {what} `{path}` type {from} → {to} ({})",
+                match change {
+                    TypeChange::Widening => "widening",
+                    TypeChange::Narrowing => "narrowing",
+                    TypeChange::Incompatible => "incompatible",
+                }
+            );
+            let (from, to) = (from.to_string(), to.to_string());
+            let kind = match change {
+                TypeChange::Widening => ChangeKind::TypeWidened { from, to },
+                TypeChange::Narrowing => ChangeKind::TypeNarrowed { from, to },
+                TypeChange::Incompatible => ChangeKind::TypeChanged { from, to },
+            };
+            (kind, message, at(&path))
+        }
+        NestedChange::FieldAdded { path, ty, nullable } => (
+            ChangeKind::FieldAdded { nullable },
+            format!(
+                "output `{o}`: field `{path}` {ty}{} added",
+                if nullable { " (nullable)" } else { " not null" }
+            ),
+            Some(path),
+        ),
+        NestedChange::FieldRemoved { path, ty } => (
+            ChangeKind::FieldRemoved,
+            format!("output `{o}`: field `{path}` ({ty}) removed"),
+            Some(path),
+        ),
+        NestedChange::Nullability { path, nullable } => (
+            if nullable {
+                ChangeKind::NullabilityLoosened
+            } else {
+                ChangeKind::NullabilityTightened
+            },
+            format!(
+                "output `{o}`: field `{path}` {}",
+                if nullable {
+                    "may now be null"
+                } else {
+                    "is now never null"
+                }
+            ),
+            Some(path),
+        ),
+    };
+    let mut change = Change::new(kind, message).on(o).column(column);
+    if let Some(path) = path {
+        change = change.field(&path);
+    }
+    change
+}
+
 fn diff_column(o: &str, name: &str, old: &Column, new: &Column, out: &mut Vec<Change>) {
-    let (a, b) = (old.ty.value, new.ty.value);
-    if a != b {
-        let (from, to) = (a.to_string(), b.to_string());
-        let (kind, how) = match classify(a, b) {
-            TypeChange::Widening => (ChangeKind::TypeWidened { from, to }, "widening"),
-            TypeChange::Narrowing => (ChangeKind::TypeNarrowed { from, to }, "narrowing"),
-            TypeChange::Incompatible => (ChangeKind::TypeChanged { from, to }, "incompatible"),
-        };
-        out.push(
-            Change::new(
-                kind,
-                format!("output `{o}`: column `{name}` type {a} → {b} ({how})"),
-            )
-            .on(o)
-            .column(name),
-        );
+    for nested in type_changes(name, &old.ty.value, &new.ty.value) {
+        out.push(nested_change(o, name, nested));
     }
     if old.nullable != new.nullable {
         let (kind, what) = if new.nullable {

@@ -13,7 +13,8 @@ use std::fmt::Write as _;
 use std::sync::OnceLock;
 
 use mesh_spec::{
-    CheckKind, CheckSeverity, ColumnType, Literal, ProductDescriptor, QualityCheck, format_duration,
+    CheckKind, CheckSeverity, ColumnType, Literal, ProductDescriptor, QualityCheck, StructField,
+    format_duration,
 };
 use serde_json::{Map, Value, json};
 
@@ -55,7 +56,7 @@ pub fn validate(doc: &Value) -> Vec<SchemaError> {
     }
 }
 
-fn logical_type(t: ColumnType) -> &'static str {
+fn logical_type(t: &ColumnType) -> &'static str {
     match t {
         ColumnType::Boolean => "boolean",
         ColumnType::TinyInt | ColumnType::SmallInt | ColumnType::Int | ColumnType::BigInt => {
@@ -65,6 +66,38 @@ fn logical_type(t: ColumnType) -> &'static str {
         ColumnType::String | ColumnType::Binary => "string",
         ColumnType::Date => "date",
         ColumnType::Timestamp => "timestamp",
+        ColumnType::List(_) => "array",
+        ColumnType::Map(..) | ColumnType::Struct(_) => "object",
+    }
+}
+
+/// The type keys of an ODCS property: `logicalType`, `physicalType` (our
+/// type text, which import reads back exactly), and for nested types the
+/// struct's `properties` or the list's `items`, so tools that only read
+/// ODCS see the nested shape.
+fn type_keys(t: &ColumnType, prop: &mut Map<String, Value>) {
+    prop.insert("logicalType".into(), json!(logical_type(t)));
+    prop.insert("physicalType".into(), json!(t.to_string()));
+    match t {
+        ColumnType::List(inner) => {
+            let mut item = Map::new();
+            type_keys(inner, &mut item);
+            prop.insert("items".into(), Value::Object(item));
+        }
+        ColumnType::Struct(fields) => {
+            let props: Vec<Value> = fields
+                .iter()
+                .map(|f| {
+                    let mut p = Map::new();
+                    p.insert("name".into(), json!(f.name));
+                    type_keys(&f.ty, &mut p);
+                    p.insert("required".into(), json!(!f.nullable));
+                    Value::Object(p)
+                })
+                .collect();
+            prop.insert("properties".into(), json!(props));
+        }
+        _ => {}
     }
 }
 
@@ -207,8 +240,7 @@ pub fn export(p: &ProductDescriptor) -> Value {
                 .map(|c| {
                     let mut prop = Map::new();
                     prop.insert("name".into(), json!(c.name.as_str()));
-                    prop.insert("logicalType".into(), json!(logical_type(c.ty.value)));
-                    prop.insert("physicalType".into(), json!(c.ty.value.to_string()));
+                    type_keys(&c.ty.value, &mut prop);
                     prop.insert("required".into(), json!(!c.nullable));
                     if let Some(pos) = o.primary_key.iter().position(|k| k.value == c.name.value) {
                         prop.insert("primaryKey".into(), json!(true));
@@ -405,27 +437,66 @@ pub fn import(doc: &Value) -> (String, Vec<String>) {
 }
 
 fn column_type(prop: &Value) -> (String, Option<String>) {
-    if let Some(t) = text(prop, "physicalType")
-        && let Ok(ct) = t.parse::<ColumnType>()
-    {
-        return (ct.to_string(), None);
-    }
-    let logical = text(prop, "logicalType").unwrap_or("string");
-    let t = match logical {
-        "integer" => "bigint",
-        "number" => "double",
-        "boolean" => "boolean",
-        "date" => "date",
-        "timestamp" => "timestamp",
-        _ => "string",
-    };
-    let note = (logical == "object" || logical == "array").then(|| {
+    let mut lossy = false;
+    let t = odcs_type(prop, &mut lossy);
+    let note = lossy.then(|| {
         format!(
-            "nested {logical} column `{}` has no contract type yet; imported as string",
+            "column `{}` has a type with no exact contract type; check `{t}`",
             text(prop, "name").unwrap_or("?")
         )
     });
     (t.to_string(), note)
+}
+
+/// The contract type of an ODCS property: its `physicalType` when that is
+/// one of ours, else built from `logicalType`, descending into an object's
+/// `properties` and an array's `items`. `lossy` is set when a guess was made.
+fn odcs_type(prop: &Value, lossy: &mut bool) -> ColumnType {
+    if let Some(t) = text(prop, "physicalType")
+        && let Ok(ct) = t.parse::<ColumnType>()
+    {
+        return ct;
+    }
+    match text(prop, "logicalType").unwrap_or("string") {
+        "integer" => ColumnType::BigInt,
+        "number" => ColumnType::Double,
+        "boolean" => ColumnType::Boolean,
+        "date" => ColumnType::Date,
+        "timestamp" => ColumnType::Timestamp,
+        "string" => ColumnType::String,
+        "array" => match prop.get("items") {
+            Some(items) => ColumnType::List(Box::new(odcs_type(items, lossy))),
+            None => {
+                *lossy = true;
+                ColumnType::List(Box::new(ColumnType::String))
+            }
+        },
+        "object" => {
+            let fields: Vec<StructField> = prop
+                .get("properties")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(|p| {
+                    Some(StructField {
+                        name: text(p, "name")?.to_string(),
+                        ty: odcs_type(p, lossy),
+                        nullable: p.get("required").and_then(Value::as_bool) != Some(true),
+                    })
+                })
+                .collect();
+            if fields.is_empty() {
+                *lossy = true;
+                ColumnType::String
+            } else {
+                ColumnType::Struct(fields)
+            }
+        }
+        _ => {
+            *lossy = true;
+            ColumnType::String
+        }
+    }
 }
 
 fn yaml_literal(v: &Value) -> String {

@@ -36,6 +36,8 @@ pub fn grade(kind: &ChangeKind) -> Grade {
         K::OutputRemoved => Breaking,
         K::ColumnAdded { .. } => Compatible,
         K::ColumnRemoved => Breaking,
+        K::FieldAdded { .. } => Compatible,
+        K::FieldRemoved => Breaking,
         K::ColumnRenamed { .. } => Breaking,
         K::TypeWidened { .. } => Compatible,
         K::TypeNarrowed { .. } => Breaking,

@@ -239,3 +239,108 @@ fn documentation_is_cosmetic() {
     );
     assert_eq!(changes.len(), 3);
 }
+
+fn with_address(text: &str, address: &str) -> String {
+    text.replace(
+        "      - {name: note, type: string, description: Free text}",
+        &format!(
+            "      - {{name: note, type: string, description: Free text}}\n      - {{name: address, type: \"{address}\"}}"
+        ),
+    )
+}
+
+fn nested_diff(from: &str, to: &str) -> Vec<Change> {
+    let (old, d) = parse_product(
+        Path::new("sales/orders/product.yaml"),
+        &with_address(BASE, from),
+    );
+    assert!(d.iter().all(|d| !d.is_error()), "{d:?}");
+    let (new, d) = parse_product(
+        Path::new("sales/orders/product.yaml"),
+        &with_address(BASE, to),
+    );
+    assert!(d.iter().all(|d| !d.is_error()), "{d:?}");
+    diff_products(&old.unwrap(), &new.unwrap())
+}
+
+#[test]
+fn changes_inside_struct_and_list_columns_are_graded_where_they_happen() {
+    let changes = nested_diff(
+        "struct<street string, zip int, lines list<struct<sku string, qty int>>>",
+        "struct<street string not null, zip string, lines list<struct<sku string, qty bigint, note string>>, geo struct<lat double>>",
+    );
+    let got: Vec<(String, Option<String>, Grade)> = changes
+        .iter()
+        .map(|c| {
+            let json = serde_json::to_value(c).unwrap();
+            (
+                json["change"].as_str().unwrap().to_string(),
+                c.field.clone(),
+                c.grade,
+            )
+        })
+        .collect();
+    let f = |s: &str| Some(s.to_string());
+    assert_eq!(
+        got,
+        [
+            (
+                "nullability_tightened".into(),
+                f("address.street"),
+                Grade::Compatible
+            ),
+            ("type_changed".into(), f("address.zip"), Grade::Breaking),
+            (
+                "type_widened".into(),
+                f("address.lines[].qty"),
+                Grade::Compatible
+            ),
+            (
+                "field_added".into(),
+                f("address.lines[].note"),
+                Grade::Compatible
+            ),
+            ("field_added".into(), f("address.geo"), Grade::Compatible),
+        ]
+    );
+    // Every change is attributed to the top-level column its readers read.
+    assert!(
+        changes
+            .iter()
+            .all(|c| c.column.as_deref() == Some("address"))
+    );
+    let zip = &changes[1];
+    assert_eq!(
+        zip.message,
+        "output `orders`: field `address.zip` type int → string (incompatible)"
+    );
+}
+
+#[test]
+fn removing_or_narrowing_a_nested_field_breaks() {
+    let changes = nested_diff(
+        "struct<street string, tags list<bigint>, attrs map<string, bigint>>",
+        "struct<tags list<int>, attrs map<string, int>>",
+    );
+    let got: Vec<(String, Grade)> = codes(&changes);
+    assert_eq!(
+        got,
+        [
+            ("field_removed".to_string(), Grade::Breaking),
+            ("type_narrowed".to_string(), Grade::Breaking),
+            ("type_narrowed".to_string(), Grade::Breaking),
+        ]
+    );
+    let fields: Vec<&str> = changes.iter().filter_map(|c| c.field.as_deref()).collect();
+    assert_eq!(
+        fields,
+        ["address.street", "address.tags[]", "address.attrs{value}"]
+    );
+    // A struct replaced by a string is a type change of the column itself.
+    let whole = nested_diff("struct<a int>", "string");
+    assert_eq!(
+        codes(&whole),
+        [("type_changed".to_string(), Grade::Breaking)]
+    );
+    assert_eq!(whole[0].field, None);
+}

@@ -37,6 +37,8 @@ outputs:
       - {name: placed, type: timestamp}
       - {name: day, type: date, nullable: false}
       - {name: ok, type: boolean}
+      - {name: shipping, type: "struct<street string, zip int not null, lines list<struct<sku string, qty int>>>"}
+      - {name: attrs, type: "map<string, double>"}
     quality:
       - {check: range, column: amount, min: 0, max: 10000}
       - {check: accepted_values, column: status, values: [open, shipped], severity: warn}
@@ -103,20 +105,49 @@ fn schema_violations_name_their_path() {
 }
 
 #[test]
-fn nested_columns_are_imported_with_a_note() {
+fn nested_columns_are_imported_from_properties_and_items() {
+    // Only ODCS's own keys, no physicalType: the shape comes from
+    // `properties` and `items`.
     let doc = json!({
         "apiVersion": "v3.1.0", "kind": "DataContract", "id": "x", "version": "1.0.0",
         "status": "active", "domain": "d", "dataProduct": "p",
         "schema": [{"name": "t", "properties": [
-            {"name": "address", "logicalType": "object", "properties": [{"name": "city", "logicalType": "string"}]}
+            {"name": "address", "logicalType": "object", "properties": [
+                {"name": "city", "logicalType": "string", "required": true},
+                {"name": "lines", "logicalType": "array", "items": {"logicalType": "integer"}}
+            ]},
+            {"name": "blob", "logicalType": "object"}
         ]}]
     });
     assert_eq!(odcs::validate(&doc), vec![]);
-    let (_, notes) = odcs::import(&doc);
+    let (yaml, notes) = odcs::import(&doc);
     assert!(
-        notes
-            .iter()
-            .any(|n| n.contains("nested object column `address`")),
+        yaml.contains(
+            r#"{name: address, type: "struct<city string not null, lines list<bigint>>"}"#
+        ),
+        "{yaml}"
+    );
+    // An object without properties has no exact contract type: a note says so.
+    assert!(
+        notes.iter().any(|n| n.contains("column `blob`")),
         "{notes:?}"
     );
+}
+
+#[test]
+fn nested_columns_export_their_shape_and_validate() {
+    let (p, d) = parse_product(Path::new("sales/orders/product.yaml"), PRODUCT);
+    assert!(d.iter().all(|d| !d.is_error()), "{d:?}");
+    let doc = odcs::export(&p.unwrap());
+    assert_eq!(odcs::validate(&doc), vec![]);
+    let props = doc["schema"][0]["properties"].as_array().unwrap();
+    let shipping = props.iter().find(|p| p["name"] == "shipping").unwrap();
+    assert_eq!(shipping["logicalType"], "object");
+    let zip = &shipping["properties"][1];
+    assert_eq!(zip["name"], "zip");
+    assert_eq!(zip["required"], true);
+    let lines = &shipping["properties"][2];
+    assert_eq!(lines["logicalType"], "array");
+    assert_eq!(lines["items"]["logicalType"], "object");
+    assert_eq!(lines["items"]["properties"][1]["physicalType"], "int");
 }

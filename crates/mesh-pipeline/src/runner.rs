@@ -375,7 +375,8 @@ impl Runner {
                     ),
                 });
             }
-            exprs.push(cast(ident(c.name.as_str()), arrow_type(c.ty.value)).alias(c.name.as_str()));
+            exprs
+                .push(cast(ident(c.name.as_str()), arrow_type(&c.ty.value)).alias(c.name.as_str()));
         }
         let df = df.select(exprs).map_err(sql_err)?;
         let schema = arrow_schema(&output.columns);
@@ -394,7 +395,7 @@ impl Runner {
             .iter()
             .map(|c| TableColumn {
                 name: c.name.to_string(),
-                ty: c.ty.value,
+                ty: c.ty.value.clone(),
                 nullable: c.nullable,
             })
             .collect();

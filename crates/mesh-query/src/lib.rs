@@ -7,6 +7,7 @@
 //! It also owns the Arrow mapping of contract types and the planning checks
 //! of transform SQL.
 
+pub mod encode;
 pub mod error;
 pub mod plan;
 pub mod provider;

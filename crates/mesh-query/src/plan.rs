@@ -160,7 +160,7 @@ pub fn compare_columns(
             );
             continue;
         };
-        if !accepts(col.ty.value, field.data_type()) {
+        if !accepts(&col.ty.value, field.data_type()) {
             let found = contract_type(field.data_type())
                 .map_or_else(|| field.data_type().to_string(), |t| t.to_string());
             out.push(
@@ -175,7 +175,7 @@ pub fn compare_columns(
                 .help(format!(
                     "CAST it in the SQL (`CAST({} AS {})`), or declare `type: {found}`",
                     col.name.value,
-                    sql_type(col.ty.value)
+                    sql_type(&col.ty.value)
                 )),
             );
         }
@@ -207,9 +207,20 @@ pub fn compare_columns(
     out
 }
 
-fn sql_type(t: mesh_spec::ColumnType) -> String {
+/// The type as DataFusion SQL spells it in a `CAST`.
+fn sql_type(t: &mesh_spec::ColumnType) -> String {
+    use mesh_spec::ColumnType as C;
     match t {
-        mesh_spec::ColumnType::String => "VARCHAR".into(),
+        C::String => "VARCHAR".into(),
+        C::List(inner) => format!("{}[]", sql_type(inner)),
+        C::Struct(fields) => format!(
+            "STRUCT({})",
+            fields
+                .iter()
+                .map(|f| format!("{} {}", f.name, sql_type(&f.ty)))
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
         other => other.to_string().to_uppercase(),
     }
 }

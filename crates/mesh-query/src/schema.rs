@@ -8,11 +8,11 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
-use mesh_spec::{Column, ColumnType};
+use datafusion::arrow::datatypes::{DataType, Field, Fields, Schema, SchemaRef, TimeUnit};
+use mesh_spec::{Column, ColumnType, StructField};
 
 /// The Arrow type a declared column is stored as.
-pub fn arrow_type(ty: ColumnType) -> DataType {
+pub fn arrow_type(ty: &ColumnType) -> DataType {
     match ty {
         ColumnType::Boolean => DataType::Boolean,
         ColumnType::TinyInt => DataType::Int8,
@@ -21,20 +21,47 @@ pub fn arrow_type(ty: ColumnType) -> DataType {
         ColumnType::BigInt => DataType::Int64,
         ColumnType::Float => DataType::Float32,
         ColumnType::Double => DataType::Float64,
-        ColumnType::Decimal { precision, scale } => DataType::Decimal128(precision, scale),
+        ColumnType::Decimal { precision, scale } => DataType::Decimal128(*precision, *scale),
         ColumnType::String => DataType::Utf8,
         ColumnType::Binary => DataType::Binary,
         ColumnType::Date => DataType::Date32,
         ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+        // Delta's own names for the list element and the map entries, so a
+        // batch cast to this type and a scan of the Delta table agree.
+        ColumnType::List(inner) => {
+            DataType::List(Arc::new(Field::new(LIST_ELEMENT, arrow_type(inner), true)))
+        }
+        ColumnType::Map(k, v) => DataType::Map(
+            Arc::new(Field::new(
+                MAP_ENTRIES,
+                DataType::Struct(Fields::from(vec![
+                    Field::new(MAP_KEY, arrow_type(k), false),
+                    Field::new(MAP_VALUE, arrow_type(v), true),
+                ])),
+                false,
+            )),
+            false,
+        ),
+        ColumnType::Struct(fields) => DataType::Struct(
+            fields
+                .iter()
+                .map(|f| Field::new(&f.name, arrow_type(&f.ty), f.nullable))
+                .collect::<Fields>(),
+        ),
     }
 }
+
+const LIST_ELEMENT: &str = "element";
+const MAP_ENTRIES: &str = "key_value";
+const MAP_KEY: &str = "key";
+const MAP_VALUE: &str = "value";
 
 /// The Arrow schema of declared columns, in declared order.
 pub fn arrow_schema(columns: &[Column]) -> SchemaRef {
     Arc::new(Schema::new(
         columns
             .iter()
-            .map(|c| Field::new(c.name.as_str(), arrow_type(c.ty.value), c.nullable))
+            .map(|c| Field::new(c.name.as_str(), arrow_type(&c.ty.value), c.nullable))
             .collect::<Vec<_>>(),
     ))
 }
@@ -46,7 +73,7 @@ pub fn arrow_schema_of<'a>(
     Arc::new(Schema::new(
         columns
             .into_iter()
-            .map(|(n, t, null)| Field::new(n, arrow_type(t), null))
+            .map(|(n, t, null)| Field::new(n, arrow_type(&t), null))
             .collect::<Vec<_>>(),
     ))
 }
@@ -69,12 +96,44 @@ pub fn contract_type(dt: &DataType) -> Option<ColumnType> {
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => ColumnType::Binary,
         DataType::Date32 | DataType::Date64 => ColumnType::Date,
         DataType::Timestamp(_, _) => ColumnType::Timestamp,
+        DataType::List(f) | DataType::LargeList(f) | DataType::ListView(f) => {
+            ColumnType::List(Box::new(contract_type(f.data_type())?))
+        }
+        DataType::FixedSizeList(f, _) => ColumnType::List(Box::new(contract_type(f.data_type())?)),
+        DataType::Map(entries, _) => {
+            let DataType::Struct(kv) = entries.data_type() else {
+                return None;
+            };
+            let [k, v] = &kv.iter().collect::<Vec<_>>()[..] else {
+                return None;
+            };
+            ColumnType::Map(
+                Box::new(contract_type(k.data_type())?),
+                Box::new(contract_type(v.data_type())?),
+            )
+        }
+        DataType::Struct(fields) => ColumnType::Struct(
+            fields
+                .iter()
+                .map(|f| {
+                    Some(StructField {
+                        name: f.name().clone(),
+                        ty: contract_type(f.data_type())?,
+                        nullable: f.is_nullable(),
+                    })
+                })
+                .collect::<Option<Vec<_>>>()?,
+        ),
         _ => return None,
     })
 }
 
 /// Whether a produced Arrow type may be stored in a declared column (see module docs).
-pub fn accepts(declared: ColumnType, produced: &DataType) -> bool {
+///
+/// Nested types are accepted element by element. A produced struct must
+/// have exactly the declared fields (in any order; the cast matches them by
+/// name), and a field declared `not null` must not be produced nullable.
+pub fn accepts(declared: &ColumnType, produced: &DataType) -> bool {
     use ColumnType as C;
     use DataType as D;
     match (declared, produced) {
@@ -89,7 +148,7 @@ pub fn accepts(declared: ColumnType, produced: &DataType) -> bool {
         ) => true,
         (C::Float, D::Float16 | D::Float32) => true,
         (C::Double, D::Float16 | D::Float32 | D::Float64) => true,
-        (C::Decimal { precision, scale }, D::Decimal128(p, s)) => *s == scale && *p <= precision,
+        (C::Decimal { precision, scale }, D::Decimal128(p, s)) => s == scale && p <= precision,
         (C::Decimal { precision, scale }, D::Int8 | D::Int16 | D::Int32 | D::Int64) => {
             let digits = match produced {
                 D::Int8 => 3,
@@ -97,12 +156,31 @@ pub fn accepts(declared: ColumnType, produced: &DataType) -> bool {
                 D::Int32 => 10,
                 _ => 19,
             };
-            precision as i16 - scale as i16 >= digits
+            *precision as i16 - *scale as i16 >= digits
         }
         (C::String, D::Utf8 | D::LargeUtf8 | D::Utf8View) => true,
         (C::Binary, D::Binary | D::LargeBinary | D::BinaryView) => true,
         (C::Date, D::Date32 | D::Date64) => true,
         (C::Timestamp, D::Timestamp(_, _)) => true,
+        (C::List(inner), D::List(f) | D::LargeList(f) | D::FixedSizeList(f, _)) => {
+            accepts(inner, f.data_type())
+        }
+        (C::Map(k, v), D::Map(entries, _)) => match entries.data_type() {
+            D::Struct(kv) if kv.len() == 2 => {
+                accepts(k, kv[0].data_type()) && accepts(v, kv[1].data_type())
+            }
+            _ => false,
+        },
+        (C::Struct(fields), D::Struct(produced)) => {
+            fields.len() == produced.len()
+                && fields.iter().all(|f| {
+                    produced.iter().any(|p| {
+                        p.name() == &f.name
+                            && (f.nullable || !p.is_nullable())
+                            && accepts(&f.ty, p.data_type())
+                    })
+                })
+        }
         _ => false,
     }
 }
@@ -113,20 +191,66 @@ mod tests {
 
     #[test]
     fn widening_is_accepted_and_narrowing_is_not() {
-        assert!(accepts(ColumnType::BigInt, &DataType::Int32));
-        assert!(!accepts(ColumnType::Int, &DataType::Int64));
-        assert!(accepts(ColumnType::String, &DataType::Utf8View));
+        assert!(accepts(&ColumnType::BigInt, &DataType::Int32));
+        assert!(!accepts(&ColumnType::Int, &DataType::Int64));
+        assert!(accepts(&ColumnType::String, &DataType::Utf8View));
         let dec = ColumnType::Decimal {
             precision: 12,
             scale: 2,
         };
-        assert!(accepts(dec, &DataType::Decimal128(10, 2)));
-        assert!(!accepts(dec, &DataType::Decimal128(22, 2)));
-        assert!(!accepts(dec, &DataType::Decimal128(12, 3)));
-        assert!(!accepts(ColumnType::Date, &DataType::Utf8));
+        assert!(accepts(&dec, &DataType::Decimal128(10, 2)));
+        assert!(!accepts(&dec, &DataType::Decimal128(22, 2)));
+        assert!(!accepts(&dec, &DataType::Decimal128(12, 3)));
+        assert!(!accepts(&ColumnType::Date, &DataType::Utf8));
         assert!(accepts(
-            ColumnType::Timestamp,
+            &ColumnType::Timestamp,
             &DataType::Timestamp(TimeUnit::Nanosecond, None)
+        ));
+    }
+
+    #[test]
+    fn nested_types_round_trip_and_accept_by_field_name() {
+        let declared: ColumnType =
+            "struct<zip int not null, tags list<string>, attrs map<string, double>>"
+                .parse()
+                .unwrap();
+        let arrow = arrow_type(&declared);
+        assert_eq!(contract_type(&arrow), Some(declared.clone()));
+        assert!(accepts(&declared, &arrow));
+        // Fields in another order, produced from narrower types: accepted.
+        let produced = DataType::Struct(Fields::from(vec![
+            Field::new(
+                "tags",
+                DataType::List(Arc::new(Field::new("item", DataType::Utf8View, true))),
+                true,
+            ),
+            Field::new("zip", DataType::Int16, false),
+            Field::new(
+                "attrs",
+                arrow_type(&"map<string, float>".parse().unwrap()),
+                true,
+            ),
+        ]));
+        assert!(accepts(&declared, &produced));
+        // A nullable zip where `not null` is declared, a missing field, a wider int.
+        let nullable_zip = DataType::Struct(Fields::from(vec![
+            Field::new("zip", DataType::Int32, true),
+            Field::new("tags", arrow_type(&"list<string>".parse().unwrap()), true),
+            Field::new(
+                "attrs",
+                arrow_type(&"map<string, double>".parse().unwrap()),
+                true,
+            ),
+        ]));
+        assert!(!accepts(&declared, &nullable_zip));
+        let s: ColumnType = "struct<a int>".parse().unwrap();
+        assert!(!accepts(
+            &s,
+            &arrow_type(&"struct<a bigint>".parse().unwrap())
+        ));
+        assert!(!accepts(
+            &s,
+            &arrow_type(&"struct<a int, b int>".parse().unwrap())
         ));
     }
 }

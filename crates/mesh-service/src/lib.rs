@@ -17,3 +17,4 @@ pub use error::{Result, ServiceError};
 pub use mesh::{Mesh, QueryResult, QueryStream};
 pub use mesh_catalog::{RunRecord, RunStatus};
 pub use mesh_pipeline::Observer;
+pub use mesh_query::encode::nested_as_json;

@@ -18,7 +18,7 @@ pub mod sql;
 pub mod validate;
 pub mod yaml;
 
-pub use column_type::ColumnType;
+pub use column_type::{ColumnType, StructField};
 pub use descriptor::*;
 pub use diagnostic::{Diagnostic, Level, SourceFile};
 pub use name::{ColumnName, DomainName, InputName, OutputName, ProductName, ProductRef, SqlName};

@@ -480,9 +480,13 @@ fn decode_column(ctx: &mut Ctx, n: &Node) -> Option<Column> {
         match s.value.parse::<ColumnType>() {
             Ok(t) => Some(Spanned::new(t, s.span)),
             Err(e) => {
-                let help = match did_you_mean(&s.value, TYPE_NAMES.iter().copied()) {
-                    Some(m) => format!("did you mean `{m}`?"),
-                    None => format!("types: {}", TYPE_NAMES.join(", ")),
+                let help = if s.value.contains('<') {
+                    "nested types are written list<T>, map<K, V> and struct<name T, other T not null>".to_string()
+                } else {
+                    match did_you_mean(&s.value, TYPE_NAMES.iter().copied()) {
+                        Some(m) => format!("did you mean `{m}`?"),
+                        None => format!("types: {}", TYPE_NAMES.join(", ")),
+                    }
                 };
                 let d = ctx.error("invalid-type", s.span, e);
                 d.help = Some(help);

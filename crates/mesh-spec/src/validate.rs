@@ -182,7 +182,22 @@ fn check_product(p: &ProductDescriptor, out: &mut Vec<Diagnostic>) {
                     }
                 }
                 CheckKind::AcceptedValues { column, .. } => {
-                    column_exists(p, o, column, &check.name, out);
+                    if column_exists(p, o, column, &check.name, out)
+                        && let Some(col) = o.column(column.as_str())
+                        && col.ty.is_nested()
+                    {
+                        out.push(
+                            Diagnostic::error(
+                                "check-type",
+                                format!(
+                                    "check `accepted_values` does not apply to {} column `{}`",
+                                    col.ty.value, column.value
+                                ),
+                            )
+                            .at(&p.file, column.span)
+                            .help("check a field with `check: sql`, e.g. `SELECT count(*) FROM t WHERE c['field'] NOT IN (...)`"),
+                        );
+                    }
                 }
                 CheckKind::RowCount { .. } | CheckKind::Sql { .. } => {}
             }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use deltalake::kernel::transaction::CommitBuilder;
-use deltalake::kernel::{Action, Add, DataType, PrimitiveType, StructField};
+use deltalake::kernel::{
+    Action, Add, ArrayType, DataType, MapType, PrimitiveType, StructField, StructType,
+};
 use deltalake::operations::write::writer::{DeltaWriter, WriterConfig};
 use deltalake::protocol::{DeltaOperation, SaveMode};
 use deltalake::{DeltaTable, DeltaTableError};
@@ -48,7 +50,7 @@ pub fn table_url(location: &str) -> Result<Url> {
 }
 
 /// The Delta type for a contract type.
-pub fn delta_type(ty: ColumnType) -> Result<DataType, DeltaTableError> {
+pub fn delta_type(ty: &ColumnType) -> Result<DataType, DeltaTableError> {
     Ok(match ty {
         ColumnType::Boolean => DataType::Primitive(PrimitiveType::Boolean),
         ColumnType::TinyInt => DataType::Primitive(PrimitiveType::Byte),
@@ -58,12 +60,21 @@ pub fn delta_type(ty: ColumnType) -> Result<DataType, DeltaTableError> {
         ColumnType::Float => DataType::Primitive(PrimitiveType::Float),
         ColumnType::Double => DataType::Primitive(PrimitiveType::Double),
         ColumnType::Decimal { precision, scale } => {
-            DataType::Primitive(PrimitiveType::decimal(precision, scale.max(0) as u8)?)
+            DataType::Primitive(PrimitiveType::decimal(*precision, (*scale).max(0) as u8)?)
         }
         ColumnType::String => DataType::Primitive(PrimitiveType::String),
         ColumnType::Binary => DataType::Primitive(PrimitiveType::Binary),
         ColumnType::Date => DataType::Primitive(PrimitiveType::Date),
         ColumnType::Timestamp => DataType::Primitive(PrimitiveType::Timestamp),
+        ColumnType::List(inner) => ArrayType::new(delta_type(inner)?, true).into(),
+        ColumnType::Map(k, v) => MapType::new(delta_type(k)?, delta_type(v)?, true).into(),
+        ColumnType::Struct(fields) => StructType::try_new(
+            fields
+                .iter()
+                .map(|f| Ok(StructField::new(&f.name, delta_type(&f.ty)?, f.nullable)))
+                .collect::<Result<Vec<_>, DeltaTableError>>()?,
+        )?
+        .into(),
     })
 }
 
@@ -107,7 +118,7 @@ pub async fn ensure_table(
         .map(|c| {
             Ok(StructField::new(
                 c.name.clone(),
-                delta_type(c.ty)?,
+                delta_type(&c.ty)?,
                 c.nullable,
             ))
         })
