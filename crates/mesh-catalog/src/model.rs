@@ -54,6 +54,9 @@ pub struct ProductRecord {
     /// For an older major kept alive (`sales/orders_v1`): the product it
     /// is a major of (`sales/orders`).
     pub line_of: Option<ProductRef>,
+    /// The sunset date given by `mesh deprecate` to an older major (which
+    /// has no descriptor of its own to carry it). `None` otherwise.
+    pub sunset: Option<chrono::NaiveDate>,
 }
 
 impl ProductRecord {

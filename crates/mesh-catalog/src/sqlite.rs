@@ -126,6 +126,54 @@ fn publication_from_row(row: &SqliteRow) -> Result<Publication> {
 }
 
 impl SqliteCatalog {
+    /// Sets a deployed product's lifecycle status in a deployment of its
+    /// own, recorded in `product_changes` with the status as the action.
+    async fn set_lifecycle(
+        &self,
+        product: &ProductRef,
+        status: &str,
+        sunset: Option<chrono::NaiveDate>,
+        by: &str,
+    ) -> Result<bool> {
+        let id = DeploymentId(uuid::Uuid::now_v7().to_string());
+        let now = Utc::now().to_rfc3339();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO deployments (id, deployed_at, deployed_by) VALUES ($1, $2, $3)")
+            .bind(&id.0)
+            .bind(&now)
+            .bind(by)
+            .execute(&mut *tx)
+            .await?;
+        let updated = sqlx::query(
+            "UPDATE products SET status = $6, sunset = $7, deployment_id = $1, deployed_at = $2, deployed_by = $3 WHERE domain = $4 AND name = $5",
+        )
+        .bind(&id.0)
+        .bind(&now)
+        .bind(by)
+        .bind(product.domain.as_str())
+        .bind(product.name.as_str())
+        .bind(status)
+        .bind(sunset.map(|d| d.to_string()))
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            // Dropping the transaction rolls the deployment row back.
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO product_changes (deployment_id, domain, name, version, action)
+             SELECT $1, domain, name, version, $4 FROM products WHERE domain = $2 AND name = $3",
+        )
+        .bind(&id.0)
+        .bind(product.domain.as_str())
+        .bind(product.name.as_str())
+        .bind(status)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
     async fn product_rows(&self, filter: Option<&ProductRef>) -> Result<Vec<ProductRecord>> {
         let rows = match filter {
             Some(r) => {
@@ -167,6 +215,9 @@ impl SqliteCatalog {
                             product_ref(d, n)
                         })
                         .transpose()?,
+                    sunset: row
+                        .try_get::<Option<String>, _>("sunset")?
+                        .and_then(|s| s.parse().ok()),
                 })
             })
             .collect()
@@ -312,8 +363,8 @@ impl CatalogStore for SqliteCatalog {
                 .execute(&mut *tx)
                 .await?;
             sqlx::query(
-                "INSERT INTO products (domain, name, version, status, owner, descriptor_path, descriptor, sql_texts, deployment_id, deployed_at, deployed_by, line_of)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+                "INSERT INTO products (domain, name, version, status, owner, descriptor_path, descriptor, sql_texts, deployment_id, deployed_at, deployed_by, line_of, sunset)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
             )
             .bind(p.product.domain.as_str())
             .bind(p.product.name.as_str())
@@ -327,6 +378,7 @@ impl CatalogStore for SqliteCatalog {
             .bind(&now)
             .bind(by)
             .bind(p.line_of.as_ref().map(ToString::to_string))
+            .bind(p.sunset.map(|d| d.to_string()))
             .execute(&mut *tx)
             .await?;
             sqlx::query("INSERT INTO product_changes (deployment_id, domain, name, version, action) VALUES ($1, $2, $3, $4, $5)")
@@ -376,40 +428,16 @@ impl CatalogStore for SqliteCatalog {
     }
 
     async fn retire(&self, product: &ProductRef, by: &str) -> Result<bool> {
-        let id = DeploymentId(uuid::Uuid::now_v7().to_string());
-        let now = Utc::now().to_rfc3339();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("INSERT INTO deployments (id, deployed_at, deployed_by) VALUES ($1, $2, $3)")
-            .bind(&id.0)
-            .bind(&now)
-            .bind(by)
-            .execute(&mut *tx)
-            .await?;
-        let updated = sqlx::query(
-            "UPDATE products SET status = 'retired', deployment_id = $1, deployed_at = $2, deployed_by = $3 WHERE domain = $4 AND name = $5",
-        )
-        .bind(&id.0)
-        .bind(&now)
-        .bind(by)
-        .bind(product.domain.as_str())
-        .bind(product.name.as_str())
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
-            // Dropping the transaction rolls the deployment row back.
-            return Ok(false);
-        }
-        sqlx::query(
-            "INSERT INTO product_changes (deployment_id, domain, name, version, action)
-             SELECT $1, domain, name, version, 'retired' FROM products WHERE domain = $2 AND name = $3",
-        )
-        .bind(&id.0)
-        .bind(product.domain.as_str())
-        .bind(product.name.as_str())
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(true)
+        self.set_lifecycle(product, "retired", None, by).await
+    }
+
+    async fn deprecate(
+        &self,
+        product: &ProductRef,
+        sunset: Option<chrono::NaiveDate>,
+        by: &str,
+    ) -> Result<bool> {
+        self.set_lifecycle(product, "deprecated", sunset, by).await
     }
 
     async fn overrides(&self, product: &ProductRef) -> Result<Vec<ContractOverride>> {

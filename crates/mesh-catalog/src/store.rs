@@ -29,6 +29,15 @@ pub trait CatalogStore: Send + Sync + std::fmt::Debug {
     /// Returns whether the product existed.
     async fn retire(&self, product: &ProductRef, by: &str) -> Result<bool>;
 
+    /// Marks a deployed product deprecated, with an optional sunset date
+    /// (recorded as a deployment by `by`). Returns whether it existed.
+    async fn deprecate(
+        &self,
+        product: &ProductRef,
+        sunset: Option<chrono::NaiveDate>,
+        by: &str,
+    ) -> Result<bool>;
+
     /// Every deployed product, ordered by domain and name.
     async fn products(&self) -> Result<Vec<ProductRecord>>;
 

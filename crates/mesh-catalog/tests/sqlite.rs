@@ -37,6 +37,7 @@ fn product(domain: &str, name: &str, descriptor: &str) -> ProductRecord {
             }],
         }],
         line_of: None,
+        sunset: None,
     }
 }
 

@@ -89,6 +89,15 @@ enum Command {
     /// Retire a deployed product, such as an older major kept alive
     /// (`sales/orders_v1`): it is no longer built or served.
     Retire { product: String },
+    /// Deprecate an older major kept alive (`sales/orders_v1`): its readers
+    /// are warned and new consumers refused. The newest major is deprecated
+    /// in its product.yaml (`status: deprecated`, `sunset:`).
+    Deprecate {
+        product: String,
+        /// The date it will be retired (YYYY-MM-DD), shown to its readers.
+        #[arg(long)]
+        sunset: Option<chrono::NaiveDate>,
+    },
     /// Run history, newest first.
     Runs {
         /// Only this product (<domain>/<product>).
@@ -373,6 +382,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mesh = open(&cli.project, None).await?;
             let r = mesh.retire(&product, &user()).await?;
             println!("retired   {r}");
+        }
+        Command::Deprecate { product, sunset } => {
+            let mesh = open(&cli.project, None).await?;
+            let r = mesh.deprecate(&product, sunset, &user()).await?;
+            match sunset {
+                Some(d) => println!("deprecated {r} (sunset {d})"),
+                None => println!("deprecated {r}"),
+            }
         }
         Command::Contract { command } => match command {
             ContractCommand::Export {

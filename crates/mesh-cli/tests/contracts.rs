@@ -662,6 +662,72 @@ fn a_new_major_lives_next_to_the_old_one_for_pinned_consumers() {
         err.contains("`example/greetings_v1` is still read by example/counts"),
         "{err}"
     );
+    // The newest major is deprecated in its descriptor, not by command.
+    let err = fails(&dir, &["deprecate", "example/greetings"]);
+    assert!(err.contains("it is the newest major"), "{err}");
+    assert!(err.contains("set `status: deprecated`"), "{err}");
+    // Major 1 is deprecated with a sunset: readers are warned, new ones refused.
+    let out = ok(
+        &dir,
+        &[
+            "deprecate",
+            "example/greetings_v1",
+            "--sunset",
+            "2027-01-31",
+        ],
+    );
+    assert!(
+        out.contains("deprecated example/greetings_v1 (sunset 2027-01-31)"),
+        "{out}"
+    );
+    let query = common::mesh(
+        &dir,
+        &["query", "SELECT count(*) FROM example.greetings_v1"],
+    );
+    assert!(query.status.success());
+    let warning = String::from_utf8_lossy(&query.stderr);
+    assert!(warning.contains("which is deprecated"), "{warning}");
+    let validate = common::mesh(&dir, &["validate"]);
+    let said = format!(
+        "{}{}",
+        String::from_utf8_lossy(&validate.stdout),
+        String::from_utf8_lossy(&validate.stderr)
+    );
+    assert!(
+        said.contains(
+            "input `g` reads `example/greetings_v1`, which is deprecated and will be retired on 2027-01-31"
+        ),
+        "{said}"
+    );
+    let late = dir.join("example/late");
+    std::fs::create_dir_all(&late).unwrap();
+    std::fs::write(
+        late.join("product.yaml"),
+        COUNTS
+            .replace("name: counts", "name: late")
+            .replace("- name: counts", "- name: late"),
+    )
+    .unwrap();
+    let err = fails(&dir, &["deploy"]);
+    assert!(
+        err.contains(
+            "`example/late` would start reading `example/greetings_v1`, which is deprecated"
+        ),
+        "{err}"
+    );
+    std::fs::remove_dir_all(&late).unwrap();
+    let show = json(
+        &dir,
+        &[
+            "catalog",
+            "show",
+            "example/greetings_v1",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(show["status"], "deprecated");
+
     // Move counts to major 2, then retire major 1.
     edit(
         &dir,

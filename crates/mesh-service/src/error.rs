@@ -26,6 +26,14 @@ pub enum ServiceError {
         product: String,
         readers: Vec<String>,
     },
+    /// A lifecycle change the command cannot make.
+    #[error("cannot {action} `{product}`: {reason}")]
+    Lifecycle {
+        action: &'static str,
+        product: String,
+        reason: String,
+        hint: String,
+    },
     #[error("cannot read {path}: {source}")]
     Read {
         path: String,
@@ -65,6 +73,7 @@ impl ServiceError {
             ServiceError::StillRead { .. } => Some(
                 "move those consumers to another product or major (their `version:` requirement), deploy, then retire".into(),
             ),
+            ServiceError::Lifecycle { hint, .. } => Some(hint.clone()),
             ServiceError::State { .. } => {
                 Some("check the permissions and free space of the state directory".into())
             }

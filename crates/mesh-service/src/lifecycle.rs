@@ -21,11 +21,17 @@ fn upstreams(
     let mut out = BTreeMap::new();
     for r in deployed {
         let status = Status::parse(&r.status).unwrap_or(Status::Active);
-        // The sunset date lives in the descriptor; parse it only when it matters.
+        // The sunset date lives in the descriptor, or for an older major in
+        // its record (`mesh deprecate`); parse only when it matters.
         let sunset = (status == Status::Deprecated)
-            .then(|| parse_product(Path::new(&r.descriptor_path), &r.descriptor).0)
-            .flatten()
-            .and_then(|p| p.sunset.map(|s| s.value));
+            .then(|| {
+                r.sunset.or_else(|| {
+                    parse_product(Path::new(&r.descriptor_path), &r.descriptor)
+                        .0
+                        .and_then(|p| p.sunset.map(|s| s.value))
+                })
+            })
+            .flatten();
         if let Ok(version) = semver::Version::parse(&r.version) {
             out.insert(
                 r.product.clone(),
@@ -152,8 +158,29 @@ pub fn check(local: &[ProductDescriptor], deployed: &[ProductRecord]) -> Vec<Dia
     out
 }
 
-/// Errors for consumers that would start reading a deprecated product:
-/// products not deployed yet, or deployed without that input.
+/// What each product input of `p` reads: the product it names, or the
+/// older major its version requirement selects.
+fn reads<'a>(
+    p: &'a ProductDescriptor,
+    records: &'a [ProductRecord],
+) -> impl Iterator<Item = (&'a mesh_spec::Spanned<ProductRef>, &'a ProductRef)> {
+    p.inputs.iter().filter_map(move |i| match &i.kind {
+        InputKind::Product {
+            product, version, ..
+        } => {
+            let line = mesh_catalog::matching_line(
+                records,
+                &product.value,
+                version.as_ref().map(|v| &v.value),
+            );
+            Some((product, line.map_or(&product.value, |l| &l.product)))
+        }
+        InputKind::Source(_) => None,
+    })
+}
+
+/// Errors for consumers that would start reading a deprecated product or
+/// older major: products not deployed yet, or deployed without reading it.
 pub fn new_consumers_of_deprecated(
     local: &[ProductDescriptor],
     deployed: &[(ProductRecord, ProductDescriptor)],
@@ -166,24 +193,23 @@ pub fn new_consumers_of_deprecated(
         .collect();
     let mut out = Vec::new();
     for p in local {
-        for u in p.upstream() {
+        for (named, target) in reads(p, &records) {
             let deprecated = known
-                .get(&u.value)
+                .get(target)
                 .is_some_and(|up| up.status == Status::Deprecated);
             let already = before
                 .get(&p.product_ref())
-                .is_some_and(|old| old.upstream().any(|o| o.value == u.value));
+                .is_some_and(|old| reads(old, &records).any(|(_, t)| t == target));
             if deprecated && !already {
                 out.push(
                     Diagnostic::error(
                         "new-consumer-of-deprecated",
                         format!(
-                            "`{}` would start reading `{}`, which is deprecated; new consumers of a deprecated product are refused",
+                            "`{}` would start reading `{target}`, which is deprecated; new consumers of a deprecated product are refused",
                             p.product_ref(),
-                            u.value
                         ),
                     )
-                    .at(&p.file, u.span)
+                    .at(&p.file, named.span)
                     .help("read its successor instead"),
                 );
             }

@@ -231,6 +231,7 @@ impl Mesh {
                 deployed_at: chrono::Utc::now(),
                 deployed_by: by.to_string(),
                 line_of: None,
+                sunset: None,
             });
         }
         let outcome = self.catalog.deploy(by, records, overrides).await?;
@@ -247,12 +248,64 @@ impl Mesh {
                     if r.line_of.is_some() {
                         as_line(&mut p, &r);
                     }
+                    // `mesh retire` and `mesh deprecate` change the status
+                    // in the catalog; the record is the truth for it.
+                    if let Some(status) = mesh_spec::Status::parse(&r.status) {
+                        p.status = status;
+                    }
+                    if let Some(sunset) = r.sunset {
+                        p.sunset = Some(mesh_spec::Spanned::new(sunset, Default::default()));
+                    }
                     out.push((r, p))
                 }
                 None => return Err(ServiceError::Invalid { diagnostics }),
             }
         }
         Ok(out)
+    }
+
+    /// Deprecates an older major kept alive (`sales/orders_v1`), with an
+    /// optional sunset date: its readers are warned on query and in
+    /// `mesh validate`, and new consumers of it are refused at deploy. The
+    /// newest major is deprecated in its descriptor instead (`status:
+    /// deprecated`, `sunset:`), which stays the one source for it.
+    pub async fn deprecate(
+        &self,
+        name: &str,
+        sunset: Option<chrono::NaiveDate>,
+        by: &str,
+    ) -> Result<ProductRef> {
+        let r = self.resolve_deployed(name).await?;
+        let records = self.catalog.products().await?;
+        let Some(record) = records.iter().find(|rec| rec.product == r) else {
+            return Err(ServiceError::ProductNotFound {
+                product: r.to_string(),
+                hint: None,
+            });
+        };
+        let refuse = |reason: String, hint: String| ServiceError::Lifecycle {
+            action: "deprecate",
+            product: r.to_string(),
+            reason,
+            hint,
+        };
+        if record.line_of.is_none() {
+            return Err(refuse(
+                "it is the newest major, whose status its descriptor owns".into(),
+                format!(
+                    "set `status: deprecated` (and `sunset: YYYY-MM-DD`) in {} and deploy",
+                    record.descriptor_path
+                ),
+            ));
+        }
+        if record.status == "retired" {
+            return Err(refuse(
+                "it is already retired".into(),
+                "a retired product is not served; there is nothing to deprecate".into(),
+            ));
+        }
+        self.catalog.deprecate(&r, sunset, by).await?;
+        Ok(r)
     }
 
     /// Retires a deployed product: it is no longer built or served. This is
@@ -634,6 +687,7 @@ fn major_line(head: &ProductRecord, major: u64, by: &str) -> Result<ProductRecor
         deployed_at: chrono::Utc::now(),
         deployed_by: by.to_string(),
         line_of: Some(head.product.clone()),
+        sunset: None,
         ..head.clone()
     })
 }
