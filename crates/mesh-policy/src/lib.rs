@@ -1,0 +1,23 @@
+//! Federated computational governance: policies written in Rego, evaluated
+//! with `regorus`, and the decisions they produce.
+//!
+//! Global policies live in the mesh's `policies/` folder and decide under
+//! package `mesh.access` (who may read what, and how). A domain may add
+//! policies for its own products in `<domain>/policies/`, under package
+//! `mesh.domain.<domain>`; they are evaluated in an engine of their own and
+//! can only add restrictions (denials, masks, row filters), never grant:
+//! that is how a domain cannot weaken a global deny. See `docs/governance.md`.
+
+mod decision;
+mod error;
+mod pack;
+mod policies;
+mod token;
+
+pub use decision::{
+    AccessInput, ColumnInput, Decision, GrantInput, Mask, PrincipalInput, ProductInput,
+};
+pub use error::{PolicyError, Result};
+pub use pack::{DEFAULT_ACCESS_POLICY, DEFAULT_ACCESS_TESTS, default_pack};
+pub use policies::{PolicySet, TestOutcome};
+pub use token::{NewToken, hash_secret, new_token, parse_token, verify_secret};

@@ -1,0 +1,375 @@
+//! Loading policy files and evaluating them.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use serde_json::Value;
+
+use crate::decision::{AccessInput, Decision, Mask};
+use crate::error::{PolicyError, Result};
+
+/// The outcome of one `test_` rule.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct TestOutcome {
+    /// `data.<package>.<rule>`.
+    pub name: String,
+    pub file: String,
+    pub passed: bool,
+    /// Why it failed: `false`/undefined, or the evaluation error.
+    pub detail: Option<String>,
+}
+
+/// One loaded file: its path (as shown in messages), package and text.
+#[derive(Debug, Clone)]
+struct PolicyFile {
+    path: String,
+    package: String,
+    text: String,
+}
+
+/// The policies of a mesh: the global ones and each domain's.
+#[derive(Debug)]
+pub struct PolicySet {
+    global: Mutex<regorus::Engine>,
+    domains: BTreeMap<String, Mutex<regorus::Engine>>,
+    files: Vec<PolicyFile>,
+}
+
+/// `.rego` files directly in `dir`, sorted; none when it does not exist.
+fn rego_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let entries = match std::fs::read_dir(dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(source) => {
+            return Err(PolicyError::Read {
+                path: dir.display().to_string(),
+                source,
+            });
+        }
+    };
+    let mut out: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "rego"))
+        .collect();
+    out.sort();
+    Ok(out)
+}
+
+fn read(path: &Path, root: &Path) -> Result<(String, String)> {
+    let text = std::fs::read_to_string(path).map_err(|source| PolicyError::Read {
+        path: path.display().to_string(),
+        source,
+    })?;
+    let shown = path
+        .strip_prefix(root)
+        .unwrap_or(path)
+        .display()
+        .to_string();
+    Ok((shown, text))
+}
+
+/// Turns a regorus parse error (`--> file:line:col` then a caret and the
+/// message) into a located error.
+fn syntax_error(file: &str, e: &dyn std::fmt::Display) -> PolicyError {
+    let text = e.to_string();
+    let mut line = 1;
+    let mut col = 1;
+    if let Some(at) = text.split("--> ").nth(1) {
+        let loc = at.lines().next().unwrap_or_default();
+        let mut parts = loc.rsplitn(3, ':');
+        col = parts
+            .next()
+            .and_then(|c| c.trim().parse().ok())
+            .unwrap_or(1);
+        line = parts
+            .next()
+            .and_then(|l| l.trim().parse().ok())
+            .unwrap_or(1);
+    }
+    let message = text
+        .lines()
+        .rev()
+        .find(|l| l.trim_start().starts_with("error:"))
+        .map(|l| {
+            l.trim_start()
+                .trim_start_matches("error:")
+                .trim()
+                .to_string()
+        })
+        .unwrap_or_else(|| text.trim().to_string());
+    PolicyError::Syntax {
+        file: file.to_string(),
+        line,
+        col,
+        message,
+    }
+}
+
+fn package_line(text: &str) -> usize {
+    text.lines()
+        .position(|l| l.trim_start().starts_with("package "))
+        .map_or(1, |i| i + 1)
+}
+
+impl PolicySet {
+    /// Loads `<root>/policies/*.rego` and, for each domain,
+    /// `<root>/<domain>/policies/*.rego`.
+    pub fn load(root: &Path, domains: &[String]) -> Result<Self> {
+        let mut global = Vec::new();
+        for path in rego_files(&root.join("policies"))? {
+            global.push(read(&path, root)?);
+        }
+        let mut by_domain = Vec::new();
+        for d in domains {
+            for path in rego_files(&root.join(d).join("policies"))? {
+                let (shown, text) = read(&path, root)?;
+                by_domain.push((d.clone(), shown, text));
+            }
+        }
+        Self::from_sources(global, by_domain)
+    }
+
+    /// Builds a set from texts: global `(path, text)` and domain
+    /// `(domain, path, text)`. Every file is parsed; the first error wins.
+    pub fn from_sources(
+        global: Vec<(String, String)>,
+        domains: Vec<(String, String, String)>,
+    ) -> Result<Self> {
+        let mut files = Vec::new();
+        let mut engine = regorus::Engine::new();
+        for (path, text) in global {
+            let package = engine
+                .add_policy(path.clone(), text.clone())
+                .map_err(|e| syntax_error(&path, &e))?;
+            files.push(PolicyFile {
+                path,
+                package,
+                text,
+            });
+        }
+        let mut engines: BTreeMap<String, regorus::Engine> = BTreeMap::new();
+        for (domain, path, text) in domains {
+            let e = engines.entry(domain.clone()).or_default();
+            let package = e
+                .add_policy(path.clone(), text.clone())
+                .map_err(|e| syntax_error(&path, &e))?;
+            // Domain policies live under their own namespace, tests included.
+            let own = format!("data.mesh.domain.{domain}");
+            let is_own = package == own
+                || package.starts_with(&format!("{own}."))
+                || package.starts_with(&format!("{own}_test"));
+            if !is_own {
+                return Err(PolicyError::ForeignPackage {
+                    line: package_line(&text),
+                    file: path,
+                    package: package.trim_start_matches("data.").to_string(),
+                    domain,
+                });
+            }
+            files.push(PolicyFile {
+                path,
+                package,
+                text,
+            });
+        }
+        Ok(PolicySet {
+            global: Mutex::new(engine),
+            domains: engines
+                .into_iter()
+                .map(|(d, e)| (d, Mutex::new(e)))
+                .collect(),
+            files,
+        })
+    }
+
+    /// The number of policy files loaded.
+    pub fn file_count(&self) -> usize {
+        self.files.len()
+    }
+
+    /// The value of a rule path (`data.mesh.access.allow`) for an input;
+    /// `None` when undefined.
+    fn value(engine: &Mutex<regorus::Engine>, input: &Value, path: &str) -> Result<Option<Value>> {
+        let mut e = engine
+            .lock()
+            .map_err(|_| PolicyError::Eval("the policy engine was poisoned by a panic".into()))?;
+        let input = serde_json::from_value::<regorus::Value>(input.clone())
+            .map_err(|err| PolicyError::Eval(err.to_string()))?;
+        e.set_input(input);
+        let results = e
+            .eval_query(path.to_string(), false)
+            .map_err(|err| PolicyError::Eval(err.to_string()))?;
+        let Some(v) = results
+            .result
+            .into_iter()
+            .next()
+            .and_then(|r| r.expressions.into_iter().next())
+            .map(|x| x.value)
+        else {
+            return Ok(None);
+        };
+        if v == regorus::Value::Undefined {
+            return Ok(None);
+        }
+        serde_json::to_value(&v)
+            .map(Some)
+            .map_err(|err| PolicyError::Eval(err.to_string()))
+    }
+
+    /// Evaluates any query against the global policies, for debugging
+    /// (`mesh policy eval`).
+    pub fn eval(&self, query: &str, input: &Value) -> Result<Option<Value>> {
+        Self::value(&self.global, input, query)
+    }
+
+    /// Denials, masks and row filters a package adds.
+    fn restrictions(
+        engine: &Mutex<regorus::Engine>,
+        input: &Value,
+        package: &str,
+        denials: &mut Vec<String>,
+        masks: &mut BTreeMap<String, Mask>,
+        filters: &mut Vec<String>,
+    ) -> Result<()> {
+        if let Some(v) = Self::value(engine, input, &format!("{package}.deny"))? {
+            let reasons = v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]);
+            for r in reasons {
+                denials.push(r.as_str().map_or_else(|| r.to_string(), str::to_string));
+            }
+        }
+        if let Some(Value::Object(m)) = Self::value(engine, input, &format!("{package}.masks"))? {
+            for (column, mask) in m {
+                let mask = Mask::from_policy(&mask).ok_or_else(|| {
+                    PolicyError::Eval(format!(
+                        "{package}.masks[{column:?}] is {mask}, not a mask (redact, hash, null, last4, sql:<expr>)"
+                    ))
+                })?;
+                let merged = match masks.remove(&column) {
+                    Some(old) => old.stricter(mask),
+                    None => mask,
+                };
+                masks.insert(column, merged);
+            }
+        }
+        if let Some(v) = Self::value(engine, input, &format!("{package}.row_filters"))? {
+            for f in v.as_array().cloned().unwrap_or_default() {
+                let Some(s) = f.as_str() else {
+                    return Err(PolicyError::Eval(format!(
+                        "{package}.row_filters holds {f}, not a SQL predicate string"
+                    )));
+                };
+                if !filters.iter().any(|x| x == s) {
+                    filters.push(s.to_string());
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The decision for one read: the global policies allow or not, and
+    /// the global and domain policies together add denials, masks (the
+    /// stricter one per column) and row filters.
+    pub fn decide(&self, input: &AccessInput) -> Result<Decision> {
+        let json = serde_json::to_value(input).map_err(|e| PolicyError::Eval(e.to_string()))?;
+        let allow = Self::value(&self.global, &json, "data.mesh.access.allow")?
+            .is_some_and(|v| v == Value::Bool(true));
+        let mut denials = Vec::new();
+        let mut masks = BTreeMap::new();
+        let mut filters = Vec::new();
+        Self::restrictions(
+            &self.global,
+            &json,
+            "data.mesh.access",
+            &mut denials,
+            &mut masks,
+            &mut filters,
+        )?;
+        let domain = &input.product.domain;
+        if let Some(engine) = self.domains.get(domain) {
+            Self::restrictions(
+                engine,
+                &json,
+                &format!("data.mesh.domain.{domain}"),
+                &mut denials,
+                &mut masks,
+                &mut filters,
+            )?;
+        }
+        let (allowed, reason) = if !denials.is_empty() {
+            (false, denials.join("; "))
+        } else if !allow {
+            (
+                false,
+                format!(
+                    "no policy allows `{}` to read `{}`; ask its owners with `mesh access request {}`",
+                    input.principal.name, input.product.id, input.product.id
+                ),
+            )
+        } else {
+            (true, "allowed by policy".to_string())
+        };
+        Ok(Decision {
+            allowed,
+            reason,
+            masks,
+            row_filters: filters,
+        })
+    }
+
+    /// Runs every `test_` rule (OPA's convention): a test passes when it
+    /// evaluates to true.
+    pub fn run_tests(&self) -> Vec<TestOutcome> {
+        let mut out = Vec::new();
+        for f in &self.files {
+            let engine = f
+                .package
+                .strip_prefix("data.mesh.domain.")
+                .and_then(|rest| {
+                    self.domains
+                        .iter()
+                        .find(|(d, _)| {
+                            rest == d.as_str()
+                                || rest.starts_with(&format!("{d}."))
+                                || rest.starts_with(&format!("{d}_test"))
+                        })
+                        .map(|(_, e)| e)
+                })
+                .unwrap_or(&self.global);
+            for rule in test_rules(&f.text) {
+                let name = format!("{}.{rule}", f.package);
+                let (passed, detail) = match Self::value(engine, &Value::Null, &name) {
+                    Ok(Some(Value::Bool(true))) => (true, None),
+                    Ok(Some(other)) => (false, Some(format!("evaluated to {other}"))),
+                    Ok(None) => (false, Some("undefined (a condition did not hold)".into())),
+                    Err(e) => (false, Some(e.to_string())),
+                };
+                out.push(TestOutcome {
+                    name,
+                    file: f.path.clone(),
+                    passed,
+                    detail,
+                });
+            }
+        }
+        out
+    }
+}
+
+/// Names of the `test_` rules a file declares, in order, each once.
+fn test_rules(text: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for line in text.lines() {
+        if !line.starts_with("test_") {
+            continue;
+        }
+        let name: String = line
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if !out.contains(&name) {
+            out.push(name);
+        }
+    }
+    out
+}
