@@ -24,6 +24,12 @@ pub enum CatalogError {
     ProductNotFound { product: ProductRef },
     #[error("unsupported catalog URL `{url}`; use sqlite://PATH")]
     UnsupportedUrl { url: String },
+    /// A name that must be unique is taken.
+    #[error("{what} `{name}` already exists")]
+    Conflict { what: &'static str, name: String },
+    /// A name that must exist does not.
+    #[error("{what} `{name}` does not exist")]
+    NotFound { what: &'static str, name: String },
     #[error("search index error: {0}")]
     Search(String),
 }

@@ -6,13 +6,16 @@
 //! accepts. Search builds a tantivy index in memory from catalog data.
 
 pub mod error;
+pub mod identity;
 pub mod lines;
 pub mod model;
 pub mod search;
 pub mod sqlite;
+mod sqlite_identity;
 pub mod store;
 
 pub use error::{CatalogError, Result};
+pub use identity::{AuditEntry, AuditFilter, IdentityStore, Principal, Team, TokenRecord};
 pub use lines::{line_name, line_output, matching_line};
 pub use model::*;
 pub use sqlite::SqliteCatalog;

@@ -20,7 +20,7 @@ use crate::store::CatalogStore;
 /// A catalog in a SQLite file.
 #[derive(Debug, Clone)]
 pub struct SqliteCatalog {
-    pool: SqlitePool,
+    pub(crate) pool: SqlitePool,
 }
 
 impl SqliteCatalog {
@@ -47,7 +47,7 @@ impl SqliteCatalog {
     }
 }
 
-fn ts(s: &str, table: &'static str, column: &'static str) -> Result<DateTime<Utc>> {
+pub(crate) fn ts(s: &str, table: &'static str, column: &'static str) -> Result<DateTime<Utc>> {
     DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|e| CatalogError::Corrupt {

@@ -1,0 +1,91 @@
+//! Identities (principals, teams, roles), API tokens and the audit log.
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::error::Result;
+
+/// A user or service account, with its teams and global roles.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Principal {
+    pub name: String,
+    /// `user` or `service`.
+    pub kind: String,
+    pub teams: Vec<String>,
+    pub roles: Vec<String>,
+}
+
+/// A team and the domains it owns.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Team {
+    pub name: String,
+    pub members: Vec<String>,
+    pub domains: Vec<String>,
+}
+
+/// A stored API token (never the token itself).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct TokenRecord {
+    pub id: String,
+    pub principal: String,
+    #[serde(skip)]
+    pub hash: String,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// One audit entry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AuditEntry {
+    /// Order of recording; assigned by the store.
+    pub seq: i64,
+    pub at: DateTime<Utc>,
+    pub principal: String,
+    pub action: String,
+    pub product: Option<String>,
+    pub columns: Vec<String>,
+    /// `allow`, `deny` or `done`.
+    pub decision: String,
+    pub reason: String,
+    pub detail: serde_json::Value,
+}
+
+/// Which audit entries to read.
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub product: Option<String>,
+    pub principal: Option<String>,
+    pub since: Option<DateTime<Utc>>,
+    pub limit: Option<i64>,
+}
+
+/// Identity, token and audit storage.
+#[async_trait]
+pub trait IdentityStore: Send + Sync {
+    /// Adds a principal. Fails with `Conflict` if the name is taken.
+    async fn add_principal(&self, name: &str, kind: &str, by: &str) -> Result<()>;
+    async fn principal(&self, name: &str) -> Result<Option<Principal>>;
+    async fn principals(&self) -> Result<Vec<Principal>>;
+    /// Gives a principal a global role (idempotent).
+    async fn grant_role(&self, principal: &str, role: &str) -> Result<()>;
+    /// Adds a team owning `domains`. Fails with `Conflict` if it exists.
+    async fn add_team(&self, name: &str, domains: &[String], by: &str) -> Result<()>;
+    /// Adds a principal to a team (idempotent).
+    async fn add_member(&self, team: &str, principal: &str) -> Result<()>;
+    async fn teams(&self) -> Result<Vec<Team>>;
+    /// The teams that own a domain.
+    async fn owner_teams(&self, domain: &str) -> Result<Vec<String>>;
+
+    async fn add_token(&self, token: &TokenRecord) -> Result<()>;
+    async fn token(&self, id: &str) -> Result<Option<TokenRecord>>;
+    async fn tokens(&self, principal: Option<&str>) -> Result<Vec<TokenRecord>>;
+    /// Marks a token revoked. Returns whether it existed and was live.
+    async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> Result<bool>;
+
+    /// Appends entries in one transaction (their `seq` is ignored).
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<()>;
+    /// Entries matching the filter, oldest first.
+    async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>>;
+}

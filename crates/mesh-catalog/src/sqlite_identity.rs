@@ -1,0 +1,344 @@
+//! `IdentityStore` for the SQLite catalog.
+
+use std::collections::BTreeMap;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use sqlx::sqlite::SqliteRow;
+
+use crate::error::{CatalogError, Result};
+use crate::identity::*;
+use crate::sqlite::{SqliteCatalog, ts};
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+}
+
+fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_foreign_key_violation())
+}
+
+fn opt_ts(v: Option<String>, column: &'static str) -> Result<Option<DateTime<Utc>>> {
+    v.map(|s| ts(&s, "tokens", column)).transpose()
+}
+
+fn token_from_row(row: &SqliteRow) -> Result<TokenRecord> {
+    Ok(TokenRecord {
+        id: row.try_get("id")?,
+        principal: row.try_get("principal")?,
+        hash: row.try_get("hash")?,
+        created_at: ts(row.try_get("created_at")?, "tokens", "created_at")?,
+        expires_at: opt_ts(row.try_get("expires_at")?, "expires_at")?,
+        revoked_at: opt_ts(row.try_get("revoked_at")?, "revoked_at")?,
+    })
+}
+
+impl SqliteCatalog {
+    async fn pairs(&self, sql: &'static str) -> Result<BTreeMap<String, Vec<String>>> {
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for row in sqlx::query(sql).fetch_all(&self.pool).await? {
+            out.entry(row.try_get(0)?)
+                .or_default()
+                .push(row.try_get(1)?);
+        }
+        Ok(out)
+    }
+
+    async fn require_principal(&self, name: &str) -> Result<()> {
+        if self.principal(name).await?.is_none() {
+            return Err(CatalogError::NotFound {
+                what: "principal",
+                name: name.to_string(),
+            });
+        }
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl IdentityStore for SqliteCatalog {
+    async fn add_principal(&self, name: &str, kind: &str, by: &str) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO principals (name, kind, created_at, created_by) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(name)
+        .bind(kind)
+        .bind(Utc::now().to_rfc3339())
+        .bind(by)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_unique_violation(&e) {
+                CatalogError::Conflict {
+                    what: "principal",
+                    name: name.to_string(),
+                }
+            } else {
+                e.into()
+            }
+        })?;
+        Ok(())
+    }
+
+    async fn principal(&self, name: &str) -> Result<Option<Principal>> {
+        let Some(row) = sqlx::query("SELECT name, kind FROM principals WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let teams = sqlx::query("SELECT team FROM team_members WHERE principal = $1 ORDER BY team")
+            .bind(name)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<Vec<String>, _>>()?;
+        let roles =
+            sqlx::query("SELECT role FROM principal_roles WHERE principal = $1 ORDER BY role")
+                .bind(name)
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(|r| r.try_get(0))
+                .collect::<Result<Vec<String>, _>>()?;
+        Ok(Some(Principal {
+            name: row.try_get("name")?,
+            kind: row.try_get("kind")?,
+            teams,
+            roles,
+        }))
+    }
+
+    async fn principals(&self) -> Result<Vec<Principal>> {
+        let mut teams = self
+            .pairs("SELECT principal, team FROM team_members ORDER BY principal, team")
+            .await?;
+        let mut roles = self
+            .pairs("SELECT principal, role FROM principal_roles ORDER BY principal, role")
+            .await?;
+        sqlx::query("SELECT name, kind FROM principals ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                let name: String = row.try_get("name")?;
+                Ok(Principal {
+                    teams: teams.remove(&name).unwrap_or_default(),
+                    roles: roles.remove(&name).unwrap_or_default(),
+                    kind: row.try_get("kind")?,
+                    name,
+                })
+            })
+            .collect()
+    }
+
+    async fn grant_role(&self, principal: &str, role: &str) -> Result<()> {
+        self.require_principal(principal).await?;
+        sqlx::query("INSERT OR IGNORE INTO principal_roles (principal, role) VALUES ($1, $2)")
+            .bind(principal)
+            .bind(role)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn add_team(&self, name: &str, domains: &[String], by: &str) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("INSERT INTO teams (name, created_at, created_by) VALUES ($1, $2, $3)")
+            .bind(name)
+            .bind(Utc::now().to_rfc3339())
+            .bind(by)
+            .execute(&mut *tx)
+            .await
+            .map_err(|e| {
+                if is_unique_violation(&e) {
+                    CatalogError::Conflict {
+                        what: "team",
+                        name: name.to_string(),
+                    }
+                } else {
+                    e.into()
+                }
+            })?;
+        for d in domains {
+            sqlx::query("INSERT OR IGNORE INTO team_domains (team, domain) VALUES ($1, $2)")
+                .bind(name)
+                .bind(d)
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn add_member(&self, team: &str, principal: &str) -> Result<()> {
+        self.require_principal(principal).await?;
+        sqlx::query("INSERT OR IGNORE INTO team_members (team, principal) VALUES ($1, $2)")
+            .bind(team)
+            .bind(principal)
+            .execute(&self.pool)
+            .await
+            .map_err(|e| {
+                if is_foreign_key_violation(&e) {
+                    CatalogError::NotFound {
+                        what: "team",
+                        name: team.to_string(),
+                    }
+                } else {
+                    e.into()
+                }
+            })?;
+        Ok(())
+    }
+
+    async fn teams(&self) -> Result<Vec<Team>> {
+        let mut members = self
+            .pairs("SELECT team, principal FROM team_members ORDER BY team, principal")
+            .await?;
+        let mut domains = self
+            .pairs("SELECT team, domain FROM team_domains ORDER BY team, domain")
+            .await?;
+        sqlx::query("SELECT name FROM teams ORDER BY name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                let name: String = row.try_get("name")?;
+                Ok(Team {
+                    members: members.remove(&name).unwrap_or_default(),
+                    domains: domains.remove(&name).unwrap_or_default(),
+                    name,
+                })
+            })
+            .collect()
+    }
+
+    async fn owner_teams(&self, domain: &str) -> Result<Vec<String>> {
+        sqlx::query("SELECT team FROM team_domains WHERE domain = $1 ORDER BY team")
+            .bind(domain)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| Ok(r.try_get(0)?))
+            .collect()
+    }
+
+    async fn add_token(&self, t: &TokenRecord) -> Result<()> {
+        self.require_principal(&t.principal).await?;
+        sqlx::query(
+            "INSERT INTO tokens (id, principal, hash, created_at, expires_at, revoked_at) VALUES ($1, $2, $3, $4, $5, NULL)",
+        )
+        .bind(&t.id)
+        .bind(&t.principal)
+        .bind(&t.hash)
+        .bind(t.created_at.to_rfc3339())
+        .bind(t.expires_at.map(|e| e.to_rfc3339()))
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn token(&self, id: &str) -> Result<Option<TokenRecord>> {
+        sqlx::query("SELECT * FROM tokens WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(token_from_row)
+            .transpose()
+    }
+
+    async fn tokens(&self, principal: Option<&str>) -> Result<Vec<TokenRecord>> {
+        let rows = match principal {
+            Some(p) => {
+                sqlx::query("SELECT * FROM tokens WHERE principal = $1 ORDER BY created_at")
+                    .bind(p)
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                sqlx::query("SELECT * FROM tokens ORDER BY created_at")
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        rows.iter().map(token_from_row).collect()
+    }
+
+    async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
+                .bind(at.to_rfc3339())
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn append_audit(&self, entries: &[AuditEntry]) -> Result<()> {
+        if entries.is_empty() {
+            return Ok(());
+        }
+        let mut tx = self.pool.begin().await?;
+        for e in entries {
+            sqlx::query(
+                "INSERT INTO audit_log (at, principal, action, product, columns, decision, reason, detail)
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(e.at.to_rfc3339())
+            .bind(&e.principal)
+            .bind(&e.action)
+            .bind(&e.product)
+            .bind(serde_json::to_string(&e.columns).unwrap_or_else(|_| "[]".into()))
+            .bind(&e.decision)
+            .bind(&e.reason)
+            .bind(e.detail.to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        let rows = sqlx::query(
+            "SELECT * FROM (SELECT * FROM audit_log
+               WHERE ($1 IS NULL OR product = $1)
+                 AND ($2 IS NULL OR principal = $2)
+                 AND ($3 IS NULL OR at >= $3)
+               ORDER BY seq DESC LIMIT $4) ORDER BY seq",
+        )
+        .bind(&f.product)
+        .bind(&f.principal)
+        .bind(f.since.map(|s| s.to_rfc3339()))
+        .bind(f.limit.unwrap_or(i64::MAX))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|row| {
+                let columns: Option<String> = row.try_get("columns")?;
+                let detail: Option<String> = row.try_get("detail")?;
+                Ok(AuditEntry {
+                    seq: row.try_get("seq")?,
+                    at: ts(row.try_get("at")?, "audit_log", "at")?,
+                    principal: row.try_get("principal")?,
+                    action: row.try_get("action")?,
+                    product: row.try_get("product")?,
+                    columns: columns
+                        .and_then(|c| serde_json::from_str(&c).ok())
+                        .unwrap_or_default(),
+                    decision: row.try_get("decision")?,
+                    reason: row.try_get("reason")?,
+                    detail: detail
+                        .and_then(|d| serde_json::from_str(&d).ok())
+                        .unwrap_or(serde_json::Value::Null),
+                })
+            })
+            .collect()
+    }
+}
