@@ -217,6 +217,39 @@ impl Bench {
         Ok(String::from_utf8(out.stdout)?)
     }
 
+    /// Writes the default policy pack and makes the user the bench runs as
+    /// (`MESH_USER`, else `USER`, as `mesh` itself reads them) an admin who
+    /// reads personal data, so queries measure the real enforcement path.
+    fn govern(&self, project: &Path) -> Result<()> {
+        for (rel, text) in mesh_policy::default_pack() {
+            let path = project.join(rel);
+            std::fs::create_dir_all(path.parent().unwrap_or(project))?;
+            std::fs::write(path, text)?;
+        }
+        let me = std::env::var("MESH_USER")
+            .or_else(|_| std::env::var("USER"))
+            .unwrap_or_else(|_| "unknown".into());
+        let out = self
+            .mesh_cmd(
+                project,
+                &[
+                    "principal",
+                    "add",
+                    &me,
+                    "--role",
+                    "mesh-admin",
+                    "--role",
+                    "pii-reader",
+                ],
+            )
+            .output()?;
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() && !stderr.contains("already exists") {
+            bail!("mesh principal add failed:\n{stderr}");
+        }
+        Ok(())
+    }
+
     fn run_all(&self, products: usize) -> Result<String> {
         let project = self.work.join(format!("tpch-sf{}", self.scale));
         self.prepare(&project)?;
@@ -237,6 +270,7 @@ impl Bench {
             std::fs::write(&marker, "")?;
         }
         tpch::write_project(project)?;
+        self.govern(project)?;
         self.mesh_ok(project, &["deploy"])?;
         eprintln!("publishing every table once");
         self.mesh_ok(project, &["run"])?;
@@ -351,6 +385,7 @@ impl Bench {
         if !project.join(".mesh/catalog.db").exists() {
             let _ = std::fs::remove_dir_all(&project);
             write_startup_mesh(&project, products)?;
+            self.govern(&project)?;
             eprintln!("deploying and running {products} products");
             self.mesh_ok(&project, &["deploy"])?;
             self.mesh_ok(&project, &["run"])?;

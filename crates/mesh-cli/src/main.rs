@@ -1,6 +1,7 @@
 //! `mesh`: the Meshwork command line. It parses arguments, calls the
 //! service and prints; nothing else.
 
+mod governance;
 mod output;
 
 use std::path::PathBuf;
@@ -117,6 +118,33 @@ enum Command {
     /// Discover products.
     #[command(subcommand)]
     Catalog(CatalogCommand),
+    /// Users and service accounts.
+    #[command(subcommand)]
+    Principal(governance::PrincipalCommand),
+    /// Teams and the domains they own.
+    #[command(subcommand)]
+    Team(governance::TeamCommand),
+    /// API tokens for the servers.
+    #[command(subcommand)]
+    Token(governance::TokenCommand),
+    /// Test and debug the Rego policies.
+    #[command(subcommand)]
+    Policy(governance::PolicyCommand),
+    /// Read the audit log: who did what, when, and the decision.
+    Audit {
+        #[arg(long)]
+        product: Option<String>,
+        #[arg(long)]
+        principal: Option<String>,
+        /// YYYY-MM-DD or an RFC 3339 time.
+        #[arg(long)]
+        since: Option<String>,
+        /// The newest entries to show.
+        #[arg(long, default_value_t = 100)]
+        limit: i64,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
 }
 
 #[derive(Subcommand)]
@@ -241,6 +269,12 @@ fn main() -> ExitCode {
     }
 }
 
+/// The principal local commands act as.
+fn caller() -> mesh_service::Caller {
+    mesh_service::Caller::new(user())
+}
+
+/// The local user: `MESH_USER`, else the login name.
 fn user() -> String {
     std::env::var("MESH_USER")
         .or_else(|_| std::env::var("USER"))
@@ -258,7 +292,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Init { dir } => {
             mesh_service::init::init(&dir)?;
+            let me = user();
+            Mesh::open(&dir).await?.bootstrap_admin(&me).await?;
             println!("Created a mesh project in {}", dir.display());
+            println!("`{me}` is its first principal, with role mesh-admin (policies in policies/)");
             println!(
                 "Next: cd {} && mesh validate && mesh deploy && mesh run",
                 dir.display()
@@ -271,6 +308,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 dir.display()
             );
             let mesh = Mesh::open(&dir).await?;
+            mesh.bootstrap_admin(&user()).await?;
             let (outcome, diagnostics) = mesh.deploy(&user(), false).await?;
             print_diagnostics(&diagnostics);
             eprintln!(
@@ -442,7 +480,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Query { sql, format } => {
             let mesh = open(&cli.project, None).await?;
             if format != QueryFormat::Table {
-                let mut stream = mesh.query_stream(&sql).await?;
+                let mut stream = mesh.query_stream(&caller(), &sql).await?;
                 for w in &stream.warnings {
                     eprintln!("warning: {w}");
                 }
@@ -451,7 +489,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     other => other.map(|()| ExitCode::SUCCESS),
                 };
             }
-            let result = mesh.query(&sql).await?;
+            let result = mesh.query(&caller(), &sql).await?;
             for w in &result.warnings {
                 eprintln!("warning: {w}");
             }
@@ -463,6 +501,32 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     eprintln!("{} row(s)", result.row_count());
                 }
             }
+        }
+        Command::Principal(cmd) => {
+            let mesh = open(&cli.project, None).await?;
+            return governance::principal(&mesh, cmd).await;
+        }
+        Command::Team(cmd) => {
+            let mesh = open(&cli.project, None).await?;
+            return governance::team(&mesh, cmd).await;
+        }
+        Command::Token(cmd) => {
+            let mesh = open(&cli.project, None).await?;
+            return governance::token(&mesh, cmd).await;
+        }
+        Command::Policy(cmd) => {
+            let mesh = open(&cli.project, None).await?;
+            return governance::policy(&mesh, cmd).await;
+        }
+        Command::Audit {
+            product,
+            principal,
+            since,
+            limit,
+            format,
+        } => {
+            let mesh = open(&cli.project, None).await?;
+            return governance::audit(&mesh, product, principal, since, limit, format).await;
         }
         Command::Catalog(cmd) => {
             let mesh = open(&cli.project, None).await?;

@@ -113,16 +113,27 @@ fn package_line(text: &str) -> usize {
 }
 
 impl PolicySet {
-    /// Loads `<root>/policies/*.rego` and, for each domain,
-    /// `<root>/<domain>/policies/*.rego`.
-    pub fn load(root: &Path, domains: &[String]) -> Result<Self> {
+    /// Loads `<root>/policies/*.rego` (global) and every
+    /// `<root>/<domain>/policies/*.rego` (that domain's).
+    pub fn load(root: &Path) -> Result<Self> {
         let mut global = Vec::new();
         for path in rego_files(&root.join("policies"))? {
             global.push(read(&path, root)?);
         }
+        let mut domains: Vec<String> = std::fs::read_dir(root)
+            .map_err(|source| PolicyError::Read {
+                path: root.display().to_string(),
+                source,
+            })?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().join("policies").is_dir())
+            .filter_map(|e| e.file_name().to_str().map(str::to_string))
+            .filter(|d| !d.starts_with('.') && d != "policies")
+            .collect();
+        domains.sort();
         let mut by_domain = Vec::new();
         for d in domains {
-            for path in rego_files(&root.join(d).join("policies"))? {
+            for path in rego_files(&root.join(&d).join("policies"))? {
                 let (shown, text) = read(&path, root)?;
                 by_domain.push((d.clone(), shown, text));
             }

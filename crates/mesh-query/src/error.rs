@@ -20,6 +20,13 @@ pub enum QueryError {
     },
     #[error("`{name}` belongs to `{product}`, which is retired and no longer served")]
     Retired { name: String, product: String },
+    /// The access policy refuses the read.
+    #[error("access denied to `{name}` (product `{product}`): {reason}")]
+    AccessDenied {
+        name: String,
+        product: String,
+        reason: String,
+    },
     #[error("{message}")]
     Plan {
         message: String,

@@ -9,6 +9,7 @@
 
 pub mod encode;
 pub mod error;
+pub mod guard;
 pub mod plan;
 pub mod provider;
 pub mod schema;
@@ -17,5 +18,6 @@ pub mod source;
 pub mod usage;
 
 pub use error::{QueryError, Result};
+pub use guard::AccessGuard;
 pub use provider::{At, MeshCatalog, Resolver, split_version};
 pub use session::{QueryEngine, transform_context};

@@ -11,10 +11,11 @@
 //! crash left unrecorded is never read.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
+use datafusion::common::TableReference;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{
@@ -23,11 +24,13 @@ use datafusion::datasource::listing::{
 use datafusion::datasource::physical_plan::parquet::transform_schema_to_view;
 use datafusion::error::{DataFusionError, Result};
 use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::prelude::SessionContext;
 use mesh_catalog::{CatalogStore, OutputRecord};
 use mesh_spec::name::parse_global_address;
 use mesh_spec::{ColumnType, DomainName, OutputName, ProductRef};
 
 use crate::error::QueryError;
+use crate::guard::{AccessGuard, check_allowed, secure_table};
 use crate::schema::arrow_schema_of;
 
 /// The name of the catalog all products live in.
@@ -274,6 +277,39 @@ impl Lifecycle {
 }
 
 /// The `mesh` catalog: one schema per domain, plus `public` for global addresses.
+/// Where every table resolution asks for an access decision (see `guard`).
+pub struct Gate {
+    guard: Arc<dyn AccessGuard>,
+    /// Parses policy SQL (row filters, SQL masks); made on first use.
+    parser: OnceLock<SessionContext>,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Gate").field("guard", &self.guard).finish()
+    }
+}
+
+impl Gate {
+    /// The table `output` at `at`, as the principal may read it.
+    async fn table(
+        &self,
+        resolver: &Resolver,
+        output: &OutputRecord,
+        at: At,
+        name: TableReference,
+    ) -> std::result::Result<Arc<dyn TableProvider>, QueryError> {
+        let decision = self.guard.decide(output).await?;
+        check_allowed(output, &decision)?;
+        let inner = resolver.provider(output, at).await?;
+        if decision.masks.is_empty() && decision.row_filters.is_empty() {
+            return Ok(inner);
+        }
+        let parser = self.parser.get_or_init(SessionContext::new);
+        secure_table(inner, name, &decision, parser)
+    }
+}
+
 #[derive(Debug)]
 pub struct MeshCatalog {
     domains: BTreeMap<String, Arc<DomainSchema>>,
@@ -286,8 +322,13 @@ impl MeshCatalog {
     pub async fn load(
         catalog: Arc<dyn CatalogStore>,
         runtime: Arc<RuntimeEnv>,
+        guard: Arc<dyn AccessGuard>,
     ) -> std::result::Result<Self, QueryError> {
         let resolver = Arc::new(Resolver::new(catalog.clone(), runtime));
+        let gate = Arc::new(Gate {
+            guard,
+            parser: OnceLock::new(),
+        });
         let lifecycle = Arc::new(Lifecycle {
             statuses: catalog.product_statuses().await?.into_iter().collect(),
             warnings: Default::default(),
@@ -310,6 +351,7 @@ impl MeshCatalog {
                             outputs,
                             resolver: resolver.clone(),
                             lifecycle: lifecycle.clone(),
+                            gate: gate.clone(),
                         }),
                     )
                 })
@@ -318,6 +360,7 @@ impl MeshCatalog {
                 outputs,
                 resolver,
                 lifecycle: lifecycle.clone(),
+                gate,
             }),
             lifecycle,
         })
@@ -360,6 +403,7 @@ pub struct DomainSchema {
     outputs: BTreeMap<String, OutputRecord>,
     resolver: Arc<Resolver>,
     lifecycle: Arc<Lifecycle>,
+    gate: Arc<Gate>,
 }
 
 #[async_trait]
@@ -381,8 +425,9 @@ impl SchemaProvider for DomainSchema {
         self.lifecycle
             .check(output, &format!("{}.{}", output.domain, output.output))
             .map_err(df_err)?;
-        self.resolver
-            .provider(output, at)
+        let name = TableReference::partial(output.domain.as_str(), name);
+        self.gate
+            .table(&self.resolver, output, at, name)
             .await
             .map(Some)
             .map_err(df_err)
@@ -399,6 +444,7 @@ pub struct AddressSchema {
     outputs: Vec<OutputRecord>,
     resolver: Arc<Resolver>,
     lifecycle: Arc<Lifecycle>,
+    gate: Arc<Gate>,
 }
 
 impl AddressSchema {
@@ -422,8 +468,9 @@ impl SchemaProvider for AddressSchema {
             return Ok(None);
         };
         self.lifecycle.check(output, base).map_err(df_err)?;
-        self.resolver
-            .provider(output, at)
+        let name = TableReference::partial(ADDRESS_SCHEMA, name);
+        self.gate
+            .table(&self.resolver, output, at, name)
             .await
             .map(Some)
             .map_err(df_err)

@@ -10,6 +10,7 @@ use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use mesh_catalog::CatalogStore;
 
 use crate::error::{QueryError, Result};
+use crate::guard::AccessGuard;
 use crate::provider::{ADDRESS_SCHEMA, CATALOG_NAME, MeshCatalog};
 
 fn config() -> SessionConfig {
@@ -38,9 +39,11 @@ impl std::fmt::Debug for QueryEngine {
 }
 
 impl QueryEngine {
-    pub async fn new(catalog: Arc<dyn CatalogStore>) -> Result<Self> {
+    /// A session whose every table read is decided by `guard` (the
+    /// principal's access policy).
+    pub async fn new(catalog: Arc<dyn CatalogStore>, guard: Arc<dyn AccessGuard>) -> Result<Self> {
         let runtime = Arc::new(RuntimeEnv::default());
-        let mesh = MeshCatalog::load(catalog, runtime.clone()).await?;
+        let mesh = MeshCatalog::load(catalog, runtime.clone(), guard).await?;
         let names = mesh.sql_names();
         let lifecycle = mesh.lifecycle();
         let state = SessionStateBuilder::new()

@@ -61,6 +61,7 @@ pub fn generate(dir: &Path, orders: usize) -> Result<()> {
         "apiVersion: meshwork/v1\nkind: Mesh\nname: acme-demo\n",
     )?;
     write(&dir.join(".gitignore"), ".mesh/\n")?;
+    crate::init::write_policy_pack(dir)?;
 
     // customers/profiles: CSV
     let mut csv = String::from("customer_id,full_name,email,country,signup_date\n");

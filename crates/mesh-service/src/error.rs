@@ -34,6 +34,19 @@ pub enum ServiceError {
         reason: String,
         hint: String,
     },
+    /// The caller may not do this.
+    #[error("`{principal}` is not allowed: {reason}")]
+    Forbidden { principal: String, reason: String },
+    /// No valid credentials. Says nothing about why, on purpose.
+    #[error("authentication failed: the token is unknown, wrong, revoked or expired")]
+    Unauthenticated,
+    /// A command-line value that makes no sense.
+    #[error("{0}")]
+    Usage(String),
+    /// The mesh's policies do not load; nothing is served or deployed
+    /// until they do (a broken policy never allows everything).
+    #[error("policy error: {0}")]
+    Policy(mesh_policy::PolicyError),
     #[error("cannot read {path}: {source}")]
     Read {
         path: String,
@@ -74,6 +87,10 @@ impl ServiceError {
                 "move those consumers to another product or major (their `version:` requirement), deploy, then retire".into(),
             ),
             ServiceError::Lifecycle { hint, .. } => Some(hint.clone()),
+            ServiceError::Policy(_) => Some(
+                "fix the policy file; `mesh policy test` checks every policy and runs their tests"
+                    .into(),
+            ),
             ServiceError::State { .. } => {
                 Some("check the permissions and free space of the state directory".into())
             }

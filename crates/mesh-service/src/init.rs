@@ -93,5 +93,23 @@ pub fn init(dir: &Path) -> Result<()> {
     for (path, text) in files {
         std::fs::write(&path, text).map_err(io(&path))?;
     }
+    write_policy_pack(dir)
+}
+
+/// Writes the default policy pack into `<dir>/policies/`.
+pub fn write_policy_pack(dir: &Path) -> Result<()> {
+    for (rel, text) in mesh_policy::default_pack() {
+        let path = dir.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|source| ServiceError::State {
+                path: parent.display().to_string(),
+                source,
+            })?;
+        }
+        std::fs::write(&path, text).map_err(|source| ServiceError::State {
+            path: path.display().to_string(),
+            source,
+        })?;
+    }
     Ok(())
 }

@@ -3,18 +3,21 @@
 //! query and pipeline crates together; the CLI and servers are thin
 //! adapters over [`Mesh`].
 
+pub mod access;
 pub mod contract;
 pub mod demo;
 pub mod discover;
 pub mod error;
+pub mod identity;
 pub mod init;
 mod lifecycle;
 pub mod mesh;
 pub mod plan;
 
+pub use access::Caller;
 pub use datafusion::arrow;
 pub use error::{Result, ServiceError};
 pub use mesh::{Mesh, QueryResult, QueryStream};
-pub use mesh_catalog::{RunRecord, RunStatus};
+pub use mesh_catalog::{AuditEntry, AuditFilter, RunRecord, RunStatus};
 pub use mesh_pipeline::Observer;
 pub use mesh_query::encode::nested_as_json;

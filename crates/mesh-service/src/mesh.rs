@@ -1,5 +1,6 @@
 //! An opened mesh project and its use cases.
 
+use std::collections::HashMap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -19,6 +20,8 @@ use mesh_spec::project::{self, ProjectConfig};
 use mesh_spec::sql::sql_files;
 use mesh_spec::validate::{Deployed, validate};
 use mesh_spec::{ColumnType, Diagnostic, ProductDescriptor, ProductRef, parse_product};
+
+use crate::access::Caller;
 
 use crate::error::{Result, ServiceError};
 
@@ -500,14 +503,34 @@ impl Mesh {
         Ok(self.catalog.runs(product.as_ref(), limit).await?)
     }
 
-    /// The query engine over all published products.
-    pub async fn engine(&self) -> Result<QueryEngine> {
-        Ok(QueryEngine::new(self.catalog.clone()).await?)
+    /// The mesh's policies, loaded from `policies/` and each domain's
+    /// `policies/`. An error (a syntax error, say) is returned, never an
+    /// empty policy set: a broken policy must not allow everything.
+    pub fn policies(&self) -> Result<mesh_policy::PolicySet> {
+        Ok(mesh_policy::PolicySet::load(&self.root)?)
     }
 
-    /// Runs one read-only SQL statement and collects its rows.
-    pub async fn query(&self, sql: &str) -> Result<QueryResult> {
-        let mut stream = self.query_stream(sql).await?;
+    /// The query engine over all published products, reading as `caller`.
+    pub async fn engine(
+        &self,
+        caller: &Caller,
+    ) -> Result<(QueryEngine, Arc<crate::access::PolicyGuard>)> {
+        let guard = Arc::new(
+            crate::access::PolicyGuard::new(
+                caller,
+                Arc::new(self.policies()?),
+                self.catalog.clone(),
+                None,
+            )
+            .await?,
+        );
+        let engine = QueryEngine::new(self.catalog.clone(), guard.clone()).await?;
+        Ok((engine, guard))
+    }
+
+    /// Runs one read-only SQL statement as `caller` and collects its rows.
+    pub async fn query(&self, caller: &Caller, sql: &str) -> Result<QueryResult> {
+        let mut stream = self.query_stream(caller, sql).await?;
         let mut batches = Vec::new();
         while let Some(batch) = stream.next().await {
             batches.push(batch?);
@@ -519,19 +542,79 @@ impl Mesh {
         })
     }
 
-    /// Runs one read-only SQL statement; rows arrive as they are computed,
-    /// so a large result never has to fit in memory.
-    pub async fn query_stream(&self, sql: &str) -> Result<QueryStream> {
-        let engine = self.engine().await?;
-        let df = engine.sql(sql).await?;
+    /// Runs one read-only SQL statement as `caller`; rows arrive as they
+    /// are computed, so a large result never has to fit in memory. Every
+    /// access decision made while planning is written to the audit log,
+    /// denials included, before any row is returned.
+    pub async fn query_stream(&self, caller: &Caller, sql: &str) -> Result<QueryStream> {
+        let (engine, guard) = self.engine(caller).await?;
+        let planned = engine.sql(sql).await;
+        let df = match planned {
+            Ok(df) => df,
+            Err(e) => {
+                self.audit_query(&guard, sql, &HashMap::new()).await?;
+                return Err(e.into());
+            }
+        };
         let schema = Arc::new(df.schema().as_arrow().clone());
-        let stream = df.execute_stream().await.map_err(execution_error)?;
+        let (state, plan) = df.into_parts();
+        let optimized = state.optimize(&plan).map_err(execution_error)?;
+        self.audit_query(&guard, sql, &scanned_columns(&optimized))
+            .await?;
+        let physical = state
+            .query_planner()
+            .create_physical_plan(&optimized, &state)
+            .await
+            .map_err(execution_error)?;
+        let stream = datafusion::physical_plan::execute_stream(physical, state.task_ctx())
+            .map_err(execution_error)?;
         Ok(QueryStream {
             schema,
             warnings: engine.warnings(),
             stream,
         })
     }
+
+    async fn audit_query(
+        &self,
+        guard: &crate::access::PolicyGuard,
+        sql: &str,
+        read: &HashMap<String, Vec<String>>,
+    ) -> Result<()> {
+        let entries = crate::access::query_audit(guard.principal(), sql, &guard.decided(), read);
+        self.catalog.append_audit(&entries).await?;
+        Ok(())
+    }
+}
+
+/// The columns each table scan of a plan reads, by `<domain>.<output>`
+/// (version suffixes dropped).
+fn scanned_columns(plan: &datafusion::logical_expr::LogicalPlan) -> HashMap<String, Vec<String>> {
+    use datafusion::common::tree_node::TreeNodeRecursion;
+    let mut out: HashMap<String, Vec<String>> = HashMap::new();
+    let _ = plan.apply_with_subqueries(|node| {
+        if let datafusion::logical_expr::LogicalPlan::TableScan(scan) = node {
+            let table = scan.table_name.table();
+            let base = mesh_query::split_version(table).map_or(table, |(b, _)| b);
+            let name = match scan.table_name.schema() {
+                Some(schema) => format!("{schema}.{base}"),
+                None => base.to_string(),
+            };
+            let schema = scan.source.schema();
+            let columns: Vec<String> = match &scan.projection {
+                Some(p) => p.iter().map(|i| schema.field(*i).name().clone()).collect(),
+                None => schema.fields().iter().map(|f| f.name().clone()).collect(),
+            };
+            let entry = out.entry(name).or_default();
+            for c in columns {
+                if !entry.contains(&c) {
+                    entry.push(c);
+                }
+            }
+        }
+        Ok(TreeNodeRecursion::Continue)
+    });
+    out
 }
 
 fn execution_error(e: datafusion::error::DataFusionError) -> ServiceError {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 use mesh_pipeline::Silent;
-use mesh_service::{Mesh, ServiceError};
+use mesh_service::{Caller, Mesh, ServiceError};
 use sqllogictest::{DBOutput, DefaultColumnType};
 
 fn write(path: &Path, text: &str) {
@@ -118,7 +118,30 @@ async fn fixture(dir: &Path) -> Mesh {
         "id,customer_id,amount\n10,1,5.5\n11,1,4.5\n12,2,20\n",
     );
     write(&dir.join("finance/revenue/product.yaml"), REVENUE);
+    mesh_service::init::write_policy_pack(dir).unwrap();
     let mesh = Mesh::open(dir).await.unwrap();
+    // Principals the files under `slt/as/<principal>/` run as.
+    assert!(mesh.bootstrap_admin("slt").await.unwrap());
+    mesh.catalog.grant_role("slt", "pii-reader").await.unwrap();
+    let admin = Caller::new("slt");
+    mesh.add_principal(&admin, "shopper", "user", &[], &[])
+        .await
+        .unwrap();
+    mesh.add_principal(&admin, "stranger", "user", &[], &[])
+        .await
+        .unwrap();
+    mesh.add_principal(
+        &admin,
+        "auditor",
+        "user",
+        &[],
+        &["mesh-admin".into(), "pii-reader".into()],
+    )
+    .await
+    .unwrap();
+    mesh.add_team(&admin, "shop-team", &["shop".into()], &["shopper".into()])
+        .await
+        .unwrap();
     mesh.deploy("slt", false).await.unwrap();
     let (runs, _) = mesh.run(&[], &Silent).await.unwrap();
     assert!(runs.iter().all(|r| r.error.is_none()), "{runs:?}");
@@ -146,7 +169,7 @@ async fn fixture(dir: &Path) -> Mesh {
     mesh
 }
 
-struct MeshDb(Mesh);
+struct MeshDb(Mesh, Caller);
 
 #[derive(Debug)]
 struct SqlError(String);
@@ -176,7 +199,7 @@ impl sqllogictest::AsyncDB for MeshDb {
 
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, SqlError> {
         use datafusion::arrow::datatypes::DataType;
-        let result = self.0.query(sql).await?;
+        let result = self.0.query(&self.1, sql).await?;
         let types = result
             .schema
             .fields()
@@ -203,15 +226,32 @@ impl sqllogictest::AsyncDB for MeshDb {
     }
 }
 
-fn slt_files() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/slt");
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|e| e == "slt"))
+/// `.slt` files with the principal each runs as: files in `slt/` run as
+/// the admin `slt`, files in `slt/as/<principal>/` as that principal.
+fn slt_files() -> Vec<(PathBuf, String)> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/slt");
+    let slt = |dir: &Path| -> Vec<PathBuf> {
+        let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|e| e == "slt"))
+            .collect();
+        files.sort();
+        files
+    };
+    let mut out: Vec<(PathBuf, String)> = slt(&root)
+        .into_iter()
+        .map(|f| (f, "slt".to_string()))
         .collect();
-    files.sort();
-    files
+    let mut principals: Vec<PathBuf> = std::fs::read_dir(root.join("as"))
+        .map(|d| d.map(|e| e.unwrap().path()).collect())
+        .unwrap_or_default();
+    principals.sort();
+    for dir in principals {
+        let who = dir.file_name().unwrap().to_string_lossy().into_owned();
+        out.extend(slt(&dir).into_iter().map(|f| (f, who.clone())));
+    }
+    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -221,11 +261,13 @@ async fn sqllogictest_files() {
     let files = slt_files();
     assert!(!files.is_empty(), "no .slt files found");
     let mut failures = Vec::new();
-    for file in &files {
+    for (file, who) in &files {
         let mesh = mesh.clone();
+        let who = who.clone();
         let mut runner = sqllogictest::Runner::new(move || {
             let mesh = mesh.clone();
-            async move { Ok::<_, SqlError>(MeshDb(mesh)) }
+            let caller = Caller::new(who.clone());
+            async move { Ok::<_, SqlError>(MeshDb(mesh, caller)) }
         });
         if let Err(e) = runner.run_file_async(file).await {
             failures.push(format!("{}: {}", file.display(), e.display(false)));

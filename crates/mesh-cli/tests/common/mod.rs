@@ -7,12 +7,17 @@ use std::process::{Command, Output};
 use assert_cmd::cargo::cargo_bin;
 use serde_json::Value;
 
+/// The local user every command runs as.
+pub const USER: &str = "tester";
+
 /// Runs `mesh ARGS` in `dir`.
 pub fn mesh(dir: &Path, args: &[&str]) -> Output {
     Command::new(cargo_bin("mesh"))
         .args(args)
         .current_dir(dir)
         .env("NO_COLOR", "1")
+        // `mesh init` makes this user the mesh's first admin.
+        .env("MESH_USER", USER)
         .output()
         .unwrap()
 }

@@ -1,0 +1,219 @@
+//! Who is calling, and the access decisions made for them.
+//!
+//! [`Caller`] is the one seam where a principal enters the service layer:
+//! the CLI builds it from the local user, servers from a verified token.
+//! Every query runs with a [`PolicyGuard`] for its caller, which the query
+//! layer asks before reading any table; the decisions are then written to
+//! the audit log.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+
+use async_trait::async_trait;
+use chrono::Utc;
+use mesh_catalog::{AuditEntry, CatalogStore, OutputRecord, ProductRecord};
+use mesh_policy::{AccessInput, ColumnInput, Decision, PolicySet, PrincipalInput, ProductInput};
+use mesh_query::{AccessGuard, QueryError};
+use mesh_spec::parse_product;
+
+use crate::error::{Result, ServiceError};
+
+/// The principal a request acts as. Front ends authenticate; the service
+/// layer only ever sees this.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub name: String,
+}
+
+impl Caller {
+    pub fn new(name: impl Into<String>) -> Self {
+        Caller { name: name.into() }
+    }
+}
+
+/// One decision made while planning a query, for the audit log.
+#[derive(Debug, Clone)]
+pub struct Decided {
+    pub output: OutputRecord,
+    pub decision: Decision,
+}
+
+/// Decides reads for one caller with the mesh's policies, caching each
+/// (product, output) decision for the life of the query session.
+#[derive(Debug)]
+pub struct PolicyGuard {
+    principal: PrincipalInput,
+    policies: Arc<PolicySet>,
+    catalog: Arc<dyn CatalogStore>,
+    purpose: Option<String>,
+    cache: Mutex<HashMap<(String, String), Decision>>,
+    decided: Mutex<Vec<Decided>>,
+}
+
+impl PolicyGuard {
+    pub async fn new(
+        caller: &Caller,
+        policies: Arc<PolicySet>,
+        catalog: Arc<dyn CatalogStore>,
+        purpose: Option<String>,
+    ) -> Result<Self> {
+        let principal = match catalog.principal(&caller.name).await? {
+            Some(p) => PrincipalInput {
+                name: p.name,
+                kind: p.kind,
+                teams: p.teams,
+                roles: p.roles,
+            },
+            None => PrincipalInput {
+                name: caller.name.clone(),
+                kind: "unknown".into(),
+                teams: Vec::new(),
+                roles: Vec::new(),
+            },
+        };
+        Ok(PolicyGuard {
+            principal,
+            policies,
+            catalog,
+            purpose,
+            cache: Mutex::new(HashMap::new()),
+            decided: Mutex::new(Vec::new()),
+        })
+    }
+
+    /// The decisions made so far, in order.
+    pub fn decided(&self) -> Vec<Decided> {
+        self.decided.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+
+    pub fn principal(&self) -> &str {
+        &self.principal.name
+    }
+
+    /// The policy input for reading `output` of `record`.
+    async fn input(&self, output: &OutputRecord, record: &ProductRecord) -> Result<AccessInput> {
+        let (descriptor, _) = parse_product(Path::new(&record.descriptor_path), &record.descriptor);
+        // A line's outputs are named `<output>_v<major>`; its descriptor
+        // keeps the original names.
+        let declared = descriptor.as_ref().and_then(|p| {
+            p.outputs.iter().find(|o| {
+                o.name.as_str() == output.output.as_str()
+                    || mesh_catalog::line_output(o.name.as_str(), record) == output.output.as_str()
+            })
+        });
+        let columns = output
+            .columns
+            .iter()
+            .map(|c| ColumnInput {
+                name: c.name.clone(),
+                ty: c.ty.clone(),
+                classification: declared
+                    .and_then(|o| o.column(&c.name))
+                    .and_then(|col| col.classification)
+                    .map(|cl| cl.as_str().to_string()),
+            })
+            .collect();
+        let visibility = descriptor
+            .as_ref()
+            .and_then(|p| p.access.as_ref())
+            .map_or_else(|| "discoverable".to_string(), |a| a.visibility.clone());
+        let domain = output.product.domain.to_string();
+        Ok(AccessInput {
+            action: "read".into(),
+            principal: self.principal.clone(),
+            product: ProductInput {
+                id: output.product.to_string(),
+                owner_teams: self.catalog.owner_teams(&domain).await?,
+                domain,
+                name: output.product.name.to_string(),
+                owner: record.owner.clone(),
+                visibility,
+                status: record.status.clone(),
+            },
+            output: output.output.to_string(),
+            columns,
+            // The access loop (requests and grants) records grants here.
+            grants: Vec::new(),
+            purpose: self.purpose.clone(),
+        })
+    }
+}
+
+fn plan_error(message: String) -> QueryError {
+    QueryError::Plan {
+        message,
+        hint: Some("check the policies with `mesh policy test` and `mesh policy eval`".into()),
+    }
+}
+
+#[async_trait]
+impl AccessGuard for PolicyGuard {
+    async fn decide(&self, output: &OutputRecord) -> mesh_query::Result<Decision> {
+        let key = (output.product.to_string(), output.output.to_string());
+        if let Some(d) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
+            return Ok(d);
+        }
+        let record = self
+            .catalog
+            .product(&output.product)
+            .await?
+            .ok_or_else(|| plan_error(format!("product `{}` is not deployed", output.product)))?;
+        let input = self
+            .input(output, &record)
+            .await
+            .map_err(|e| plan_error(e.to_string()))?;
+        let decision = self
+            .policies
+            .decide(&input)
+            .map_err(|e| plan_error(e.to_string()))?;
+        if let Ok(mut c) = self.cache.lock() {
+            c.insert(key, decision.clone());
+        }
+        if let Ok(mut d) = self.decided.lock() {
+            d.push(Decided {
+                output: output.clone(),
+                decision: decision.clone(),
+            });
+        }
+        Ok(decision)
+    }
+}
+
+/// Audit entries for the decisions of one query. `read` maps each output
+/// (`<domain>.<output>`) to the columns the query reads of it.
+pub fn query_audit(
+    principal: &str,
+    sql: &str,
+    decided: &[Decided],
+    read: &HashMap<String, Vec<String>>,
+) -> Vec<AuditEntry> {
+    decided
+        .iter()
+        .map(|d| {
+            let name = format!("{}.{}", d.output.domain, d.output.output);
+            AuditEntry {
+                seq: 0,
+                at: Utc::now(),
+                principal: principal.to_string(),
+                action: "query".into(),
+                product: Some(d.output.product.to_string()),
+                columns: read.get(&name).cloned().unwrap_or_default(),
+                decision: if d.decision.allowed { "allow" } else { "deny" }.into(),
+                reason: d.decision.reason.clone(),
+                detail: serde_json::json!({
+                    "output": name,
+                    "sql": sql,
+                    "masks": d.decision.masks,
+                    "row_filters": d.decision.row_filters,
+                }),
+            }
+        })
+        .collect()
+}
+
+impl From<mesh_policy::PolicyError> for ServiceError {
+    fn from(e: mesh_policy::PolicyError) -> Self {
+        ServiceError::Policy(e)
+    }
+}

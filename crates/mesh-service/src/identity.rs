@@ -1,0 +1,302 @@
+//! Principals, teams, roles and API tokens, with every change audited.
+//!
+//! Only a `mesh-admin` may add principals and teams or give roles, and
+//! create or revoke tokens for others; anyone may manage their own tokens.
+//! The first principal of a mesh is the exception: `mesh init` and
+//! `mesh demo` register the local user as `mesh-admin`, and while a mesh
+//! has no principal at all, the first one added is allowed.
+
+use chrono::{DateTime, Duration, Utc};
+use mesh_catalog::{AuditEntry, AuditFilter, CatalogError, Principal, Team, TokenRecord};
+
+use crate::access::Caller;
+use crate::error::{Result, ServiceError};
+use crate::mesh::Mesh;
+
+/// The global role that administers the mesh.
+pub const ADMIN_ROLE: &str = "mesh-admin";
+
+fn entry(
+    by: &Caller,
+    action: &str,
+    decision: &str,
+    reason: String,
+    detail: serde_json::Value,
+) -> AuditEntry {
+    AuditEntry {
+        seq: 0,
+        at: Utc::now(),
+        principal: by.name.clone(),
+        action: action.into(),
+        product: None,
+        columns: Vec::new(),
+        decision: decision.into(),
+        reason,
+        detail,
+    }
+}
+
+impl Mesh {
+    async fn is_admin(&self, caller: &Caller) -> Result<bool> {
+        Ok(self
+            .catalog
+            .principal(&caller.name)
+            .await?
+            .is_some_and(|p| p.roles.iter().any(|r| r == ADMIN_ROLE)))
+    }
+
+    /// Refuses (and audits the refusal) unless `caller` is an admin.
+    async fn require_admin(&self, caller: &Caller, action: &str, what: &str) -> Result<()> {
+        if self.is_admin(caller).await? {
+            return Ok(());
+        }
+        let reason = format!("only a {ADMIN_ROLE} may {what}");
+        self.catalog
+            .append_audit(&[entry(
+                caller,
+                action,
+                "deny",
+                reason.clone(),
+                serde_json::Value::Null,
+            )])
+            .await?;
+        Err(ServiceError::Forbidden {
+            principal: caller.name.clone(),
+            reason,
+        })
+    }
+
+    /// Registers `name` as the mesh's first administrator, unless the mesh
+    /// already has principals. Returns whether it did.
+    pub async fn bootstrap_admin(&self, name: &str) -> Result<bool> {
+        if !self.catalog.principals().await?.is_empty() {
+            return Ok(false);
+        }
+        let by = Caller::new(name);
+        self.catalog.add_principal(name, "user", name).await?;
+        self.catalog.grant_role(name, ADMIN_ROLE).await?;
+        self.catalog
+            .append_audit(&[entry(
+                &by,
+                "principal.add",
+                "done",
+                format!("first principal of the mesh, made {ADMIN_ROLE}"),
+                serde_json::json!({"name": name, "roles": [ADMIN_ROLE]}),
+            )])
+            .await?;
+        Ok(true)
+    }
+
+    /// Adds a principal with teams and roles.
+    pub async fn add_principal(
+        &self,
+        by: &Caller,
+        name: &str,
+        kind: &str,
+        teams: &[String],
+        roles: &[String],
+    ) -> Result<Principal> {
+        if !self.catalog.principals().await?.is_empty() {
+            self.require_admin(by, "principal.add", "add principals")
+                .await?;
+        }
+        if !matches!(kind, "user" | "service") {
+            return Err(ServiceError::Usage(format!(
+                "principal kind `{kind}` is not `user` or `service`"
+            )));
+        }
+        self.catalog.add_principal(name, kind, &by.name).await?;
+        for t in teams {
+            self.catalog.add_member(t, name).await?;
+        }
+        for r in roles {
+            self.catalog.grant_role(name, r).await?;
+        }
+        self.catalog
+            .append_audit(&[entry(
+                by,
+                "principal.add",
+                "done",
+                format!("added {kind} `{name}`"),
+                serde_json::json!({"name": name, "kind": kind, "teams": teams, "roles": roles}),
+            )])
+            .await?;
+        self.catalog.principal(name).await?.ok_or_else(|| {
+            CatalogError::NotFound {
+                what: "principal",
+                name: name.into(),
+            }
+            .into()
+        })
+    }
+
+    /// Adds a team owning `domains`, with `members`.
+    pub async fn add_team(
+        &self,
+        by: &Caller,
+        name: &str,
+        domains: &[String],
+        members: &[String],
+    ) -> Result<()> {
+        self.require_admin(by, "team.add", "add teams").await?;
+        for d in domains {
+            mesh_spec::DomainName::parse(d)
+                .map_err(|e| ServiceError::Usage(format!("domain `{d}`: {e}")))?;
+        }
+        self.catalog.add_team(name, domains, &by.name).await?;
+        for m in members {
+            self.catalog.add_member(name, m).await?;
+        }
+        self.catalog
+            .append_audit(&[entry(
+                by,
+                "team.add",
+                "done",
+                format!("added team `{name}`"),
+                serde_json::json!({"name": name, "domains": domains, "members": members}),
+            )])
+            .await?;
+        Ok(())
+    }
+
+    pub async fn principals(&self) -> Result<Vec<Principal>> {
+        Ok(self.catalog.principals().await?)
+    }
+
+    pub async fn teams(&self) -> Result<Vec<Team>> {
+        Ok(self.catalog.teams().await?)
+    }
+
+    /// Creates an API token for `principal`; returns its record and the
+    /// token text, which is shown once and stored nowhere.
+    pub async fn create_token(
+        &self,
+        by: &Caller,
+        principal: &str,
+        ttl: Option<Duration>,
+    ) -> Result<(TokenRecord, String)> {
+        if by.name != principal {
+            self.require_admin(by, "token.create", "create tokens for others")
+                .await?;
+        }
+        if self.catalog.principal(principal).await?.is_none() {
+            return Err(CatalogError::NotFound {
+                what: "principal",
+                name: principal.into(),
+            }
+            .into());
+        }
+        let fresh = mesh_policy::new_token()?;
+        let now = Utc::now();
+        let record = TokenRecord {
+            id: fresh.id,
+            principal: principal.to_string(),
+            hash: fresh.hash,
+            created_at: now,
+            expires_at: ttl.map(|d| now + d),
+            revoked_at: None,
+        };
+        self.catalog.add_token(&record).await?;
+        self.catalog
+            .append_audit(&[entry(
+                by,
+                "token.create",
+                "done",
+                format!("token `{}` for `{principal}`", record.id),
+                serde_json::json!({"token_id": record.id, "principal": principal, "expires_at": record.expires_at}),
+            )])
+            .await?;
+        Ok((record, fresh.token))
+    }
+
+    /// Revokes a token by id. Its owner or an admin may.
+    pub async fn revoke_token(&self, by: &Caller, id: &str) -> Result<()> {
+        let Some(t) = self.catalog.token(id).await? else {
+            return Err(CatalogError::NotFound {
+                what: "token",
+                name: id.into(),
+            }
+            .into());
+        };
+        if t.principal != by.name {
+            self.require_admin(by, "token.revoke", "revoke tokens of others")
+                .await?;
+        }
+        if !self.catalog.revoke_token(id, Utc::now()).await? {
+            return Err(ServiceError::Usage(format!(
+                "token `{id}` is already revoked"
+            )));
+        }
+        self.catalog
+            .append_audit(&[entry(
+                by,
+                "token.revoke",
+                "done",
+                format!("revoked token `{id}` of `{}`", t.principal),
+                serde_json::json!({"token_id": id, "principal": t.principal}),
+            )])
+            .await?;
+        Ok(())
+    }
+
+    /// The caller a token stands for, if it is live: known id, matching
+    /// secret, not revoked, not expired. The reason for a refusal is
+    /// audited but not returned, so a caller learns nothing from it.
+    pub async fn authenticate(&self, token: &str) -> Result<Caller> {
+        let refused = || ServiceError::Unauthenticated;
+        let Ok((id, secret)) = mesh_policy::parse_token(token) else {
+            return Err(refused());
+        };
+        let Some(t) = self.catalog.token(id).await? else {
+            return Err(refused());
+        };
+        let why = if !mesh_policy::verify_secret(secret, &t.hash) {
+            Some("wrong secret")
+        } else if t.revoked_at.is_some() {
+            Some("revoked")
+        } else if t.expires_at.is_some_and(|e| e <= Utc::now()) {
+            Some("expired")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            self.catalog
+                .append_audit(&[entry(
+                    &Caller::new(t.principal.clone()),
+                    "token.use",
+                    "deny",
+                    format!("token `{id}` {why}"),
+                    serde_json::json!({"token_id": id}),
+                )])
+                .await?;
+            return Err(refused());
+        }
+        Ok(Caller::new(t.principal))
+    }
+
+    /// Audit entries, oldest first.
+    pub async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
+        Ok(self.catalog.audit(filter).await?)
+    }
+
+    /// Tokens of one principal or all (hashes are never returned).
+    pub async fn tokens(&self, principal: Option<&str>) -> Result<Vec<TokenRecord>> {
+        Ok(self.catalog.tokens(principal).await?)
+    }
+}
+
+/// Parses `30d`, `12h`, `2w` as a token lifetime.
+pub fn parse_ttl(s: &str) -> Option<Duration> {
+    mesh_spec::parse_duration(s).and_then(|d| Duration::from_std(d).ok())
+}
+
+/// `YYYY-MM-DD` or RFC 3339, for `--since`.
+pub fn parse_since(s: &str) -> Option<DateTime<Utc>> {
+    if let Ok(t) = DateTime::parse_from_rfc3339(s) {
+        return Some(t.with_timezone(&Utc));
+    }
+    chrono::NaiveDate::parse_from_str(s, "%Y-%m-%d")
+        .ok()
+        .and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map(|t| t.and_utc())
+}
