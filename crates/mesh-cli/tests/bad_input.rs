@@ -151,7 +151,10 @@ fn a_state_directory_that_cannot_be_written() {
         return;
     }
     // The mount hides the catalog `mesh init` made: register the admin again.
-    ok(&dir, &["principal", "add", common::USER, "--role", "mesh-admin"]);
+    ok(
+        &dir,
+        &["principal", "add", common::USER, "--role", "mesh-admin"],
+    );
     ok(&dir, &["deploy"]);
     ok(&dir, &["run"]);
     let protect = |read_only: bool| match &tmpfs {

@@ -158,6 +158,9 @@ impl Mesh {
         by: &str,
         allow_breaking: bool,
     ) -> Result<(DeployOutcome, Vec<Diagnostic>)> {
+        // Policies that do not load block the deploy: governance is never
+        // skipped because a rule file is broken.
+        self.policies()?;
         let (products, diagnostics) = self.validate().await?;
         if diagnostics.iter().any(Diagnostic::is_error) {
             return Err(ServiceError::Invalid { diagnostics });

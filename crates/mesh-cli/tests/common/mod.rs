@@ -22,6 +22,17 @@ pub fn mesh(dir: &Path, args: &[&str]) -> Output {
         .unwrap()
 }
 
+/// Runs `mesh ARGS` in `dir` as another local user.
+pub fn mesh_as(dir: &Path, user: &str, args: &[&str]) -> Output {
+    Command::new(cargo_bin("mesh"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("MESH_USER", user)
+        .output()
+        .unwrap()
+}
+
 /// Runs `mesh ARGS` and returns its stdout; fails the test if it fails.
 pub fn ok(dir: &Path, args: &[&str]) -> String {
     let out = mesh(dir, args);

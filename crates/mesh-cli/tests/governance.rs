@@ -1,0 +1,237 @@
+//! Governance end to end through the binary: identities, tokens, policy
+//! files, enforcement by principal and the audit log.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+
+use common::{USER, fails, init, json, mesh_as, ok};
+
+fn out(o: &std::process::Output) -> (bool, String, String) {
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+/// A mesh with `example` owned by example-team (ana), and bob outside it.
+fn governed(tmp: &Path) -> std::path::PathBuf {
+    let dir = init(tmp);
+    ok(&dir, &["deploy"]);
+    ok(&dir, &["run"]);
+    ok(&dir, &["team", "add", "example-team", "--owns", "example"]);
+    ok(&dir, &["principal", "add", "ana", "--team", "example-team"]);
+    ok(&dir, &["principal", "add", "bob"]);
+    dir
+}
+
+#[test]
+fn the_first_user_is_admin_and_only_admins_manage_principals() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = governed(tmp.path());
+    let list = json(&dir, &["principal", "list", "--format", "json"]);
+    let me = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == USER)
+        .unwrap();
+    assert_eq!(me["roles"], serde_json::json!(["mesh-admin"]));
+    let ana = list
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["name"] == "ana")
+        .unwrap();
+    assert_eq!(ana["teams"], serde_json::json!(["example-team"]));
+    let (done, _, err) = out(&mesh_as(&dir, "bob", &["principal", "add", "eve"]));
+    assert!(!done);
+    assert!(
+        err.contains("`bob` is not allowed: only a mesh-admin may add principals"),
+        "{err}"
+    );
+    let err = fails(&dir, &["principal", "add", "ana"]);
+    assert!(err.contains("principal `ana` already exists"), "{err}");
+}
+
+#[test]
+fn reads_are_decided_per_principal_and_audited() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = governed(tmp.path());
+    let sql = "SELECT count(*) AS n FROM example.greetings";
+    let (done, stdout, err) = out(&mesh_as(&dir, "ana", &["query", sql, "--format", "csv"]));
+    assert!(done, "{err}");
+    assert_eq!(stdout, "n\n4\n");
+    let (done, _, err) = out(&mesh_as(&dir, "bob", &["query", sql]));
+    assert!(!done);
+    assert!(
+        err.contains("access denied to `example.greetings` (product `example/greetings`): no policy allows `bob` to read `example/greetings`"),
+        "{err}"
+    );
+    // A principal the catalog does not know is a stranger.
+    let (done, _, _) = out(&mesh_as(&dir, "mallory", &["query", sql]));
+    assert!(!done);
+
+    let audit = json(
+        &dir,
+        &[
+            "audit",
+            "--product",
+            "example/greetings",
+            "--format",
+            "json",
+        ],
+    );
+    let queries: Vec<(String, String)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "query")
+        .map(|e| {
+            (
+                e["principal"].as_str().unwrap().to_string(),
+                e["decision"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        queries,
+        [
+            ("ana".to_string(), "allow".to_string()),
+            ("bob".to_string(), "deny".to_string()),
+            ("mallory".to_string(), "deny".to_string()),
+        ]
+    );
+    let bob = json(&dir, &["audit", "--principal", "bob", "--format", "json"]);
+    assert_eq!(bob.as_array().unwrap().len(), 1);
+    assert_eq!(bob[0]["detail"]["sql"], sql);
+    // The columns a query reads are recorded.
+    ok(&dir, &["query", "SELECT language FROM example.greetings"]);
+    let me = json(&dir, &["audit", "--principal", USER, "--format", "json"]);
+    let last = me.as_array().unwrap().last().unwrap();
+    assert_eq!(last["columns"], serde_json::json!(["language"]));
+    let table = ok(&dir, &["audit", "--since", "2020-01-01"]);
+    assert!(table.contains("deny"), "{table}");
+    let err = fails(&dir, &["audit", "--since", "yesterday"]);
+    assert!(err.contains("--since `yesterday` is not a date"), "{err}");
+}
+
+#[test]
+fn tokens_are_shown_once_stored_hashed_and_revocable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = governed(tmp.path());
+    let o = common::mesh(
+        &dir,
+        &["token", "create", "--principal", "ana", "--expires", "30d"],
+    );
+    let (done, stdout, err) = out(&o);
+    assert!(done, "{err}");
+    let token = stdout.trim().to_string();
+    assert!(token.starts_with("mesh_"), "{token}");
+    assert!(
+        !err.contains(&token),
+        "the token is printed once, on stdout"
+    );
+    let id = token.split('_').nth(1).unwrap();
+    let list = ok(&dir, &["token", "list", "--format", "json"]);
+    assert!(list.contains(id));
+    let secret = token.rsplit('_').next().unwrap();
+    assert!(!list.contains(secret), "{list}");
+    // Neither the audit log nor the catalog file holds the secret.
+    let audit = ok(&dir, &["audit", "--format", "json"]);
+    assert!(audit.contains("token.create"));
+    assert!(!audit.contains(secret));
+    let db = std::fs::read(dir.join(".mesh/catalog.db")).unwrap();
+    assert!(!String::from_utf8_lossy(&db).contains(secret));
+    // bob may not make tokens for others, nor revoke ana's.
+    let (done, _, err) = out(&mesh_as(
+        &dir,
+        "bob",
+        &["token", "create", "--principal", "ana"],
+    ));
+    assert!(
+        !done && err.contains("only a mesh-admin may create tokens for others"),
+        "{err}"
+    );
+    let (done, _, err) = out(&mesh_as(&dir, "bob", &["token", "revoke", id]));
+    assert!(
+        !done && err.contains("only a mesh-admin may revoke tokens of others"),
+        "{err}"
+    );
+    // ana revokes her own; twice is an error.
+    let (done, _, err) = out(&mesh_as(&dir, "ana", &["token", "revoke", id]));
+    assert!(done, "{err}");
+    let (done, _, err) = out(&mesh_as(&dir, "ana", &["token", "revoke", id]));
+    assert!(!done && err.contains("already revoked"), "{err}");
+    let err = fails(&dir, &["token", "create", "--expires", "soon"]);
+    assert!(err.contains("--expires `soon` is not a duration"), "{err}");
+}
+
+#[test]
+fn policies_are_tested_evaluated_and_a_broken_one_blocks_everything() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = governed(tmp.path());
+    let tests = ok(&dir, &["policy", "test"]);
+    assert_eq!(tests.matches("PASS").count(), 4, "{tests}");
+    let decision = json(
+        &dir,
+        &[
+            "policy",
+            "eval",
+            "--query",
+            "data.mesh.access.masks",
+            "--input",
+            r#"{"principal": {"roles": [], "teams": []}, "columns": [{"name": "email", "classification": "pii"}], "grants": []}"#,
+        ],
+    );
+    assert_eq!(decision, serde_json::json!({"email": "redact"}));
+
+    // A failing test fails the command.
+    std::fs::write(
+        dir.join("policies/extra_test.rego"),
+        "package mesh.extra_test\n\nimport rego.v1\n\ntest_never if false\n",
+    )
+    .unwrap();
+    let o = common::mesh(&dir, &["policy", "test"]);
+    let (done, stdout, _) = out(&o);
+    assert!(!done);
+    assert!(
+        stdout.contains("FAIL  data.mesh.extra_test.test_never"),
+        "{stdout}"
+    );
+    std::fs::remove_file(dir.join("policies/extra_test.rego")).unwrap();
+
+    // A syntax error names file:line:col and blocks tests, deploy and queries.
+    let policy = dir.join("policies/access.rego");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(
+        &policy,
+        text.replace("default allow := false", "default allow := "),
+    )
+    .unwrap();
+    for args in [&["policy", "test"][..], &["deploy"], &["query", "SELECT 1"]] {
+        let err = fails(&dir, args);
+        assert!(
+            err.contains("policy error: policies/access.rego:"),
+            "{args:?}: {err}"
+        );
+        assert!(err.contains("hint: fix the policy file"), "{err}");
+    }
+    // A domain may not write into the global package.
+    std::fs::write(&policy, text).unwrap();
+    std::fs::create_dir_all(dir.join("example/policies")).unwrap();
+    std::fs::write(
+        dir.join("example/policies/open.rego"),
+        "package mesh.access\n\nimport rego.v1\n\nallow if true\n",
+    )
+    .unwrap();
+    let err = fails(&dir, &["deploy"]);
+    assert!(
+        err.contains(
+            "example/policies/open.rego:1:1: domain policy declares `package mesh.access`"
+        ),
+        "{err}"
+    );
+}
