@@ -61,6 +61,46 @@ pub struct AuditFilter {
     pub limit: Option<i64>,
 }
 
+/// A consumer's request for access to a product.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AccessRequest {
+    pub id: String,
+    pub product: String,
+    pub principal: String,
+    pub purpose: String,
+    pub duration_secs: i64,
+    pub pii: bool,
+    pub requested_at: DateTime<Utc>,
+    /// `pending`, `approved` or `denied`.
+    pub status: String,
+    pub decided_by: Option<String>,
+    pub decided_at: Option<DateTime<Utc>>,
+    pub reason: Option<String>,
+}
+
+/// Access granted to a principal on a product, until it expires.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Grant {
+    pub id: String,
+    pub request_id: Option<String>,
+    pub product: String,
+    pub principal: String,
+    pub purpose: String,
+    pub allows_pii: bool,
+    pub granted_by: String,
+    pub granted_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub revoked_at: Option<DateTime<Utc>>,
+    pub revoked_by: Option<String>,
+}
+
+impl Grant {
+    /// In force at `now`: not revoked and not expired.
+    pub fn is_live(&self, now: DateTime<Utc>) -> bool {
+        self.revoked_at.is_none() && self.expires_at > now
+    }
+}
+
 /// Identity, token and audit storage.
 #[async_trait]
 pub trait IdentityStore: Send + Sync {
@@ -83,6 +123,26 @@ pub trait IdentityStore: Send + Sync {
     async fn tokens(&self, principal: Option<&str>) -> Result<Vec<TokenRecord>>;
     /// Marks a token revoked. Returns whether it existed and was live.
     async fn revoke_token(&self, id: &str, at: DateTime<Utc>) -> Result<bool>;
+
+    async fn add_request(&self, r: &AccessRequest) -> Result<()>;
+    async fn request(&self, id: &str) -> Result<Option<AccessRequest>>;
+    /// Requests, newest first: all, or those of one status.
+    async fn requests(&self, status: Option<&str>) -> Result<Vec<AccessRequest>>;
+    /// Records the decision on a pending request and, when approved, its
+    /// grant, in one transaction. Returns false if it was not pending.
+    async fn decide_request(
+        &self,
+        id: &str,
+        status: &str,
+        by: &str,
+        reason: Option<&str>,
+        grant: Option<&Grant>,
+    ) -> Result<bool>;
+    /// Every grant of a principal (or all), newest first.
+    async fn grants(&self, principal: Option<&str>) -> Result<Vec<Grant>>;
+    async fn grant(&self, id: &str) -> Result<Option<Grant>>;
+    /// Marks a grant revoked. Returns whether it was in force.
+    async fn revoke_grant(&self, id: &str, by: &str, at: DateTime<Utc>) -> Result<bool>;
 
     /// Appends entries in one transaction (their `seq` is ignored).
     async fn append_audit(&self, entries: &[AuditEntry]) -> Result<()>;

@@ -15,7 +15,9 @@ mod sqlite_identity;
 pub mod store;
 
 pub use error::{CatalogError, Result};
-pub use identity::{AuditEntry, AuditFilter, IdentityStore, Principal, Team, TokenRecord};
+pub use identity::{
+    AccessRequest, AuditEntry, AuditFilter, Grant, IdentityStore, Principal, Team, TokenRecord,
+};
 pub use lines::{line_name, line_output, matching_line};
 pub use model::*;
 pub use sqlite::SqliteCatalog;

@@ -36,6 +36,69 @@ fn token_from_row(row: &SqliteRow) -> Result<TokenRecord> {
     })
 }
 
+fn opt_at(
+    v: Option<String>,
+    table: &'static str,
+    column: &'static str,
+) -> Result<Option<DateTime<Utc>>> {
+    v.map(|s| ts(&s, table, column)).transpose()
+}
+
+fn request_from_row(row: &SqliteRow) -> Result<AccessRequest> {
+    Ok(AccessRequest {
+        id: row.try_get("id")?,
+        product: row.try_get("product")?,
+        principal: row.try_get("principal")?,
+        purpose: row.try_get("purpose")?,
+        duration_secs: row.try_get("duration_secs")?,
+        pii: row.try_get::<i64, _>("pii")? != 0,
+        requested_at: ts(
+            row.try_get("requested_at")?,
+            "access_requests",
+            "requested_at",
+        )?,
+        status: row.try_get("status")?,
+        decided_by: row.try_get("decided_by")?,
+        decided_at: opt_at(row.try_get("decided_at")?, "access_requests", "decided_at")?,
+        reason: row.try_get("reason")?,
+    })
+}
+
+fn grant_from_row(row: &SqliteRow) -> Result<Grant> {
+    Ok(Grant {
+        id: row.try_get("id")?,
+        request_id: row.try_get("request_id")?,
+        product: row.try_get("product")?,
+        principal: row.try_get("principal")?,
+        purpose: row.try_get("purpose")?,
+        allows_pii: row.try_get::<i64, _>("allows_pii")? != 0,
+        granted_by: row.try_get("granted_by")?,
+        granted_at: ts(row.try_get("granted_at")?, "grants", "granted_at")?,
+        expires_at: ts(row.try_get("expires_at")?, "grants", "expires_at")?,
+        revoked_at: opt_at(row.try_get("revoked_at")?, "grants", "revoked_at")?,
+        revoked_by: row.try_get("revoked_by")?,
+    })
+}
+
+async fn insert_grant(tx: &mut sqlx::SqliteConnection, g: &Grant) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO grants (id, request_id, product, principal, purpose, allows_pii, granted_by, granted_at, expires_at, revoked_at, revoked_by)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL)",
+    )
+    .bind(&g.id)
+    .bind(&g.request_id)
+    .bind(&g.product)
+    .bind(&g.principal)
+    .bind(&g.purpose)
+    .bind(g.allows_pii as i64)
+    .bind(&g.granted_by)
+    .bind(g.granted_at.to_rfc3339())
+    .bind(g.expires_at.to_rfc3339())
+    .execute(tx)
+    .await?;
+    Ok(())
+}
+
 impl SqliteCatalog {
     async fn pairs(&self, sql: &'static str) -> Result<BTreeMap<String, Vec<String>>> {
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -277,6 +340,110 @@ impl IdentityStore for SqliteCatalog {
                 .bind(id)
                 .execute(&self.pool)
                 .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn add_request(&self, r: &AccessRequest) -> Result<()> {
+        self.require_principal(&r.principal).await?;
+        sqlx::query(
+            "INSERT INTO access_requests (id, product, principal, purpose, duration_secs, pii, requested_at, status)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, 'pending')",
+        )
+        .bind(&r.id)
+        .bind(&r.product)
+        .bind(&r.principal)
+        .bind(&r.purpose)
+        .bind(r.duration_secs)
+        .bind(r.pii as i64)
+        .bind(r.requested_at.to_rfc3339())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn request(&self, id: &str) -> Result<Option<AccessRequest>> {
+        sqlx::query("SELECT * FROM access_requests WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(request_from_row)
+            .transpose()
+    }
+
+    async fn requests(&self, status: Option<&str>) -> Result<Vec<AccessRequest>> {
+        sqlx::query(
+            "SELECT * FROM access_requests WHERE ($1 IS NULL OR status = $1) ORDER BY requested_at DESC, id DESC",
+        )
+        .bind(status)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(request_from_row)
+        .collect()
+    }
+
+    async fn decide_request(
+        &self,
+        id: &str,
+        status: &str,
+        by: &str,
+        reason: Option<&str>,
+        grant: Option<&Grant>,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let done = sqlx::query(
+            "UPDATE access_requests SET status = $1, decided_by = $2, decided_at = $3, reason = $4
+             WHERE id = $5 AND status = 'pending'",
+        )
+        .bind(status)
+        .bind(by)
+        .bind(Utc::now().to_rfc3339())
+        .bind(reason)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?;
+        if done.rows_affected() != 1 {
+            return Ok(false);
+        }
+        if let Some(g) = grant {
+            insert_grant(&mut tx, g).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn grants(&self, principal: Option<&str>) -> Result<Vec<Grant>> {
+        sqlx::query(
+            "SELECT * FROM grants WHERE ($1 IS NULL OR principal = $1) ORDER BY granted_at DESC, id DESC",
+        )
+        .bind(principal)
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(grant_from_row)
+        .collect()
+    }
+
+    async fn grant(&self, id: &str) -> Result<Option<Grant>> {
+        sqlx::query("SELECT * FROM grants WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(grant_from_row)
+            .transpose()
+    }
+
+    async fn revoke_grant(&self, id: &str, by: &str, at: DateTime<Utc>) -> Result<bool> {
+        let done = sqlx::query(
+            "UPDATE grants SET revoked_at = $1, revoked_by = $2 WHERE id = $3 AND revoked_at IS NULL AND expires_at > $1",
+        )
+        .bind(at.to_rfc3339())
+        .bind(by)
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
         Ok(done.rows_affected() == 1)
     }
 

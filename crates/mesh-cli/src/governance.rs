@@ -353,3 +353,186 @@ fn mesh_catalog_filter(
         limit: Some(limit),
     }
 }
+
+#[derive(Subcommand)]
+pub enum AccessCommand {
+    /// Ask the owners of a product for access.
+    Request {
+        product: String,
+        /// Why you need it; the owners see it and it is audited.
+        #[arg(long)]
+        purpose: String,
+        /// How long, e.g. 30d (capped by the product's `access.max_grant`).
+        #[arg(long, default_value = "30d")]
+        duration: String,
+        /// Ask to see personal (`pii`) columns unmasked.
+        #[arg(long)]
+        pii: bool,
+    },
+    /// Your inbox: requests you may decide, and your own requests.
+    List {
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+    /// Approve a pending request; the grant is in force from the next query.
+    Approve {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// Deny a pending request.
+    Deny {
+        id: String,
+        #[arg(long)]
+        reason: Option<String>,
+    },
+    /// End a grant before it expires.
+    Revoke { grant: String },
+    /// Your grants (`--all`: everyone's, for a mesh-admin).
+    Grants {
+        #[arg(long)]
+        all: bool,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+pub async fn access(mesh: &Mesh, cmd: AccessCommand) -> anyhow::Result<ExitCode> {
+    let me = crate::caller();
+    match cmd {
+        AccessCommand::Request {
+            product,
+            purpose,
+            duration,
+            pii,
+        } => {
+            let d = parse_ttl(&duration).ok_or_else(|| {
+                anyhow::anyhow!("--duration `{duration}` is not a duration such as 30d, 12h or 2w")
+            })?;
+            let r = mesh.access_request(&me, &product, &purpose, d, pii).await?;
+            println!("requested {} ({})", r.product, r.id);
+            eprintln!(
+                "the owners of {} decide it with `mesh access approve {}`",
+                r.product, r.id
+            );
+        }
+        AccessCommand::List { format } => {
+            let list = mesh.access_list(&me).await?;
+            if format == Format::Json {
+                json(&list)?;
+            } else {
+                let rows = list
+                    .iter()
+                    .map(|i| {
+                        let r = &i.request;
+                        vec![
+                            r.id.clone(),
+                            r.product.clone(),
+                            r.principal.clone(),
+                            r.purpose.clone(),
+                            format!(
+                                "{}d{}",
+                                r.duration_secs / 86_400,
+                                if r.pii { ", pii" } else { "" }
+                            ),
+                            r.status.clone(),
+                            if i.can_decide {
+                                "you decide".into()
+                            } else {
+                                String::new()
+                            },
+                        ]
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    table(
+                        [
+                            "id",
+                            "product",
+                            "requester",
+                            "purpose",
+                            "asked",
+                            "status",
+                            ""
+                        ]
+                        .map(String::from)
+                        .to_vec(),
+                        rows
+                    )
+                );
+            }
+        }
+        AccessCommand::Approve { id, reason } => {
+            let g = mesh
+                .access_decide(&me, &id, true, reason.as_deref())
+                .await?;
+            if let Some(g) = g {
+                println!(
+                    "approved  {id}: grant {} for {} on {} until {}",
+                    g.id,
+                    g.principal,
+                    g.product,
+                    g.expires_at.to_rfc3339()
+                );
+            }
+        }
+        AccessCommand::Deny { id, reason } => {
+            mesh.access_decide(&me, &id, false, reason.as_deref())
+                .await?;
+            println!("denied    {id}");
+        }
+        AccessCommand::Revoke { grant } => {
+            let g = mesh.access_revoke(&me, &grant).await?;
+            println!(
+                "revoked   grant {} of {} on {}",
+                g.id, g.principal, g.product
+            );
+        }
+        AccessCommand::Grants { all, format } => {
+            let list = mesh.access_grants(&me, all).await?;
+            if format == Format::Json {
+                json(&list)?;
+            } else {
+                let now = chrono::Utc::now();
+                let rows = list
+                    .iter()
+                    .map(|g| {
+                        vec![
+                            g.id.clone(),
+                            g.product.clone(),
+                            g.principal.clone(),
+                            g.purpose.clone(),
+                            g.expires_at.to_rfc3339(),
+                            if g.is_live(now) {
+                                "in force"
+                            } else if g.revoked_at.is_some() {
+                                "revoked"
+                            } else {
+                                "expired"
+                            }
+                            .into(),
+                        ]
+                    })
+                    .collect();
+                println!(
+                    "{}",
+                    table(
+                        [
+                            "grant",
+                            "product",
+                            "principal",
+                            "purpose",
+                            "expires",
+                            "state"
+                        ]
+                        .map(String::from)
+                        .to_vec(),
+                        rows
+                    )
+                );
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -127,6 +127,9 @@ enum Command {
     /// API tokens for the servers.
     #[command(subcommand)]
     Token(governance::TokenCommand),
+    /// Request, grant and revoke access to products.
+    #[command(subcommand)]
+    Access(governance::AccessCommand),
     /// Test and debug the Rego policies.
     #[command(subcommand)]
     Policy(governance::PolicyCommand),
@@ -513,6 +516,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Token(cmd) => {
             let mesh = open(&cli.project, None).await?;
             return governance::token(&mesh, cmd).await;
+        }
+        Command::Access(cmd) => {
+            let mesh = open(&cli.project, None).await?;
+            return governance::access(&mesh, cmd).await;
         }
         Command::Policy(cmd) => {
             let mesh = open(&cli.project, None).await?;

@@ -235,3 +235,204 @@ fn policies_are_tested_evaluated_and_a_broken_one_blocks_everything() {
         "{err}"
     );
 }
+
+fn query_as(dir: &Path, who: &str, sql: &str) -> Result<String, String> {
+    let (done, stdout, err) = out(&mesh_as(dir, who, &["query", sql, "--format", "csv"]));
+    if done { Ok(stdout) } else { Err(err) }
+}
+
+/// The id printed in parentheses by `mesh access request`.
+fn request_id(stdout: &str) -> String {
+    stdout
+        .split('(')
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .unwrap()
+        .to_string()
+}
+
+#[test]
+fn the_access_loop_requests_approves_masks_and_revokes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    // `text` is personal data in this test.
+    let product = dir.join("example/greetings/product.yaml");
+    let yaml = std::fs::read_to_string(&product).unwrap();
+    std::fs::write(
+        &product,
+        yaml.replace(
+            "{name: text, type: string, description: The greeting}",
+            "{name: text, type: string, description: The greeting, classification: pii}",
+        ),
+    )
+    .unwrap();
+    ok(&dir, &["deploy"]);
+    ok(&dir, &["run"]);
+    ok(&dir, &["team", "add", "example-team", "--owns", "example"]);
+    ok(&dir, &["principal", "add", "ana", "--team", "example-team"]);
+    ok(&dir, &["principal", "add", "bob"]);
+    ok(&dir, &["principal", "add", "carol"]);
+    let sql = "SELECT text FROM example.greetings WHERE id = 1";
+    assert!(
+        query_as(&dir, "bob", sql)
+            .unwrap_err()
+            .contains("access denied")
+    );
+
+    // bob asks; he cannot decide his own request, nor can carol.
+    let (done, stdout, err) = out(&mesh_as(
+        &dir,
+        "bob",
+        &[
+            "access",
+            "request",
+            "example/greetings",
+            "--purpose",
+            "greeting study",
+            "--duration",
+            "30d",
+        ],
+    ));
+    assert!(done, "{err}");
+    let id = request_id(&stdout);
+    let (done, _, err) = out(&mesh_as(&dir, "bob", &["access", "approve", &id]));
+    assert!(
+        !done && err.contains("cannot be decided by its requester"),
+        "{err}"
+    );
+    let (done, _, err) = out(&mesh_as(&dir, "carol", &["access", "approve", &id]));
+    assert!(
+        !done
+            && err.contains(
+                "only the owners of `example/greetings`, its approvers or a mesh-admin may approve"
+            ),
+        "{err}"
+    );
+    // It is in ana's inbox, to decide.
+    let (_, inbox, _) = out(&mesh_as(
+        &dir,
+        "ana",
+        &["access", "list", "--format", "json"],
+    ));
+    let inbox: serde_json::Value = serde_json::from_str(&inbox).unwrap();
+    assert_eq!(inbox[0]["id"], id.as_str());
+    assert_eq!(inbox[0]["can_decide"], true);
+    assert_eq!(inbox[0]["purpose"], "greeting study");
+    let (_, carol_inbox, _) = out(&mesh_as(
+        &dir,
+        "carol",
+        &["access", "list", "--format", "json"],
+    ));
+    assert_eq!(carol_inbox.trim(), "[]");
+
+    // Approved: bob reads from the next query, with `pii` masked.
+    let (done, stdout, err) = out(&mesh_as(
+        &dir,
+        "ana",
+        &["access", "approve", &id, "--reason", "ok"],
+    ));
+    assert!(done, "{err}");
+    let grant = stdout
+        .split("grant ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .to_string();
+    assert_eq!(query_as(&dir, "bob", sql).unwrap(), "text\n***\n");
+    let (done, _, err) = out(&mesh_as(&dir, "ana", &["access", "approve", &id]));
+    assert!(!done && err.contains("already approved"), "{err}");
+
+    // Revoked: refused again.
+    let (done, _, err) = out(&mesh_as(&dir, "carol", &["access", "revoke", &grant]));
+    assert!(!done && err.contains("may revoke its grants"), "{err}");
+    let (done, _, err) = out(&mesh_as(&dir, "ana", &["access", "revoke", &grant]));
+    assert!(done, "{err}");
+    assert!(
+        query_as(&dir, "bob", sql)
+            .unwrap_err()
+            .contains("access denied")
+    );
+
+    // A request for personal data, denied, then asked again and approved.
+    let (_, stdout, _) = out(&mesh_as(
+        &dir,
+        "bob",
+        &[
+            "access",
+            "request",
+            "example/greetings",
+            "--purpose",
+            "translations",
+            "--pii",
+        ],
+    ));
+    let pii_id = request_id(&stdout);
+    let (done, _, _) = out(&mesh_as(
+        &dir,
+        "ana",
+        &["access", "deny", &pii_id, "--reason", "too broad"],
+    ));
+    assert!(done);
+    assert!(query_as(&dir, "bob", sql).is_err());
+    let (_, stdout, _) = out(&mesh_as(
+        &dir,
+        "bob",
+        &[
+            "access",
+            "request",
+            "example/greetings",
+            "--purpose",
+            "translations, narrowed",
+            "--pii",
+        ],
+    ));
+    let again = request_id(&stdout);
+    // An admin may decide too.
+    ok(&dir, &["access", "approve", &again]);
+    assert_eq!(query_as(&dir, "bob", sql).unwrap(), "text\nHello\n");
+
+    // Every step is audited.
+    let audit = json(
+        &dir,
+        &[
+            "audit",
+            "--product",
+            "example/greetings",
+            "--format",
+            "json",
+        ],
+    );
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .filter(|a| a.starts_with("access."))
+        .collect();
+    assert_eq!(
+        actions,
+        [
+            "access.request",
+            "access.approve",
+            "access.revoke",
+            "access.request",
+            "access.deny",
+            "access.request",
+            "access.approve"
+        ]
+    );
+    let (_, grants, _) = out(&mesh_as(
+        &dir,
+        "bob",
+        &["access", "grants", "--format", "json"],
+    ));
+    let grants: serde_json::Value = serde_json::from_str(&grants).unwrap();
+    assert_eq!(grants.as_array().unwrap().len(), 2);
+    let (done, _, err) = out(&mesh_as(&dir, "bob", &["access", "grants", "--all"]));
+    assert!(
+        !done && err.contains("only a mesh-admin may list everyone's grants"),
+        "{err}"
+    );
+}

@@ -13,7 +13,9 @@ use std::sync::{Arc, Mutex};
 use async_trait::async_trait;
 use chrono::Utc;
 use mesh_catalog::{AuditEntry, CatalogStore, OutputRecord, ProductRecord};
-use mesh_policy::{AccessInput, ColumnInput, Decision, PolicySet, PrincipalInput, ProductInput};
+use mesh_policy::{
+    AccessInput, ColumnInput, Decision, GrantInput, PolicySet, PrincipalInput, ProductInput,
+};
 use mesh_query::{AccessGuard, QueryError};
 use mesh_spec::parse_product;
 
@@ -133,8 +135,19 @@ impl PolicyGuard {
             },
             output: output.output.to_string(),
             columns,
-            // The access loop (requests and grants) records grants here.
-            grants: Vec::new(),
+            grants: self
+                .catalog
+                .grants(Some(&self.principal.name))
+                .await?
+                .into_iter()
+                .filter(|g| g.product == output.product.to_string() && g.is_live(Utc::now()))
+                .map(|g| GrantInput {
+                    id: g.id,
+                    purpose: g.purpose,
+                    allows_pii: g.allows_pii,
+                    expires_at: g.expires_at.to_rfc3339(),
+                })
+                .collect(),
             purpose: self.purpose.clone(),
         })
     }

@@ -8,6 +8,7 @@ pub mod contract;
 pub mod demo;
 pub mod discover;
 pub mod error;
+pub mod grants;
 pub mod identity;
 pub mod init;
 mod lifecycle;

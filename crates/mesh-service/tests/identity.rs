@@ -68,3 +68,56 @@ async fn live_tokens_authenticate_and_dead_ones_do_not() {
     let secret = token.rsplit('_').next().unwrap();
     assert!(!all.contains(secret));
 }
+
+#[tokio::test]
+async fn an_expired_grant_stops_working_by_itself() {
+    use mesh_catalog::{AccessRequest, Grant};
+    let tmp = tempfile::tempdir().unwrap();
+    let mesh = mesh(tmp.path()).await;
+    mesh.deploy("root", false).await.unwrap();
+    let (runs, _) = mesh.run(&[], &mesh_pipeline::Silent).await.unwrap();
+    assert!(runs.iter().all(|r| r.error.is_none()));
+    let ana = Caller::new("ana");
+    let sql = "SELECT count(*) FROM example.greetings";
+    assert!(mesh.query(&ana, sql).await.is_err());
+
+    // A grant that ended a minute ago, recorded as an owner would.
+    let request = mesh
+        .access_request(&ana, "example/greetings", "study", Duration::days(1), false)
+        .await
+        .unwrap();
+    let now = chrono::Utc::now();
+    let expired = Grant {
+        id: "grant-old".into(),
+        request_id: Some(request.id.clone()),
+        product: "example/greetings".into(),
+        principal: "ana".into(),
+        purpose: "study".into(),
+        allows_pii: false,
+        granted_by: "root".into(),
+        granted_at: now - Duration::days(2),
+        expires_at: now - Duration::minutes(1),
+        revoked_at: None,
+        revoked_by: None,
+    };
+    assert!(
+        mesh.catalog
+            .decide_request(&request.id, "approved", "root", None, Some(&expired))
+            .await
+            .unwrap()
+    );
+    let e = mesh.query(&ana, sql).await.unwrap_err();
+    assert!(e.to_string().contains("access denied"), "{e}");
+    // The same grant an hour longer is in force.
+    let live: AccessRequest = mesh
+        .access_request(&ana, "example/greetings", "study", Duration::days(1), false)
+        .await
+        .unwrap();
+    let grant = mesh
+        .access_decide(&Caller::new("root"), &live.id, true, None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert!(grant.expires_at > now + Duration::hours(23));
+    assert!(mesh.query(&ana, sql).await.is_ok());
+}
