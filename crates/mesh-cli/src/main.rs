@@ -477,7 +477,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             format,
         } => {
             let mesh = open(&cli.project, None).await?;
-            let runs = mesh.runs(product.as_deref(), limit).await?;
+            let runs = mesh.runs(&caller(), product.as_deref(), limit).await?;
             print_runs(&runs, format == Format::Json, false)?;
         }
         Command::Query { sql, format } => {
@@ -539,7 +539,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mesh = open(&cli.project, None).await?;
             match cmd {
                 CatalogCommand::List { format } => {
-                    let list = mesh.catalog_list().await?;
+                    let list = mesh.catalog_list(&caller()).await?;
                     if format == Format::Json {
                         println!("{}", serde_json::to_string_pretty(&list)?);
                     } else {
@@ -547,7 +547,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     }
                 }
                 CatalogCommand::History { product, format } => {
-                    let releases = mesh.catalog_history(&product).await?;
+                    let releases = mesh.catalog_history(&caller(), &product).await?;
                     if format == Format::Json {
                         println!("{}", serde_json::to_string_pretty(&releases)?);
                     } else {
@@ -619,7 +619,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     usage: false,
                     format,
                 } => {
-                    let doc = mesh.catalog_show(&product).await?;
+                    let doc = mesh.catalog_show(&caller(), &product).await?;
                     if format == Format::Json {
                         println!("{}", serde_json::to_string_pretty(&doc)?);
                     } else {
@@ -628,7 +628,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
                 CatalogCommand::Search { words, format } => {
                     let hits = mesh
-                        .catalog_search(&words.join(" "))
+                        .catalog_search(&caller(), &words.join(" "))
                         .await
                         .context("search failed")?;
                     if format == Format::Json {

@@ -436,3 +436,154 @@ fn the_access_loop_requests_approves_masks_and_revokes() {
         "{err}"
     );
 }
+
+/// Every cell of principal × demo product × access path, asserted.
+#[test]
+fn authorisation_matrix_over_the_demo_mesh() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("demo");
+    ok(
+        tmp.path(),
+        &["demo", dir.to_str().unwrap(), "--rows", "300"],
+    );
+    // customer_360 becomes private: only its owners (and admins) see it.
+    let p360 = dir.join("customers/customer_360/product.yaml");
+    let yaml = std::fs::read_to_string(&p360).unwrap();
+    std::fs::write(
+        &p360,
+        yaml.replace(
+            "tags: [customers, revenue, shipping]",
+            "tags: [customers, revenue, shipping]\naccess: {visibility: private}",
+        ),
+    )
+    .unwrap();
+    ok(&dir, &["deploy"]);
+    ok(&dir, &["team", "add", "sales-team", "--owns", "sales"]);
+    ok(
+        &dir,
+        &["principal", "add", "olivia", "--team", "sales-team"],
+    );
+    ok(&dir, &["principal", "add", "gus"]);
+    ok(&dir, &["principal", "add", "sam"]);
+    let (_, stdout, _) = out(&mesh_as(
+        &dir,
+        "gus",
+        &["access", "request", "sales/orders", "--purpose", "forecast"],
+    ));
+    ok(&dir, &["access", "approve", &request_id(&stdout)]);
+
+    let products = [
+        ("customers/profiles", "customers.profiles", false),
+        ("sales/orders", "sales.orders", false),
+        ("sales/order_lines", "sales.order_lines", false),
+        ("logistics/shipments", "logistics.shipments", false),
+        (
+            "sales/revenue_by_customer",
+            "sales.revenue_by_customer",
+            false,
+        ),
+        (
+            "logistics/carrier_performance",
+            "logistics.carrier_performance",
+            false,
+        ),
+        ("customers/customer_360", "customers.customer_360", true),
+    ];
+    let mut failures = Vec::new();
+    for who in ["olivia", "gus", "sam"] {
+        for (product, sql_name, private) in products {
+            let reads = match who {
+                "olivia" => product.starts_with("sales/"),
+                "gus" => product == "sales/orders",
+                _ => false,
+            };
+            let sees = !private;
+            let (domain, output) = sql_name.split_once('.').unwrap();
+            let cells: Vec<(String, bool, Vec<&str>)> = vec![
+                (
+                    format!("query:SELECT count(*) FROM {sql_name}"),
+                    reads,
+                    vec!["query", ""],
+                ),
+                (
+                    format!("query:SELECT count(*) FROM {domain}.\"{output}@1\""),
+                    reads,
+                    vec!["query", ""],
+                ),
+                (
+                    format!("query:EXPLAIN SELECT * FROM {sql_name}"),
+                    reads,
+                    vec!["query", ""],
+                ),
+                (
+                    format!("catalog show {product}"),
+                    sees,
+                    vec!["catalog", "show", product],
+                ),
+                (
+                    format!("runs --product {product}"),
+                    sees,
+                    vec!["runs", "--product", product],
+                ),
+            ];
+            for (label, expect, mut args) in cells {
+                let sql;
+                if args[0] == "query" {
+                    sql = label.trim_start_matches("query:").to_string();
+                    args = vec!["query", &sql];
+                }
+                let (done, _, err) = out(&mesh_as(&dir, who, &args));
+                if done != expect {
+                    failures.push(format!(
+                        "{who} × {label}: expected {expect}, got {done}: {err}"
+                    ));
+                }
+                if !done && args[0] == "query" && !err.contains("access denied") {
+                    failures.push(format!(
+                        "{who} × {label}: refused without `access denied`: {err}"
+                    ));
+                }
+                if !done && args[0] != "query" && !err.contains("is not deployed") {
+                    failures.push(format!(
+                        "{who} × {label}: a hidden product must look absent: {err}"
+                    ));
+                }
+            }
+            // Search and list show exactly the visible products.
+            let (_, found, _) = out(&mesh_as(
+                &dir,
+                who,
+                &["catalog", "search", output, "--format", "json"],
+            ));
+            if found.contains(&format!("\"{product}\"")) != sees {
+                failures.push(format!(
+                    "{who} × search {output}: expected visible={sees}: {found}"
+                ));
+            }
+            let (_, list, _) = out(&mesh_as(
+                &dir,
+                who,
+                &["catalog", "list", "--format", "json"],
+            ));
+            let listed = list.contains(&format!(
+                "\"name\": \"{}\"",
+                product.split('/').nth(1).unwrap()
+            ));
+            if listed != sees {
+                failures.push(format!("{who} × list: {product} expected visible={sees}"));
+            }
+        }
+    }
+    // The lineage in `catalog show` hides private consumers too.
+    let (_, show, _) = out(&mesh_as(
+        &dir,
+        "sam",
+        &["catalog", "show", "sales/orders", "--format", "json"],
+    ));
+    if show.contains("customer_360") {
+        failures.push(format!("sam sees the private consumer in lineage: {show}"));
+    }
+    // An admin sees everything.
+    ok(&dir, &["catalog", "show", "customers/customer_360"]);
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

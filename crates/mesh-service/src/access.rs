@@ -140,7 +140,12 @@ impl PolicyGuard {
                 .grants(Some(&self.principal.name))
                 .await?
                 .into_iter()
-                .filter(|g| g.product == output.product.to_string() && g.is_live(Utc::now()))
+                // A grant on a product covers its older majors too.
+                .filter(|g| {
+                    let family = record.line_of.as_ref().unwrap_or(&record.product);
+                    (g.product == output.product.to_string() || g.product == family.to_string())
+                        && g.is_live(Utc::now())
+                })
                 .map(|g| GrantInput {
                     id: g.id,
                     purpose: g.purpose,

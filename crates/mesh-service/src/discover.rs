@@ -7,6 +7,7 @@ use mesh_catalog::search::{SearchDoc, search};
 use mesh_spec::name::global_address;
 use mesh_spec::{InputKind, ProductDescriptor};
 
+use crate::access::Caller;
 use crate::error::Result;
 use crate::mesh::Mesh;
 
@@ -61,8 +62,67 @@ impl Mesh {
             .next())
     }
 
-    /// Every deployed product.
-    pub async fn catalog_list(&self) -> Result<Vec<ProductSummary>> {
+    /// The deployed products `caller` may see: `public` ones always;
+    /// `discoverable` ones (the default) by any known principal; `private`
+    /// ones by the owning teams, the product's approvers, holders of a
+    /// grant in force, and mesh-admins. What a caller may not see does not
+    /// exist for it: not in list, search, show, lineage, history or runs.
+    pub async fn visible_deployed(
+        &self,
+        caller: &Caller,
+    ) -> Result<Vec<(mesh_catalog::ProductRecord, ProductDescriptor)>> {
+        let deployed = self.deployed().await?;
+        let me = self.catalog.principal(&caller.name).await?;
+        let admin = me
+            .as_ref()
+            .is_some_and(|p| p.roles.iter().any(|r| r == crate::identity::ADMIN_ROLE));
+        if admin {
+            return Ok(deployed);
+        }
+        let teams: Vec<String> = me.as_ref().map(|p| p.teams.clone()).unwrap_or_default();
+        let mut owners: std::collections::BTreeMap<String, Vec<String>> = Default::default();
+        for t in self.catalog.teams().await? {
+            for d in &t.domains {
+                owners.entry(d.clone()).or_default().push(t.name.clone());
+            }
+        }
+        let now = chrono::Utc::now();
+        let granted: Vec<String> = match &me {
+            Some(_) => self
+                .catalog
+                .grants(Some(&caller.name))
+                .await?
+                .into_iter()
+                .filter(|g| g.is_live(now))
+                .map(|g| g.product)
+                .collect(),
+            None => Vec::new(),
+        };
+        Ok(deployed
+            .into_iter()
+            .filter(|(r, p)| {
+                let access = p.access.as_ref();
+                match access.map_or("discoverable", |a| a.visibility.as_str()) {
+                    "public" => true,
+                    "discoverable" => me.is_some(),
+                    _ => {
+                        let of = r.line_of.as_ref().unwrap_or(&r.product);
+                        let approvers = access.map(|a| a.approvers.as_slice()).unwrap_or_default();
+                        owners
+                            .get(r.product.domain.as_str())
+                            .is_some_and(|o| teams.iter().any(|t| o.contains(t)))
+                            || teams.iter().any(|t| approvers.contains(t))
+                            || approvers.contains(&caller.name)
+                            || granted.contains(&of.to_string())
+                            || granted.contains(&r.product.to_string())
+                    }
+                }
+            })
+            .collect())
+    }
+
+    /// Every deployed product the caller may see.
+    pub async fn catalog_list(&self, caller: &Caller) -> Result<Vec<ProductSummary>> {
         let last: std::collections::BTreeMap<_, _> = self
             .catalog
             .last_runs()
@@ -71,7 +131,7 @@ impl Mesh {
             .map(|r| (r.product.clone(), r.status.as_str().to_string()))
             .collect();
         Ok(self
-            .deployed()
+            .visible_deployed(caller)
             .await?
             .into_iter()
             .map(|(_, p)| {
@@ -82,8 +142,8 @@ impl Mesh {
     }
 
     /// Ranked full-text search over names, descriptions, columns, tags and owners.
-    pub async fn catalog_search(&self, words: &str) -> Result<Vec<SearchResult>> {
-        let deployed = self.deployed().await?;
+    pub async fn catalog_search(&self, caller: &Caller, words: &str) -> Result<Vec<SearchResult>> {
+        let deployed = self.visible_deployed(caller).await?;
         let docs: Vec<SearchDoc> = deployed
             .iter()
             .map(|(_, p)| SearchDoc {
@@ -134,8 +194,8 @@ impl Mesh {
     }
 
     /// Everything about one product, as one JSON document.
-    pub async fn catalog_show(&self, name: &str) -> Result<Value> {
-        let deployed = self.deployed().await?;
+    pub async fn catalog_show(&self, caller: &Caller, name: &str) -> Result<Value> {
+        let deployed = self.visible_deployed(caller).await?;
         let known: Vec<_> = deployed.iter().map(|(r, _)| r.product.clone()).collect();
         let r = self.resolve(name, &known)?;
         let Some((record, p)) = deployed.iter().find(|(rec, _)| rec.product == r) else {
@@ -250,8 +310,8 @@ pub struct ReleasedOutput {
 
 impl Mesh {
     /// Every release of a product, newest first.
-    pub async fn catalog_history(&self, name: &str) -> Result<Vec<Release>> {
-        let r = self.resolve_deployed(name).await?;
+    pub async fn catalog_history(&self, caller: &Caller, name: &str) -> Result<Vec<Release>> {
+        let r = self.resolve_visible(caller, name).await?;
         Ok(self
             .catalog
             .runs(Some(&r), i64::MAX)

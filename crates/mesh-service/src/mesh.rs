@@ -497,13 +497,44 @@ impl Mesh {
         Ok((runs, recovered))
     }
 
-    /// Run history, newest first.
-    pub async fn runs(&self, product: Option<&str>, limit: i64) -> Result<Vec<RunRecord>> {
+    /// Run history of the products `caller` may see, newest first.
+    pub async fn runs(
+        &self,
+        caller: &Caller,
+        product: Option<&str>,
+        limit: i64,
+    ) -> Result<Vec<RunRecord>> {
+        let visible: Vec<ProductRef> = self
+            .visible_deployed(caller)
+            .await?
+            .into_iter()
+            .map(|(r, _)| r.product)
+            .collect();
         let product = match product {
-            Some(name) => Some(self.resolve_deployed(name).await?),
+            Some(name) => Some(self.resolve_visible(caller, name).await?),
             None => None,
         };
-        Ok(self.catalog.runs(product.as_ref(), limit).await?)
+        // Seeing everything (an admin, a mesh without private products), the
+        // catalog applies the limit; otherwise runs are filtered first.
+        if visible.len() == self.catalog.products().await?.len() {
+            return Ok(self.catalog.runs(product.as_ref(), limit).await?);
+        }
+        let mut runs = self.catalog.runs(product.as_ref(), i64::MAX).await?;
+        runs.retain(|r| visible.contains(&r.product));
+        runs.truncate(usize::try_from(limit).unwrap_or(0));
+        Ok(runs)
+    }
+
+    /// Resolves a product name among those `caller` may see; others are
+    /// reported exactly like products that do not exist.
+    pub async fn resolve_visible(&self, caller: &Caller, name: &str) -> Result<ProductRef> {
+        let known: Vec<ProductRef> = self
+            .visible_deployed(caller)
+            .await?
+            .into_iter()
+            .map(|(r, _)| r.product)
+            .collect();
+        self.resolve(name, &known)
     }
 
     /// The mesh's policies, loaded from `policies/` and each domain's
