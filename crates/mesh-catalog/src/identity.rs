@@ -58,6 +58,8 @@ pub struct AuditFilter {
     pub product: Option<String>,
     pub principal: Option<String>,
     pub since: Option<DateTime<Utc>>,
+    /// Only entries of this action (`query`, `deploy`, `policy.change`, …).
+    pub action: Option<String>,
     pub limit: Option<i64>,
 }
 

@@ -478,12 +478,14 @@ impl IdentityStore for SqliteCatalog {
                WHERE ($1 IS NULL OR product = $1)
                  AND ($2 IS NULL OR principal = $2)
                  AND ($3 IS NULL OR at >= $3)
+                 AND ($5 IS NULL OR action = $5)
                ORDER BY seq DESC LIMIT $4) ORDER BY seq",
         )
         .bind(&f.product)
         .bind(&f.principal)
         .bind(f.since.map(|s| s.to_rfc3339()))
         .bind(f.limit.unwrap_or(i64::MAX))
+        .bind(&f.action)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()

@@ -285,14 +285,25 @@ pub async fn policy(mesh: &Mesh, cmd: PolicyCommand) -> anyhow::Result<ExitCode>
     }
 }
 
-pub async fn audit(
-    mesh: &Mesh,
-    product: Option<String>,
-    principal: Option<String>,
-    since: Option<String>,
-    limit: i64,
-    format: Format,
-) -> anyhow::Result<ExitCode> {
+/// What `mesh audit` shows.
+pub struct AuditArgs {
+    pub product: Option<String>,
+    pub principal: Option<String>,
+    pub action: Option<String>,
+    pub since: Option<String>,
+    pub limit: i64,
+    pub format: Format,
+}
+
+pub async fn audit(mesh: &Mesh, args: AuditArgs) -> anyhow::Result<ExitCode> {
+    let AuditArgs {
+        product,
+        principal,
+        action,
+        since,
+        limit,
+        format,
+    } = args;
     let since = match &since {
         Some(s) => Some(parse_since(s).ok_or_else(|| {
             anyhow::anyhow!("--since `{s}` is not a date (YYYY-MM-DD) or an RFC 3339 time")
@@ -300,7 +311,13 @@ pub async fn audit(
         None => None,
     };
     let entries = mesh
-        .audit(&mesh_catalog_filter(product, principal, since, limit))
+        .audit(&mesh_service::AuditFilter {
+            product,
+            principal,
+            since,
+            action,
+            limit: Some(limit),
+        })
         .await?;
     if format == Format::Json {
         json(&entries)?;
@@ -338,20 +355,6 @@ pub async fn audit(
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-fn mesh_catalog_filter(
-    product: Option<String>,
-    principal: Option<String>,
-    since: Option<chrono::DateTime<chrono::Utc>>,
-    limit: i64,
-) -> mesh_service::AuditFilter {
-    mesh_service::AuditFilter {
-        product,
-        principal,
-        since,
-        limit: Some(limit),
-    }
 }
 
 #[derive(Subcommand)]

@@ -139,6 +139,9 @@ enum Command {
         product: Option<String>,
         #[arg(long)]
         principal: Option<String>,
+        /// Only this action: query, deploy, policy.change, token.create, access.approve, …
+        #[arg(long)]
+        action: Option<String>,
         /// YYYY-MM-DD or an RFC 3339 time.
         #[arg(long)]
         since: Option<String>,
@@ -528,12 +531,21 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Audit {
             product,
             principal,
+            action,
             since,
             limit,
             format,
         } => {
             let mesh = open(&cli.project, None).await?;
-            return governance::audit(&mesh, product, principal, since, limit, format).await;
+            let args = governance::AuditArgs {
+                product,
+                principal,
+                action,
+                since,
+                limit,
+                format,
+            };
+            return governance::audit(&mesh, args).await;
         }
         Command::Catalog(cmd) => {
             let mesh = open(&cli.project, None).await?;

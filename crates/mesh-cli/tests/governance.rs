@@ -587,3 +587,50 @@ fn authorisation_matrix_over_the_demo_mesh() {
     ok(&dir, &["catalog", "show", "customers/customer_360"]);
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+#[test]
+fn deploys_and_policy_changes_are_audited() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = governed(tmp.path());
+    let actions = |dir: &Path| -> Vec<(String, Option<String>)> {
+        json(dir, &["audit", "--format", "json"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "deploy" || e["action"] == "policy.change")
+            .map(|e| {
+                (
+                    e["action"].as_str().unwrap().to_string(),
+                    e["product"].as_str().map(str::to_string),
+                )
+            })
+            .collect()
+    };
+    assert_eq!(
+        actions(&dir),
+        [
+            ("policy.change".to_string(), None),
+            ("deploy".to_string(), Some("example/greetings".to_string())),
+        ]
+    );
+    // An unchanged deploy records nothing new.
+    ok(&dir, &["deploy"]);
+    assert_eq!(actions(&dir).len(), 2);
+    // A changed policy file is recorded at the next deploy, with its digest.
+    let policy = dir.join("policies/access.rego");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(&policy, format!("{text}\n# reviewed\n")).unwrap();
+    ok(&dir, &["deploy"]);
+    let all = actions(&dir);
+    assert_eq!(all.len(), 3);
+    assert_eq!(all[2].0, "policy.change");
+    let changes = json(
+        &dir,
+        &["audit", "--action", "policy.change", "--format", "json"],
+    );
+    assert_eq!(changes.as_array().unwrap().len(), 2);
+    let change = &changes[1];
+    assert_eq!(change["principal"], USER);
+    assert_eq!(change["detail"]["files"][0], "policies/access.rego");
+    assert_eq!(change["detail"]["digest"].as_str().unwrap().len(), 64);
+}

@@ -194,6 +194,24 @@ impl PolicySet {
         })
     }
 
+    /// The loaded files, as shown in messages.
+    pub fn files(&self) -> Vec<String> {
+        self.files.iter().map(|f| f.path.clone()).collect()
+    }
+
+    /// A digest of every file's path and text, to notice policy changes.
+    pub fn digest(&self) -> String {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for f in &self.files {
+            h.update(f.path.as_bytes());
+            h.update([0]);
+            h.update(f.text.as_bytes());
+            h.update([0]);
+        }
+        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
     /// The number of policy files loaded.
     pub fn file_count(&self) -> usize {
         self.files.len()

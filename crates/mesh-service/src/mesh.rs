@@ -160,7 +160,8 @@ impl Mesh {
     ) -> Result<(DeployOutcome, Vec<Diagnostic>)> {
         // Policies that do not load block the deploy: governance is never
         // skipped because a rule file is broken.
-        self.policies()?;
+        let policies = self.policies()?;
+        self.audit_policy_change(by, &policies).await?;
         let (products, diagnostics) = self.validate().await?;
         if diagnostics.iter().any(Diagnostic::is_error) {
             return Err(ServiceError::Invalid { diagnostics });
@@ -241,7 +242,65 @@ impl Mesh {
             });
         }
         let outcome = self.catalog.deploy(by, records, overrides).await?;
+        let entries: Vec<mesh_catalog::AuditEntry> = [("created", &outcome.created), ("updated", &outcome.updated)]
+            .into_iter()
+            .flat_map(|(what, products)| products.iter().map(move |p| (what, p)))
+            .map(|(what, p)| mesh_catalog::AuditEntry {
+                seq: 0,
+                at: chrono::Utc::now(),
+                principal: by.to_string(),
+                action: "deploy".into(),
+                product: Some(p.to_string()),
+                columns: Vec::new(),
+                decision: "done".into(),
+                reason: format!(
+                    "{what}{}",
+                    if outcome.overridden.contains(p) { " over the contract gate (--allow-breaking)" } else { "" }
+                ),
+                detail: serde_json::json!({"deployment": outcome.deployment.as_ref().map(|d| d.0.clone())}),
+            })
+            .collect();
+        self.catalog.append_audit(&entries).await?;
         Ok((outcome, diagnostics))
+    }
+
+    /// Records a `policy.change` audit entry when the policy files differ
+    /// from those seen at the previous deploy (compared by digest).
+    async fn audit_policy_change(&self, by: &str, policies: &mesh_policy::PolicySet) -> Result<()> {
+        let digest = policies.digest();
+        let last = self
+            .catalog
+            .audit(&mesh_catalog::AuditFilter {
+                action: Some("policy.change".into()),
+                limit: Some(1),
+                ..Default::default()
+            })
+            .await?;
+        if last
+            .first()
+            .and_then(|e| e.detail.get("digest"))
+            .and_then(|d| d.as_str())
+            == Some(digest.as_str())
+        {
+            return Ok(());
+        }
+        self.catalog
+            .append_audit(&[mesh_catalog::AuditEntry {
+                seq: 0,
+                at: chrono::Utc::now(),
+                principal: by.to_string(),
+                action: "policy.change".into(),
+                product: None,
+                columns: Vec::new(),
+                decision: "done".into(),
+                reason: format!(
+                    "{} policy file(s) in force from this deploy",
+                    policies.file_count()
+                ),
+                detail: serde_json::json!({"digest": digest, "files": policies.files()}),
+            }])
+            .await?;
+        Ok(())
     }
 
     /// The deployed products, parsed back from their stored descriptors.
