@@ -634,3 +634,46 @@ fn deploys_and_policy_changes_are_audited() {
     assert_eq!(change["detail"]["files"][0], "policies/access.rego");
     assert_eq!(change["detail"]["digest"].as_str().unwrap().len(), 64);
 }
+
+#[test]
+fn an_older_major_is_decided_and_masked_like_its_product() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    let product = dir.join("example/greetings/product.yaml");
+    let yaml = std::fs::read_to_string(&product).unwrap().replace(
+        "{name: text, type: string, description: The greeting}",
+        "{name: text, type: string, description: The greeting, classification: pii}",
+    );
+    std::fs::write(&product, &yaml).unwrap();
+    ok(&dir, &["deploy"]);
+    ok(&dir, &["run"]);
+    ok(&dir, &["team", "add", "example-team", "--owns", "example"]);
+    ok(&dir, &["principal", "add", "ana", "--team", "example-team"]);
+    ok(&dir, &["principal", "add", "bob"]);
+    // Major 2 keeps major 1 alive as example.greetings_v1.
+    std::fs::write(&product, yaml.replace("version: 1.0.0", "version: 2.0.0")).unwrap();
+    let deployed = ok(&dir, &["deploy"]);
+    assert!(deployed.contains("example/greetings_v1"), "{deployed}");
+    ok(&dir, &["run"]);
+    let sql = "SELECT text FROM example.greetings_v1 WHERE id = 1";
+    let err = query_as(&dir, "bob", sql).unwrap_err();
+    assert!(
+        err.contains("access denied to `example.greetings_v1` (product `example/greetings_v1`)"),
+        "{err}"
+    );
+    assert_eq!(query_as(&dir, "ana", sql).unwrap(), "text\n***\n");
+    // A grant on the product covers its older major.
+    let (_, stdout, _) = out(&mesh_as(
+        &dir,
+        "bob",
+        &[
+            "access",
+            "request",
+            "example/greetings",
+            "--purpose",
+            "compare majors",
+        ],
+    ));
+    ok(&dir, &["access", "approve", &request_id(&stdout)]);
+    assert_eq!(query_as(&dir, "bob", sql).unwrap(), "text\n***\n");
+}
