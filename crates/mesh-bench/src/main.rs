@@ -221,11 +221,8 @@ impl Bench {
     /// (`MESH_USER`, else `USER`, as `mesh` itself reads them) an admin who
     /// reads personal data, so queries measure the real enforcement path.
     fn govern(&self, project: &Path) -> Result<()> {
-        for (rel, text) in mesh_policy::default_pack() {
-            let path = project.join(rel);
-            std::fs::create_dir_all(path.parent().unwrap_or(project))?;
-            std::fs::write(path, text)?;
-        }
+        mesh_policy::write_default_pack(project)
+            .map_err(|(path, e)| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
         let me = std::env::var("MESH_USER")
             .or_else(|_| std::env::var("USER"))
             .unwrap_or_else(|_| "unknown".into());

@@ -52,6 +52,35 @@ pub struct AuditEntry {
     pub detail: serde_json::Value,
 }
 
+impl AuditEntry {
+    /// An entry recorded now, about no product in particular.
+    pub fn new(
+        principal: &str,
+        action: &str,
+        decision: &str,
+        reason: impl Into<String>,
+        detail: serde_json::Value,
+    ) -> Self {
+        AuditEntry {
+            seq: 0,
+            at: Utc::now(),
+            principal: principal.to_string(),
+            action: action.to_string(),
+            product: None,
+            columns: Vec::new(),
+            decision: decision.to_string(),
+            reason: reason.into(),
+            detail,
+        }
+    }
+
+    /// The same entry, about `product`.
+    pub fn on(mut self, product: impl ToString) -> Self {
+        self.product = Some(product.to_string());
+        self
+    }
+}
+
 /// Which audit entries to read.
 #[derive(Debug, Clone, Default)]
 pub struct AuditFilter {

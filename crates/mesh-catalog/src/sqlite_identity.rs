@@ -16,6 +16,18 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
         .is_some_and(|d| d.is_unique_violation())
 }
 
+/// Maps a unique-key violation to `Conflict` naming what was taken.
+fn conflict(what: &'static str, name: &str) -> impl FnOnce(sqlx::Error) -> CatalogError {
+    let name = name.to_string();
+    move |e| {
+        if is_unique_violation(&e) {
+            CatalogError::Conflict { what, name }
+        } else {
+            e.into()
+        }
+    }
+}
+
 fn is_foreign_key_violation(e: &sqlx::Error) -> bool {
     e.as_database_error()
         .is_some_and(|d| d.is_foreign_key_violation())
@@ -133,16 +145,7 @@ impl IdentityStore for SqliteCatalog {
         .bind(by)
         .execute(&self.pool)
         .await
-        .map_err(|e| {
-            if is_unique_violation(&e) {
-                CatalogError::Conflict {
-                    what: "principal",
-                    name: name.to_string(),
-                }
-            } else {
-                e.into()
-            }
-        })?;
+        .map_err(conflict("principal", name))?;
         Ok(())
     }
 
@@ -218,16 +221,7 @@ impl IdentityStore for SqliteCatalog {
             .bind(by)
             .execute(&mut *tx)
             .await
-            .map_err(|e| {
-                if is_unique_violation(&e) {
-                    CatalogError::Conflict {
-                        what: "team",
-                        name: name.to_string(),
-                    }
-                } else {
-                    e.into()
-                }
-            })?;
+            .map_err(conflict("team", name))?;
         for d in domains {
             sqlx::query("INSERT OR IGNORE INTO team_domains (team, domain) VALUES ($1, $2)")
                 .bind(name)

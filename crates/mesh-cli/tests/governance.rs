@@ -54,6 +54,14 @@ fn the_first_user_is_admin_and_only_admins_manage_principals() {
     );
     let err = fails(&dir, &["principal", "add", "ana"]);
     assert!(err.contains("principal `ana` already exists"), "{err}");
+    // A bad team or member is refused before anything is written.
+    let err = fails(&dir, &["principal", "add", "dan", "--team", "nope"]);
+    assert!(err.contains("team `nope` does not exist"), "{err}");
+    let err = fails(&dir, &["team", "add", "ops", "--member", "ghost"]);
+    assert!(err.contains("principal `ghost` does not exist"), "{err}");
+    let names = ok(&dir, &["principal", "list"]);
+    assert!(!names.contains("dan"), "{names}");
+    assert!(!ok(&dir, &["team", "list"]).contains("ops"));
 }
 
 #[test]

@@ -18,6 +18,6 @@ pub use decision::{
     AccessInput, ColumnInput, Decision, GrantInput, Mask, PrincipalInput, ProductInput,
 };
 pub use error::{PolicyError, Result};
-pub use pack::{DEFAULT_ACCESS_POLICY, DEFAULT_ACCESS_TESTS, default_pack};
+pub use pack::{DEFAULT_ACCESS_POLICY, DEFAULT_ACCESS_TESTS, default_pack, write_default_pack};
 pub use policies::{PolicySet, TestOutcome};
 pub use token::{NewToken, hash_secret, new_token, parse_token, verify_secret};

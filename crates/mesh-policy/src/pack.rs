@@ -98,3 +98,18 @@ pub fn default_pack() -> Vec<(&'static str, &'static str)> {
         ("policies/access_test.rego", DEFAULT_ACCESS_TESTS),
     ]
 }
+
+/// Writes the default pack under `root` (creating `policies/`), as
+/// `mesh init` does. Returns the path that failed with the error.
+pub fn write_default_pack(
+    root: &std::path::Path,
+) -> Result<(), (std::path::PathBuf, std::io::Error)> {
+    for (rel, text) in default_pack() {
+        let path = root.join(rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| (parent.to_path_buf(), e))?;
+        }
+        std::fs::write(&path, text).map_err(|e| (path.clone(), e))?;
+    }
+    Ok(())
+}

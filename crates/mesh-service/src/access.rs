@@ -19,7 +19,7 @@ use mesh_policy::{
 use mesh_query::{AccessGuard, QueryError};
 use mesh_spec::parse_product;
 
-use crate::error::{Result, ServiceError};
+use crate::error::Result;
 
 /// The principal a request acts as. Front ends authenticate; the service
 /// layer only ever sees this.
@@ -210,28 +210,21 @@ pub fn query_audit(
         .iter()
         .map(|d| {
             let name = format!("{}.{}", d.output.domain, d.output.output);
-            AuditEntry {
-                seq: 0,
-                at: Utc::now(),
-                principal: principal.to_string(),
-                action: "query".into(),
-                product: Some(d.output.product.to_string()),
-                columns: read.get(&name).cloned().unwrap_or_default(),
-                decision: if d.decision.allowed { "allow" } else { "deny" }.into(),
-                reason: d.decision.reason.clone(),
-                detail: serde_json::json!({
+            let mut e = AuditEntry::new(
+                principal,
+                "query",
+                if d.decision.allowed { "allow" } else { "deny" },
+                d.decision.reason.clone(),
+                serde_json::json!({
                     "output": name,
                     "sql": sql,
                     "masks": d.decision.masks,
                     "row_filters": d.decision.row_filters,
                 }),
-            }
+            )
+            .on(&d.output.product);
+            e.columns = read.get(&name).cloned().unwrap_or_default();
+            e
         })
         .collect()
-}
-
-impl From<mesh_policy::PolicyError> for ServiceError {
-    fn from(e: mesh_policy::PolicyError) -> Self {
-        ServiceError::Policy(e)
-    }
 }

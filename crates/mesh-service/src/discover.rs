@@ -72,6 +72,15 @@ impl Mesh {
         caller: &Caller,
     ) -> Result<Vec<(mesh_catalog::ProductRecord, ProductDescriptor)>> {
         let deployed = self.deployed().await?;
+        self.visible_of(caller, deployed).await
+    }
+
+    /// The products of `deployed` that `caller` may see (see `visible_deployed`).
+    pub(crate) async fn visible_of(
+        &self,
+        caller: &Caller,
+        deployed: Vec<(mesh_catalog::ProductRecord, ProductDescriptor)>,
+    ) -> Result<Vec<(mesh_catalog::ProductRecord, ProductDescriptor)>> {
         let me = self.catalog.principal(&caller.name).await?;
         let admin = me
             .as_ref()

@@ -46,7 +46,7 @@ pub enum ServiceError {
     /// The mesh's policies do not load; nothing is served or deployed
     /// until they do (a broken policy never allows everything).
     #[error("policy error: {0}")]
-    Policy(mesh_policy::PolicyError),
+    Policy(#[from] mesh_policy::PolicyError),
     #[error("cannot read {path}: {source}")]
     Read {
         path: String,

@@ -5,13 +5,13 @@
 //! query until it expires or is revoked.
 
 use chrono::{Duration, Utc};
-use mesh_catalog::{AccessRequest, AuditEntry, Grant};
+use mesh_catalog::{AccessRequest, Grant};
 use mesh_spec::parse_product;
 use serde::Serialize;
 
 use crate::access::Caller;
 use crate::error::{Result, ServiceError};
-use crate::identity::ADMIN_ROLE;
+use crate::identity::{ADMIN_ROLE, entry};
 use crate::mesh::Mesh;
 
 /// A request with whether the caller may decide it.
@@ -20,26 +20,6 @@ pub struct InboxItem {
     #[serde(flatten)]
     pub request: AccessRequest,
     pub can_decide: bool,
-}
-
-fn audit(
-    by: &Caller,
-    action: &str,
-    product: &str,
-    reason: String,
-    detail: serde_json::Value,
-) -> AuditEntry {
-    AuditEntry {
-        seq: 0,
-        at: Utc::now(),
-        principal: by.name.clone(),
-        action: action.into(),
-        product: Some(product.to_string()),
-        columns: Vec::new(),
-        decision: "done".into(),
-        reason,
-        detail,
-    }
 }
 
 fn new_id(prefix: &str) -> String {
@@ -121,13 +101,14 @@ impl Mesh {
         };
         self.catalog.add_request(&request).await?;
         self.catalog
-            .append_audit(&[audit(
+            .append_audit(&[entry(
                 caller,
                 "access.request",
-                &request.product,
+                "done",
                 format!("requested: {purpose}"),
                 serde_json::json!({"request": request.id, "duration_secs": request.duration_secs, "pii": pii}),
-            )])
+            )
+            .on(&request.product)])
             .await?;
         Ok(request)
     }
@@ -136,11 +117,21 @@ impl Mesh {
     /// requests in any state.
     pub async fn access_list(&self, caller: &Caller) -> Result<Vec<InboxItem>> {
         let mut out = Vec::new();
+        // Whether the caller decides for a product, asked once per product.
+        let mut decides: std::collections::HashMap<String, bool> = Default::default();
         for request in self.catalog.requests(None).await? {
             let mine = request.principal == caller.name;
-            let can_decide = request.status == "pending"
-                && !mine
-                && self.approver_of(caller, &request.product).await?.0;
+            let mut can_decide = request.status == "pending" && !mine;
+            if can_decide {
+                can_decide = match decides.get(&request.product) {
+                    Some(d) => *d,
+                    None => {
+                        let d = self.approver_of(caller, &request.product).await?.0;
+                        decides.insert(request.product.clone(), d);
+                        d
+                    }
+                };
+            }
             if can_decide || mine {
                 out.push(InboxItem {
                     request,
@@ -219,10 +210,10 @@ impl Mesh {
             )));
         }
         self.catalog
-            .append_audit(&[audit(
+            .append_audit(&[entry(
                 caller,
                 &format!("access.{action}"),
-                &request.product,
+                "done",
                 format!(
                     "{status} for `{}`{}",
                     request.principal,
@@ -233,7 +224,8 @@ impl Mesh {
                     "grant": grant.as_ref().map(|g| &g.id),
                     "expires_at": grant.as_ref().map(|g| g.expires_at),
                 }),
-            )])
+            )
+            .on(&request.product)])
             .await?;
         Ok(grant)
     }
@@ -267,13 +259,14 @@ impl Mesh {
             )));
         }
         self.catalog
-            .append_audit(&[audit(
+            .append_audit(&[entry(
                 caller,
                 "access.revoke",
-                &grant.product,
+                "done",
                 format!("revoked grant of `{}`", grant.principal),
                 serde_json::json!({"grant": id}),
-            )])
+            )
+            .on(&grant.product)])
             .await?;
         Ok(grant)
     }

@@ -16,24 +16,15 @@ use crate::mesh::Mesh;
 /// The global role that administers the mesh.
 pub const ADMIN_ROLE: &str = "mesh-admin";
 
-fn entry(
+/// An audit entry by `by`, recorded now.
+pub(crate) fn entry(
     by: &Caller,
     action: &str,
     decision: &str,
     reason: String,
     detail: serde_json::Value,
 ) -> AuditEntry {
-    AuditEntry {
-        seq: 0,
-        at: Utc::now(),
-        principal: by.name.clone(),
-        action: action.into(),
-        product: None,
-        columns: Vec::new(),
-        decision: decision.into(),
-        reason,
-        detail,
-    }
+    AuditEntry::new(&by.name, action, decision, reason, detail)
 }
 
 impl Mesh {
@@ -105,6 +96,21 @@ impl Mesh {
                 "principal kind `{kind}` is not `user` or `service`"
             )));
         }
+        // Check every team first, so a bad one leaves nothing half-added.
+        let known: Vec<String> = self
+            .catalog
+            .teams()
+            .await?
+            .into_iter()
+            .map(|t| t.name)
+            .collect();
+        if let Some(t) = teams.iter().find(|t| !known.contains(t)) {
+            return Err(CatalogError::NotFound {
+                what: "team",
+                name: t.clone(),
+            }
+            .into());
+        }
         self.catalog.add_principal(name, kind, &by.name).await?;
         for t in teams {
             self.catalog.add_member(t, name).await?;
@@ -142,6 +148,16 @@ impl Mesh {
         for d in domains {
             mesh_spec::DomainName::parse(d)
                 .map_err(|e| ServiceError::Usage(format!("domain `{d}`: {e}")))?;
+        }
+        // Check every member first, so a bad one leaves nothing half-added.
+        for m in members {
+            if self.catalog.principal(m).await?.is_none() {
+                return Err(CatalogError::NotFound {
+                    what: "principal",
+                    name: m.clone(),
+                }
+                .into());
+            }
         }
         self.catalog.add_team(name, domains, &by.name).await?;
         for m in members {

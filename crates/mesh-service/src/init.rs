@@ -98,18 +98,8 @@ pub fn init(dir: &Path) -> Result<()> {
 
 /// Writes the default policy pack into `<dir>/policies/`.
 pub fn write_policy_pack(dir: &Path) -> Result<()> {
-    for (rel, text) in mesh_policy::default_pack() {
-        let path = dir.join(rel);
-        if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent).map_err(|source| ServiceError::State {
-                path: parent.display().to_string(),
-                source,
-            })?;
-        }
-        std::fs::write(&path, text).map_err(|source| ServiceError::State {
-            path: path.display().to_string(),
-            source,
-        })?;
-    }
-    Ok(())
+    mesh_policy::write_default_pack(dir).map_err(|(path, source)| ServiceError::State {
+        path: path.display().to_string(),
+        source,
+    })
 }

@@ -242,24 +242,28 @@ impl Mesh {
             });
         }
         let outcome = self.catalog.deploy(by, records, overrides).await?;
-        let entries: Vec<mesh_catalog::AuditEntry> = [("created", &outcome.created), ("updated", &outcome.updated)]
-            .into_iter()
-            .flat_map(|(what, products)| products.iter().map(move |p| (what, p)))
-            .map(|(what, p)| mesh_catalog::AuditEntry {
-                seq: 0,
-                at: chrono::Utc::now(),
-                principal: by.to_string(),
-                action: "deploy".into(),
-                product: Some(p.to_string()),
-                columns: Vec::new(),
-                decision: "done".into(),
-                reason: format!(
-                    "{what}{}",
-                    if outcome.overridden.contains(p) { " over the contract gate (--allow-breaking)" } else { "" }
-                ),
-                detail: serde_json::json!({"deployment": outcome.deployment.as_ref().map(|d| d.0.clone())}),
-            })
-            .collect();
+        let entries: Vec<mesh_catalog::AuditEntry> = [
+            ("created", &outcome.created),
+            ("updated", &outcome.updated),
+        ]
+        .into_iter()
+        .flat_map(|(what, products)| products.iter().map(move |p| (what, p)))
+        .map(|(what, p)| {
+            let over = if outcome.overridden.contains(p) {
+                " over the contract gate (--allow-breaking)"
+            } else {
+                ""
+            };
+            mesh_catalog::AuditEntry::new(
+                by,
+                "deploy",
+                "done",
+                format!("{what}{over}"),
+                serde_json::json!({"deployment": outcome.deployment.as_ref().map(|d| d.0.clone())}),
+            )
+            .on(p)
+        })
+        .collect();
         self.catalog.append_audit(&entries).await?;
         Ok((outcome, diagnostics))
     }
@@ -285,20 +289,16 @@ impl Mesh {
             return Ok(());
         }
         self.catalog
-            .append_audit(&[mesh_catalog::AuditEntry {
-                seq: 0,
-                at: chrono::Utc::now(),
-                principal: by.to_string(),
-                action: "policy.change".into(),
-                product: None,
-                columns: Vec::new(),
-                decision: "done".into(),
-                reason: format!(
+            .append_audit(&[mesh_catalog::AuditEntry::new(
+                by,
+                "policy.change",
+                "done",
+                format!(
                     "{} policy file(s) in force from this deploy",
                     policies.file_count()
                 ),
-                detail: serde_json::json!({"digest": digest, "files": policies.files()}),
-            }])
+                serde_json::json!({"digest": digest, "files": policies.files()}),
+            )])
             .await?;
         Ok(())
     }
@@ -563,19 +563,21 @@ impl Mesh {
         product: Option<&str>,
         limit: i64,
     ) -> Result<Vec<RunRecord>> {
+        let deployed = self.deployed().await?;
+        let total = deployed.len();
         let visible: Vec<ProductRef> = self
-            .visible_deployed(caller)
+            .visible_of(caller, deployed)
             .await?
             .into_iter()
             .map(|(r, _)| r.product)
             .collect();
         let product = match product {
-            Some(name) => Some(self.resolve_visible(caller, name).await?),
+            Some(name) => Some(self.resolve(name, &visible)?),
             None => None,
         };
         // Seeing everything (an admin, a mesh without private products), the
         // catalog applies the limit; otherwise runs are filtered first.
-        if visible.len() == self.catalog.products().await?.len() {
+        if visible.len() == total {
             return Ok(self.catalog.runs(product.as_ref(), limit).await?);
         }
         let mut runs = self.catalog.runs(product.as_ref(), i64::MAX).await?;
