@@ -242,19 +242,17 @@ impl Mesh {
             });
         }
         let outcome = self.catalog.deploy(by, records, overrides).await?;
-        let entries: Vec<mesh_catalog::AuditEntry> = [
-            ("created", &outcome.created),
-            ("updated", &outcome.updated),
-        ]
-        .into_iter()
-        .flat_map(|(what, products)| products.iter().map(move |p| (what, p)))
-        .map(|(what, p)| {
-            let over = if outcome.overridden.contains(p) {
-                " over the contract gate (--allow-breaking)"
-            } else {
-                ""
-            };
-            mesh_catalog::AuditEntry::new(
+        let entries: Vec<mesh_catalog::AuditEntry> =
+            [("created", &outcome.created), ("updated", &outcome.updated)]
+                .into_iter()
+                .flat_map(|(what, products)| products.iter().map(move |p| (what, p)))
+                .map(|(what, p)| {
+                    let over = if outcome.overridden.contains(p) {
+                        " over the contract gate (--allow-breaking)"
+                    } else {
+                        ""
+                    };
+                    mesh_catalog::AuditEntry::new(
                 by,
                 "deploy",
                 "done",
@@ -262,8 +260,8 @@ impl Mesh {
                 serde_json::json!({"deployment": outcome.deployment.as_ref().map(|d| d.0.clone())}),
             )
             .on(p)
-        })
-        .collect();
+                })
+                .collect();
         self.catalog.append_audit(&entries).await?;
         Ok((outcome, diagnostics))
     }
