@@ -500,10 +500,11 @@ fn write_startup_mesh(project: &Path, n: usize) -> Result<()> {
                  \x20       - {{name: amount, type: double}}\n\
                  transform:\n  query: SELECT id, label, amount FROM raw\n\
                  outputs:\n  - name: {name}\n    primary_key: [id]\n    columns:\n\
-                 \x20     - {{name: id, type: bigint, nullable: false}}\n\
-                 \x20     - {{name: label, type: string}}\n\
-                 \x20     - {{name: amount, type: double}}\n\
-                 \x20   quality:\n      - {{check: row_count, min: 1}}\n",
+                 \x20     - {{name: id, type: bigint, nullable: false, description: Row id}}\n\
+                 \x20     - {{name: label, type: string, description: Row label}}\n\
+                 \x20     - {{name: amount, type: double, description: Amount}}\n\
+                 \x20   quality:\n      - {{check: row_count, min: 1}}\n\
+                 slo: {{freshness: 1d}}\n",
                 i % 10
             ),
         )?;
@@ -521,6 +522,9 @@ fn plan_bench(mesh: &Path, work: &Path, sizes: &[usize], repeat: usize) -> Resul
         let project = work.join(format!("plan-{n}"));
         let _ = std::fs::remove_dir_all(&project);
         planmesh::write(&project, n, false)?;
+        // `mesh plan` evaluates every descriptor against the deploy rules.
+        mesh_policy::write_default_pack(&project)
+            .map_err(|(path, e)| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
         eprintln!("deploying {n} products");
         let deploy = Command::new(mesh)
             .arg("deploy")

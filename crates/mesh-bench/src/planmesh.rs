@@ -51,10 +51,10 @@ fn upstream(i: usize, n: usize, rng: &mut Rng) -> Vec<usize> {
 
 fn columns(v2: &str) -> String {
     format!(
-        "      - {{name: id, type: bigint, nullable: false}}\n\
-         \x20     - {{name: v1, type: double}}\n\
-         \x20     - {{name: v2, type: {v2}}}\n\
-         \x20     - {{name: label, type: string}}\n"
+        "      - {{name: id, type: bigint, nullable: false, description: Row id}}\n\
+         \x20     - {{name: v1, type: double, description: First measure}}\n\
+         \x20     - {{name: v2, type: {v2}, description: Second measure}}\n\
+         \x20     - {{name: label, type: string, description: Row label}}\n"
     )
 }
 
@@ -126,7 +126,8 @@ pub fn write(project: &Path, n: usize, after: bool) -> Result<usize> {
                  inputs:\n{inputs}\
                  transform:\n  query: \"{sql}\"\n\
                  outputs:\n  - name: {p}\n    primary_key: [id]\n    columns:\n{cols}\
-                 \x20   quality:\n      - {{check: row_count, min: 1}}\n",
+                 \x20   quality:\n      - {{check: row_count, min: 1}}\n\
+                 slo: {{freshness: 1d}}\n",
                 d = domain(i),
                 p = name(i),
                 cols = columns(v2_type),

@@ -286,6 +286,21 @@ fn descriptor(t: &Table) -> String {
         let key = t.primary_key.contains(name);
         format!("{{name: {name}, type: \"{ty}\", nullable: {}}}", !key)
     };
+    // Output columns are described, and contact details classified: the
+    // default deploy rules require both.
+    let output_column = |c: &(&str, &str)| {
+        let name = c.0;
+        let classification = match name {
+            "c_phone" | "c_address" => ", classification: pii",
+            "s_phone" | "s_address" => ", classification: internal",
+            _ => "",
+        };
+        let plain = column(c);
+        format!(
+            "{}, description: TPC-H {name}{classification}}}",
+            &plain[..plain.len() - 1]
+        )
+    };
     let source_columns: String = t
         .columns
         .iter()
@@ -294,7 +309,7 @@ fn descriptor(t: &Table) -> String {
     let output_columns: String = t
         .columns
         .iter()
-        .map(|c| format!("      - {}\n", column(c)))
+        .map(|c| format!("      - {}\n", output_column(c)))
         .collect();
     let checks: String = t.checks.iter().map(|c| format!("      - {c}\n")).collect();
     let names: Vec<&str> = t.columns.iter().map(|c| c.0).collect();
@@ -309,7 +324,8 @@ fn descriptor(t: &Table) -> String {
          tags: [tpch, benchmark]\n\
          inputs:\n  - name: raw\n    source:\n      format: csv\n      path: data/*.csv\n      columns:\n{source_columns}\
          transform:\n  query: SELECT {select} FROM raw\n\
-         outputs:\n  - name: {name}\n    primary_key: [{pk}]\n    columns:\n{output_columns}    quality:\n{checks}",
+         outputs:\n  - name: {name}\n    primary_key: [{pk}]\n    columns:\n{output_columns}    quality:\n{checks}\
+         slo: {{freshness: 1d}}\n",
         name = t.name,
         select = names.join(", "),
         pk = t.primary_key.join(", "),

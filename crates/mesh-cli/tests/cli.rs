@@ -345,7 +345,8 @@ fn downstream_of_a_failed_product_is_skipped() {
         "apiVersion: meshwork/v1\nkind: DataProduct\ndomain: example\nname: counts\nversion: 1.0.0\nowner: t@x\n\
          inputs:\n  - {name: g, product: example/greetings}\n\
          transform: {query: \"SELECT language, count(*) AS n FROM g GROUP BY language\"}\n\
-         outputs:\n  - name: counts\n    columns:\n      - {name: language, type: string}\n      - {name: n, type: bigint, nullable: false}\n",
+         outputs:\n  - name: counts\n    columns:\n      - {name: language, type: string, description: Language}\n      - {name: n, type: bigint, nullable: false, description: Greetings}\n\
+         description: {purpose: Greetings per language.}\nslo: {freshness: 1d}\n",
     )
     .unwrap();
     ok(&dir, &["deploy"]);

@@ -13,7 +13,8 @@ use serde_json::Value;
 const COUNTS: &str = "apiVersion: meshwork/v1\nkind: DataProduct\ndomain: example\nname: counts\nversion: 1.0.0\nowner: t@x\n\
 inputs:\n  - {name: g, product: example/greetings, version: ^1}\n\
 transform: {query: \"SELECT language, count(*) AS n FROM g GROUP BY language\"}\n\
-outputs:\n  - name: counts\n    columns:\n      - {name: language, type: string}\n      - {name: n, type: bigint, nullable: false}\n";
+outputs:\n  - name: counts\n    columns:\n      - {name: language, type: string, description: The language}\n      - {name: n, type: bigint, nullable: false, description: The n}\n\
+description: {purpose: A test product.}\nslo: {freshness: 1d}\n";
 
 fn project(tmp: &Path) -> PathBuf {
     let dir = init(tmp);
@@ -786,12 +787,14 @@ fn a_new_major_lives_next_to_the_old_one_for_pinned_consumers() {
 const PROFILES: &str = "apiVersion: meshwork/v1\nkind: DataProduct\ndomain: example\nname: profiles\nversion: 1.0.0\nowner: t@x\n\
 inputs:\n  - {name: g, product: example/greetings, version: ^1}\n\
 transform: {query: \"SELECT id, named_struct('language', language, 'len', character_length(text)) AS info, make_array(language, text) AS words FROM g\"}\n\
-outputs:\n  - name: profiles\n    columns:\n      - {name: id, type: bigint, nullable: false}\n      - {name: info, type: \"struct<language string, len bigint>\"}\n      - {name: words, type: list<string>}\n";
+outputs:\n  - name: profiles\n    columns:\n      - {name: id, type: bigint, nullable: false, description: The id}\n      - {name: info, type: \"struct<language string, len bigint>\", description: The info}\n      - {name: words, type: list<string>, description: The words}\n\
+description: {purpose: A test product.}\nslo: {freshness: 1d}\n";
 
 const LENGTHS: &str = "apiVersion: meshwork/v1\nkind: DataProduct\ndomain: example\nname: lengths\nversion: 1.0.0\nowner: t@x\n\
 inputs:\n  - {name: p, product: example/profiles, version: ^1}\n\
 transform: {query: \"SELECT id, info['len'] AS len FROM p\"}\n\
-outputs:\n  - name: lengths\n    columns:\n      - {name: id, type: bigint, nullable: false}\n      - {name: len, type: bigint}\n";
+outputs:\n  - name: lengths\n    columns:\n      - {name: id, type: bigint, nullable: false, description: The id}\n      - {name: len, type: bigint, description: The len}\n\
+description: {purpose: A test product.}\nslo: {freshness: 1d}\n";
 
 #[test]
 fn struct_and_list_columns_are_published_queried_and_gated_field_by_field() {
@@ -954,8 +957,8 @@ fn malformed_nested_types_and_checks_on_them_are_refused_with_a_location() {
     assert!(err.contains("struct<name T, other T not null>"), "{err}");
 
     let bad_check = PROFILES.replace(
-        "      - {name: words, type: list<string>}\n",
-        "      - {name: words, type: list<string>}\n    quality:\n      - {check: accepted_values, column: info, values: [a]}\n",
+        "      - {name: words, type: list<string>, description: The words}\n",
+        "      - {name: words, type: list<string>, description: The words}\n    quality:\n      - {check: accepted_values, column: info, values: [a]}\n",
     );
     std::fs::write(p.join("product.yaml"), &bad_check).unwrap();
     let err = fails(&dir, &["validate"]);

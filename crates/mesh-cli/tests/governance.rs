@@ -182,7 +182,7 @@ fn policies_are_tested_evaluated_and_a_broken_one_blocks_everything() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = governed(tmp.path());
     let tests = ok(&dir, &["policy", "test"]);
-    assert_eq!(tests.matches("PASS").count(), 4, "{tests}");
+    assert_eq!(tests.matches("PASS").count(), 10, "{tests}");
     let decision = json(
         &dir,
         &[
@@ -684,4 +684,105 @@ fn an_older_major_is_decided_and_masked_like_its_product() {
     ));
     ok(&dir, &["access", "approve", &request_id(&stdout)]);
     assert_eq!(query_as(&dir, "bob", sql).unwrap(), "text\n***\n");
+}
+
+fn edit(dir: &Path, file: &str, from: &str, to: &str) {
+    let path = dir.join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{from} not in {file}");
+    std::fs::write(&path, text.replace(from, to)).unwrap();
+}
+
+#[test]
+fn deploy_rules_refuse_located_violations_and_follow_the_policy_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    let descriptor = "example/greetings/product.yaml";
+    edit(
+        &dir,
+        descriptor,
+        "{name: language, type: string, description: ISO 639-1 code}",
+        "{name: language, type: string}",
+    );
+    let text = std::fs::read_to_string(dir.join(descriptor)).unwrap();
+    let slo = text.lines().find(|l| l.starts_with("slo:")).unwrap();
+    edit(&dir, descriptor, &format!("{slo}\n"), "");
+
+    // Plan and deploy both show each violation at its place.
+    for args in [&["plan"][..], &["deploy"]] {
+        let err = fails(&dir, args);
+        assert!(
+            err.contains(
+                "policy `column-description`: column `language` of output `greetings` has no description"
+            ),
+            "{err}"
+        );
+        assert!(err.contains("example/greetings/product.yaml:30:9"), "{err}");
+        assert!(err.contains("policy `freshness-slo`"), "{err}");
+        assert!(err.contains("`slo.freshness` is missing"), "{err}");
+    }
+    // Nothing was deployed, and the refusal is audited.
+    let listed = json(&dir, &["catalog", "list", "--format", "json"]);
+    assert_eq!(listed, serde_json::json!([]));
+    let audit = json(&dir, &["audit", "--action", "deploy", "--format", "json"]);
+    let refusal = &audit[0];
+    assert_eq!(refusal["decision"], "denied");
+    assert_eq!(refusal["product"], "example/greetings");
+    assert_eq!(refusal["detail"]["violations"].as_array().unwrap().len(), 2);
+
+    // Described, and private (which needs no freshness promise): it deploys.
+    edit(
+        &dir,
+        descriptor,
+        "{name: language, type: string}",
+        "{name: language, type: string, description: ISO 639-1 code}",
+    );
+    std::fs::write(
+        dir.join(descriptor),
+        std::fs::read_to_string(dir.join(descriptor)).unwrap() + "access: {visibility: private}\n",
+    )
+    .unwrap();
+    ok(&dir, &["deploy"]);
+
+    // The rules are data: a governance lead marks `language` personal in
+    // the Rego file, and the same descriptor is refused.
+    edit(
+        &dir,
+        "policies/deploy.rego",
+        "\"email\", \"phone\",",
+        "\"email\", \"language\", \"phone\",",
+    );
+    let err = fails(&dir, &["plan"]);
+    assert!(
+        err.contains(
+            "policy `personal-data-classified`: column `language` looks like personal data"
+        ),
+        "{err}"
+    );
+    edit(
+        &dir,
+        descriptor,
+        "description: ISO 639-1 code}",
+        "description: ISO 639-1 code, classification: public}",
+    );
+    ok(&dir, &["plan"]);
+
+    // A domain adds a rule of its own for its own products; a warning
+    // is shown without blocking.
+    std::fs::create_dir_all(dir.join("example/policies")).unwrap();
+    std::fs::write(
+        dir.join("example/policies/deploy.rego"),
+        "package mesh.domain.example.deploy\n\nimport rego.v1\n\n\
+         warn contains {\"rule\": \"limitations\", \"message\": \"say what the data cannot do\", \"path\": [\"description\"]} \
+         if not input.descriptor.description.limitations\n",
+    )
+    .unwrap();
+    let o = common::mesh(&dir, &["plan"]);
+    let (done, _, err) = out(&o);
+    assert!(done, "{err}");
+    assert!(
+        err.contains("policy `limitations`: say what the data cannot do"),
+        "{err}"
+    );
+    assert!(err.contains("example/greetings/product.yaml:10:1"), "{err}");
 }

@@ -91,11 +91,183 @@ test_grant_allows_reading if {
 }
 "#;
 
+/// What a product descriptor must say before it is deployed (package
+/// `mesh.deploy`).
+pub const DEFAULT_DEPLOY_POLICY: &str = r#"# Deploy-time rules: what a product descriptor must say before `mesh plan`
+# and `mesh deploy` accept it. Edit this file to change the rules; no code
+# changes are needed.
+#
+# Input (one descriptor):
+#   input.descriptor  product.yaml as written (same keys, same nesting)
+#   input.product     {id, domain, name, visibility, status}; visibility is
+#                     "discoverable" when the descriptor says nothing
+#   input.file        the descriptor's path
+#
+# Decision: `deny` (blocks the deploy) and `warn` (reported only), sets of
+# {"rule", "message", "path"}. `path` leads to the offending key, such as
+# ["outputs", 0, "columns", 2, "description"]; the message is shown at that
+# line and column, or at the closest key that exists.
+package mesh.deploy
+
+import rego.v1
+
+# Words that mark a column as personal data: a column whose name holds one
+# of them as a word (split at `_`) must declare a classification, even if
+# it is `public`.
+personal_words := {
+	"email", "phone", "mobile", "firstname", "lastname", "surname", "address",
+	"street", "postcode", "zip", "ssn", "passport", "birthdate", "dob", "iban", "ip",
+}
+
+# `name` is personal alone or after one of these words (`full_name`,
+# `customer_name`), not in `product_name`.
+person_words := {
+	"full", "first", "last", "given", "family", "middle", "maiden",
+	"customer", "user", "person", "contact", "employee", "display",
+}
+
+# Products other teams can find are consumer-facing: they promise freshness.
+consumer_facing if input.product.visibility != "private"
+
+missing(obj, key) if object.get(obj, key, null) == null
+
+missing(obj, key) if {
+	value := object.get(obj, key, "")
+	is_string(value)
+	trim_space(value) == ""
+}
+
+outputs := object.get(input.descriptor, "outputs", [])
+
+deny contains v if {
+	missing(input.descriptor, "owner")
+	v := {"rule": "owner", "message": "the product names no owner", "path": ["owner"]}
+}
+
+deny contains v if {
+	missing(object.get(input.descriptor, "description", {}), "purpose")
+	v := {
+		"rule": "purpose",
+		"message": "the product does not state its purpose (description.purpose)",
+		"path": ["description", "purpose"],
+	}
+}
+
+deny contains v if {
+	some i, output in outputs
+	some j, column in object.get(output, "columns", [])
+	missing(column, "description")
+	v := {
+		"rule": "column-description",
+		"message": sprintf("column `%s` of output `%s` has no description", [column.name, output.name]),
+		"path": ["outputs", i, "columns", j, "description"],
+	}
+}
+
+looks_personal(name) if {
+	some word in split(lower(name), "_")
+	word in personal_words
+}
+
+looks_personal(name) if lower(name) == "name"
+
+looks_personal(name) if {
+	words := split(lower(name), "_")
+	some i, word in words
+	word == "name"
+	i > 0
+	words[i - 1] in person_words
+}
+
+deny contains v if {
+	some i, output in outputs
+	some j, column in object.get(output, "columns", [])
+	looks_personal(column.name)
+	missing(column, "classification")
+	v := {
+		"rule": "personal-data-classified",
+		"message": sprintf("column `%s` looks like personal data; declare its classification (pii, confidential, internal or public)", [column.name]),
+		"path": ["outputs", i, "columns", j, "classification"],
+	}
+}
+
+deny contains v if {
+	consumer_facing
+	missing(object.get(input.descriptor, "slo", {}), "freshness")
+	v := {
+		"rule": "freshness-slo",
+		"message": sprintf("`%s` is %s, so consumers can find it; declare a freshness SLO (slo.freshness), or make it private", [input.product.id, input.product.visibility]),
+		"path": ["slo", "freshness"],
+	}
+}
+"#;
+
+/// Unit tests of the deploy rules, in OPA's convention.
+pub const DEFAULT_DEPLOY_TESTS: &str = r#"package mesh.deploy_test
+
+import rego.v1
+
+import data.mesh.deploy
+
+base := {
+	"domain": "sales", "name": "orders", "owner": "sales@example.org",
+	"description": {"purpose": "Orders for revenue reporting."},
+	"slo": {"freshness": "6h"},
+}
+
+order_id := {"name": "order_id", "type": "bigint", "description": "The order."}
+
+email := {"name": "customer_email", "type": "string", "description": "Who ordered.", "classification": "pii"}
+
+with_columns(columns) := object.union(base, {"outputs": [{"name": "orders", "columns": columns}]})
+
+good := with_columns([order_id, email])
+
+product(visibility) := {"id": "sales/orders", "domain": "sales", "name": "orders", "visibility": visibility, "status": "active"}
+
+test_a_complete_descriptor_passes if {
+	count(deploy.deny) == 0 with input as {"descriptor": good, "product": product("discoverable")}
+}
+
+test_an_undescribed_column_is_located if {
+	bad := with_columns([object.remove(order_id, {"description"}), email])
+	found := deploy.deny with input as {"descriptor": bad, "product": product("discoverable")}
+	some v in found
+	v.rule == "column-description"
+	v.path == ["outputs", 0, "columns", 0, "description"]
+}
+
+test_personal_data_needs_a_classification if {
+	bad := with_columns([order_id, object.remove(email, {"classification"})])
+	found := deploy.deny with input as {"descriptor": bad, "product": product("discoverable")}
+	{v.rule | some v in found} == {"personal-data-classified"}
+}
+
+test_only_a_person_s_name_is_personal if {
+	named := [{"name": n, "type": "string", "description": "x"} | some n in ["product_name", "full_name", "name"]]
+	found := deploy.deny with input as {"descriptor": with_columns(named), "product": product("discoverable")}
+	{v.path[3] | some v in found} == {1, 2}
+}
+
+test_purpose_and_freshness_are_required if {
+	bad := object.remove(good, {"description", "slo"})
+	found := deploy.deny with input as {"descriptor": bad, "product": product("public")}
+	{v.rule | some v in found} == {"purpose", "freshness-slo"}
+}
+
+test_private_products_need_no_freshness_slo if {
+	bad := object.remove(good, {"slo"})
+	count(deploy.deny) == 0 with input as {"descriptor": bad, "product": product("private")}
+}
+"#;
+
 /// The files of the default pack, relative to the mesh root.
 pub fn default_pack() -> Vec<(&'static str, &'static str)> {
     vec![
         ("policies/access.rego", DEFAULT_ACCESS_POLICY),
         ("policies/access_test.rego", DEFAULT_ACCESS_TESTS),
+        ("policies/deploy.rego", DEFAULT_DEPLOY_POLICY),
+        ("policies/deploy_test.rego", DEFAULT_DEPLOY_TESTS),
     ]
 }
 

@@ -212,6 +212,14 @@ impl PolicySet {
         h.finalize().iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    pub(crate) fn global_engine(&self) -> &Mutex<regorus::Engine> {
+        &self.global
+    }
+
+    pub(crate) fn domain_engine(&self, domain: &str) -> Option<&Mutex<regorus::Engine>> {
+        self.domains.get(domain)
+    }
+
     /// The number of policy files loaded.
     pub fn file_count(&self) -> usize {
         self.files.len()
@@ -219,7 +227,11 @@ impl PolicySet {
 
     /// The value of a rule path (`data.mesh.access.allow`) for an input;
     /// `None` when undefined.
-    fn value(engine: &Mutex<regorus::Engine>, input: &Value, path: &str) -> Result<Option<Value>> {
+    pub(crate) fn value(
+        engine: &Mutex<regorus::Engine>,
+        input: &Value,
+        path: &str,
+    ) -> Result<Option<Value>> {
         let mut e = engine
             .lock()
             .map_err(|_| PolicyError::Eval("the policy engine was poisoned by a panic".into()))?;

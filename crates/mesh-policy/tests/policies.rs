@@ -98,7 +98,7 @@ fn the_default_pack_allows_owners_and_grantees_and_masks_pii() {
 fn the_default_pack_passes_its_own_tests() {
     let set = PolicySet::from_sources(pack(), vec![]).unwrap();
     let outcomes = set.run_tests();
-    assert_eq!(outcomes.len(), 4, "{outcomes:#?}");
+    assert_eq!(outcomes.len(), 10, "{outcomes:#?}");
     assert!(outcomes.iter().all(|t| t.passed), "{outcomes:#?}");
 }
 
@@ -217,5 +217,127 @@ fn a_failing_rego_test_is_reported() {
     assert_eq!(
         outcomes[0].name,
         "data.mesh.extra_test.test_strangers_allowed"
+    );
+}
+
+const DESCRIPTOR: &str = "\
+apiVersion: meshwork/v1
+kind: DataProduct
+domain: sales
+name: orders
+version: 1.0.0
+owner: sales@example.org
+description: {usage: for reporting}
+transform:
+  query: SELECT 1 AS order_id, 'a' AS customer_email
+outputs:
+  - name: orders
+    columns:
+      - {name: order_id, type: bigint, description: The order.}
+      - {name: customer_email, type: string}
+access: {visibility: private}
+";
+
+fn descriptor(text: &str) -> mesh_spec::ProductDescriptor {
+    let (p, diagnostics) =
+        mesh_spec::parse_product(std::path::Path::new("sales/orders/product.yaml"), text);
+    p.unwrap_or_else(|| panic!("{diagnostics:#?}"))
+}
+
+#[test]
+fn deploy_rules_point_at_the_descriptor() {
+    let set = PolicySet::from_sources(pack(), vec![]).unwrap();
+    let found = set.check_descriptor(&descriptor(DESCRIPTOR)).unwrap();
+    let shown: Vec<(String, String)> = found
+        .iter()
+        .map(|d| (d.position().unwrap(), d.message.clone()))
+        .collect();
+    assert_eq!(found.len(), 3, "{shown:#?}");
+    assert!(found.iter().all(|d| d.is_error()));
+    // The missing purpose points at `description:`; the column's missing
+    // description and classification point at its mapping.
+    assert!(
+        shown.contains(&(
+            "sales/orders/product.yaml:7:1".into(),
+            "policy `purpose`: the product does not state its purpose (description.purpose)".into()
+        )),
+        "{shown:#?}"
+    );
+    let at_column: Vec<&String> = shown
+        .iter()
+        .filter(|(at, _)| at == "sales/orders/product.yaml:14:9")
+        .map(|(_, m)| m)
+        .collect();
+    assert_eq!(at_column.len(), 2, "{shown:#?}");
+    assert!(
+        at_column
+            .iter()
+            .any(|m| m.contains("`customer_email` of output `orders` has no description"))
+    );
+    assert!(
+        at_column
+            .iter()
+            .any(|m| m.contains("looks like personal data"))
+    );
+
+    // Made discoverable, it must promise freshness too.
+    let open = DESCRIPTOR.replace("visibility: private", "visibility: discoverable");
+    let found = set.check_descriptor(&descriptor(&open)).unwrap();
+    assert!(
+        found
+            .iter()
+            .any(|d| d.message.contains("policy `freshness-slo`")),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn a_domain_adds_its_own_deploy_rules_and_warnings() {
+    let domain = r#"package mesh.domain.sales.deploy
+
+import rego.v1
+
+warn contains {"rule": "tags", "message": "sales products carry tags", "path": ["tags"]} if not input.descriptor.tags
+
+deny contains "sales products are never public" if input.product.visibility == "public"
+"#;
+    let set = PolicySet::from_sources(
+        pack(),
+        vec![(
+            "sales".into(),
+            "sales/policies/deploy.rego".into(),
+            domain.into(),
+        )],
+    )
+    .unwrap();
+    let text = DESCRIPTOR
+        .replace("{usage: for reporting}", "{purpose: reporting}")
+        .replace("      - {name: customer_email, type: string}\n", "")
+        .replace("visibility: private", "visibility: public")
+        .replace("access:", "slo: {freshness: 1d}\naccess:");
+    let found = set.check_descriptor(&descriptor(&text)).unwrap();
+    let messages: Vec<(bool, &str)> = found
+        .iter()
+        .map(|d| (d.is_error(), d.message.as_str()))
+        .collect();
+    assert_eq!(
+        messages,
+        vec![
+            (true, "policy: sales products are never public"),
+            (false, "policy `tags`: sales products carry tags"),
+        ]
+    );
+}
+
+#[test]
+fn a_malformed_violation_is_an_error_not_a_pass() {
+    let bad = "package mesh.deploy\n\nimport rego.v1\n\ndeny contains 42 if true\n";
+    let set =
+        PolicySet::from_sources(vec![("policies/bad.rego".into(), bad.into())], vec![]).unwrap();
+    let err = set.check_descriptor(&descriptor(DESCRIPTOR)).unwrap_err();
+    assert!(
+        err.to_string()
+            .contains("data.mesh.deploy.deny: a violation must be"),
+        "{err}"
     );
 }

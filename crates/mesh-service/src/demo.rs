@@ -283,6 +283,7 @@ outputs:
       - {check: row_count, min: 1}
       - {check: range, column: quantity, min: 1, max: 100}
       - {check: range, column: amount, min: 0}
+slo: {freshness: 6h}
 "#,
     ),
     (
@@ -317,15 +318,16 @@ outputs:
   - name: shipments
     primary_key: [shipment_id]
     columns:
-      - {name: shipment_id, type: bigint, nullable: false}
-      - {name: order_id, type: bigint, nullable: false}
-      - {name: carrier, type: string}
-      - {name: shipped_on, type: date}
-      - {name: delivered_on, type: date}
+      - {name: shipment_id, type: bigint, nullable: false, description: Shipment id}
+      - {name: order_id, type: bigint, nullable: false, description: Order shipped}
+      - {name: carrier, type: string, description: "Carrier code: dhl, ups, postnl or colissimo"}
+      - {name: shipped_on, type: date, description: Day handed to the carrier}
+      - {name: delivered_on, type: date, description: Day delivered; null while in transit}
       - {name: transit_days, type: int, description: Days from shipping to delivery}
     quality:
       - {check: accepted_values, column: carrier, values: [dhl, ups, postnl, colissimo]}
       - {check: range, column: transit_days, min: 0, max: 30}
+slo: {freshness: 12h}
 "#,
     ),
     (
@@ -355,13 +357,14 @@ outputs:
   - name: revenue_by_customer
     primary_key: [customer_id]
     columns:
-      - {name: customer_id, type: bigint, nullable: false}
-      - {name: country, type: string}
+      - {name: customer_id, type: bigint, nullable: false, description: Customer id}
+      - {name: country, type: string, description: Customer's ISO 3166 country code}
       - {name: orders, type: bigint, nullable: false, description: Confirmed orders}
       - {name: revenue, type: "decimal(22,2)", description: Confirmed revenue in EUR}
     quality:
       - {check: row_count, min: 1}
       - {check: range, column: revenue, min: 0}
+slo: {freshness: 24h}
 "#,
     ),
     (
@@ -389,14 +392,15 @@ outputs:
   - name: carrier_performance
     primary_key: [carrier, country]
     columns:
-      - {name: carrier, type: string}
-      - {name: country, type: string}
-      - {name: shipments, type: bigint, nullable: false}
-      - {name: avg_transit_days, type: double}
+      - {name: carrier, type: string, description: Carrier code}
+      - {name: country, type: string, description: Destination ISO 3166 country code}
+      - {name: shipments, type: bigint, nullable: false, description: Shipments delivered}
+      - {name: avg_transit_days, type: double, description: Mean days from shipping to delivery}
       - {name: on_time_ratio, type: double, description: Share delivered within 3 days}
     quality:
       - {check: row_count, min: 1}
       - {check: range, column: on_time_ratio, min: 0, max: 1}
+slo: {freshness: 24h}
 "#,
     ),
     (
@@ -426,15 +430,16 @@ outputs:
   - name: customer_360
     primary_key: [customer_id]
     columns:
-      - {name: customer_id, type: bigint, nullable: false}
-      - {name: email, type: string, classification: pii}
-      - {name: country, type: string}
-      - {name: orders, type: bigint}
-      - {name: revenue, type: "decimal(22,2)"}
-      - {name: avg_transit_days, type: double}
+      - {name: customer_id, type: bigint, nullable: false, description: Customer id}
+      - {name: email, type: string, classification: pii, description: Contact email}
+      - {name: country, type: string, description: ISO 3166 country code}
+      - {name: orders, type: bigint, description: Confirmed orders; null without any}
+      - {name: revenue, type: "decimal(22,2)", description: Confirmed revenue in EUR}
+      - {name: avg_transit_days, type: double, description: Mean delivery time of their shipments}
     quality:
       - {check: row_count, min: 1}
       - {check: not_null, column: email, severity: warn}
+slo: {freshness: 24h}
 "#,
     ),
     (

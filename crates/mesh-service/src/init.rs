@@ -48,6 +48,7 @@ outputs:
       - {check: row_count, min: 1}
       - {check: not_null, column: text}
       - {check: accepted_values, column: language, values: [en, fr, de, es]}
+slo: {freshness: 7d}             # promised to consumers; `mesh deploy` requires it (policies/deploy.rego)
 ";
 
 const EXAMPLE_SQL: &str = "SELECT id, language, text\nFROM raw_greetings\n";

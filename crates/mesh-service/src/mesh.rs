@@ -118,7 +118,8 @@ impl Mesh {
         Ok((project.products, diagnostics))
     }
 
-    /// Every check: syntax, structure, references, cycles, SQL and contracts.
+    /// Every check: syntax, structure, references, cycles, the deploy-time
+    /// policy rules, SQL and contracts.
     pub async fn validate(&self) -> Result<(Vec<ProductDescriptor>, Vec<Diagnostic>)> {
         let (products, mut diagnostics) = self.load_project()?;
         let deployed_records = self.catalog.products().await?;
@@ -138,6 +139,12 @@ impl Mesh {
             .collect();
         diagnostics.extend(validate(&products, &deployed));
         diagnostics.extend(crate::lifecycle::check(&products, &deployed_records));
+        // Deploy-time rules (policies/*.rego, package mesh.deploy). Policies
+        // that do not load are an error here too, never a pass.
+        let policies = self.policies()?;
+        for p in &products {
+            diagnostics.extend(policies.check_descriptor(p)?);
+        }
         if !diagnostics.iter().any(Diagnostic::is_error) {
             let upstream = Upstream {
                 local: &products,
@@ -164,6 +171,8 @@ impl Mesh {
         self.audit_policy_change(by, &policies).await?;
         let (products, diagnostics) = self.validate().await?;
         if diagnostics.iter().any(Diagnostic::is_error) {
+            self.audit_policy_refusals(by, &products, &diagnostics)
+                .await?;
             return Err(ServiceError::Invalid { diagnostics });
         }
         let deployed = self.deployed().await?;
@@ -264,6 +273,49 @@ impl Mesh {
                 .collect();
         self.catalog.append_audit(&entries).await?;
         Ok((outcome, diagnostics))
+    }
+
+    /// Records one `deploy` entry, decision `denied`, for each product the
+    /// deploy-time rules refuse, with every violation and where it is.
+    async fn audit_policy_refusals(
+        &self,
+        by: &str,
+        products: &[ProductDescriptor],
+        diagnostics: &[Diagnostic],
+    ) -> Result<()> {
+        let mut entries = Vec::new();
+        for p in products {
+            let refused: Vec<&Diagnostic> = diagnostics
+                .iter()
+                .filter(|d| d.is_error() && d.code == "policy")
+                .filter(|d| {
+                    d.location
+                        .as_ref()
+                        .is_some_and(|l| l.file.path == p.file.path)
+                })
+                .collect();
+            if refused.is_empty() {
+                continue;
+            }
+            let violations: Vec<serde_json::Value> = refused
+                .iter()
+                .map(|d| serde_json::json!({"message": d.message, "at": d.position()}))
+                .collect();
+            entries.push(
+                mesh_catalog::AuditEntry::new(
+                    by,
+                    "deploy",
+                    "denied",
+                    format!("{} deploy-time policy violation(s)", refused.len()),
+                    serde_json::json!({"violations": violations}),
+                )
+                .on(p.product_ref()),
+            );
+        }
+        if !entries.is_empty() {
+            self.catalog.append_audit(&entries).await?;
+        }
+        Ok(())
     }
 
     /// Records a `policy.change` audit entry when the policy files differ

@@ -40,11 +40,12 @@ outputs:
   - name: customers
     primary_key: [id]
     columns:
-      - {name: id, type: bigint, nullable: false}
-      - {name: name, type: string, classification: pii}
-      - {name: country, type: string}
+      - {name: id, type: bigint, nullable: false, description: The id}
+      - {name: name, type: string, classification: pii, description: The name}
+      - {name: country, type: string, description: The country}
     quality:
       - {check: row_count, min: 1}
+slo: {freshness: 1d}
 "#;
 
 const ORDERS: &str = r#"apiVersion: meshwork/v1
@@ -70,11 +71,12 @@ outputs:
   - name: orders
     primary_key: [id]
     columns:
-      - {name: id, type: bigint, nullable: false}
-      - {name: customer_id, type: bigint}
-      - {name: amount, type: double}
+      - {name: id, type: bigint, nullable: false, description: The id}
+      - {name: customer_id, type: bigint, description: The customer id}
+      - {name: amount, type: double, description: The amount}
     quality:
       - {check: range, column: amount, min: 0}
+slo: {freshness: 1d}
 "#;
 
 const REVENUE: &str = r#"apiVersion: meshwork/v1
@@ -97,9 +99,10 @@ outputs:
   - name: revenue_by_country
     primary_key: [country]
     columns:
-      - {name: country, type: string}
-      - {name: orders, type: bigint, nullable: false}
-      - {name: revenue, type: double}
+      - {name: country, type: string, description: The country}
+      - {name: orders, type: bigint, nullable: false, description: The orders}
+      - {name: revenue, type: double, description: The revenue}
+slo: {freshness: 1d}
 "#;
 
 async fn fixture(dir: &Path) -> Mesh {

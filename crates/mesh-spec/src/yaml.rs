@@ -76,6 +76,63 @@ pub struct Node {
     pub span: Span,
 }
 
+/// One step of a path into a YAML tree: a mapping key or a list index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PathStep {
+    Key(String),
+    Index(usize),
+}
+
+impl Node {
+    /// The tree as JSON, as a policy sees a descriptor: keys and scalars
+    /// as written, without locations.
+    pub fn to_json(&self) -> serde_json::Value {
+        use serde_json::Value as J;
+        match &self.value {
+            Value::Null => J::Null,
+            Value::Bool(b) => J::Bool(*b),
+            Value::Int(i) => J::from(*i),
+            Value::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+            Value::Str(s) => J::String(s.clone()),
+            Value::Seq(items) => J::Array(items.iter().map(Node::to_json).collect()),
+            Value::Map(entries) => J::Object(
+                entries
+                    .iter()
+                    .map(|(k, v)| (k.name.clone(), v.to_json()))
+                    .collect(),
+            ),
+        }
+    }
+
+    /// Where `path` leads: the span of the node it names (a mapping value
+    /// is located at its key, which is where a reader looks). A path that
+    /// leaves the tree stops at the deepest node that exists, so a missing
+    /// key points at the mapping that should hold it. The second value
+    /// says whether the whole path was found.
+    pub fn locate(&self, path: &[PathStep]) -> (Span, bool) {
+        let mut node = self;
+        let mut span = self.span;
+        for step in path {
+            let next = match (&node.value, step) {
+                (Value::Map(entries), PathStep::Key(k)) => entries
+                    .iter()
+                    .find(|(key, _)| &key.name == k)
+                    .map(|(key, v)| (key.span, v)),
+                (Value::Seq(items), PathStep::Index(i)) => items.get(*i).map(|v| (v.span, v)),
+                _ => None,
+            };
+            match next {
+                Some((at, v)) => {
+                    span = at;
+                    node = v;
+                }
+                None => return (span, false),
+            }
+        }
+        (span, true)
+    }
+}
+
 /// A YAML syntax error with its location.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SyntaxError {
@@ -400,5 +457,28 @@ mod tests {
         let root = parse(src).unwrap();
         let Value::Map(e) = root.value else { panic!() };
         assert_eq!(&src[e[1].0.span.start..e[1].0.span.end], "e");
+    }
+
+    #[test]
+    fn paths_locate_keys_and_stop_where_the_tree_ends() {
+        let src = "outputs:\n  - name: o\n    columns:\n      - {name: a}\n      - {name: b, description: x}\n";
+        let root = parse(src).unwrap();
+        let path = |steps: &[&str]| -> Vec<PathStep> {
+            steps
+                .iter()
+                .map(|s| match s.parse() {
+                    Ok(i) => PathStep::Index(i),
+                    Err(_) => PathStep::Key((*s).to_string()),
+                })
+                .collect()
+        };
+        let (at, found) = root.locate(&path(&["outputs", "0", "columns", "1", "description"]));
+        assert!(found);
+        assert_eq!((at.line, at.col), (5, 19));
+        // A missing key points at the mapping that should hold it.
+        let (at, found) = root.locate(&path(&["outputs", "0", "columns", "0", "description"]));
+        assert!(!found);
+        assert_eq!((at.line, at.col), (4, 9));
+        assert_eq!(root.to_json()["outputs"][0]["columns"][1]["name"], "b");
     }
 }
