@@ -10,6 +10,7 @@
 mod baseline;
 mod measure;
 mod planmesh;
+mod policy;
 mod queries;
 mod tpch;
 
@@ -65,6 +66,23 @@ enum Cmd {
         work: PathBuf,
         #[arg(long, default_value_t = 3)]
         repeat: usize,
+        #[arg(long)]
+        mesh: Option<PathBuf>,
+    },
+    /// The cost of governance: planning with the policy decision and mask
+    /// rewrite against planning without, decisions per second, and TPC-H
+    /// Q1 through `mesh query` with and without a mask on lineitem.
+    Policy {
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        #[arg(long, default_value = "target/bench")]
+        work: PathBuf,
+        /// Repetitions of the end-to-end query.
+        #[arg(long, default_value_t = 5)]
+        repeat: usize,
+        /// Samples of the in-process planning measurement.
+        #[arg(long, default_value_t = 200)]
+        samples: usize,
         #[arg(long)]
         mesh: Option<PathBuf>,
     },
@@ -130,6 +148,27 @@ fn main() -> Result<()> {
                 "{}",
                 plan_bench(&mesh, &std::path::absolute(&work)?, &sizes, repeat.max(1))?
             );
+            Ok(())
+        }
+        Cmd::Policy {
+            scale,
+            work,
+            repeat,
+            samples,
+            mesh,
+        } => {
+            let mesh = match mesh {
+                Some(m) => m,
+                None => sibling("mesh")?,
+            };
+            let bench = Bench {
+                mesh,
+                me: std::env::current_exe()?,
+                work: std::path::absolute(&work)?,
+                scale,
+                repeat: repeat.max(1),
+            };
+            print!("{}", bench.policy(samples.max(1))?);
             Ok(())
         }
         Cmd::DfConvert { table, csv, out } => {
@@ -374,6 +413,87 @@ impl Bench {
             results.push((*name, pair));
         }
         Ok(results)
+    }
+
+    /// Governance on the query path (see `policy.rs`), and Q1 end to end
+    /// with and without a mask policy on lineitem.
+    fn policy(&self, samples: usize) -> Result<String> {
+        let project = self.work.join(format!("tpch-sf{}", self.scale));
+        self.prepare(&project)?;
+        let mask_file = project.join(policy::MASK_POLICY_FILE);
+        std::fs::create_dir_all(mask_file.parent().context("no parent")?)?;
+        let masked = |on: bool| -> Result<()> {
+            if on {
+                std::fs::write(&mask_file, policy::MASK_POLICY)?;
+            } else if mask_file.exists() {
+                std::fs::remove_file(&mask_file)?;
+            }
+            Ok(())
+        };
+        let (_, q1) = queries::QUERIES[0];
+        eprintln!("q1 with and without a mask on lineitem");
+        let with_out = self.work.join("q1.masked.csv");
+        let without_out = self.work.join("q1.unmasked.csv");
+        let mut pair = Pair {
+            mesh: Vec::new(),
+            base: Vec::new(),
+        };
+        for i in 0..=self.repeat {
+            let run = |on: bool| -> Result<Sample> {
+                masked(on)?;
+                let mut cmd = self.mesh_cmd(&project, &["query", q1, "--format", "csv"]);
+                measure::run(&mut cmd, if on { &with_out } else { &without_out }, false)
+            };
+            let (m, b) = if i % 2 == 0 {
+                let m = run(true)?;
+                (m, run(false)?)
+            } else {
+                let b = run(false)?;
+                (run(true)?, b)
+            };
+            // The first round warms the page cache.
+            if i > 0 {
+                pair.mesh.push(m);
+                pair.base.push(b);
+            }
+        }
+        if std::fs::read(&with_out)? != std::fs::read(&without_out)? {
+            bail!("q1 differs with the mask on a column it does not read");
+        }
+        eprintln!("planning with and without policy, {samples} samples");
+        masked(true)?;
+        let o = policy::overhead(&project, q1, samples);
+        masked(false)?;
+        let o = o?;
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        let mut r = String::new();
+        let _ = writeln!(
+            r,
+            "| measurement | governed | baseline | ratio | goal |\n|---|---|---|---|---|"
+        );
+        let _ = writeln!(
+            r,
+            "| Q1 end to end: `mesh query`, mask on lineitem vs none (s) | {} | {} | {:.3} | ≤ 1.05 |",
+            secs(Pair::walls(&pair.mesh)),
+            secs(Pair::walls(&pair.base)),
+            pair.ratio()
+        );
+        let _ = writeln!(
+            r,
+            "| planning Q1: policy load, decision and mask rewrite vs no policy (ms, median of {}) | {:.3} | {:.3} | {:.2} | overhead ≤ 1 ms |",
+            o.samples,
+            ms(o.governed),
+            ms(o.plain),
+            o.governed.as_secs_f64() / o.plain.as_secs_f64()
+        );
+        let _ = writeln!(
+            r,
+            "\nPolicy overhead per query: {:.3} ms. Decisions per second on one core: {:.0} policy evaluations (regorus, default pack plus the mask), {:.0} full guard decisions (descriptor, owner teams, grants, evaluation; no cache).",
+            ms(o.governed.saturating_sub(o.plain)),
+            o.evals_per_sec,
+            o.guard_decisions_per_sec
+        );
+        Ok(r)
     }
 
     /// `mesh query "SELECT 1"` on a mesh of `products` deployed products.
