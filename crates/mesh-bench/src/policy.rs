@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use async_trait::async_trait;
 use mesh_catalog::OutputRecord;
-use mesh_policy::{
-    AccessInput, ColumnInput, Decision, PolicySet, PrincipalInput, ProductInput,
-};
+use mesh_policy::{AccessInput, ColumnInput, Decision, PolicySet, PrincipalInput, ProductInput};
 use mesh_query::{AccessGuard, QueryEngine};
 use mesh_service::{Caller, Mesh};
 

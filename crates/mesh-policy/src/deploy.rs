@@ -105,8 +105,11 @@ impl PolicySet {
             scopes.push((engine, format!("data.mesh.domain.{domain}.deploy")));
         }
         for (engine, package) in scopes {
-            for (set, blocking) in [("deny", true), ("warn", false)] {
-                let Some(v) = Self::value(engine, input, &format!("{package}.{set}"))? else {
+            let deny = format!("{package}.deny");
+            let warn = format!("{package}.warn");
+            let values = Self::values(engine, input, &[deny.as_str(), warn.as_str()])?;
+            for ((set, blocking), v) in [(&deny, true), (&warn, false)].into_iter().zip(values) {
+                let Some(v) = v else {
                     continue;
                 };
                 let items = match v {
@@ -114,7 +117,7 @@ impl PolicySet {
                     other => vec![other],
                 };
                 for item in &items {
-                    let found = violation(&format!("{package}.{set}"), item, blocking)?;
+                    let found = violation(set, item, blocking)?;
                     if !out.contains(&found) {
                         out.push(found);
                     }

@@ -26,5 +26,5 @@ pub use pack::{
     DEFAULT_ACCESS_POLICY, DEFAULT_ACCESS_TESTS, DEFAULT_DEPLOY_POLICY, DEFAULT_DEPLOY_TESTS,
     default_pack, write_default_pack,
 };
-pub use policies::{PolicySet, TestOutcome};
+pub use policies::{PolicySet, PolicySources, TestOutcome};
 pub use token::{NewToken, hash_secret, new_token, parse_token, verify_secret};

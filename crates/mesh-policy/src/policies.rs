@@ -112,15 +112,24 @@ fn package_line(text: &str) -> usize {
         .map_or(1, |i| i + 1)
 }
 
-impl PolicySet {
-    /// Loads `<root>/policies/*.rego` (global) and every
-    /// `<root>/<domain>/policies/*.rego` (that domain's).
-    pub fn load(root: &Path) -> Result<Self> {
+/// The texts of a mesh's policy files, read but not parsed: cheap to read
+/// on every request, and compared by digest to reuse a parsed set.
+#[derive(Debug, Clone)]
+pub struct PolicySources {
+    /// `(path, text)` of each global file.
+    pub global: Vec<(String, String)>,
+    /// `(domain, path, text)` of each domain file.
+    pub domains: Vec<(String, String, String)>,
+}
+
+impl PolicySources {
+    /// Reads `<root>/policies/*.rego` and every `<root>/<domain>/policies/*.rego`.
+    pub fn read(root: &Path) -> Result<Self> {
         let mut global = Vec::new();
         for path in rego_files(&root.join("policies"))? {
             global.push(read(&path, root)?);
         }
-        let mut domains: Vec<String> = std::fs::read_dir(root)
+        let mut domain_names: Vec<String> = std::fs::read_dir(root)
             .map_err(|source| PolicyError::Read {
                 path: root.display().to_string(),
                 source,
@@ -130,15 +139,55 @@ impl PolicySet {
             .filter_map(|e| e.file_name().to_str().map(str::to_string))
             .filter(|d| !d.starts_with('.') && d != "policies")
             .collect();
-        domains.sort();
-        let mut by_domain = Vec::new();
-        for d in domains {
+        domain_names.sort();
+        let mut domains = Vec::new();
+        for d in domain_names {
             for path in rego_files(&root.join(&d).join("policies"))? {
                 let (shown, text) = read(&path, root)?;
-                by_domain.push((d.clone(), shown, text));
+                domains.push((d.clone(), shown, text));
             }
         }
-        Self::from_sources(global, by_domain)
+        Ok(PolicySources { global, domains })
+    }
+
+    /// The digest [`PolicySet::digest`] gives the set built from these.
+    pub fn digest(&self) -> String {
+        digest(
+            self.global
+                .iter()
+                .map(|(p, t)| (p.as_str(), t.as_str()))
+                .chain(
+                    self.domains
+                        .iter()
+                        .map(|(_, p, t)| (p.as_str(), t.as_str())),
+                ),
+        )
+    }
+
+    /// Parses the files into a policy set.
+    pub fn build(self) -> Result<PolicySet> {
+        PolicySet::from_sources(self.global, self.domains)
+    }
+}
+
+fn digest<'a>(files: impl Iterator<Item = (&'a str, &'a str)>) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for (path, text) in files {
+        h.update(path.as_bytes());
+        h.update([0]);
+        h.update(text.as_bytes());
+        h.update([0]);
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+impl PolicySet {
+    /// Loads `<root>/policies/*.rego` (global) and every
+    /// `<root>/<domain>/policies/*.rego` (that domain's).
+    pub fn load(root: &Path) -> Result<Self> {
+        let sources = PolicySources::read(root)?;
+        Self::from_sources(sources.global, sources.domains)
     }
 
     /// Builds a set from texts: global `(path, text)` and domain
@@ -201,15 +250,11 @@ impl PolicySet {
 
     /// A digest of every file's path and text, to notice policy changes.
     pub fn digest(&self) -> String {
-        use sha2::{Digest, Sha256};
-        let mut h = Sha256::new();
-        for f in &self.files {
-            h.update(f.path.as_bytes());
-            h.update([0]);
-            h.update(f.text.as_bytes());
-            h.update([0]);
-        }
-        h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+        digest(
+            self.files
+                .iter()
+                .map(|f| (f.path.as_str(), f.text.as_str())),
+        )
     }
 
     pub(crate) fn global_engine(&self) -> &Mutex<regorus::Engine> {
@@ -232,30 +277,42 @@ impl PolicySet {
         input: &Value,
         path: &str,
     ) -> Result<Option<Value>> {
+        Ok(Self::values(engine, input, &[path])?.pop().flatten())
+    }
+
+    /// The values of several rule paths for one input, which is converted
+    /// and set once.
+    pub(crate) fn values(
+        engine: &Mutex<regorus::Engine>,
+        input: &Value,
+        paths: &[&str],
+    ) -> Result<Vec<Option<Value>>> {
         let mut e = engine
             .lock()
             .map_err(|_| PolicyError::Eval("the policy engine was poisoned by a panic".into()))?;
         let input = serde_json::from_value::<regorus::Value>(input.clone())
             .map_err(|err| PolicyError::Eval(err.to_string()))?;
         e.set_input(input);
-        let results = e
-            .eval_query(path.to_string(), false)
-            .map_err(|err| PolicyError::Eval(err.to_string()))?;
-        let Some(v) = results
-            .result
-            .into_iter()
-            .next()
-            .and_then(|r| r.expressions.into_iter().next())
-            .map(|x| x.value)
-        else {
-            return Ok(None);
-        };
-        if v == regorus::Value::Undefined {
-            return Ok(None);
+        let mut out = Vec::with_capacity(paths.len());
+        for path in paths {
+            let results = e
+                .eval_query((*path).to_string(), false)
+                .map_err(|err| PolicyError::Eval(err.to_string()))?;
+            let v = results
+                .result
+                .into_iter()
+                .next()
+                .and_then(|r| r.expressions.into_iter().next())
+                .map(|x| x.value)
+                .filter(|v| *v != regorus::Value::Undefined);
+            out.push(match v {
+                Some(v) => Some(
+                    serde_json::to_value(&v).map_err(|err| PolicyError::Eval(err.to_string()))?,
+                ),
+                None => None,
+            });
         }
-        serde_json::to_value(&v)
-            .map(Some)
-            .map_err(|err| PolicyError::Eval(err.to_string()))
+        Ok(out)
     }
 
     /// Evaluates any query against the global policies, for debugging
@@ -264,22 +321,23 @@ impl PolicySet {
         Self::value(&self.global, input, query)
     }
 
-    /// Denials, masks and row filters a package adds.
+    /// Denials, masks and row filters a package adds, from the values of
+    /// its `deny`, `masks` and `row_filters` rules.
     fn restrictions(
-        engine: &Mutex<regorus::Engine>,
-        input: &Value,
         package: &str,
+        values: [Option<Value>; 3],
         denials: &mut Vec<String>,
         masks: &mut BTreeMap<String, Mask>,
         filters: &mut Vec<String>,
     ) -> Result<()> {
-        if let Some(v) = Self::value(engine, input, &format!("{package}.deny"))? {
+        let [deny, found_masks, row_filters] = values;
+        if let Some(v) = deny {
             let reasons = v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]);
             for r in reasons {
                 denials.push(r.as_str().map_or_else(|| r.to_string(), str::to_string));
             }
         }
-        if let Some(Value::Object(m)) = Self::value(engine, input, &format!("{package}.masks"))? {
+        if let Some(Value::Object(m)) = found_masks {
             for (column, mask) in m {
                 let mask = Mask::from_policy(&mask).ok_or_else(|| {
                     PolicyError::Eval(format!(
@@ -293,7 +351,7 @@ impl PolicySet {
                 masks.insert(column, merged);
             }
         }
-        if let Some(v) = Self::value(engine, input, &format!("{package}.row_filters"))? {
+        if let Some(v) = row_filters {
             for f in v.as_array().cloned().unwrap_or_default() {
                 let Some(s) = f.as_str() else {
                     return Err(PolicyError::Eval(format!(
@@ -313,29 +371,49 @@ impl PolicySet {
     /// stricter one per column) and row filters.
     pub fn decide(&self, input: &AccessInput) -> Result<Decision> {
         let json = serde_json::to_value(input).map_err(|e| PolicyError::Eval(e.to_string()))?;
-        let allow = Self::value(&self.global, &json, "data.mesh.access.allow")?
-            .is_some_and(|v| v == Value::Bool(true));
         let mut denials = Vec::new();
         let mut masks = BTreeMap::new();
         let mut filters = Vec::new();
-        Self::restrictions(
+        let mut global = Self::values(
             &self.global,
             &json,
+            &[
+                "data.mesh.access.allow",
+                "data.mesh.access.deny",
+                "data.mesh.access.masks",
+                "data.mesh.access.row_filters",
+            ],
+        )?
+        .into_iter();
+        let allow = global.next().flatten() == Some(Value::Bool(true));
+        let rest = [
+            global.next().flatten(),
+            global.next().flatten(),
+            global.next().flatten(),
+        ];
+        Self::restrictions(
             "data.mesh.access",
+            rest,
             &mut denials,
             &mut masks,
             &mut filters,
         )?;
         let domain = &input.product.domain;
         if let Some(engine) = self.domains.get(domain) {
-            Self::restrictions(
+            let package = format!("data.mesh.domain.{domain}");
+            let paths = [
+                format!("{package}.deny"),
+                format!("{package}.masks"),
+                format!("{package}.row_filters"),
+            ];
+            let mut v = Self::values(
                 engine,
                 &json,
-                &format!("data.mesh.domain.{domain}"),
-                &mut denials,
-                &mut masks,
-                &mut filters,
-            )?;
+                &[paths[0].as_str(), paths[1].as_str(), paths[2].as_str()],
+            )?
+            .into_iter();
+            let rest = [v.next().flatten(), v.next().flatten(), v.next().flatten()];
+            Self::restrictions(&package, rest, &mut denials, &mut masks, &mut filters)?;
         }
         let (allowed, reason) = if !denials.is_empty() {
             (false, denials.join("; "))

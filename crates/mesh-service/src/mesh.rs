@@ -33,6 +33,9 @@ pub struct Mesh {
     pub catalog: Arc<dyn CatalogStore>,
     /// Where output tables live: a URL or an absolute path.
     pub storage_root: String,
+    /// The parsed policies and the digest of the files they came from;
+    /// reused while the files are unchanged.
+    policy_cache: Arc<std::sync::Mutex<Option<(String, Arc<mesh_policy::PolicySet>)>>>,
 }
 
 /// Rows of a query with their schema.
@@ -91,6 +94,7 @@ impl Mesh {
             config,
             catalog,
             storage_root,
+            policy_cache: Default::default(),
         })
     }
 
@@ -651,8 +655,23 @@ impl Mesh {
     /// The mesh's policies, loaded from `policies/` and each domain's
     /// `policies/`. An error (a syntax error, say) is returned, never an
     /// empty policy set: a broken policy must not allow everything.
-    pub fn policies(&self) -> Result<mesh_policy::PolicySet> {
-        Ok(mesh_policy::PolicySet::load(&self.root)?)
+    ///
+    /// The files are read on every call, so a change takes effect on the
+    /// next request; they are parsed again only when their digest changed.
+    pub fn policies(&self) -> Result<Arc<mesh_policy::PolicySet>> {
+        let sources = mesh_policy::PolicySources::read(&self.root)?;
+        let digest = sources.digest();
+        if let Ok(cache) = self.policy_cache.lock()
+            && let Some((seen, set)) = cache.as_ref()
+            && *seen == digest
+        {
+            return Ok(set.clone());
+        }
+        let set = Arc::new(sources.build()?);
+        if let Ok(mut cache) = self.policy_cache.lock() {
+            *cache = Some((digest, set.clone()));
+        }
+        Ok(set)
     }
 
     /// The query engine over all published products, reading as `caller`.
@@ -661,13 +680,8 @@ impl Mesh {
         caller: &Caller,
     ) -> Result<(QueryEngine, Arc<crate::access::PolicyGuard>)> {
         let guard = Arc::new(
-            crate::access::PolicyGuard::new(
-                caller,
-                Arc::new(self.policies()?),
-                self.catalog.clone(),
-                None,
-            )
-            .await?,
+            crate::access::PolicyGuard::new(caller, self.policies()?, self.catalog.clone(), None)
+                .await?,
         );
         let engine = QueryEngine::new(self.catalog.clone(), guard.clone()).await?;
         Ok((engine, guard))

@@ -121,3 +121,30 @@ async fn an_expired_grant_stops_working_by_itself() {
     assert!(grant.expires_at > now + Duration::hours(23));
     assert!(mesh.query(&ana, sql).await.is_ok());
 }
+
+#[tokio::test]
+async fn a_policy_change_takes_effect_on_the_next_query_of_an_open_mesh() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mesh = mesh(tmp.path()).await;
+    mesh.deploy("root", false).await.unwrap();
+    mesh.run(&[], &mesh_pipeline::Silent).await.unwrap();
+    let root = Caller::new("root");
+    let sql = "SELECT text FROM example.greetings WHERE id = 1";
+    let first = mesh.policies().unwrap();
+    let (_, rows) = mesh.query(&root, sql).await.unwrap().to_strings().unwrap();
+    assert_eq!(rows, vec![vec!["Hello".to_string()]]);
+    // Unchanged files: the parsed set is reused.
+    assert!(std::sync::Arc::ptr_eq(&first, &mesh.policies().unwrap()));
+
+    // The same open mesh (as a server holds it) sees a new domain policy.
+    let dir = tmp.path().join("example/policies");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(
+        dir.join("mask.rego"),
+        "package mesh.domain.example\n\nimport rego.v1\n\nmasks[\"text\"] := \"null\" if true\n",
+    )
+    .unwrap();
+    let (_, rows) = mesh.query(&root, sql).await.unwrap().to_strings().unwrap();
+    assert_eq!(rows, vec![vec!["NULL".to_string()]]);
+    assert!(!std::sync::Arc::ptr_eq(&first, &mesh.policies().unwrap()));
+}
