@@ -35,8 +35,11 @@ pub struct Mesh {
     pub storage_root: String,
     /// The parsed policies and the digest of the files they came from;
     /// reused while the files are unchanged.
-    policy_cache: Arc<std::sync::Mutex<Option<(String, Arc<mesh_policy::PolicySet>)>>>,
+    policy_cache: Arc<std::sync::Mutex<Option<CachedPolicies>>>,
 }
+
+/// Parsed policies with the digest of the files they came from.
+type CachedPolicies = (String, Arc<mesh_policy::PolicySet>);
 
 /// Rows of a query with their schema.
 #[derive(Debug)]
