@@ -133,6 +133,13 @@ enum Command {
     /// Test and debug the Rego policies.
     #[command(subcommand)]
     Policy(governance::PolicyCommand),
+    /// Serve the mesh over the network: the REST API (see docs/server.md).
+    /// Every request needs a mesh token; stop with Ctrl-C or SIGTERM.
+    Serve {
+        /// Address of the REST API (port 0: any free port).
+        #[arg(long, env = "MESH_HTTP", default_value = "127.0.0.1:8080")]
+        http: std::net::SocketAddr,
+    },
     /// Read the audit log: who did what, when, and the decision.
     Audit {
         #[arg(long)]
@@ -275,6 +282,28 @@ fn main() -> ExitCode {
     }
 }
 
+/// Completes at Ctrl-C or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {}
+        _ = term => {}
+    }
+}
+
 /// The principal local commands act as.
 fn caller() -> mesh_service::Caller {
     mesh_service::Caller::new(user())
@@ -296,6 +325,22 @@ async fn open(project: &Option<PathBuf>, path: Option<PathBuf>) -> Result<Mesh, 
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Serve { http } => {
+            let mesh = open(&cli.project, None).await?;
+            let root = mesh.root.clone();
+            let server = mesh_server::Server::bind(mesh, http).await?;
+            if let Some(addr) = server.http_addr() {
+                // Scripts and tests read this line for the bound port.
+                println!(
+                    "serving {} at http://{addr} (OpenAPI: /openapi.json)",
+                    root.display()
+                );
+                use std::io::Write;
+                std::io::stdout().flush()?;
+            }
+            server.run(shutdown_signal()).await?;
+            eprintln!("stopped");
+        }
         Command::Init { dir } => {
             mesh_service::init::init(&dir)?;
             let me = user();

@@ -726,7 +726,7 @@ fn deploy_rules_refuse_located_violations_and_follow_the_policy_files() {
     assert_eq!(listed, serde_json::json!([]));
     let audit = json(&dir, &["audit", "--action", "deploy", "--format", "json"]);
     let refusal = &audit[0];
-    assert_eq!(refusal["decision"], "denied");
+    assert_eq!(refusal["decision"], "deny");
     assert_eq!(refusal["product"], "example/greetings");
     assert_eq!(refusal["detail"]["violations"].as_array().unwrap().len(), 2);
 

@@ -21,4 +21,5 @@ pub use error::{Result, ServiceError};
 pub use mesh::{Mesh, QueryResult, QueryStream};
 pub use mesh_catalog::{AuditEntry, AuditFilter, RunRecord, RunStatus};
 pub use mesh_pipeline::Observer;
+pub use mesh_query::QueryError;
 pub use mesh_query::encode::nested_as_json;

@@ -312,7 +312,7 @@ impl Mesh {
                 mesh_catalog::AuditEntry::new(
                     by,
                     "deploy",
-                    "denied",
+                    "deny",
                     format!("{} deploy-time policy violation(s)", refused.len()),
                     serde_json::json!({"violations": violations}),
                 )
