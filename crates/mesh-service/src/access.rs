@@ -17,7 +17,7 @@ use mesh_policy::{
     AccessInput, ColumnInput, Decision, GrantInput, PolicySet, PrincipalInput, ProductInput,
 };
 use mesh_query::{AccessGuard, QueryError};
-use mesh_spec::parse_product;
+use mesh_spec::{ProductDescriptor, parse_product};
 
 use crate::error::Result;
 
@@ -51,7 +51,11 @@ pub struct PolicyGuard {
     purpose: Option<String>,
     cache: Mutex<HashMap<(String, String), Decision>>,
     decided: Mutex<Vec<Decided>>,
+    descriptors: Arc<DescriptorCache>,
 }
+
+/// Deployed descriptors parsed for decisions, by product and text hash.
+pub type DescriptorCache = Mutex<HashMap<(String, u64), Option<Arc<ProductDescriptor>>>>;
 
 impl PolicyGuard {
     pub async fn new(
@@ -59,6 +63,7 @@ impl PolicyGuard {
         policies: Arc<PolicySet>,
         catalog: Arc<dyn CatalogStore>,
         purpose: Option<String>,
+        descriptors: Arc<DescriptorCache>,
     ) -> Result<Self> {
         let principal = match catalog.principal(&caller.name).await? {
             Some(p) => PrincipalInput {
@@ -81,6 +86,7 @@ impl PolicyGuard {
             purpose,
             cache: Mutex::new(HashMap::new()),
             decided: Mutex::new(Vec::new()),
+            descriptors,
         })
     }
 
@@ -93,9 +99,36 @@ impl PolicyGuard {
         &self.principal.name
     }
 
+    /// The deployed descriptor of `record`, parsed once per text and
+    /// shared by every query of the mesh.
+    fn descriptor(&self, record: &ProductRecord) -> Option<Arc<ProductDescriptor>> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        record.descriptor.hash(&mut h);
+        let key = (record.product.to_string(), h.finish());
+        if let Some(found) = self
+            .descriptors
+            .lock()
+            .ok()
+            .and_then(|c| c.get(&key).cloned())
+        {
+            return found;
+        }
+        let (parsed, _) = parse_product(Path::new(&record.descriptor_path), &record.descriptor);
+        let parsed = parsed.map(Arc::new);
+        if let Ok(mut c) = self.descriptors.lock() {
+            // Old versions' entries are few; bound the map all the same.
+            if c.len() > 4096 {
+                c.clear();
+            }
+            c.insert(key, parsed.clone());
+        }
+        parsed
+    }
+
     /// The policy input for reading `output` of `record`.
     async fn input(&self, output: &OutputRecord, record: &ProductRecord) -> Result<AccessInput> {
-        let (descriptor, _) = parse_product(Path::new(&record.descriptor_path), &record.descriptor);
+        let descriptor = self.descriptor(record);
         // A line's outputs are named `<output>_v<major>`; its descriptor
         // keeps the original names.
         let declared = descriptor.as_ref().and_then(|p| {
@@ -121,12 +154,16 @@ impl PolicyGuard {
             .and_then(|p| p.access.as_ref())
             .map_or_else(|| "discoverable".to_string(), |a| a.visibility.clone());
         let domain = output.product.domain.to_string();
+        let (owner_teams, grants) = tokio::join!(
+            self.catalog.owner_teams(&domain),
+            self.catalog.grants(Some(&self.principal.name))
+        );
         Ok(AccessInput {
             action: "read".into(),
             principal: self.principal.clone(),
             product: ProductInput {
                 id: output.product.to_string(),
-                owner_teams: self.catalog.owner_teams(&domain).await?,
+                owner_teams: owner_teams?,
                 domain,
                 name: output.product.name.to_string(),
                 owner: record.owner.clone(),
@@ -135,10 +172,7 @@ impl PolicyGuard {
             },
             output: output.output.to_string(),
             columns,
-            grants: self
-                .catalog
-                .grants(Some(&self.principal.name))
-                .await?
+            grants: grants?
                 .into_iter()
                 // A grant on a product covers its older majors too.
                 .filter(|g| {

@@ -36,6 +36,8 @@ pub struct Mesh {
     /// The parsed policies and the digest of the files they came from;
     /// reused while the files are unchanged.
     policy_cache: Arc<std::sync::Mutex<Option<CachedPolicies>>>,
+    /// Deployed descriptors parsed for access decisions.
+    descriptors: Arc<crate::access::DescriptorCache>,
 }
 
 /// Parsed policies with the digest of the files they came from.
@@ -98,6 +100,7 @@ impl Mesh {
             catalog,
             storage_root,
             policy_cache: Default::default(),
+            descriptors: Default::default(),
         })
     }
 
@@ -683,8 +686,14 @@ impl Mesh {
         caller: &Caller,
     ) -> Result<(QueryEngine, Arc<crate::access::PolicyGuard>)> {
         let guard = Arc::new(
-            crate::access::PolicyGuard::new(caller, self.policies()?, self.catalog.clone(), None)
-                .await?,
+            crate::access::PolicyGuard::new(
+                caller,
+                self.policies()?,
+                self.catalog.clone(),
+                None,
+                self.descriptors.clone(),
+            )
+            .await?,
         );
         let engine = QueryEngine::new(self.catalog.clone(), guard.clone()).await?;
         Ok((engine, guard))
