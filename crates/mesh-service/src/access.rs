@@ -45,7 +45,9 @@ pub struct Decided {
 /// (product, output) decision for the life of the query session.
 #[derive(Debug)]
 pub struct PolicyGuard {
-    principal: PrincipalInput,
+    name: String,
+    /// Looked up with the first decision's other lookups, then kept.
+    principal: tokio::sync::OnceCell<PrincipalInput>,
     policies: Arc<PolicySet>,
     catalog: Arc<dyn CatalogStore>,
     purpose: Option<String>,
@@ -65,22 +67,9 @@ impl PolicyGuard {
         purpose: Option<String>,
         descriptors: Arc<DescriptorCache>,
     ) -> Result<Self> {
-        let principal = match catalog.principal(&caller.name).await? {
-            Some(p) => PrincipalInput {
-                name: p.name,
-                kind: p.kind,
-                teams: p.teams,
-                roles: p.roles,
-            },
-            None => PrincipalInput {
-                name: caller.name.clone(),
-                kind: "unknown".into(),
-                teams: Vec::new(),
-                roles: Vec::new(),
-            },
-        };
         Ok(PolicyGuard {
-            principal,
+            name: caller.name.clone(),
+            principal: tokio::sync::OnceCell::new(),
             policies,
             catalog,
             purpose,
@@ -96,7 +85,33 @@ impl PolicyGuard {
     }
 
     pub fn principal(&self) -> &str {
-        &self.principal.name
+        &self.name
+    }
+
+    /// The caller as policies see it; unknown names get kind `unknown`.
+    async fn principal_input(&self) -> Result<PrincipalInput> {
+        let found = self
+            .principal
+            .get_or_try_init(|| async {
+                Ok::<_, crate::error::ServiceError>(
+                    match self.catalog.principal(&self.name).await? {
+                        Some(p) => PrincipalInput {
+                            name: p.name,
+                            kind: p.kind,
+                            teams: p.teams,
+                            roles: p.roles,
+                        },
+                        None => PrincipalInput {
+                            name: self.name.clone(),
+                            kind: "unknown".into(),
+                            teams: Vec::new(),
+                            roles: Vec::new(),
+                        },
+                    },
+                )
+            })
+            .await?;
+        Ok(found.clone())
     }
 
     /// The deployed descriptor of `record`, parsed once per text and
@@ -126,8 +141,22 @@ impl PolicyGuard {
         parsed
     }
 
-    /// The policy input for reading `output` of `record`.
-    async fn input(&self, output: &OutputRecord, record: &ProductRecord) -> Result<AccessInput> {
+    /// The policy input for reading `output`. The catalog lookups run
+    /// together.
+    async fn input(&self, output: &OutputRecord) -> Result<AccessInput> {
+        let domain = output.product.domain.to_string();
+        let (record, principal, owner_teams, grants) = tokio::join!(
+            self.catalog.product(&output.product),
+            self.principal_input(),
+            self.catalog.owner_teams(&domain),
+            self.catalog.grants(Some(&self.name))
+        );
+        let record: ProductRecord =
+            record?.ok_or_else(|| crate::error::ServiceError::ProductNotFound {
+                product: output.product.to_string(),
+                hint: None,
+            })?;
+        let record = &record;
         let descriptor = self.descriptor(record);
         // A line's outputs are named `<output>_v<major>`; its descriptor
         // keeps the original names.
@@ -153,14 +182,9 @@ impl PolicyGuard {
             .as_ref()
             .and_then(|p| p.access.as_ref())
             .map_or_else(|| "discoverable".to_string(), |a| a.visibility.clone());
-        let domain = output.product.domain.to_string();
-        let (owner_teams, grants) = tokio::join!(
-            self.catalog.owner_teams(&domain),
-            self.catalog.grants(Some(&self.principal.name))
-        );
         Ok(AccessInput {
             action: "read".into(),
-            principal: self.principal.clone(),
+            principal: principal?,
             product: ProductInput {
                 id: output.product.to_string(),
                 owner_teams: owner_teams?,
@@ -206,13 +230,8 @@ impl AccessGuard for PolicyGuard {
         if let Some(d) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
             return Ok(d);
         }
-        let record = self
-            .catalog
-            .product(&output.product)
-            .await?
-            .ok_or_else(|| plan_error(format!("product `{}` is not deployed", output.product)))?;
         let input = self
-            .input(output, &record)
+            .input(output)
             .await
             .map_err(|e| plan_error(e.to_string()))?;
         let decision = self
