@@ -116,17 +116,7 @@ fn main() -> Result<()> {
             mesh,
             report,
         } => {
-            let mesh = match mesh {
-                Some(m) => m,
-                None => sibling("mesh")?,
-            };
-            let bench = Bench {
-                mesh,
-                me: std::env::current_exe()?,
-                work: std::path::absolute(&work)?,
-                scale,
-                repeat: repeat.max(1),
-            };
+            let bench = Bench::new(mesh, &work, scale, repeat)?;
             let text = bench.run_all(products)?;
             print!("{text}");
             if let Some(path) = report {
@@ -140,13 +130,14 @@ fn main() -> Result<()> {
             repeat,
             mesh,
         } => {
-            let mesh = match mesh {
-                Some(m) => m,
-                None => sibling("mesh")?,
-            };
             print!(
                 "{}",
-                plan_bench(&mesh, &std::path::absolute(&work)?, &sizes, repeat.max(1))?
+                plan_bench(
+                    &mesh_binary(mesh)?,
+                    &std::path::absolute(&work)?,
+                    &sizes,
+                    repeat.max(1)
+                )?
             );
             Ok(())
         }
@@ -157,17 +148,7 @@ fn main() -> Result<()> {
             samples,
             mesh,
         } => {
-            let mesh = match mesh {
-                Some(m) => m,
-                None => sibling("mesh")?,
-            };
-            let bench = Bench {
-                mesh,
-                me: std::env::current_exe()?,
-                work: std::path::absolute(&work)?,
-                scale,
-                repeat: repeat.max(1),
-            };
+            let bench = Bench::new(mesh, &work, scale, repeat)?;
             print!("{}", bench.policy(samples.max(1))?);
             Ok(())
         }
@@ -193,6 +174,20 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
     Ok(tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?)
+}
+
+/// The `mesh` binary given, else the one built next to this one.
+fn mesh_binary(given: Option<PathBuf>) -> Result<PathBuf> {
+    match given {
+        Some(m) => Ok(m),
+        None => sibling("mesh"),
+    }
+}
+
+/// Writes the default policy pack into `project`.
+fn write_pack(project: &Path) -> Result<()> {
+    mesh_policy::write_default_pack(project)
+        .map_err(|(path, e)| anyhow::anyhow!("cannot write {}: {e}", path.display()))
 }
 
 /// A binary built next to this one.
@@ -239,6 +234,16 @@ fn secs(d: Duration) -> String {
 }
 
 impl Bench {
+    fn new(mesh: Option<PathBuf>, work: &Path, scale: f64, repeat: usize) -> Result<Self> {
+        Ok(Bench {
+            mesh: mesh_binary(mesh)?,
+            me: std::env::current_exe()?,
+            work: std::path::absolute(work)?,
+            scale,
+            repeat: repeat.max(1),
+        })
+    }
+
     fn mesh_cmd(&self, dir: &Path, args: &[&str]) -> Command {
         let mut c = Command::new(&self.mesh);
         c.args(args).current_dir(dir).env("NO_COLOR", "1");
@@ -260,8 +265,7 @@ impl Bench {
     /// (`MESH_USER`, else `USER`, as `mesh` itself reads them) an admin who
     /// reads personal data, so queries measure the real enforcement path.
     fn govern(&self, project: &Path) -> Result<()> {
-        mesh_policy::write_default_pack(project)
-            .map_err(|(path, e)| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        write_pack(project)?;
         let me = std::env::var("MESH_USER")
             .or_else(|_| std::env::var("USER"))
             .unwrap_or_else(|_| "unknown".into());
@@ -643,8 +647,7 @@ fn plan_bench(mesh: &Path, work: &Path, sizes: &[usize], repeat: usize) -> Resul
         let _ = std::fs::remove_dir_all(&project);
         planmesh::write(&project, n, false)?;
         // `mesh plan` evaluates every descriptor against the deploy rules.
-        mesh_policy::write_default_pack(&project)
-            .map_err(|(path, e)| anyhow::anyhow!("cannot write {}: {e}", path.display()))?;
+        write_pack(&project)?;
         eprintln!("deploying {n} products");
         let deploy = Command::new(mesh)
             .arg("deploy")

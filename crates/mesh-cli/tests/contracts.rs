@@ -7,7 +7,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::{fails, init, json, ok};
+use common::{edit, fails, init, json, ok};
 use serde_json::Value;
 
 const COUNTS: &str = "apiVersion: meshwork/v1\nkind: DataProduct\ndomain: example\nname: counts\nversion: 1.0.0\nowner: t@x\n\
@@ -23,13 +23,6 @@ fn project(tmp: &Path) -> PathBuf {
     std::fs::write(counts.join("product.yaml"), COUNTS).unwrap();
     ok(&dir, &["deploy"]);
     dir
-}
-
-fn edit(dir: &Path, file: &str, from: &str, to: &str) {
-    let path = dir.join(file);
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains(from), "{from} not in {file}");
-    std::fs::write(&path, text.replace(from, to)).unwrap();
 }
 
 /// Drops the `text` column of greetings (its SQL and its contract).

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{USER, fails, init, json, mesh_as, ok};
+use common::{USER, edit, fails, init, json, mesh_as, ok};
 
 fn out(o: &std::process::Output) -> (bool, String, String) {
     (
@@ -684,13 +684,6 @@ fn an_older_major_is_decided_and_masked_like_its_product() {
     ));
     ok(&dir, &["access", "approve", &request_id(&stdout)]);
     assert_eq!(query_as(&dir, "bob", sql).unwrap(), "text\n***\n");
-}
-
-fn edit(dir: &Path, file: &str, from: &str, to: &str) {
-    let path = dir.join(file);
-    let text = std::fs::read_to_string(&path).unwrap();
-    assert!(text.contains(from), "{from} not in {file}");
-    std::fs::write(&path, text.replace(from, to)).unwrap();
 }
 
 #[test]

@@ -315,6 +315,17 @@ impl PolicySet {
         Ok(out)
     }
 
+    /// [`Self::values`] for a fixed number of rules.
+    fn rules<const N: usize>(
+        engine: &Mutex<regorus::Engine>,
+        input: &Value,
+        paths: [&str; N],
+    ) -> Result<[Option<Value>; N]> {
+        Self::values(engine, input, &paths)?
+            .try_into()
+            .map_err(|_| PolicyError::Eval("one value per rule was expected".into()))
+    }
+
     /// Evaluates any query against the global policies, for debugging
     /// (`mesh policy eval`).
     pub fn eval(&self, query: &str, input: &Value) -> Result<Option<Value>> {
@@ -374,26 +385,20 @@ impl PolicySet {
         let mut denials = Vec::new();
         let mut masks = BTreeMap::new();
         let mut filters = Vec::new();
-        let mut global = Self::values(
+        let [allow, deny, found_masks, row_filters] = Self::rules(
             &self.global,
             &json,
-            &[
+            [
                 "data.mesh.access.allow",
                 "data.mesh.access.deny",
                 "data.mesh.access.masks",
                 "data.mesh.access.row_filters",
             ],
-        )?
-        .into_iter();
-        let allow = global.next().flatten() == Some(Value::Bool(true));
-        let rest = [
-            global.next().flatten(),
-            global.next().flatten(),
-            global.next().flatten(),
-        ];
+        )?;
+        let allow = allow == Some(Value::Bool(true));
         Self::restrictions(
             "data.mesh.access",
-            rest,
+            [deny, found_masks, row_filters],
             &mut denials,
             &mut masks,
             &mut filters,
@@ -401,19 +406,13 @@ impl PolicySet {
         let domain = &input.product.domain;
         if let Some(engine) = self.domains.get(domain) {
             let package = format!("data.mesh.domain.{domain}");
-            let paths = [
+            let (deny, m, f) = (
                 format!("{package}.deny"),
                 format!("{package}.masks"),
                 format!("{package}.row_filters"),
-            ];
-            let mut v = Self::values(
-                engine,
-                &json,
-                &[paths[0].as_str(), paths[1].as_str(), paths[2].as_str()],
-            )?
-            .into_iter();
-            let rest = [v.next().flatten(), v.next().flatten(), v.next().flatten()];
-            Self::restrictions(&package, rest, &mut denials, &mut masks, &mut filters)?;
+            );
+            let values = Self::rules(engine, &json, [deny.as_str(), m.as_str(), f.as_str()])?;
+            Self::restrictions(&package, values, &mut denials, &mut masks, &mut filters)?;
         }
         let (allowed, reason) = if !denials.is_empty() {
             (false, denials.join("; "))

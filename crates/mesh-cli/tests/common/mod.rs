@@ -59,6 +59,14 @@ pub fn json(dir: &Path, args: &[&str]) -> Value {
     serde_json::from_str(&ok(dir, args)).unwrap()
 }
 
+/// Replaces `from` with `to` in `dir/file`; fails if `from` is absent.
+pub fn edit(dir: &Path, file: &str, from: &str, to: &str) {
+    let path = dir.join(file);
+    let text = std::fs::read_to_string(&path).unwrap();
+    assert!(text.contains(from), "{from} not in {file}");
+    std::fs::write(&path, text.replace(from, to)).unwrap();
+}
+
 /// `mesh init` into `<tmp>/mesh`.
 pub fn init(tmp: &Path) -> PathBuf {
     let dir = tmp.join("mesh");
