@@ -133,12 +133,17 @@ enum Command {
     /// Test and debug the Rego policies.
     #[command(subcommand)]
     Policy(governance::PolicyCommand),
-    /// Serve the mesh over the network: the REST API (see docs/server.md).
-    /// Every request needs a mesh token; stop with Ctrl-C or SIGTERM.
+    /// Serve the mesh over the network: the REST API and the Postgres wire
+    /// protocol (see docs/server.md). Every request needs a mesh token;
+    /// stop with Ctrl-C or SIGTERM.
     Serve {
-        /// Address of the REST API (port 0: any free port).
-        #[arg(long, env = "MESH_HTTP", default_value = "127.0.0.1:8080")]
-        http: std::net::SocketAddr,
+        /// Address of the REST API (port 0: any free port; `off`: none).
+        #[arg(long, env = "MESH_HTTP", default_value = "127.0.0.1:8080", value_parser = listen_addr)]
+        http: Listen,
+        /// Address of the Postgres wire protocol (`psql -h … -p … -U <principal>`,
+        /// a mesh token as the password; `off`: none).
+        #[arg(long, env = "MESH_PG", default_value = "127.0.0.1:5433", value_parser = listen_addr)]
+        pg: Listen,
     },
     /// Read the audit log: who did what, when, and the decision.
     Audit {
@@ -283,6 +288,20 @@ fn main() -> ExitCode {
 }
 
 /// Completes at Ctrl-C or SIGTERM.
+/// A listening address, or none (`off`).
+#[derive(Debug, Clone, Copy)]
+struct Listen(Option<std::net::SocketAddr>);
+
+fn listen_addr(value: &str) -> Result<Listen, String> {
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(Listen(None));
+    }
+    value
+        .parse()
+        .map(|a| Listen(Some(a)))
+        .map_err(|e| format!("`{value}` is not an address such as 127.0.0.1:8080, or `off`: {e}"))
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         let _ = tokio::signal::ctrl_c().await;
@@ -325,16 +344,27 @@ async fn open(project: &Option<PathBuf>, path: Option<PathBuf>) -> Result<Mesh, 
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { http } => {
+        Command::Serve { http, pg } => {
             let mesh = open(&cli.project, None).await?;
             let root = mesh.root.clone();
-            let server = mesh_server::Server::bind(mesh, http).await?;
+            let at = mesh_server::Addresses {
+                http: http.0,
+                pg: pg.0,
+            };
+            if at.http.is_none() && at.pg.is_none() {
+                anyhow::bail!("every protocol is off; give `--http` or `--pg` an address");
+            }
+            let server = mesh_server::Server::bind(mesh, at).await?;
+            let mut serving = Vec::new();
             if let Some(addr) = server.http_addr() {
-                // Scripts and tests read this line for the bound port.
-                println!(
-                    "serving {} at http://{addr} (OpenAPI: /openapi.json)",
-                    root.display()
-                );
+                serving.push(format!("http://{addr} (OpenAPI: /openapi.json)"));
+            }
+            if let Some(addr) = server.pg_addr() {
+                serving.push(format!("postgres://{addr}"));
+            }
+            // Scripts and tests read this line for the bound ports.
+            println!("serving {} at {}", root.display(), serving.join(", "));
+            {
                 use std::io::Write;
                 std::io::stdout().flush()?;
             }

@@ -27,6 +27,12 @@ pub enum QueryError {
         product: String,
         reason: String,
     },
+    /// A table name that names no output the session serves.
+    #[error("{message}")]
+    UnknownTable {
+        message: String,
+        hint: Option<String>,
+    },
     #[error("{message}")]
     Plan {
         message: String,

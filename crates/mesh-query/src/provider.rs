@@ -11,7 +11,7 @@
 //! crash left unrecorded is never read.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use async_trait::async_trait;
 use datafusion::catalog::{CatalogProvider, SchemaProvider, TableProvider};
@@ -315,6 +315,9 @@ pub struct MeshCatalog {
     domains: BTreeMap<String, Arc<DomainSchema>>,
     addresses: Arc<AddressSchema>,
     lifecycle: Arc<Lifecycle>,
+    /// Schemas a front end adds to its sessions (the Postgres server's
+    /// `pg_catalog`); they can never shadow a domain.
+    system: RwLock<BTreeMap<String, Arc<dyn SchemaProvider>>>,
 }
 
 impl MeshCatalog {
@@ -363,6 +366,7 @@ impl MeshCatalog {
                 gate,
             }),
             lifecycle,
+            system: RwLock::default(),
         })
     }
 
@@ -384,6 +388,9 @@ impl CatalogProvider for MeshCatalog {
     fn schema_names(&self) -> Vec<String> {
         let mut names: Vec<String> = self.domains.keys().cloned().collect();
         names.push(ADDRESS_SCHEMA.to_string());
+        if let Ok(system) = self.system.read() {
+            names.extend(system.keys().cloned());
+        }
         names
     }
 
@@ -391,9 +398,27 @@ impl CatalogProvider for MeshCatalog {
         if name == ADDRESS_SCHEMA {
             return Some(self.addresses.clone());
         }
-        self.domains
-            .get(name)
-            .map(|s| s.clone() as Arc<dyn SchemaProvider>)
+        if let Some(domain) = self.domains.get(name) {
+            return Some(domain.clone() as Arc<dyn SchemaProvider>);
+        }
+        self.system.read().ok()?.get(name).cloned()
+    }
+
+    fn register_schema(
+        &self,
+        name: &str,
+        schema: Arc<dyn SchemaProvider>,
+    ) -> Result<Option<Arc<dyn SchemaProvider>>> {
+        if name == ADDRESS_SCHEMA || self.domains.contains_key(name) {
+            return Err(DataFusionError::Plan(format!(
+                "`{name}` is a domain of the mesh; a system schema cannot replace it"
+            )));
+        }
+        let mut system = self
+            .system
+            .write()
+            .map_err(|_| DataFusionError::Internal("system schemas poisoned".into()))?;
+        Ok(system.insert(name.to_string(), schema))
     }
 }
 
@@ -404,6 +429,17 @@ pub struct DomainSchema {
     resolver: Arc<Resolver>,
     lifecycle: Arc<Lifecycle>,
     gate: Arc<Gate>,
+}
+
+impl DomainSchema {
+    /// The declared schema of a served output, without an access decision:
+    /// what catalogs (`pg_catalog`, `information_schema`) describe.
+    pub fn declared_schema(&self, name: &str) -> Option<datafusion::arrow::datatypes::SchemaRef> {
+        let output = self.outputs.get(name)?;
+        self.lifecycle
+            .served(output)
+            .then(|| crate::schema::output_schema(output))
+    }
 }
 
 #[async_trait]

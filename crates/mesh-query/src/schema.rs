@@ -78,6 +78,18 @@ pub fn arrow_schema_of<'a>(
     ))
 }
 
+/// The declared schema of a deployed output (a column whose recorded type
+/// no longer parses reads as a string).
+pub fn output_schema(o: &mesh_catalog::OutputRecord) -> SchemaRef {
+    arrow_schema_of(o.columns.iter().map(|c| {
+        (
+            c.name.as_str(),
+            c.ty.parse::<ColumnType>().unwrap_or(ColumnType::String),
+            c.nullable,
+        )
+    }))
+}
+
 /// The contract type closest to an Arrow type, for messages and inferred schemas.
 pub fn contract_type(dt: &DataType) -> Option<ColumnType> {
     Some(match dt {

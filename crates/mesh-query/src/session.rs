@@ -62,14 +62,27 @@ impl QueryEngine {
 
     /// Plans a read-only SQL statement.
     pub async fn sql(&self, sql: &str) -> Result<DataFrame> {
-        let options = SQLOptions::new()
-            .with_allow_ddl(false)
-            .with_allow_dml(false)
-            .with_allow_statements(false);
         self.ctx
-            .sql_with_options(sql, options)
+            .sql_with_options(sql, read_only())
             .await
             .map_err(|e| explain(e, &self.names))
+    }
+
+    /// Plans a statement a front end has already parsed (the Postgres wire
+    /// server parses with Postgres' dialect rules); the same read-only
+    /// rules apply. `$1`-style placeholders stay in the plan until
+    /// [`DataFrame::with_param_values`] binds them, so a bound value is
+    /// never spliced into SQL text.
+    pub async fn plan(&self, statement: datafusion::sql::parser::Statement) -> Result<DataFrame> {
+        let state = self.ctx.state();
+        let plan = state
+            .statement_to_plan(statement)
+            .await
+            .map_err(|e| explain(e, &self.names))?;
+        read_only()
+            .verify_plan(&plan)
+            .map_err(|e| explain(e, &self.names))?;
+        Ok(DataFrame::new(state, plan))
     }
 
     /// Warnings about the products the planned queries read (deprecations).
@@ -87,10 +100,18 @@ impl QueryEngine {
     }
 }
 
+fn read_only() -> SQLOptions {
+    SQLOptions::new()
+        .with_allow_ddl(false)
+        .with_allow_dml(false)
+        .with_allow_statements(false)
+}
+
 /// Turns a planning error into a user error with a hint where one helps.
 pub fn explain(e: DataFusionError, names: &[String]) -> QueryError {
     let message = e.strip_backtrace();
-    let hint = if let Some(missing) = missing_table(&message) {
+    let missing = missing_table(&message);
+    let hint = if let Some(missing) = missing.clone() {
         let bare = missing
             .strip_prefix(&format!("{CATALOG_NAME}.{ADDRESS_SCHEMA}."))
             .or_else(|| missing.strip_prefix(&format!("{CATALOG_NAME}.")))
@@ -134,6 +155,7 @@ pub fn explain(e: DataFusionError, names: &[String]) -> QueryError {
                 hint,
             },
         },
+        _ if missing.is_some() => QueryError::UnknownTable { message, hint },
         _ => QueryError::Plan { message, hint },
     }
 }

@@ -3,10 +3,12 @@
 //! A thin adapter: every request is authenticated with a mesh token
 //! (`Mesh::authenticate`), becomes a [`mesh_service::Caller`], and calls
 //! the same service functions the CLI calls, so planning, policy
-//! enforcement and audit are never done here. Today it serves the REST
-//! API (axum, `rest`) with its OpenAPI document; see `docs/server.md`.
+//! enforcement and audit are never done here. It serves the REST API
+//! (axum, `rest`) with its OpenAPI document and the Postgres wire
+//! protocol (`pg`); see `docs/server.md`.
 
 mod openapi;
+pub mod pg;
 mod problem;
 pub mod rest;
 
@@ -30,48 +32,106 @@ pub enum ServerError {
     },
     #[error("the HTTP server failed: {0}")]
     Serve(#[source] std::io::Error),
+    #[error("cannot start {what}: {message}")]
+    Start { what: &'static str, message: String },
+}
+
+/// Where to listen; `None` leaves a protocol off.
+#[derive(Debug, Clone, Copy)]
+pub struct Addresses {
+    pub http: Option<SocketAddr>,
+    pub pg: Option<SocketAddr>,
 }
 
 /// A server bound to its addresses, not yet serving.
 pub struct Server {
     mesh: Arc<Mesh>,
-    http: TcpListener,
+    http: Option<TcpListener>,
+    pg: Option<TcpListener>,
 }
 
 impl std::fmt::Debug for Server {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Server")
-            .field("http", &self.http.local_addr().ok())
+            .field("http", &self.http_addr())
+            .field("pg", &self.pg_addr())
             .finish()
     }
 }
 
-impl Server {
-    /// Binds the HTTP address (port 0 picks a free port).
-    pub async fn bind(mesh: Mesh, http: SocketAddr) -> Result<Self, ServerError> {
-        let listener = TcpListener::bind(http)
+async fn listen(addr: Option<SocketAddr>) -> Result<Option<TcpListener>, ServerError> {
+    match addr {
+        None => Ok(None),
+        Some(addr) => TcpListener::bind(addr)
             .await
-            .map_err(|source| ServerError::Bind { addr: http, source })?;
+            .map(Some)
+            .map_err(|source| ServerError::Bind { addr, source }),
+    }
+}
+
+impl Server {
+    /// Binds every address given (port 0 picks a free port).
+    pub async fn bind(mesh: Mesh, at: Addresses) -> Result<Self, ServerError> {
         Ok(Server {
             mesh: Arc::new(mesh),
-            http: listener,
+            http: listen(at.http).await?,
+            pg: listen(at.pg).await?,
         })
     }
 
     /// The address the REST API listens on.
     pub fn http_addr(&self) -> Option<SocketAddr> {
-        self.http.local_addr().ok()
+        self.http.as_ref()?.local_addr().ok()
     }
 
-    /// Serves until `shutdown` completes, then stops accepting and lets
-    /// requests in flight finish.
+    /// The address the Postgres wire protocol listens on.
+    pub fn pg_addr(&self) -> Option<SocketAddr> {
+        self.pg.as_ref()?.local_addr().ok()
+    }
+
+    /// Serves until `shutdown` completes, then stops accepting; HTTP
+    /// requests in flight finish, and running Postgres statements are
+    /// cancelled with an error before their connections close.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
-        axum::serve(self.http, rest::router(self.mesh))
-            .with_graceful_shutdown(shutdown)
-            .await
-            .map_err(ServerError::Serve)
+        let stop = tokio_util::sync::CancellationToken::new();
+        let mut tasks = tokio::task::JoinSet::new();
+        if let Some(http) = self.http {
+            let router = rest::router(self.mesh.clone());
+            let stop = stop.clone();
+            tasks.spawn(async move {
+                axum::serve(http, router)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+                    .map_err(ServerError::Serve)
+            });
+        }
+        if let Some(pg) = self.pg {
+            let handlers = Arc::new(pg::PgHandlers::new(self.mesh.clone()).map_err(|e| {
+                ServerError::Start {
+                    what: "the Postgres server",
+                    message: e.to_string(),
+                }
+            })?);
+            tasks.spawn(pg::serve(pg, handlers, stop.clone()));
+        }
+        let mut result = Ok(());
+        tokio::select! {
+            _ = shutdown => {}
+            Some(first) = tasks.join_next() => {
+                result = first.unwrap_or(Ok(()));
+            }
+        }
+        stop.cancel();
+        while let Some(done) = tasks.join_next().await {
+            if let Ok(Err(e)) = done
+                && result.is_ok()
+            {
+                result = Err(e);
+            }
+        }
+        result
     }
 }

@@ -50,6 +50,9 @@ impl From<ServiceError> for Problem {
                 (StatusCode::FORBIDDEN, "access-denied")
             }
             ServiceError::ProductNotFound { .. } => (StatusCode::NOT_FOUND, "not-found"),
+            ServiceError::Query(QueryError::UnknownTable { .. }) => {
+                (StatusCode::BAD_REQUEST, "unknown-table")
+            }
             ServiceError::Query(
                 QueryError::Plan { .. }
                 | QueryError::BadVersionSuffix { .. }

@@ -77,7 +77,10 @@ impl ServiceError {
     /// A hint for the user, when the error has one.
     pub fn hint(&self) -> Option<String> {
         match self {
-            ServiceError::Query(mesh_query::QueryError::Plan { hint, .. }) => hint.clone(),
+            ServiceError::Query(
+                mesh_query::QueryError::Plan { hint, .. }
+                | mesh_query::QueryError::UnknownTable { hint, .. },
+            ) => hint.clone(),
             ServiceError::ContractGate { overridable, .. } => Some(if *overridable {
                 "bump the major version as shown (consumers pinned to the old major keep working), or deploy with --allow-breaking to record an override".into()
             } else {

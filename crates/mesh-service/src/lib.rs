@@ -18,8 +18,13 @@ pub mod plan;
 pub use access::Caller;
 pub use datafusion::arrow;
 pub use error::{Result, ServiceError};
-pub use mesh::{Mesh, QueryResult, QueryStream};
+pub use mesh::{Mesh, Planned, QueryResult, QueryStream, SessionSetup, Statement};
 pub use mesh_catalog::{AuditEntry, AuditFilter, RunRecord, RunStatus};
 pub use mesh_pipeline::Observer;
 pub use mesh_query::QueryError;
+/// The query layer's catalog types, for front ends that describe it
+/// (the Postgres server's `pg_catalog`).
+pub mod query {
+    pub use mesh_query::provider::{CATALOG_NAME, DomainSchema};
+}
 pub use mesh_query::encode::nested_as_json;

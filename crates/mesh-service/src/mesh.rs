@@ -7,6 +7,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ParamValues;
 use mesh_catalog::{
     CatalogStore, ColumnRecord, DeployOutcome, OutputRecord, ProductRecord, RunRecord, RunStatus,
     SqliteCatalog, line_name, line_output, matching_line,
@@ -14,12 +15,11 @@ use mesh_catalog::{
 use mesh_pipeline::{Observer, Runner};
 use mesh_query::QueryEngine;
 use mesh_query::plan::{UpstreamSchemas, check_product_sql};
-use mesh_query::schema::arrow_schema_of;
 use mesh_spec::diagnostic::did_you_mean;
 use mesh_spec::project::{self, ProjectConfig};
 use mesh_spec::sql::sql_files;
 use mesh_spec::validate::{Deployed, validate};
-use mesh_spec::{ColumnType, Diagnostic, ProductDescriptor, ProductRef, parse_product};
+use mesh_spec::{Diagnostic, ProductDescriptor, ProductRef, parse_product};
 
 use crate::access::Caller;
 
@@ -718,19 +718,65 @@ impl Mesh {
     /// access decision made while planning is written to the audit log,
     /// denials included, before any row is returned.
     pub async fn query_stream(&self, caller: &Caller, sql: &str) -> Result<QueryStream> {
+        let planned = self.prepare(caller, Statement::sql(sql)).await?;
+        self.execute(planned, None).await
+    }
+
+    /// Plans one read-only statement as `caller`, without running it: its
+    /// result schema and parameter types are known, and it can be run
+    /// with [`Mesh::execute`]. A refused or failed plan is audited here.
+    pub async fn prepare(&self, caller: &Caller, statement: Statement<'_>) -> Result<Planned> {
         let (engine, guard) = self.engine(caller).await?;
-        let planned = engine.sql(sql).await;
-        let df = match planned {
-            Ok(df) => df,
+        if let Some(setup) = statement.setup {
+            setup
+                .setup(engine.context(), caller)
+                .map_err(execution_error)?;
+        }
+        let planned = match statement.parsed {
+            Some(parsed) => engine.plan(parsed).await,
+            None => engine.sql(statement.sql).await,
+        };
+        match planned {
+            Ok(df) => Ok(Planned {
+                engine,
+                guard,
+                df,
+                sql: statement.sql.to_string(),
+            }),
             Err(e) => {
-                self.audit_query(&guard, sql, &HashMap::new()).await?;
-                return Err(e.into());
+                self.audit_query(&guard, statement.sql, &HashMap::new())
+                    .await?;
+                Err(e.into())
             }
+        }
+    }
+
+    /// Runs a planned statement, binding `params` to its `$n` placeholders
+    /// (values are bound into the plan, never spliced into SQL text).
+    pub async fn execute(
+        &self,
+        planned: Planned,
+        params: Option<ParamValues>,
+    ) -> Result<QueryStream> {
+        let Planned {
+            engine,
+            guard,
+            df,
+            sql,
+        } = planned;
+        let df = match params {
+            Some(values) => df.with_param_values(values).map_err(|e| {
+                ServiceError::Query(mesh_query::QueryError::Plan {
+                    message: e.strip_backtrace(),
+                    hint: Some("bind one value of the right type to each `$n` placeholder".into()),
+                })
+            })?,
+            None => df,
         };
         let schema = Arc::new(df.schema().as_arrow().clone());
         let (state, plan) = df.into_parts();
         let optimized = state.optimize(&plan).map_err(execution_error)?;
-        self.audit_query(&guard, sql, &scanned_columns(&optimized))
+        self.audit_query(&guard, &sql, &scanned_columns(&optimized))
             .await?;
         let physical = state
             .query_planner()
@@ -743,6 +789,7 @@ impl Mesh {
             schema,
             warnings: engine.warnings(),
             stream,
+            _session: engine,
         })
     }
 
@@ -800,12 +847,94 @@ fn execution_error(e: datafusion::error::DataFusionError) -> ServiceError {
     }
 }
 
+/// A statement to plan: its SQL text, optionally already parsed by a
+/// front end with its own dialect rules, and optionally a hook that adds
+/// front-end objects (such as `pg_catalog`) to the session first.
+pub struct Statement<'a> {
+    pub sql: &'a str,
+    pub parsed: Option<datafusion::sql::parser::Statement>,
+    pub setup: Option<&'a dyn SessionSetup>,
+}
+
+impl<'a> Statement<'a> {
+    pub fn sql(sql: &'a str) -> Self {
+        Statement {
+            sql,
+            parsed: None,
+            setup: None,
+        }
+    }
+}
+
+/// Adds a front end's objects to the caller's session before planning.
+/// It may add schemas and functions; the mesh's tables, and the policy
+/// that guards them, stay as they are.
+pub trait SessionSetup: Send + Sync {
+    fn setup(
+        &self,
+        ctx: &datafusion::prelude::SessionContext,
+        caller: &Caller,
+    ) -> datafusion::error::Result<()>;
+}
+
+/// A statement planned for one caller and not yet run.
+pub struct Planned {
+    engine: QueryEngine,
+    guard: Arc<crate::access::PolicyGuard>,
+    df: datafusion::dataframe::DataFrame,
+    sql: String,
+}
+
+impl std::fmt::Debug for Planned {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Planned").field("sql", &self.sql).finish()
+    }
+}
+
+impl Planned {
+    /// The columns the statement returns.
+    pub fn schema(&self) -> SchemaRef {
+        Arc::new(self.df.schema().as_arrow().clone())
+    }
+
+    /// The types of `$1`, `$2`, …, in order; `None` where the plan does
+    /// not fix one.
+    pub fn parameter_types(&self) -> Result<Vec<Option<datafusion::arrow::datatypes::DataType>>> {
+        let types = self
+            .df
+            .logical_plan()
+            .get_parameter_types()
+            .map_err(execution_error)?;
+        let mut ordered: Vec<(usize, Option<datafusion::arrow::datatypes::DataType>)> = types
+            .into_iter()
+            .filter_map(|(name, ty)| Some((name.strip_prefix('$')?.parse().ok()?, ty)))
+            .collect();
+        ordered.sort_by_key(|(n, _)| *n);
+        let count = ordered.last().map_or(0, |(n, _)| *n);
+        let mut out = vec![None; count];
+        for (n, ty) in ordered {
+            if n >= 1 {
+                out[n - 1] = ty;
+            }
+        }
+        Ok(out)
+    }
+
+    /// The statement's SQL text.
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+}
+
 /// The rows of a query, batch by batch.
 pub struct QueryStream {
     pub schema: SchemaRef,
     /// Things the reader should know, such as reading a deprecated product.
     pub warnings: Vec<String>,
     stream: datafusion::execution::SendableRecordBatchStream,
+    /// The session the rows are computed in; tables a front end added to
+    /// it (such as `pg_catalog`) may be read while rows stream.
+    _session: QueryEngine,
 }
 
 impl std::fmt::Debug for QueryStream {
@@ -871,13 +1000,7 @@ fn record_schema(r: &ProductRecord, output: Option<&str>) -> Option<SchemaRef> {
         Some(name) => r.outputs.iter().find(|o| o.output.as_str() == name)?,
         None => r.outputs.first()?,
     };
-    Some(arrow_schema_of(o.columns.iter().map(|c| {
-        (
-            c.name.as_str(),
-            c.ty.parse::<ColumnType>().unwrap_or(ColumnType::String),
-            c.nullable,
-        )
-    })))
+    Some(mesh_query::schema::output_schema(o))
 }
 
 impl QueryResult {
