@@ -11,6 +11,7 @@ mod openapi;
 pub mod pg;
 mod problem;
 pub mod rest;
+mod wire;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -115,7 +116,7 @@ impl Server {
                     message: e.to_string(),
                 }
             })?);
-            tasks.spawn(pg::serve(pg, handlers, stop.clone()));
+            tasks.spawn(pg::serve(pg, handlers, None, stop.clone()));
         }
         let mut result = Ok(());
         tokio::select! {

@@ -136,6 +136,7 @@ impl ErrorHandler for LogErrors {
 pub async fn serve(
     listener: tokio::net::TcpListener,
     handlers: Arc<PgHandlers>,
+    tls: Option<tokio_rustls::TlsAcceptor>,
     stop: CancellationToken,
 ) -> Result<(), crate::ServerError> {
     let mut connections = tokio::task::JoinSet::new();
@@ -146,10 +147,20 @@ pub async fn serve(
                 Ok((socket, peer)) => {
                     let _ = socket.set_nodelay(true);
                     let handlers = handlers.clone();
+                    let tls = tls.clone();
                     connections.spawn(async move {
-                        if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
-                            tracing::info!(%peer, "postgres connection ended: {e}");
+                        let (ours, theirs) = match tokio::net::UnixStream::pair() {
+                            Ok(pair) => pair,
+                            Err(e) => {
+                                tracing::warn!(%peer, "cannot open a postgres session: {e}");
+                                return;
+                            }
+                        };
+                        let session = tokio::spawn(pgwire::tokio::process_socket_unix(theirs, handlers));
+                        if let Err(e) = crate::wire::guard(socket, tls, ours).await {
+                            tracing::debug!(%peer, "postgres connection ended: {e}");
                         }
+                        let _ = session.await;
                     });
                 }
                 Err(e) => tracing::warn!("postgres accept failed: {e}"),
