@@ -4,113 +4,8 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
-
-use assert_cmd::cargo::cargo_bin;
+use common::serve::{Served, body_json, curl, token};
 use common::{USER, init, json, ok};
-use serde_json::Value;
-
-/// A running `mesh serve`, stopped with SIGTERM when dropped.
-struct Served {
-    child: Option<Child>,
-    base: String,
-}
-
-impl Served {
-    fn start(dir: &Path) -> Served {
-        let mut child = Command::new(cargo_bin("mesh"))
-            .args(["serve", "--http", "127.0.0.1:0"])
-            .current_dir(dir)
-            .env("MESH_USER", USER)
-            .env("NO_COLOR", "1")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        // The first line names the bound address; a reader thread keeps
-        // the wait bounded.
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            let mut line = String::new();
-            let _ = BufReader::new(stdout).read_line(&mut line);
-            let _ = tx.send(line);
-        });
-        let line = rx.recv_timeout(Duration::from_secs(60)).unwrap();
-        let base = line
-            .split_whitespace()
-            .find(|w| w.starts_with("http://"))
-            .unwrap_or_else(|| panic!("no address in {line:?}"))
-            .to_string();
-        Served {
-            child: Some(child),
-            base,
-        }
-    }
-
-    /// Stops the server with SIGTERM and returns (exited cleanly, stderr).
-    fn stop(mut self) -> (bool, String) {
-        let child = self.child.take().unwrap();
-        terminate(&child);
-        let out = child.wait_with_output().unwrap();
-        (
-            out.status.success(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-}
-
-fn terminate(child: &Child) {
-    let _ = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status();
-}
-
-impl Drop for Served {
-    fn drop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            terminate(&child);
-            let _ = child.wait();
-        }
-    }
-}
-
-/// `curl` a path: (HTTP status, content type, body).
-fn curl(base: &str, path: &str, token: Option<&str>, body: Option<&str>) -> (u16, String, String) {
-    let mut c = Command::new("curl");
-    c.args([
-        "-s",
-        "--max-time",
-        "60",
-        "-w",
-        "\n%{http_code} %{content_type}",
-    ]);
-    if let Some(t) = token {
-        c.arg("-H").arg(format!("Authorization: Bearer {t}"));
-    }
-    if let Some(b) = body {
-        c.args(["-H", "content-type: application/json", "--data-binary", b]);
-    }
-    c.arg(format!("{base}{path}"));
-    let out = c.output().expect("curl is installed (.ci/run installs it)");
-    let text = String::from_utf8(out.stdout).unwrap();
-    let (body, tail) = text.rsplit_once('\n').unwrap();
-    let (code, ctype) = tail.split_once(' ').unwrap_or((tail, ""));
-    (code.parse().unwrap(), ctype.to_string(), body.to_string())
-}
-
-fn body_json(r: &(u16, String, String)) -> Value {
-    serde_json::from_str(&r.2).unwrap_or_else(|e| panic!("{e}: {}", r.2))
-}
-
-fn token(dir: &Path, principal: &str) -> String {
-    ok(dir, &["token", "create", "--principal", principal])
-        .trim()
-        .to_string()
-}
 
 #[test]
 fn the_rest_api_serves_the_mesh_to_token_holders_only() {
@@ -122,7 +17,7 @@ fn the_rest_api_serves_the_mesh_to_token_holders_only() {
     ok(&dir, &["principal", "add", "ana", "--team", "example-team"]);
     ok(&dir, &["principal", "add", "bob"]);
     let (admin, ana, bob) = (token(&dir, USER), token(&dir, "ana"), token(&dir, "bob"));
-    let served = Served::start(&dir);
+    let served = Served::start(&dir, &[]);
     let base = served.base.clone();
 
     // Health and the document are open; the API is not.

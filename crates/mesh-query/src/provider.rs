@@ -472,6 +472,14 @@ impl SchemaProvider for DomainSchema {
     fn table_exist(&self, name: &str) -> bool {
         split_version(name).is_ok_and(|(base, _)| self.outputs.contains_key(base))
     }
+
+    /// Every output is a base table; saying so needs no access decision
+    /// (`information_schema.tables` asks for each).
+    async fn table_type(&self, name: &str) -> Result<Option<datafusion::datasource::TableType>> {
+        Ok(self
+            .table_exist(name)
+            .then_some(datafusion::datasource::TableType::Base))
+    }
 }
 
 /// Global addresses: `"mesh://<domain>/<product>/<output>[@N]"`.

@@ -196,7 +196,7 @@ struct Session {
 #[derive(Clone)]
 struct Interrupt {
     token: CancellationToken,
-    timed: bool,
+    timed_out: Arc<AtomicBool>,
     stopping: Arc<AtomicBool>,
 }
 
@@ -214,7 +214,7 @@ impl Interrupt {
         }
         user_error(
             "57014",
-            if self.timed {
+            if self.timed_out.load(Ordering::SeqCst) {
                 "canceling statement due to statement timeout".into()
             } else {
                 "canceling statement due to user request".into()
@@ -226,14 +226,14 @@ impl Interrupt {
 
 impl Session {
     /// A fresh cancel signal for the statement about to run.
-    fn start(&self, timed: bool) -> Interrupt {
+    fn start(&self) -> Interrupt {
         let token = CancellationToken::new();
         if let Ok(mut current) = self.current.lock() {
             *current = token.clone();
         }
         Interrupt {
             token,
-            timed,
+            timed_out: Arc::default(),
             stopping: self.stopping.clone(),
         }
     }
@@ -885,12 +885,15 @@ impl PgService {
             .get("statement_timeout_ms")
             .and_then(|ms| ms.parse::<u64>().ok())
             .map(std::time::Duration::from_millis);
-        let interrupt = session.start(timeout.is_some());
+        let interrupt = session.start();
         if let Some(after) = timeout {
-            let token = interrupt.token.clone();
+            let (token, timed_out) = (interrupt.token.clone(), interrupt.timed_out.clone());
             tokio::spawn(async move {
                 tokio::select! {
-                    _ = tokio::time::sleep(after) => token.cancel(),
+                    _ = tokio::time::sleep(after) => {
+                        timed_out.store(true, Ordering::SeqCst);
+                        token.cancel();
+                    }
                     _ = token.cancelled() => {}
                 }
             });

@@ -151,18 +151,27 @@ where
 {
     let (mut from_client, mut to_client) = tokio::io::split(client);
     let (mut from_handler, mut to_handler) = handler.into_split();
-    let answers = tokio::spawn(async move {
+    let mut answers = tokio::spawn(async move {
         let copied = tokio::io::copy(&mut from_handler, &mut to_client).await;
         (to_client, copied)
     });
-    let outcome = forward(&mut from_client, &mut to_handler).await;
+    // The handler may close first (after a cancel request, a Terminate or
+    // a fatal error): then the client is let go too.
+    let outcome = tokio::select! {
+        outcome = forward(&mut from_client, &mut to_handler) => outcome,
+        done = &mut answers => {
+            let (mut to_client, _) =
+                done.map_err(|e| io::Error::other(format!("relay task failed: {e}")))?;
+            return to_client.shutdown().await;
+        }
+    };
     let _ = to_handler.shutdown().await;
     drop(to_handler);
     let (mut to_client, _) = answers
         .await
         .map_err(|e| io::Error::other(format!("relay task failed: {e}")))?;
     match outcome {
-        Ok(None) | Err(_) => Ok(()),
+        Ok(None) | Err(_) => to_client.shutdown().await,
         Ok(Some(v)) => {
             tracing::info!("postgres client sent a malformed message: {}", v.message);
             to_client.write_all(&error_response(&v)).await?;

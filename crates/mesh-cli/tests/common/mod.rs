@@ -1,6 +1,8 @@
 //! Helpers shared by the end-to-end tests: run the real `mesh` binary.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod serve;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
