@@ -133,8 +133,8 @@ enum Command {
     /// Test and debug the Rego policies.
     #[command(subcommand)]
     Policy(governance::PolicyCommand),
-    /// Serve the mesh over the network: the REST API and the Postgres wire
-    /// protocol (see docs/server.md). Every request needs a mesh token;
+    /// Serve the mesh over the network: the REST API, the Postgres wire
+    /// protocol and Arrow Flight SQL (see docs/server.md). Every request needs a mesh token;
     /// stop with Ctrl-C or SIGTERM.
     Serve {
         /// Address of the REST API (port 0: any free port; `off`: none).
@@ -144,6 +144,9 @@ enum Command {
         /// a mesh token as the password; `off`: none).
         #[arg(long, env = "MESH_PG", default_value = "127.0.0.1:5433", value_parser = listen_addr)]
         pg: Listen,
+        /// Address of Arrow Flight SQL (ADBC, `grpc://…`; `off`: none).
+        #[arg(long, env = "MESH_FLIGHT", default_value = "127.0.0.1:50051", value_parser = listen_addr)]
+        flight: Listen,
     },
     /// Read the audit log: who did what, when, and the decision.
     Audit {
@@ -344,15 +347,18 @@ async fn open(project: &Option<PathBuf>, path: Option<PathBuf>) -> Result<Mesh, 
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
-        Command::Serve { http, pg } => {
+        Command::Serve { http, pg, flight } => {
             let mesh = open(&cli.project, None).await?;
             let root = mesh.root.clone();
             let at = mesh_server::Addresses {
                 http: http.0,
                 pg: pg.0,
+                flight: flight.0,
             };
-            if at.http.is_none() && at.pg.is_none() {
-                anyhow::bail!("every protocol is off; give `--http` or `--pg` an address");
+            if at.http.is_none() && at.pg.is_none() && at.flight.is_none() {
+                anyhow::bail!(
+                    "every protocol is off; give `--http`, `--pg` or `--flight` an address"
+                );
             }
             let server = mesh_server::Server::bind(mesh, at).await?;
             let mut serving = Vec::new();
@@ -361,6 +367,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
             if let Some(addr) = server.pg_addr() {
                 serving.push(format!("postgres://{addr}"));
+            }
+            if let Some(addr) = server.flight_addr() {
+                serving.push(format!("grpc://{addr} (Flight SQL)"));
             }
             // Scripts and tests read this line for the bound ports.
             println!("serving {} at {}", root.display(), serving.join(", "));

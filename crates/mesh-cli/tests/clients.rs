@@ -1,5 +1,6 @@
 //! Real clients against `mesh serve` on loopback: psql and psycopg over
-//! the Postgres wire protocol, and raw sockets for malformed input.
+//! the Postgres wire protocol, the ADBC Flight SQL driver, curl, and raw
+//! sockets for malformed input.
 //!
 //! The Python clients come from the venv `scripts/test` builds; it sets
 //! `MESH_TEST_PYTHON`.
@@ -74,36 +75,7 @@ fn psycopg(addr: &str, user: &str, password: &str, job: Value) -> Value {
     let mut job = job;
     job["dsn"] =
         format!("host={host} port={port} user={user} dbname=mesh password={password}").into();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/pg.py");
-    let mut child = Command::new(python())
-        .arg(script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(job.to_string().as_bytes())
-        .unwrap();
-    // Bounded: a client that hangs fails the test instead of stalling it.
-    let deadline = std::time::Instant::now() + Duration::from_secs(300);
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("pg.py did not finish within 300 s");
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "pg.py: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
+    python_client("pg.py", &job)
 }
 
 /// The rows of `mesh query --format csv`, header dropped, `|`-separated.
@@ -414,6 +386,284 @@ fn malformed_postgres_input_is_answered_with_an_error_and_the_server_stays_up() 
         &["-c", "SELECT count(*) FROM example.greetings"],
     );
     assert_eq!(out.trim(), "4");
+    let (clean, stderr) = served.stop();
+    assert!(clean, "{stderr}");
+}
+
+/// Runs tests/clients/flight.py (the ADBC Flight SQL driver) on `job`.
+fn adbc(uri: &str, token: &str, job: Value) -> Value {
+    let mut job = job;
+    job["uri"] = uri.into();
+    job["token"] = token.into();
+    python_client("flight.py", &job)
+}
+
+/// Runs a Python client from tests/clients on a JSON job, bounded.
+fn python_client(script: &str, job: &Value) -> Value {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/clients")
+        .join(script);
+    let mut child = Command::new(python())
+        .arg(&script)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(job.to_string().as_bytes())
+        .unwrap();
+    // Bounded: a client that hangs fails the test instead of stalling it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(300);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("{} did not finish within 300 s", script.display());
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+#[test]
+fn adbc_flight_sql_fetches_products_as_arrow_under_the_callers_policy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = demo(tmp.path());
+    let (admin, bob) = (token(&dir, USER), token(&dir, "bob"));
+    let served = Served::start(&dir, &[]);
+    let uri = served.flight.clone().unwrap();
+
+    // Whole products, compared with `mesh query --format csv` under the
+    // Arrow schema the driver fetched.
+    let whole = |t: &str| format!("SELECT * FROM {t} ORDER BY 1");
+    let tables = [
+        "sales.orders",
+        "sales.order_lines",
+        "customers.profiles",
+        "logistics.shipments",
+    ];
+    let steps: Vec<Value> = tables
+        .iter()
+        .map(
+            |t| json!({"sql": whole(t), "csv": ok(&dir, &["query", &whole(t), "--format", "csv"])}),
+        )
+        .collect();
+    let answers = adbc(&uri, &admin, json!({"steps": steps}));
+    for (t, a) in tables.iter().zip(answers.as_array().unwrap()) {
+        assert_eq!(a["equal_csv"], true, "{t}: {a}");
+    }
+    assert_eq!(answers[0]["row_count"], 300);
+    // Masks apply: the admin is not in the owning team.
+    let profiles = &answers[2];
+    let email = profiles["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .position(|c| c == "email")
+        .unwrap();
+    assert_eq!(profiles["rows"][0][email], "***");
+
+    // Basic auth in the handshake, bound parameters, catalog objects,
+    // errors.
+    let answers = adbc(
+        &uri,
+        &admin,
+        json!({"basic": true, "user": USER, "steps": [
+            {"sql": "SELECT order_id, status FROM sales.orders WHERE order_id = $1", "params": [7]},
+            {"sql": "SELECT count(*) AS n FROM sales.orders WHERE status = $1", "params": ["'; DROP TABLE sales.orders; --"]},
+            {"objects": true},
+            {"sql": "SELECT * FROM sales.nope"},
+        ]}),
+    );
+    assert_eq!(answers[0]["rows"][0][0], "7", "{answers}");
+    assert_eq!(answers[1]["rows"], json!([["0"]]), "{answers}");
+    let listed = answers[2]["tables"].as_array().unwrap();
+    assert_eq!(listed.len(), 7, "{answers}");
+    assert!(listed.contains(&json!("mesh.sales.orders")));
+    assert!(
+        answers[3]["error"]
+            .as_str()
+            .unwrap()
+            .contains("did you mean `sales.orders`"),
+        "{answers}"
+    );
+
+    // bob is refused the read; a bad token is refused everything.
+    let answers = adbc(
+        &uri,
+        &bob,
+        json!({"steps": [{"sql": "SELECT * FROM sales.orders"}]}),
+    );
+    assert!(
+        answers[0]["error"]
+            .as_str()
+            .unwrap()
+            .contains("access denied"),
+        "{answers}"
+    );
+    let answers = adbc(
+        &uri,
+        "mesh_000000000000_nope",
+        json!({"steps": [{"sql": "SELECT 1"}, {"objects": true}]}),
+    );
+    for a in answers.as_array().unwrap() {
+        assert!(
+            a["error"]
+                .as_str()
+                .unwrap()
+                .contains("mesh token is required"),
+            "{answers}"
+        );
+    }
+    let (clean, stderr) = served.stop();
+    assert!(clean, "{stderr}");
+}
+
+/// Rows as strings, numbers in one canonical form (protocols print
+/// `4.0`, `4` or `4.00` for the same double), nulls as `None`.
+fn canonical(cells: impl IntoIterator<Item = Option<String>>) -> Vec<Option<String>> {
+    cells
+        .into_iter()
+        .map(|c| {
+            c.map(|s| match s.parse::<f64>() {
+                Ok(n) if !s.is_empty() => n.to_string(),
+                _ => s,
+            })
+        })
+        .collect()
+}
+
+fn json_cell(v: &Value) -> Option<String> {
+    match v {
+        Value::Null => None,
+        Value::String(s) => Some(s.clone()),
+        other => Some(other.to_string()),
+    }
+}
+
+#[test]
+fn ten_queries_answer_the_same_through_the_cli_psql_flight_sql_and_rest() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = demo(tmp.path());
+    let admin = token(&dir, USER);
+    let served = Served::start(&dir, &[]);
+    let (pg, uri, base) = (
+        served.pg.clone().unwrap(),
+        served.flight.clone().unwrap(),
+        served.base.clone(),
+    );
+    let queries = [
+        "SELECT order_id, customer_id, order_date, status FROM sales.orders ORDER BY order_id LIMIT 20",
+        "SELECT status, count(*) AS n FROM sales.orders GROUP BY status ORDER BY status",
+        "SELECT customer_id, full_name, email, country FROM customers.profiles ORDER BY customer_id LIMIT 10",
+        "SELECT customer_id, email, orders, revenue FROM customers.customer_360 ORDER BY customer_id LIMIT 10",
+        "SELECT o.order_id, l.sku, l.quantity, l.amount FROM sales.orders o JOIN sales.order_lines l ON o.order_id = l.order_id ORDER BY l.line_id LIMIT 15",
+        "SELECT p.country, sum(l.amount) AS revenue FROM sales.order_lines l JOIN sales.orders o ON o.order_id = l.order_id JOIN customers.profiles p ON p.customer_id = o.customer_id GROUP BY p.country ORDER BY p.country",
+        "SELECT carrier, count(*) AS shipments FROM logistics.shipments GROUP BY carrier ORDER BY carrier",
+        "SELECT * FROM logistics.carrier_performance ORDER BY 1, 2",
+        "SELECT order_id, status FROM \"mesh://sales/orders/orders\" WHERE order_id BETWEEN 10 AND 14 ORDER BY order_id",
+        "SELECT max(order_date) AS last, min(order_id) AS first FROM sales.\"orders@1\"",
+    ];
+
+    let mut flight_steps = Vec::new();
+    for sql in &queries {
+        flight_steps.push(json!({"sql": sql}));
+    }
+    let flight = adbc(&uri, &admin, json!({"steps": flight_steps}));
+    let psycopg_rows = psycopg(
+        &pg,
+        USER,
+        &admin,
+        json!({"steps": queries.iter().map(|q| json!({"sql": q})).collect::<Vec<_>>()}),
+    );
+    for (i, sql) in queries.iter().enumerate() {
+        let cli = common::json(&dir, &["query", sql, "--format", "json"]);
+        let expected: Vec<Vec<Option<String>>> = cli
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| {
+                canonical(
+                    row.as_object()
+                        .unwrap()
+                        .values()
+                        .map(json_cell)
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        assert!(!expected.is_empty(), "{sql} returned no rows");
+
+        let body = json!({"sql": sql}).to_string();
+        let rest = common::serve::body_json(&common::serve::curl(
+            &base,
+            "/api/v1/query",
+            Some(&admin),
+            Some(&body),
+        ));
+        let rest: Vec<Vec<Option<String>>> = rest["rows"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|row| {
+                canonical(
+                    row.as_object()
+                        .unwrap()
+                        .values()
+                        .map(json_cell)
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        assert_eq!(rest, expected, "REST: {sql}");
+
+        let out = psql_ok(
+            &pg,
+            USER,
+            &admin,
+            &["-P", "null=\u{2205}", "-F", "\u{1f}", "-c", sql],
+        );
+        let psql: Vec<Vec<Option<String>>> = out
+            .lines()
+            .map(|l| {
+                canonical(
+                    l.split('\u{1f}')
+                        .map(|c| (c != "\u{2205}").then(|| c.to_string()))
+                        .collect::<Vec<_>>(),
+                )
+            })
+            .collect();
+        assert_eq!(psql, expected, "psql: {sql}");
+
+        let via = |answer: &Value| -> Vec<Vec<Option<String>>> {
+            answer["rows"]
+                .as_array()
+                .unwrap_or_else(|| panic!("{sql}: {answer}"))
+                .iter()
+                .map(|row| {
+                    canonical(
+                        row.as_array()
+                            .unwrap()
+                            .iter()
+                            .map(json_cell)
+                            .collect::<Vec<_>>(),
+                    )
+                })
+                .collect()
+        };
+        assert_eq!(via(&flight[i]), expected, "Flight SQL: {sql}");
+        assert_eq!(via(&psycopg_rows[i]), expected, "psycopg: {sql}");
+    }
     let (clean, stderr) = served.stop();
     assert!(clean, "{stderr}");
 }

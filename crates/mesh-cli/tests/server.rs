@@ -26,6 +26,23 @@ fn the_rest_api_serves_the_mesh_to_token_holders_only() {
     assert_eq!(curl(&base, "/readyz", None, None).0, 200);
     let doc = body_json(&curl(&base, "/openapi.json", None, None));
     assert_eq!(doc["openapi"], "3.0.3");
+    // The document validates against the OpenAPI 3.0 schema
+    // (openapi-spec-validator, from the venv scripts/test builds).
+    let file = tmp.path().join("openapi.json");
+    std::fs::write(&file, doc.to_string()).unwrap();
+    let python = std::env::var("MESH_TEST_PYTHON")
+        .expect("MESH_TEST_PYTHON is not set: run the tests with scripts/test");
+    let checked = std::process::Command::new(python)
+        .args(["-m", "openapi_spec_validator"])
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        checked.status.success(),
+        "the OpenAPI document does not validate: {}{}",
+        String::from_utf8_lossy(&checked.stdout),
+        String::from_utf8_lossy(&checked.stderr)
+    );
     for path in [
         "/api/v1/products",
         "/api/v1/products/{domain}/{name}",

@@ -4,9 +4,10 @@
 //! (`Mesh::authenticate`), becomes a [`mesh_service::Caller`], and calls
 //! the same service functions the CLI calls, so planning, policy
 //! enforcement and audit are never done here. It serves the REST API
-//! (axum, `rest`) with its OpenAPI document and the Postgres wire
-//! protocol (`pg`); see `docs/server.md`.
+//! (axum, `rest`) with its OpenAPI document, the Postgres wire protocol
+//! (`pg`) and Arrow Flight SQL (`flight`); see `docs/server.md`.
 
+pub mod flight;
 mod openapi;
 pub mod pg;
 mod problem;
@@ -42,6 +43,7 @@ pub enum ServerError {
 pub struct Addresses {
     pub http: Option<SocketAddr>,
     pub pg: Option<SocketAddr>,
+    pub flight: Option<SocketAddr>,
 }
 
 /// A server bound to its addresses, not yet serving.
@@ -49,6 +51,7 @@ pub struct Server {
     mesh: Arc<Mesh>,
     http: Option<TcpListener>,
     pg: Option<TcpListener>,
+    flight: Option<TcpListener>,
 }
 
 impl std::fmt::Debug for Server {
@@ -56,6 +59,7 @@ impl std::fmt::Debug for Server {
         f.debug_struct("Server")
             .field("http", &self.http_addr())
             .field("pg", &self.pg_addr())
+            .field("flight", &self.flight_addr())
             .finish()
     }
 }
@@ -77,6 +81,7 @@ impl Server {
             mesh: Arc::new(mesh),
             http: listen(at.http).await?,
             pg: listen(at.pg).await?,
+            flight: listen(at.flight).await?,
         })
     }
 
@@ -88,6 +93,11 @@ impl Server {
     /// The address the Postgres wire protocol listens on.
     pub fn pg_addr(&self) -> Option<SocketAddr> {
         self.pg.as_ref()?.local_addr().ok()
+    }
+
+    /// The address Arrow Flight SQL listens on.
+    pub fn flight_addr(&self) -> Option<SocketAddr> {
+        self.flight.as_ref()?.local_addr().ok()
     }
 
     /// Serves until `shutdown` completes, then stops accepting; HTTP
@@ -117,6 +127,14 @@ impl Server {
                 }
             })?);
             tasks.spawn(pg::serve(pg, handlers, None, stop.clone()));
+        }
+        if let Some(flight) = self.flight {
+            let service =
+                flight::MeshFlightSql::new(self.mesh.clone()).map_err(|e| ServerError::Start {
+                    what: "the Flight SQL server",
+                    message: e.to_string(),
+                })?;
+            tasks.spawn(flight::serve(flight, service, stop.clone()));
         }
         let mut result = Ok(());
         tokio::select! {

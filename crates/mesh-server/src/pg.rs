@@ -580,20 +580,10 @@ impl Visible {
         cell.get_or_try_init(|| async {
             let visible = self
                 .mesh
-                .visible_deployed(&self.caller)
+                .visible_tables(&self.caller)
                 .await
                 .map_err(|e| DataFusionError::External(Box::new(e)))?;
-            Ok::<_, DataFusionError>(
-                visible
-                    .iter()
-                    .flat_map(|(record, _)| {
-                        record
-                            .outputs
-                            .iter()
-                            .map(|o| (o.domain.as_str().to_string(), o.output.as_str().to_string()))
-                    })
-                    .collect(),
-            )
+            Ok::<_, DataFusionError>(visible.into_iter().map(|t| (t.domain, t.name)).collect())
         })
         .await
         .cloned()

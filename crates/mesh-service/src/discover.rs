@@ -130,6 +130,28 @@ impl Mesh {
             .collect())
     }
 
+    /// The SQL tables (`<domain>.<output>`) of the served products `caller`
+    /// may see, with their declared schemas: what protocol catalogs
+    /// (`pg_catalog`, Flight SQL's GetTables) list. Retired products are
+    /// not served, so not listed.
+    pub async fn visible_tables(&self, caller: &Caller) -> Result<Vec<VisibleTable>> {
+        let mut tables: Vec<VisibleTable> = self
+            .visible_deployed(caller)
+            .await?
+            .iter()
+            .filter(|(record, _)| record.status != "retired")
+            .flat_map(|(record, _)| {
+                record.outputs.iter().map(|o| VisibleTable {
+                    domain: o.domain.to_string(),
+                    name: o.output.to_string(),
+                    schema: mesh_query::schema::output_schema(o),
+                })
+            })
+            .collect();
+        tables.sort_by(|a, b| (&a.domain, &a.name).cmp(&(&b.domain, &b.name)));
+        Ok(tables)
+    }
+
     /// Every deployed product the caller may see.
     pub async fn catalog_list(&self, caller: &Caller) -> Result<Vec<ProductSummary>> {
         let last: std::collections::BTreeMap<_, _> = self
@@ -349,4 +371,12 @@ impl Mesh {
             })
             .collect())
     }
+}
+
+/// A table a caller may see: `<domain>.<name>` and its declared columns.
+#[derive(Debug, Clone)]
+pub struct VisibleTable {
+    pub domain: String,
+    pub name: String,
+    pub schema: datafusion::arrow::datatypes::SchemaRef,
 }

@@ -17,6 +17,7 @@ pub mod plan;
 
 pub use access::Caller;
 pub use datafusion::arrow;
+pub use discover::VisibleTable;
 pub use error::{Result, ServiceError};
 pub use mesh::{Mesh, Planned, QueryResult, QueryStream, SessionSetup, Statement};
 pub use mesh_catalog::{AuditEntry, AuditFilter, RunRecord, RunStatus};

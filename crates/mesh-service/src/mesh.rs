@@ -764,6 +764,10 @@ impl Mesh {
             df,
             sql,
         } = planned;
+        let params = match params {
+            Some(values) => Some(coerce_params(values, &df)?),
+            None => None,
+        };
         let df = match params {
             Some(values) => df.with_param_values(values).map_err(|e| {
                 ServiceError::Query(mesh_query::QueryError::Plan {
@@ -845,6 +849,45 @@ fn execution_error(e: datafusion::error::DataFusionError) -> ServiceError {
         }
         other => ServiceError::Execution(other.strip_backtrace()),
     }
+}
+
+/// Casts positional values to the types their placeholders have in the
+/// plan where they differ (a client's `Utf8` for a `Utf8View` column, an
+/// `Int32` for an `Int64` one); a value that does not cast is the
+/// client's error.
+fn coerce_params(
+    values: ParamValues,
+    df: &datafusion::dataframe::DataFrame,
+) -> Result<ParamValues> {
+    let ParamValues::List(list) = values else {
+        return Ok(values);
+    };
+    let types = df
+        .logical_plan()
+        .get_parameter_types()
+        .map_err(execution_error)?;
+    list.into_iter()
+        .enumerate()
+        .map(|(i, mut v)| {
+            if let Some(Some(wanted)) = types.get(&format!("${}", i + 1))
+                && v.value.data_type() != *wanted
+            {
+                v.value = v.value.cast_to(wanted).map_err(|e| {
+                    ServiceError::Query(mesh_query::QueryError::Plan {
+                        message: format!(
+                            "parameter ${}: cannot use {} as {wanted}: {}",
+                            i + 1,
+                            v.value,
+                            e.strip_backtrace()
+                        ),
+                        hint: Some("bind a value of the placeholder's type".into()),
+                    })
+                })?;
+            }
+            Ok(v)
+        })
+        .collect::<Result<Vec<_>>>()
+        .map(ParamValues::List)
 }
 
 /// A statement to plan: its SQL text, optionally already parsed by a
@@ -946,6 +989,13 @@ impl std::fmt::Debug for QueryStream {
 }
 
 impl QueryStream {
+    /// The batches as a stream (the schema and warnings are read first).
+    pub fn into_batches(self) -> impl futures::Stream<Item = Result<RecordBatch>> + Send + 'static {
+        futures::stream::unfold(self, |mut rows| async move {
+            rows.next().await.map(|batch| (batch, rows))
+        })
+    }
+
     /// The next batch of rows, or `None` at the end.
     pub async fn next(&mut self) -> Option<Result<RecordBatch>> {
         use futures::StreamExt;

@@ -17,6 +17,8 @@ pub struct Served {
     pub base: String,
     /// `host:port` of the Postgres protocol.
     pub pg: Option<String>,
+    /// `grpc://host:port` of Flight SQL.
+    pub flight: Option<String>,
 }
 
 impl Served {
@@ -24,6 +26,7 @@ impl Served {
     pub fn start(dir: &Path, extra: &[&str]) -> Served {
         let mut child = Command::new(cargo_bin("mesh"))
             .args(["serve", "--http", "127.0.0.1:0", "--pg", "127.0.0.1:0"])
+            .args(["--flight", "127.0.0.1:0"])
             .args(extra)
             .current_dir(dir)
             .env("MESH_USER", USER)
@@ -55,6 +58,7 @@ impl Served {
             child: Some(child),
             base,
             pg: find("postgres://"),
+            flight: find("grpc://").map(|a| format!("grpc://{a}")),
         }
     }
 

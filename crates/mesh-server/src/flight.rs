@@ -1,0 +1,617 @@
+//! Arrow Flight SQL (arrow-flight's `FlightSqlService`).
+//!
+//! A thin adapter like the others: every call carries a mesh token
+//! (`authorization: Bearer mesh_…`, or Basic auth in the handshake, which
+//! answers with the bearer token), becomes a [`Caller`], and plans and runs
+//! through [`Mesh::prepare`] / [`Mesh::execute`]. Results stream batch by
+//! batch as they are computed. Catalog calls (GetCatalogs, GetDbSchemas,
+//! GetTables) list only what the caller may see.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use arrow_flight::encode::FlightDataEncoderBuilder;
+use arrow_flight::error::FlightError;
+use arrow_flight::flight_service_server::FlightServiceServer;
+use arrow_flight::sql::metadata::{SqlInfoData, SqlInfoDataBuilder};
+use arrow_flight::sql::server::{FlightSqlService, PeekableFlightDataStream};
+use arrow_flight::sql::{
+    ActionClosePreparedStatementRequest, ActionCreatePreparedStatementRequest,
+    ActionCreatePreparedStatementResult, Any, CommandGetCatalogs, CommandGetDbSchemas,
+    CommandGetSqlInfo, CommandGetTableTypes, CommandGetTables, CommandPreparedStatementQuery,
+    CommandStatementQuery, DoPutPreparedStatementResult, ProstMessageExt, SqlInfo,
+    TicketStatementQuery,
+};
+use arrow_flight::{
+    FlightDescriptor, FlightEndpoint, FlightInfo, HandshakeRequest, HandshakeResponse, IpcMessage,
+    SchemaAsIpc, Ticket,
+};
+use base64::Engine;
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use datafusion::arrow::ipc::writer::IpcWriteOptions;
+use datafusion::common::ParamValues;
+use datafusion::scalar::ScalarValue;
+use futures::{Stream, StreamExt, TryStreamExt, stream};
+use mesh_service::{Caller, Mesh, QueryError, ServiceError, Statement};
+use prost::Message;
+use tonic::metadata::MetadataMap;
+use tonic::{Request, Response, Status, Streaming};
+
+type Rows = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send>>;
+
+/// A statement prepared over Flight SQL: its SQL, who prepared it, and the
+/// parameter values bound to it.
+struct Prepared {
+    sql: String,
+    owner: String,
+    params: Option<ParamValues>,
+}
+
+pub struct MeshFlightSql {
+    mesh: Arc<Mesh>,
+    prepared: Mutex<HashMap<String, Prepared>>,
+    info: SqlInfoData,
+}
+
+impl MeshFlightSql {
+    pub fn new(mesh: Arc<Mesh>) -> Result<Self, Status> {
+        let mut info = SqlInfoDataBuilder::new();
+        info.append(SqlInfo::FlightSqlServerName, "Meshwork");
+        info.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
+        info.append(SqlInfo::FlightSqlServerArrowVersion, "59");
+        info.append(SqlInfo::FlightSqlServerReadOnly, true);
+        info.append(SqlInfo::FlightSqlServerSql, true);
+        info.append(SqlInfo::FlightSqlServerSubstrait, false);
+        info.append(SqlInfo::FlightSqlServerTransaction, 0i32);
+        info.append(SqlInfo::FlightSqlServerCancel, false);
+        let info = info.build().map_err(|e| Status::internal(e.to_string()))?;
+        Ok(MeshFlightSql {
+            mesh,
+            prepared: Mutex::default(),
+            info,
+        })
+    }
+
+    pub fn into_server(self) -> FlightServiceServer<Self> {
+        FlightServiceServer::new(self)
+    }
+
+    /// The caller a request's bearer token names.
+    async fn caller(&self, metadata: &MetadataMap) -> Result<Caller, Status> {
+        let header = metadata
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default();
+        let Some(token) = header
+            .strip_prefix("Bearer ")
+            .or_else(|| header.strip_prefix("bearer "))
+        else {
+            return Err(unauthenticated());
+        };
+        self.mesh
+            .authenticate(token.trim())
+            .await
+            .map_err(|_| unauthenticated())
+    }
+
+    /// Runs `sql` with `params` as `caller`, streaming Arrow IPC.
+    async fn rows(
+        &self,
+        caller: &Caller,
+        sql: &str,
+        params: Option<ParamValues>,
+    ) -> Result<Response<Rows>, Status> {
+        let planned = self
+            .mesh
+            .prepare(caller, Statement::sql(sql))
+            .await
+            .map_err(status)?;
+        let rows = self.mesh.execute(planned, params).await.map_err(status)?;
+        Ok(Response::new(encode(
+            rows.schema.clone(),
+            rows.into_batches(),
+        )))
+    }
+
+    fn statement(
+        &self,
+        handle: &[u8],
+        caller: &Caller,
+    ) -> Result<(String, Option<ParamValues>), Status> {
+        let handle = String::from_utf8_lossy(handle);
+        let prepared = self
+            .prepared
+            .lock()
+            .map_err(|_| Status::internal("prepared statements poisoned"))?;
+        match prepared.get(handle.as_ref()) {
+            Some(p) if p.owner == caller.name => Ok((p.sql.clone(), p.params.clone())),
+            _ => Err(Status::not_found(format!(
+                "no prepared statement `{handle}` for `{}`; create one with CreatePreparedStatement",
+                caller.name
+            ))),
+        }
+    }
+
+    /// The visible tables as `(domain, name, schema)`.
+    async fn tables(&self, caller: &Caller) -> Result<Vec<mesh_service::VisibleTable>, Status> {
+        self.mesh.visible_tables(caller).await.map_err(status)
+    }
+}
+
+/// Arrow IPC for `batches`, encoded as they arrive.
+fn encode(
+    schema: SchemaRef,
+    batches: impl Stream<Item = mesh_service::Result<datafusion::arrow::record_batch::RecordBatch>>
+    + Send
+    + 'static,
+) -> Rows {
+    let batches = batches.map(|b| b.map_err(|e| FlightError::Tonic(Box::new(status(e)))));
+    Box::pin(
+        FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .build(batches)
+            .map_err(Status::from),
+    )
+}
+
+/// One in-memory batch as a Flight stream (catalog answers).
+fn one_batch(
+    schema: SchemaRef,
+    batch: Result<datafusion::arrow::record_batch::RecordBatch, impl std::fmt::Display>,
+) -> Result<Response<Rows>, Status> {
+    let batch = batch.map_err(|e| Status::internal(e.to_string()))?;
+    Ok(Response::new(Box::pin(
+        FlightDataEncoderBuilder::new()
+            .with_schema(schema)
+            .build(stream::iter([Ok(batch)]))
+            .map_err(Status::from),
+    )))
+}
+
+/// A FlightInfo whose one endpoint's ticket is `ticket`.
+fn info(
+    schema: &Schema,
+    ticket: impl ProstMessageExt,
+    descriptor: FlightDescriptor,
+) -> Result<Response<FlightInfo>, Status> {
+    let info = FlightInfo::new()
+        .try_with_schema(schema)
+        .map_err(|e| Status::internal(e.to_string()))?
+        .with_endpoint(
+            FlightEndpoint::new().with_ticket(Ticket::new(ticket.as_any().encode_to_vec())),
+        )
+        .with_descriptor(descriptor);
+    Ok(Response::new(info))
+}
+
+fn unauthenticated() -> Status {
+    Status::unauthenticated(
+        "a mesh token is required: `authorization: Bearer mesh_…`, or Basic auth with the token as the password (create one with `mesh token create`)",
+    )
+}
+
+/// A service error as a gRPC status, with the CLI's hint.
+fn status(e: ServiceError) -> Status {
+    let hint = e.hint();
+    let message = match &e {
+        ServiceError::Query(q) => q.to_string(),
+        other => other.to_string(),
+    };
+    let message = match hint {
+        Some(h) => format!("{message} (hint: {h})"),
+        None => message,
+    };
+    match e {
+        ServiceError::Unauthenticated => Status::unauthenticated(message),
+        ServiceError::Query(QueryError::AccessDenied { .. }) | ServiceError::Forbidden { .. } => {
+            Status::permission_denied(message)
+        }
+        ServiceError::Query(
+            QueryError::UnknownTable { .. }
+            | QueryError::VersionNotPublished { .. }
+            | QueryError::ReleaseNotFound { .. },
+        )
+        | ServiceError::ProductNotFound { .. } => Status::not_found(message),
+        ServiceError::Query(QueryError::Retired { .. }) => Status::failed_precondition(message),
+        ServiceError::Query(
+            QueryError::Plan { .. }
+            | QueryError::BadVersionSuffix { .. }
+            | QueryError::DataFusion(_),
+        )
+        | ServiceError::Usage(_) => Status::invalid_argument(message),
+        ServiceError::Policy(_) => Status::unavailable(message),
+        _ => Status::internal(message),
+    }
+}
+
+#[tonic::async_trait]
+impl FlightSqlService for MeshFlightSql {
+    type FlightService = MeshFlightSql;
+
+    /// Basic auth (any user name, or the principal; the password is a mesh
+    /// token): answers with the token as the bearer token to send next.
+    async fn do_handshake(
+        &self,
+        request: Request<Streaming<HandshakeRequest>>,
+    ) -> Result<
+        Response<Pin<Box<dyn Stream<Item = Result<HandshakeResponse, Status>> + Send>>>,
+        Status,
+    > {
+        let header = request
+            .metadata()
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string();
+        let token = if let Some(basic) = header.strip_prefix("Basic ") {
+            // Padded or not: Go's Flight client sends it unpadded.
+            let lenient = base64::engine::GeneralPurpose::new(
+                &base64::alphabet::STANDARD,
+                base64::engine::GeneralPurposeConfig::new()
+                    .with_decode_padding_mode(base64::engine::DecodePaddingMode::Indifferent),
+            );
+            let decoded = lenient
+                .decode(basic.trim())
+                .map_err(|_| unauthenticated())?;
+            let text = String::from_utf8(decoded).map_err(|_| unauthenticated())?;
+            let (user, token) = text.split_once(':').ok_or_else(unauthenticated)?;
+            let caller = self
+                .mesh
+                .authenticate(token)
+                .await
+                .map_err(|_| unauthenticated())?;
+            if !user.is_empty() && user != caller.name {
+                return Err(Status::unauthenticated(format!(
+                    "the token belongs to `{}`, not to `{user}`",
+                    caller.name
+                )));
+            }
+            token.to_string()
+        } else {
+            let caller = self.caller(request.metadata()).await?;
+            tracing::debug!(
+                principal = caller.name,
+                "flight handshake with a bearer token"
+            );
+            header["Bearer ".len()..].trim().to_string()
+        };
+        let answer = HandshakeResponse {
+            protocol_version: 0,
+            payload: token.clone().into(),
+        };
+        let mut response: Response<Pin<Box<dyn Stream<Item = _> + Send>>> =
+            Response::new(Box::pin(stream::iter([Ok(answer)])));
+        let bearer = format!("Bearer {token}")
+            .parse()
+            .map_err(|_| unauthenticated())?;
+        response.metadata_mut().insert("authorization", bearer);
+        Ok(response)
+    }
+
+    async fn get_flight_info_statement(
+        &self,
+        query: CommandStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let caller = self.caller(request.metadata()).await?;
+        let planned = self
+            .mesh
+            .prepare(&caller, Statement::sql(&query.query))
+            .await
+            .map_err(status)?;
+        let ticket = TicketStatementQuery {
+            statement_handle: query.query.into_bytes().into(),
+        };
+        info(&planned.schema(), ticket, request.into_inner())
+    }
+
+    async fn do_get_statement(
+        &self,
+        ticket: TicketStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<Rows>, Status> {
+        let caller = self.caller(request.metadata()).await?;
+        let sql = String::from_utf8(ticket.statement_handle.to_vec())
+            .map_err(|_| Status::invalid_argument("the ticket is not a statement"))?;
+        self.rows(&caller, &sql, None).await
+    }
+
+    async fn do_action_create_prepared_statement(
+        &self,
+        query: ActionCreatePreparedStatementRequest,
+        request: Request<arrow_flight::Action>,
+    ) -> Result<ActionCreatePreparedStatementResult, Status> {
+        let caller = self.caller(request.metadata()).await?;
+        let planned = self
+            .mesh
+            .prepare(&caller, Statement::sql(&query.query))
+            .await
+            .map_err(status)?;
+        let params = Schema::new(
+            planned
+                .parameter_types()
+                .map_err(status)?
+                .into_iter()
+                .enumerate()
+                .map(|(i, ty)| {
+                    Field::new(format!("${}", i + 1), ty.unwrap_or(DataType::Utf8), true)
+                })
+                .collect::<Vec<_>>(),
+        );
+        let options = IpcWriteOptions::default();
+        let ipc = |schema: &Schema| -> Result<bytes::Bytes, Status> {
+            let IpcMessage(bytes) = SchemaAsIpc::new(schema, &options).try_into().map_err(
+                |e: datafusion::arrow::error::ArrowError| Status::internal(e.to_string()),
+            )?;
+            Ok(bytes)
+        };
+        let handle = uuid::Uuid::new_v4().to_string();
+        self.prepared
+            .lock()
+            .map_err(|_| Status::internal("prepared statements poisoned"))?
+            .insert(
+                handle.clone(),
+                Prepared {
+                    sql: query.query,
+                    owner: caller.name,
+                    params: None,
+                },
+            );
+        Ok(ActionCreatePreparedStatementResult {
+            prepared_statement_handle: handle.into_bytes().into(),
+            dataset_schema: ipc(&planned.schema())?,
+            parameter_schema: ipc(&params)?,
+        })
+    }
+
+    /// Binds one row of parameter values to a prepared statement.
+    async fn do_put_prepared_statement_query(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<PeekableFlightDataStream>,
+    ) -> Result<DoPutPreparedStatementResult, Status> {
+        let caller = self.caller(request.metadata()).await?;
+        self.statement(&query.prepared_statement_handle, &caller)?;
+        let data = request
+            .into_inner()
+            .map_err(|e| FlightError::Tonic(Box::new(e)));
+        let batches: Vec<_> =
+            arrow_flight::decode::FlightRecordBatchStream::new_from_flight_data(data)
+                .try_collect()
+                .await
+                .map_err(|e| {
+                    Status::invalid_argument(format!("cannot read the parameters: {e}"))
+                })?;
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        if rows > 1 {
+            return Err(Status::invalid_argument(format!(
+                "{rows} rows of parameters; bind one row at a time"
+            )));
+        }
+        let values = match batches.iter().find(|b| b.num_rows() == 1) {
+            Some(batch) => batch
+                .columns()
+                .iter()
+                .map(|c| ScalarValue::try_from_array(c, 0).map(Into::into))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|e| Status::invalid_argument(e.to_string()))?,
+            None => Vec::new(),
+        };
+        let handle = String::from_utf8_lossy(&query.prepared_statement_handle).into_owned();
+        if let Some(p) = self
+            .prepared
+            .lock()
+            .map_err(|_| Status::internal("prepared statements poisoned"))?
+            .get_mut(&handle)
+        {
+            p.params = (!values.is_empty()).then_some(ParamValues::List(values));
+        }
+        Ok(DoPutPreparedStatementResult {
+            prepared_statement_handle: Some(query.prepared_statement_handle),
+        })
+    }
+
+    async fn get_flight_info_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        let caller = self.caller(request.metadata()).await?;
+        let (sql, _) = self.statement(&query.prepared_statement_handle, &caller)?;
+        let planned = self
+            .mesh
+            .prepare(&caller, Statement::sql(&sql))
+            .await
+            .map_err(status)?;
+        info(&planned.schema(), query, request.into_inner())
+    }
+
+    async fn do_get_prepared_statement(
+        &self,
+        query: CommandPreparedStatementQuery,
+        request: Request<Ticket>,
+    ) -> Result<Response<Rows>, Status> {
+        let caller = self.caller(request.metadata()).await?;
+        let (sql, params) = self.statement(&query.prepared_statement_handle, &caller)?;
+        self.rows(&caller, &sql, params).await
+    }
+
+    async fn do_action_close_prepared_statement(
+        &self,
+        query: ActionClosePreparedStatementRequest,
+        request: Request<arrow_flight::Action>,
+    ) -> Result<(), Status> {
+        let caller = self.caller(request.metadata()).await?;
+        self.statement(&query.prepared_statement_handle, &caller)?;
+        let handle = String::from_utf8_lossy(&query.prepared_statement_handle).into_owned();
+        self.prepared
+            .lock()
+            .map_err(|_| Status::internal("prepared statements poisoned"))?
+            .remove(&handle);
+        Ok(())
+    }
+
+    async fn get_flight_info_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.caller(request.metadata()).await?;
+        let schema = query.into_builder().schema();
+        info(&schema, query, request.into_inner())
+    }
+
+    async fn do_get_catalogs(
+        &self,
+        query: CommandGetCatalogs,
+        request: Request<Ticket>,
+    ) -> Result<Response<Rows>, Status> {
+        self.caller(request.metadata()).await?;
+        let mut builder = query.into_builder();
+        builder.append(mesh_service::query::CATALOG_NAME);
+        one_batch(builder.schema(), builder.build())
+    }
+
+    async fn get_flight_info_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.caller(request.metadata()).await?;
+        let schema = query.clone().into_builder().schema();
+        info(&schema, query, request.into_inner())
+    }
+
+    async fn do_get_schemas(
+        &self,
+        query: CommandGetDbSchemas,
+        request: Request<Ticket>,
+    ) -> Result<Response<Rows>, Status> {
+        let caller = self.caller(request.metadata()).await?;
+        let mut domains: Vec<String> = self
+            .tables(&caller)
+            .await?
+            .into_iter()
+            .map(|t| t.domain)
+            .collect();
+        domains.dedup();
+        let mut builder = query.into_builder();
+        for d in domains {
+            builder.append(mesh_service::query::CATALOG_NAME, d);
+        }
+        one_batch(builder.schema(), builder.build())
+    }
+
+    async fn get_flight_info_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.caller(request.metadata()).await?;
+        let schema = query.clone().into_builder().schema();
+        info(&schema, query, request.into_inner())
+    }
+
+    async fn do_get_tables(
+        &self,
+        query: CommandGetTables,
+        request: Request<Ticket>,
+    ) -> Result<Response<Rows>, Status> {
+        let caller = self.caller(request.metadata()).await?;
+        let mut builder = query.into_builder();
+        for t in self.tables(&caller).await? {
+            builder
+                .append(
+                    mesh_service::query::CATALOG_NAME,
+                    &t.domain,
+                    &t.name,
+                    "TABLE",
+                    &t.schema,
+                )
+                .map_err(|e| Status::internal(e.to_string()))?;
+        }
+        one_batch(builder.schema(), builder.build())
+    }
+
+    async fn get_flight_info_table_types(
+        &self,
+        query: CommandGetTableTypes,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.caller(request.metadata()).await?;
+        info(&table_types_schema(), query, request.into_inner())
+    }
+
+    async fn do_get_table_types(
+        &self,
+        _query: CommandGetTableTypes,
+        request: Request<Ticket>,
+    ) -> Result<Response<Rows>, Status> {
+        self.caller(request.metadata()).await?;
+        let schema = Arc::new(table_types_schema());
+        let batch = datafusion::arrow::record_batch::RecordBatch::try_new(
+            schema.clone(),
+            vec![Arc::new(datafusion::arrow::array::StringArray::from(vec![
+                "TABLE",
+            ]))],
+        );
+        one_batch(schema, batch)
+    }
+
+    async fn get_flight_info_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.caller(request.metadata()).await?;
+        let schema = query.clone().into_builder(&self.info).schema();
+        info(&schema, query, request.into_inner())
+    }
+
+    async fn do_get_sql_info(
+        &self,
+        query: CommandGetSqlInfo,
+        request: Request<Ticket>,
+    ) -> Result<Response<Rows>, Status> {
+        self.caller(request.metadata()).await?;
+        let builder = query.into_builder(&self.info);
+        one_batch(builder.schema(), builder.build())
+    }
+
+    async fn do_get_fallback(
+        &self,
+        _request: Request<Ticket>,
+        message: Any,
+    ) -> Result<Response<Rows>, Status> {
+        Err(Status::unimplemented(format!(
+            "{} is not supported: the mesh is read-only; run queries with CommandStatementQuery or a prepared statement",
+            message.type_url
+        )))
+    }
+
+    async fn register_sql_info(&self, _id: i32, _result: &SqlInfo) {}
+}
+
+fn table_types_schema() -> Schema {
+    Schema::new(vec![Field::new("table_type", DataType::Utf8, false)])
+}
+
+/// Serves Flight SQL on `listener` until `stop`.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    service: MeshFlightSql,
+    stop: tokio_util::sync::CancellationToken,
+) -> Result<(), crate::ServerError> {
+    tonic::transport::Server::builder()
+        .add_service(service.into_server())
+        .serve_with_incoming_shutdown(
+            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
+            stop.cancelled_owned(),
+        )
+        .await
+        .map_err(|e| crate::ServerError::Start {
+            what: "the Flight SQL server",
+            message: e.to_string(),
+        })
+}
