@@ -271,8 +271,31 @@ fn psql_and_psycopg_read_the_mesh_under_the_callers_policy() {
     );
     assert_eq!(audit[0]["decision"], "deny", "{audit}");
 
+    // The metrics saw it all: outcomes, the denial, the open session.
+    let metrics = metrics(&served.base, &admin);
+    for line in [
+        "mesh_policy_denials_total{protocol=\"postgres\"} 1",
+        "mesh_queries_total{protocol=\"postgres\",status=\"denied\"} 1",
+        "mesh_queries_total{protocol=\"postgres\",status=\"cancelled\"} 2",
+        "mesh_active_sessions{protocol=\"postgres\"} 0",
+        "mesh_runs{status=\"succeeded\"} 7",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
+    assert!(metrics.contains("mesh_query_duration_seconds_bucket{le="));
+
     let (clean, stderr) = served.stop();
     assert!(clean, "{stderr}");
+}
+
+/// `GET /metrics` with a token (and refused without one).
+fn metrics(base: &str, token: &str) -> String {
+    let refused = common::serve::curl(base, "/metrics", None, None);
+    assert_eq!(refused.0, 401, "{}", refused.2);
+    let r = common::serve::curl(base, "/metrics", Some(token), None);
+    assert_eq!(r.0, 200, "{}", r.2);
+    assert!(r.1.starts_with("application/openmetrics-text"), "{}", r.1);
+    r.2
 }
 
 /// Reads one backend message: (type, body).
@@ -663,6 +686,15 @@ fn ten_queries_answer_the_same_through_the_cli_psql_flight_sql_and_rest() {
         };
         assert_eq!(via(&flight[i]), expected, "Flight SQL: {sql}");
         assert_eq!(via(&psycopg_rows[i]), expected, "psycopg: {sql}");
+    }
+    let metrics = metrics(&base, &admin);
+    for line in [
+        "mesh_queries_total{protocol=\"flight\",status=\"ok\"} 10",
+        "mesh_queries_total{protocol=\"rest\",status=\"ok\"} 10",
+        "mesh_queries_total{protocol=\"postgres\",status=\"ok\"} 20",
+        "mesh_http_requests_total{route=\"/api/v1/query\",status=\"200\"} 10",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
     }
     let (clean, stderr) = served.stop();
     assert!(clean, "{stderr}");

@@ -43,6 +43,7 @@ fn the_rest_api_serves_the_mesh_to_token_holders_only() {
         String::from_utf8_lossy(&checked.stdout),
         String::from_utf8_lossy(&checked.stderr)
     );
+    assert!(doc["paths"]["/metrics"].is_object());
     for path in [
         "/api/v1/products",
         "/api/v1/products/{domain}/{name}",

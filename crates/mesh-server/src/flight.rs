@@ -50,12 +50,13 @@ struct Prepared {
 
 pub struct MeshFlightSql {
     mesh: Arc<Mesh>,
+    metrics: Arc<crate::metrics::Metrics>,
     prepared: Mutex<HashMap<String, Prepared>>,
     info: SqlInfoData,
 }
 
 impl MeshFlightSql {
-    pub fn new(mesh: Arc<Mesh>) -> Result<Self, Status> {
+    pub fn new(mesh: Arc<Mesh>, metrics: Arc<crate::metrics::Metrics>) -> Result<Self, Status> {
         let mut info = SqlInfoDataBuilder::new();
         info.append(SqlInfo::FlightSqlServerName, "Meshwork");
         info.append(SqlInfo::FlightSqlServerVersion, env!("CARGO_PKG_VERSION"));
@@ -68,6 +69,7 @@ impl MeshFlightSql {
         let info = info.build().map_err(|e| Status::internal(e.to_string()))?;
         Ok(MeshFlightSql {
             mesh,
+            metrics,
             prepared: Mutex::default(),
             info,
         })
@@ -102,16 +104,38 @@ impl MeshFlightSql {
         sql: &str,
         params: Option<ParamValues>,
     ) -> Result<Response<Rows>, Status> {
-        let planned = self
-            .mesh
-            .prepare(caller, Statement::sql(sql))
-            .await
-            .map_err(status)?;
-        let rows = self.mesh.execute(planned, params).await.map_err(status)?;
-        Ok(Response::new(encode(
-            rows.schema.clone(),
-            rows.into_batches(),
-        )))
+        let mut timer = self.metrics.query("flight");
+        let started = async {
+            let planned = self.mesh.prepare(caller, Statement::sql(sql)).await?;
+            self.mesh.execute(planned, params).await
+        };
+        let rows = match started.await {
+            Ok(rows) => rows,
+            Err(e) => {
+                timer.finish(Err(&e));
+                return Err(status(e));
+            }
+        };
+        let schema = rows.schema.clone();
+        // The timer records the outcome when the last batch has been sent.
+        let observed = stream::unfold(
+            Some((rows.into_batches().boxed(), timer)),
+            |state| async move {
+                let (mut batches, mut timer) = state?;
+                match batches.next().await {
+                    None => {
+                        timer.finish(Ok(()));
+                        None
+                    }
+                    Some(Ok(batch)) => Some((Ok(batch), Some((batches, timer)))),
+                    Some(Err(e)) => {
+                        timer.finish(Err(&e));
+                        Some((Err(e), None))
+                    }
+                }
+            },
+        );
+        Ok(Response::new(encode(schema, observed)))
     }
 
     fn statement(

@@ -8,6 +8,7 @@
 //! (`pg`) and Arrow Flight SQL (`flight`); see `docs/server.md`.
 
 pub mod flight;
+pub mod metrics;
 mod openapi;
 pub mod pg;
 mod problem;
@@ -108,9 +109,10 @@ impl Server {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
         let stop = tokio_util::sync::CancellationToken::new();
+        let metrics = Arc::new(metrics::Metrics::default());
         let mut tasks = tokio::task::JoinSet::new();
         if let Some(http) = self.http {
-            let router = rest::router(self.mesh.clone());
+            let router = rest::router(self.mesh.clone(), metrics.clone());
             let stop = stop.clone();
             tasks.spawn(async move {
                 axum::serve(http, router)
@@ -120,19 +122,23 @@ impl Server {
             });
         }
         if let Some(pg) = self.pg {
-            let handlers = Arc::new(pg::PgHandlers::new(self.mesh.clone()).map_err(|e| {
-                ServerError::Start {
-                    what: "the Postgres server",
-                    message: e.to_string(),
-                }
-            })?);
+            let handlers = Arc::new(
+                pg::PgHandlers::new(self.mesh.clone(), metrics.clone()).map_err(|e| {
+                    ServerError::Start {
+                        what: "the Postgres server",
+                        message: e.to_string(),
+                    }
+                })?,
+            );
             tasks.spawn(pg::serve(pg, handlers, None, stop.clone()));
         }
         if let Some(flight) = self.flight {
             let service =
-                flight::MeshFlightSql::new(self.mesh.clone()).map_err(|e| ServerError::Start {
-                    what: "the Flight SQL server",
-                    message: e.to_string(),
+                flight::MeshFlightSql::new(self.mesh.clone(), metrics.clone()).map_err(|e| {
+                    ServerError::Start {
+                        what: "the Flight SQL server",
+                        message: e.to_string(),
+                    }
                 })?;
             tasks.spawn(flight::serve(flight, service, stop.clone()));
         }

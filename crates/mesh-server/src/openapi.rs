@@ -82,6 +82,13 @@ pub fn document() -> Value {
                 "summary": "This document", "operationId": "openapi", "security": [],
                 "responses": {"200": ok("OpenAPI 3.0 document", json!({"type": "object"}))}
             }},
+            "/metrics": {"get": {
+                "summary": "Prometheus metrics (OpenMetrics text)", "operationId": "metrics",
+                "security": secured.clone(),
+                "responses": responses(json!({"description": "The metrics", "content": {
+                    "application/openmetrics-text": {"schema": {"type": "string"}}
+                }}), &["401"])
+            }},
             "/api/v1/products": {"get": {
                 "summary": "List the products the caller may see", "operationId": "listProducts",
                 "security": secured, "parameters": paging(),

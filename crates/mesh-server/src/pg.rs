@@ -63,6 +63,8 @@ use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 use pgwire::types::format::FormatOptions;
 use tokio_util::sync::CancellationToken;
 
+use crate::metrics::{Metrics, QueryTimer};
+
 /// The Postgres version the server reports; drivers parse it.
 pub const SERVER_VERSION: &str = "16.6";
 
@@ -74,7 +76,7 @@ pub struct PgHandlers {
 }
 
 impl PgHandlers {
-    pub fn new(mesh: Arc<Mesh>) -> Result<Self, DataFusionError> {
+    pub fn new(mesh: Arc<Mesh>, metrics: Arc<Metrics>) -> Result<Self, DataFusionError> {
         let sessions = Arc::new(Sessions::default());
         let setup = Arc::new(PgSetup {
             mesh: mesh.clone(),
@@ -88,10 +90,12 @@ impl PgHandlers {
             service: Arc::new(PgService {
                 mesh: mesh.clone(),
                 parser,
+                metrics: metrics.clone(),
             }),
             startup: Arc::new(PgStartup {
                 mesh,
                 setup,
+                metrics,
                 sessions: sessions.clone(),
                 keys: RandomPidSecretKeyGenerator::default(),
             }),
@@ -271,10 +275,12 @@ type BackendKey = (i32, Vec<u8>);
 struct Registered {
     key: BackendKey,
     sessions: Arc<Sessions>,
+    metrics: Arc<Metrics>,
 }
 
 impl Drop for Registered {
     fn drop(&mut self) {
+        self.metrics.postgres_session(-1);
         if let Ok(mut open) = self.sessions.open.lock() {
             open.remove(&self.key);
         }
@@ -286,6 +292,7 @@ impl Drop for Registered {
 struct PgStartup {
     mesh: Arc<Mesh>,
     setup: Arc<PgSetup>,
+    metrics: Arc<Metrics>,
     sessions: Arc<Sessions>,
     keys: RandomPidSecretKeyGenerator,
 }
@@ -352,9 +359,11 @@ impl StartupHandler for PgStartup {
                     open.insert(key.clone(), session.clone());
                 }
                 client.session_extensions().insert(session);
+                self.metrics.postgres_session(1);
                 client.session_extensions().insert(Registered {
                     key,
                     sessions: self.sessions.clone(),
+                    metrics: self.metrics.clone(),
                 });
                 let mut parameters = DefaultServerParameterProvider::default();
                 parameters.server_version = SERVER_VERSION.to_string();
@@ -770,6 +779,14 @@ impl PgParser {
         session: &Session,
         ast: &SqlStatement,
     ) -> PgWireResult<mesh_service::Planned> {
+        self.plan(session, ast).await.map_err(service_error)
+    }
+
+    async fn plan(
+        &self,
+        session: &Session,
+        ast: &SqlStatement,
+    ) -> mesh_service::Result<mesh_service::Planned> {
         let sql = ast.to_string();
         self.mesh
             .prepare(
@@ -783,7 +800,6 @@ impl PgParser {
                 },
             )
             .await
-            .map_err(service_error)
     }
 }
 
@@ -854,6 +870,7 @@ impl QueryParser for PgParser {
 pub struct PgService {
     mesh: Arc<Mesh>,
     parser: Arc<PgParser>,
+    metrics: Arc<Metrics>,
 }
 
 impl PgService {
@@ -888,15 +905,19 @@ impl PgService {
                 }
             });
         }
+        let mut timer = self.metrics.query("postgres");
         let work = async {
-            let planned = self.parser.prepare(session, ast).await?;
-            self.mesh
-                .execute(planned, params)
-                .await
-                .map_err(service_error)
+            let planned = self.parser.plan(session, ast).await?;
+            self.mesh.execute(planned, params).await
         };
         let stream = tokio::select! {
-            result = work => result?,
+            result = work => match result {
+                Ok(stream) => stream,
+                Err(e) => {
+                    timer.finish(Err(&e));
+                    return Err(service_error(e));
+                }
+            },
             _ = interrupt.token.cancelled() => return Err(interrupt.error()),
         };
         let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
@@ -905,7 +926,7 @@ impl PgService {
             format,
             Some(options),
         )?);
-        let rows = rows(stream, fields.clone(), interrupt);
+        let rows = rows(stream, fields.clone(), interrupt, timer);
         Ok(Response::Query(QueryResponse::new(fields, rows)))
     }
 }
@@ -916,11 +937,12 @@ fn rows(
     stream: mesh_service::QueryStream,
     fields: Arc<Vec<FieldInfo>>,
     interrupt: Interrupt,
+    timer: QueryTimer,
 ) -> impl Stream<Item = PgWireResult<DataRow>> + Send + 'static {
-    stream::unfold(Some((stream, interrupt)), move |state| {
+    stream::unfold(Some((stream, interrupt, timer)), move |state| {
         let fields = fields.clone();
         async move {
-            let (mut stream, interrupt) = state?;
+            let (mut stream, interrupt, mut timer) = state?;
             let next = tokio::select! {
                 next = stream.next() => Some(next),
                 _ = interrupt.token.cancelled() => None,
@@ -930,13 +952,19 @@ fn rows(
                 return Some((stream::iter(rows), None));
             };
             match next {
-                None => None,
+                None => {
+                    timer.finish(Ok(()));
+                    None
+                }
                 Some(Ok(batch)) => {
                     let rows: Vec<PgWireResult<DataRow>> =
                         encode_recordbatch(fields, batch).collect();
-                    Some((stream::iter(rows), Some((stream, interrupt))))
+                    Some((stream::iter(rows), Some((stream, interrupt, timer))))
                 }
-                Some(Err(e)) => Some((stream::iter(vec![Err(service_error(e))]), None)),
+                Some(Err(e)) => {
+                    timer.finish(Err(&e));
+                    Some((stream::iter(vec![Err(service_error(e))]), None))
+                }
             }
         }
     })

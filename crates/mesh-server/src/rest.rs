@@ -26,25 +26,30 @@ const MAX_ROWS: usize = 100_000;
 #[derive(Clone)]
 struct AppState {
     mesh: Arc<Mesh>,
+    metrics: Arc<crate::metrics::Metrics>,
 }
 
 /// The routes: `/healthz`, `/readyz` and `/openapi.json` are open; every
-/// `/api/v1` route needs a token.
-pub fn router(mesh: Arc<Mesh>) -> Router {
+/// `/api/v1` route and `/metrics` need a token.
+pub fn router(mesh: Arc<Mesh>, metrics: Arc<crate::metrics::Metrics>) -> Router {
+    let state = AppState { mesh, metrics };
     let api = Router::new()
         .route("/products", get(list_products))
         .route("/products/{domain}/{name}", get(show_product))
         .route("/products/{domain}/{name}/history", get(product_history))
         .route("/search", get(search))
-        .route("/query", post(query));
+        .route("/query", post(query))
+        .route_layer(middleware::from_fn_with_state(state.clone(), http_metrics));
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
         .route("/openapi.json", get(openapi))
+        .route("/metrics", get(metrics_text))
+        .route_layer(middleware::from_fn_with_state(state.clone(), http_metrics))
         .nest("/api/v1", api)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .with_state(AppState { mesh })
+        .with_state(state)
         .layer(middleware::from_fn(request_id))
 }
 
@@ -74,6 +79,31 @@ async fn request_id(req: Request, next: Next) -> Response {
         res.headers_mut().insert("x-request-id", v);
     }
     res
+}
+
+/// Counts each routed request by its route template and status.
+async fn http_metrics(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let route = req
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map_or_else(|| req.uri().path().to_string(), |m| m.as_str().to_string());
+    let started = std::time::Instant::now();
+    let res = next.run(req).await;
+    s.metrics
+        .http_request(&route, res.status().as_u16(), started);
+    res
+}
+
+/// `GET /metrics`: Prometheus metrics (OpenMetrics text). Needs a token
+/// like every non-health route; scrape with a bearer credential.
+async fn metrics_text(State(s): State<AppState>, Authed(_): Authed) -> Result<Response, Problem> {
+    let runs = s.mesh.run_counts().await?;
+    let mut res = s.metrics.render(&runs).into_response();
+    res.headers_mut().insert(
+        axum::http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+    );
+    Ok(res)
 }
 
 /// The caller a request's bearer token names.
@@ -239,6 +269,17 @@ async fn query(
     Authed(caller): Authed,
     Json(body): Json<QueryBody>,
 ) -> Result<Response, Problem> {
+    let mut timer = s.metrics.query("rest");
+    let answer = run_query(&s, &caller, body).await;
+    match &answer {
+        Ok(_) => timer.finish(Ok(())),
+        Err(p) if matches!(p.kind, "access-denied" | "forbidden") => timer.finish_as("denied"),
+        Err(_) => timer.finish_as("error"),
+    }
+    answer
+}
+
+async fn run_query(s: &AppState, caller: &Caller, body: QueryBody) -> Result<Response, Problem> {
     let limit = body.limit.unwrap_or(ROWS);
     if limit == 0 || limit > MAX_ROWS {
         return Err(Problem::new(
@@ -247,7 +288,7 @@ async fn query(
             format!("limit must be between 1 and {MAX_ROWS}, not {limit}"),
         ));
     }
-    let mut stream = s.mesh.query_stream(&caller, &body.sql).await?;
+    let mut stream = s.mesh.query_stream(caller, &body.sql).await?;
     let columns: Vec<Value> = stream
         .schema
         .fields()

@@ -646,6 +646,15 @@ impl Mesh {
         Ok(runs)
     }
 
+    /// How many runs the catalog records, by status (for metrics).
+    pub async fn run_counts(&self) -> Result<Vec<(String, u64)>> {
+        let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
+        for run in self.catalog.runs(None, i64::MAX).await? {
+            *counts.entry(run.status.as_str().to_string()).or_default() += 1;
+        }
+        Ok(counts.into_iter().collect())
+    }
+
     /// Resolves a product name among those `caller` may see; others are
     /// reported exactly like products that do not exist.
     pub async fn resolve_visible(&self, caller: &Caller, name: &str) -> Result<ProductRef> {
