@@ -298,6 +298,48 @@ fn metrics(base: &str, token: &str) -> String {
     r.2
 }
 
+#[test]
+fn stopping_the_server_ends_a_running_postgres_statement_with_an_error() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = common::init(tmp.path());
+    let admin = token(&dir, USER);
+    let served = Served::start(&dir, &[]);
+    let pg = served.pg.clone().unwrap();
+    let (host, port) = split(&pg);
+    let job = json!({
+        "dsn": format!("host={host} port={port} user={USER} dbname=mesh password={admin}"),
+        "steps": [{"sql": "SELECT sum(x % 7) AS s FROM generate_series(1, 10000000000) AS t(x)"}],
+    });
+    let client = std::thread::spawn(move || python_client("pg.py", &job));
+    // The statement would run for hours: wait (bounded) until the server
+    // reports the client's session, give the statement a moment to start,
+    // then stop the server under it.
+    let deadline = std::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let r = common::serve::curl(&served.base, "/metrics", Some(&admin), None);
+        if r.2
+            .contains("mesh_active_sessions{protocol=\"postgres\"} 1")
+        {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the statement never started"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    std::thread::sleep(Duration::from_millis(500));
+    let (clean, stderr) = served.stop();
+    assert!(clean, "{stderr}");
+    let answers = client.join().unwrap();
+    let answer = answers.get(0).unwrap_or(&answers);
+    let text = answer.to_string();
+    assert!(
+        text.contains("57P01") || text.contains("terminating connection"),
+        "{text}"
+    );
+}
+
 /// Reads one backend message: (type, body).
 fn message(s: &mut TcpStream) -> Option<(u8, Vec<u8>)> {
     let mut header = [0u8; 5];

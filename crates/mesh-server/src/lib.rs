@@ -39,6 +39,9 @@ pub enum ServerError {
     Start { what: &'static str, message: String },
 }
 
+/// How long a stop waits for HTTP and Flight requests in flight.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// Where to listen; `None` leaves a protocol off.
 #[derive(Debug, Clone, Copy)]
 pub struct Addresses {
@@ -101,9 +104,10 @@ impl Server {
         self.flight.as_ref()?.local_addr().ok()
     }
 
-    /// Serves until `shutdown` completes, then stops accepting; HTTP
-    /// requests in flight finish, and running Postgres statements are
-    /// cancelled with an error before their connections close.
+    /// Serves until `shutdown` completes, then stops accepting; HTTP and
+    /// Flight requests in flight may finish within [`SHUTDOWN_GRACE`], and
+    /// running Postgres statements are cancelled with an error (57P01)
+    /// before their connections close.
     pub async fn run(
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
@@ -150,11 +154,26 @@ impl Server {
             }
         }
         stop.cancel();
-        while let Some(done) = tasks.join_next().await {
-            if let Ok(Err(e)) = done
-                && result.is_ok()
-            {
-                result = Err(e);
+        // In-flight HTTP and Flight requests may finish; one that outlives
+        // the grace period is cut off, so a stop never hangs.
+        let grace = tokio::time::sleep(SHUTDOWN_GRACE);
+        tokio::pin!(grace);
+        loop {
+            tokio::select! {
+                done = tasks.join_next() => match done {
+                    None => break,
+                    Some(Ok(Err(e))) if result.is_ok() => result = Err(e),
+                    Some(_) => {}
+                },
+                _ = &mut grace => {
+                    tracing::warn!(
+                        "requests still running after {} s; cutting them off",
+                        SHUTDOWN_GRACE.as_secs()
+                    );
+                    tasks.abort_all();
+                    while tasks.join_next().await.is_some() {}
+                    break;
+                }
             }
         }
         result
