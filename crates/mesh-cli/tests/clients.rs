@@ -616,6 +616,16 @@ fn json_cell(v: &Value) -> Option<String> {
     }
 }
 
+/// Rows given as JSON objects (`mesh query --format json`, REST), in
+/// canonical form.
+fn object_rows(rows: &Value) -> Vec<Vec<Option<String>>> {
+    rows.as_array()
+        .unwrap_or_else(|| panic!("not rows: {rows}"))
+        .iter()
+        .map(|row| canonical(row.as_object().unwrap().values().map(json_cell)))
+        .collect()
+}
+
 #[test]
 fn ten_queries_answer_the_same_through_the_cli_psql_flight_sql_and_rest() {
     let tmp = tempfile::tempdir().unwrap();
@@ -653,20 +663,7 @@ fn ten_queries_answer_the_same_through_the_cli_psql_flight_sql_and_rest() {
     );
     for (i, sql) in queries.iter().enumerate() {
         let cli = common::json(&dir, &["query", sql, "--format", "json"]);
-        let expected: Vec<Vec<Option<String>>> = cli
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|row| {
-                canonical(
-                    row.as_object()
-                        .unwrap()
-                        .values()
-                        .map(json_cell)
-                        .collect::<Vec<_>>(),
-                )
-            })
-            .collect();
+        let expected = object_rows(&cli);
         assert!(!expected.is_empty(), "{sql} returned no rows");
 
         let body = json!({"sql": sql}).to_string();
@@ -676,20 +673,7 @@ fn ten_queries_answer_the_same_through_the_cli_psql_flight_sql_and_rest() {
             Some(&admin),
             Some(&body),
         ));
-        let rest: Vec<Vec<Option<String>>> = rest["rows"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|row| {
-                canonical(
-                    row.as_object()
-                        .unwrap()
-                        .values()
-                        .map(json_cell)
-                        .collect::<Vec<_>>(),
-                )
-            })
-            .collect();
+        let rest = object_rows(&rest["rows"]);
         assert_eq!(rest, expected, "REST: {sql}");
 
         let out = psql_ok(

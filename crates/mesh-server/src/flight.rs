@@ -157,6 +157,17 @@ impl MeshFlightSql {
         }
     }
 
+    /// The FlightInfo of a catalog listing, for a caller with a token.
+    async fn listing(
+        &self,
+        schema: &Schema,
+        query: impl ProstMessageExt,
+        request: Request<FlightDescriptor>,
+    ) -> Result<Response<FlightInfo>, Status> {
+        self.caller(request.metadata()).await?;
+        info(schema, query, request.into_inner())
+    }
+
     /// The visible tables as `(domain, name, schema)`.
     async fn tables(&self, caller: &Caller) -> Result<Vec<mesh_service::VisibleTable>, Status> {
         self.mesh.visible_tables(caller).await.map_err(status)
@@ -481,9 +492,8 @@ impl FlightSqlService for MeshFlightSql {
         query: CommandGetCatalogs,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(request.metadata()).await?;
         let schema = query.into_builder().schema();
-        info(&schema, query, request.into_inner())
+        self.listing(&schema, query, request).await
     }
 
     async fn do_get_catalogs(
@@ -502,9 +512,8 @@ impl FlightSqlService for MeshFlightSql {
         query: CommandGetDbSchemas,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(request.metadata()).await?;
         let schema = query.clone().into_builder().schema();
-        info(&schema, query, request.into_inner())
+        self.listing(&schema, query, request).await
     }
 
     async fn do_get_schemas(
@@ -532,9 +541,8 @@ impl FlightSqlService for MeshFlightSql {
         query: CommandGetTables,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(request.metadata()).await?;
         let schema = query.clone().into_builder().schema();
-        info(&schema, query, request.into_inner())
+        self.listing(&schema, query, request).await
     }
 
     async fn do_get_tables(
@@ -563,8 +571,7 @@ impl FlightSqlService for MeshFlightSql {
         query: CommandGetTableTypes,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(request.metadata()).await?;
-        info(&table_types_schema(), query, request.into_inner())
+        self.listing(&table_types_schema(), query, request).await
     }
 
     async fn do_get_table_types(
@@ -588,9 +595,8 @@ impl FlightSqlService for MeshFlightSql {
         query: CommandGetSqlInfo,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(request.metadata()).await?;
         let schema = query.clone().into_builder(&self.info).schema();
-        info(&schema, query, request.into_inner())
+        self.listing(&schema, query, request).await
     }
 
     async fn do_get_sql_info(
