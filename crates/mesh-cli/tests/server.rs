@@ -49,6 +49,7 @@ fn the_rest_api_serves_the_mesh_to_token_holders_only() {
         "/api/v1/products/{domain}/{name}",
         "/api/v1/products/{domain}/{name}/history",
         "/api/v1/search",
+        "/api/v1/runs",
         "/api/v1/query",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} undocumented");
@@ -107,6 +108,16 @@ fn the_rest_api_serves_the_mesh_to_token_holders_only() {
     assert_eq!(history["total"], 1);
     assert_eq!(history["items"][0]["outputs"][0]["row_count"], 4);
     let r = curl(&base, "/api/v1/products/example/nope", Some(&ana), None);
+    assert_eq!(r.0, 404, "{}", r.2);
+    // Runs: `mesh runs --format json`, paginated.
+    let runs = body_json(&curl(&base, "/api/v1/runs", Some(&ana), None));
+    assert_eq!(
+        runs["items"],
+        json(&dir, &["runs", "--format", "json"]),
+        "{runs}"
+    );
+    assert_eq!(runs["total"], 1);
+    let r = curl(&base, "/api/v1/runs?product=example/nope", Some(&ana), None);
     assert_eq!(r.0, 404, "{}", r.2);
     let hits = body_json(&curl(&base, "/api/v1/search?q=greeting", Some(&bob), None));
     assert_eq!(hits["items"][0]["product"], "example/greetings");

@@ -62,6 +62,9 @@ pub fn document() -> Value {
     let mut search_params =
         vec![json!({"name": "q", "in": "query", "required": true, "schema": {"type": "string"}})];
     search_params.extend(paging());
+    let mut runs_params = vec![json!({"name": "product", "in": "query", "required": false,
+        "description": "Only this product's runs: `<domain>/<name>`", "schema": {"type": "string"}})];
+    runs_params.extend(paging());
     json!({
         "openapi": "3.0.3",
         "info": {
@@ -103,6 +106,11 @@ pub fn document() -> Value {
                 "summary": "Releases of a product, newest first", "operationId": "productHistory",
                 "security": secured, "parameters": history_params,
                 "responses": responses(ok("A page of releases", page_of("Release")), &["400", "401", "404"])
+            }},
+            "/api/v1/runs": {"get": {
+                "summary": "Runs of the products the caller may see, newest first",
+                "operationId": "listRuns", "security": secured, "parameters": runs_params,
+                "responses": responses(ok("A page of runs", page_of("Run")), &["400", "401", "404"])
             }},
             "/api/v1/search": {"get": {
                 "summary": "Full-text search over the products the caller may see",
@@ -158,6 +166,23 @@ pub fn document() -> Value {
                             "output": {"type": "string"}, "data_version": {"type": "integer"},
                             "row_count": {"type": "integer"}
                         }}}
+                    }
+                },
+                "Run": {
+                    "type": "object",
+                    "required": ["id", "product", "version", "status", "started_at", "checks_passed", "checks_failed", "checks_warned", "checks", "publications"],
+                    "properties": {
+                        "id": {"type": "string"}, "product": {"type": "string"},
+                        "version": {"type": "string"},
+                        "status": {"type": "string", "enum": ["running", "succeeded", "failed", "skipped", "interrupted"]},
+                        "started_at": {"type": "string"}, "finished_at": {"type": "string", "nullable": true},
+                        "duration_ms": {"type": "integer", "nullable": true},
+                        "rows_written": {"type": "integer", "nullable": true},
+                        "checks_passed": {"type": "integer"}, "checks_failed": {"type": "integer"},
+                        "checks_warned": {"type": "integer"},
+                        "error": {"type": "string", "nullable": true},
+                        "checks": {"type": "array", "items": {"type": "object"}},
+                        "publications": {"type": "array", "items": {"type": "object"}}
                     }
                 },
                 "QueryRequest": {

@@ -38,6 +38,7 @@ pub fn router(mesh: Arc<Mesh>, metrics: Arc<crate::metrics::Metrics>) -> Router 
         .route("/products/{domain}/{name}", get(show_product))
         .route("/products/{domain}/{name}/history", get(product_history))
         .route("/search", get(search))
+        .route("/runs", get(runs))
         .route("/query", post(query))
         .route_layer(middleware::from_fn_with_state(state.clone(), http_metrics));
     Router::new()
@@ -231,6 +232,29 @@ async fn product_history(
         .catalog_history(&caller, &format!("{domain}/{name}"))
         .await?;
     Ok(Json(page(all, &p)?))
+}
+
+#[derive(Debug, Deserialize)]
+struct RunsParams {
+    /// Only this product's runs (`<domain>/<name>`).
+    product: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+/// `GET /api/v1/runs`: the runs of the products the caller may see,
+/// newest first; as `mesh runs --format json`.
+async fn runs(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Query(p): Query<RunsParams>,
+) -> Result<Json<Page<mesh_service::RunRecord>>, Problem> {
+    let all = s.mesh.runs(&caller, p.product.as_deref(), i64::MAX).await?;
+    let paging = PageParams {
+        limit: p.limit,
+        offset: p.offset,
+    };
+    Ok(Json(page(all, &paging)?))
 }
 
 #[derive(Debug, Deserialize)]
