@@ -617,6 +617,17 @@ impl CatalogStore for SqliteCatalog {
         self.run_rows(rows).await
     }
 
+    async fn run_counts(&self) -> Result<Vec<(String, u64)>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, count(*) FROM runs GROUP BY status ORDER BY status")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(status, n)| (status, u64::try_from(n).unwrap_or(0)))
+            .collect())
+    }
+
     async fn product_statuses(&self) -> Result<Vec<(ProductRef, String)>> {
         sqlx::query("SELECT domain, name, status FROM products ORDER BY domain, name")
             .fetch_all(&self.pool)

@@ -72,6 +72,9 @@ pub trait CatalogStore: crate::identity::IdentityStore + Send + Sync + std::fmt:
     /// Run history, newest first, optionally for one product.
     async fn runs(&self, product: Option<&ProductRef>, limit: i64) -> Result<Vec<RunRecord>>;
 
+    /// How many runs are recorded, by status (`succeeded`, …), in one query.
+    async fn run_counts(&self) -> Result<Vec<(String, u64)>>;
+
     /// The newest run of every product that has run, in one query.
     async fn last_runs(&self) -> Result<Vec<RunRecord>>;
 

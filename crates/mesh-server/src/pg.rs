@@ -456,17 +456,15 @@ struct PgCatalog {
 impl SessionSetup for PgCatalog {
     fn setup(&self, ctx: &SessionContext, _caller: &Caller) -> datafusion::error::Result<()> {
         self.visible.retarget(ctx.state().catalog_list());
-        let catalog = ctx.catalog(mesh_query_catalog()).ok_or_else(|| {
-            DataFusionError::Internal("the mesh catalog is not registered".into())
-        })?;
+        let catalog = ctx
+            .catalog(mesh_service::query::CATALOG_NAME)
+            .ok_or_else(|| {
+                DataFusionError::Internal("the mesh catalog is not registered".into())
+            })?;
         catalog.register_schema("pg_catalog", self.provider.clone())?;
         install_functions(ctx, &self.static_tables);
         Ok(())
     }
-}
-
-fn mesh_query_catalog() -> &'static str {
-    mesh_service::query::CATALOG_NAME
 }
 
 /// The functions `setup_pg_catalog` installs, with the static tables
@@ -477,7 +475,7 @@ fn install_functions(ctx: &SessionContext, static_tables: &PgCatalogStaticTables
         oid_type_planner, pg_get_expr_udf, quote_ident_udf,
     };
     for udf in [
-        pgc::create_current_database_udf(mesh_query_catalog()),
+        pgc::create_current_database_udf(mesh_service::query::CATALOG_NAME),
         pgc::create_current_schema_udf(),
         pgc::create_current_schemas_udf(),
         pgc::create_pg_get_userbyid_udf(),
@@ -546,10 +544,13 @@ struct Visible {
     target: Arc<Mutex<Target>>,
 }
 
+/// The `(domain, output)` pairs a caller may see.
+type Tables = BTreeSet<(String, String)>;
+
 #[derive(Default)]
 struct Target {
     session: Option<std::sync::Weak<dyn CatalogProviderList>>,
-    outputs: Arc<tokio::sync::OnceCell<BTreeSet<(String, String)>>>,
+    outputs: Arc<tokio::sync::OnceCell<Arc<Tables>>>,
 }
 
 impl Debug for Visible {
@@ -580,7 +581,7 @@ impl Visible {
             .ok_or_else(|| DataFusionError::Internal("pg_catalog read outside a statement".into()))
     }
 
-    async fn outputs(&self) -> datafusion::error::Result<BTreeSet<(String, String)>> {
+    async fn outputs(&self) -> datafusion::error::Result<Arc<Tables>> {
         let cell = self
             .target
             .lock()
@@ -592,7 +593,9 @@ impl Visible {
                 .visible_tables(&self.caller)
                 .await
                 .map_err(|e| DataFusionError::External(Box::new(e)))?;
-            Ok::<_, DataFusionError>(visible.into_iter().map(|t| (t.domain, t.name)).collect())
+            Ok::<_, DataFusionError>(Arc::new(
+                visible.into_iter().map(|t| (t.domain, t.name)).collect(),
+            ))
         })
         .await
         .cloned()

@@ -648,11 +648,7 @@ impl Mesh {
 
     /// How many runs the catalog records, by status (for metrics).
     pub async fn run_counts(&self) -> Result<Vec<(String, u64)>> {
-        let mut counts: std::collections::BTreeMap<String, u64> = Default::default();
-        for run in self.catalog.runs(None, i64::MAX).await? {
-            *counts.entry(run.status.as_str().to_string()).or_default() += 1;
-        }
-        Ok(counts.into_iter().collect())
+        Ok(self.catalog.run_counts().await?)
     }
 
     /// Resolves a product name among those `caller` may see; others are
@@ -970,11 +966,6 @@ impl Planned {
             }
         }
         Ok(out)
-    }
-
-    /// The statement's SQL text.
-    pub fn sql(&self) -> &str {
-        &self.sql
     }
 }
 
