@@ -152,7 +152,7 @@ impl RunStatus {
 }
 
 /// The outcome of one quality check in a run.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct CheckResult {
     pub output: String,
     pub name: String,
@@ -166,7 +166,7 @@ pub struct CheckResult {
 }
 
 /// A table version a run published.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Publication {
     pub domain: DomainName,
     pub output: OutputName,
@@ -185,7 +185,7 @@ pub struct Publication {
 }
 
 /// A run of one product.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RunRecord {
     pub id: RunId,
     pub product: ProductRef,

@@ -3,6 +3,7 @@
 
 mod governance;
 mod output;
+mod remote;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -23,6 +24,17 @@ struct Cli {
     /// The mesh project (default: the current directory or its closest parent with mesh.yaml).
     #[arg(long, global = true, env = "MESH_PROJECT")]
     project: Option<PathBuf>,
+    /// A `mesh serve` to ask instead of the local project (`query`,
+    /// `catalog` and `runs`), e.g. http://127.0.0.1:8080.
+    #[arg(long, global = true, env = "MESH_SERVER")]
+    server: Option<String>,
+    /// The token for --server (prefer the MESH_TOKEN variable: arguments
+    /// are visible to other users of the machine).
+    #[arg(long, global = true, env = "MESH_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// A CA certificate (PEM) to trust for an https --server.
+    #[arg(long, global = true, env = "MESH_CA_CERT")]
+    ca_cert: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -346,6 +358,10 @@ async fn open(project: &Option<PathBuf>, path: Option<PathBuf>) -> Result<Mesh, 
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    if let Some(server) = &cli.server {
+        let client = remote::Remote::new(server, cli.token.clone(), cli.ca_cert.as_deref())?;
+        return remote_command(&client, cli.command).await;
+    }
     match cli.command {
         Command::Serve { http, pg, flight } => {
             let mesh = open(&cli.project, None).await?;
@@ -569,28 +585,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Query { sql, format } => {
             let mesh = open(&cli.project, None).await?;
-            if format != QueryFormat::Table {
-                let mut stream = mesh.query_stream(&caller(), &sql).await?;
-                for w in &stream.warnings {
-                    eprintln!("warning: {w}");
-                }
-                return match print_stream(&mut stream, format == QueryFormat::Csv).await {
-                    Err(e) if is_broken_pipe(&e) => Ok(ExitCode::from(141)),
-                    other => other.map(|()| ExitCode::SUCCESS),
-                };
-            }
-            let result = mesh.query(&caller(), &sql).await?;
-            for w in &result.warnings {
-                eprintln!("warning: {w}");
-            }
-            match format {
-                QueryFormat::Json | QueryFormat::Csv => {}
-                QueryFormat::Table => {
-                    let (headers, rows) = result.to_strings()?;
-                    println!("{}", table(headers, rows));
-                    eprintln!("{} row(s)", result.row_count());
-                }
-            }
+            let mut stream = mesh.query_stream(&caller(), &sql).await?;
+            return print_query(&mut stream, format).await;
         }
         Command::Principal(cmd) => {
             let mesh = open(&cli.project, None).await?;
@@ -635,48 +631,10 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mesh = open(&cli.project, None).await?;
             match cmd {
                 CatalogCommand::List { format } => {
-                    let list = mesh.catalog_list(&caller()).await?;
-                    if format == Format::Json {
-                        println!("{}", serde_json::to_string_pretty(&list)?);
-                    } else {
-                        print_products(list.iter());
-                    }
+                    print_catalog_list(&mesh.catalog_list(&caller()).await?, format)?;
                 }
                 CatalogCommand::History { product, format } => {
-                    let releases = mesh.catalog_history(&caller(), &product).await?;
-                    if format == Format::Json {
-                        println!("{}", serde_json::to_string_pretty(&releases)?);
-                    } else {
-                        let rows = releases
-                            .iter()
-                            .map(|r| {
-                                vec![
-                                    r.released_at.clone(),
-                                    r.product_version.clone(),
-                                    r.outputs
-                                        .iter()
-                                        .map(|o| format!("{}@{}", o.output, o.data_version))
-                                        .collect::<Vec<_>>()
-                                        .join(", "),
-                                    r.outputs
-                                        .iter()
-                                        .map(|o| o.row_count.to_string())
-                                        .collect::<Vec<_>>()
-                                        .join(", "),
-                                    r.run_id.clone(),
-                                ]
-                            })
-                            .collect();
-                        println!(
-                            "{}",
-                            table(
-                                ["released", "version", "data versions", "rows", "run"]
-                                    .map(String::from)
-                                    .to_vec(),
-                                rows
-                            )
-                        );
-                    }
+                    print_history(&mesh.catalog_history(&caller(), &product).await?, format)?;
                 }
                 CatalogCommand::Show {
                     product,
@@ -715,25 +673,14 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     usage: false,
                     format,
                 } => {
-                    let doc = mesh.catalog_show(&caller(), &product).await?;
-                    if format == Format::Json {
-                        println!("{}", serde_json::to_string_pretty(&doc)?);
-                    } else {
-                        print_show(&doc);
-                    }
+                    print_product(&mesh.catalog_show(&caller(), &product).await?, format)?;
                 }
                 CatalogCommand::Search { words, format } => {
                     let hits = mesh
                         .catalog_search(&caller(), &words.join(" "))
                         .await
                         .context("search failed")?;
-                    if format == Format::Json {
-                        println!("{}", serde_json::to_string_pretty(&hits)?);
-                    } else if hits.is_empty() {
-                        eprintln!("no product matches `{}`", words.join(" "));
-                    } else {
-                        print_products(hits.iter().map(|h| &h.summary));
-                    }
+                    print_search(&hits, &words, format)?;
                 }
             }
         }
@@ -741,35 +688,163 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The commands that can ask a server, answered through its REST API and
+/// printed as they are locally.
+async fn remote_command(client: &remote::Remote, command: Command) -> anyhow::Result<ExitCode> {
+    match command {
+        Command::Query { sql, format } => {
+            let mut rows = client.query(&sql).await?;
+            print_query(&mut rows, format).await
+        }
+        Command::Runs {
+            product,
+            limit,
+            format,
+        } => {
+            let mut query = Vec::new();
+            if let Some(p) = product {
+                query.push(("product", p));
+            }
+            let mut runs: Vec<mesh_service::RunRecord> =
+                client.list("/api/v1/runs", &query).await?;
+            runs.truncate(usize::try_from(limit).unwrap_or(0));
+            print_runs(&runs, format == Format::Json, false)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Catalog(cmd) => {
+            match cmd {
+                CatalogCommand::List { format } => {
+                    print_catalog_list(&client.list("/api/v1/products", &[]).await?, format)?;
+                }
+                CatalogCommand::History { product, format } => {
+                    let path = format!("/api/v1/products/{}/history", product_path(&product)?);
+                    print_history(&client.list(&path, &[]).await?, format)?;
+                }
+                CatalogCommand::Show { usage: true, .. } => anyhow::bail!(
+                    "`mesh catalog show --usage` reads deployed SQL and works on the local project only; drop --server"
+                ),
+                CatalogCommand::Show {
+                    product, format, ..
+                } => {
+                    let path = format!("/api/v1/products/{}", product_path(&product)?);
+                    print_product(&client.get(&path).await?, format)?;
+                }
+                CatalogCommand::Search { words, format } => {
+                    let hits: Vec<mesh_service::discover::SearchResult> = client
+                        .list("/api/v1/search", &[("q", words.join(" "))])
+                        .await?;
+                    print_search(&hits, &words, format)?;
+                }
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        _ => anyhow::bail!(
+            "--server applies to `mesh query`, `mesh catalog` and `mesh runs`; this command works on a local project (unset MESH_SERVER or drop --server)"
+        ),
+    }
+}
+
+/// `<domain>/<name>` as two URL path segments.
+fn product_path(product: &str) -> anyhow::Result<String> {
+    let (domain, name) = product
+        .split_once('/')
+        .filter(|(d, n)| !d.is_empty() && !n.is_empty() && !n.contains('/'))
+        .ok_or_else(|| anyhow::anyhow!("`{product}` is not a product name such as sales/orders"))?;
+    let ok = |s: &str| {
+        s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+    };
+    if !ok(domain) || !ok(name) {
+        anyhow::bail!("`{product}` is not a product name such as sales/orders");
+    }
+    Ok(format!("{domain}/{name}"))
+}
+
+/// Rows arriving batch by batch, from the local engine or a server.
+trait Batches {
+    fn schema(&self) -> mesh_service::arrow::datatypes::SchemaRef;
+    fn warnings(&self) -> &[String];
+    async fn next_batch(&mut self) -> Option<anyhow::Result<RecordBatch>>;
+}
+
+use mesh_service::arrow::array::RecordBatch;
+
+impl Batches for mesh_service::QueryStream {
+    fn schema(&self) -> mesh_service::arrow::datatypes::SchemaRef {
+        self.schema.clone()
+    }
+    fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+    async fn next_batch(&mut self) -> Option<anyhow::Result<RecordBatch>> {
+        self.next().await.map(|b| b.map_err(Into::into))
+    }
+}
+
+impl Batches for remote::RemoteRows {
+    fn schema(&self) -> mesh_service::arrow::datatypes::SchemaRef {
+        remote::RemoteRows::schema(self)
+    }
+    fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+    async fn next_batch(&mut self) -> Option<anyhow::Result<RecordBatch>> {
+        self.next().await
+    }
+}
+
+/// Prints a query's answer in `format`; CSV and JSON stream, a table
+/// needs every row first to size its columns.
+async fn print_query(rows: &mut impl Batches, format: QueryFormat) -> anyhow::Result<ExitCode> {
+    for w in rows.warnings() {
+        eprintln!("warning: {w}");
+    }
+    if format != QueryFormat::Table {
+        return match print_stream(rows, format == QueryFormat::Csv).await {
+            Err(e) if is_broken_pipe(&e) => Ok(ExitCode::from(141)),
+            other => other.map(|()| ExitCode::SUCCESS),
+        };
+    }
+    let mut batches = Vec::new();
+    while let Some(batch) = rows.next_batch().await {
+        batches.push(batch?);
+    }
+    let result = mesh_service::QueryResult {
+        schema: rows.schema(),
+        batches,
+        warnings: Vec::new(),
+    };
+    let (headers, body) = result.to_strings()?;
+    println!("{}", table(headers, body));
+    eprintln!("{} row(s)", result.row_count());
+    Ok(ExitCode::SUCCESS)
+}
+
 /// Writes a query's rows to stdout as they arrive: CSV with a header, or
 /// one JSON array of row objects.
-async fn print_stream(stream: &mut mesh_service::QueryStream, csv: bool) -> anyhow::Result<()> {
+async fn print_stream(stream: &mut impl Batches, csv: bool) -> anyhow::Result<()> {
     use std::io::Write;
     let stdout = std::io::stdout();
     let mut out = std::io::BufWriter::new(stdout.lock());
     if csv {
         let mut writer = datafusion_csv_writer(&mut out);
         let mut wrote = false;
-        while let Some(batch) = stream.next().await {
+        while let Some(batch) = stream.next_batch().await {
             // CSV cells are text: nested values are written as JSON.
             writer.write(&mesh_service::nested_as_json(&batch?)?)?;
             wrote = true;
         }
         drop(writer);
         if !wrote {
-            let header: Vec<&str> = stream
-                .schema
-                .fields()
-                .iter()
-                .map(|f| f.name().as_str())
-                .collect();
+            let schema = stream.schema();
+            let header: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
             writeln!(out, "{}", header.join(","))?;
         }
     } else {
         // The writer opens the array at the first row and closes it in
         // `finish`, which writes `[]` when there were no rows.
         let mut writer = mesh_service::arrow::json::ArrayWriter::new(&mut out);
-        while let Some(batch) = stream.next().await {
+        while let Some(batch) = stream.next_batch().await {
             writer.write(&batch?)?;
         }
         writer.finish()?;

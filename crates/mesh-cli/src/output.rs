@@ -5,7 +5,9 @@ use std::sync::Mutex;
 
 use comfy_table::{Table, presets::UTF8_FULL_CONDENSED};
 use indicatif::{ProgressBar, ProgressStyle};
-use mesh_service::discover::ProductSummary;
+use mesh_service::discover::{ProductSummary, Release, SearchResult};
+
+use crate::Format;
 use mesh_service::{Observer, RunRecord, ServiceError};
 use mesh_spec::Diagnostic;
 use mesh_spec::diagnostic::Rendered;
@@ -56,10 +58,14 @@ pub fn report_error(e: &anyhow::Error) {
         }
         source = s.source();
     }
-    if let Some(hint) = e
+    let hint = e
         .downcast_ref::<ServiceError>()
         .and_then(ServiceError::hint)
-    {
+        .or_else(|| {
+            e.downcast_ref::<crate::remote::RemoteError>()
+                .and_then(|r| r.hint.clone())
+        });
+    if let Some(hint) = hint {
         eprintln!("hint: {hint}");
     }
 }
@@ -167,6 +173,76 @@ fn s(v: &Value) -> String {
         Value::String(s) => s.clone(),
         other => other.to_string(),
     }
+}
+
+/// `mesh catalog list`.
+pub fn print_catalog_list(list: &[ProductSummary], format: Format) -> anyhow::Result<()> {
+    if format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(list)?);
+    } else {
+        print_products(list.iter());
+    }
+    Ok(())
+}
+
+/// `mesh catalog search`.
+pub fn print_search(hits: &[SearchResult], words: &[String], format: Format) -> anyhow::Result<()> {
+    if format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(hits)?);
+    } else if hits.is_empty() {
+        eprintln!("no product matches `{}`", words.join(" "));
+    } else {
+        print_products(hits.iter().map(|h| &h.summary));
+    }
+    Ok(())
+}
+
+/// `mesh catalog show`.
+pub fn print_product(doc: &Value, format: Format) -> anyhow::Result<()> {
+    if format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(doc)?);
+    } else {
+        print_show(doc);
+    }
+    Ok(())
+}
+
+/// `mesh catalog history`.
+pub fn print_history(releases: &[Release], format: Format) -> anyhow::Result<()> {
+    if format == Format::Json {
+        println!("{}", serde_json::to_string_pretty(releases)?);
+        return Ok(());
+    }
+    let rows = releases
+        .iter()
+        .map(|r| {
+            vec![
+                r.released_at.clone(),
+                r.product_version.clone(),
+                r.outputs
+                    .iter()
+                    .map(|o| format!("{}@{}", o.output, o.data_version))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                r.outputs
+                    .iter()
+                    .map(|o| o.row_count.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                r.run_id.clone(),
+            ]
+        })
+        .collect();
+    println!(
+        "{}",
+        table(
+            ["released", "version", "data versions", "rows", "run"]
+                .map(String::from)
+                .to_vec(),
+            rows
+        )
+    );
+    Ok(())
 }
 
 pub fn print_show(doc: &Value) {

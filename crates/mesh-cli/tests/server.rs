@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::serve::{Served, body_json, curl, token};
+use common::serve::{Served, body_json, curl, curl_method, token};
 use common::{USER, init, json, ok};
 
 #[test]
@@ -43,7 +43,15 @@ fn the_rest_api_serves_the_mesh_to_token_holders_only() {
         String::from_utf8_lossy(&checked.stdout),
         String::from_utf8_lossy(&checked.stderr)
     );
-    assert!(doc["paths"]["/metrics"].is_object());
+    for path in [
+        "/metrics",
+        "/api/v1/access/requests/{id}/approve",
+        "/api/v1/access/requests/{id}/deny",
+        "/api/v1/access/grants/{id}",
+    ] {
+        assert!(doc["paths"][path].is_object(), "{path} undocumented");
+    }
+    assert!(doc["paths"]["/api/v1/runs"]["post"].is_object());
     for path in [
         "/api/v1/products",
         "/api/v1/products/{domain}/{name}",
@@ -51,6 +59,9 @@ fn the_rest_api_serves_the_mesh_to_token_holders_only() {
         "/api/v1/search",
         "/api/v1/runs",
         "/api/v1/query",
+        "/api/v1/audit",
+        "/api/v1/access/requests",
+        "/api/v1/access/grants",
     ] {
         assert!(doc["paths"][path].is_object(), "{path} undocumented");
         let body = path.ends_with("/query").then_some(r#"{"sql": "SELECT 1"}"#);
@@ -187,4 +198,238 @@ fn the_rest_api_serves_the_mesh_to_token_holders_only() {
     let (clean, stderr) = served.stop();
     assert!(clean, "{stderr}");
     assert!(stderr.contains("stopped"), "{stderr}");
+}
+
+#[test]
+fn runs_access_and_the_audit_log_are_operated_over_rest_as_the_caller() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    ok(&dir, &["deploy"]);
+    ok(&dir, &["run"]);
+    ok(&dir, &["team", "add", "example-team", "--owns", "example"]);
+    ok(&dir, &["principal", "add", "ana", "--team", "example-team"]);
+    ok(&dir, &["principal", "add", "bob"]);
+    let (admin, ana, bob) = (token(&dir, USER), token(&dir, "ana"), token(&dir, "bob"));
+    let served = Served::start(&dir, &[]);
+    let base = served.base.clone();
+    let post = |path: &str, t: &str, body: &str| curl(&base, path, Some(t), Some(body));
+
+    // Runs: only the owning team (or an admin) may trigger one; running
+    // everything is an admin's call.
+    let one = r#"{"products": ["example/greetings"]}"#;
+    let r = post("/api/v1/runs", &bob, one);
+    assert_eq!(r.0, 403, "{}", r.2);
+    assert!(
+        body_json(&r)["detail"]
+            .as_str()
+            .unwrap()
+            .contains("example-team")
+            || r.2.contains("domain `example`"),
+        "{}",
+        r.2
+    );
+    let r = post("/api/v1/runs", &ana, "{}");
+    assert_eq!(r.0, 403, "{}", r.2);
+    let r = post("/api/v1/runs", &ana, one);
+    assert_eq!(r.0, 200, "{}", r.2);
+    let done = body_json(&r);
+    assert_eq!(done["succeeded"], true);
+    assert_eq!(done["runs"][0]["product"], "example/greetings");
+    assert_eq!(done["runs"][0]["status"], "succeeded");
+    let r = post("/api/v1/runs", &admin, "");
+    assert_eq!(r.0, 200, "{}", r.2);
+    let r = post("/api/v1/runs", &ana, r#"{"product": "x"}"#);
+    assert_eq!(
+        (r.0, r.1.as_str()),
+        (400, "application/problem+json"),
+        "{}",
+        r.2
+    );
+    let r = post("/api/v1/runs", &ana, r#"{"products": ["example/nope"]}"#);
+    assert_eq!(r.0, 404, "{}", r.2);
+    let runs = body_json(&curl(&base, "/api/v1/runs", Some(&ana), None));
+    assert_eq!(runs["total"], 3, "{runs}");
+    assert_eq!(
+        runs["items"][0]["id"],
+        json(&dir, &["runs", "--format", "json"])[0]["id"]
+    );
+
+    // The access loop: bob asks, ana (an owner) approves, bob reads, and
+    // bob's grant ends when he revokes it.
+    let sql = serde_json::json!({"sql": "SELECT count(*) AS n FROM example.greetings"}).to_string();
+    assert_eq!(post("/api/v1/query", &bob, &sql).0, 403);
+    let r = post(
+        "/api/v1/access/requests",
+        &bob,
+        r#"{"product": "example/greetings", "purpose": "churn model", "duration": "7d"}"#,
+    );
+    assert_eq!(r.0, 201, "{}", r.2);
+    let request = body_json(&r);
+    assert_eq!(request["status"], "pending");
+    let id = request["id"].as_str().unwrap().to_string();
+    let r = post(
+        "/api/v1/access/requests",
+        &bob,
+        r#"{"product": "example/greetings", "purpose": "x", "duration": "soon"}"#,
+    );
+    assert_eq!(r.0, 400, "{}", r.2);
+    let inbox = body_json(&curl(&base, "/api/v1/access/requests", Some(&ana), None));
+    assert_eq!(inbox["items"][0]["id"], id.as_str());
+    assert_eq!(inbox["items"][0]["can_decide"], true);
+    let mine = body_json(&curl(&base, "/api/v1/access/requests", Some(&bob), None));
+    assert_eq!(mine["items"][0]["can_decide"], false);
+    let approve = format!("/api/v1/access/requests/{id}/approve");
+    assert_eq!(
+        post(&approve, &bob, "{}").0,
+        403,
+        "a requester cannot decide"
+    );
+    let r = post(&approve, &ana, r#"{"reason": "ok for the model"}"#);
+    assert_eq!(r.0, 200, "{}", r.2);
+    let grant = body_json(&r)["grant"].clone();
+    assert_eq!(grant["principal"], "bob");
+    assert_eq!(post(&approve, &ana, "").0, 400, "already decided");
+    assert_eq!(
+        post("/api/v1/access/requests/req-nope/deny", &ana, "").0,
+        404
+    );
+    let r = post("/api/v1/query", &bob, &sql);
+    assert_eq!(r.0, 200, "{}", r.2);
+    assert_eq!(body_json(&r)["rows"][0]["n"], 4);
+    let grants = body_json(&curl(&base, "/api/v1/access/grants", Some(&bob), None));
+    assert_eq!(grants["total"], 1);
+    assert_eq!(
+        curl(&base, "/api/v1/access/grants?all=true", Some(&bob), None).0,
+        403
+    );
+    let everyone = body_json(&curl(
+        &base,
+        "/api/v1/access/grants?all=true",
+        Some(&admin),
+        None,
+    ));
+    assert_eq!(everyone["items"][0]["id"], grant["id"]);
+    let revoke = format!("/api/v1/access/grants/{}", grant["id"].as_str().unwrap());
+    let r = curl_method(Some("DELETE"), &base, &revoke, Some(&bob), None);
+    assert_eq!(r.0, 200, "{}", r.2);
+    let r = curl_method(Some("DELETE"), &base, &revoke, Some(&bob), None);
+    assert_eq!(r.0, 400, "{}", r.2);
+    assert_eq!(post("/api/v1/query", &bob, &sql).0, 403);
+
+    // The audit log: an admin reads everything, newest first; bob reads
+    // his own entries only; ana also reads what concerns her domain.
+    let all = body_json(&curl(&base, "/api/v1/audit?limit=1000", Some(&admin), None));
+    let local = json(&dir, &["audit", "--limit", "1000", "--format", "json"]);
+    assert_eq!(all["total"], local.as_array().unwrap().len());
+    assert_eq!(
+        all["items"][0]["seq"],
+        local.as_array().unwrap().last().unwrap()["seq"]
+    );
+    let bobs = body_json(&curl(&base, "/api/v1/audit?limit=1000", Some(&bob), None));
+    let items = bobs["items"].as_array().unwrap();
+    assert!(!items.is_empty());
+    assert!(items.iter().all(|e| e["principal"] == "bob"), "{bobs}");
+    assert!(
+        items
+            .iter()
+            .any(|e| e["action"] == "run.trigger" && e["decision"] == "deny")
+    );
+    let anas = body_json(&curl(
+        &base,
+        "/api/v1/audit?action=access.request",
+        Some(&ana),
+        None,
+    ));
+    assert_eq!(anas["items"][0]["principal"], "bob", "{anas}");
+    assert_eq!(
+        curl(&base, "/api/v1/audit?since=yesterday", Some(&ana), None).0,
+        400
+    );
+    for path in [
+        "/api/v1/audit",
+        "/api/v1/access/requests",
+        "/api/v1/access/grants",
+    ] {
+        assert_eq!(curl(&base, path, None, None).0, 401, "{path}");
+    }
+    let (clean, stderr) = served.stop();
+    assert!(clean, "{stderr}");
+}
+
+#[test]
+fn the_cli_asks_a_server_and_prints_what_it_prints_locally() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    ok(&dir, &["deploy"]);
+    ok(&dir, &["run"]);
+    let admin = token(&dir, USER);
+    let served = Served::start(&dir, &[]);
+    // Elsewhere: a directory with no project, so nothing local is read.
+    let away = tmp.path().join("elsewhere");
+    std::fs::create_dir(&away).unwrap();
+    let remote = |args: &[&str]| {
+        common::mesh_env(
+            &away,
+            args,
+            &[("MESH_SERVER", &served.base), ("MESH_TOKEN", &admin)],
+        )
+    };
+    let sql = "SELECT id, language, text FROM example.greetings ORDER BY id";
+    for args in [
+        vec!["query", sql, "--format", "csv"],
+        vec!["query", sql, "--format", "json"],
+        vec!["query", sql],
+        vec!["query", "SELECT 1 AS one WHERE false", "--format", "csv"],
+        vec!["catalog", "list", "--format", "json"],
+        vec!["catalog", "list"],
+        vec!["catalog", "show", "example/greetings", "--format", "json"],
+        vec!["catalog", "show", "example/greetings"],
+        vec![
+            "catalog",
+            "history",
+            "example/greetings",
+            "--format",
+            "json",
+        ],
+        vec!["catalog", "search", "greeting", "--format", "json"],
+        vec!["runs", "--format", "json"],
+        vec!["runs"],
+    ] {
+        let out = remote(&args);
+        assert!(
+            out.status.success(),
+            "mesh --server {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            String::from_utf8(out.stdout).unwrap(),
+            ok(&dir, &args),
+            "mesh --server {args:?} differs from the local answer"
+        );
+    }
+    // Errors are the server's, with its hint, and exit non-zero.
+    let out = remote(&["query", "SELECT * FROM example.greeting"]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("error:") && stderr.contains("hint:"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("example.greetings"), "{stderr}");
+    let out = common::mesh_env(
+        &away,
+        &["catalog", "list"],
+        &[
+            ("MESH_SERVER", &served.base),
+            ("MESH_TOKEN", "mesh_000000000000_nope"),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("401"));
+    let out = common::mesh_env(&away, &["runs"], &[("MESH_SERVER", &served.base)]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("MESH_TOKEN"));
+    let out = remote(&["deploy"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--server applies to"));
+    drop(served);
 }

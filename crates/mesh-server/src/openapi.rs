@@ -15,6 +15,18 @@ fn ok(description: &str, schema: Value) -> Value {
     json!({"description": description, "content": {"application/json": {"schema": schema}}})
 }
 
+fn schema_ref(name: &str) -> Value {
+    json!({"$ref": format!("#/components/schemas/{name}")})
+}
+
+fn body(name: &str, required: bool) -> Value {
+    json!({"required": required, "content": {"application/json": {"schema": schema_ref(name)}}})
+}
+
+fn id_path() -> Vec<Value> {
+    vec![json!({"name": "id", "in": "path", "required": true, "schema": {"type": "string"}})]
+}
+
 fn page_of(item: &str) -> Value {
     json!({
         "type": "object",
@@ -65,6 +77,21 @@ pub fn document() -> Value {
     let mut runs_params = vec![json!({"name": "product", "in": "query", "required": false,
         "description": "Only this product's runs: `<domain>/<name>`", "schema": {"type": "string"}})];
     runs_params.extend(paging());
+    let mut audit_params: Vec<Value> = ["product", "principal", "action"]
+        .iter()
+        .map(|n| json!({"name": n, "in": "query", "required": false, "schema": {"type": "string"}}))
+        .collect();
+    audit_params.push(json!({"name": "since", "in": "query", "required": false,
+        "description": "`YYYY-MM-DD` or an RFC 3339 time", "schema": {"type": "string"}}));
+    audit_params.extend(paging());
+    let mut grants_params = vec![json!({"name": "all", "in": "query", "required": false,
+        "description": "everyone's grants (a mesh-admin's call)", "schema": {"type": "boolean", "default": false}})];
+    grants_params.extend(paging());
+    let mut created = errors(&["400", "401", "404"]);
+    created.insert(
+        "201".into(),
+        ok("The request, pending", schema_ref("AccessRequest")),
+    );
     json!({
         "openapi": "3.0.3",
         "info": {
@@ -111,6 +138,50 @@ pub fn document() -> Value {
                 "summary": "Runs of the products the caller may see, newest first",
                 "operationId": "listRuns", "security": secured, "parameters": runs_params,
                 "responses": responses(ok("A page of runs", page_of("Run")), &["400", "401", "404"])
+            }, "post": {
+                "summary": "Run products (with their upstreams first) and answer when they finish",
+                "description": "The caller must belong to a team owning each product's domain, or be a mesh-admin; no products means every product (mesh-admin only). A failed run is reported in its record, not as an HTTP error.",
+                "operationId": "triggerRun", "security": secured,
+                "requestBody": body("RunRequest", false),
+                "responses": responses(ok("The runs", schema_ref("RunResult")), &["400", "401", "403", "404", "409"])
+            }},
+            "/api/v1/audit": {"get": {
+                "summary": "The audit log, newest first",
+                "description": "A mesh-admin reads every entry; anyone else their own entries and those about products their teams own.",
+                "operationId": "audit", "security": secured, "parameters": audit_params,
+                "responses": responses(ok("A page of entries", page_of("AuditEntry")), &["400", "401"])
+            }},
+            "/api/v1/access/requests": {"get": {
+                "summary": "The caller's inbox: requests it may decide, and its own",
+                "operationId": "listAccessRequests", "security": secured, "parameters": paging(),
+                "responses": responses(ok("A page of requests", page_of("InboxItem")), &["400", "401"])
+            }, "post": {
+                "summary": "Ask a product's owners for access",
+                "operationId": "requestAccess", "security": secured,
+                "requestBody": body("AccessRequestBody", true),
+                "responses": Value::Object(created)
+            }},
+            "/api/v1/access/requests/{id}/approve": {"post": {
+                "summary": "Approve a pending request (owners, approvers, mesh-admin)",
+                "operationId": "approveAccessRequest", "security": secured, "parameters": id_path(),
+                "requestBody": body("Decision", false),
+                "responses": responses(ok("The decision and its grant", schema_ref("DecisionResult")), &["400", "401", "403", "404"])
+            }},
+            "/api/v1/access/requests/{id}/deny": {"post": {
+                "summary": "Deny a pending request",
+                "operationId": "denyAccessRequest", "security": secured, "parameters": id_path(),
+                "requestBody": body("Decision", false),
+                "responses": responses(ok("The decision", schema_ref("DecisionResult")), &["400", "401", "403", "404"])
+            }},
+            "/api/v1/access/grants": {"get": {
+                "summary": "The caller's grants, or everyone's",
+                "operationId": "listGrants", "security": secured, "parameters": grants_params,
+                "responses": responses(ok("A page of grants", page_of("Grant")), &["400", "401", "403"])
+            }},
+            "/api/v1/access/grants/{id}": {"delete": {
+                "summary": "Revoke a grant (its holder, the product's deciders, mesh-admin)",
+                "operationId": "revokeGrant", "security": secured, "parameters": id_path(),
+                "responses": responses(ok("The revoked grant", schema_ref("Grant")), &["400", "401", "403", "404"])
             }},
             "/api/v1/search": {"get": {
                 "summary": "Full-text search over the products the caller may see",
@@ -121,7 +192,11 @@ pub fn document() -> Value {
                 "summary": "Run one read-only SQL statement as the caller",
                 "operationId": "query", "security": secured,
                 "requestBody": {"required": true, "content": {"application/json": {"schema": {"$ref": "#/components/schemas/QueryRequest"}}}},
-                "responses": responses(ok("The rows, at most `limit`", json!({"$ref": "#/components/schemas/QueryResult"})), &["400", "401", "403"])
+                "description": "JSON by default, at most `limit` rows (default 10,000). With `Accept: application/vnd.apache.arrow.stream`, an Arrow IPC stream written as the query computes it, all rows unless `limit` is given.",
+                "responses": responses(json!({"description": "The rows", "content": {
+                    "application/json": {"schema": schema_ref("QueryResult")},
+                    "application/vnd.apache.arrow.stream": {"schema": {"type": "string", "format": "binary"}}
+                }}), &["400", "401", "403"])
             }}
         },
         "components": {
@@ -183,6 +258,83 @@ pub fn document() -> Value {
                         "error": {"type": "string", "nullable": true},
                         "checks": {"type": "array", "items": {"type": "object"}},
                         "publications": {"type": "array", "items": {"type": "object"}}
+                    }
+                },
+                "RunRequest": {
+                    "type": "object", "additionalProperties": false,
+                    "properties": {"products": {"type": "array", "items": {"type": "string"}}}
+                },
+                "RunResult": {
+                    "type": "object", "required": ["runs", "recovered", "succeeded"],
+                    "properties": {
+                        "runs": {"type": "array", "items": schema_ref("Run")},
+                        "recovered": {"type": "array", "items": schema_ref("Run"),
+                            "description": "runs a stopped process left open, closed before this one"},
+                        "succeeded": {"type": "boolean"}
+                    }
+                },
+                "AuditEntry": {
+                    "type": "object", "required": ["seq", "at", "principal", "action", "decision", "reason"],
+                    "properties": {
+                        "seq": {"type": "integer"}, "at": {"type": "string"},
+                        "principal": {"type": "string"}, "action": {"type": "string"},
+                        "product": {"type": "string", "nullable": true},
+                        "columns": {"type": "array", "items": {"type": "string"}},
+                        "decision": {"type": "string", "enum": ["allow", "deny", "done"]},
+                        "reason": {"type": "string"}, "detail": {}
+                    }
+                },
+                "AccessRequestBody": {
+                    "type": "object", "required": ["product", "purpose"], "additionalProperties": false,
+                    "properties": {
+                        "product": {"type": "string"}, "purpose": {"type": "string"},
+                        "duration": {"type": "string", "default": "30d"},
+                        "pii": {"type": "boolean", "default": false}
+                    }
+                },
+                "AccessRequest": {
+                    "type": "object",
+                    "required": ["id", "product", "principal", "purpose", "duration_secs", "pii", "requested_at", "status"],
+                    "properties": {
+                        "id": {"type": "string"}, "product": {"type": "string"},
+                        "principal": {"type": "string"}, "purpose": {"type": "string"},
+                        "duration_secs": {"type": "integer"}, "pii": {"type": "boolean"},
+                        "requested_at": {"type": "string"},
+                        "status": {"type": "string", "enum": ["pending", "approved", "denied"]},
+                        "decided_by": {"type": "string", "nullable": true},
+                        "decided_at": {"type": "string", "nullable": true},
+                        "reason": {"type": "string", "nullable": true}
+                    }
+                },
+                "InboxItem": {
+                    "allOf": [
+                        schema_ref("AccessRequest"),
+                        {"type": "object", "required": ["can_decide"], "properties": {"can_decide": {"type": "boolean"}}}
+                    ]
+                },
+                "Decision": {
+                    "type": "object", "additionalProperties": false,
+                    "properties": {"reason": {"type": "string"}}
+                },
+                "DecisionResult": {
+                    "type": "object", "required": ["request", "status"],
+                    "properties": {
+                        "request": {"type": "string"},
+                        "status": {"type": "string", "enum": ["approved", "denied"]},
+                        "grant": {"allOf": [schema_ref("Grant")], "nullable": true}
+                    }
+                },
+                "Grant": {
+                    "type": "object",
+                    "required": ["id", "product", "principal", "purpose", "allows_pii", "granted_by", "granted_at", "expires_at"],
+                    "properties": {
+                        "id": {"type": "string"}, "request_id": {"type": "string", "nullable": true},
+                        "product": {"type": "string"}, "principal": {"type": "string"},
+                        "purpose": {"type": "string"}, "allows_pii": {"type": "boolean"},
+                        "granted_by": {"type": "string"}, "granted_at": {"type": "string"},
+                        "expires_at": {"type": "string"},
+                        "revoked_at": {"type": "string", "nullable": true},
+                        "revoked_by": {"type": "string", "nullable": true}
                     }
                 },
                 "QueryRequest": {

@@ -49,7 +49,10 @@ impl From<ServiceError> for Problem {
             ServiceError::Query(QueryError::AccessDenied { .. }) => {
                 (StatusCode::FORBIDDEN, "access-denied")
             }
-            ServiceError::ProductNotFound { .. } => (StatusCode::NOT_FOUND, "not-found"),
+            ServiceError::ProductNotFound { .. }
+            | ServiceError::Catalog(mesh_service::CatalogError::NotFound { .. }) => {
+                (StatusCode::NOT_FOUND, "not-found")
+            }
             ServiceError::Query(QueryError::UnknownTable { .. }) => {
                 (StatusCode::BAD_REQUEST, "unknown-table")
             }

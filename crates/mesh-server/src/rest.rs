@@ -38,8 +38,17 @@ pub fn router(mesh: Arc<Mesh>, metrics: Arc<crate::metrics::Metrics>) -> Router 
         .route("/products/{domain}/{name}", get(show_product))
         .route("/products/{domain}/{name}/history", get(product_history))
         .route("/search", get(search))
-        .route("/runs", get(runs))
+        .route("/runs", get(runs).post(trigger_run))
         .route("/query", post(query))
+        .route("/audit", get(audit))
+        .route(
+            "/access/requests",
+            get(access_requests).post(request_access),
+        )
+        .route("/access/requests/{id}/approve", post(approve_request))
+        .route("/access/requests/{id}/deny", post(deny_request))
+        .route("/access/grants", get(grants))
+        .route("/access/grants/{id}", axum::routing::delete(revoke_grant))
         .route_layer(middleware::from_fn_with_state(state.clone(), http_metrics));
     Router::new()
         .route("/healthz", get(healthz))
@@ -105,6 +114,50 @@ async fn metrics_text(State(s): State<AppState>, Authed(_): Authed) -> Result<Re
         HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
     );
     Ok(res)
+}
+
+/// A JSON request body whose rejections are problems like every other
+/// error (axum's own are plain text). An empty body is `None`.
+struct Body<T>(Option<T>);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for Body<T> {
+    type Rejection = Problem;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Problem> {
+        let bytes = bytes::Bytes::from_request(req, state).await.map_err(|e| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                format!("cannot read the request body: {e}"),
+            )
+        })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(Body(None));
+        }
+        serde_json::from_slice(&bytes)
+            .map(|v| Body(Some(v)))
+            .map_err(|e| {
+                Problem::new(
+                    StatusCode::BAD_REQUEST,
+                    "bad-request",
+                    format!("the request body is not the JSON this endpoint takes: {e}"),
+                )
+                .hint("the API is described at /openapi.json")
+            })
+    }
+}
+
+impl<T> Body<T> {
+    fn required(self) -> Result<T, Problem> {
+        self.0.ok_or_else(|| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                "this endpoint needs a JSON request body",
+            )
+            .hint("the API is described at /openapi.json")
+        })
+    }
 }
 
 /// The caller a request's bearer token names.
@@ -257,6 +310,212 @@ async fn runs(
     Ok(Json(page(all, &paging)?))
 }
 
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RunBody {
+    /// Products to run (`<domain>/<name>`) with their upstreams first;
+    /// empty means every product (a mesh-admin's call).
+    #[serde(default)]
+    products: Vec<String>,
+}
+
+/// `POST /api/v1/runs`: runs the named products as the caller (who must
+/// own their domains, or be a mesh-admin) and answers when they finish,
+/// with the runs as `mesh run --format json` prints them. A run that fails
+/// its checks is a `200` whose run says `failed`: the request did its job.
+async fn trigger_run(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    body: Body<RunBody>,
+) -> Result<Response, Problem> {
+    let body = body.0.unwrap_or_default();
+    let (runs, recovered) = s
+        .mesh
+        .run_as(&caller, &body.products, &mesh_service::Silent)
+        .await?;
+    let ok = runs
+        .iter()
+        .all(|r| r.status == mesh_service::RunStatus::Succeeded);
+    Ok((
+        StatusCode::OK,
+        Json(serde_json::json!({"runs": runs, "recovered": recovered, "succeeded": ok})),
+    )
+        .into_response())
+}
+
+#[derive(Debug, Deserialize)]
+struct AuditParams {
+    product: Option<String>,
+    principal: Option<String>,
+    action: Option<String>,
+    /// `YYYY-MM-DD` or an RFC 3339 time.
+    since: Option<String>,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+/// `GET /api/v1/audit`: the audit entries the caller may read (all of
+/// them for a mesh-admin; otherwise its own and those about products its
+/// teams own), newest first.
+async fn audit(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Query(p): Query<AuditParams>,
+) -> Result<Json<Page<mesh_service::AuditEntry>>, Problem> {
+    let since = match &p.since {
+        Some(text) => Some(mesh_service::identity::parse_since(text).ok_or_else(|| {
+            Problem::new(
+                StatusCode::BAD_REQUEST,
+                "bad-request",
+                format!("since `{text}` is not a date (YYYY-MM-DD) or an RFC 3339 time"),
+            )
+        })?),
+        None => None,
+    };
+    let mut all = s
+        .mesh
+        .audit_for(
+            &caller,
+            &mesh_service::AuditFilter {
+                product: p.product,
+                principal: p.principal,
+                since,
+                action: p.action,
+                limit: None,
+            },
+        )
+        .await?;
+    all.reverse();
+    Ok(Json(page(
+        all,
+        &PageParams {
+            limit: p.limit,
+            offset: p.offset,
+        },
+    )?))
+}
+
+/// `GET /api/v1/access/requests`: the caller's inbox, as `mesh access
+/// list`: pending requests it may decide, then its own.
+async fn access_requests(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Query(p): Query<PageParams>,
+) -> Result<Json<Page<mesh_service::grants::InboxItem>>, Problem> {
+    Ok(Json(page(s.mesh.access_list(&caller).await?, &p)?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccessBody {
+    product: String,
+    purpose: String,
+    /// `30d`, `12h`, `2w` (default 30d; capped by the product).
+    duration: Option<String>,
+    #[serde(default)]
+    pii: bool,
+}
+
+/// `POST /api/v1/access/requests`: files a request as the caller.
+async fn request_access(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    body: Body<AccessBody>,
+) -> Result<Response, Problem> {
+    let body = body.required()?;
+    let text = body.duration.as_deref().unwrap_or("30d");
+    let duration = mesh_service::identity::parse_ttl(text).ok_or_else(|| {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            format!("duration `{text}` is not a duration such as 30d, 12h or 2w"),
+        )
+    })?;
+    let r = s
+        .mesh
+        .access_request(&caller, &body.product, &body.purpose, duration, body.pii)
+        .await?;
+    Ok((StatusCode::CREATED, Json(r)).into_response())
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DecisionBody {
+    reason: Option<String>,
+}
+
+/// `POST /api/v1/access/requests/{id}/approve`: answers the grant.
+async fn approve_request(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    body: Body<DecisionBody>,
+) -> Result<Json<Value>, Problem> {
+    decide(&s, &caller, &id, true, body.0.unwrap_or_default()).await
+}
+
+/// `POST /api/v1/access/requests/{id}/deny`.
+async fn deny_request(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+    body: Body<DecisionBody>,
+) -> Result<Json<Value>, Problem> {
+    decide(&s, &caller, &id, false, body.0.unwrap_or_default()).await
+}
+
+async fn decide(
+    s: &AppState,
+    caller: &Caller,
+    id: &str,
+    approve: bool,
+    body: DecisionBody,
+) -> Result<Json<Value>, Problem> {
+    let grant = s
+        .mesh
+        .access_decide(caller, id, approve, body.reason.as_deref())
+        .await?;
+    Ok(Json(serde_json::json!({
+        "request": id,
+        "status": if approve { "approved" } else { "denied" },
+        "grant": grant,
+    })))
+}
+
+#[derive(Debug, Deserialize)]
+struct GrantsParams {
+    /// Everyone's grants (a mesh-admin's call).
+    #[serde(default)]
+    all: bool,
+    limit: Option<usize>,
+    offset: Option<usize>,
+}
+
+/// `GET /api/v1/access/grants`: the caller's grants, or everyone's.
+async fn grants(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Query(p): Query<GrantsParams>,
+) -> Result<Json<Page<mesh_service::Grant>>, Problem> {
+    let all = s.mesh.access_grants(&caller, p.all).await?;
+    Ok(Json(page(
+        all,
+        &PageParams {
+            limit: p.limit,
+            offset: p.offset,
+        },
+    )?))
+}
+
+/// `DELETE /api/v1/access/grants/{id}`: ends a grant before it expires.
+async fn revoke_grant(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Path(id): Path<String>,
+) -> Result<Json<mesh_service::Grant>, Problem> {
+    Ok(Json(s.mesh.access_revoke(&caller, &id).await?))
+}
+
 #[derive(Debug, Deserialize)]
 struct SearchParams {
     q: String,
@@ -288,21 +547,181 @@ struct QueryBody {
 
 /// `POST /api/v1/query`: the rows as JSON objects, exactly as `mesh query
 /// --format json` prints them, at most `limit` of them.
+///
+/// With `Accept: application/vnd.apache.arrow.stream` the answer is an
+/// Arrow IPC stream instead, written batch by batch as the query computes
+/// them (never collected), with no row limit unless one is given.
 async fn query(
     State(s): State<AppState>,
     Authed(caller): Authed,
-    Json(body): Json<QueryBody>,
+    headers: axum::http::HeaderMap,
+    body: Body<QueryBody>,
 ) -> Result<Response, Problem> {
+    let body = body.required()?;
     let mut timer = s.metrics.query("rest");
+    let arrow = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .any(|v| v.contains(ARROW_STREAM));
+    if arrow {
+        return match stream_arrow(&s, &caller, body).await {
+            Ok(stream) => Ok(arrow_response(stream, timer)),
+            Err(p) => {
+                timer.finish_as(outcome(&p));
+                Err(p)
+            }
+        };
+    }
     let answer = run_query(&s, &caller, body).await;
     match &answer {
         Ok(_) => timer.finish(Ok(())),
-        Err(p) if matches!(p.kind, "access-denied" | "forbidden") => timer.finish_as("denied"),
-        Err(_) => timer.finish_as("error"),
+        Err(p) => timer.finish_as(outcome(p)),
     }
     answer
 }
 
+/// The Arrow IPC stream media type.
+const ARROW_STREAM: &str = "application/vnd.apache.arrow.stream";
+
+/// The metrics status of a failed query.
+fn outcome(p: &Problem) -> &'static str {
+    if matches!(p.kind, "access-denied" | "forbidden") {
+        "denied"
+    } else {
+        "error"
+    }
+}
+
+/// A query planned for streaming, with its row limit.
+struct ArrowQuery {
+    stream: mesh_service::QueryStream,
+    limit: Option<usize>,
+}
+
+fn body_limit(limit: Option<usize>) -> Result<Option<usize>, Problem> {
+    match limit {
+        Some(0) => Err(Problem::new(
+            StatusCode::BAD_REQUEST,
+            "bad-request",
+            "limit must be at least 1",
+        )),
+        other => Ok(other),
+    }
+}
+
+async fn stream_arrow(
+    s: &AppState,
+    caller: &Caller,
+    body: QueryBody,
+) -> Result<ArrowQuery, Problem> {
+    let limit = body_limit(body.limit)?;
+    let stream = s.mesh.query_stream(caller, &body.sql).await?;
+    Ok(ArrowQuery { stream, limit })
+}
+
+/// Encodes the batches as one Arrow IPC stream, one chunk per batch. An
+/// error after the first byte can only cut the stream short: the client
+/// sees a stream without its end marker, never a wrong answer.
+fn arrow_response(q: ArrowQuery, mut timer: crate::metrics::QueryTimer) -> Response {
+    use futures::StreamExt;
+    use mesh_service::arrow::ipc::writer::StreamWriter;
+    let schema = q.stream.schema.clone();
+    let warnings = q.stream.warnings.clone();
+    let mut left = q.limit.unwrap_or(usize::MAX);
+    let batches = q.stream.into_batches();
+    let body = async_stream(move |mut tx| async move {
+        use futures::SinkExt;
+        let mut writer = match StreamWriter::try_new(Vec::new(), &schema) {
+            Ok(w) => w,
+            Err(e) => {
+                timer.finish_as("error");
+                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+                return;
+            }
+        };
+        let mut batches = std::pin::pin!(batches);
+        let mut failed = None;
+        while left > 0 {
+            let Some(batch) = batches.next().await else {
+                break;
+            };
+            let batch = match batch {
+                Ok(b) => b,
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    break;
+                }
+            };
+            let batch = if batch.num_rows() > left {
+                batch.slice(0, left)
+            } else {
+                batch
+            };
+            left -= batch.num_rows();
+            if let Err(e) = writer.write(&batch) {
+                failed = Some(e.to_string());
+                break;
+            }
+            let chunk = std::mem::take(writer.get_mut());
+            if tx.send(Ok(bytes::Bytes::from(chunk))).await.is_err() {
+                return; // the client left; the timer records a cancel
+            }
+        }
+        if let Some(e) = failed {
+            tracing::warn!(error = %e, "arrow stream cut short");
+            timer.finish_as("error");
+            let _ = tx.send(Err(std::io::Error::other(e))).await;
+            return;
+        }
+        match writer.finish() {
+            Ok(()) => {
+                timer.finish(Ok(()));
+                let chunk = std::mem::take(writer.get_mut());
+                let _ = tx.send(Ok(bytes::Bytes::from(chunk))).await;
+            }
+            Err(e) => {
+                timer.finish_as("error");
+                let _ = tx.send(Err(std::io::Error::other(e.to_string()))).await;
+            }
+        }
+    });
+    let mut res = Response::new(axum::body::Body::from_stream(body));
+    res.headers_mut()
+        .insert(header::CONTENT_TYPE, HeaderValue::from_static(ARROW_STREAM));
+    // One header per warning (`mesh query --server` prints them); a
+    // header carries visible ASCII only.
+    for w in &warnings {
+        let ascii: String = w
+            .chars()
+            .map(|c| {
+                if c == ' ' || c.is_ascii_graphic() {
+                    c
+                } else {
+                    '?'
+                }
+            })
+            .collect();
+        if let Ok(v) = HeaderValue::from_str(&ascii) {
+            res.headers_mut().append("x-mesh-warning", v);
+        }
+    }
+    res
+}
+
+/// A body stream fed by a task through a small channel, so a slow client
+/// holds back the query instead of buffering its answer.
+fn async_stream<F, Fut>(produce: F) -> futures::channel::mpsc::Receiver<Chunk>
+where
+    F: FnOnce(futures::channel::mpsc::Sender<Chunk>) -> Fut,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+{
+    let (tx, rx) = futures::channel::mpsc::channel(2);
+    tokio::spawn(produce(tx));
+    rx
+}
+
+type Chunk = Result<bytes::Bytes, std::io::Error>;
 async fn run_query(s: &AppState, caller: &Caller, body: QueryBody) -> Result<Response, Problem> {
     let limit = body.limit.unwrap_or(ROWS);
     if limit == 0 || limit > MAX_ROWS {

@@ -12,7 +12,7 @@ use crate::error::Result;
 use crate::mesh::Mesh;
 
 /// One line of `mesh catalog list`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ProductSummary {
     pub domain: String,
     pub name: String,
@@ -26,7 +26,7 @@ pub struct ProductSummary {
 }
 
 /// One search result.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct SearchResult {
     pub product: String,
     pub score: f32,
@@ -323,7 +323,7 @@ impl Mesh {
 
 /// One release: a successful run, its product version and the exact data
 /// version of each output it published.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct Release {
     pub run_id: String,
     pub product_version: String,
@@ -331,7 +331,7 @@ pub struct Release {
     pub outputs: Vec<ReleasedOutput>,
 }
 
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
 pub struct ReleasedOutput {
     pub output: String,
     /// Query it as `<domain>."<output>@<data_version>"`.

@@ -13,6 +13,7 @@ pub mod identity;
 pub mod init;
 mod lifecycle;
 pub mod mesh;
+mod operate;
 pub mod plan;
 
 pub use access::Caller;
@@ -20,8 +21,10 @@ pub use datafusion::arrow;
 pub use discover::VisibleTable;
 pub use error::{Result, ServiceError};
 pub use mesh::{Mesh, Planned, QueryResult, QueryStream, SessionSetup, Statement};
-pub use mesh_catalog::{AuditEntry, AuditFilter, RunRecord, RunStatus};
-pub use mesh_pipeline::Observer;
+pub use mesh_catalog::{
+    AccessRequest, AuditEntry, AuditFilter, CatalogError, Grant, RunRecord, RunStatus,
+};
+pub use mesh_pipeline::{Observer, Silent};
 pub use mesh_query::QueryError;
 /// The query layer's catalog types, for front ends that describe it
 /// (the Postgres server's `pg_catalog`).

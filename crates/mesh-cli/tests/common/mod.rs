@@ -18,6 +18,7 @@ pub fn mesh(dir: &Path, args: &[&str]) -> Output {
         .args(args)
         .current_dir(dir)
         .env("NO_COLOR", "1")
+        .env_remove("MESH_SERVER")
         // `mesh init` makes this user the mesh's first admin.
         .env("MESH_USER", USER)
         .output()
@@ -44,6 +45,20 @@ pub fn ok(dir: &Path, args: &[&str]) -> String {
         String::from_utf8_lossy(&out.stderr)
     );
     String::from_utf8(out.stdout).unwrap()
+}
+
+/// Runs `mesh ARGS` in `dir` with extra environment variables.
+#[allow(dead_code)]
+pub fn mesh_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(cargo_bin("mesh"));
+    c.args(args)
+        .current_dir(dir)
+        .env("MESH_USER", USER)
+        .env("NO_COLOR", "1");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
 }
 
 /// Runs `mesh ARGS` expecting failure; returns its stderr.

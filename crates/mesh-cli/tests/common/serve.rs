@@ -89,8 +89,20 @@ impl Drop for Served {
     }
 }
 
-/// `curl` a path: (HTTP status, content type, body).
+/// `curl` a path: (HTTP status, content type, body). GET, or POST with a
+/// body.
 pub fn curl(
+    base: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String, String) {
+    curl_method(None, base, path, token, body)
+}
+
+/// `curl -X METHOD` a path.
+pub fn curl_method(
+    method: Option<&str>,
     base: &str,
     path: &str,
     token: Option<&str>,
@@ -104,6 +116,9 @@ pub fn curl(
         "-w",
         "\n%{http_code} %{content_type}",
     ]);
+    if let Some(m) = method {
+        c.args(["-X", m]);
+    }
     if let Some(t) = token {
         c.arg("-H").arg(format!("Authorization: Bearer {t}"));
     }
