@@ -149,16 +149,29 @@ enum Command {
     /// protocol and Arrow Flight SQL (see docs/server.md). Every request needs a mesh token;
     /// stop with Ctrl-C or SIGTERM.
     Serve {
-        /// Address of the REST API (port 0: any free port; `off`: none).
-        #[arg(long, env = "MESH_HTTP", default_value = "127.0.0.1:8080", value_parser = listen_addr)]
-        http: Listen,
+        /// Address of the REST API (port 0: any free port; `off`: none)
+        /// [default: 127.0.0.1:8080].
+        #[arg(long, env = "MESH_HTTP", value_parser = listen_addr)]
+        http: Option<Listen>,
         /// Address of the Postgres wire protocol (`psql -h … -p … -U <principal>`,
-        /// a mesh token as the password; `off`: none).
-        #[arg(long, env = "MESH_PG", default_value = "127.0.0.1:5433", value_parser = listen_addr)]
-        pg: Listen,
-        /// Address of Arrow Flight SQL (ADBC, `grpc://…`; `off`: none).
-        #[arg(long, env = "MESH_FLIGHT", default_value = "127.0.0.1:50051", value_parser = listen_addr)]
-        flight: Listen,
+        /// a mesh token as the password; `off`: none) [default: 127.0.0.1:5433].
+        #[arg(long, env = "MESH_PG", value_parser = listen_addr)]
+        pg: Option<Listen>,
+        /// Address of Arrow Flight SQL (ADBC, `grpc://…`; `off`: none)
+        /// [default: 127.0.0.1:50051].
+        #[arg(long, env = "MESH_FLIGHT", value_parser = listen_addr)]
+        flight: Option<Listen>,
+        /// Serve every protocol over TLS with this PEM certificate chain
+        /// (with --tls-key).
+        #[arg(long, env = "MESH_TLS_CERT", requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// The PEM private key of --tls-cert.
+        #[arg(long, env = "MESH_TLS_KEY", requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// A configuration file (default: mesh-serve.yaml in the project,
+        /// if there is one). Flags and MESH_* variables win over it.
+        #[arg(long, env = "MESH_CONFIG")]
+        config: Option<PathBuf>,
     },
     /// Read the audit log: who did what, when, and the decision.
     Audit {
@@ -308,13 +321,49 @@ fn main() -> ExitCode {
 struct Listen(Option<std::net::SocketAddr>);
 
 fn listen_addr(value: &str) -> Result<Listen, String> {
-    if value.eq_ignore_ascii_case("off") {
-        return Ok(Listen(None));
-    }
-    value
-        .parse()
-        .map(|a| Listen(Some(a)))
-        .map_err(|e| format!("`{value}` is not an address such as 127.0.0.1:8080, or `off`: {e}"))
+    mesh_spec::serve::parse_listen(value).map(Listen)
+}
+
+/// The settings of `mesh serve`: each from its flag or variable, else the
+/// configuration file, else the default.
+fn serve_settings(
+    root: &std::path::Path,
+    given: (Option<Listen>, Option<Listen>, Option<Listen>),
+    tls: Option<mesh_spec::serve::TlsFiles>,
+    config: Option<PathBuf>,
+) -> anyhow::Result<(mesh_server::Addresses, Option<mesh_spec::serve::TlsFiles>)> {
+    let implicit = root.join(mesh_spec::serve::SERVE_FILE);
+    let path = config.or_else(|| implicit.is_file().then_some(implicit));
+    let file = match &path {
+        None => mesh_spec::serve::ServeConfig::default(),
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| {
+                format!("cannot read the configuration file {}", path.display())
+            })?;
+            let (file, diagnostics) = mesh_spec::serve::parse_serve_config(path, &text);
+            let errors = diagnostics.iter().filter(|d| d.is_error()).count();
+            if errors > 0 {
+                print_diagnostics(&diagnostics);
+                anyhow::bail!(
+                    "{errors} error(s) in the configuration file {}; nothing was started",
+                    path.display()
+                );
+            }
+            file
+        }
+    };
+    let pick =
+        |flag: Option<Listen>, from_file: Option<Option<std::net::SocketAddr>>, default: &str| {
+            flag.map(|l| l.0)
+                .or(from_file)
+                .unwrap_or_else(|| Some(default.parse().expect("a valid default address")))
+        };
+    let at = mesh_server::Addresses {
+        http: pick(given.0, file.http, "127.0.0.1:8080"),
+        pg: pick(given.1, file.pg, "127.0.0.1:5433"),
+        flight: pick(given.2, file.flight, "127.0.0.1:50051"),
+    };
+    Ok((at, tls.or(file.tls)))
 }
 
 async fn shutdown_signal() {
@@ -363,29 +412,45 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         return remote_command(&client, cli.command).await;
     }
     match cli.command {
-        Command::Serve { http, pg, flight } => {
+        Command::Serve {
+            http,
+            pg,
+            flight,
+            tls_cert,
+            tls_key,
+            config,
+        } => {
             let mesh = open(&cli.project, None).await?;
             let root = mesh.root.clone();
-            let at = mesh_server::Addresses {
-                http: http.0,
-                pg: pg.0,
-                flight: flight.0,
-            };
+            let tls = tls_cert
+                .zip(tls_key)
+                .map(|(cert, key)| mesh_spec::serve::TlsFiles { cert, key });
+            let (at, tls) = serve_settings(&root, (http, pg, flight), tls, config)?;
             if at.http.is_none() && at.pg.is_none() && at.flight.is_none() {
                 anyhow::bail!(
                     "every protocol is off; give `--http`, `--pg` or `--flight` an address"
                 );
             }
-            let server = mesh_server::Server::bind(mesh, at).await?;
+            let tls = tls
+                .map(|t| mesh_server::tls::Tls::load(&t.cert, &t.key))
+                .transpose()?;
+            let mut server = mesh_server::Server::bind(mesh, at).await?;
+            if let Some(tls) = tls {
+                server = server.with_tls(tls);
+            }
+            let secure = server.is_tls();
             let mut serving = Vec::new();
             if let Some(addr) = server.http_addr() {
-                serving.push(format!("http://{addr} (OpenAPI: /openapi.json)"));
+                let scheme = if secure { "https" } else { "http" };
+                serving.push(format!("{scheme}://{addr} (OpenAPI: /openapi.json)"));
             }
             if let Some(addr) = server.pg_addr() {
-                serving.push(format!("postgres://{addr}"));
+                let tls = if secure { "?sslmode=require" } else { "" };
+                serving.push(format!("postgres://{addr}{tls}"));
             }
             if let Some(addr) = server.flight_addr() {
-                serving.push(format!("grpc://{addr} (Flight SQL)"));
+                let scheme = if secure { "grpc+tls" } else { "grpc" };
+                serving.push(format!("{scheme}://{addr} (Flight SQL)"));
             }
             // Scripts and tests read this line for the bound ports.
             println!("serving {} at {}", root.display(), serving.join(", "));

@@ -81,11 +81,17 @@ impl Remote {
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> anyhow::Result<reqwest::Response> {
-        let res = req
-            .bearer_auth(&self.token)
-            .send()
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot reach the server at {}: {e}", self.base))?;
+        let res = req.bearer_auth(&self.token).send().await.map_err(|e| {
+            // reqwest's message is generic; the cause says what failed
+            // (refused, TLS, certificate).
+            let mut why = e.to_string();
+            let mut source = std::error::Error::source(&e);
+            while let Some(s) = source {
+                why = format!("{why}: {s}");
+                source = s.source();
+            }
+            anyhow::anyhow!("cannot reach the server at {}: {why}", self.base)
+        })?;
         if res.status().is_success() {
             return Ok(res);
         }

@@ -725,3 +725,269 @@ fn ten_queries_answer_the_same_through_the_cli_psql_flight_sql_and_rest() {
     let (clean, stderr) = served.stop();
     assert!(clean, "{stderr}");
 }
+
+/// A test CA and a server certificate it signed for localhost and
+/// 127.0.0.1, made with the openssl command: (ca.pem, server.pem, server.key).
+fn certificates(dir: &Path) -> (PathBuf, PathBuf, PathBuf) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl is installed (scripts/test installs it)");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend(["-keyout", "ca.key", "-out", "ca.pem", "-days", "2"]);
+    ca.extend(["-subj", "/CN=mesh test CA"]);
+    run(&ca);
+    let mut csr = vec!["req"];
+    csr.extend(ec);
+    csr.extend([
+        "-keyout",
+        "server.key",
+        "-out",
+        "server.csr",
+        "-subj",
+        "/CN=localhost",
+    ]);
+    run(&csr);
+    std::fs::write(
+        dir.join("server.ext"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    run(&[
+        "x509",
+        "-req",
+        "-in",
+        "server.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-out",
+        "server.pem",
+        "-days",
+        "2",
+        "-extfile",
+        "server.ext",
+    ]);
+    (
+        dir.join("ca.pem"),
+        dir.join("server.pem"),
+        dir.join("server.key"),
+    )
+}
+
+#[test]
+fn tls_from_the_configuration_file_encrypts_every_protocol() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = common::init(tmp.path());
+    ok(&dir, &["deploy"]);
+    ok(&dir, &["run"]);
+    let admin = token(&dir, USER);
+    let (ca, _, _) = certificates(tmp.path());
+    let ca_text = ca.to_str().unwrap();
+    // The file names the certificate (relative to itself); the flags of
+    // Served::start pick the ports, and win over the file's.
+    std::fs::write(
+        dir.join("mesh-serve.yaml"),
+        "http: 127.0.0.1:1\ntls:\n  cert: ../server.pem\n  key: ../server.key\n",
+    )
+    .unwrap();
+    let served = Served::start(&dir, &[]);
+    assert!(served.base.starts_with("https://"), "{}", served.base);
+    let port = |a: &str| a.rsplit_once(':').unwrap().1.to_string();
+    let https = format!("https://localhost:{}", port(&served.base));
+
+    // REST: HTTPS with the CA; plain HTTP is not served.
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "30", "--cacert", ca_text])
+        .args(["-H", &format!("Authorization: Bearer {admin}")])
+        .arg(format!("{https}/api/v1/products"))
+        .output()
+        .unwrap();
+    let page: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(page["items"][0]["name"], "greetings");
+    let plain = Command::new("curl")
+        .args([
+            "-s",
+            "--max-time",
+            "30",
+            "-o",
+            "/dev/null",
+            "-w",
+            "%{http_code}",
+        ])
+        .arg(format!("http://127.0.0.1:{}/healthz", port(&served.base)))
+        .output()
+        .unwrap();
+    assert_ne!(String::from_utf8_lossy(&plain.stdout), "200");
+
+    // Postgres: verify-full against the CA; a plain connection is refused
+    // before any password is sent.
+    let pg_port = port(served.pg.as_deref().unwrap());
+    let psql_tls = |sslmode: &str| {
+        Command::new("psql")
+            .args(["-X", "-w", "-A", "-t", "-c", "SELECT count(*) FROM example.greetings"])
+            .arg(format!(
+                "host=localhost port={pg_port} user={USER} dbname=mesh sslmode={sslmode} sslrootcert={ca_text}"
+            ))
+            .env("PGPASSWORD", &admin)
+            .env("PGCONNECT_TIMEOUT", "30")
+            .output()
+            .unwrap()
+    };
+    let out = psql_tls("verify-full");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "4");
+    let out = psql_tls("disable");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("encrypted connections only") && stderr.contains("sslmode"),
+        "{stderr}"
+    );
+
+    // Flight SQL: grpc+tls with the CA.
+    let flight = served.flight.clone().unwrap();
+    assert!(flight.starts_with("grpc+tls://"), "{flight}");
+    let answer = adbc(
+        &format!("grpc+tls://localhost:{}", port(&flight)),
+        &admin,
+        json!({"ca": ca_text, "steps": [{"sql": "SELECT count(*) AS n FROM example.greetings"}]}),
+    );
+    assert_eq!(answer[0]["rows"][0][0], "4", "{answer}");
+
+    // The CLI as a client: trusts the CA it is given, and only then.
+    let away = tmp.path();
+    let sql = "SELECT id, text FROM example.greetings ORDER BY id";
+    let out = common::mesh_env(
+        away,
+        &["query", sql, "--format", "csv", "--ca-cert", ca_text],
+        &[("MESH_SERVER", &https), ("MESH_TOKEN", &admin)],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8(out.stdout).unwrap(),
+        ok(&dir, &["query", sql, "--format", "csv"])
+    );
+    let out = common::mesh_env(
+        away,
+        &["query", sql],
+        &[("MESH_SERVER", &https), ("MESH_TOKEN", &admin)],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("certificate"));
+    let (clean, stderr) = served.stop();
+    assert!(clean, "{stderr}");
+}
+
+#[test]
+fn serve_settings_come_from_flags_then_variables_then_the_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = common::init(tmp.path());
+    let (_, cert, key) = certificates(tmp.path());
+    // The file turns everything off; a variable turns Postgres back on.
+    std::fs::write(
+        dir.join("mesh-serve.yaml"),
+        "http: off\npg: off\nflight: off\n",
+    )
+    .unwrap();
+    let out = common::mesh(&dir, &["serve"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("every protocol is off"));
+    let served = Served::spawn(&dir, &[], &[("MESH_PG", "127.0.0.1:0")]);
+    assert!(served.base.is_empty() && served.flight.is_none());
+    assert!(served.pg.is_some());
+    drop(served);
+    // A flag wins over the variable.
+    let served = Served::spawn(
+        &dir,
+        &["--pg", "off", "--flight", "127.0.0.1:0"],
+        &[("MESH_PG", "127.0.0.1:0")],
+    );
+    assert!(served.pg.is_none() && served.flight.is_some());
+    drop(served);
+
+    // Mistakes in the file point at their line and column.
+    let bad = tmp.path().join("bad.yaml");
+    std::fs::write(&bad, "http: localhost:80\ntsl:\n  cert: x\n").unwrap();
+    let out = common::mesh(&dir, &["serve", "--config", bad.to_str().unwrap()]);
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.yaml:1:7") && stderr.contains("bad.yaml:2:1"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("known fields of the serve configuration"),
+        "{stderr}"
+    );
+    assert!(
+        stderr.contains("error(s) in the configuration file"),
+        "{stderr}"
+    );
+    // A key that does not fit the certificate, or a missing file, is
+    // refused before anything listens.
+    let (_, other_key) = {
+        let other = tmp.path().join("other");
+        std::fs::create_dir(&other).unwrap();
+        let (_, c, k) = certificates(&other);
+        (c, k)
+    };
+    let out = common::mesh(
+        &dir,
+        &[
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            other_key.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("does not fit"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = common::mesh(
+        &dir,
+        &[
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--tls-cert",
+            "/nope.pem",
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("/nope.pem"));
+}

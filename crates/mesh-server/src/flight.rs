@@ -645,3 +645,26 @@ pub async fn serve(
             message: e.to_string(),
         })
 }
+
+/// Serves Flight SQL over connections already secured by TLS.
+pub async fn serve_tls(
+    rx: tokio::sync::mpsc::Receiver<(
+        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
+        std::net::SocketAddr,
+    )>,
+    service: MeshFlightSql,
+    stop: tokio_util::sync::CancellationToken,
+) -> Result<(), crate::ServerError> {
+    let incoming = futures::stream::unfold(rx, |mut rx| async move {
+        let (stream, _) = rx.recv().await?;
+        Some((Ok::<_, std::io::Error>(crate::tls::Secured(stream)), rx))
+    });
+    tonic::transport::Server::builder()
+        .add_service(service.into_server())
+        .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+        .await
+        .map_err(|e| crate::ServerError::Start {
+            what: "the Flight SQL server",
+            message: e.to_string(),
+        })
+}

@@ -13,6 +13,7 @@ mod openapi;
 pub mod pg;
 mod problem;
 pub mod rest;
+pub mod tls;
 mod wire;
 
 use std::future::Future;
@@ -37,6 +38,8 @@ pub enum ServerError {
     Serve(#[source] std::io::Error),
     #[error("cannot start {what}: {message}")]
     Start { what: &'static str, message: String },
+    #[error("{message}")]
+    Tls { message: String },
 }
 
 /// How long a stop waits for HTTP and Flight requests in flight.
@@ -56,6 +59,7 @@ pub struct Server {
     http: Option<TcpListener>,
     pg: Option<TcpListener>,
     flight: Option<TcpListener>,
+    tls: Option<tls::Tls>,
 }
 
 impl std::fmt::Debug for Server {
@@ -86,7 +90,21 @@ impl Server {
             http: listen(at.http).await?,
             pg: listen(at.pg).await?,
             flight: listen(at.flight).await?,
+            tls: None,
         })
+    }
+
+    /// Serves every protocol over TLS only: HTTPS, Postgres with
+    /// `sslmode=require` or stricter (a plain startup is refused), and
+    /// Flight SQL as `grpc+tls`.
+    pub fn with_tls(mut self, tls: tls::Tls) -> Self {
+        self.tls = Some(tls);
+        self
+    }
+
+    /// Whether the protocols are served over TLS.
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
     }
 
     /// The address the REST API listens on.
@@ -115,15 +133,36 @@ impl Server {
         let stop = tokio_util::sync::CancellationToken::new();
         let metrics = Arc::new(metrics::Metrics::default());
         let mut tasks = tokio::task::JoinSet::new();
+        let acceptor = |alpn: &[&[u8]]| -> Result<Option<tokio_rustls::TlsAcceptor>, ServerError> {
+            self.tls
+                .as_ref()
+                .map(|t| t.acceptor(alpn))
+                .transpose()
+                .map_err(|e| ServerError::Tls {
+                    message: format!("cannot set up TLS: {e}"),
+                })
+        };
         if let Some(http) = self.http {
             let router = rest::router(self.mesh.clone(), metrics.clone());
             let stop = stop.clone();
-            tasks.spawn(async move {
-                axum::serve(http, router)
-                    .with_graceful_shutdown(stop.cancelled_owned())
-                    .await
-                    .map_err(ServerError::Serve)
-            });
+            match acceptor(&[b"http/1.1"])? {
+                None => tasks.spawn(async move {
+                    axum::serve(http, router)
+                        .with_graceful_shutdown(stop.cancelled_owned())
+                        .await
+                        .map_err(ServerError::Serve)
+                }),
+                Some(acceptor) => {
+                    let local = http.local_addr().map_err(ServerError::Serve)?;
+                    let rx = tls::incoming(http, acceptor, stop.clone());
+                    tasks.spawn(async move {
+                        axum::serve(tls::HttpsListener { rx, local }, router)
+                            .with_graceful_shutdown(stop.cancelled_owned())
+                            .await
+                            .map_err(ServerError::Serve)
+                    })
+                }
+            };
         }
         if let Some(pg) = self.pg {
             let handlers = Arc::new(
@@ -134,7 +173,7 @@ impl Server {
                     }
                 })?,
             );
-            tasks.spawn(pg::serve(pg, handlers, None, stop.clone()));
+            tasks.spawn(pg::serve(pg, handlers, acceptor(&[])?, stop.clone()));
         }
         if let Some(flight) = self.flight {
             let service =
@@ -144,7 +183,13 @@ impl Server {
                         message: e.to_string(),
                     }
                 })?;
-            tasks.spawn(flight::serve(flight, service, stop.clone()));
+            match acceptor(&[b"h2"])? {
+                None => tasks.spawn(flight::serve(flight, service, stop.clone())),
+                Some(acceptor) => {
+                    let rx = tls::incoming(flight, acceptor, stop.clone());
+                    tasks.spawn(flight::serve_tls(rx, service, stop.clone()))
+                }
+            };
         }
         let mut result = Ok(());
         tokio::select! {

@@ -26,6 +26,8 @@ const SMALL: usize = 64 * 1024;
 const SSL_REQUEST: u32 = 80_877_103;
 const GSSENC_REQUEST: u32 = 80_877_104;
 const CANCEL_REQUEST: u32 = 80_877_102;
+/// How long a client has to finish its TLS handshake.
+const HANDSHAKE: std::time::Duration = std::time::Duration::from_secs(10);
 const PROTOCOL_3_0: u32 = 196_608;
 const PROTOCOL_3_2: u32 = 196_610;
 
@@ -34,6 +36,7 @@ const PROTOCOL_3_2: u32 = 196_610;
 struct Violation {
     code: &'static str,
     message: String,
+    hint: Option<&'static str>,
 }
 
 /// The `ErrorResponse` for `v`.
@@ -44,7 +47,10 @@ fn error_response(v: &Violation) -> Vec<u8> {
         (b'V', "FATAL"),
         (b'C', v.code),
         (b'M', v.message.as_str()),
-    ] {
+    ]
+    .into_iter()
+    .chain(v.hint.map(|h| (b'H', h)))
+    {
         body.push(field);
         body.extend_from_slice(value.as_bytes());
         body.push(0);
@@ -76,12 +82,28 @@ where
             SSL_REQUEST if len == 8 => match &tls {
                 Some(acceptor) => {
                     client.write_all(b"S").await?;
-                    let secured = acceptor.accept(client).await?;
+                    let secured = tokio::time::timeout(HANDSHAKE, acceptor.accept(client))
+                        .await
+                        .map_err(|_| {
+                            io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")
+                        })??;
                     return Box::pin(after_encryption(secured, handler)).await;
                 }
                 None => client.write_all(b"N").await?,
             },
             GSSENC_REQUEST if len == 8 => client.write_all(b"N").await?,
+            // With TLS configured, a password never crosses in the clear;
+            // a cancel request carries none and may (libpq sends it plain).
+            code if tls.is_some() && code != CANCEL_REQUEST => {
+                let v = Violation {
+                    code: "28000",
+                    message: "this server accepts encrypted connections only".into(),
+                    hint: Some(
+                        "connect with sslmode=require (or verify-full with the server's CA)",
+                    ),
+                };
+                return refuse(&mut client, &v).await;
+            }
             _ => return start(client, len, code, handler).await,
         }
     }
@@ -111,6 +133,7 @@ where
         return Ok(Err(Violation {
             code: "08P01",
             message: format!("invalid length of startup packet: {len} (8 to {MAX_STARTUP} bytes)"),
+            hint: None,
         }));
     }
     Ok(Ok((len, code)))
@@ -131,6 +154,7 @@ where
                 code >> 16,
                 code & 0xffff
             ),
+            hint: None,
         };
         return refuse(&mut client, &v).await;
     }
@@ -201,6 +225,7 @@ where
                     "invalid message length {len} for message type '{}' (4 to {MAX_MESSAGE} bytes)",
                     char::from(header[0]).escape_default()
                 ),
+                hint: None,
             }));
         }
         let body = len - 4;

@@ -1,7 +1,7 @@
 """The ADBC Flight SQL driver against `mesh serve`, for the tests.
 
 Reads a job as JSON on stdin: {"uri", "token", "user", "basic": bool,
-"steps": [...]}. A step is {"sql", "params", "csv"}: the query's rows are
+"ca": PEM file to trust for grpc+tls, "steps": [...]}. A step is {"sql", "params", "csv"}: the query's rows are
 fetched as Arrow and, when "csv" is given (`mesh query --format csv`),
 compared with it under the fetched schema; or {"objects": true}: the
 catalogs, schemas and tables GetObjects lists. Prints one JSON result per
@@ -22,6 +22,9 @@ def connect(job):
         kwargs = {"username": job["user"], "password": job["token"]}
     else:
         kwargs = {"adbc.flight.sql.authorization_header": "Bearer " + job["token"]}
+    if job.get("ca"):
+        with open(job["ca"]) as f:
+            kwargs["adbc.flight.sql.client_option.tls_root_certs"] = f.read()
     return flight_sql.connect(job["uri"], db_kwargs=kwargs, autocommit=True)
 
 

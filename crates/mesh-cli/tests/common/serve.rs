@@ -24,17 +24,27 @@ pub struct Served {
 impl Served {
     /// Starts `mesh serve` on free loopback ports, with `extra` flags.
     pub fn start(dir: &Path, extra: &[&str]) -> Served {
-        let mut child = Command::new(cargo_bin("mesh"))
-            .args(["serve", "--http", "127.0.0.1:0", "--pg", "127.0.0.1:0"])
-            .args(["--flight", "127.0.0.1:0"])
-            .args(extra)
+        let mut args = vec!["--http", "127.0.0.1:0", "--pg", "127.0.0.1:0"];
+        args.extend(["--flight", "127.0.0.1:0"]);
+        args.extend(extra);
+        Served::spawn(dir, &args, &[])
+    }
+
+    /// Starts `mesh serve ARGS` with extra environment variables.
+    pub fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Served {
+        let mut command = Command::new(cargo_bin("mesh"));
+        command
+            .arg("serve")
+            .args(args)
             .current_dir(dir)
             .env("MESH_USER", USER)
             .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().unwrap();
         // The first line names the bound address; a reader thread keeps
         // the wait bounded.
         let stdout = child.stdout.take().unwrap();
@@ -45,20 +55,32 @@ impl Served {
             let _ = tx.send(line);
         });
         let line = rx.recv_timeout(Duration::from_secs(60)).unwrap();
+        // `scheme://host:port`, without a trailing comma or `?options`.
         let find = |scheme: &str| {
             line.split_whitespace()
                 .find_map(|w| w.strip_prefix(scheme))
-                .map(|a| a.trim_end_matches(',').to_string())
+                .map(|a| {
+                    let a = a.trim_end_matches(',');
+                    a.split_once('?').map_or(a, |(a, _)| a).to_string()
+                })
         };
-        let base = format!(
-            "http://{}",
-            find("http://").unwrap_or_else(|| panic!("no address in {line:?}"))
+        let base = find("http://")
+            .map(|a| format!("http://{a}"))
+            .or_else(|| find("https://").map(|a| format!("https://{a}")))
+            .unwrap_or_default();
+        let flight = find("grpc://")
+            .map(|a| format!("grpc://{a}"))
+            .or_else(|| find("grpc+tls://").map(|a| format!("grpc+tls://{a}")));
+        let pg = find("postgres://");
+        assert!(
+            !base.is_empty() || pg.is_some() || flight.is_some(),
+            "no address in {line:?}"
         );
         Served {
             child: Some(child),
             base,
-            pg: find("postgres://"),
-            flight: find("grpc://").map(|a| format!("grpc://{a}")),
+            pg,
+            flight,
         }
     }
 

@@ -1,0 +1,156 @@
+//! The `mesh serve` configuration file (`mesh-serve.yaml` beside
+//! `mesh.yaml`, or `--config FILE`). Every setting can also come from a
+//! flag or a `MESH_*` variable, which win over the file.
+//!
+//! ```yaml
+//! http: 127.0.0.1:8080      # or `off`
+//! pg: 127.0.0.1:5433
+//! flight: 127.0.0.1:50051
+//! tls:                      # optional; all three protocols then use it
+//!   cert: certs/server.pem  # PEM chain; relative to this file
+//!   key: certs/server.key   # PEM private key
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use crate::decode::Ctx;
+use crate::diagnostic::{Diagnostic, SourceFile};
+use crate::yaml;
+
+/// The default name of the file, in the project root.
+pub const SERVE_FILE: &str = "mesh-serve.yaml";
+
+/// Where a protocol listens: an address, or `None` for `off`.
+pub type Listen = Option<SocketAddr>;
+
+/// Certificate and key files for TLS.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+/// What the file sets; `None` where it is silent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServeConfig {
+    pub http: Option<Listen>,
+    pub pg: Option<Listen>,
+    pub flight: Option<Listen>,
+    pub tls: Option<TlsFiles>,
+}
+
+/// Parses `off` or `host:port` (an IP address and a port).
+pub fn parse_listen(value: &str) -> Result<Listen, String> {
+    if value.eq_ignore_ascii_case("off") {
+        return Ok(None);
+    }
+    value
+        .parse()
+        .map(Some)
+        .map_err(|e| format!("`{value}` is not an address such as 127.0.0.1:8080, or `off`: {e}"))
+}
+
+/// Reads a serve configuration; paths in it are relative to its folder.
+/// Every problem is a diagnostic with its `file:line:col`.
+pub fn parse_serve_config(path: &Path, text: &str) -> (ServeConfig, Vec<Diagnostic>) {
+    let mut config = ServeConfig::default();
+    let mut ctx = Ctx::new(SourceFile::new(path, text));
+    let base = path.parent().unwrap_or(Path::new("."));
+    let node = match yaml::parse(text) {
+        Ok(node) => node,
+        Err(e) => {
+            ctx.error(
+                "yaml-syntax",
+                e.span,
+                format!("invalid YAML: {}", e.message),
+            );
+            return (config, ctx.diagnostics);
+        }
+    };
+    if node.value == yaml::Value::Null {
+        return (config, ctx.diagnostics); // an empty file sets nothing
+    }
+    let what = "the serve configuration";
+    let Some(f) = ctx.fields(&node, what, &["http", "pg", "flight", "tls"]) else {
+        return (config, ctx.diagnostics);
+    };
+    let listen = |ctx: &mut Ctx, key: &str| -> Option<Listen> {
+        let v = ctx.scalar_text(f.get(key)?, key)?;
+        match parse_listen(&v.value) {
+            Ok(l) => Some(l),
+            Err(message) => {
+                ctx.error("bad-address", v.span, message).help =
+                    Some("write an IP address and a port (port 0: any free port), or `off`".into());
+                None
+            }
+        }
+    };
+    config.http = listen(&mut ctx, "http");
+    config.pg = listen(&mut ctx, "pg");
+    config.flight = listen(&mut ctx, "flight");
+    if let Some(tls) = f.get("tls")
+        && let Some(t) = ctx.fields(tls, "tls", &["cert", "key"])
+    {
+        let cert = ctx
+            .require(&t, "cert", "tls")
+            .and_then(|n| ctx.string(n, "tls.cert"));
+        let key = ctx
+            .require(&t, "key", "tls")
+            .and_then(|n| ctx.string(n, "tls.key"));
+        if let (Some(cert), Some(key)) = (cert, key) {
+            config.tls = Some(TlsFiles {
+                cert: base.join(cert.value),
+                key: base.join(key.value),
+            });
+        }
+    }
+    (config, ctx.diagnostics)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> (ServeConfig, Vec<Diagnostic>) {
+        parse_serve_config(Path::new("/etc/mesh/mesh-serve.yaml"), text)
+    }
+
+    #[test]
+    fn reads_addresses_off_and_tls_relative_to_the_file() {
+        let (c, d) = parse("http: 0.0.0.0:80\npg: off\ntls:\n  cert: c.pem\n  key: /k.pem\n");
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(c.http, Some(Some("0.0.0.0:80".parse().unwrap())));
+        assert_eq!(c.pg, Some(None));
+        assert_eq!(c.flight, None);
+        assert_eq!(
+            c.tls,
+            Some(TlsFiles {
+                cert: "/etc/mesh/c.pem".into(),
+                key: "/k.pem".into()
+            })
+        );
+        assert_eq!(parse("").0, ServeConfig::default());
+    }
+
+    #[test]
+    fn points_at_each_problem() {
+        let (_, d) = parse("http: localhost:80\nflihgt: off\ntls:\n  cert: c.pem\n");
+        let found: Vec<(&str, Option<String>)> = d.iter().map(|d| (d.code, d.position())).collect();
+        assert!(
+            found.contains(&("bad-address", Some("/etc/mesh/mesh-serve.yaml:1:7".into()))),
+            "{found:?}"
+        );
+        assert!(
+            found.iter().any(|(c, p)| *c == "unknown-field"
+                && p.as_deref() == Some("/etc/mesh/mesh-serve.yaml:2:1")),
+            "{found:?}"
+        );
+        assert!(
+            found.iter().any(|(c, _)| *c == "missing-field"),
+            "{found:?}"
+        );
+        let (_, d) = parse("http: [1\n");
+        assert_eq!(d[0].code, "yaml-syntax");
+    }
+}
