@@ -352,6 +352,14 @@ fn runs_access_and_the_audit_log_are_operated_over_rest_as_the_caller() {
     ] {
         assert_eq!(curl(&base, path, None, None).0, 401, "{path}");
     }
+    // A token the server has already verified stops working the moment it
+    // is revoked, and a wrong secret for a known id never works.
+    let id = bob.split('_').nth(1).unwrap();
+    assert_eq!(curl(&base, "/api/v1/products", Some(&bob), None).0, 200);
+    let forged = format!("mesh_{id}_{}", "0".repeat(48));
+    assert_eq!(curl(&base, "/api/v1/products", Some(&forged), None).0, 401);
+    ok(&dir, &["token", "revoke", id]);
+    assert_eq!(curl(&base, "/api/v1/products", Some(&bob), None).0, 401);
     let (clean, stderr) = served.stop();
     assert!(clean, "{stderr}");
 }

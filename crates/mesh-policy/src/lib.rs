@@ -27,4 +27,4 @@ pub use pack::{
     default_pack, write_default_pack,
 };
 pub use policies::{PolicySet, PolicySources, TestOutcome};
-pub use token::{NewToken, hash_secret, new_token, parse_token, verify_secret};
+pub use token::{NewToken, hash_secret, new_token, parse_token, secret_digest, verify_secret};

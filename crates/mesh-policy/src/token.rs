@@ -66,6 +66,13 @@ pub fn verify_secret(secret: &str, hash: &str) -> bool {
     })
 }
 
+/// A fast digest of a secret, for remembering in memory that it matched
+/// its Argon2 hash (the slow check runs once per process and token).
+pub fn secret_digest(secret: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(secret.as_bytes()).into()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -266,7 +266,7 @@ impl Mesh {
         let Some(t) = self.catalog.token(id).await? else {
             return Err(refused());
         };
-        let why = if !mesh_policy::verify_secret(secret, &t.hash) {
+        let why = if !self.verified.check(id, secret, &t.hash).await {
             Some("wrong secret")
         } else if t.revoked_at.is_some() {
             Some("revoked")
@@ -299,6 +299,65 @@ impl Mesh {
     pub async fn tokens(&self, principal: Option<&str>) -> Result<Vec<TokenRecord>> {
         Ok(self.catalog.tokens(principal).await?)
     }
+}
+
+/// Secrets this process has verified against their Argon2 hashes, by
+/// token id: the stored hash they matched and a SHA-256 of the secret.
+///
+/// Argon2id is slow on purpose (tens of milliseconds), and Flight SQL and
+/// REST clients present their token on every call. A presented secret
+/// whose digest matches the remembered one, for a token whose stored hash
+/// is still the one it matched, skips the slow check; revocation and
+/// expiry are still read from the catalog on every call. Only memory holds
+/// the digests, never the catalog.
+#[derive(Default)]
+pub struct VerifiedTokens {
+    known: std::sync::Mutex<std::collections::HashMap<String, (String, [u8; 32])>>,
+}
+
+impl std::fmt::Debug for VerifiedTokens {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.known.lock().map_or(0, |k| k.len());
+        f.debug_struct("VerifiedTokens")
+            .field("tokens", &n)
+            .finish()
+    }
+}
+
+/// Most tokens remembered; beyond it the memory starts over.
+const MAX_VERIFIED: usize = 10_000;
+
+impl VerifiedTokens {
+    /// Whether `secret` matches `hash`, the Argon2 check run off the async
+    /// threads, at most once per token and process.
+    async fn check(&self, id: &str, secret: &str, hash: &str) -> bool {
+        let digest = mesh_policy::secret_digest(secret);
+        let remembered = self
+            .known
+            .lock()
+            .ok()
+            .and_then(|k| k.get(id).cloned())
+            .is_some_and(|(h, d)| h == hash && same(&d, &digest));
+        if remembered {
+            return true;
+        }
+        let (s, h) = (secret.to_string(), hash.to_string());
+        let ok = tokio::task::spawn_blocking(move || mesh_policy::verify_secret(&s, &h))
+            .await
+            .unwrap_or(false);
+        if ok && let Ok(mut known) = self.known.lock() {
+            if known.len() >= MAX_VERIFIED {
+                known.clear();
+            }
+            known.insert(id.to_string(), (hash.to_string(), digest));
+        }
+        ok
+    }
+}
+
+/// Compares two digests in constant time.
+fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
+    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Parses `30d`, `12h`, `2w` as a token lifetime.

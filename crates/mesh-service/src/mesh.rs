@@ -38,6 +38,8 @@ pub struct Mesh {
     policy_cache: Arc<std::sync::Mutex<Option<CachedPolicies>>>,
     /// Deployed descriptors parsed for access decisions.
     descriptors: Arc<crate::access::DescriptorCache>,
+    /// Tokens whose secret this process has verified (see `authenticate`).
+    pub(crate) verified: Arc<crate::identity::VerifiedTokens>,
 }
 
 /// Parsed policies with the digest of the files they came from.
@@ -101,6 +103,7 @@ impl Mesh {
             storage_root,
             policy_cache: Default::default(),
             descriptors: Default::default(),
+            verified: Default::default(),
         })
     }
 
