@@ -12,6 +12,7 @@ mod measure;
 mod planmesh;
 mod policy;
 mod queries;
+mod serve;
 mod tpch;
 
 use std::fmt::Write as _;
@@ -86,6 +87,35 @@ enum Cmd {
         #[arg(long)]
         mesh: Option<PathBuf>,
     },
+    /// `mesh serve` under load on loopback: concurrent Postgres and Flight
+    /// SQL clients with idle connections held, lineitem streamed over
+    /// Flight SQL, and the REST catalog; each against a baseline.
+    Serve {
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        #[arg(long, default_value = "target/bench")]
+        work: PathBuf,
+        /// Seconds of the concurrency test.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// Active clients, half Postgres and half Flight SQL.
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Idle connections held open meanwhile.
+        #[arg(long, default_value_t = 200)]
+        idle: usize,
+        /// Rounds of the streaming comparison.
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// Seconds of each REST load.
+        #[arg(long, default_value_t = 10)]
+        rest_seconds: u64,
+        /// HTTP connections of the REST load.
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
+        #[arg(long)]
+        mesh: Option<PathBuf>,
+    },
     /// Baseline: DataFusion converts CSV files to Parquet.
     DfConvert {
         #[arg(long)]
@@ -152,6 +182,28 @@ fn main() -> Result<()> {
             print!("{}", bench.policy(samples.max(1))?);
             Ok(())
         }
+        Cmd::Serve {
+            scale,
+            work,
+            seconds,
+            clients,
+            idle,
+            repeat,
+            rest_seconds,
+            connections,
+            mesh,
+        } => {
+            let bench = Bench::new(mesh, &work, scale, repeat)?;
+            let load = Load {
+                seconds,
+                clients: clients.max(2),
+                idle,
+                rest_seconds,
+                connections: connections.max(1),
+            };
+            print!("{}", bench.serve(&load)?);
+            Ok(())
+        }
         Cmd::DfConvert { table, csv, out } => {
             let t = tpch::table(&table).context("unknown table")?;
             runtime()?.block_on(baseline::convert(t, &csv, &out))
@@ -201,6 +253,15 @@ fn sibling(name: &str) -> Result<PathBuf> {
         );
     }
     Ok(path)
+}
+
+/// The shape of the serving benchmark.
+struct Load {
+    seconds: u64,
+    clients: usize,
+    idle: usize,
+    rest_seconds: u64,
+    connections: usize,
 }
 
 struct Bench {
@@ -417,6 +478,157 @@ impl Bench {
             results.push((*name, pair));
         }
         Ok(results)
+    }
+
+    /// `mesh serve` under load (see `serve.rs`).
+    fn serve(&self, load: &Load) -> Result<String> {
+        let project = self.work.join(format!("tpch-sf{}", self.scale));
+        self.prepare(&project)?;
+        let lineitem = self
+            .published_dirs(&project)?
+            .into_iter()
+            .find(|(t, _)| t == "lineitem")
+            .map(|(_, d)| d)
+            .context("lineitem is not published")?;
+        let user = std::env::var("MESH_USER")
+            .or_else(|_| std::env::var("USER"))
+            .unwrap_or_else(|_| "unknown".into());
+        let token = self
+            .mesh_ok(&project, &["token", "create"])?
+            .trim()
+            .to_string();
+        let server = serve::Server::start(&self.mesh, &project)?;
+        let rt = runtime()?;
+        let mut c = rt.block_on(serve::concurrency(
+            &server,
+            &project,
+            &user,
+            &token,
+            load.clients,
+            load.idle,
+            load.seconds,
+        ))?;
+        let (flight, local) = rt.block_on(serve::streaming(
+            &server,
+            &user,
+            &token,
+            &lineitem,
+            self.repeat,
+        ))?;
+        eprintln!("REST: catalog show, then /healthz");
+        let show_path = "/api/v1/products/tpch/lineitem";
+        let mut show = rt.block_on(serve::http_load(
+            server.http,
+            show_path,
+            &token,
+            load.connections,
+            load.rest_seconds,
+        ))?;
+        let mut health = rt.block_on(serve::http_load(
+            server.http,
+            "/healthz",
+            &token,
+            load.connections,
+            load.rest_seconds,
+        ))?;
+        drop(server);
+
+        let median_of = |f: &[serve::Fetch]| median(f.iter().map(|x| x.wall).collect());
+        let (fw, lw) = (median_of(&flight), median_of(&local));
+        let mib_s = |f: &[serve::Fetch], wall: Duration| {
+            f[0].bytes as f64 / 1024.0 / 1024.0 / wall.as_secs_f64()
+        };
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "## Serving (`mesh-bench serve`, SF{}, loopback)\n",
+            self.scale
+        );
+        let _ = writeln!(
+            out,
+            "| measurement | mesh serve | baseline | ratio | goal |"
+        );
+        let _ = writeln!(out, "|---|---|---|---|---|");
+        let (sq, bq) = (c.server.per_second(), c.in_process.per_second());
+        let _ = writeln!(
+            out,
+            "| {} clients ({} Postgres, {} Flight SQL) + {} idle, {} s: queries/s | {:.0} | {:.0} (in-process `Mesh::query_stream`, {} tasks) | {:.2} | 0 errors |",
+            load.clients,
+            load.clients.div_ceil(2),
+            load.clients / 2,
+            c.idle_held,
+            load.seconds,
+            sq,
+            bq,
+            load.clients,
+            sq / bq
+        );
+        let (p50, p99) = (c.server.quantile_ms(0.5), c.server.quantile_ms(0.99));
+        let (b50, b99) = (
+            c.in_process.quantile_ms(0.5),
+            c.in_process.quantile_ms(0.99),
+        );
+        let _ = writeln!(
+            out,
+            "| latency p50 / p99 (ms) | {p50:.1} / {p99:.1} | {b50:.1} / {b99:.1} | {:.2} / {:.2} | |",
+            p50 / b50,
+            p99 / b99
+        );
+        let _ = writeln!(
+            out,
+            "| lineitem over Flight SQL vs DataFusion reading the Parquet (s) | {} ({:.0} MiB/s) | {} ({:.0} MiB/s) | {:.2} | ≤ 1.50 |",
+            secs(fw),
+            mib_s(&flight, fw),
+            secs(lw),
+            mib_s(&local, lw),
+            fw.as_secs_f64() / lw.as_secs_f64()
+        );
+        let (r, h) = (show.per_second(), health.per_second());
+        let _ = writeln!(
+            out,
+            "| REST catalog show, {} connections: requests/s | {r:.0} | {h:.0} (`/healthz`) | {:.2} | ≥ 5,000 |",
+            load.connections,
+            r / h
+        );
+        let (s99, h99) = (show.quantile_ms(0.99), health.quantile_ms(0.99));
+        let _ = writeln!(
+            out,
+            "| REST catalog show: p50 / p99 (ms) | {:.2} / {s99:.2} | {:.2} / {h99:.2} | | p99 < 10 |",
+            show.quantile_ms(0.5),
+            health.quantile_ms(0.5)
+        );
+        let _ = writeln!(out);
+        let _ = writeln!(
+            out,
+            "Errors: {} Postgres, {} Flight SQL, {} REST, {} in-process{}.",
+            c.pg.errors,
+            c.flight.errors,
+            show.errors + health.errors,
+            c.in_process.errors,
+            [&c.pg, &c.flight, &show, &health, &c.in_process]
+                .iter()
+                .find_map(|l| l.first_error.as_ref())
+                .map(|e| format!(" (first: {e})"))
+                .unwrap_or_default()
+        );
+        let _ = writeln!(
+            out,
+            "Queries: {} Postgres ({:.0}/s), {} Flight SQL ({:.0}/s). Server memory (RSS): {:.0} MiB after 5 s, {:.0} MiB at the end, {:.0} MiB at most.",
+            c.pg.latencies.len(),
+            c.pg.per_second(),
+            c.flight.latencies.len(),
+            c.flight.per_second(),
+            c.rss_warm as f64 / 1024.0,
+            c.rss_end as f64 / 1024.0,
+            c.rss_max as f64 / 1024.0
+        );
+        let _ = writeln!(
+            out,
+            "Streaming: {} rows, median of {} after a warm-up round.",
+            flight[0].rows,
+            flight.len()
+        );
+        Ok(out)
     }
 
     /// Governance on the query path (see `policy.rs`), and Q1 end to end

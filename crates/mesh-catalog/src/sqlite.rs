@@ -471,6 +471,14 @@ impl CatalogStore for SqliteCatalog {
         self.product_rows(None).await
     }
 
+    async fn deployment_generation(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT n FROM deployment_generation WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     async fn product(&self, product: &ProductRef) -> Result<Option<ProductRecord>> {
         Ok(self.product_rows(Some(product)).await?.into_iter().next())
     }

@@ -41,6 +41,10 @@ pub trait CatalogStore: crate::identity::IdentityStore + Send + Sync + std::fmt:
     /// Every deployed product, ordered by domain and name.
     async fn products(&self) -> Result<Vec<ProductRecord>>;
 
+    /// A number that changes whenever a deployed product or its outputs
+    /// change, in any process; equal numbers mean `products()` is unchanged.
+    async fn deployment_generation(&self) -> Result<i64>;
+
     /// One deployed product.
     async fn product(&self, product: &ProductRef) -> Result<Option<ProductRecord>>;
 

@@ -94,12 +94,15 @@ async fn deploy_creates_skips_unchanged_and_updates() {
     let catalog = SqliteCatalog::open(&db).await.unwrap();
     let a = product("sales", "orders", "v1");
     let b = product("customers", "profiles", "v1");
+    let g0 = catalog.deployment_generation().await.unwrap();
     let first = catalog
         .deploy("alice", vec![a.clone(), b.clone()], vec![])
         .await
         .unwrap();
     assert_eq!(first.created.len(), 2);
     assert!(first.deployment.is_some());
+    let g1 = catalog.deployment_generation().await.unwrap();
+    assert!(g1 > g0, "a deploy moves the generation");
 
     let again = catalog
         .deploy("bob", vec![a.clone(), b.clone()], vec![])
@@ -107,6 +110,7 @@ async fn deploy_creates_skips_unchanged_and_updates() {
         .unwrap();
     assert_eq!(again.unchanged.len(), 2);
     assert!(again.deployment.is_none(), "a no-op records no deployment");
+    assert_eq!(catalog.deployment_generation().await.unwrap(), g1);
 
     let changed = product("sales", "orders", "v2");
     let third = catalog
@@ -126,6 +130,7 @@ async fn deploy_creates_skips_unchanged_and_updates() {
         .await
         .unwrap();
     assert_eq!(third.updated, vec![a.product.clone()]);
+    assert!(catalog.deployment_generation().await.unwrap() > g1);
 
     // Reopening the same file keeps everything (migrations are idempotent).
     drop(catalog);

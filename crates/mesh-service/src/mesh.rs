@@ -40,7 +40,12 @@ pub struct Mesh {
     descriptors: Arc<crate::access::DescriptorCache>,
     /// Tokens whose secret this process has verified (see `authenticate`).
     pub(crate) verified: Arc<crate::identity::VerifiedTokens>,
+    /// `deployed()`, parsed, with the catalog generation it was read at.
+    deployed_cache: Arc<std::sync::Mutex<Option<DeployedAt>>>,
 }
+
+/// The parsed deployed products and the generation they were read at.
+type DeployedAt = (i64, Arc<Vec<(ProductRecord, ProductDescriptor)>>);
 
 /// Parsed policies with the digest of the files they came from.
 type CachedPolicies = (String, Arc<mesh_policy::PolicySet>);
@@ -104,6 +109,7 @@ impl Mesh {
             policy_cache: Default::default(),
             descriptors: Default::default(),
             verified: Default::default(),
+            deployed_cache: Default::default(),
         })
     }
 
@@ -367,7 +373,28 @@ impl Mesh {
     }
 
     /// The deployed products, parsed back from their stored descriptors.
+    ///
+    /// Parsed once per change: the catalog's deployment generation moves
+    /// with every change to products or outputs (by any process), and the
+    /// parsed list is reused while it stands still. The generation is read
+    /// before the products, so a change racing the read is seen on the
+    /// next call.
     pub async fn deployed(&self) -> Result<Vec<(ProductRecord, ProductDescriptor)>> {
+        let generation = self.catalog.deployment_generation().await?;
+        if let Ok(cached) = self.deployed_cache.lock()
+            && let Some((g, list)) = cached.as_ref()
+            && *g == generation
+        {
+            return Ok(list.as_ref().clone());
+        }
+        let list = self.parse_deployed().await?;
+        if let Ok(mut cached) = self.deployed_cache.lock() {
+            *cached = Some((generation, Arc::new(list.clone())));
+        }
+        Ok(list)
+    }
+
+    async fn parse_deployed(&self) -> Result<Vec<(ProductRecord, ProductDescriptor)>> {
         let mut out = Vec::new();
         for r in self.catalog.products().await? {
             let (p, diagnostics) = parse_product(Path::new(&r.descriptor_path), &r.descriptor);
