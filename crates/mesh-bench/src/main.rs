@@ -535,9 +535,11 @@ impl Bench {
 
         let median_of = |f: &[serve::Fetch]| median(f.iter().map(|x| x.wall).collect());
         let (fw, lw) = (median_of(&flight), median_of(&local));
-        let mib_s = |f: &[serve::Fetch], wall: Duration| {
-            f[0].bytes as f64 / 1024.0 / 1024.0 / wall.as_secs_f64()
-        };
+        // Both sides move the same data: its size as DataFusion holds it
+        // in memory (Flight's decoded batches share their message buffers,
+        // so their own sizes overcount).
+        let data_mib = local[0].bytes as f64 / 1024.0 / 1024.0;
+        let mib_s = |_: &[serve::Fetch], wall: Duration| data_mib / wall.as_secs_f64();
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -624,7 +626,7 @@ impl Bench {
         );
         let _ = writeln!(
             out,
-            "Streaming: {} rows, median of {} after a warm-up round.",
+            "Streaming: {} rows, {data_mib:.0} MiB as Arrow in memory; median of {} after a warm-up round.",
             flight[0].rows,
             flight.len()
         );
