@@ -124,3 +124,84 @@ mod tests {
         assert_eq!(out.column(2).data_type(), &DataType::Int32);
     }
 }
+
+/// `dt` with view types replaced by their classic layouts (`Utf8View` by
+/// `Utf8`, `BinaryView` by `Binary`), nested types included.
+fn plain_type(dt: &DataType) -> DataType {
+    let field =
+        |f: &Arc<Field>| Arc::new(f.as_ref().clone().with_data_type(plain_type(f.data_type())));
+    match dt {
+        DataType::Utf8View => DataType::Utf8,
+        DataType::BinaryView => DataType::Binary,
+        DataType::List(f) => DataType::List(field(f)),
+        DataType::LargeList(f) => DataType::LargeList(field(f)),
+        DataType::FixedSizeList(f, n) => DataType::FixedSizeList(field(f), *n),
+        DataType::Struct(fields) => DataType::Struct(fields.iter().map(field).collect()),
+        DataType::Map(f, sorted) => DataType::Map(field(f), *sorted),
+        other => other.clone(),
+    }
+}
+
+/// The schema results travel in over Arrow IPC (Flight SQL, REST): view
+/// types become their classic layouts. Clients without view support can
+/// read it, and a sliced view array, whose IPC form carries all of its
+/// data buffers whatever the slice, is never sent piece by piece.
+pub fn wire_schema(schema: &Schema) -> Arc<Schema> {
+    Arc::new(Schema::new_with_metadata(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_data_type(plain_type(f.data_type())))
+            .collect::<Vec<_>>(),
+        schema.metadata().clone(),
+    ))
+}
+
+/// `batch` in `wire` (its [`wire_schema`]): view columns are cast, other
+/// columns are shared as they are.
+pub fn to_wire(batch: &RecordBatch, wire: &Arc<Schema>) -> Result<RecordBatch, ArrowError> {
+    let columns = batch
+        .columns()
+        .iter()
+        .zip(wire.fields())
+        .map(|(c, f)| {
+            if c.data_type() == f.data_type() {
+                Ok(c.clone())
+            } else {
+                datafusion::arrow::compute::cast(c, f.data_type())
+            }
+        })
+        .collect::<Result<Vec<ArrayRef>, ArrowError>>()?;
+    RecordBatch::try_new(wire.clone(), columns)
+}
+
+#[cfg(test)]
+mod wire_tests {
+    use super::*;
+    use datafusion::arrow::array::{ListBuilder, StringViewBuilder};
+
+    #[test]
+    fn view_columns_travel_as_classic_strings_nested_or_not() {
+        let mut names = StringViewBuilder::new();
+        names.append_value("a fairly long string that is not inlined in its view");
+        names.append_null();
+        let mut tags = ListBuilder::new(StringViewBuilder::new());
+        tags.values().append_value("x");
+        tags.append(true);
+        tags.append(false);
+        let batch = RecordBatch::try_from_iter([
+            ("name", Arc::new(names.finish()) as ArrayRef),
+            ("tags", Arc::new(tags.finish()) as ArrayRef),
+        ])
+        .unwrap();
+        let wire = wire_schema(&batch.schema());
+        assert_eq!(wire.field(0).data_type(), &DataType::Utf8);
+        assert!(
+            matches!(wire.field(1).data_type(), DataType::List(f) if f.data_type() == &DataType::Utf8)
+        );
+        let sent = to_wire(&batch.slice(0, 2), &wire).unwrap();
+        assert_eq!(sent.schema(), wire);
+        assert_eq!(sent.num_rows(), 2);
+        assert!(sent.column(0).is_null(1));
+    }
+}

@@ -175,16 +175,23 @@ impl MeshFlightSql {
 }
 
 /// Arrow IPC for `batches`, encoded as they arrive.
+/// The batches travel in the wire schema (`mesh_service::wire_schema`),
+/// the one GetFlightInfo announced.
 fn encode(
     schema: SchemaRef,
     batches: impl Stream<Item = mesh_service::Result<datafusion::arrow::record_batch::RecordBatch>>
     + Send
     + 'static,
 ) -> Rows {
-    let batches = batches.map(|b| b.map_err(|e| FlightError::Tonic(Box::new(status(e)))));
+    let wire = mesh_service::wire_schema(&schema);
+    let to = wire.clone();
+    let batches = batches.map(move |b| {
+        b.map_err(|e| FlightError::Tonic(Box::new(status(e))))
+            .and_then(|b| mesh_service::to_wire(&b, &to).map_err(FlightError::Arrow))
+    });
     Box::pin(
         FlightDataEncoderBuilder::new()
-            .with_schema(schema)
+            .with_schema(wire)
             .build(batches)
             .map_err(Status::from),
     )
@@ -338,7 +345,11 @@ impl FlightSqlService for MeshFlightSql {
         let ticket = TicketStatementQuery {
             statement_handle: query.query.into_bytes().into(),
         };
-        info(&planned.schema(), ticket, request.into_inner())
+        info(
+            &mesh_service::wire_schema(&planned.schema()),
+            ticket,
+            request.into_inner(),
+        )
     }
 
     async fn do_get_statement(
@@ -395,7 +406,7 @@ impl FlightSqlService for MeshFlightSql {
             );
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: handle.into_bytes().into(),
-            dataset_schema: ipc(&planned.schema())?,
+            dataset_schema: ipc(&mesh_service::wire_schema(&planned.schema()))?,
             parameter_schema: ipc(&params)?,
         })
     }
@@ -459,7 +470,11 @@ impl FlightSqlService for MeshFlightSql {
             .prepare(&caller, Statement::sql(&sql))
             .await
             .map_err(status)?;
-        info(&planned.schema(), query, request.into_inner())
+        info(
+            &mesh_service::wire_schema(&planned.schema()),
+            query,
+            request.into_inner(),
+        )
     }
 
     async fn do_get_prepared_statement(

@@ -626,7 +626,7 @@ async fn stream_arrow(
 fn arrow_response(q: ArrowQuery, mut timer: crate::metrics::QueryTimer) -> Response {
     use futures::StreamExt;
     use mesh_service::arrow::ipc::writer::StreamWriter;
-    let schema = q.stream.schema.clone();
+    let schema = mesh_service::wire_schema(&q.stream.schema);
     let warnings = q.stream.warnings.clone();
     let mut left = q.limit.unwrap_or(usize::MAX);
     let batches = q.stream.into_batches();
@@ -657,6 +657,13 @@ fn arrow_response(q: ArrowQuery, mut timer: crate::metrics::QueryTimer) -> Respo
                 batch.slice(0, left)
             } else {
                 batch
+            };
+            let batch = match mesh_service::to_wire(&batch, &schema) {
+                Ok(b) => b,
+                Err(e) => {
+                    failed = Some(e.to_string());
+                    break;
+                }
             };
             left -= batch.num_rows();
             if let Err(e) = writer.write(&batch) {

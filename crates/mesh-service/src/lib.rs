@@ -31,4 +31,4 @@ pub use mesh_query::QueryError;
 pub mod query {
     pub use mesh_query::provider::{CATALOG_NAME, DomainSchema};
 }
-pub use mesh_query::encode::nested_as_json;
+pub use mesh_query::encode::{nested_as_json, to_wire, wire_schema};

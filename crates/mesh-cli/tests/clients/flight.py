@@ -55,7 +55,7 @@ def run(conn, step):
             "rows": [[cell(v) for v in row.values()] for row in table.slice(0, 50).to_pylist()],
         }
         if "csv" in step:
-            # The CSV reader has no string_view: read strings, then cast.
+            # The CSV reader has no string_view (older servers sent views): read strings, then cast.
             readable = pa.schema(
                 [
                     f.with_type(pa.string()) if f.type == pa.string_view() else f
