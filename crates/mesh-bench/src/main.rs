@@ -113,8 +113,26 @@ enum Cmd {
         /// HTTP connections of the REST load.
         #[arg(long, default_value_t = 8)]
         connections: usize,
+        /// Use the published mesh in the work directory as it is (no
+        /// deploy and run first).
+        #[arg(long)]
+        reuse: bool,
         #[arg(long)]
         mesh: Option<PathBuf>,
+    },
+    /// HTTP/1.1 load on one path of a running server, for profiling:
+    /// prints requests/s and p50/p99.
+    HttpLoad {
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+        #[arg(long)]
+        path: String,
+        #[arg(long, env = "MESH_TOKEN")]
+        token: String,
+        #[arg(long, default_value_t = 8)]
+        connections: usize,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
     },
     /// Baseline: DataFusion converts CSV files to Parquet.
     DfConvert {
@@ -191,6 +209,7 @@ fn main() -> Result<()> {
             repeat,
             rest_seconds,
             connections,
+            reuse,
             mesh,
         } => {
             let bench = Bench::new(mesh, &work, scale, repeat)?;
@@ -200,8 +219,36 @@ fn main() -> Result<()> {
                 idle,
                 rest_seconds,
                 connections: connections.max(1),
+                reuse,
             };
             print!("{}", bench.serve(&load)?);
+            Ok(())
+        }
+        Cmd::HttpLoad {
+            addr,
+            path,
+            token,
+            connections,
+            seconds,
+        } => {
+            let mut l = runtime()?.block_on(serve::http_load(
+                addr,
+                &path,
+                &token,
+                connections.max(1),
+                seconds,
+            ))?;
+            println!(
+                "{:.0} requests/s, p50 {:.2} ms, p99 {:.2} ms, {} errors{}",
+                l.per_second(),
+                l.quantile_ms(0.5),
+                l.quantile_ms(0.99),
+                l.errors,
+                l.first_error
+                    .as_ref()
+                    .map(|e| format!(" (first: {e})"))
+                    .unwrap_or_default()
+            );
             Ok(())
         }
         Cmd::DfConvert { table, csv, out } => {
@@ -262,6 +309,7 @@ struct Load {
     idle: usize,
     rest_seconds: u64,
     connections: usize,
+    reuse: bool,
 }
 
 struct Bench {
@@ -483,7 +531,9 @@ impl Bench {
     /// `mesh serve` under load (see `serve.rs`).
     fn serve(&self, load: &Load) -> Result<String> {
         let project = self.work.join(format!("tpch-sf{}", self.scale));
-        self.prepare(&project)?;
+        if !(load.reuse && project.join(".mesh/catalog.db").exists()) {
+            self.prepare(&project)?;
+        }
         let lineitem = self
             .published_dirs(&project)?
             .into_iter()
