@@ -471,6 +471,14 @@ impl CatalogStore for SqliteCatalog {
         self.product_rows(None).await
     }
 
+    async fn generations(&self) -> Result<(i64, i64)> {
+        Ok(sqlx::query_as(
+            "SELECT d.n, a.n FROM deployment_generation d, activity_generation a WHERE d.id = 1 AND a.id = 1",
+        )
+        .fetch_one(&self.pool)
+        .await?)
+    }
+
     async fn deployment_generation(&self) -> Result<i64> {
         Ok(
             sqlx::query_scalar("SELECT n FROM deployment_generation WHERE id = 1")

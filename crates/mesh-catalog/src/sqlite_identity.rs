@@ -150,28 +150,30 @@ impl IdentityStore for SqliteCatalog {
     }
 
     async fn principal(&self, name: &str) -> Result<Option<Principal>> {
-        let Some(row) = sqlx::query("SELECT name, kind FROM principals WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&self.pool)
-            .await?
+        // One statement: it is asked on every request of every protocol.
+        let Some(row) = sqlx::query(
+            "SELECT name, kind,
+                (SELECT json_group_array(team) FROM
+                    (SELECT team FROM team_members WHERE principal = p.name ORDER BY team)) AS teams,
+                (SELECT json_group_array(role) FROM
+                    (SELECT role FROM principal_roles WHERE principal = p.name ORDER BY role)) AS roles
+             FROM principals p WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_optional(&self.pool)
+        .await?
         else {
             return Ok(None);
         };
-        let teams = sqlx::query("SELECT team FROM team_members WHERE principal = $1 ORDER BY team")
-            .bind(name)
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<Vec<String>, _>>()?;
-        let roles =
-            sqlx::query("SELECT role FROM principal_roles WHERE principal = $1 ORDER BY role")
-                .bind(name)
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(|r| r.try_get(0))
-                .collect::<Result<Vec<String>, _>>()?;
+        let list = |column: &'static str| -> Result<Vec<String>> {
+            let text: String = row.try_get(column)?;
+            serde_json::from_str(&text).map_err(|e| CatalogError::Corrupt {
+                table: "principals",
+                column,
+                detail: e.to_string(),
+            })
+        };
+        let (teams, roles) = (list("teams")?, list("roles")?);
         Ok(Some(Principal {
             name: row.try_get("name")?,
             kind: row.try_get("kind")?,

@@ -45,6 +45,11 @@ pub trait CatalogStore: crate::identity::IdentityStore + Send + Sync + std::fmt:
     /// change, in any process; equal numbers mean `products()` is unchanged.
     async fn deployment_generation(&self) -> Result<i64>;
 
+    /// The deployment generation and an activity generation, which moves
+    /// with every change to runs, check results, publications and
+    /// overrides, read together.
+    async fn generations(&self) -> Result<(i64, i64)>;
+
     /// One deployed product.
     async fn product(&self, product: &ProductRef) -> Result<Option<ProductRecord>>;
 

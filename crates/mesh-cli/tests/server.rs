@@ -230,10 +230,24 @@ fn runs_access_and_the_audit_log_are_operated_over_rest_as_the_caller() {
     );
     let r = post("/api/v1/runs", &ana, "{}");
     assert_eq!(r.0, 403, "{}", r.2);
+    let page = |t: &str| {
+        body_json(&curl(
+            &base,
+            "/api/v1/products/example/greetings",
+            Some(t),
+            None,
+        ))
+    };
+    let before = page(&ana)["last_run"]["id"].clone();
     let r = post("/api/v1/runs", &ana, one);
     assert_eq!(r.0, 200, "{}", r.2);
     let done = body_json(&r);
     assert_eq!(done["succeeded"], true);
+    // The product page (built once, then served from memory) shows the
+    // new run at once.
+    let after = page(&ana)["last_run"]["id"].clone();
+    assert_ne!(before, after);
+    assert_eq!(after, done["runs"][0]["id"]);
     assert_eq!(done["runs"][0]["product"], "example/greetings");
     assert_eq!(done["runs"][0]["status"], "succeeded");
     let r = post("/api/v1/runs", &admin, "");

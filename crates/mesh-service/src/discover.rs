@@ -5,7 +5,8 @@ use serde_json::{Value, json};
 
 use mesh_catalog::search::{SearchDoc, search};
 use mesh_spec::name::global_address;
-use mesh_spec::{InputKind, ProductDescriptor};
+use mesh_spec::{InputKind, ProductDescriptor, ProductRef};
+use std::collections::HashMap;
 
 use crate::access::Caller;
 use crate::error::Result;
@@ -225,10 +226,32 @@ impl Mesh {
     }
 
     /// Everything about one product, as one JSON document.
+    ///
+    /// A page is built once per deployment and activity generation (see
+    /// `CatalogStore::generations`) and set of products the caller sees,
+    /// then served from memory: the catalog is asked only what moved.
     pub async fn catalog_show(&self, caller: &Caller, name: &str) -> Result<Value> {
-        let deployed = self.visible_deployed(caller).await?;
+        let generations = self.catalog.generations().await?;
+        let deployed = self.deployed_at(generations.0).await?;
+        let deployed = self.visible_of(caller, deployed).await?;
         let known: Vec<_> = deployed.iter().map(|(r, _)| r.product.clone()).collect();
         let r = self.resolve(name, &known)?;
+        let key = (r.to_string(), fingerprint(&known));
+        if let Some(page) = self.show_cache.get(&key, generations) {
+            return Ok(page);
+        }
+        let page = self.build_show(&deployed, &r, name).await?;
+        self.show_cache.put(key, generations, page.clone());
+        Ok(page)
+    }
+
+    async fn build_show(
+        &self,
+        deployed: &[(mesh_catalog::ProductRecord, ProductDescriptor)],
+        r: &ProductRef,
+        name: &str,
+    ) -> Result<Value> {
+        let r = r.clone();
         let Some((record, p)) = deployed.iter().find(|(rec, _)| rec.product == r) else {
             return Err(crate::ServiceError::ProductNotFound {
                 product: name.into(),
@@ -319,6 +342,41 @@ impl Mesh {
             "last_run": last_run.map(|r| json!({"id": r.id.0, "status": r.status.as_str(), "started_at": r.started_at.to_rfc3339(), "rows_written": r.rows_written, "error": r.error})),
         }))
     }
+}
+
+/// Built product pages: `(product, visible-set fingerprint)` to the
+/// generations they were built at and the page.
+#[derive(Debug, Default)]
+pub struct ShowCache {
+    pages: std::sync::Mutex<HashMap<(String, u64), ((i64, i64), Value)>>,
+}
+
+/// Most pages kept; beyond it the cache starts over.
+const MAX_PAGES: usize = 1_000;
+
+impl ShowCache {
+    fn get(&self, key: &(String, u64), generations: (i64, i64)) -> Option<Value> {
+        let pages = self.pages.lock().ok()?;
+        let (built_at, page) = pages.get(key)?;
+        (*built_at == generations).then(|| page.clone())
+    }
+
+    fn put(&self, key: (String, u64), generations: (i64, i64), page: Value) {
+        if let Ok(mut pages) = self.pages.lock() {
+            if pages.len() >= MAX_PAGES {
+                pages.clear();
+            }
+            pages.insert(key, (generations, page));
+        }
+    }
+}
+
+/// A fingerprint of a set of products (a page lists consumers among them).
+fn fingerprint(products: &[ProductRef]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    products.hash(&mut h);
+    h.finish()
 }
 
 /// One release: a successful run, its product version and the exact data

@@ -42,6 +42,9 @@ pub struct Mesh {
     pub(crate) verified: Arc<crate::identity::VerifiedTokens>,
     /// `deployed()`, parsed, with the catalog generation it was read at.
     deployed_cache: Arc<std::sync::Mutex<Option<DeployedAt>>>,
+    /// Product pages (`catalog_show`) by product and visible set, with
+    /// the generations they were built at.
+    pub(crate) show_cache: Arc<crate::discover::ShowCache>,
 }
 
 /// The parsed deployed products and the generation they were read at.
@@ -110,6 +113,7 @@ impl Mesh {
             descriptors: Default::default(),
             verified: Default::default(),
             deployed_cache: Default::default(),
+            show_cache: Default::default(),
         })
     }
 
@@ -381,6 +385,14 @@ impl Mesh {
     /// next call.
     pub async fn deployed(&self) -> Result<Vec<(ProductRecord, ProductDescriptor)>> {
         let generation = self.catalog.deployment_generation().await?;
+        self.deployed_at(generation).await
+    }
+
+    /// [`Mesh::deployed`] for a deployment generation just read.
+    pub(crate) async fn deployed_at(
+        &self,
+        generation: i64,
+    ) -> Result<Vec<(ProductRecord, ProductDescriptor)>> {
         if let Ok(cached) = self.deployed_cache.lock()
             && let Some((g, list)) = cached.as_ref()
             && *g == generation
