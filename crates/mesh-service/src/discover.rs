@@ -348,20 +348,23 @@ impl Mesh {
 /// generations they were built at and the page.
 #[derive(Debug, Default)]
 pub struct ShowCache {
-    pages: std::sync::Mutex<HashMap<(String, u64), ((i64, i64), Value)>>,
+    pages: std::sync::Mutex<HashMap<PageKey, ((i64, i64), Value)>>,
 }
+
+/// A product and the fingerprint of the products its reader sees.
+type PageKey = (String, u64);
 
 /// Most pages kept; beyond it the cache starts over.
 const MAX_PAGES: usize = 1_000;
 
 impl ShowCache {
-    fn get(&self, key: &(String, u64), generations: (i64, i64)) -> Option<Value> {
+    fn get(&self, key: &PageKey, generations: (i64, i64)) -> Option<Value> {
         let pages = self.pages.lock().ok()?;
         let (built_at, page) = pages.get(key)?;
         (*built_at == generations).then(|| page.clone())
     }
 
-    fn put(&self, key: (String, u64), generations: (i64, i64), page: Value) {
+    fn put(&self, key: PageKey, generations: (i64, i64), page: Value) {
         if let Ok(mut pages) = self.pages.lock() {
             if pages.len() >= MAX_PAGES {
                 pages.clear();
