@@ -348,8 +348,11 @@ impl Mesh {
 /// generations they were built at and the page.
 #[derive(Debug, Default)]
 pub struct ShowCache {
-    pages: std::sync::Mutex<HashMap<PageKey, ((i64, i64), Value)>>,
+    pages: std::sync::Mutex<HashMap<PageKey, BuiltPage>>,
 }
+
+/// A page and the generations it was built at.
+type BuiltPage = ((i64, i64), Value);
 
 /// A product and the fingerprint of the products its reader sees.
 type PageKey = (String, u64);
