@@ -471,12 +471,25 @@ impl CatalogStore for SqliteCatalog {
         self.product_rows(None).await
     }
 
-    async fn generations(&self) -> Result<(i64, i64)> {
-        Ok(sqlx::query_as(
-            "SELECT d.n, a.n FROM deployment_generation d, activity_generation a WHERE d.id = 1 AND a.id = 1",
-        )
+    async fn generations_and_principal(
+        &self,
+        name: &str,
+    ) -> Result<((i64, i64), Option<crate::Principal>)> {
+        let row = sqlx::query(concat!(
+            "SELECT d.n AS deployment, a.n AS activity, ",
+            crate::sqlite_identity::principal_columns!(),
+            " FROM deployment_generation d
+             CROSS JOIN activity_generation a
+             LEFT JOIN principals p ON p.name = $1
+             WHERE d.id = 1 AND a.id = 1"
+        ))
+        .bind(name)
         .fetch_one(&self.pool)
-        .await?)
+        .await?;
+        Ok((
+            (row.try_get("deployment")?, row.try_get("activity")?),
+            crate::sqlite_identity::principal_from_row(&row)?,
+        ))
     }
 
     async fn deployment_generation(&self) -> Result<i64> {

@@ -151,35 +151,18 @@ impl IdentityStore for SqliteCatalog {
 
     async fn principal(&self, name: &str) -> Result<Option<Principal>> {
         // One statement: it is asked on every request of every protocol.
-        let Some(row) = sqlx::query(
-            "SELECT name, kind,
-                (SELECT json_group_array(team) FROM
-                    (SELECT team FROM team_members WHERE principal = p.name ORDER BY team)) AS teams,
-                (SELECT json_group_array(role) FROM
-                    (SELECT role FROM principal_roles WHERE principal = p.name ORDER BY role)) AS roles
-             FROM principals p WHERE name = $1",
-        )
+        let Some(row) = sqlx::query(concat!(
+            "SELECT ",
+            principal_columns!(),
+            " FROM principals p WHERE name = $1"
+        ))
         .bind(name)
         .fetch_optional(&self.pool)
         .await?
         else {
             return Ok(None);
         };
-        let list = |column: &'static str| -> Result<Vec<String>> {
-            let text: String = row.try_get(column)?;
-            serde_json::from_str(&text).map_err(|e| CatalogError::Corrupt {
-                table: "principals",
-                column,
-                detail: e.to_string(),
-            })
-        };
-        let (teams, roles) = (list("teams")?, list("roles")?);
-        Ok(Some(Principal {
-            name: row.try_get("name")?,
-            kind: row.try_get("kind")?,
-            teams,
-            roles,
-        }))
+        principal_from_row(&row)
     }
 
     async fn principals(&self) -> Result<Vec<Principal>> {
@@ -506,4 +489,39 @@ impl IdentityStore for SqliteCatalog {
             })
             .collect()
     }
+}
+
+/// A principal's columns, its teams and roles as JSON arrays, from
+/// `principals p` (a macro, so statements stay literals).
+macro_rules! principal_columns {
+    () => {
+        "p.name AS name, p.kind AS kind,
+        (SELECT json_group_array(team) FROM
+            (SELECT team FROM team_members WHERE principal = p.name ORDER BY team)) AS teams,
+        (SELECT json_group_array(role) FROM
+            (SELECT role FROM principal_roles WHERE principal = p.name ORDER BY role)) AS roles"
+    };
+}
+pub(crate) use principal_columns;
+
+/// A principal read with [`PRINCIPAL_COLUMNS`]; `None` when its name is NULL
+/// (an outer join that found none).
+pub(crate) fn principal_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Option<Principal>> {
+    let Some(name) = row.try_get::<Option<String>, _>("name")? else {
+        return Ok(None);
+    };
+    let list = |column: &'static str| -> Result<Vec<String>> {
+        let text: String = row.try_get(column)?;
+        serde_json::from_str(&text).map_err(|e| CatalogError::Corrupt {
+            table: "principals",
+            column,
+            detail: e.to_string(),
+        })
+    };
+    Ok(Some(Principal {
+        name,
+        kind: row.try_get("kind")?,
+        teams: list("teams")?,
+        roles: list("roles")?,
+    }))
 }

@@ -45,10 +45,14 @@ pub trait CatalogStore: crate::identity::IdentityStore + Send + Sync + std::fmt:
     /// change, in any process; equal numbers mean `products()` is unchanged.
     async fn deployment_generation(&self) -> Result<i64>;
 
-    /// The deployment generation and an activity generation, which moves
+    /// The deployment generation and an activity generation (which moves
     /// with every change to runs, check results, publications and
-    /// overrides, read together.
-    async fn generations(&self) -> Result<(i64, i64)>;
+    /// overrides), and a principal, in one statement: what a catalog page
+    /// read as a caller starts with.
+    async fn generations_and_principal(
+        &self,
+        name: &str,
+    ) -> Result<((i64, i64), Option<crate::Principal>)>;
 
     /// One deployed product.
     async fn product(&self, product: &ProductRef) -> Result<Option<ProductRecord>>;

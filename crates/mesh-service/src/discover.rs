@@ -83,6 +83,16 @@ impl Mesh {
         deployed: Vec<(mesh_catalog::ProductRecord, ProductDescriptor)>,
     ) -> Result<Vec<(mesh_catalog::ProductRecord, ProductDescriptor)>> {
         let me = self.catalog.principal(&caller.name).await?;
+        self.visible_given(caller, me, deployed).await
+    }
+
+    /// [`Mesh::visible_of`] for a principal record just read.
+    async fn visible_given(
+        &self,
+        caller: &Caller,
+        me: Option<mesh_catalog::Principal>,
+        deployed: Vec<(mesh_catalog::ProductRecord, ProductDescriptor)>,
+    ) -> Result<Vec<(mesh_catalog::ProductRecord, ProductDescriptor)>> {
         let admin = me
             .as_ref()
             .is_some_and(|p| p.roles.iter().any(|r| r == crate::identity::ADMIN_ROLE));
@@ -228,12 +238,12 @@ impl Mesh {
     /// Everything about one product, as one JSON document.
     ///
     /// A page is built once per deployment and activity generation (see
-    /// `CatalogStore::generations`) and set of products the caller sees,
+    /// `CatalogStore::generations_and_principal`) and set of products the caller sees,
     /// then served from memory: the catalog is asked only what moved.
     pub async fn catalog_show(&self, caller: &Caller, name: &str) -> Result<Value> {
-        let generations = self.catalog.generations().await?;
+        let (generations, me) = self.catalog.generations_and_principal(&caller.name).await?;
         let deployed = self.deployed_at(generations.0).await?;
-        let deployed = self.visible_of(caller, deployed).await?;
+        let deployed = self.visible_given(caller, me, deployed).await?;
         let known: Vec<_> = deployed.iter().map(|(r, _)| r.product.clone()).collect();
         let r = self.resolve(name, &known)?;
         let key = (r.to_string(), fingerprint(&known));
