@@ -991,3 +991,55 @@ fn serve_settings_come_from_flags_then_variables_then_the_file() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("/nope.pem"));
 }
+
+#[test]
+fn every_protocol_logs_its_statements_with_a_request_or_session_id() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = common::init(tmp.path());
+    ok(&dir, &["deploy"]);
+    ok(&dir, &["run"]);
+    let admin = token(&dir, USER);
+    let served = Served::spawn(
+        &dir,
+        &[
+            "--http",
+            "127.0.0.1:0",
+            "--pg",
+            "127.0.0.1:0",
+            "--flight",
+            "127.0.0.1:0",
+        ],
+        &[("MESH_LOG", "info")],
+    );
+    let sql = "SELECT count(*) AS n FROM example.greetings";
+    psql_ok(served.pg.as_deref().unwrap(), USER, &admin, &["-c", sql]);
+    let out = Command::new("curl")
+        .args(["-s", "--max-time", "30", "-H", "x-request-id: rest-call-7"])
+        .args(["-H", &format!("Authorization: Bearer {admin}")])
+        .args(["-H", "content-type: application/json", "--data-binary"])
+        .arg(json!({ "sql": sql }).to_string())
+        .arg(format!("{}/api/v1/query", served.base))
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    adbc(
+        served.flight.as_deref().unwrap(),
+        &admin,
+        json!({"steps": [{"sql": sql}]}),
+    );
+    let (clean, stderr) = served.stop();
+    assert!(clean, "{stderr}");
+    let statements: Vec<&str> = stderr.lines().filter(|l| l.contains("statement")).collect();
+    let has = |needles: &[&str]| {
+        statements
+            .iter()
+            .any(|l| needles.iter().all(|n| l.contains(n)))
+    };
+    assert!(
+        has(&["postgres", "session=", "status=\"ok\""])
+            || has(&["postgres", "session=", "status=ok"]),
+        "{stderr}"
+    );
+    assert!(has(&["request_id=rest-call-7", "rest"]), "{stderr}");
+    assert!(has(&["flight", "request_id="]), "{stderr}");
+}

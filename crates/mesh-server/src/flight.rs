@@ -649,6 +649,7 @@ pub async fn serve(
     stop: tokio_util::sync::CancellationToken,
 ) -> Result<(), crate::ServerError> {
     tonic::transport::Server::builder()
+        .trace_fn(request_span)
         .add_service(service.into_server())
         .serve_with_incoming_shutdown(
             tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
@@ -675,6 +676,7 @@ pub async fn serve_tls(
         Some((Ok::<_, std::io::Error>(crate::tls::Secured(stream)), rx))
     });
     tonic::transport::Server::builder()
+        .trace_fn(request_span)
         .add_service(service.into_server())
         .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
         .await
@@ -682,4 +684,16 @@ pub async fn serve_tls(
             what: "the Flight SQL server",
             message: e.to_string(),
         })
+}
+
+/// Every Flight SQL call's span: its request id (the client's
+/// `x-request-id`, or a new one) and method, on every log line it makes.
+fn request_span(req: &tonic::codegen::http::Request<()>) -> tracing::Span {
+    let id = req
+        .headers()
+        .get("x-request-id")
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty() && v.len() <= 128)
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string);
+    tracing::info_span!("flight", request_id = %id, method = %req.uri().path())
 }

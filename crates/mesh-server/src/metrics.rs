@@ -128,6 +128,7 @@ impl Metrics {
             protocol,
             started: Instant::now(),
             done: false,
+            span: tracing::Span::current(),
         }
     }
 
@@ -183,6 +184,9 @@ pub struct QueryTimer {
     protocol: &'static str,
     started: Instant,
     done: bool,
+    /// The request's or session's span where the statement began; its
+    /// outcome is logged there even when the last row leaves elsewhere.
+    span: tracing::Span,
 }
 
 impl QueryTimer {
@@ -209,6 +213,15 @@ impl QueryTimer {
         }
         self.done = true;
         let protocol = self.protocol;
+        // Within the request's or session's span, so it carries its id.
+        self.span.in_scope(|| {
+            tracing::info!(
+                protocol,
+                status,
+                ms = self.started.elapsed().as_secs_f64() * 1e3,
+                "statement"
+            );
+        });
         self.metrics
             .queries
             .get_or_create(&QueryLabels { protocol, status })

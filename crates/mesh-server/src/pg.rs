@@ -152,7 +152,14 @@ pub async fn serve(
                     let _ = socket.set_nodelay(true);
                     let handlers = handlers.clone();
                     let tls = tls.clone();
-                    connections.spawn(async move {
+                    // Every log line of a connection carries its session id.
+                    let span = tracing::info_span!(
+                        "postgres",
+                        session = %uuid::Uuid::new_v4(),
+                        %peer
+                    );
+                    connections.spawn(tracing::Instrument::instrument(async move {
+                        tracing::debug!("connected");
                         let (ours, theirs) = match tokio::net::UnixStream::pair() {
                             Ok(pair) => pair,
                             Err(e) => {
@@ -160,12 +167,16 @@ pub async fn serve(
                                 return;
                             }
                         };
-                        let session = tokio::spawn(pgwire::tokio::process_socket_unix(theirs, handlers));
+                        let session = tokio::spawn(tracing::Instrument::instrument(
+                            pgwire::tokio::process_socket_unix(theirs, handlers),
+                            tracing::Span::current(),
+                        ));
                         if let Err(e) = crate::wire::guard(socket, tls, ours).await {
-                            tracing::debug!(%peer, "postgres connection ended: {e}");
+                            tracing::debug!("postgres connection ended: {e}");
                         }
                         let _ = session.await;
-                    });
+                        tracing::debug!("disconnected");
+                    }, span));
                 }
                 Err(e) => tracing::warn!("postgres accept failed: {e}"),
             },

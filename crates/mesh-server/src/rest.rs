@@ -75,10 +75,9 @@ async fn request_id(req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let span = tracing::info_span!("request", request_id = %id, %method, %path);
-    let _guard = span.enter();
     let started = std::time::Instant::now();
-    drop(_guard);
-    let mut res = next.run(req).await;
+    // The handler runs in the span, so everything it logs carries the id.
+    let mut res = tracing::Instrument::instrument(next.run(req), span.clone()).await;
     let _guard = span.enter();
     tracing::info!(
         status = res.status().as_u16(),
@@ -233,8 +232,8 @@ struct Page<T> {
     next_offset: Option<usize>,
 }
 
-fn page<T>(all: Vec<T>, p: &PageParams) -> Result<Page<T>, Problem> {
-    let limit = p.limit.unwrap_or(PAGE);
+fn page<T>(all: Vec<T>, limit: Option<usize>, offset: Option<usize>) -> Result<Page<T>, Problem> {
+    let limit = limit.unwrap_or(PAGE);
     if limit == 0 || limit > MAX_PAGE {
         return Err(Problem::new(
             StatusCode::BAD_REQUEST,
@@ -243,7 +242,7 @@ fn page<T>(all: Vec<T>, p: &PageParams) -> Result<Page<T>, Problem> {
         ));
     }
     let total = all.len();
-    let offset = p.offset.unwrap_or(0).min(total);
+    let offset = offset.unwrap_or(0).min(total);
     let items: Vec<T> = all.into_iter().skip(offset).take(limit).collect();
     let next = offset + items.len();
     Ok(Page {
@@ -259,7 +258,7 @@ async fn list_products(
     Query(p): Query<PageParams>,
 ) -> Result<Json<Page<mesh_service::discover::ProductSummary>>, Problem> {
     let all = s.mesh.catalog_list(&caller).await?;
-    Ok(Json(page(all, &p)?))
+    Ok(Json(page(all, p.limit, p.offset)?))
 }
 
 async fn show_product(
@@ -284,7 +283,7 @@ async fn product_history(
         .mesh
         .catalog_history(&caller, &format!("{domain}/{name}"))
         .await?;
-    Ok(Json(page(all, &p)?))
+    Ok(Json(page(all, p.limit, p.offset)?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -303,11 +302,7 @@ async fn runs(
     Query(p): Query<RunsParams>,
 ) -> Result<Json<Page<mesh_service::RunRecord>>, Problem> {
     let all = s.mesh.runs(&caller, p.product.as_deref(), i64::MAX).await?;
-    let paging = PageParams {
-        limit: p.limit,
-        offset: p.offset,
-    };
-    Ok(Json(page(all, &paging)?))
+    Ok(Json(page(all, p.limit, p.offset)?))
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -386,13 +381,7 @@ async fn audit(
         )
         .await?;
     all.reverse();
-    Ok(Json(page(
-        all,
-        &PageParams {
-            limit: p.limit,
-            offset: p.offset,
-        },
-    )?))
+    Ok(Json(page(all, p.limit, p.offset)?))
 }
 
 /// `GET /api/v1/access/requests`: the caller's inbox, as `mesh access
@@ -402,7 +391,11 @@ async fn access_requests(
     Authed(caller): Authed,
     Query(p): Query<PageParams>,
 ) -> Result<Json<Page<mesh_service::grants::InboxItem>>, Problem> {
-    Ok(Json(page(s.mesh.access_list(&caller).await?, &p)?))
+    Ok(Json(page(
+        s.mesh.access_list(&caller).await?,
+        p.limit,
+        p.offset,
+    )?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -498,13 +491,7 @@ async fn grants(
     Query(p): Query<GrantsParams>,
 ) -> Result<Json<Page<mesh_service::Grant>>, Problem> {
     let all = s.mesh.access_grants(&caller, p.all).await?;
-    Ok(Json(page(
-        all,
-        &PageParams {
-            limit: p.limit,
-            offset: p.offset,
-        },
-    )?))
+    Ok(Json(page(all, p.limit, p.offset)?))
 }
 
 /// `DELETE /api/v1/access/grants/{id}`: ends a grant before it expires.
@@ -529,13 +516,7 @@ async fn search(
     Query(p): Query<SearchParams>,
 ) -> Result<Json<Page<mesh_service::discover::SearchResult>>, Problem> {
     let all = s.mesh.catalog_search(&caller, &p.q).await?;
-    Ok(Json(page(
-        all,
-        &PageParams {
-            limit: p.limit,
-            offset: p.offset,
-        },
-    )?))
+    Ok(Json(page(all, p.limit, p.offset)?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -724,7 +705,10 @@ where
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
     let (tx, rx) = futures::channel::mpsc::channel(2);
-    tokio::spawn(produce(tx));
+    tokio::spawn(tracing::Instrument::instrument(
+        produce(tx),
+        tracing::Span::current(),
+    ));
     rx
 }
 
