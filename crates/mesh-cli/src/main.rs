@@ -770,20 +770,23 @@ async fn remote_command(client: &remote::Remote, command: Command) -> anyhow::Re
             if let Some(p) = product {
                 query.push(("product", p));
             }
-            let mut runs: Vec<mesh_service::RunRecord> =
-                client.list("/api/v1/runs", &query).await?;
-            runs.truncate(usize::try_from(limit).unwrap_or(0));
+            let runs: Vec<mesh_service::RunRecord> = client
+                .list("/api/v1/runs", &query, usize::try_from(limit).unwrap_or(0))
+                .await?;
             print_runs(&runs, format == Format::Json, false)?;
             Ok(ExitCode::SUCCESS)
         }
         Command::Catalog(cmd) => {
             match cmd {
                 CatalogCommand::List { format } => {
-                    print_catalog_list(&client.list("/api/v1/products", &[]).await?, format)?;
+                    print_catalog_list(
+                        &client.list("/api/v1/products", &[], usize::MAX).await?,
+                        format,
+                    )?;
                 }
                 CatalogCommand::History { product, format } => {
                     let path = format!("/api/v1/products/{}/history", product_path(&product)?);
-                    print_history(&client.list(&path, &[]).await?, format)?;
+                    print_history(&client.list(&path, &[], usize::MAX).await?, format)?;
                 }
                 CatalogCommand::Show { usage: true, .. } => anyhow::bail!(
                     "`mesh catalog show --usage` reads deployed SQL and works on the local project only; drop --server"
@@ -796,7 +799,7 @@ async fn remote_command(client: &remote::Remote, command: Command) -> anyhow::Re
                 }
                 CatalogCommand::Search { words, format } => {
                     let hits: Vec<mesh_service::discover::SearchResult> = client
-                        .list("/api/v1/search", &[("q", words.join(" "))])
+                        .list("/api/v1/search", &[("q", words.join(" "))], usize::MAX)
                         .await?;
                     print_search(&hits, &words, format)?;
                 }

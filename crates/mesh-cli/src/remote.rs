@@ -123,25 +123,27 @@ impl Remote {
         })
     }
 
-    /// Every item of a paginated list, page by page.
+    /// The items of a paginated list, page by page, at most `max` of them.
     pub async fn list<T: DeserializeOwned>(
         &self,
         path: &str,
         query: &[(&str, String)],
+        max: usize,
     ) -> anyhow::Result<Vec<T>> {
         let mut all = Vec::new();
         let mut offset = 0usize;
-        loop {
+        while all.len() < max {
             let mut q = query.to_vec();
-            q.push(("limit", "1000".into()));
+            q.push(("limit", (max - all.len()).min(1000).to_string()));
             q.push(("offset", offset.to_string()));
             let page: Page<T> = self.get_json(path, &q).await?;
             all.extend(page.items);
             match page.next_offset {
                 Some(next) if next > offset => offset = next,
-                _ => return Ok(all),
+                _ => break,
             }
         }
+        Ok(all)
     }
 
     /// `GET` a single JSON document.

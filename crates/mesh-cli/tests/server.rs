@@ -415,6 +415,7 @@ fn the_cli_asks_a_server_and_prints_what_it_prints_locally() {
         ],
         vec!["catalog", "search", "greeting", "--format", "json"],
         vec!["runs", "--format", "json"],
+        vec!["runs", "--limit", "1", "--format", "json"],
         vec!["runs"],
     ] {
         let out = remote(&args);
