@@ -87,7 +87,7 @@ impl Server {
 }
 
 /// Latencies of one measured loop, and what went wrong.
-#[derive(Default)]
+#[derive(Clone, Default)]
 pub struct Loop {
     pub latencies: Vec<Duration>,
     pub errors: usize,
@@ -287,18 +287,8 @@ pub async fn concurrency(
         elapsed,
         ..Loop::default()
     };
-    all.merge(Loop {
-        latencies: pg_loop.latencies.clone(),
-        errors: pg_loop.errors,
-        first_error: pg_loop.first_error.clone(),
-        elapsed,
-    });
-    all.merge(Loop {
-        latencies: flight_loop.latencies.clone(),
-        errors: flight_loop.errors,
-        first_error: flight_loop.first_error.clone(),
-        elapsed,
-    });
+    all.merge(pg_loop.clone());
+    all.merge(flight_loop.clone());
     // Idle connections must still answer after the run.
     if let Some(c) = idle_pg.first() {
         c.query(SHORT_QUERY, &[])
@@ -357,12 +347,7 @@ async fn in_process_loop(project: &Path, user: &str, tasks: usize, seconds: u64)
             out
         });
     }
-    let mut all = Loop::default();
-    while let Some(l) = set.join_next().await {
-        all.merge(l?);
-    }
-    all.elapsed = started.elapsed();
-    Ok(all)
+    gather(set, started).await
 }
 
 /// One fetch of a whole table: wall time, rows, in-memory bytes.
@@ -485,12 +470,7 @@ pub async fn http_load(
             out
         });
     }
-    let mut all = Loop::default();
-    while let Some(l) = set.join_next().await {
-        all.merge(l?);
-    }
-    all.elapsed = started.elapsed();
-    Ok(all)
+    gather(set, started).await
 }
 
 /// Sends one request and reads its answer (`Content-Length` framing);
@@ -538,4 +518,15 @@ async fn exchange(
         buf.extend_from_slice(&chunk[..n]);
     }
     Ok(status)
+}
+
+/// Merges the loops of `set` as they finish; the elapsed time runs from
+/// `started`.
+async fn gather(mut set: tokio::task::JoinSet<Loop>, started: Instant) -> Result<Loop> {
+    let mut all = Loop::default();
+    while let Some(l) = set.join_next().await {
+        all.merge(l?);
+    }
+    all.elapsed = started.elapsed();
+    Ok(all)
 }

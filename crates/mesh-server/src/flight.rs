@@ -689,11 +689,10 @@ pub async fn serve_tls(
 /// Every Flight SQL call's span: its request id (the client's
 /// `x-request-id`, or a new one) and method, on every log line it makes.
 fn request_span(req: &tonic::codegen::http::Request<()>) -> tracing::Span {
-    let id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string);
+    let id = crate::request_id(
+        req.headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+    );
     tracing::info_span!("flight", request_id = %id, method = %req.uri().path())
 }

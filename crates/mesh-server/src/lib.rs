@@ -42,6 +42,13 @@ pub enum ServerError {
     Tls { message: String },
 }
 
+/// A request's id for its logs: the client's `x-request-id` when it sent
+/// a usable one (1 to 128 visible characters), else a new UUID.
+pub(crate) fn request_id(sent: Option<&str>) -> String {
+    sent.filter(|v| !v.is_empty() && v.len() <= 128)
+        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string)
+}
+
 /// How long a stop waits for HTTP and Flight requests in flight.
 pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
 

@@ -66,12 +66,11 @@ pub fn router(mesh: Arc<Mesh>, metrics: Arc<crate::metrics::Metrics>) -> Router 
 /// Tags each request with an id (the client's `x-request-id`, or a new
 /// one), logs it, and returns it in the answer.
 async fn request_id(req: Request, next: Next) -> Response {
-    let id = req
-        .headers()
-        .get("x-request-id")
-        .and_then(|v| v.to_str().ok())
-        .filter(|v| !v.is_empty() && v.len() <= 128)
-        .map_or_else(|| uuid::Uuid::new_v4().to_string(), str::to_string);
+    let id = crate::request_id(
+        req.headers()
+            .get("x-request-id")
+            .and_then(|v| v.to_str().ok()),
+    );
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let span = tracing::info_span!("request", request_id = %id, %method, %path);
