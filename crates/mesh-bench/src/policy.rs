@@ -68,7 +68,9 @@ pub fn overhead(project: &Path, sql: &str, samples: usize) -> Result<Overhead> {
             .unwrap_or_else(|_| "unknown".into());
         let caller = Caller::new(me);
         let plain = || async {
-            let engine = QueryEngine::new(mesh.catalog.clone(), Arc::new(NoPolicy)).await?;
+            let engine =
+                QueryEngine::new(mesh.catalog.clone(), Arc::new(NoPolicy), Default::default())
+                    .await?;
             let df = engine.sql(sql).await?;
             anyhow::Ok(df.logical_plan().clone())
         };

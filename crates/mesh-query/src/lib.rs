@@ -19,5 +19,5 @@ pub mod usage;
 
 pub use error::{QueryError, Result};
 pub use guard::AccessGuard;
-pub use provider::{At, MeshCatalog, Resolver, split_version};
+pub use provider::{At, MeshCatalog, Resolver, StringLayout, split_version};
 pub use session::{QueryEngine, transform_context};

@@ -68,16 +68,41 @@ pub fn split_version(name: &str) -> std::result::Result<(&str, At), QueryError> 
     }
 }
 
+/// How string and binary columns are read from Parquet.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum StringLayout {
+    /// View types (`Utf8View`, `BinaryView`), as DataFusion reads Parquet
+    /// by default: cheaper to decode, compare and group. For sessions that
+    /// compute on or print the rows (CLI, Postgres, JSON).
+    #[default]
+    View,
+    /// Classic offsets and bytes (`Utf8`, `Binary`): the layout Arrow IPC
+    /// results travel in (see [`crate::encode::wire_schema`]), so rows
+    /// streamed over Flight SQL or REST are sent without a cast.
+    Classic,
+}
+
 /// Resolves outputs to table providers.
 #[derive(Debug)]
 pub struct Resolver {
     catalog: Arc<dyn CatalogStore>,
     runtime: Arc<RuntimeEnv>,
+    strings: StringLayout,
 }
 
 impl Resolver {
     pub fn new(catalog: Arc<dyn CatalogStore>, runtime: Arc<RuntimeEnv>) -> Self {
-        Resolver { catalog, runtime }
+        Resolver {
+            catalog,
+            runtime,
+            strings: StringLayout::View,
+        }
+    }
+
+    /// Reads string and binary columns of Meshwork's tables in `strings`.
+    pub fn with_strings(mut self, strings: StringLayout) -> Self {
+        self.strings = strings;
+        self
     }
 
     /// A provider for `output` at `at`.
@@ -156,18 +181,21 @@ impl Resolver {
             && let (Some(files), Some(columns)) = (&publication.files, &publication.columns)
         {
             let root = url.as_str().trim_end_matches('/');
-            return Ok(parquet_files(mesh_storage::PlainFiles {
-                schema: arrow_schema_of(columns.iter().map(|c| {
-                    let ty: ColumnType = c.ty.parse().unwrap_or(ColumnType::String);
-                    (c.name.as_str(), ty, c.nullable)
-                })),
-                files: files.iter().map(|f| format!("{root}/{f}")).collect(),
-            })
+            return Ok(parquet_files(
+                mesh_storage::PlainFiles {
+                    schema: arrow_schema_of(columns.iter().map(|c| {
+                        let ty: ColumnType = c.ty.parse().unwrap_or(ColumnType::String);
+                        (c.name.as_str(), ty, c.nullable)
+                    })),
+                    files: files.iter().map(|f| format!("{root}/{f}")).collect(),
+                },
+                self.strings,
+            )
             .await?);
         }
         let table = mesh_storage::open(&url, Some(version)).await?;
         if let Some(plain) = mesh_storage::plain_files(&table)? {
-            return Ok(parquet_files(plain).await?);
+            return Ok(parquet_files(plain, self.strings).await?);
         }
         let log_store = table.log_store();
         let store_url = log_store.root_url().clone();
@@ -197,7 +225,10 @@ impl Resolver {
 /// DataFusion's own Parquet scan and its defaults: statistics pruning and
 /// page index, without Parquet row-filter pushdown, which delta-rs always
 /// turns on and which costs more than it saves on most analytical scans.
-async fn parquet_files(plain: mesh_storage::PlainFiles) -> Result<Arc<dyn TableProvider>> {
+async fn parquet_files(
+    plain: mesh_storage::PlainFiles,
+    strings: StringLayout,
+) -> Result<Arc<dyn TableProvider>> {
     let paths = plain
         .files
         .iter()
@@ -208,10 +239,13 @@ async fn parquet_files(plain: mesh_storage::PlainFiles) -> Result<Arc<dyn TableP
     }
     let options =
         ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-    // Read strings and binaries as view types, as DataFusion's own Parquet
-    // reads do by default (`schema_force_view_types`): faster to decode,
-    // compare and group.
-    let schema = Arc::new(transform_schema_to_view(&plain.schema));
+    // Strings and binaries are read as view types, as DataFusion's own
+    // Parquet reads do by default (`schema_force_view_types`), unless the
+    // rows are bound for Arrow IPC.
+    let schema = match strings {
+        StringLayout::View => Arc::new(transform_schema_to_view(&plain.schema)),
+        StringLayout::Classic => plain.schema,
+    };
     let config = ListingTableConfig::new_with_multi_paths(paths)
         .with_listing_options(options)
         .with_schema(schema);
@@ -326,8 +360,9 @@ impl MeshCatalog {
         catalog: Arc<dyn CatalogStore>,
         runtime: Arc<RuntimeEnv>,
         guard: Arc<dyn AccessGuard>,
+        strings: StringLayout,
     ) -> std::result::Result<Self, QueryError> {
-        let resolver = Arc::new(Resolver::new(catalog.clone(), runtime));
+        let resolver = Arc::new(Resolver::new(catalog.clone(), runtime).with_strings(strings));
         let gate = Arc::new(Gate {
             guard,
             parser: OnceLock::new(),

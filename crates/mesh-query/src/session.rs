@@ -11,7 +11,7 @@ use mesh_catalog::CatalogStore;
 
 use crate::error::{QueryError, Result};
 use crate::guard::AccessGuard;
-use crate::provider::{ADDRESS_SCHEMA, CATALOG_NAME, MeshCatalog};
+use crate::provider::{ADDRESS_SCHEMA, CATALOG_NAME, MeshCatalog, StringLayout};
 
 fn config() -> SessionConfig {
     SessionConfig::new()
@@ -40,10 +40,14 @@ impl std::fmt::Debug for QueryEngine {
 
 impl QueryEngine {
     /// A session whose every table read is decided by `guard` (the
-    /// principal's access policy).
-    pub async fn new(catalog: Arc<dyn CatalogStore>, guard: Arc<dyn AccessGuard>) -> Result<Self> {
+    /// principal's access policy), reading strings in `strings`.
+    pub async fn new(
+        catalog: Arc<dyn CatalogStore>,
+        guard: Arc<dyn AccessGuard>,
+        strings: StringLayout,
+    ) -> Result<Self> {
         let runtime = Arc::new(RuntimeEnv::default());
-        let mesh = MeshCatalog::load(catalog, runtime.clone(), guard).await?;
+        let mesh = MeshCatalog::load(catalog, runtime.clone(), guard, strings).await?;
         let names = mesh.sql_names();
         let lifecycle = mesh.lifecycle();
         let state = SessionStateBuilder::new()

@@ -106,7 +106,10 @@ impl MeshFlightSql {
     ) -> Result<Response<Rows>, Status> {
         let mut timer = self.metrics.query("flight");
         let started = async {
-            let planned = self.mesh.prepare(caller, Statement::sql(sql)).await?;
+            let planned = self
+                .mesh
+                .prepare(caller, Statement::sql(sql).for_arrow_ipc())
+                .await?;
             self.mesh.execute(planned, params).await
         };
         let rows = match started.await {

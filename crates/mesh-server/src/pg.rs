@@ -811,6 +811,7 @@ impl PgParser {
                         ast.clone(),
                     ))),
                     setup: Some(&session.catalog),
+                    strings: Default::default(),
                 },
             )
             .await

@@ -10,7 +10,7 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
-use mesh_service::{Caller, Mesh};
+use mesh_service::{Caller, Mesh, Statement};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
@@ -596,7 +596,11 @@ async fn stream_arrow(
     body: QueryBody,
 ) -> Result<ArrowQuery, Problem> {
     let limit = body_limit(body.limit)?;
-    let stream = s.mesh.query_stream(caller, &body.sql).await?;
+    let planned = s
+        .mesh
+        .prepare(caller, Statement::sql(&body.sql).for_arrow_ipc())
+        .await?;
+    let stream = s.mesh.execute(planned, None).await?;
     Ok(ArrowQuery { stream, limit })
 }
 

@@ -25,7 +25,7 @@ pub use mesh_catalog::{
     AccessRequest, AuditEntry, AuditFilter, CatalogError, Grant, RunRecord, RunStatus,
 };
 pub use mesh_pipeline::{Observer, Silent};
-pub use mesh_query::QueryError;
+pub use mesh_query::{QueryError, StringLayout};
 /// The query layer's catalog types, for front ends that describe it
 /// (the Postgres server's `pg_catalog`).
 pub mod query {

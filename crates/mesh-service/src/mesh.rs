@@ -13,8 +13,8 @@ use mesh_catalog::{
     SqliteCatalog, line_name, line_output, matching_line,
 };
 use mesh_pipeline::{Observer, Runner};
-use mesh_query::QueryEngine;
 use mesh_query::plan::{UpstreamSchemas, check_product_sql};
+use mesh_query::{QueryEngine, StringLayout};
 use mesh_spec::diagnostic::did_you_mean;
 use mesh_spec::project::{self, ProjectConfig};
 use mesh_spec::sql::sql_files;
@@ -732,6 +732,14 @@ impl Mesh {
         &self,
         caller: &Caller,
     ) -> Result<(QueryEngine, Arc<crate::access::PolicyGuard>)> {
+        self.engine_reading(caller, StringLayout::View).await
+    }
+
+    async fn engine_reading(
+        &self,
+        caller: &Caller,
+        strings: StringLayout,
+    ) -> Result<(QueryEngine, Arc<crate::access::PolicyGuard>)> {
         let guard = Arc::new(
             crate::access::PolicyGuard::new(
                 caller,
@@ -742,7 +750,7 @@ impl Mesh {
             )
             .await?,
         );
-        let engine = QueryEngine::new(self.catalog.clone(), guard.clone()).await?;
+        let engine = QueryEngine::new(self.catalog.clone(), guard.clone(), strings).await?;
         Ok((engine, guard))
     }
 
@@ -773,7 +781,7 @@ impl Mesh {
     /// result schema and parameter types are known, and it can be run
     /// with [`Mesh::execute`]. A refused or failed plan is audited here.
     pub async fn prepare(&self, caller: &Caller, statement: Statement<'_>) -> Result<Planned> {
-        let (engine, guard) = self.engine(caller).await?;
+        let (engine, guard) = self.engine_reading(caller, statement.strings).await?;
         if let Some(setup) = statement.setup {
             setup
                 .setup(engine.context(), caller)
@@ -944,6 +952,9 @@ pub struct Statement<'a> {
     pub sql: &'a str,
     pub parsed: Option<datafusion::sql::parser::Statement>,
     pub setup: Option<&'a dyn SessionSetup>,
+    /// How its tables' strings are read: views by default; classic for
+    /// rows sent as Arrow IPC, which then need no cast.
+    pub strings: StringLayout,
 }
 
 impl<'a> Statement<'a> {
@@ -952,7 +963,15 @@ impl<'a> Statement<'a> {
             sql,
             parsed: None,
             setup: None,
+            strings: StringLayout::View,
         }
+    }
+
+    /// The statement's rows will be sent as Arrow IPC (Flight SQL, REST):
+    /// strings are read in the layout they travel in.
+    pub fn for_arrow_ipc(mut self) -> Self {
+        self.strings = StringLayout::Classic;
+        self
     }
 }
 

@@ -278,3 +278,52 @@ async fn sqllogictest_files() {
     }
     assert!(failures.is_empty(), "{}", failures.join("\n\n"));
 }
+
+/// Rows bound for Arrow IPC (`Statement::for_arrow_ipc`) read strings in
+/// the classic layout they travel in, with the same values, masks
+/// included, as the default view layout gives once sent.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rows_for_arrow_ipc_read_classic_strings_with_the_same_values() {
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::arrow::record_batch::RecordBatch;
+    use mesh_service::Statement;
+
+    let tmp = tempfile::tempdir().unwrap();
+    let mesh = fixture(tmp.path()).await;
+    let sql = "SELECT id, name, country FROM shop.customers ORDER BY id";
+    for who in ["slt", "shopper"] {
+        let caller = Caller::new(who);
+        let mut rows = Vec::new();
+        for statement in [Statement::sql(sql), Statement::sql(sql).for_arrow_ipc()] {
+            let planned = mesh.prepare(&caller, statement).await.unwrap();
+            let types: Vec<DataType> = planned
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.data_type().clone())
+                .collect();
+            let mut stream = mesh.execute(planned, None).await.unwrap();
+            let wire = mesh_service::wire_schema(&stream.schema);
+            let mut batches = Vec::new();
+            while let Some(b) = stream.next().await {
+                batches.push(mesh_service::to_wire(&b.unwrap(), &wire).unwrap());
+            }
+            let all: RecordBatch =
+                datafusion::arrow::compute::concat_batches(&wire, &batches).unwrap();
+            rows.push((types, all));
+        }
+        let (views, classic) = (&rows[0], &rows[1]);
+        assert_eq!(views.0[1], DataType::Utf8View, "{who}: {:?}", views.0);
+        assert_eq!(classic.0[1], DataType::Utf8, "{who}: {:?}", classic.0);
+        assert_eq!(classic.0[2], DataType::Utf8, "{who}: {:?}", classic.0);
+        assert_eq!(views.1, classic.1, "{who}: the layouts disagree");
+        assert_eq!(classic.1.num_rows(), 3);
+        let names = datafusion::arrow::util::display::array_value_to_string;
+        let first = names(classic.1.column(1), 0).unwrap();
+        if who == "shopper" {
+            assert_ne!(first, "Ada", "the pii column is not masked");
+        } else {
+            assert_eq!(first, "Ada");
+        }
+    }
+}
