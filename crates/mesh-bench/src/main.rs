@@ -134,6 +134,23 @@ enum Cmd {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// Fetches one query over Flight SQL from a running server, for
+    /// profiling: prints rows, MiB and seconds per round.
+    FlightFetch {
+        #[arg(long)]
+        addr: std::net::SocketAddr,
+        #[arg(long, default_value = "SELECT * FROM tpch.lineitem")]
+        sql: String,
+        #[arg(long, env = "MESH_USER")]
+        user: String,
+        #[arg(long, env = "MESH_TOKEN")]
+        token: String,
+        #[arg(long, default_value_t = 3)]
+        rounds: usize,
+        /// The largest HTTP/2 frame the client accepts (default 16 KiB).
+        #[arg(long)]
+        frame: Option<u32>,
+    },
     /// Baseline: DataFusion converts CSV files to Parquet.
     DfConvert {
         #[arg(long)]
@@ -224,6 +241,26 @@ fn main() -> Result<()> {
             print!("{}", bench.serve(&load)?);
             Ok(())
         }
+        Cmd::FlightFetch {
+            addr,
+            sql,
+            user,
+            token,
+            rounds,
+            frame,
+        } => runtime()?.block_on(async {
+            let mut client = serve::flight_client(addr, &user, &token, frame).await?;
+            for _ in 0..rounds {
+                let t = std::time::Instant::now();
+                let (rows, bytes) = serve::flight_fetch(&mut client, &sql).await?;
+                println!(
+                    "{rows} rows, {:.0} MiB of Arrow IPC, {:.3} s",
+                    bytes as f64 / 1048576.0,
+                    t.elapsed().as_secs_f64()
+                );
+            }
+            Ok(())
+        }),
         Cmd::HttpLoad {
             addr,
             path,
@@ -558,7 +595,7 @@ impl Bench {
             load.idle,
             load.seconds,
         ))?;
-        let (flight, local) = rt.block_on(serve::streaming(
+        let streamed = rt.block_on(serve::streaming(
             &server,
             &user,
             &token,
@@ -584,12 +621,16 @@ impl Bench {
         drop(server);
 
         let median_of = |f: &[serve::Fetch]| median(f.iter().map(|x| x.wall).collect());
-        let (fw, lw) = (median_of(&flight), median_of(&local));
-        // Both sides move the same data: its size as DataFusion holds it
-        // in memory (Flight's decoded batches share their message buffers,
-        // so their own sizes overcount).
-        let data_mib = local[0].bytes as f64 / 1024.0 / 1024.0;
-        let mib_s = |_: &[serve::Fetch], wall: Duration| data_mib / wall.as_secs_f64();
+        let (fw, gw, lw) = (
+            median_of(&streamed.flight),
+            median_of(&streamed.flight_large),
+            median_of(&streamed.local),
+        );
+        let tw = median(streamed.tcp.clone());
+        // Rates are of the Arrow IPC stream Flight SQL sent, the same data
+        // in the layout it travels in.
+        let ipc_mib = streamed.flight[0].bytes as f64 / 1024.0 / 1024.0;
+        let mib_s = |wall: Duration| ipc_mib / wall.as_secs_f64();
         let mut out = String::new();
         let _ = writeln!(
             out,
@@ -630,10 +671,28 @@ impl Bench {
             out,
             "| lineitem over Flight SQL vs DataFusion reading the Parquet (s) | {} ({:.0} MiB/s) | {} ({:.0} MiB/s) | {:.2} | ≤ 1.50 |",
             secs(fw),
-            mib_s(&flight, fw),
+            mib_s(fw),
             secs(lw),
-            mib_s(&local, lw),
+            mib_s(lw),
             fw.as_secs_f64() / lw.as_secs_f64()
+        );
+        let _ = writeln!(
+            out,
+            "| the same, the client accepting {} KiB HTTP/2 frames (s) | {} ({:.0} MiB/s) | {} | {:.2} | |",
+            serve::LARGE_FRAME / 1024,
+            secs(gw),
+            mib_s(gw),
+            secs(lw),
+            gw.as_secs_f64() / lw.as_secs_f64()
+        );
+        let _ = writeln!(
+            out,
+            "| floor: DataFusion's read plus the stream's bytes through a bare loopback socket (s) | {} + {} = {} | {} | {:.2} | |",
+            secs(lw),
+            secs(tw),
+            secs(lw + tw),
+            secs(lw),
+            (lw + tw).as_secs_f64() / lw.as_secs_f64()
         );
         let (r, h) = (show.per_second(), health.per_second());
         let _ = writeln!(
@@ -676,9 +735,10 @@ impl Bench {
         );
         let _ = writeln!(
             out,
-            "Streaming: {} rows, {data_mib:.0} MiB as Arrow in memory; median of {} after a warm-up round.",
-            flight[0].rows,
-            flight.len()
+            "Streaming: {} rows, {ipc_mib:.0} MiB of Arrow IPC ({:.0} MiB in DataFusion's memory); median of {} after a warm-up round.",
+            streamed.flight[0].rows,
+            streamed.local[0].bytes as f64 / 1024.0 / 1024.0,
+            streamed.flight.len()
         );
         Ok(out)
     }

@@ -137,13 +137,17 @@ async fn pg_client(addr: SocketAddr, user: &str, token: &str) -> Result<tokio_po
     Ok(client)
 }
 
-async fn flight_client(
+/// A Flight SQL client, handshaken. `frame` is the largest HTTP/2 frame
+/// it accepts; gRPC clients default to 16 KiB.
+pub async fn flight_client(
     addr: SocketAddr,
     user: &str,
     token: &str,
+    frame: Option<u32>,
 ) -> Result<FlightSqlServiceClient<Channel>> {
     let channel = Channel::from_shared(format!("http://{addr}"))?
         .connect_timeout(Duration::from_secs(30))
+        .max_frame_size(frame)
         .connect()
         .await?;
     let mut client = FlightSqlServiceClient::new(channel);
@@ -151,21 +155,25 @@ async fn flight_client(
     Ok(client)
 }
 
-/// Runs `sql` over Flight SQL; the rows and the in-memory bytes received.
-async fn flight_fetch(
+/// Runs `sql` over Flight SQL and decodes every batch; the rows, and the
+/// bytes of Arrow IPC received (message headers and bodies).
+pub async fn flight_fetch(
     client: &mut FlightSqlServiceClient<Channel>,
     sql: &str,
 ) -> Result<(usize, usize)> {
+    use arrow_flight::decode::DecodedPayload;
     let info = client.execute(sql.to_string(), None).await?;
     let mut rows = 0;
     let mut bytes = 0;
     for endpoint in info.endpoint {
         let ticket = endpoint.ticket.context("an endpoint without a ticket")?;
-        let mut stream = client.do_get(ticket).await?;
-        while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            rows += batch.num_rows();
-            bytes += batch.get_array_memory_size();
+        let mut stream = client.do_get(ticket).await?.into_inner();
+        while let Some(data) = stream.next().await {
+            let data = data?;
+            bytes += data.inner.data_header.len() + data.inner.data_body.len();
+            if let DecodedPayload::RecordBatch(batch) = data.payload {
+                rows += batch.num_rows();
+            }
         }
     }
     Ok((rows, bytes))
@@ -210,7 +218,7 @@ pub async fn concurrency(
             );
         } else {
             idle_flight.push(
-                flight_client(server.flight, user, token)
+                flight_client(server.flight, user, token, None)
                     .await
                     .context("an idle Flight connection")?,
             );
@@ -244,7 +252,7 @@ pub async fn concurrency(
                 }
                 (true, out)
             } else {
-                let mut client = match flight_client(flight, &user, &token).await {
+                let mut client = match flight_client(flight, &user, &token, None).await {
                     Ok(c) => c,
                     Err(e) => {
                         out.fail(e);
@@ -350,56 +358,134 @@ async fn in_process_loop(project: &Path, user: &str, tasks: usize, seconds: u64)
     gather(set, started).await
 }
 
-/// One fetch of a whole table: wall time, rows, in-memory bytes.
+/// One fetch of a whole table: wall time, rows, and bytes (Arrow IPC
+/// received over Flight SQL; in memory for DataFusion).
 pub struct Fetch {
     pub wall: Duration,
     pub rows: usize,
     pub bytes: usize,
 }
 
-/// `SELECT * FROM tpch.lineitem` over Flight SQL, and DataFusion alone
-/// reading the same Parquet files in this process, alternating.
+/// The largest HTTP/2 frame of the second Flight SQL client.
+pub const LARGE_FRAME: u32 = 1 << 20;
+
+/// What the streaming comparison measured, one entry per round.
+pub struct Streaming {
+    /// Flight SQL, the client accepting gRPC's default 16 KiB frames.
+    pub flight: Vec<Fetch>,
+    /// Flight SQL, the client accepting [`LARGE_FRAME`] frames.
+    pub flight_large: Vec<Fetch>,
+    /// DataFusion reading the Parquet files in this process: the baseline.
+    pub local: Vec<Fetch>,
+    /// The Flight stream's bytes through a bare loopback TCP socket.
+    pub tcp: Vec<Duration>,
+}
+
+/// `SELECT * FROM tpch.lineitem` over Flight SQL by two clients, and
+/// DataFusion alone reading the same Parquet files in this process; then
+/// the bytes Flight SQL moved, sent through a bare loopback socket. The
+/// order rotates from round to round.
 pub async fn streaming(
     server: &Server,
     user: &str,
     token: &str,
     parquet_dir: &str,
     repeat: usize,
-) -> Result<(Vec<Fetch>, Vec<Fetch>)> {
-    let mut client = flight_client(server.flight, user, token).await?;
-    let (mut flight, mut local) = (Vec::new(), Vec::new());
+) -> Result<Streaming> {
+    const SQL: &str = "SELECT * FROM tpch.lineitem";
+    let mut small = flight_client(server.flight, user, token, None).await?;
+    let mut large = flight_client(server.flight, user, token, Some(LARGE_FRAME)).await?;
+    let mut out = Streaming {
+        flight: Vec::new(),
+        flight_large: Vec::new(),
+        local: Vec::new(),
+        tcp: Vec::new(),
+    };
+    let over = |fetch: (usize, usize), t: Instant| Fetch {
+        wall: t.elapsed(),
+        rows: fetch.0,
+        bytes: fetch.1,
+    };
+    let mut bytes = 0;
     // One round to warm the page cache, then measured rounds.
     for i in 0..=repeat {
         eprintln!("lineitem over Flight SQL and locally, round {i}/{repeat}");
-        let over_flight = async {
+        let (mut f, mut g, mut l, mut w) = (None, None, None, None);
+        for step in 0..4 {
             let t = Instant::now();
-            let (rows, bytes) = flight_fetch(&mut client, "SELECT * FROM tpch.lineitem").await?;
-            Ok::<_, anyhow::Error>(Fetch {
-                wall: t.elapsed(),
-                rows,
-                bytes,
-            })
-        };
-        let (f, l) = if i % 2 == 0 {
-            let f = over_flight.await?;
-            (f, local_fetch(parquet_dir).await?)
-        } else {
-            let l = local_fetch(parquet_dir).await?;
-            (over_flight.await?, l)
-        };
-        if f.rows != l.rows {
-            bail!(
-                "Flight SQL fetched {} rows, DataFusion read {}",
-                f.rows,
-                l.rows
-            );
+            match (step + i) % 4 {
+                0 => {
+                    let x = over(flight_fetch(&mut small, SQL).await?, t);
+                    bytes = x.bytes;
+                    f = Some(x);
+                }
+                1 => g = Some(over(flight_fetch(&mut large, SQL).await?, t)),
+                2 => l = Some(local_fetch(parquet_dir).await?),
+                // The stream's size is known from the first round on,
+                // which fetches over Flight SQL first.
+                _ => w = Some(tokio::task::spawn_blocking(move || loopback_tcp(bytes)).await??),
+            }
+        }
+        let (f, g, l, w): (Fetch, Fetch, Fetch, Duration) = (
+            f.context("no fetch")?,
+            g.context("no fetch")?,
+            l.context("no read")?,
+            w.context("no transfer")?,
+        );
+        for x in [&f, &g] {
+            if x.rows != l.rows {
+                bail!(
+                    "Flight SQL fetched {} rows, DataFusion read {}",
+                    x.rows,
+                    l.rows
+                );
+            }
         }
         if i > 0 {
-            flight.push(f);
-            local.push(l);
+            out.flight.push(f);
+            out.flight_large.push(g);
+            out.local.push(l);
+            out.tcp.push(w);
         }
     }
-    Ok((flight, local))
+    Ok(out)
+}
+
+/// `bytes` bytes from one thread to another through a loopback TCP
+/// socket, 1 MiB per write and read: the least any protocol pays to move
+/// them on this machine.
+fn loopback_tcp(bytes: usize) -> Result<Duration> {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let addr = listener.local_addr()?;
+    let t = Instant::now();
+    let sender = std::thread::spawn(move || -> std::io::Result<()> {
+        let (mut socket, _) = listener.accept()?;
+        let chunk = vec![7u8; 1 << 20];
+        let mut left = bytes;
+        while left > 0 {
+            let n = left.min(chunk.len());
+            socket.write_all(&chunk[..n])?;
+            left -= n;
+        }
+        Ok(())
+    });
+    let mut socket = std::net::TcpStream::connect(addr)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let mut got = 0;
+    loop {
+        match socket.read(&mut buf)? {
+            0 => break,
+            n => got += n,
+        }
+    }
+    sender
+        .join()
+        .map_err(|_| anyhow::anyhow!("the sending thread panicked"))??;
+    if got != bytes {
+        bail!("sent {bytes} bytes over loopback, received {got}");
+    }
+    Ok(t.elapsed())
 }
 
 async fn local_fetch(dir: &str) -> Result<Fetch> {
