@@ -7,9 +7,9 @@
 //! batch as they are computed. Catalog calls (GetCatalogs, GetDbSchemas,
 //! GetTables) list only what the caller may see.
 
-use std::collections::HashMap;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
+use std::time::Instant;
 
 use arrow_flight::encode::FlightDataEncoderBuilder;
 use arrow_flight::error::FlightError;
@@ -35,23 +35,17 @@ use datafusion::scalar::ScalarValue;
 use futures::{Stream, StreamExt, TryStreamExt, stream};
 use mesh_service::{Caller, Mesh, QueryError, ServiceError, Statement};
 use prost::Message;
+
+use crate::prepared::PreparedStatements;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
 type Rows = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send>>;
 
-/// A statement prepared over Flight SQL: its SQL, who prepared it, and the
-/// parameter values bound to it.
-struct Prepared {
-    sql: String,
-    owner: String,
-    params: Option<ParamValues>,
-}
-
 pub struct MeshFlightSql {
     mesh: Arc<Mesh>,
     metrics: Arc<crate::metrics::Metrics>,
-    prepared: Mutex<HashMap<String, Prepared>>,
+    prepared: PreparedStatements,
     info: SqlInfoData,
 }
 
@@ -70,7 +64,7 @@ impl MeshFlightSql {
         Ok(MeshFlightSql {
             mesh,
             metrics,
-            prepared: Mutex::default(),
+            prepared: PreparedStatements::default(),
             info,
         })
     }
@@ -146,18 +140,7 @@ impl MeshFlightSql {
         handle: &[u8],
         caller: &Caller,
     ) -> Result<(String, Option<ParamValues>), Status> {
-        let handle = String::from_utf8_lossy(handle);
-        let prepared = self
-            .prepared
-            .lock()
-            .map_err(|_| Status::internal("prepared statements poisoned"))?;
-        match prepared.get(handle.as_ref()) {
-            Some(p) if p.owner == caller.name => Ok((p.sql.clone(), p.params.clone())),
-            _ => Err(Status::not_found(format!(
-                "no prepared statement `{handle}` for `{}`; create one with CreatePreparedStatement",
-                caller.name
-            ))),
-        }
+        self.prepared.get(handle, &caller.name, Instant::now())
     }
 
     /// The FlightInfo of a catalog listing, for a caller with a token.
@@ -395,18 +378,9 @@ impl FlightSqlService for MeshFlightSql {
             )?;
             Ok(bytes)
         };
-        let handle = uuid::Uuid::new_v4().to_string();
-        self.prepared
-            .lock()
-            .map_err(|_| Status::internal("prepared statements poisoned"))?
-            .insert(
-                handle.clone(),
-                Prepared {
-                    sql: query.query,
-                    owner: caller.name,
-                    params: None,
-                },
-            );
+        let handle = self
+            .prepared
+            .create(&caller.name, query.query, Instant::now())?;
         Ok(ActionCreatePreparedStatementResult {
             prepared_statement_handle: handle.into_bytes().into(),
             dataset_schema: ipc(&mesh_service::wire_schema(&planned.schema()))?,
@@ -447,15 +421,12 @@ impl FlightSqlService for MeshFlightSql {
                 .map_err(|e| Status::invalid_argument(e.to_string()))?,
             None => Vec::new(),
         };
-        let handle = String::from_utf8_lossy(&query.prepared_statement_handle).into_owned();
-        if let Some(p) = self
-            .prepared
-            .lock()
-            .map_err(|_| Status::internal("prepared statements poisoned"))?
-            .get_mut(&handle)
-        {
-            p.params = (!values.is_empty()).then_some(ParamValues::List(values));
-        }
+        self.prepared.bind(
+            &query.prepared_statement_handle,
+            &caller.name,
+            (!values.is_empty()).then_some(ParamValues::List(values)),
+            Instant::now(),
+        )?;
         Ok(DoPutPreparedStatementResult {
             prepared_statement_handle: Some(query.prepared_statement_handle),
         })
@@ -496,13 +467,11 @@ impl FlightSqlService for MeshFlightSql {
         request: Request<arrow_flight::Action>,
     ) -> Result<(), Status> {
         let caller = self.caller(request.metadata()).await?;
-        self.statement(&query.prepared_statement_handle, &caller)?;
-        let handle = String::from_utf8_lossy(&query.prepared_statement_handle).into_owned();
-        self.prepared
-            .lock()
-            .map_err(|_| Status::internal("prepared statements poisoned"))?
-            .remove(&handle);
-        Ok(())
+        self.prepared.close(
+            &query.prepared_statement_handle,
+            &caller.name,
+            Instant::now(),
+        )
     }
 
     async fn get_flight_info_catalogs(

@@ -11,6 +11,7 @@ pub mod flight;
 pub mod metrics;
 mod openapi;
 pub mod pg;
+mod prepared;
 mod problem;
 pub mod rest;
 pub mod tls;
