@@ -89,7 +89,20 @@ pub struct AuditFilter {
     pub since: Option<DateTime<Utc>>,
     /// Only entries of this action (`query`, `deploy`, `policy.change`, …).
     pub action: Option<String>,
+    /// The newest `limit` matching entries (after `offset`).
     pub limit: Option<i64>,
+    /// Skips the newest `offset` matching entries.
+    pub offset: Option<i64>,
+    /// Only what one principal may read (see [`AuditScope`]).
+    pub scope: Option<AuditScope>,
+}
+
+/// The audit entries a principal who is not a mesh-admin may read: those
+/// it made, and those about products of the domains its teams own.
+#[derive(Debug, Clone, Default)]
+pub struct AuditScope {
+    pub principal: String,
+    pub domains: Vec<String>,
 }
 
 /// A consumer's request for access to a product.
@@ -179,4 +192,6 @@ pub trait IdentityStore: Send + Sync {
     async fn append_audit(&self, entries: &[AuditEntry]) -> Result<()>;
     /// Entries matching the filter, oldest first.
     async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>>;
+    /// How many entries `filter` matches, its limit and offset aside.
+    async fn audit_count(&self, filter: &AuditFilter) -> Result<u64>;
 }

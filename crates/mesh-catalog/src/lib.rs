@@ -16,7 +16,8 @@ pub mod store;
 
 pub use error::{CatalogError, Result};
 pub use identity::{
-    AccessRequest, AuditEntry, AuditFilter, Grant, IdentityStore, Principal, Team, TokenRecord,
+    AccessRequest, AuditEntry, AuditFilter, AuditScope, Grant, IdentityStore, Principal, Team,
+    TokenRecord,
 };
 pub use lines::{line_name, line_output, matching_line};
 pub use model::*;

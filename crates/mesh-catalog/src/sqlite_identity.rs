@@ -111,6 +111,33 @@ async fn insert_grant(tx: &mut sqlx::SqliteConnection, g: &Grant) -> Result<()> 
     Ok(())
 }
 
+/// The conditions of an [`AuditFilter`], its limit and offset aside: `$1`
+/// product, `$2` principal, `$3` since, `$4` action, `$5` the scope's
+/// principal and `$6` its domains as a JSON array (both NULL without a
+/// scope). Products are recorded as `domain/name`.
+macro_rules! audit_where {
+    () => {
+        "($1 IS NULL OR product = $1)
+         AND ($2 IS NULL OR principal = $2)
+         AND ($3 IS NULL OR at >= $3)
+         AND ($4 IS NULL OR action = $4)
+         AND ($5 IS NULL OR principal = $5
+              OR substr(product, 1, instr(product, '/') - 1)
+                 IN (SELECT value FROM json_each($6)))"
+    };
+}
+
+/// The scope's principal and domains (JSON) for [`audit_where`].
+fn audit_scope(f: &AuditFilter) -> (Option<&str>, Option<String>) {
+    match &f.scope {
+        None => (None, None),
+        Some(s) => (
+            Some(s.principal.as_str()),
+            Some(serde_json::Value::from(s.domains.clone()).to_string()),
+        ),
+    }
+}
+
 impl SqliteCatalog {
     async fn pairs(&self, sql: &'static str) -> Result<BTreeMap<String, Vec<String>>> {
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -452,19 +479,20 @@ impl IdentityStore for SqliteCatalog {
     }
 
     async fn audit(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>> {
-        let rows = sqlx::query(
-            "SELECT * FROM (SELECT * FROM audit_log
-               WHERE ($1 IS NULL OR product = $1)
-                 AND ($2 IS NULL OR principal = $2)
-                 AND ($3 IS NULL OR at >= $3)
-                 AND ($5 IS NULL OR action = $5)
-               ORDER BY seq DESC LIMIT $4) ORDER BY seq",
-        )
+        let (scope, domains) = audit_scope(f);
+        let rows = sqlx::query(concat!(
+            "SELECT * FROM (SELECT * FROM audit_log WHERE ",
+            audit_where!(),
+            " ORDER BY seq DESC LIMIT $7 OFFSET $8) ORDER BY seq"
+        ))
         .bind(&f.product)
         .bind(&f.principal)
         .bind(f.since.map(|s| s.to_rfc3339()))
-        .bind(f.limit.unwrap_or(i64::MAX))
         .bind(&f.action)
+        .bind(scope)
+        .bind(domains)
+        .bind(f.limit.unwrap_or(i64::MAX))
+        .bind(f.offset.unwrap_or(0))
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
@@ -488,6 +516,23 @@ impl IdentityStore for SqliteCatalog {
                 })
             })
             .collect()
+    }
+
+    async fn audit_count(&self, f: &AuditFilter) -> Result<u64> {
+        let (scope, domains) = audit_scope(f);
+        let n: i64 = sqlx::query_scalar(concat!(
+            "SELECT count(*) FROM audit_log WHERE ",
+            audit_where!()
+        ))
+        .bind(&f.product)
+        .bind(&f.principal)
+        .bind(f.since.map(|s| s.to_rfc3339()))
+        .bind(&f.action)
+        .bind(scope)
+        .bind(domains)
+        .fetch_one(&self.pool)
+        .await?;
+        Ok(u64::try_from(n).unwrap_or(0))
     }
 }
 

@@ -3,7 +3,7 @@
 
 use chrono::{Duration, Utc};
 use mesh_catalog::{
-    AuditEntry, AuditFilter, CatalogError, IdentityStore, SqliteCatalog, TokenRecord,
+    AuditEntry, AuditFilter, AuditScope, CatalogError, IdentityStore, SqliteCatalog, TokenRecord,
 };
 
 async fn open(dir: &std::path::Path) -> SqliteCatalog {
@@ -134,6 +134,50 @@ async fn the_audit_log_is_append_only_and_filterable() {
         .await
         .unwrap();
     assert!(later.is_empty());
+
+    // A scope: what bob made, and what is about the domains he owns.
+    let scoped = |domains: &[&str]| AuditFilter {
+        scope: Some(AuditScope {
+            principal: "bob".into(),
+            domains: domains.iter().map(|d| d.to_string()).collect(),
+        }),
+        ..Default::default()
+    };
+    let who = |entries: Vec<AuditEntry>| -> Vec<(String, Option<String>)> {
+        entries
+            .into_iter()
+            .map(|e| (e.principal, e.product))
+            .collect()
+    };
+    assert_eq!(
+        who(c.audit(&scoped(&[])).await.unwrap()),
+        [("bob".to_string(), Some("sales/orders".to_string()))]
+    );
+    assert_eq!(c.audit_count(&scoped(&[])).await.unwrap(), 1);
+    let ops = c.audit(&scoped(&["ops"])).await.unwrap();
+    assert_eq!(ops.len(), 2, "{ops:?}");
+    assert_eq!(ops[1].product.as_deref(), Some("ops/tickets"));
+    // A domain is matched whole, not as a prefix of another.
+    assert_eq!(c.audit_count(&scoped(&["op"])).await.unwrap(), 1);
+    assert_eq!(c.audit_count(&scoped(&["sales", "ops"])).await.unwrap(), 3);
+
+    // Pages from the newest: the offset skips the newest entries, the
+    // count ignores limit and offset.
+    let page = |offset: i64| AuditFilter {
+        limit: Some(1),
+        offset: Some(offset),
+        ..Default::default()
+    };
+    assert_eq!(
+        who(c.audit(&page(0)).await.unwrap()),
+        [("ana".to_string(), Some("ops/tickets".to_string()))]
+    );
+    assert_eq!(
+        who(c.audit(&page(2)).await.unwrap()),
+        [("ana".to_string(), Some("sales/orders".to_string()))]
+    );
+    assert!(c.audit(&page(3)).await.unwrap().is_empty());
+    assert_eq!(c.audit_count(&page(2)).await.unwrap(), 3);
 
     // Updates and deletes are refused by the database itself, not only by the API.
     let pool = sqlx::SqlitePool::connect(&format!(

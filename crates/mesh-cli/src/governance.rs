@@ -317,6 +317,7 @@ pub async fn audit(mesh: &Mesh, args: AuditArgs) -> anyhow::Result<ExitCode> {
             since,
             action,
             limit: Some(limit),
+            ..Default::default()
         })
         .await?;
     if format == Format::Json {

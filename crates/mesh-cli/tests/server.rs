@@ -339,9 +339,21 @@ fn runs_access_and_the_audit_log_are_operated_over_rest_as_the_caller() {
         all["items"][0]["seq"],
         local.as_array().unwrap().last().unwrap()["seq"]
     );
+    // Pages come from the newest, and count everything the caller may read.
+    let second = body_json(&curl(
+        &base,
+        "/api/v1/audit?limit=2&offset=1",
+        Some(&admin),
+        None,
+    ));
+    assert_eq!(second["total"], all["total"]);
+    assert_eq!(second["items"][0], all["items"][1]);
+    assert_eq!(second["items"][1], all["items"][2]);
+    assert_eq!(second["next_offset"], 3);
     let bobs = body_json(&curl(&base, "/api/v1/audit?limit=1000", Some(&bob), None));
     let items = bobs["items"].as_array().unwrap();
     assert!(!items.is_empty());
+    assert_eq!(bobs["total"], items.len());
     assert!(items.iter().all(|e| e["principal"] == "bob"), "{bobs}");
     assert!(
         items

@@ -231,7 +231,8 @@ struct Page<T> {
     next_offset: Option<usize>,
 }
 
-fn page<T>(all: Vec<T>, limit: Option<usize>, offset: Option<usize>) -> Result<Page<T>, Problem> {
+/// A list endpoint's `limit`: [`PAGE`] by default, at most [`MAX_PAGE`].
+fn page_limit(limit: Option<usize>) -> Result<usize, Problem> {
     let limit = limit.unwrap_or(PAGE);
     if limit == 0 || limit > MAX_PAGE {
         return Err(Problem::new(
@@ -240,6 +241,11 @@ fn page<T>(all: Vec<T>, limit: Option<usize>, offset: Option<usize>) -> Result<P
             format!("limit must be between 1 and {MAX_PAGE}, not {limit}"),
         ));
     }
+    Ok(limit)
+}
+
+fn page<T>(all: Vec<T>, limit: Option<usize>, offset: Option<usize>) -> Result<Page<T>, Problem> {
+    let limit = page_limit(limit)?;
     let total = all.len();
     let offset = offset.unwrap_or(0).min(total);
     let items: Vec<T> = all.into_iter().skip(offset).take(limit).collect();
@@ -366,7 +372,10 @@ async fn audit(
         })?),
         None => None,
     };
-    let mut all = s
+    let limit = page_limit(p.limit)?;
+    let offset = p.offset.unwrap_or(0);
+    let wide = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
+    let (items, total) = s
         .mesh
         .audit_for(
             &caller,
@@ -375,12 +384,19 @@ async fn audit(
                 principal: p.principal,
                 since,
                 action: p.action,
-                limit: None,
+                limit: Some(wide(limit)),
+                offset: Some(wide(offset)),
+                scope: None,
             },
         )
         .await?;
-    all.reverse();
-    Ok(Json(page(all, p.limit, p.offset)?))
+    let total = usize::try_from(total).unwrap_or(usize::MAX);
+    let next = offset.saturating_add(items.len());
+    Ok(Json(Page {
+        next_offset: (!items.is_empty() && next < total).then_some(next),
+        items,
+        total,
+    }))
 }
 
 /// `GET /api/v1/access/requests`: the caller's inbox, as `mesh access

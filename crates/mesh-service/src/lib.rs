@@ -22,7 +22,7 @@ pub use discover::VisibleTable;
 pub use error::{Result, ServiceError};
 pub use mesh::{Mesh, Planned, QueryResult, QueryStream, SessionSetup, Statement};
 pub use mesh_catalog::{
-    AccessRequest, AuditEntry, AuditFilter, CatalogError, Grant, RunRecord, RunStatus,
+    AccessRequest, AuditEntry, AuditFilter, AuditScope, CatalogError, Grant, RunRecord, RunStatus,
 };
 pub use mesh_pipeline::{Observer, Silent};
 pub use mesh_query::{QueryError, StringLayout};

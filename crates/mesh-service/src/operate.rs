@@ -11,7 +11,7 @@
 
 use std::collections::BTreeSet;
 
-use mesh_catalog::{AuditEntry, AuditFilter, RunRecord};
+use mesh_catalog::{AuditEntry, AuditFilter, AuditScope, RunRecord};
 use mesh_pipeline::Observer;
 use mesh_spec::ProductRef;
 
@@ -110,34 +110,28 @@ impl Mesh {
         self.run(&names, observer).await
     }
 
-    /// Audit entries `caller` may read, oldest first, at most
-    /// `filter.limit` of the newest.
+    /// One page of the audit entries `caller` may read, newest first
+    /// (`filter.limit` entries after skipping the newest `filter.offset`),
+    /// and how many there are in all. A mesh-admin reads every entry;
+    /// anyone else those they made and those about products of domains
+    /// their teams own. The catalog selects the page, so the log's size
+    /// does not matter.
     pub async fn audit_for(
         &self,
         caller: &Caller,
         filter: &AuditFilter,
-    ) -> Result<Vec<AuditEntry>> {
+    ) -> Result<(Vec<AuditEntry>, u64)> {
         let standing = self.standing(caller).await?;
-        if standing.admin {
-            return self.audit(filter).await;
-        }
-        let unlimited = AuditFilter {
-            limit: None,
+        let filter = AuditFilter {
+            scope: (!standing.admin).then(|| AuditScope {
+                principal: caller.name.clone(),
+                domains: standing.owned.into_iter().collect(),
+            }),
             ..filter.clone()
         };
-        let mut entries = self.audit(&unlimited).await?;
-        entries.retain(|e| {
-            e.principal == caller.name
-                || e.product.as_deref().is_some_and(|p| {
-                    p.split_once('/')
-                        .is_some_and(|(domain, _)| standing.owned.contains(domain))
-                })
-        });
-        if let Some(limit) = filter.limit {
-            let keep = usize::try_from(limit).unwrap_or(0);
-            let skip = entries.len().saturating_sub(keep);
-            entries.drain(..skip);
-        }
-        Ok(entries)
+        let mut entries = self.catalog.audit(&filter).await?;
+        entries.reverse();
+        let total = self.catalog.audit_count(&filter).await?;
+        Ok((entries, total))
     }
 }
