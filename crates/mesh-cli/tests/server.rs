@@ -144,6 +144,15 @@ fn the_rest_api_serves_the_mesh_to_token_holders_only() {
         json(&dir, &["query", sql, "--format", "json"])
     );
     assert_eq!(answer["truncated"], false);
+    // Columns are typed in the contracts' vocabulary, not Arrow's.
+    assert_eq!(
+        answer["columns"],
+        serde_json::json!([
+            {"name": "id", "type": "bigint"},
+            {"name": "language", "type": "string"},
+            {"name": "text", "type": "string"}
+        ])
+    );
     let limited = serde_json::json!({"sql": sql, "limit": 2}).to_string();
     let answer = body_json(&curl(&base, "/api/v1/query", Some(&ana), Some(&limited)));
     assert_eq!(

@@ -348,7 +348,8 @@ pub fn document() -> Value {
                     "type": "object", "required": ["columns", "rows", "row_count", "truncated"],
                     "properties": {
                         "columns": {"type": "array", "items": {"type": "object", "properties": {
-                            "name": {"type": "string"}, "type": {"type": "string"}
+                            "name": {"type": "string"},
+                            "type": {"type": "string", "description": "the contract type (`string`, `bigint`, `decimal(15,2)`, `list<string>`, …); Arrow's name for types contracts cannot declare"}
                         }}},
                         "rows": {"type": "array", "items": {"type": "object"}},
                         "row_count": {"type": "integer"},

@@ -732,6 +732,13 @@ where
 }
 
 type Chunk = Result<bytes::Bytes, std::io::Error>;
+/// A result column's type in the contracts' vocabulary (`string`,
+/// `decimal(15,2)`, `list<bigint>`), or Arrow's name for a type contracts
+/// cannot declare (intervals, durations).
+fn column_type(dt: &mesh_service::arrow::datatypes::DataType) -> String {
+    mesh_service::contract_type(dt).map_or_else(|| dt.to_string(), |t| t.to_string())
+}
+
 async fn run_query(s: &AppState, caller: &Caller, body: QueryBody) -> Result<Response, Problem> {
     let limit = body.limit.unwrap_or(ROWS);
     if limit == 0 || limit > MAX_ROWS {
@@ -746,7 +753,7 @@ async fn run_query(s: &AppState, caller: &Caller, body: QueryBody) -> Result<Res
         .schema
         .fields()
         .iter()
-        .map(|f| serde_json::json!({"name": f.name(), "type": f.data_type().to_string()}))
+        .map(|f| serde_json::json!({"name": f.name(), "type": column_type(f.data_type())}))
         .collect();
     let mut out = Vec::new();
     let mut rows = 0usize;

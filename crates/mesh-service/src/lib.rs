@@ -32,3 +32,4 @@ pub mod query {
     pub use mesh_query::provider::{CATALOG_NAME, DomainSchema};
 }
 pub use mesh_query::encode::{nested_as_json, to_wire, wire_schema};
+pub use mesh_query::schema::contract_type;
