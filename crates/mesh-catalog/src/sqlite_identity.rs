@@ -127,15 +127,26 @@ macro_rules! audit_where {
     };
 }
 
-/// The scope's principal and domains (JSON) for [`audit_where`].
-fn audit_scope(f: &AuditFilter) -> (Option<&str>, Option<String>) {
-    match &f.scope {
+/// `sql`, a statement over [`audit_where`], with `f`'s conditions bound
+/// to `$1`…`$6`.
+fn audit_query<'q>(
+    sql: &'static str,
+    f: &'q AuditFilter,
+) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+    let (scope, domains) = match &f.scope {
         None => (None, None),
         Some(s) => (
             Some(s.principal.as_str()),
             Some(serde_json::Value::from(s.domains.clone()).to_string()),
         ),
-    }
+    };
+    sqlx::query(sql)
+        .bind(&f.product)
+        .bind(&f.principal)
+        .bind(f.since.map(|s| s.to_rfc3339()))
+        .bind(&f.action)
+        .bind(scope)
+        .bind(domains)
 }
 
 impl SqliteCatalog {
@@ -479,18 +490,14 @@ impl IdentityStore for SqliteCatalog {
     }
 
     async fn audit(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>> {
-        let (scope, domains) = audit_scope(f);
-        let rows = sqlx::query(concat!(
-            "SELECT * FROM (SELECT * FROM audit_log WHERE ",
-            audit_where!(),
-            " ORDER BY seq DESC LIMIT $7 OFFSET $8) ORDER BY seq"
-        ))
-        .bind(&f.product)
-        .bind(&f.principal)
-        .bind(f.since.map(|s| s.to_rfc3339()))
-        .bind(&f.action)
-        .bind(scope)
-        .bind(domains)
+        let rows = audit_query(
+            concat!(
+                "SELECT * FROM (SELECT * FROM audit_log WHERE ",
+                audit_where!(),
+                " ORDER BY seq DESC LIMIT $7 OFFSET $8) ORDER BY seq"
+            ),
+            f,
+        )
         .bind(f.limit.unwrap_or(i64::MAX))
         .bind(f.offset.unwrap_or(0))
         .fetch_all(&self.pool)
@@ -519,19 +526,13 @@ impl IdentityStore for SqliteCatalog {
     }
 
     async fn audit_count(&self, f: &AuditFilter) -> Result<u64> {
-        let (scope, domains) = audit_scope(f);
-        let n: i64 = sqlx::query_scalar(concat!(
-            "SELECT count(*) FROM audit_log WHERE ",
-            audit_where!()
-        ))
-        .bind(&f.product)
-        .bind(&f.principal)
-        .bind(f.since.map(|s| s.to_rfc3339()))
-        .bind(&f.action)
-        .bind(scope)
-        .bind(domains)
+        let row = audit_query(
+            concat!("SELECT count(*) FROM audit_log WHERE ", audit_where!()),
+            f,
+        )
         .fetch_one(&self.pool)
         .await?;
+        let n: i64 = row.try_get(0)?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
 }
