@@ -35,10 +35,10 @@ use datafusion::scalar::ScalarValue;
 use futures::{Stream, StreamExt, TryStreamExt, stream};
 use mesh_service::{Caller, Mesh, QueryError, ServiceError, Statement};
 use prost::Message;
-
-use crate::prepared::PreparedStatements;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
+
+use crate::prepared::PreparedStatements;
 
 type Rows = Pin<Box<dyn Stream<Item = Result<arrow_flight::FlightData, Status>> + Send>>;
 

@@ -732,6 +732,7 @@ where
 }
 
 type Chunk = Result<bytes::Bytes, std::io::Error>;
+
 /// A result column's type in the contracts' vocabulary (`string`,
 /// `decimal(15,2)`, `list<bigint>`), or Arrow's name for a type contracts
 /// cannot declare (intervals, durations).
