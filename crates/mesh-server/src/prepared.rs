@@ -65,6 +65,26 @@ impl PreparedStatements {
         Ok(handle)
     }
 
+    /// `owner`'s live statement `handle` in `held`, marked used at `now`.
+    fn live<'a>(
+        held: &'a mut HashMap<String, Prepared>,
+        handle: &str,
+        owner: &str,
+        now: Instant,
+    ) -> Result<&'a mut Prepared, Status> {
+        match held.get_mut(handle) {
+            Some(p) if p.owner == owner && now.saturating_duration_since(p.used) < IDLE => {
+                p.used = now;
+                Ok(p)
+            }
+            _ => Err(Status::not_found(format!(
+                "no prepared statement `{handle}` for `{owner}` (statements unused for {} min \
+                 are closed); create one with CreatePreparedStatement",
+                IDLE.as_secs() / 60
+            ))),
+        }
+    }
+
     /// The SQL and bound values of `owner`'s statement `handle`, which
     /// counts as a use.
     pub fn get(
@@ -73,19 +93,9 @@ impl PreparedStatements {
         owner: &str,
         now: Instant,
     ) -> Result<(String, Option<ParamValues>), Status> {
-        let handle = String::from_utf8_lossy(handle);
         let mut held = self.held()?;
-        match held.get_mut(handle.as_ref()) {
-            Some(p) if p.owner == owner && now.saturating_duration_since(p.used) < IDLE => {
-                p.used = now;
-                Ok((p.sql.clone(), p.params.clone()))
-            }
-            _ => Err(Status::not_found(format!(
-                "no prepared statement `{handle}` for `{owner}` (statements unused for {} min \
-                 are closed); create one with CreatePreparedStatement",
-                IDLE.as_secs() / 60
-            ))),
-        }
+        let p = Self::live(&mut held, &String::from_utf8_lossy(handle), owner, now)?;
+        Ok((p.sql.clone(), p.params.clone()))
     }
 
     /// Binds `params` to `owner`'s statement `handle`.
@@ -96,19 +106,17 @@ impl PreparedStatements {
         params: Option<ParamValues>,
         now: Instant,
     ) -> Result<(), Status> {
-        self.get(handle, owner, now)?;
         let mut held = self.held()?;
-        if let Some(p) = held.get_mut(String::from_utf8_lossy(handle).as_ref()) {
-            p.params = params;
-        }
+        Self::live(&mut held, &String::from_utf8_lossy(handle), owner, now)?.params = params;
         Ok(())
     }
 
     /// Closes `owner`'s statement `handle`.
     pub fn close(&self, handle: &[u8], owner: &str, now: Instant) -> Result<(), Status> {
-        self.get(handle, owner, now)?;
-        self.held()?
-            .remove(String::from_utf8_lossy(handle).as_ref());
+        let handle = String::from_utf8_lossy(handle);
+        let mut held = self.held()?;
+        Self::live(&mut held, &handle, owner, now)?;
+        held.remove(handle.as_ref());
         Ok(())
     }
 
