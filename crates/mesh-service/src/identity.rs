@@ -8,6 +8,7 @@
 
 use chrono::{DateTime, Duration, Utc};
 use mesh_catalog::{AuditEntry, AuditFilter, CatalogError, Principal, Team, TokenRecord};
+use subtle::ConstantTimeEq;
 
 use crate::access::Caller;
 use crate::error::{Result, ServiceError};
@@ -337,7 +338,7 @@ impl VerifiedTokens {
             .lock()
             .ok()
             .and_then(|k| k.get(id).cloned())
-            .is_some_and(|(h, d)| h == hash && same(&d, &digest));
+            .is_some_and(|(h, d)| h == hash && bool::from(d.ct_eq(&digest)));
         if remembered {
             return true;
         }
@@ -353,11 +354,6 @@ impl VerifiedTokens {
         }
         ok
     }
-}
-
-/// Compares two digests in constant time.
-fn same(a: &[u8; 32], b: &[u8; 32]) -> bool {
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// Parses `30d`, `12h`, `2w` as a token lifetime.
