@@ -342,36 +342,58 @@ impl PolicySet {
         filters: &mut Vec<String>,
     ) -> Result<()> {
         let [deny, found_masks, row_filters] = values;
-        if let Some(v) = deny {
-            let reasons = v.as_array().cloned().unwrap_or_else(|| vec![v.clone()]);
-            for r in reasons {
-                denials.push(r.as_str().map_or_else(|| r.to_string(), str::to_string));
-            }
-        }
-        if let Some(Value::Object(m)) = found_masks {
-            for (column, mask) in m {
-                let mask = Mask::from_policy(&mask).ok_or_else(|| {
-                    PolicyError::Eval(format!(
-                        "{package}.masks[{column:?}] is {mask}, not a mask (redact, hash, null, last4, sql:<expr>)"
-                    ))
-                })?;
-                let merged = match masks.remove(&column) {
-                    Some(old) => old.stricter(mask),
-                    None => mask,
-                };
-                masks.insert(column, merged);
-            }
-        }
-        if let Some(v) = row_filters {
-            for f in v.as_array().cloned().unwrap_or_default() {
-                let Some(s) = f.as_str() else {
-                    return Err(PolicyError::Eval(format!(
-                        "{package}.row_filters holds {f}, not a SQL predicate string"
-                    )));
-                };
-                if !filters.iter().any(|x| x == s) {
-                    filters.push(s.to_string());
+        let shape = |rule: &str, v: &Value, wanted: &str| {
+            PolicyError::Eval(format!(
+                "{package}.{rule} is {v}, not {wanted}; a policy of the wrong shape refuses every read until it is fixed"
+            ))
+        };
+        match deny {
+            None => {}
+            Some(Value::Array(reasons)) => {
+                for r in reasons {
+                    denials.push(r.as_str().map_or_else(|| r.to_string(), str::to_string));
                 }
+            }
+            // A single reason (`deny := "why"`) is one denial.
+            Some(Value::String(r)) => denials.push(r),
+            Some(other) => return Err(shape("deny", &other, "a set of reasons")),
+        }
+        match found_masks {
+            None => {}
+            Some(Value::Object(m)) => {
+                for (column, mask) in m {
+                    let mask = Mask::from_policy(&mask).ok_or_else(|| {
+                        PolicyError::Eval(format!(
+                            "{package}.masks[{column:?}] is {mask}, not a mask (redact, hash, null, last4, sql:<expr>)"
+                        ))
+                    })?;
+                    let merged = match masks.remove(&column) {
+                        Some(old) => old.stricter(mask),
+                        None => mask,
+                    };
+                    masks.insert(column, merged);
+                }
+            }
+            Some(other) => {
+                return Err(shape("masks", &other, "an object of column to mask"));
+            }
+        }
+        match row_filters {
+            None => {}
+            Some(Value::Array(v)) => {
+                for f in v {
+                    let Some(s) = f.as_str() else {
+                        return Err(PolicyError::Eval(format!(
+                            "{package}.row_filters holds {f}, not a SQL predicate string"
+                        )));
+                    };
+                    if !filters.iter().any(|x| x == s) {
+                        filters.push(s.to_string());
+                    }
+                }
+            }
+            Some(other) => {
+                return Err(shape("row_filters", &other, "a set of SQL predicates"));
             }
         }
         Ok(())
@@ -395,7 +417,15 @@ impl PolicySet {
                 "data.mesh.access.row_filters",
             ],
         )?;
-        let allow = allow == Some(Value::Bool(true));
+        let allow = match allow {
+            None => false,
+            Some(Value::Bool(b)) => b,
+            Some(other) => {
+                return Err(PolicyError::Eval(format!(
+                    "data.mesh.access.allow is {other}, not true or false; a policy of the wrong shape refuses every read until it is fixed"
+                )));
+            }
+        };
         Self::restrictions(
             "data.mesh.access",
             [deny, found_masks, row_filters],

@@ -341,3 +341,43 @@ fn a_malformed_violation_is_an_error_not_a_pass() {
         "{err}"
     );
 }
+
+/// A policy whose result has the wrong shape refuses every read with an
+/// error naming the rule; it is never read as "no restriction".
+#[test]
+fn a_policy_result_of_the_wrong_shape_fails_closed() {
+    let cases = [
+        ("masks := \"redact\"", "masks is \"redact\""),
+        ("masks := [\"email\"]", "masks is [\"email\"]"),
+        ("masks := {\"email\": \"scramble\"}", "not a mask"),
+        ("masks := {\"email\": 3}", "not a mask"),
+        ("row_filters := \"region = 'EU'\"", "row_filters is"),
+        ("row_filters := {\"region\": \"EU\"}", "row_filters is"),
+        ("row_filters := [1]", "not a SQL predicate string"),
+        ("deny := {\"why\": 1}", "deny is"),
+    ];
+    for (rule, expected) in cases {
+        let policy = format!("package mesh.domain.sales\n\nimport rego.v1\n\n{rule}\n");
+        let set = PolicySet::from_sources(
+            pack(),
+            vec![(
+                "sales".into(),
+                "sales/policies/bad.rego".into(),
+                policy.clone(),
+            )],
+        )
+        .unwrap();
+        let err = set
+            .decide(&input(&["sales-team"], &[], vec![]))
+            .expect_err(&policy);
+        assert!(err.to_string().contains(expected), "{policy}: {err}");
+    }
+    // `allow` that is not a boolean, in the global package.
+    let mut files = pack();
+    files[0].1 = files[0]
+        .1
+        .replace("default allow := false", "default allow := \"yes\"");
+    let set = PolicySet::from_sources(files, vec![]).unwrap();
+    let err = set.decide(&input(&["ops"], &[], vec![])).unwrap_err();
+    assert!(err.to_string().contains("allow is \"yes\""), "{err}");
+}
