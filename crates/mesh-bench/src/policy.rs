@@ -29,7 +29,11 @@ struct NoPolicy;
 
 #[async_trait]
 impl AccessGuard for NoPolicy {
-    async fn decide(&self, _output: &OutputRecord) -> mesh_query::Result<Decision> {
+    async fn decide(
+        &self,
+        _output: &OutputRecord,
+        _read: &mesh_query::Read,
+    ) -> mesh_query::Result<Decision> {
         Ok(Decision {
             allowed: true,
             reason: "no policy".into(),
@@ -68,9 +72,13 @@ pub fn overhead(project: &Path, sql: &str, samples: usize) -> Result<Overhead> {
             .unwrap_or_else(|_| "unknown".into());
         let caller = Caller::new(me);
         let plain = || async {
-            let engine =
-                QueryEngine::new(mesh.catalog.clone(), Arc::new(NoPolicy), Default::default())
-                    .await?;
+            let engine = QueryEngine::new(
+                mesh.catalog.clone(),
+                Arc::new(NoPolicy),
+                Default::default(),
+                None,
+            )
+            .await?;
             let df = engine.sql(sql).await?;
             anyhow::Ok(df.logical_plan().clone())
         };
@@ -131,7 +139,9 @@ pub fn overhead(project: &Path, sql: &str, samples: usize) -> Result<Overhead> {
             // A new guard each time: no cache, as for the first read of a
             // product in a query.
             let (_, guard) = mesh.engine(&caller).await?;
-            guard.decide(&output).await?;
+            guard
+                .decide(&output, &mesh_query::Read::current(&output))
+                .await?;
         }
         let with_setup = t.elapsed();
         let t = Instant::now();

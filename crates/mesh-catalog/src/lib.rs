@@ -5,15 +5,18 @@
 //! backend. Migrations live in `migrations/` and use SQL that PostgreSQL also
 //! accepts. Search builds a tantivy index in memory from catalog data.
 
+pub mod classes;
 pub mod error;
 pub mod identity;
 pub mod lines;
 pub mod model;
 pub mod search;
 pub mod sqlite;
+mod sqlite_classes;
 mod sqlite_identity;
 pub mod store;
 
+pub use classes::{ClassificationStore, ColumnClass};
 pub use error::{CatalogError, Result};
 pub use identity::{
     AccessRequest, AuditEntry, AuditFilter, AuditScope, Grant, IdentityStore, Principal, Team,

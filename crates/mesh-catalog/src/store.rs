@@ -11,7 +11,9 @@ use crate::model::*;
 /// Invariant: every method that changes more than one row does so in one
 /// transaction, so a failure leaves the catalog exactly as it was.
 #[async_trait]
-pub trait CatalogStore: crate::identity::IdentityStore + Send + Sync + std::fmt::Debug {
+pub trait CatalogStore:
+    crate::identity::IdentityStore + crate::classes::ClassificationStore + Send + Sync + std::fmt::Debug
+{
     /// Registers or updates products atomically. Products whose definition
     /// is unchanged are left alone; if nothing changed, no deployment is recorded.
     /// Overrides of the contract gate are recorded in the same transaction.

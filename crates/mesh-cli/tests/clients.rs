@@ -11,20 +11,13 @@ mod common;
 use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
+use common::clients::{adbc, psql_err, psql_ok, python_client, split};
 use common::serve::{Served, token};
 use common::{USER, ok};
 use serde_json::{Value, json};
-
-fn python() -> String {
-    std::env::var("MESH_TEST_PYTHON").unwrap_or_else(|_| {
-        panic!(
-            "MESH_TEST_PYTHON is not set: run the tests with scripts/test, which builds a venv with psycopg and the ADBC driver"
-        )
-    })
-}
 
 /// The demo mesh, deployed and run, with `bob`: known, in no team.
 fn demo(tmp: &Path) -> PathBuf {
@@ -33,40 +26,6 @@ fn demo(tmp: &Path) -> PathBuf {
     let dir = tmp.join("acme");
     ok(&dir, &["principal", "add", "bob"]);
     dir
-}
-
-fn split(addr: &str) -> (&str, &str) {
-    addr.rsplit_once(':').unwrap()
-}
-
-/// `psql` as `user` with `password`, unaligned and tuples only.
-fn psql(addr: &str, user: &str, password: &str, args: &[&str]) -> Output {
-    let (host, port) = split(addr);
-    Command::new("psql")
-        .args(["-X", "-w", "-A", "-t", "-F", "|", "-v", "ON_ERROR_STOP=1"])
-        .args(["-v", "VERBOSITY=verbose"])
-        .args(["-h", host, "-p", port, "-U", user, "-d", "mesh"])
-        .args(args)
-        .env("PGPASSWORD", password)
-        .env("PGCONNECT_TIMEOUT", "30")
-        .output()
-        .expect("psql is installed (scripts/test installs postgresql-client)")
-}
-
-fn psql_ok(addr: &str, user: &str, password: &str, args: &[&str]) -> String {
-    let out = psql(addr, user, password, args);
-    assert!(
-        out.status.success(),
-        "psql {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn psql_err(addr: &str, user: &str, password: &str, args: &[&str]) -> String {
-    let out = psql(addr, user, password, args);
-    assert!(!out.status.success(), "psql {args:?} should fail");
-    String::from_utf8(out.stderr).unwrap()
 }
 
 /// Runs tests/clients/pg.py (psycopg) on `job`.
@@ -456,50 +415,6 @@ fn malformed_postgres_input_is_answered_with_an_error_and_the_server_stays_up() 
 }
 
 /// Runs tests/clients/flight.py (the ADBC Flight SQL driver) on `job`.
-fn adbc(uri: &str, token: &str, job: Value) -> Value {
-    let mut job = job;
-    job["uri"] = uri.into();
-    job["token"] = token.into();
-    python_client("flight.py", &job)
-}
-
-/// Runs a Python client from tests/clients on a JSON job, bounded.
-fn python_client(script: &str, job: &Value) -> Value {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/clients")
-        .join(script);
-    let mut child = Command::new(python())
-        .arg(&script)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(job.to_string().as_bytes())
-        .unwrap();
-    // Bounded: a client that hangs fails the test instead of stalling it.
-    let deadline = std::time::Instant::now() + Duration::from_secs(300);
-    while child.try_wait().unwrap().is_none() {
-        if std::time::Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("{} did not finish within 300 s", script.display());
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let out = child.wait_with_output().unwrap();
-    assert!(
-        out.status.success(),
-        "{}: {}",
-        script.display(),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    serde_json::from_slice(&out.stdout).unwrap()
-}
-
 #[test]
 fn adbc_flight_sql_fetches_products_as_arrow_under_the_callers_policy() {
     let tmp = tempfile::tempdir().unwrap();

@@ -6,7 +6,7 @@ mod common;
 
 use std::path::Path;
 
-use common::{USER, edit, fails, init, json, mesh_as, ok};
+use common::{USER, edit, fails, init, json, mesh_as, ok, request_id};
 
 fn out(o: &std::process::Output) -> (bool, String, String) {
     (
@@ -78,9 +78,24 @@ fn reads_are_decided_per_principal_and_audited() {
         err.contains("access denied to `example.greetings` (product `example/greetings`): no policy allows `bob` to read `example/greetings`"),
         "{err}"
     );
-    // A principal the catalog does not know is a stranger.
-    let (done, _, _) = out(&mesh_as(&dir, "mallory", &["query", sql]));
+    // A principal the catalog does not know sees no discoverable product:
+    // for it, the product does not exist, exactly as a missing one.
+    let (done, _, err) = out(&mesh_as(&dir, "mallory", &["query", sql]));
     assert!(!done);
+    assert!(
+        err.contains("table 'mesh.example.greetings' not found"),
+        "{err}"
+    );
+    let (_, _, missing) = out(&mesh_as(
+        &dir,
+        "mallory",
+        &["query", "SELECT count(*) AS n FROM example.nothing"],
+    ));
+    assert_eq!(
+        err.replace("greetings", "X"),
+        missing.replace("nothing", "X"),
+        "a hidden product must read as a missing one"
+    );
 
     let audit = json(
         &dir,
@@ -109,7 +124,6 @@ fn reads_are_decided_per_principal_and_audited() {
         [
             ("ana".to_string(), "allow".to_string()),
             ("bob".to_string(), "deny".to_string()),
-            ("mallory".to_string(), "deny".to_string()),
         ]
     );
     let bob = json(&dir, &["audit", "--principal", "bob", "--format", "json"]);
@@ -250,15 +264,6 @@ fn query_as(dir: &Path, who: &str, sql: &str) -> Result<String, String> {
 }
 
 /// The id printed in parentheses by `mesh access request`.
-fn request_id(stdout: &str) -> String {
-    stdout
-        .split('(')
-        .nth(1)
-        .and_then(|s| s.split(')').next())
-        .unwrap()
-        .to_string()
-}
-
 #[test]
 fn the_access_loop_requests_approves_masks_and_revokes() {
     let tmp = tempfile::tempdir().unwrap();
@@ -546,9 +551,15 @@ fn authorisation_matrix_over_the_demo_mesh() {
                         "{who} × {label}: expected {expect}, got {done}: {err}"
                     ));
                 }
-                if !done && args[0] == "query" && !err.contains("access denied") {
+                if !done && args[0] == "query" && sees && !err.contains("access denied") {
                     failures.push(format!(
                         "{who} × {label}: refused without `access denied`: {err}"
+                    ));
+                }
+                // A product the caller may not see does not exist for it.
+                if !done && args[0] == "query" && !sees && !err.contains("not found") {
+                    failures.push(format!(
+                        "{who} × {label}: a hidden product must look absent: {err}"
                     ));
                 }
                 if !done && args[0] != "query" && !err.contains("is not deployed") {

@@ -328,7 +328,7 @@ impl Runner {
                             upstream: format!("{}.{}", out.domain, out.output),
                         });
                     }
-                    let provider = resolver.provider(out, At::Current).await?;
+                    let (provider, _) = resolver.provider(out, At::Current).await?;
                     ctx.register_table(name, provider)?;
                 }
             }

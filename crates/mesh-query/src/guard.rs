@@ -3,14 +3,13 @@
 //! Every table a query names is resolved by the `mesh` catalog provider,
 //! which asks the [`AccessGuard`] for a decision before handing out the
 //! table. A denied read fails planning. An allowed read with masks or row
-//! filters gets a *secure view* instead of the table: a logical plan
-//! `Projection(masks) ← Filter(row filters) ← TableScan(table)` that
-//! DataFusion inlines where the table is named. Everything the query does
+//! filters gets a [`SecureTable`] instead of the table (see `barrier`):
+//! the row filters, then the masks, planned and run below a barrier that
+//! no expression of the caller crosses. Everything the query does
 //! (`SELECT *`, CTEs, subqueries, joins, `GROUP BY`, `WHERE`, aggregates,
-//! time travel, older majors, `EXPLAIN`) is planned on top of the view, so
-//! no operator ever sees an unmasked value: filters and aggregates run on
-//! masked values, and the optimizer may only push a filter below the masks
-//! by rewriting it in terms of them. Row filters see the stored values.
+//! time travel, older majors, `EXPLAIN`) is planned on top of it, so no
+//! operator of the caller ever sees an unmasked value or a hidden row.
+//! Row filters see the stored values.
 
 use std::sync::Arc;
 
@@ -18,21 +17,42 @@ use async_trait::async_trait;
 use datafusion::arrow::datatypes::{DataType, Field};
 use datafusion::catalog::TableProvider;
 use datafusion::common::{Column, DFSchema, ScalarValue, TableReference};
-use datafusion::datasource::{ViewTable, provider_as_source};
 use datafusion::functions::expr_fn::{concat, encode, right, sha256};
-use datafusion::logical_expr::{Expr, LogicalPlanBuilder, cast, lit};
+use datafusion::logical_expr::{Expr, cast, lit};
 use datafusion::prelude::SessionContext;
 use mesh_catalog::OutputRecord;
 use mesh_policy::{Decision, Mask};
 
+use crate::barrier::SecureTable;
 use crate::error::{QueryError, Result};
+
+/// What one read reads of an output: the product version its data was
+/// published under, and its columns as stored (a version published
+/// before a rename holds the old names).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct Read {
+    /// `None` for an output never published: nothing is read.
+    pub product_version: Option<String>,
+    pub columns: Vec<String>,
+}
+
+impl Read {
+    /// A read of the output's current contract columns.
+    pub fn current(output: &OutputRecord) -> Self {
+        Read {
+            product_version: None,
+            columns: output.columns.iter().map(|c| c.name.clone()).collect(),
+        }
+    }
+}
 
 /// Decides reads of outputs for one principal. The service layer
 /// implements it over the policy engine and the catalog.
 #[async_trait]
 pub trait AccessGuard: Send + Sync + std::fmt::Debug {
-    /// The decision for reading `output` (its product is `output.product`).
-    async fn decide(&self, output: &OutputRecord) -> Result<Decision>;
+    /// The decision for reading `read` of `output` (its product is
+    /// `output.product`).
+    async fn decide(&self, output: &OutputRecord, read: &Read) -> Result<Decision>;
 }
 
 fn is_string(dt: &DataType) -> bool {
@@ -85,7 +105,8 @@ fn mask_expr(
 }
 
 /// The table as the decision lets it be read: the table itself when
-/// unrestricted, else a view applying the row filters, then the masks.
+/// unrestricted, else a [`SecureTable`] applying the row filters, then
+/// the masks, below a barrier the caller's expressions never cross.
 pub fn secure_table(
     inner: Arc<dyn TableProvider>,
     name: TableReference,
@@ -96,8 +117,8 @@ pub fn secure_table(
         return Ok(inner);
     }
     let schema = inner.schema();
-    let mut builder = LogicalPlanBuilder::scan(name.clone(), provider_as_source(inner), None)?;
-    let df_schema = builder.schema().as_ref().clone();
+    let df_schema = DFSchema::try_from_qualified_schema(name.clone(), &schema)?;
+    let mut filters = Vec::with_capacity(decision.row_filters.len());
     for filter in &decision.row_filters {
         let e = parser
             .parse_sql_expr(filter, &df_schema)
@@ -108,18 +129,20 @@ pub fn secure_table(
                 ),
                 hint: Some("fix the `row_filters` rule of the policy".into()),
             })?;
-        builder = builder.filter(e)?;
+        filters.push(e);
     }
-    let mut exprs = Vec::with_capacity(schema.fields().len());
+    let mut columns = Vec::with_capacity(schema.fields().len());
     for field in schema.fields() {
         let column = Expr::Column(Column::new(Some(name.clone()), field.name()));
-        exprs.push(match decision.masks.get(field.name()) {
+        columns.push(match decision.masks.get(field.name()) {
             Some(mask) => mask_expr(mask, column, field, parser, &df_schema)?.alias(field.name()),
             None => column,
         });
     }
-    let plan = builder.project(exprs)?.build()?;
-    Ok(Arc::new(ViewTable::new(plan, None)))
+    let masked = decision.masks.keys().cloned().collect();
+    Ok(Arc::new(SecureTable::new(
+        inner, name, filters, columns, masked,
+    )?))
 }
 
 /// Refuses a denied read, naming the output and the policy's reason.

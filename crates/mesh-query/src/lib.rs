@@ -7,17 +7,20 @@
 //! It also owns the Arrow mapping of contract types and the planning checks
 //! of transform SQL.
 
+pub mod barrier;
+pub mod described;
 pub mod encode;
 pub mod error;
 pub mod guard;
 pub mod plan;
 pub mod provider;
+pub mod sample;
 pub mod schema;
 pub mod session;
 pub mod source;
 pub mod usage;
 
 pub use error::{QueryError, Result};
-pub use guard::AccessGuard;
+pub use guard::{AccessGuard, Read};
 pub use provider::{At, MeshCatalog, Resolver, StringLayout, split_version};
 pub use session::{QueryEngine, transform_context};

@@ -30,7 +30,7 @@ use mesh_spec::name::parse_global_address;
 use mesh_spec::{ColumnType, DomainName, OutputName, ProductRef};
 
 use crate::error::QueryError;
-use crate::guard::{AccessGuard, check_allowed, secure_table};
+use crate::guard::{AccessGuard, Read, check_allowed, secure_table};
 use crate::schema::arrow_schema_of;
 
 /// The name of the catalog all products live in.
@@ -105,15 +105,30 @@ impl Resolver {
         self
     }
 
-    /// A provider for `output` at `at`.
+    /// A provider for `output` at `at`, and the product version its data
+    /// was published under.
     ///
     /// An output that was never published reads as an empty table with its
-    /// declared schema, so `information_schema` and joins still plan.
+    /// declared schema, so joins still plan.
     pub async fn provider(
         &self,
         output: &OutputRecord,
         at: At,
-    ) -> std::result::Result<Arc<dyn TableProvider>, QueryError> {
+    ) -> std::result::Result<(Arc<dyn TableProvider>, Option<String>), QueryError> {
+        let Some(publication) = self.publication(output, at).await? else {
+            return Ok((empty_table(output)?, None));
+        };
+        let version = publication.product_version.clone();
+        Ok((self.table(output, publication).await?, Some(version)))
+    }
+
+    /// The publication `at` names; `None` for the current version of an
+    /// output never published.
+    async fn publication(
+        &self,
+        output: &OutputRecord,
+        at: At,
+    ) -> std::result::Result<Option<mesh_catalog::Publication>, QueryError> {
         let mut publications = match &at {
             At::Current => self
                 .catalog
@@ -130,7 +145,7 @@ impl Resolver {
         let publication = match &at {
             At::Current => match publications.into_iter().next() {
                 Some(p) => p,
-                None => return Ok(empty_table(output)?),
+                None => return Ok(None),
             },
             // Publications are newest first: the first match is the newest
             // release of that product version.
@@ -173,6 +188,15 @@ impl Resolver {
                 }
             },
         };
+        Ok(Some(publication))
+    }
+
+    /// The table of one publication.
+    async fn table(
+        &self,
+        output: &OutputRecord,
+        publication: mesh_catalog::Publication,
+    ) -> std::result::Result<Arc<dyn TableProvider>, QueryError> {
         let version = publication.table_version as u64;
         let url = mesh_storage::table_url(&output.location)?;
         // The catalog knows the files and columns of versions Meshwork
@@ -333,9 +357,25 @@ impl Gate {
         at: At,
         name: TableReference,
     ) -> std::result::Result<Arc<dyn TableProvider>, QueryError> {
-        let decision = self.guard.decide(output).await?;
+        // The table is resolved first, so the decision knows the version
+        // and the columns it reads; any resolution error is reported only
+        // after the read is allowed, so it tells a denied caller nothing.
+        let resolved = resolver.provider(output, at).await;
+        let read = match &resolved {
+            Ok((table, version)) => Read {
+                product_version: version.clone(),
+                columns: table
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect(),
+            },
+            Err(_) => Read::current(output),
+        };
+        let decision = self.guard.decide(output, &read).await?;
         check_allowed(output, &decision)?;
-        let inner = resolver.provider(output, at).await?;
+        let (inner, _) = resolved?;
         if decision.masks.is_empty() && decision.row_filters.is_empty() {
             return Ok(inner);
         }
@@ -355,12 +395,16 @@ pub struct MeshCatalog {
 }
 
 impl MeshCatalog {
-    /// Builds the catalog from the outputs the store lists now.
+    /// Builds the catalog from the outputs the store lists now, keeping
+    /// only those of `visible` products (all when `None`): a product the
+    /// principal may not see does not exist in its session, so naming it
+    /// fails exactly as naming a missing table does.
     pub async fn load(
         catalog: Arc<dyn CatalogStore>,
         runtime: Arc<RuntimeEnv>,
         guard: Arc<dyn AccessGuard>,
         strings: StringLayout,
+        visible: Option<&BTreeSet<ProductRef>>,
     ) -> std::result::Result<Self, QueryError> {
         let resolver = Arc::new(Resolver::new(catalog.clone(), runtime).with_strings(strings));
         let gate = Arc::new(Gate {
@@ -372,7 +416,10 @@ impl MeshCatalog {
             warnings: Default::default(),
         });
         let mut domains: BTreeMap<String, BTreeMap<String, OutputRecord>> = BTreeMap::new();
-        let outputs = catalog.outputs().await?;
+        let mut outputs = catalog.outputs().await?;
+        if let Some(visible) = visible {
+            outputs.retain(|o| visible.contains(&o.product));
+        }
         for o in &outputs {
             domains
                 .entry(o.domain.to_string())
@@ -408,6 +455,11 @@ impl MeshCatalog {
     /// Lifecycle warnings of the queries planned so far.
     pub fn lifecycle(&self) -> Arc<Lifecycle> {
         self.lifecycle.clone()
+    }
+
+    /// The schema of domain `name`, if the session holds it.
+    pub fn domain(&self, name: &str) -> Option<Arc<DomainSchema>> {
+        self.domains.get(name).cloned()
     }
 
     /// Every SQL name, for suggestions.

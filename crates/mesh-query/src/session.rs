@@ -1,6 +1,11 @@
 //! Sessions: the consumer query session, and sessions for transforms.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
+
+use datafusion::catalog::CatalogProvider;
+use datafusion::catalog::information_schema::{INFORMATION_SCHEMA, InformationSchemaProvider};
+use mesh_spec::ProductRef;
 
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
@@ -9,13 +14,15 @@ use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use mesh_catalog::CatalogStore;
 
+use crate::described::Described;
 use crate::error::{QueryError, Result};
 use crate::guard::AccessGuard;
 use crate::provider::{ADDRESS_SCHEMA, CATALOG_NAME, MeshCatalog, StringLayout};
 
 fn config() -> SessionConfig {
     SessionConfig::new()
-        .with_information_schema(true)
+        // Served by the mesh catalog's own `information_schema` schema.
+        .with_information_schema(false)
         .with_create_default_catalog_and_schema(false)
         .with_default_catalog_and_schema(CATALOG_NAME, ADDRESS_SCHEMA)
 }
@@ -41,13 +48,18 @@ impl std::fmt::Debug for QueryEngine {
 impl QueryEngine {
     /// A session whose every table read is decided by `guard` (the
     /// principal's access policy), reading strings in `strings`.
+    ///
+    /// Only the outputs of `visible` products exist in the session (all
+    /// when `None`): in its names, hints and `information_schema`.
     pub async fn new(
         catalog: Arc<dyn CatalogStore>,
         guard: Arc<dyn AccessGuard>,
         strings: StringLayout,
+        visible: Option<&BTreeSet<ProductRef>>,
     ) -> Result<Self> {
         let runtime = Arc::new(RuntimeEnv::default());
-        let mesh = MeshCatalog::load(catalog, runtime.clone(), guard, strings).await?;
+        let mesh =
+            Arc::new(MeshCatalog::load(catalog, runtime.clone(), guard, strings, visible).await?);
         let names = mesh.sql_names();
         let lifecycle = mesh.lifecycle();
         let state = SessionStateBuilder::new()
@@ -56,7 +68,20 @@ impl QueryEngine {
             .with_default_features()
             .build();
         let ctx = SessionContext::new_with_state(state);
-        ctx.register_catalog(CATALOG_NAME, Arc::new(mesh));
+        // `information_schema` describes the declared schemas of the
+        // tables the session holds, without deciding a read of each (a
+        // denied table must not fail the whole listing).
+        mesh.register_schema(
+            INFORMATION_SCHEMA,
+            Arc::new(InformationSchemaProvider::new(Arc::new(Described::over(
+                mesh.clone(),
+            )))),
+        )
+        .map_err(|e| QueryError::Plan {
+            message: e.strip_backtrace(),
+            hint: None,
+        })?;
+        ctx.register_catalog(CATALOG_NAME, mesh);
         Ok(QueryEngine {
             ctx,
             names,

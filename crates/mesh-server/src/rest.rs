@@ -535,6 +535,7 @@ async fn search(
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
 struct QueryBody {
     sql: String,
     /// Most rows to return (default 10,000, at most 100,000).

@@ -16,7 +16,7 @@ use mesh_catalog::{AuditEntry, CatalogStore, OutputRecord, ProductRecord};
 use mesh_policy::{
     AccessInput, ColumnInput, Decision, GrantInput, PolicySet, PrincipalInput, ProductInput,
 };
-use mesh_query::{AccessGuard, QueryError};
+use mesh_query::{AccessGuard, QueryError, Read};
 use mesh_spec::{ProductDescriptor, parse_product};
 
 use crate::error::Result;
@@ -51,7 +51,7 @@ pub struct PolicyGuard {
     policies: Arc<PolicySet>,
     catalog: Arc<dyn CatalogStore>,
     purpose: Option<String>,
-    cache: Mutex<HashMap<(String, String), Decision>>,
+    cache: Mutex<HashMap<(String, String, Read), Decision>>,
     decided: Mutex<Vec<Decided>>,
     descriptors: Arc<DescriptorCache>,
 }
@@ -141,9 +141,16 @@ impl PolicyGuard {
         parsed
     }
 
-    /// The policy input for reading `output`. The catalog lookups run
-    /// together.
-    async fn input(&self, output: &OutputRecord) -> Result<AccessInput> {
+    /// The policy input for reading `read` of `output`. The catalog
+    /// lookups run together.
+    ///
+    /// Each column's classification is the strictest its lineage has in
+    /// the version read or any later deployed version of the product's
+    /// family (see `mesh_catalog::classes`), so masks follow the data
+    /// across renames, releases and older majors. A read never proceeds
+    /// without classifications: a deployed descriptor that cannot be read
+    /// refuses it.
+    async fn input(&self, output: &OutputRecord, read: &Read) -> Result<AccessInput> {
         let domain = output.product.domain.to_string();
         let (record, principal, owner_teams, grants) = tokio::join!(
             self.catalog.product(&output.product),
@@ -157,30 +164,58 @@ impl PolicyGuard {
                 hint: None,
             })?;
         let record = &record;
-        let descriptor = self.descriptor(record);
+        let descriptor = self.descriptor(record).ok_or_else(|| {
+            crate::error::ServiceError::Execution(format!(
+                "the deployed descriptor of `{}` cannot be read, so its columns' classifications are unknown; reads of it are refused until it is deployed again",
+                record.product
+            ))
+        })?;
         // A line's outputs are named `<output>_v<major>`; its descriptor
         // keeps the original names.
-        let declared = descriptor.as_ref().and_then(|p| {
-            p.outputs.iter().find(|o| {
-                o.name.as_str() == output.output.as_str()
-                    || mesh_catalog::line_output(o.name.as_str(), record) == output.output.as_str()
-            })
+        let declared = descriptor.outputs.iter().find(|o| {
+            o.name.as_str() == output.output.as_str()
+                || mesh_catalog::line_output(o.name.as_str(), record) == output.output.as_str()
         });
-        let columns = output
+        let family = record
+            .line_of
+            .as_ref()
+            .unwrap_or(&record.product)
+            .to_string();
+        let family_output = declared.map_or(output.output.as_str(), |o| o.name.as_str());
+        let classes = self.catalog.classes(&family).await?;
+        let version = read.product_version.as_deref().unwrap_or(&record.version);
+        let columns = read
             .columns
             .iter()
-            .map(|c| ColumnInput {
-                name: c.name.clone(),
-                ty: c.ty.clone(),
-                classification: declared
-                    .and_then(|o| o.column(&c.name))
+            .map(|name| {
+                let recorded = mesh_catalog::classes::classification_at(
+                    &classes,
+                    family_output,
+                    version,
+                    name,
+                );
+                let current = declared
+                    .and_then(|o| o.column(name))
                     .and_then(|col| col.classification)
-                    .map(|cl| cl.as_str().to_string()),
+                    .map(|cl| cl.as_str().to_string());
+                ColumnInput {
+                    name: name.clone(),
+                    ty: output
+                        .columns
+                        .iter()
+                        .find(|c| &c.name == name)
+                        .map_or_else(|| "unknown".to_string(), |c| c.ty.clone()),
+                    classification: match recorded {
+                        Some(class) => class,
+                        // Deployed before classifications were recorded.
+                        None => current,
+                    },
+                }
             })
             .collect();
         let visibility = descriptor
+            .access
             .as_ref()
-            .and_then(|p| p.access.as_ref())
             .map_or_else(|| "discoverable".to_string(), |a| a.visibility.clone());
         Ok(AccessInput {
             action: "read".into(),
@@ -225,13 +260,17 @@ fn plan_error(message: String) -> QueryError {
 
 #[async_trait]
 impl AccessGuard for PolicyGuard {
-    async fn decide(&self, output: &OutputRecord) -> mesh_query::Result<Decision> {
-        let key = (output.product.to_string(), output.output.to_string());
+    async fn decide(&self, output: &OutputRecord, read: &Read) -> mesh_query::Result<Decision> {
+        let key = (
+            output.product.to_string(),
+            output.output.to_string(),
+            read.clone(),
+        );
         if let Some(d) = self.cache.lock().ok().and_then(|c| c.get(&key).cloned()) {
             return Ok(d);
         }
         let input = self
-            .input(output)
+            .input(output, read)
             .await
             .map_err(|e| plan_error(e.to_string()))?;
         let decision = self
@@ -263,17 +302,25 @@ pub fn query_audit(
         .iter()
         .map(|d| {
             let name = format!("{}.{}", d.output.domain, d.output.output);
-            let mut e = AuditEntry::new(
-                principal,
-                "query",
-                if d.decision.allowed { "allow" } else { "deny" },
-                d.decision.reason.clone(),
+            // The principal reads its own entries: a denial records no
+            // masks or filters, which are internals of a product it may
+            // not read.
+            let detail = if d.decision.allowed {
                 serde_json::json!({
                     "output": name,
                     "sql": sql,
                     "masks": d.decision.masks,
                     "row_filters": d.decision.row_filters,
-                }),
+                })
+            } else {
+                serde_json::json!({"output": name, "sql": sql})
+            };
+            let mut e = AuditEntry::new(
+                principal,
+                "query",
+                if d.decision.allowed { "allow" } else { "deny" },
+                d.decision.reason.clone(),
+                detail,
             )
             .on(&d.output.product);
             e.columns = read.get(&name).cloned().unwrap_or_default();

@@ -247,11 +247,21 @@ impl Mesh {
         let known: Vec<_> = deployed.iter().map(|(r, _)| r.product.clone()).collect();
         let r = self.resolve(name, &known)?;
         let key = (r.to_string(), fingerprint(&known));
-        if let Some(page) = self.show_cache.get(&key, generations) {
-            return Ok(page);
+        let mut page = match self.show_cache.get(&key, generations) {
+            Some(page) => page,
+            None => {
+                let page = self.build_show(&deployed, &r, name).await?;
+                self.show_cache.put(key, generations, page.clone());
+                page
+            }
+        };
+        // The page is shared by callers who see the same products; the
+        // last run's error may quote data, so it is decided per caller.
+        if let Some(error) = page.pointer_mut("/last_run/error").filter(|e| !e.is_null()) {
+            let raw = error.as_str().map(str::to_string);
+            let seen = self.run_error_as_seen_by(caller, &r, raw).await?;
+            *error = seen.map_or(Value::Null, Value::String);
         }
-        let page = self.build_show(&deployed, &r, name).await?;
-        self.show_cache.put(key, generations, page.clone());
         Ok(page)
     }
 

@@ -37,7 +37,7 @@ impl Mesh {
         caller: &Caller,
         product: &str,
     ) -> Result<(bool, Option<Duration>)> {
-        let r = self.resolve_deployed(product).await?;
+        let r = self.resolve_visible(caller, product).await?;
         let record =
             self.catalog
                 .product(&r)
@@ -79,7 +79,9 @@ impl Mesh {
         duration: Duration,
         pii: bool,
     ) -> Result<AccessRequest> {
-        let r = self.resolve_deployed(product).await?;
+        // A product the caller may not see does not exist for it: the
+        // request is refused as for a missing product.
+        let r = self.resolve_visible(caller, product).await?;
         if purpose.trim().is_empty() {
             return Err(ServiceError::Usage("a request needs a --purpose".into()));
         }

@@ -4,28 +4,32 @@
 //! adapters over [`Mesh`].
 
 pub mod access;
+mod classify;
 pub mod contract;
 pub mod demo;
 pub mod discover;
 pub mod error;
 pub mod grants;
+mod history;
 pub mod identity;
 pub mod init;
 mod lifecycle;
 pub mod mesh;
 mod operate;
 pub mod plan;
+pub mod statement;
 
 pub use access::Caller;
 pub use datafusion::arrow;
 pub use discover::VisibleTable;
 pub use error::{Result, ServiceError};
-pub use mesh::{Mesh, Planned, QueryResult, QueryStream, SessionSetup, Statement};
+pub use mesh::Mesh;
 pub use mesh_catalog::{
     AccessRequest, AuditEntry, AuditFilter, AuditScope, CatalogError, Grant, RunRecord, RunStatus,
 };
 pub use mesh_pipeline::{Observer, Silent};
 pub use mesh_query::{QueryError, StringLayout};
+pub use statement::{Planned, QueryResult, QueryStream, SessionSetup, Statement};
 /// The query layer's catalog types, for front ends that describe it
 /// (the Postgres server's `pg_catalog`).
 pub mod query {

@@ -1,20 +1,16 @@
 //! An opened mesh project and its use cases.
 
-use std::collections::HashMap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
-use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::ParamValues;
 use mesh_catalog::{
     CatalogStore, ColumnRecord, DeployOutcome, OutputRecord, ProductRecord, RunRecord, RunStatus,
     SqliteCatalog, line_name, line_output, matching_line,
 };
 use mesh_pipeline::{Observer, Runner};
 use mesh_query::plan::{UpstreamSchemas, check_product_sql};
-use mesh_query::{QueryEngine, StringLayout};
 use mesh_spec::diagnostic::did_you_mean;
 use mesh_spec::project::{self, ProjectConfig};
 use mesh_spec::sql::sql_files;
@@ -37,7 +33,7 @@ pub struct Mesh {
     /// reused while the files are unchanged.
     policy_cache: Arc<std::sync::Mutex<Option<CachedPolicies>>>,
     /// Deployed descriptors parsed for access decisions.
-    descriptors: Arc<crate::access::DescriptorCache>,
+    pub(crate) descriptors: Arc<crate::access::DescriptorCache>,
     /// Tokens whose secret this process has verified (see `authenticate`).
     pub(crate) verified: Arc<crate::identity::VerifiedTokens>,
     /// `deployed()`, parsed, with the catalog generation it was read at.
@@ -52,15 +48,6 @@ type DeployedAt = (i64, Arc<Vec<(ProductRecord, ProductDescriptor)>>);
 
 /// Parsed policies with the digest of the files they came from.
 type CachedPolicies = (String, Arc<mesh_policy::PolicySet>);
-
-/// Rows of a query with their schema.
-#[derive(Debug)]
-pub struct QueryResult {
-    pub schema: SchemaRef,
-    pub batches: Vec<RecordBatch>,
-    /// Things the reader should know, such as reading a deprecated product.
-    pub warnings: Vec<String>,
-}
 
 fn state_err(path: &Path) -> impl Fn(std::io::Error) -> ServiceError + '_ {
     move |source| ServiceError::State {
@@ -273,6 +260,7 @@ impl Mesh {
                 sunset: None,
             });
         }
+        self.record_classes(&products, &deployed).await?;
         let outcome = self.catalog.deploy(by, records, overrides).await?;
         let entries: Vec<mesh_catalog::AuditEntry> =
             [("created", &outcome.created), ("updated", &outcome.updated)]
@@ -658,36 +646,6 @@ impl Mesh {
         Ok((runs, recovered))
     }
 
-    /// Run history of the products `caller` may see, newest first.
-    pub async fn runs(
-        &self,
-        caller: &Caller,
-        product: Option<&str>,
-        limit: i64,
-    ) -> Result<Vec<RunRecord>> {
-        let deployed = self.deployed().await?;
-        let total = deployed.len();
-        let visible: Vec<ProductRef> = self
-            .visible_of(caller, deployed)
-            .await?
-            .into_iter()
-            .map(|(r, _)| r.product)
-            .collect();
-        let product = match product {
-            Some(name) => Some(self.resolve(name, &visible)?),
-            None => None,
-        };
-        // Seeing everything (an admin, a mesh without private products), the
-        // catalog applies the limit; otherwise runs are filtered first.
-        if visible.len() == total {
-            return Ok(self.catalog.runs(product.as_ref(), limit).await?);
-        }
-        let mut runs = self.catalog.runs(product.as_ref(), i64::MAX).await?;
-        runs.retain(|r| visible.contains(&r.product));
-        runs.truncate(usize::try_from(limit).unwrap_or(0));
-        Ok(runs)
-    }
-
     /// How many runs the catalog records, by status (for metrics).
     pub async fn run_counts(&self) -> Result<Vec<(String, u64)>> {
         Ok(self.catalog.run_counts().await?)
@@ -725,342 +683,6 @@ impl Mesh {
             *cache = Some((digest, set.clone()));
         }
         Ok(set)
-    }
-
-    /// The query engine over all published products, reading as `caller`.
-    pub async fn engine(
-        &self,
-        caller: &Caller,
-    ) -> Result<(QueryEngine, Arc<crate::access::PolicyGuard>)> {
-        self.engine_reading(caller, StringLayout::View).await
-    }
-
-    async fn engine_reading(
-        &self,
-        caller: &Caller,
-        strings: StringLayout,
-    ) -> Result<(QueryEngine, Arc<crate::access::PolicyGuard>)> {
-        let guard = Arc::new(
-            crate::access::PolicyGuard::new(
-                caller,
-                self.policies()?,
-                self.catalog.clone(),
-                None,
-                self.descriptors.clone(),
-            )
-            .await?,
-        );
-        let engine = QueryEngine::new(self.catalog.clone(), guard.clone(), strings).await?;
-        Ok((engine, guard))
-    }
-
-    /// Runs one read-only SQL statement as `caller` and collects its rows.
-    pub async fn query(&self, caller: &Caller, sql: &str) -> Result<QueryResult> {
-        let mut stream = self.query_stream(caller, sql).await?;
-        let mut batches = Vec::new();
-        while let Some(batch) = stream.next().await {
-            batches.push(batch?);
-        }
-        Ok(QueryResult {
-            schema: stream.schema,
-            batches,
-            warnings: stream.warnings,
-        })
-    }
-
-    /// Runs one read-only SQL statement as `caller`; rows arrive as they
-    /// are computed, so a large result never has to fit in memory. Every
-    /// access decision made while planning is written to the audit log,
-    /// denials included, before any row is returned.
-    pub async fn query_stream(&self, caller: &Caller, sql: &str) -> Result<QueryStream> {
-        let planned = self.prepare(caller, Statement::sql(sql)).await?;
-        self.execute(planned, None).await
-    }
-
-    /// Plans one read-only statement as `caller`, without running it: its
-    /// result schema and parameter types are known, and it can be run
-    /// with [`Mesh::execute`]. A refused or failed plan is audited here.
-    pub async fn prepare(&self, caller: &Caller, statement: Statement<'_>) -> Result<Planned> {
-        let (engine, guard) = self.engine_reading(caller, statement.strings).await?;
-        if let Some(setup) = statement.setup {
-            setup
-                .setup(engine.context(), caller)
-                .map_err(execution_error)?;
-        }
-        let planned = match statement.parsed {
-            Some(parsed) => engine.plan(parsed).await,
-            None => engine.sql(statement.sql).await,
-        };
-        match planned {
-            Ok(df) => Ok(Planned {
-                engine,
-                guard,
-                df,
-                sql: statement.sql.to_string(),
-            }),
-            Err(e) => {
-                self.audit_query(&guard, statement.sql, &HashMap::new())
-                    .await?;
-                Err(e.into())
-            }
-        }
-    }
-
-    /// Runs a planned statement, binding `params` to its `$n` placeholders
-    /// (values are bound into the plan, never spliced into SQL text).
-    pub async fn execute(
-        &self,
-        planned: Planned,
-        params: Option<ParamValues>,
-    ) -> Result<QueryStream> {
-        let Planned {
-            engine,
-            guard,
-            df,
-            sql,
-        } = planned;
-        let params = match params {
-            Some(values) => Some(coerce_params(values, &df)?),
-            None => None,
-        };
-        let df = match params {
-            Some(values) => df.with_param_values(values).map_err(|e| {
-                ServiceError::Query(mesh_query::QueryError::Plan {
-                    message: e.strip_backtrace(),
-                    hint: Some("bind one value of the right type to each `$n` placeholder".into()),
-                })
-            })?,
-            None => df,
-        };
-        let schema = Arc::new(df.schema().as_arrow().clone());
-        let (state, plan) = df.into_parts();
-        let optimized = state.optimize(&plan).map_err(execution_error)?;
-        self.audit_query(&guard, &sql, &scanned_columns(&optimized))
-            .await?;
-        let physical = state
-            .query_planner()
-            .create_physical_plan(&optimized, &state)
-            .await
-            .map_err(execution_error)?;
-        let stream = datafusion::physical_plan::execute_stream(physical, state.task_ctx())
-            .map_err(execution_error)?;
-        Ok(QueryStream {
-            schema,
-            warnings: engine.warnings(),
-            stream,
-            _session: engine,
-        })
-    }
-
-    async fn audit_query(
-        &self,
-        guard: &crate::access::PolicyGuard,
-        sql: &str,
-        read: &HashMap<String, Vec<String>>,
-    ) -> Result<()> {
-        let entries = crate::access::query_audit(guard.principal(), sql, &guard.decided(), read);
-        self.catalog.append_audit(&entries).await?;
-        Ok(())
-    }
-}
-
-/// The columns each table scan of a plan reads, by `<domain>.<output>`
-/// (version suffixes dropped).
-fn scanned_columns(plan: &datafusion::logical_expr::LogicalPlan) -> HashMap<String, Vec<String>> {
-    use datafusion::common::tree_node::TreeNodeRecursion;
-    let mut out: HashMap<String, Vec<String>> = HashMap::new();
-    let _ = plan.apply_with_subqueries(|node| {
-        if let datafusion::logical_expr::LogicalPlan::TableScan(scan) = node {
-            let table = scan.table_name.table();
-            let base = mesh_query::split_version(table).map_or(table, |(b, _)| b);
-            let name = match scan.table_name.schema() {
-                Some(schema) => format!("{schema}.{base}"),
-                None => base.to_string(),
-            };
-            let schema = scan.source.schema();
-            let columns: Vec<String> = match &scan.projection {
-                Some(p) => p.iter().map(|i| schema.field(*i).name().clone()).collect(),
-                None => schema.fields().iter().map(|f| f.name().clone()).collect(),
-            };
-            let entry = out.entry(name).or_default();
-            for c in columns {
-                if !entry.contains(&c) {
-                    entry.push(c);
-                }
-            }
-        }
-        Ok(TreeNodeRecursion::Continue)
-    });
-    out
-}
-
-fn execution_error(e: datafusion::error::DataFusionError) -> ServiceError {
-    match e {
-        datafusion::error::DataFusionError::External(inner) => {
-            match inner.downcast::<mesh_query::QueryError>() {
-                Ok(q) => ServiceError::Query(*q),
-                Err(other) => ServiceError::Execution(other.to_string()),
-            }
-        }
-        other => ServiceError::Execution(other.strip_backtrace()),
-    }
-}
-
-/// Casts positional values to the types their placeholders have in the
-/// plan where they differ (a client's `Utf8` for a `Utf8View` column, an
-/// `Int32` for an `Int64` one); a value that does not cast is the
-/// client's error.
-fn coerce_params(
-    values: ParamValues,
-    df: &datafusion::dataframe::DataFrame,
-) -> Result<ParamValues> {
-    let ParamValues::List(list) = values else {
-        return Ok(values);
-    };
-    let types = df
-        .logical_plan()
-        .get_parameter_types()
-        .map_err(execution_error)?;
-    list.into_iter()
-        .enumerate()
-        .map(|(i, mut v)| {
-            if let Some(Some(wanted)) = types.get(&format!("${}", i + 1))
-                && v.value.data_type() != *wanted
-            {
-                v.value = v.value.cast_to(wanted).map_err(|e| {
-                    ServiceError::Query(mesh_query::QueryError::Plan {
-                        message: format!(
-                            "parameter ${}: cannot use {} as {wanted}: {}",
-                            i + 1,
-                            v.value,
-                            e.strip_backtrace()
-                        ),
-                        hint: Some("bind a value of the placeholder's type".into()),
-                    })
-                })?;
-            }
-            Ok(v)
-        })
-        .collect::<Result<Vec<_>>>()
-        .map(ParamValues::List)
-}
-
-/// A statement to plan: its SQL text, optionally already parsed by a
-/// front end with its own dialect rules, and optionally a hook that adds
-/// front-end objects (such as `pg_catalog`) to the session first.
-pub struct Statement<'a> {
-    pub sql: &'a str,
-    pub parsed: Option<datafusion::sql::parser::Statement>,
-    pub setup: Option<&'a dyn SessionSetup>,
-    /// How its tables' strings are read: views by default; classic for
-    /// rows sent as Arrow IPC, which then need no cast.
-    pub strings: StringLayout,
-}
-
-impl<'a> Statement<'a> {
-    pub fn sql(sql: &'a str) -> Self {
-        Statement {
-            sql,
-            parsed: None,
-            setup: None,
-            strings: StringLayout::View,
-        }
-    }
-
-    /// The statement's rows will be sent as Arrow IPC (Flight SQL, REST):
-    /// strings are read in the layout they travel in.
-    pub fn for_arrow_ipc(mut self) -> Self {
-        self.strings = StringLayout::Classic;
-        self
-    }
-}
-
-/// Adds a front end's objects to the caller's session before planning.
-/// It may add schemas and functions; the mesh's tables, and the policy
-/// that guards them, stay as they are.
-pub trait SessionSetup: Send + Sync {
-    fn setup(
-        &self,
-        ctx: &datafusion::prelude::SessionContext,
-        caller: &Caller,
-    ) -> datafusion::error::Result<()>;
-}
-
-/// A statement planned for one caller and not yet run.
-pub struct Planned {
-    engine: QueryEngine,
-    guard: Arc<crate::access::PolicyGuard>,
-    df: datafusion::dataframe::DataFrame,
-    sql: String,
-}
-
-impl std::fmt::Debug for Planned {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Planned").field("sql", &self.sql).finish()
-    }
-}
-
-impl Planned {
-    /// The columns the statement returns.
-    pub fn schema(&self) -> SchemaRef {
-        Arc::new(self.df.schema().as_arrow().clone())
-    }
-
-    /// The types of `$1`, `$2`, …, in order; `None` where the plan does
-    /// not fix one.
-    pub fn parameter_types(&self) -> Result<Vec<Option<datafusion::arrow::datatypes::DataType>>> {
-        let types = self
-            .df
-            .logical_plan()
-            .get_parameter_types()
-            .map_err(execution_error)?;
-        let mut ordered: Vec<(usize, Option<datafusion::arrow::datatypes::DataType>)> = types
-            .into_iter()
-            .filter_map(|(name, ty)| Some((name.strip_prefix('$')?.parse().ok()?, ty)))
-            .collect();
-        ordered.sort_by_key(|(n, _)| *n);
-        let count = ordered.last().map_or(0, |(n, _)| *n);
-        let mut out = vec![None; count];
-        for (n, ty) in ordered {
-            if n >= 1 {
-                out[n - 1] = ty;
-            }
-        }
-        Ok(out)
-    }
-}
-
-/// The rows of a query, batch by batch.
-pub struct QueryStream {
-    pub schema: SchemaRef,
-    /// Things the reader should know, such as reading a deprecated product.
-    pub warnings: Vec<String>,
-    stream: datafusion::execution::SendableRecordBatchStream,
-    /// The session the rows are computed in; tables a front end added to
-    /// it (such as `pg_catalog`) may be read while rows stream.
-    _session: QueryEngine,
-}
-
-impl std::fmt::Debug for QueryStream {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("QueryStream")
-            .field("schema", &self.schema)
-            .finish()
-    }
-}
-
-impl QueryStream {
-    /// The batches as a stream (the schema and warnings are read first).
-    pub fn into_batches(self) -> impl futures::Stream<Item = Result<RecordBatch>> + Send + 'static {
-        futures::stream::unfold(self, |mut rows| async move {
-            rows.next().await.map(|batch| (batch, rows))
-        })
-    }
-
-    /// The next batch of rows, or `None` at the end.
-    pub async fn next(&mut self) -> Option<Result<RecordBatch>> {
-        use futures::StreamExt;
-        self.stream.next().await.map(|r| r.map_err(execution_error))
     }
 }
 
@@ -1112,37 +734,6 @@ fn record_schema(r: &ProductRecord, output: Option<&str>) -> Option<SchemaRef> {
         None => r.outputs.first()?,
     };
     Some(mesh_query::schema::output_schema(o))
-}
-
-impl QueryResult {
-    /// Column names and rows as display strings.
-    pub fn to_strings(&self) -> Result<(Vec<String>, Vec<Vec<String>>)> {
-        use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
-        let headers = self
-            .schema
-            .fields()
-            .iter()
-            .map(|f| f.name().clone())
-            .collect();
-        let options = FormatOptions::default().with_null("NULL");
-        let mut rows = Vec::new();
-        for b in &self.batches {
-            let formatters = b
-                .columns()
-                .iter()
-                .map(|c| ArrayFormatter::try_new(c.as_ref(), &options))
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|e| ServiceError::Execution(e.to_string()))?;
-            for i in 0..b.num_rows() {
-                rows.push(formatters.iter().map(|f| f.value(i).to_string()).collect());
-            }
-        }
-        Ok((headers, rows))
-    }
-
-    pub fn row_count(&self) -> usize {
-        self.batches.iter().map(RecordBatch::num_rows).sum()
-    }
 }
 
 /// The record that keeps major `major` of `head` alive next to a new major:

@@ -45,6 +45,7 @@ outputs:
       - {name: country, type: string, description: The country}
     quality:
       - {check: row_count, min: 1}
+      - {check: accepted_values, column: country, values: [FR, GB], severity: warn}
 slo: {freshness: 1d}
 "#;
 
@@ -105,6 +106,44 @@ outputs:
 slo: {freshness: 1d}
 "#;
 
+/// A private product: it exists only for its owners and admins.
+const PAYROLL: &str = r#"apiVersion: meshwork/v1
+kind: DataProduct
+domain: finance
+name: payroll
+version: 1.0.0
+owner: finance-team@example.org
+description:
+  purpose: Salaries, for the finance team only.
+access: {visibility: private}
+inputs:
+  - name: raw
+    source:
+      format: csv
+      path: data/payroll.csv
+      columns:
+        - {name: employee, type: string}
+        - {name: salary, type: bigint}
+transform:
+  query: SELECT employee, salary FROM raw
+outputs:
+  - name: payroll
+    columns:
+      - {name: employee, type: string, classification: pii, description: Who}
+      - {name: salary, type: bigint, description: Yearly salary}
+"#;
+
+/// `viewer` reads shop customers through a row filter that hides the US.
+const SHOP_POLICY: &str = r#"package mesh.domain.shop
+
+import rego.v1
+
+row_filters contains "country <> 'US'" if {
+	input.principal.name == "viewer"
+	input.output == "customers"
+}
+"#;
+
 async fn fixture(dir: &Path) -> Mesh {
     write(
         &dir.join("mesh.yaml"),
@@ -121,6 +160,12 @@ async fn fixture(dir: &Path) -> Mesh {
         "id,customer_id,amount\n10,1,5.5\n11,1,4.5\n12,2,20\n",
     );
     write(&dir.join("finance/revenue/product.yaml"), REVENUE);
+    write(&dir.join("finance/payroll/product.yaml"), PAYROLL);
+    write(
+        &dir.join("finance/payroll/data/payroll.csv"),
+        "employee,salary\nDana,91000\nEli,87000\n",
+    );
+    write(&dir.join("shop/policies/viewer.rego"), SHOP_POLICY);
     mesh_service::init::write_policy_pack(dir).unwrap();
     let mesh = Mesh::open(dir).await.unwrap();
     // Principals the files under `slt/as/<principal>/` run as.
@@ -142,9 +187,17 @@ async fn fixture(dir: &Path) -> Mesh {
     )
     .await
     .unwrap();
-    mesh.add_team(&admin, "shop-team", &["shop".into()], &["shopper".into()])
+    mesh.add_principal(&admin, "viewer", "user", &[], &[])
         .await
         .unwrap();
+    mesh.add_team(
+        &admin,
+        "shop-team",
+        &["shop".into()],
+        &["shopper".into(), "viewer".into()],
+    )
+    .await
+    .unwrap();
     mesh.deploy("slt", false).await.unwrap();
     let (runs, _) = mesh.run(&[], &Silent).await.unwrap();
     assert!(runs.iter().all(|r| r.error.is_none()), "{runs:?}");
@@ -326,4 +379,106 @@ async fn rows_for_arrow_ipc_read_classic_strings_with_the_same_values() {
             assert_eq!(first, "Ada");
         }
     }
+}
+
+/// No form of EXPLAIN shows what lies below the barrier to a caller
+/// whose read is filtered and masked: no row count, statistic, value or
+/// policy predicate of the stored table. An unrestricted reader's plan
+/// still shows the scan.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn explain_shows_nothing_below_the_barrier() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mesh = fixture(tmp.path()).await;
+    let viewer = Caller::new("viewer");
+    let text = |r: mesh_service::QueryResult| {
+        let (_, rows) = r.to_strings().unwrap();
+        rows.into_iter()
+            .map(|r| r.join(" | "))
+            .collect::<Vec<_>>()
+            .join("\n")
+    };
+    for sql in [
+        "EXPLAIN SELECT count(*) FROM shop.customers WHERE id > 0",
+        "EXPLAIN VERBOSE SELECT count(*) FROM shop.customers WHERE id > 0",
+        "EXPLAIN ANALYZE SELECT count(*) FROM shop.customers WHERE id > 0",
+        "EXPLAIN ANALYZE VERBOSE SELECT name, country FROM shop.customers",
+        "EXPLAIN FORMAT TREE SELECT count(*) FROM shop.customers",
+    ] {
+        let plan = text(mesh.query(&viewer, sql).await.unwrap());
+        assert!(plan.contains("PolicyBarrierExec"), "{sql}:\n{plan}");
+        for secret in [
+            "US",
+            "Grace",
+            "Ada",
+            "country <>",
+            "Exact(3)",
+            "(2/3)",
+            "customers.csv",
+            ".parquet",
+            "DataSourceExec",
+        ] {
+            assert!(!plan.contains(secret), "{sql} shows `{secret}`:\n{plan}");
+        }
+    }
+    // The counts it does show are those of the rows the caller receives.
+    let analyzed = text(
+        mesh.query(
+            &viewer,
+            "EXPLAIN ANALYZE SELECT id FROM shop.customers WHERE id > 1",
+        )
+        .await
+        .unwrap(),
+    );
+    assert!(analyzed.contains("selectivity=50% (1/2)"), "{analyzed}");
+    let admin = text(
+        mesh.query(&Caller::new("slt"), "EXPLAIN SELECT * FROM shop.customers")
+            .await
+            .unwrap(),
+    );
+    assert!(admin.contains("DataSourceExec"), "{admin}");
+}
+
+/// A check's sample rows are data: each caller sees them as its queries
+/// would show them, and a stranger who may see the product sees none.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_samples_are_shown_as_the_reader_may_read_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mesh = fixture(tmp.path()).await;
+    let sample = |who: &'static str| {
+        let mesh = mesh.clone();
+        async move {
+            let runs = mesh
+                .runs(&Caller::new(who), Some("shop/customers"), 1)
+                .await
+                .unwrap();
+            let check = runs[0]
+                .checks
+                .iter()
+                .find(|c| c.kind == "accepted_values")
+                .unwrap()
+                .clone();
+            (check.sample, check.observed)
+        }
+    };
+    let (rows, observed) = sample("slt").await;
+    assert_eq!(
+        rows,
+        [serde_json::json!({"id": 2, "name": "Grace", "country": "US"})]
+    );
+    assert_eq!(observed, "1 of 3 rows violate");
+    // The owner team, with `name` masked.
+    let (rows, observed) = sample("shopper").await;
+    assert_eq!(
+        rows,
+        [serde_json::json!({"id": 2, "name": "***", "country": "US"})]
+    );
+    assert_eq!(observed, "1 of 3 rows violate");
+    // A row filter hides the US: no row, and no count of hidden rows.
+    let (rows, observed) = sample("viewer").await;
+    assert!(rows.is_empty(), "{rows:?}");
+    assert!(observed.starts_with("withheld"), "{observed}");
+    // Someone who may see the product but not read it.
+    let (rows, observed) = sample("stranger").await;
+    assert!(rows.is_empty(), "{rows:?}");
+    assert!(observed.starts_with("withheld"), "{observed}");
 }

@@ -1,6 +1,7 @@
 //! Helpers shared by the end-to-end tests: run the real `mesh` binary.
 #![allow(dead_code, clippy::unwrap_used)]
 
+pub mod clients;
 pub mod serve;
 
 use std::path::{Path, PathBuf};
@@ -114,4 +115,14 @@ pub fn run_dirs(table: &Path) -> Vec<String> {
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| n.starts_with("r-"))
         .collect()
+}
+
+/// The id `mesh access request` prints: `requested … (req-…)`.
+pub fn request_id(stdout: &str) -> String {
+    stdout
+        .split('(')
+        .nth(1)
+        .and_then(|s| s.split(')').next())
+        .unwrap()
+        .to_string()
 }

@@ -1,0 +1,514 @@
+//! The adversarial suite: a hostile consumer on every path (CLI, REST,
+//! Postgres wire, Flight SQL), as a stranger, a granted consumer and an
+//! owner, on a mesh with a row filter, `pii` columns, a private product,
+//! a renamed `pii` column and a major that classifies a column anew.
+//!
+//! Each probe asserts that no protected value and no hidden fact appears
+//! in anything the caller gets back: rows, errors, hints, plans, catalog
+//! listings, run records, access answers and audit entries.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::clients::{adbc, psql};
+use common::serve::{Served, body_json, curl, token};
+use common::{edit, ok, request_id};
+use serde_json::json;
+
+/// `customers.profiles` hides the US from everyone but admins.
+const ROW_FILTER: &str = r#"package mesh.domain.customers
+
+import rego.v1
+
+row_filters contains "country <> 'US'" if {
+	input.output == "profiles"
+	not "mesh-admin" in input.principal.roles
+}
+"#;
+
+/// Private: it exists only for the finance team (nobody here) and admins.
+const PAYROLL: &str = r#"apiVersion: meshwork/v1
+kind: DataProduct
+domain: finance
+name: payroll
+version: 1.0.0
+owner: finance@acme.example
+description:
+  purpose: Salaries, for the finance team only.
+access: {visibility: private}
+inputs:
+  - name: raw
+    source:
+      format: csv
+      path: data/payroll.csv
+      columns:
+        - {name: employee, type: string}
+        - {name: salary, type: bigint}
+transform:
+  query: SELECT employee, salary FROM raw
+outputs:
+  - name: payroll
+    columns:
+      - {name: employee, type: string, classification: pii, description: Who}
+      - {name: salary, type: bigint, description: Yearly salary}
+"#;
+
+/// Release 0.1.0 calls the e-mail `contact` and classifies it `internal`;
+/// 0.2.0 renames it `email` and classifies it `pii`.
+const TICKETS: &str = r#"apiVersion: meshwork/v1
+kind: DataProduct
+domain: support
+name: tickets
+version: 0.1.0
+owner: support@acme.example
+description:
+  purpose: Support tickets.
+inputs:
+  - name: raw
+    source:
+      format: csv
+      path: data/tickets.csv
+      columns:
+        - {name: ticket_id, type: bigint, nullable: false}
+        - {name: contact, type: string}
+        - {name: subject, type: string}
+transform:
+  query: SELECT ticket_id, contact, subject FROM raw
+outputs:
+  - name: tickets
+    columns:
+      - {name: ticket_id, type: bigint, nullable: false, description: Ticket}
+      - {name: contact, type: string, classification: internal, description: Who wrote}
+      - {name: subject, type: string, description: About}
+    quality:
+      - {check: not_null, column: subject, severity: warn}
+slo: {freshness: 7d}
+"#;
+
+const TICKET_MAILS: [&str; 2] = ["tina.hidden@mail.example", "tom.secret@mail.example"];
+const SALARIES: [&str; 2] = ["912345", "873456"];
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// The hostile mesh: the demo plus the cases above. `ana` owns customers
+/// and support, `gina` holds a grant on customers/profiles (no pii),
+/// `bob` is known and in no team.
+fn hostile(tmp: &Path) -> PathBuf {
+    let out = common::mesh(tmp, &["demo", "acme", "--rows", "200"]);
+    assert!(out.status.success(), "{out:?}");
+    let dir = tmp.join("acme");
+    for p in ["ana", "bob", "gina"] {
+        ok(&dir, &["principal", "add", p]);
+    }
+    ok(
+        &dir,
+        &[
+            "team",
+            "add",
+            "cx",
+            "--owns",
+            "customers",
+            "--owns",
+            "support",
+            "--member",
+            "ana",
+        ],
+    );
+    write(&dir.join("customers/policies/filter.rego"), ROW_FILTER);
+    write(&dir.join("finance/payroll/product.yaml"), PAYROLL);
+    write(
+        &dir.join("finance/payroll/data/payroll.csv"),
+        &format!(
+            "employee,salary\nDana Payne,{}\nEli Moss,{}\n",
+            SALARIES[0], SALARIES[1]
+        ),
+    );
+    write(&dir.join("support/tickets/product.yaml"), TICKETS);
+    write(
+        &dir.join("support/tickets/data/tickets.csv"),
+        &format!(
+            "ticket_id,contact,subject\n1,{},\n2,{},refund\n",
+            TICKET_MAILS[0], TICKET_MAILS[1]
+        ),
+    );
+    ok(&dir, &["deploy"]);
+    ok(&dir, &["run"]);
+    // The rename, with the tighter classification.
+    edit(
+        &dir,
+        "support/tickets/product.yaml",
+        "{name: contact, type: string, classification: internal, description: Who wrote}",
+        "{name: email, type: string, classification: pii, renamed_from: contact, description: Who wrote}",
+    );
+    edit(
+        &dir,
+        "support/tickets/product.yaml",
+        "version: 0.1.0",
+        "version: 0.2.0",
+    );
+    edit(
+        &dir,
+        "support/tickets/product.yaml",
+        "SELECT ticket_id, contact, subject FROM raw",
+        "SELECT ticket_id, contact AS email, subject FROM raw",
+    );
+    // A new major of customer_360 classifies `country` as personal data.
+    edit(
+        &dir,
+        "customers/customer_360/product.yaml",
+        "{name: country, type: string, description: ISO 3166 country code}",
+        "{name: country, type: string, classification: pii, description: ISO 3166 country code}",
+    );
+    edit(
+        &dir,
+        "customers/customer_360/product.yaml",
+        "version: 1.0.0",
+        "version: 2.0.0",
+    );
+    ok(&dir, &["deploy", "--allow-breaking"]);
+    ok(&dir, &["run", "support/tickets", "customers/customer_360"]);
+    // gina asks for customers/profiles; an admin approves.
+    let out = common::mesh_as(
+        &dir,
+        "gina",
+        &[
+            "access",
+            "request",
+            "customers/profiles",
+            "--purpose",
+            "churn study",
+        ],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let id = request_id(&String::from_utf8_lossy(&out.stdout));
+    ok(&dir, &["access", "approve", &id]);
+    dir
+}
+
+/// The raw e-mail addresses of the demo's customers.
+fn customer_mails(dir: &Path) -> Vec<String> {
+    let csv = std::fs::read_to_string(dir.join("customers/profiles/data/customers.csv")).unwrap();
+    csv.split([',', '\n'])
+        .filter(|f| f.contains('@'))
+        .map(str::to_string)
+        .collect()
+}
+
+/// One answer on one path: whether it succeeded, and all its text.
+#[derive(Debug)]
+struct Answer {
+    path: &'static str,
+    ok: bool,
+    text: String,
+}
+
+/// Runs `sql` as `who` on all four paths.
+fn everywhere(dir: &Path, served: &Served, who: &str, token: &str, sqls: &[&str]) -> Vec<Answer> {
+    let mut out = Vec::new();
+    let flight = adbc(
+        served.flight.as_deref().unwrap(),
+        token,
+        json!({"steps": sqls.iter().map(|s| json!({"sql": s})).collect::<Vec<_>>()}),
+    );
+    for (i, sql) in sqls.iter().enumerate() {
+        let cli = common::mesh_as(dir, who, &["query", sql, "--format", "json"]);
+        out.push(Answer {
+            path: "cli",
+            ok: cli.status.success(),
+            text: format!(
+                "{}{}",
+                String::from_utf8_lossy(&cli.stdout),
+                String::from_utf8_lossy(&cli.stderr)
+            ),
+        });
+        let rest = curl(
+            &served.base,
+            "/api/v1/query",
+            Some(token),
+            Some(&json!({"sql": sql}).to_string()),
+        );
+        out.push(Answer {
+            path: "rest",
+            ok: rest.0 == 200,
+            text: format!("{} {}", rest.0, rest.2),
+        });
+        let pg = psql(served.pg.as_deref().unwrap(), who, token, &["-c", sql]);
+        out.push(Answer {
+            path: "postgres",
+            ok: pg.status.success(),
+            text: format!(
+                "{}{}",
+                String::from_utf8_lossy(&pg.stdout),
+                String::from_utf8_lossy(&pg.stderr)
+            ),
+        });
+        let f = &flight[i];
+        out.push(Answer {
+            path: "flight",
+            ok: f.get("error").is_none(),
+            text: f.to_string(),
+        });
+    }
+    out
+}
+
+fn assert_hides(label: &str, answers: &[Answer], secrets: &[String], failures: &mut Vec<String>) {
+    for a in answers {
+        for s in secrets {
+            if a.text.contains(s.as_str()) {
+                failures.push(format!("{label} [{}] shows `{s}`: {}", a.path, a.text));
+            }
+        }
+    }
+}
+
+#[test]
+fn no_side_door_shows_a_protected_value_or_a_hidden_fact() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = hostile(tmp.path());
+    let served = Served::start(&dir, &[]);
+    let tokens: Vec<(&str, String)> = ["ana", "gina", "bob"]
+        .into_iter()
+        .map(|p| (p, token(&dir, p)))
+        .collect();
+    let mut secrets: Vec<String> = customer_mails(&dir);
+    assert!(secrets.len() >= 10, "{secrets:?}");
+    secrets.extend(TICKET_MAILS.iter().map(|s| s.to_string()));
+    secrets.extend(SALARIES.iter().map(|s| s.to_string()));
+    secrets.extend(["HID".into(), "Dana Payne".into(), "payroll".into()]);
+    let mut failures = Vec::new();
+
+    // 1. The row filter is a barrier: expressions that would fail on a
+    //    hidden (US) row never run on one, on any path.
+    let barrier = [
+        "SELECT count(*) AS n FROM customers.profiles WHERE CAST(CASE WHEN country = 'US' THEN concat('HID', customer_id) ELSE '1' END AS INT) = 1",
+        "SELECT count(*) AS n FROM customers.profiles WHERE 1 / (CASE WHEN country = 'US' THEN 0 ELSE 1 END) = 1",
+        "SELECT sum(1 / (CASE WHEN country = 'US' THEN 0 ELSE 1 END)) AS n FROM customers.profiles",
+        "SELECT count(*) AS n FROM customers.profiles a JOIN customers.profiles p ON a.customer_id = p.customer_id AND CAST(CASE WHEN p.country = 'US' THEN 'HID' ELSE '1' END AS INT) = 1",
+        "SELECT count(*) AS n FROM (SELECT row_number() OVER (PARTITION BY CAST(CASE WHEN country = 'US' THEN concat('HID', email) ELSE '1' END AS INT)) FROM customers.profiles)",
+        "SELECT count(*) AS n FROM customers.profiles WHERE country = 'US'",
+    ];
+    for (who, t) in &tokens[..2] {
+        let answers = everywhere(&dir, &served, who, t, &barrier);
+        for a in &answers {
+            if !a.ok {
+                failures.push(format!(
+                    "{who} [{}] barrier probe failed: {}",
+                    a.path, a.text
+                ));
+            }
+        }
+        assert_hides(&format!("{who} barrier"), &answers, &secrets, &mut failures);
+    }
+    // The US count is 0 for them, on every path.
+    let us = everywhere(&dir, &served, "ana", &tokens[0].1, &[barrier[5]]);
+    for a in &us {
+        let zero = a.text.contains("\"n\":0")
+            || a.text.contains("\"n\": 0")
+            || a.text.trim() == "0"
+            || a.text.contains("[[\"0\"]]");
+        if !zero {
+            failures.push(format!("ana [{}] counts US rows: {}", a.path, a.text));
+        }
+    }
+
+    // 2. EXPLAIN in every form shows nothing below the barrier.
+    let explain = [
+        "EXPLAIN VERBOSE SELECT count(*) FROM customers.profiles WHERE customer_id IS NOT NULL",
+        "EXPLAIN ANALYZE SELECT count(*) FROM customers.profiles WHERE customer_id IS NOT NULL",
+        "EXPLAIN ANALYZE VERBOSE SELECT email, country FROM customers.profiles",
+    ];
+    for (who, t) in &tokens[..2] {
+        let answers = everywhere(&dir, &served, who, t, &explain);
+        let mut leaks = secrets.clone();
+        // Statistics of the stored table: its size, and any min or max.
+        let stored = customer_mails(&dir).len();
+        leaks.extend([
+            format!("Rows=Exact({stored})"),
+            format!("Rows=Inexact({stored})"),
+            "Min=".into(),
+            "Max=".into(),
+            "country <>".into(),
+            ".parquet".into(),
+        ]);
+        assert_hides(&format!("{who} explain"), &answers, &leaks, &mut failures);
+    }
+
+    // 3. Masks follow the data: time travel before the rename, and the
+    //    older major of a product that now classifies `country`.
+    let history = [
+        "SELECT contact FROM support.\"tickets@0.1.0\"",
+        "SELECT contact FROM support.\"tickets@1\"",
+        "SELECT email FROM support.tickets",
+        "SELECT DISTINCT country FROM customers.customer_360_v1",
+        "SELECT DISTINCT country FROM customers.customer_360",
+    ];
+    let answers = everywhere(&dir, &served, "ana", &tokens[0].1, &history);
+    for a in &answers {
+        if !a.ok {
+            failures.push(format!("ana [{}] history probe failed: {}", a.path, a.text));
+        }
+    }
+    assert_hides("ana history", &answers, &secrets, &mut failures);
+    // `country` is masked in both majors: no country code, quoted in
+    // JSON or alone on a psql line.
+    for a in &answers[12..] {
+        for code in ["FR", "DE", "NL", "PL", "SE", "US", "GB", "ES", "IT", "BE"] {
+            if a.text.contains(&format!("\"{code}\"")) || a.text.lines().any(|l| l == code) {
+                failures.push(format!(
+                    "ana [{}] reads country `{code}` raw: {}",
+                    a.path, a.text
+                ));
+            }
+        }
+    }
+
+    // 4. A product the caller may not see does not exist: the same answer
+    //    as for a missing product, on every path, and no listing or hint
+    //    names it.
+    for (who, t) in &tokens {
+        let hidden = everywhere(
+            &dir,
+            &served,
+            who,
+            t,
+            &[
+                "SELECT * FROM finance.payroll",
+                "SELECT * FROM finance.nothing",
+            ],
+        );
+        for (h, m) in hidden[..4].iter().zip(&hidden[4..]) {
+            let same = h.text.replace("payroll", "X") == m.text.replace("nothing", "X");
+            if h.ok || !same {
+                failures.push(format!(
+                    "{who} [{}] tells payroll from a missing table: {} | {}",
+                    h.path, h.text, m.text
+                ));
+            }
+        }
+        let listings = everywhere(
+            &dir,
+            &served,
+            who,
+            t,
+            &[
+                "SELECT * FROM information_schema.tables",
+                "SELECT * FROM information_schema.columns",
+                "SELECT * FROM information_schema.schemata",
+                "SHOW TABLES",
+                "SELECT * FROM finance.payrol",
+                "SELECT * FROM '/etc/passwd'",
+                "SELECT relname FROM pg_catalog.pg_class",
+            ],
+        );
+        for a in &listings {
+            if a.text.contains("payroll") || a.text.contains("salary") {
+                failures.push(format!(
+                    "{who} [{}] listing names payroll: {}",
+                    a.path, a.text
+                ));
+            }
+        }
+        // information_schema.columns answers for every caller.
+        if !listings[4].ok || !listings[5].ok || !listings[6].ok || !listings[7].ok {
+            failures.push(format!(
+                "{who}: information_schema.columns fails: {listings:?}"
+            ));
+        }
+        let objects = adbc(
+            served.flight.as_deref().unwrap(),
+            t,
+            json!({"steps": [{"objects": true}]}),
+        );
+        if objects.to_string().contains("payroll") {
+            failures.push(format!("{who} [flight objects] names payroll: {objects}"));
+        }
+        // An access request: 404 for both, with the same problem.
+        let ask = |product: &str| {
+            curl(
+                &served.base,
+                "/api/v1/access/requests",
+                Some(t),
+                Some(&json!({"product": product, "purpose": "probe"}).to_string()),
+            )
+        };
+        let (hidden, missing) = (ask("finance/payroll"), ask("finance/nothing"));
+        if hidden.0 != 404
+            || hidden.0 != missing.0
+            || hidden.2.replace("payroll", "X") != missing.2.replace("nothing", "X")
+        {
+            failures.push(format!(
+                "{who}: an access request tells payroll apart: {hidden:?} | {missing:?}"
+            ));
+        }
+    }
+
+    // 5. Run records: samples, counts and errors as the caller may read.
+    for (who, t) in &tokens {
+        let cli = common::mesh_as(&dir, who, &["runs", "--format", "json", "--limit", "100"]);
+        assert!(cli.status.success(), "{cli:?}");
+        let rest = curl(&served.base, "/api/v1/runs?limit=100", Some(t), None);
+        assert_eq!(rest.0, 200, "{rest:?}");
+        for (path, text) in [
+            ("cli", String::from_utf8_lossy(&cli.stdout).into_owned()),
+            ("rest", rest.2.clone()),
+        ] {
+            for s in &secrets {
+                if text.contains(s.as_str()) {
+                    failures.push(format!("{who} [{path}] runs show `{s}`"));
+                }
+            }
+        }
+    }
+    // The owner sees the failing check's row, with the e-mail masked.
+    let runs = body_json(&curl(
+        &served.base,
+        "/api/v1/runs?product=support/tickets&limit=1",
+        Some(&tokens[0].1),
+        None,
+    ));
+    let sample = runs.to_string();
+    assert!(sample.contains("\"ticket_id\":1"), "{sample}");
+
+    // 6. The audit entries a caller reads hold no policy internals of
+    //    products it may not read.
+    let denied = curl(
+        &served.base,
+        "/api/v1/query",
+        Some(&tokens[2].1),
+        Some(r#"{"sql": "SELECT * FROM customers.profiles"}"#),
+    );
+    assert_eq!(denied.0, 403, "{denied:?}");
+    let bob_audit = curl(&served.base, "/api/v1/audit", Some(&tokens[2].1), None);
+    assert_eq!(bob_audit.0, 200, "{bob_audit:?}");
+    let text = &bob_audit.2;
+    assert!(text.contains("customers.profiles"), "{text}");
+    for internal in ["country <>", "redact", "row_filters"] {
+        if text.contains(internal) {
+            failures.push(format!("bob's audit shows `{internal}`: {text}"));
+        }
+    }
+
+    // 7. Unknown fields in a body are refused.
+    let unknown = curl(
+        &served.base,
+        "/api/v1/query",
+        Some(&tokens[0].1),
+        Some(r#"{"sql": "SELECT 1", "as_user": "admin"}"#),
+    );
+    if unknown.0 != 400 {
+        failures.push(format!("an unknown field is accepted: {unknown:?}"));
+    }
+
+    assert!(
+        failures.is_empty(),
+        "{} side doors:\n{}",
+        failures.len(),
+        failures.join("\n\n")
+    );
+}
