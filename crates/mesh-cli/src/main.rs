@@ -296,8 +296,12 @@ fn main() -> ExitCode {
         )
         .with_writer(std::io::stderr)
         .init();
+    // Statements may nest up to `mesh_query::complexity::MAX_DEPTH`
+    // levels; planning them recursively needs stacks larger than tokio's
+    // 2 MiB default. Pages are only committed as they are used.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(64 << 20)
         .build()
     {
         Ok(rt) => rt,
@@ -306,7 +310,19 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(cli)) {
+    // The command runs on a thread with as large a stack as the workers',
+    // not on `main`'s 8 MiB.
+    let command = std::thread::Builder::new()
+        .name("mesh".into())
+        .stack_size(64 << 20)
+        .spawn(move || runtime.block_on(run(cli)));
+    let outcome = match command.map(std::thread::JoinHandle::join) {
+        Ok(Ok(outcome)) => outcome,
+        // A panic has printed itself already.
+        Ok(Err(_)) => return ExitCode::FAILURE,
+        Err(e) => Err(anyhow::anyhow!("cannot start the command's thread: {e}")),
+    };
+    match outcome {
         Ok(code) => code,
         Err(e) => {
             report_error(&e);

@@ -512,3 +512,109 @@ fn no_side_door_shows_a_protected_value_or_a_hidden_fact() {
         failures.join("\n\n")
     );
 }
+
+/// Statements of growing depth, up to 100,000 terms, get an error on
+/// every protocol (SQLSTATE 54001 on Postgres), and the server keeps
+/// answering.
+#[test]
+fn a_statement_too_deep_is_refused_and_the_server_stays_up() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = common::mesh(tmp.path(), &["demo", "acme", "--rows", "50"]);
+    assert!(out.status.success(), "{out:?}");
+    let dir = tmp.path().join("acme");
+    let admin = token(&dir, common::USER);
+    let served = Served::start(&dir, &[]);
+    let pg = served.pg.clone().unwrap();
+    let mut failures = Vec::new();
+    for terms in [300usize, 1_000, 5_000, 100_000] {
+        let sql = format!("SELECT 1{}", "+1".repeat(terms));
+        let file = tmp.path().join(format!("deep-{terms}.sql"));
+        std::fs::write(&file, &sql).unwrap();
+        // REST, with the body from a file (it is too long for an argument).
+        let body = tmp.path().join(format!("deep-{terms}.json"));
+        std::fs::write(&body, json!({"sql": sql}).to_string()).unwrap();
+        let rest = std::process::Command::new("curl")
+            .args(["-s", "--max-time", "60", "-w", "\n%{http_code}"])
+            .arg("-H")
+            .arg(format!("Authorization: Bearer {admin}"))
+            .args(["-H", "content-type: application/json"])
+            .arg("--data-binary")
+            .arg(format!("@{}", body.display()))
+            .arg(format!("{}/api/v1/query", served.base))
+            .output()
+            .unwrap();
+        let rest = String::from_utf8_lossy(&rest.stdout).into_owned();
+        let deep = terms > 1_000;
+        let status = rest.rsplit('\n').next().unwrap_or("").to_string();
+        if deep != (status == "400" && rest.contains("statement-too-complex")) {
+            failures.push(format!(
+                "REST, {terms} terms: {}",
+                &rest[rest.len().saturating_sub(300)..]
+            ));
+        }
+        let out = psql(&pg, common::USER, &admin, &["-f", file.to_str().unwrap()]);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        if deep != (!out.status.success() && err.contains("54001")) {
+            failures.push(format!("Postgres, {terms} terms: {err}"));
+        }
+        let flight = adbc(
+            served.flight.as_deref().unwrap(),
+            &admin,
+            json!({"steps": [{"sql": sql}]}),
+        );
+        let text = flight.to_string();
+        if deep != text.contains("too complex") {
+            failures.push(format!(
+                "Flight, {terms} terms: {}",
+                &text[..text.len().min(300)]
+            ));
+        }
+        // The server still answers other clients.
+        let alive = curl(
+            &served.base,
+            "/api/v1/query",
+            Some(&admin),
+            Some(r#"{"sql": "SELECT count(*) AS n FROM sales.orders"}"#),
+        );
+        assert_eq!(alive.0, 200, "after {terms} terms: {alive:?}");
+    }
+    // One error table: a caller's error is the caller's on every
+    // protocol, and a missing product reads the same on all three.
+    for (sql, http, sqlstate, grpc) in [
+        ("SELECT 1 / 0", 400, "22012", "INVALID_ARGUMENT"),
+        ("SELECT CAST('x' AS INT)", 400, "22018", "INVALID_ARGUMENT"),
+        (
+            "SELECT nope FROM sales.orders",
+            400,
+            "42703",
+            "INVALID_ARGUMENT",
+        ),
+        ("SELECT * FROM sales.nothing", 404, "42P01", "NOT_FOUND"),
+    ] {
+        let rest = curl(
+            &served.base,
+            "/api/v1/query",
+            Some(&admin),
+            Some(&json!({"sql": sql}).to_string()),
+        );
+        if rest.0 != http {
+            failures.push(format!("REST `{sql}`: {rest:?}"));
+        }
+        let out = psql(&pg, common::USER, &admin, &["-c", sql]);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        if !err.contains(sqlstate) {
+            failures.push(format!("Postgres `{sql}`: {err}"));
+        }
+        let flight = adbc(
+            served.flight.as_deref().unwrap(),
+            &admin,
+            json!({"steps": [{"sql": sql}]}),
+        );
+        if !flight.to_string().contains(grpc) {
+            failures.push(format!("Flight `{sql}`: {flight}"));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+    let (clean, log) = served.stop();
+    assert!(clean, "{log}");
+}

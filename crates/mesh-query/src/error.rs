@@ -33,6 +33,11 @@ pub enum QueryError {
         message: String,
         hint: Option<String>,
     },
+    /// A statement nested too deeply to parse and plan safely.
+    #[error(
+        "the statement is too complex: its expressions nest about {depth} levels deep, more than the {limit} a statement may"
+    )]
+    TooComplex { depth: usize, limit: usize },
     #[error("{message}")]
     Plan {
         message: String,

@@ -8,6 +8,7 @@
 //! of transform SQL.
 
 pub mod barrier;
+pub mod complexity;
 pub mod described;
 pub mod encode;
 pub mod error;

@@ -33,7 +33,7 @@ use datafusion::arrow::ipc::writer::IpcWriteOptions;
 use datafusion::common::ParamValues;
 use datafusion::scalar::ScalarValue;
 use futures::{Stream, StreamExt, TryStreamExt, stream};
-use mesh_service::{Caller, Mesh, QueryError, ServiceError, Statement};
+use mesh_service::{Caller, Mesh, ServiceError, Statement};
 use prost::Message;
 use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
@@ -230,27 +230,21 @@ fn status(e: ServiceError) -> Status {
         Some(h) => format!("{message} (hint: {h})"),
         None => message,
     };
-    match e {
-        ServiceError::Unauthenticated => Status::unauthenticated(message),
-        ServiceError::Query(QueryError::AccessDenied { .. }) | ServiceError::Forbidden { .. } => {
-            Status::permission_denied(message)
-        }
-        ServiceError::Query(
-            QueryError::UnknownTable { .. }
-            | QueryError::VersionNotPublished { .. }
-            | QueryError::ReleaseNotFound { .. },
-        )
-        | ServiceError::ProductNotFound { .. } => Status::not_found(message),
-        ServiceError::Query(QueryError::Retired { .. }) => Status::failed_precondition(message),
-        ServiceError::Query(
-            QueryError::Plan { .. }
-            | QueryError::BadVersionSuffix { .. }
-            | QueryError::DataFusion(_),
-        )
-        | ServiceError::Usage(_) => Status::invalid_argument(message),
-        ServiceError::Policy(_) => Status::unavailable(message),
-        _ => Status::internal(message),
-    }
+    use mesh_service::codes::GrpcCode as G;
+    let code = match e.codes().grpc {
+        G::InvalidArgument => tonic::Code::InvalidArgument,
+        G::NotFound => tonic::Code::NotFound,
+        G::PermissionDenied => tonic::Code::PermissionDenied,
+        G::Unauthenticated => tonic::Code::Unauthenticated,
+        G::FailedPrecondition => tonic::Code::FailedPrecondition,
+        G::ResourceExhausted => tonic::Code::ResourceExhausted,
+        G::DeadlineExceeded => tonic::Code::DeadlineExceeded,
+        G::Cancelled => tonic::Code::Cancelled,
+        G::Aborted => tonic::Code::Aborted,
+        G::Unavailable => tonic::Code::Unavailable,
+        G::Internal => tonic::Code::Internal,
+    };
+    Status::new(code, message)
 }
 
 #[tonic::async_trait]

@@ -771,6 +771,11 @@ fn hooks() -> [Arc<dyn QueryHook>; 2] {
     [Arc::new(SetShowHook), Arc::new(TransactionStatementHook)]
 }
 
+/// Refuses a statement too deeply nested to parse safely (54001).
+fn mesh_query_complexity(sql: &str) -> PgWireResult<()> {
+    mesh_service::check_complexity(sql).map_err(service_error)
+}
+
 pub struct PgParser {
     mesh: Arc<Mesh>,
     sql: PostgresCompatibilityParser,
@@ -778,6 +783,8 @@ pub struct PgParser {
 
 impl PgParser {
     fn parse(&self, sql: &str) -> PgWireResult<Vec<SqlStatement>> {
+        // Before any parser recurses into it.
+        mesh_query_complexity(sql)?;
         self.sql.parse(sql).map_err(|e| {
             user_error(
                 "42601",
@@ -1100,30 +1107,7 @@ fn user_error(code: &str, message: String, hint: Option<String>) -> PgWireError 
 
 /// A service error as Postgres reports it, with its SQLSTATE.
 fn service_error(e: ServiceError) -> PgWireError {
-    use mesh_service::QueryError as Q;
-    let code = match &e {
-        ServiceError::Query(Q::UnknownTable { .. })
-        | ServiceError::Query(Q::VersionNotPublished { .. })
-        | ServiceError::Query(Q::ReleaseNotFound { .. })
-        | ServiceError::ProductNotFound { .. } => "42P01",
-        ServiceError::Query(Q::AccessDenied { .. }) | ServiceError::Forbidden { .. } => "42501",
-        ServiceError::Query(Q::Retired { .. }) => "55000",
-        ServiceError::Query(Q::BadVersionSuffix { .. }) => "42602",
-        ServiceError::Query(Q::Plan { message, .. })
-            if message.contains("DDL not supported")
-                || message.contains("DML not supported")
-                || message.contains("Statement not supported") =>
-        {
-            "25006"
-        }
-        ServiceError::Query(Q::Plan { message, .. }) if message.contains("No field named") => {
-            "42703"
-        }
-        ServiceError::Query(Q::Plan { .. } | Q::DataFusion(_)) | ServiceError::Usage(_) => "42000",
-        ServiceError::Unauthenticated => "28P01",
-        ServiceError::Policy(_) => "58000",
-        _ => "XX000",
-    };
+    let code = e.codes().sqlstate;
     let hint = e.hint();
     let message = match &e {
         ServiceError::Query(q) => q.to_string(),

@@ -3,7 +3,6 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use mesh_service::QueryError;
 use mesh_service::ServiceError;
 
 /// An error answer: `{type, title, status, detail, hint}`.
@@ -43,37 +42,9 @@ impl Problem {
 
 impl From<ServiceError> for Problem {
     fn from(e: ServiceError) -> Self {
-        let (status, kind) = match &e {
-            ServiceError::Unauthenticated => (StatusCode::UNAUTHORIZED, "unauthenticated"),
-            ServiceError::Forbidden { .. } => (StatusCode::FORBIDDEN, "forbidden"),
-            ServiceError::Query(QueryError::AccessDenied { .. }) => {
-                (StatusCode::FORBIDDEN, "access-denied")
-            }
-            ServiceError::ProductNotFound { .. }
-            | ServiceError::Catalog(mesh_service::CatalogError::NotFound { .. }) => {
-                (StatusCode::NOT_FOUND, "not-found")
-            }
-            ServiceError::Query(QueryError::UnknownTable { .. }) => {
-                (StatusCode::BAD_REQUEST, "unknown-table")
-            }
-            ServiceError::Query(
-                QueryError::Plan { .. }
-                | QueryError::BadVersionSuffix { .. }
-                | QueryError::ReleaseNotFound { .. }
-                | QueryError::VersionNotPublished { .. }
-                | QueryError::Retired { .. }
-                | QueryError::DataFusion(_),
-            )
-            | ServiceError::Usage(_) => (StatusCode::BAD_REQUEST, "bad-request"),
-            ServiceError::Invalid { .. } | ServiceError::Lifecycle { .. } => {
-                (StatusCode::UNPROCESSABLE_ENTITY, "invalid")
-            }
-            ServiceError::RunLocked { .. } | ServiceError::StillRead { .. } => {
-                (StatusCode::CONFLICT, "conflict")
-            }
-            ServiceError::Policy(_) => (StatusCode::SERVICE_UNAVAILABLE, "policy-error"),
-            _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
-        };
+        let codes = e.codes();
+        let status = StatusCode::from_u16(codes.http).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let kind = codes.problem;
         let hint = e.hint();
         let detail = match &e {
             ServiceError::Query(q) => q.to_string(),

@@ -65,6 +65,13 @@ pub enum ServiceError {
     Storage(#[from] mesh_storage::StorageError),
     #[error("query failed: {0}")]
     Execution(String),
+    /// An error computing on the caller's values (a division by zero, a
+    /// failed cast): the caller's, not the server's.
+    #[error("query failed: {message}")]
+    Data {
+        kind: crate::codes::ErrorKind,
+        message: String,
+    },
     #[error("the contract gate refused the deploy:\n{}", .refusals.join("\n"))]
     ContractGate {
         refusals: Vec<String>,
@@ -81,6 +88,9 @@ impl ServiceError {
                 mesh_query::QueryError::Plan { hint, .. }
                 | mesh_query::QueryError::UnknownTable { hint, .. },
             ) => hint.clone(),
+            ServiceError::Query(mesh_query::QueryError::TooComplex { .. }) => Some(
+                "split the expression; a long list of alternatives reads better as `IN (…)`".into(),
+            ),
             ServiceError::ContractGate { overridable, .. } => Some(if *overridable {
                 "bump the major version as shown (consumers pinned to the old major keep working), or deploy with --allow-breaking to record an override".into()
             } else {

@@ -5,6 +5,7 @@
 
 pub mod access;
 mod classify;
+pub mod codes;
 pub mod contract;
 pub mod demo;
 pub mod discover;
@@ -29,7 +30,7 @@ pub use mesh_catalog::{
 };
 pub use mesh_pipeline::{Observer, Silent};
 pub use mesh_query::{QueryError, StringLayout};
-pub use statement::{Planned, QueryResult, QueryStream, SessionSetup, Statement};
+pub use statement::{Planned, QueryResult, QueryStream, SessionSetup, Statement, check_complexity};
 /// The query layer's catalog types, for front ends that describe it
 /// (the Postgres server's `pg_catalog`).
 pub mod query {

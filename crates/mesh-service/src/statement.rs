@@ -92,6 +92,7 @@ impl Mesh {
     /// result schema and parameter types are known, and it can be run
     /// with [`Mesh::execute`]. A refused or failed plan is audited here.
     pub async fn prepare(&self, caller: &Caller, statement: Statement<'_>) -> Result<Planned> {
+        check_complexity(statement.sql)?;
         let (engine, guard) = self.engine_reading(caller, statement.strings).await?;
         if let Some(setup) = statement.setup {
             setup
@@ -175,6 +176,13 @@ impl Mesh {
     }
 }
 
+/// Refuses a statement nested too deeply to parse and plan safely
+/// (`QueryError::TooComplex`). Front ends that parse a statement
+/// themselves call it first; [`Mesh::prepare`] calls it for the others.
+pub fn check_complexity(sql: &str) -> Result<()> {
+    Ok(mesh_query::complexity::check(sql)?)
+}
+
 /// The columns each table scan of a plan reads, by `<domain>.<output>`
 /// (version suffixes dropped).
 fn scanned_columns(plan: &datafusion::logical_expr::LogicalPlan) -> HashMap<String, Vec<String>> {
@@ -213,7 +221,13 @@ fn execution_error(e: datafusion::error::DataFusionError) -> ServiceError {
                 Err(other) => ServiceError::Execution(other.to_string()),
             }
         }
-        other => ServiceError::Execution(other.strip_backtrace()),
+        other => match crate::codes::datafusion_kind(&other) {
+            crate::codes::ErrorKind::Internal => ServiceError::Execution(other.strip_backtrace()),
+            kind => ServiceError::Data {
+                kind,
+                message: other.strip_backtrace(),
+            },
+        },
     }
 }
 
