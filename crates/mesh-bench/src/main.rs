@@ -759,35 +759,27 @@ impl Bench {
             Ok(())
         };
         let (_, q1) = queries::QUERIES[0];
+        let (_, q6) = queries::QUERIES
+            .iter()
+            .find(|(name, _)| *name == "q6")
+            .copied()
+            .context("q6 is not among the queries")?;
         eprintln!("q1 with and without a mask on lineitem");
-        let with_out = self.work.join("q1.masked.csv");
-        let without_out = self.work.join("q1.unmasked.csv");
-        let mut pair = Pair {
-            mesh: Vec::new(),
-            base: Vec::new(),
-        };
-        for i in 0..=self.repeat {
-            let run = |on: bool| -> Result<Sample> {
-                masked(on)?;
-                let mut cmd = self.mesh_cmd(&project, &["query", q1, "--format", "csv"]);
-                measure::run(&mut cmd, if on { &with_out } else { &without_out }, false)
-            };
-            let (m, b) = if i % 2 == 0 {
-                let m = run(true)?;
-                (m, run(false)?)
-            } else {
-                let b = run(false)?;
-                (run(true)?, b)
-            };
-            // The first round warms the page cache.
-            if i > 0 {
-                pair.mesh.push(m);
-                pair.base.push(b);
+        let pair = self.with_and_without(&project, "q1.mask", q1, &masked)?;
+        // The row filter keeps every row, so both sides answer the same:
+        // what differs is only the barrier it puts under the query.
+        let filter_file = project.join(policy::FILTER_POLICY_FILE);
+        let filtered = |on: bool| -> Result<()> {
+            if on {
+                std::fs::write(&filter_file, policy::FILTER_POLICY)?;
+            } else if filter_file.exists() {
+                std::fs::remove_file(&filter_file)?;
             }
-        }
-        if std::fs::read(&with_out)? != std::fs::read(&without_out)? {
-            bail!("q1 differs with the mask on a column it does not read");
-        }
+            Ok(())
+        };
+        eprintln!("q1 and q6 with and without a row filter on lineitem");
+        let barrier_q1 = self.with_and_without(&project, "q1.filter", q1, &filtered)?;
+        let barrier_q6 = self.with_and_without(&project, "q6.filter", q6, &filtered)?;
         eprintln!("planning with and without policy, {samples} samples");
         masked(true)?;
         let o = policy::overhead(&project, q1, samples);
@@ -806,6 +798,15 @@ impl Bench {
             secs(Pair::walls(&pair.base)),
             pair.ratio()
         );
+        for (name, p) in [("Q1", &barrier_q1), ("Q6", &barrier_q6)] {
+            let _ = writeln!(
+                r,
+                "| {name} end to end: `mesh query`, row filter keeping every row of lineitem vs none (s) | {} | {} | {:.3} | ≤ 1.10 |",
+                secs(Pair::walls(&p.mesh)),
+                secs(Pair::walls(&p.base)),
+                p.ratio()
+            );
+        }
         let _ = writeln!(
             r,
             "| planning Q1: policy load, decision and mask rewrite vs no policy (ms, median of {}) | {:.3} | {:.3} | {:.2} | overhead ≤ 1 ms |",
@@ -822,6 +823,48 @@ impl Bench {
             o.guard_decisions_per_sec
         );
         Ok(r)
+    }
+
+    /// `sql` through `mesh query` with a policy switched on by `policy`
+    /// (the `mesh` side) and off (the baseline), alternating; fails unless
+    /// both answer the same.
+    fn with_and_without(
+        &self,
+        project: &Path,
+        tag: &str,
+        sql: &str,
+        policy: &dyn Fn(bool) -> Result<()>,
+    ) -> Result<Pair> {
+        let with_out = self.work.join(format!("{tag}.on.csv"));
+        let without_out = self.work.join(format!("{tag}.off.csv"));
+        let mut pair = Pair {
+            mesh: Vec::new(),
+            base: Vec::new(),
+        };
+        for i in 0..=self.repeat {
+            let run = |on: bool| -> Result<Sample> {
+                policy(on)?;
+                let mut cmd = self.mesh_cmd(project, &["query", sql, "--format", "csv"]);
+                measure::run(&mut cmd, if on { &with_out } else { &without_out }, false)
+            };
+            let (m, b) = if i % 2 == 0 {
+                let m = run(true)?;
+                (m, run(false)?)
+            } else {
+                let b = run(false)?;
+                (run(true)?, b)
+            };
+            // The first round warms the page cache.
+            if i > 0 {
+                pair.mesh.push(m);
+                pair.base.push(b);
+            }
+        }
+        policy(false)?;
+        if std::fs::read(&with_out)? != std::fs::read(&without_out)? {
+            bail!("{tag}: the answers differ with the policy on and off");
+        }
+        Ok(pair)
     }
 
     /// `mesh query "SELECT 1"` on a mesh of `products` deployed products.

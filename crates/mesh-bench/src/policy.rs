@@ -23,6 +23,13 @@ pub const MASK_POLICY: &str = "package mesh.domain.tpch\n\nimport rego.v1\n\n\
 # Free text may hold anything; nobody reads it in clear.\n\
 masks[\"l_comment\"] := \"redact\" if input.output == \"lineitem\"\n";
 
+/// The domain policy the barrier benchmark adds: a row filter on
+/// lineitem that keeps every row (quantities are 1 to 50), so only the
+/// barrier it puts under the caller's query differs.
+pub const FILTER_POLICY_FILE: &str = "tpch/policies/filter.rego";
+pub const FILTER_POLICY: &str = "package mesh.domain.tpch\n\nimport rego.v1\n\n\
+row_filters contains \"l_quantity > 0\" if input.output == \"lineitem\"\n";
+
 /// Reads everything as stored, deciding nothing: the baseline.
 #[derive(Debug)]
 struct NoPolicy;
@@ -77,6 +84,8 @@ pub fn overhead(project: &Path, sql: &str, samples: usize) -> Result<Overhead> {
                 Arc::new(NoPolicy),
                 Default::default(),
                 None,
+                // The same memory accounting as the governed side.
+                Some(mesh.limits().statement_pool()),
             )
             .await?;
             let df = engine.sql(sql).await?;

@@ -347,7 +347,11 @@ fn serve_settings(
     given: (Option<Listen>, Option<Listen>, Option<Listen>),
     tls: Option<mesh_spec::serve::TlsFiles>,
     config: Option<PathBuf>,
-) -> anyhow::Result<(mesh_server::Addresses, Option<mesh_spec::serve::TlsFiles>)> {
+) -> anyhow::Result<(
+    mesh_server::Addresses,
+    Option<mesh_spec::serve::TlsFiles>,
+    mesh_service::limits::Limits,
+)> {
     let implicit = root.join(mesh_spec::serve::SERVE_FILE);
     let path = config.or_else(|| implicit.is_file().then_some(implicit));
     let file = match &path {
@@ -379,7 +383,16 @@ fn serve_settings(
         pg: pick(given.1, file.pg, "127.0.0.1:5433"),
         flight: pick(given.2, file.flight, "127.0.0.1:50051"),
     };
-    Ok((at, tls.or(file.tls)))
+    let defaults = mesh_service::limits::Limits::default();
+    let size = |v: Option<u64>, default: usize| v.map_or(default, |b| b as usize);
+    let limits = mesh_service::limits::Limits::new(
+        size(file.limits.statement_memory, defaults.statement_memory),
+        size(file.limits.server_memory, defaults.server_memory),
+        file.limits
+            .statement_timeout
+            .unwrap_or(defaults.statement_timeout),
+    );
+    Ok((at, tls.or(file.tls), limits))
 }
 
 async fn shutdown_signal() {
@@ -441,7 +454,8 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let tls = tls_cert
                 .zip(tls_key)
                 .map(|(cert, key)| mesh_spec::serve::TlsFiles { cert, key });
-            let (at, tls) = serve_settings(&root, (http, pg, flight), tls, config)?;
+            let (at, tls, limits) = serve_settings(&root, (http, pg, flight), tls, config)?;
+            let mesh = mesh.with_limits(limits);
             if at.http.is_none() && at.pg.is_none() && at.flight.is_none() {
                 anyhow::bail!(
                     "every protocol is off; give `--http`, `--pg` or `--flight` an address"

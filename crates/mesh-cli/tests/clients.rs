@@ -117,6 +117,23 @@ fn psql_and_psycopg_read_the_mesh_under_the_callers_policy() {
             "{user}/{password}: {err}"
         );
     }
+    // Someone else's valid token is audited like any refused token use.
+    let audit = common::json(
+        &dir,
+        &["audit", "--action", "token.use", "--format", "json"],
+    );
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["principal"] == "bob"
+                && e["decision"] == "deny"
+                && e["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains(&format!("presented as `{USER}` over postgres")))),
+        "{audit}"
+    );
 
     // psycopg: bound parameters (extended protocol) are values, never SQL.
     let confirmed = cli_rows(
@@ -476,6 +493,28 @@ fn adbc_flight_sql_fetches_products_as_arrow_under_the_callers_policy() {
             .unwrap()
             .contains("did you mean `sales.orders`"),
         "{answers}"
+    );
+    // Basic auth with someone else's token: refused, and audited.
+    let refused = adbc(
+        &uri,
+        &bob,
+        json!({"basic": true, "user": USER, "steps": [{"sql": "SELECT 1"}]}),
+    );
+    assert!(refused[0]["error"].is_string(), "{refused}");
+    let audit = common::json(
+        &dir,
+        &["audit", "--action", "token.use", "--format", "json"],
+    );
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["principal"] == "bob"
+                && e["reason"]
+                    .as_str()
+                    .is_some_and(|r| r.contains("over flight"))),
+        "{audit}"
     );
 
     // bob is refused the read; a bad token is refused everything.

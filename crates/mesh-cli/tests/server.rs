@@ -174,10 +174,11 @@ fn the_rest_api_serves_the_mesh_to_token_holders_only() {
             .contains("mesh access request example/greetings"),
         "{problem}"
     );
-    // Bad SQL is the client's error, with the planner's hint.
+    // A missing table is a 404 (42P01 and NOT_FOUND on the other
+    // protocols), with the planner's hint.
     let bad = serde_json::json!({"sql": "SELECT * FROM example.nope"}).to_string();
     let r = curl(&base, "/api/v1/query", Some(&ana), Some(&bad));
-    assert_eq!(r.0, 400, "{}", r.2);
+    assert_eq!(r.0, 404, "{}", r.2);
     assert!(
         body_json(&r)["hint"]
             .as_str()

@@ -618,3 +618,71 @@ fn a_statement_too_deep_is_refused_and_the_server_stays_up() {
     let (clean, log) = served.stop();
     assert!(clean, "{log}");
 }
+
+/// The statement timeout and the memory limit hold on every protocol:
+/// the statement fails with its own error, and the server answers the
+/// next one.
+#[test]
+fn statement_timeouts_and_memory_limits_hold_on_every_protocol() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = common::mesh(tmp.path(), &["demo", "acme", "--rows", "50"]);
+    assert!(out.status.success(), "{out:?}");
+    let dir = tmp.path().join("acme");
+    write(
+        &dir.join("mesh-serve.yaml"),
+        "limits:\n  statement_timeout: 2s\n  statement_memory: 4MiB\n  server_memory: 64MiB\n",
+    );
+    let admin = token(&dir, common::USER);
+    let served = Served::start(&dir, &[]);
+    let pg = served.pg.clone().unwrap();
+    let slow =
+        "SELECT count(*) FROM generate_series(1, 60000) a CROSS JOIN generate_series(1, 60000) b";
+    let greedy = "SELECT array_length(array_agg(value), 1) FROM generate_series(1, 5000000)";
+    let mut failures = Vec::new();
+    for (sql, http, sqlstate, grpc, says) in [
+        (slow, 408, "57014", "DeadlineExceeded", "timeout of 2s"),
+        (
+            greedy,
+            507,
+            "53200",
+            "ResourceExhausted",
+            "memory limit of 4 MiB",
+        ),
+    ] {
+        let rest = curl(
+            &served.base,
+            "/api/v1/query",
+            Some(&admin),
+            Some(&json!({"sql": sql}).to_string()),
+        );
+        if rest.0 != http || !rest.2.contains(says) {
+            failures.push(format!("REST `{sql}`: {rest:?}"));
+        }
+        let out = psql(&pg, common::USER, &admin, &["-c", sql]);
+        let err = String::from_utf8_lossy(&out.stderr).into_owned();
+        if !err.contains(sqlstate) || !err.contains(says) {
+            failures.push(format!("Postgres `{sql}`: {err}"));
+        }
+        let flight = adbc(
+            served.flight.as_deref().unwrap(),
+            &admin,
+            json!({"steps": [{"sql": sql}]}),
+        )
+        .to_string();
+        if !flight.contains(grpc) || !flight.contains(says) {
+            failures.push(format!("Flight `{sql}`: {flight}"));
+        }
+    }
+    // Within the limits, the same kind of statement answers.
+    let fine = curl(
+        &served.base,
+        "/api/v1/query",
+        Some(&admin),
+        Some(
+            r#"{"sql": "SELECT array_length(array_agg(value), 1) AS n FROM generate_series(1, 1000)"}"#,
+        ),
+    );
+    assert_eq!(fine.0, 200, "{fine:?}");
+    assert!(fine.2.contains("1000"), "{fine:?}");
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}

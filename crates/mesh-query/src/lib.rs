@@ -13,6 +13,7 @@ pub mod described;
 pub mod encode;
 pub mod error;
 pub mod guard;
+pub mod memory;
 pub mod plan;
 pub mod provider;
 pub mod sample;

@@ -10,7 +10,8 @@ use mesh_spec::ProductRef;
 use datafusion::dataframe::DataFrame;
 use datafusion::error::DataFusionError;
 use datafusion::execution::SessionStateBuilder;
-use datafusion::execution::runtime_env::RuntimeEnv;
+use datafusion::execution::memory_pool::MemoryPool;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use mesh_catalog::CatalogStore;
 
@@ -50,14 +51,22 @@ impl QueryEngine {
     /// principal's access policy), reading strings in `strings`.
     ///
     /// Only the outputs of `visible` products exist in the session (all
-    /// when `None`): in its names, hints and `information_schema`.
+    /// when `None`): in its names, hints and `information_schema`. Its
+    /// operators draw memory from `memory` (unbounded when `None`).
     pub async fn new(
         catalog: Arc<dyn CatalogStore>,
         guard: Arc<dyn AccessGuard>,
         strings: StringLayout,
         visible: Option<&BTreeSet<ProductRef>>,
+        memory: Option<Arc<dyn MemoryPool>>,
     ) -> Result<Self> {
-        let runtime = Arc::new(RuntimeEnv::default());
+        let runtime = match memory {
+            Some(pool) => RuntimeEnvBuilder::new()
+                .with_memory_pool(pool)
+                .build_arc()
+                .map_err(QueryError::DataFusion)?,
+            None => Arc::new(RuntimeEnv::default()),
+        };
         let mesh =
             Arc::new(MeshCatalog::load(catalog, runtime.clone(), guard, strings, visible).await?);
         let names = mesh.sql_names();

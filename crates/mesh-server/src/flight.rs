@@ -284,6 +284,10 @@ impl FlightSqlService for MeshFlightSql {
                 .await
                 .map_err(|_| unauthenticated())?;
             if !user.is_empty() && user != caller.name {
+                self.mesh
+                    .refuse_token_of_another(&caller, user, "flight")
+                    .await
+                    .map_err(status)?;
                 return Err(Status::unauthenticated(format!(
                     "the token belongs to `{}`, not to `{user}`",
                     caller.name

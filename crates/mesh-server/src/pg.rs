@@ -348,6 +348,10 @@ impl StartupHandler for PgStartup {
                     ))
                 })?;
                 if caller.name != user {
+                    self.mesh
+                        .refuse_token_of_another(&caller, &user, "postgres")
+                        .await
+                        .map_err(service_error)?;
                     return Err(refused(format!(
                         "the token belongs to \"{}\", not to user \"{user}\"; connect with -U {}",
                         caller.name, caller.name

@@ -52,8 +52,10 @@ pub enum ErrorKind {
     TooComplex,
     /// The statement needs more memory than its limit.
     OutOfMemory,
-    /// The statement ran past its timeout, or was cancelled.
+    /// The statement was cancelled.
     Cancelled,
+    /// The statement ran past its timeout.
+    Timeout,
     Retired,
     /// Bad input to a command or endpoint.
     Usage,
@@ -106,6 +108,7 @@ impl ErrorKind {
             K::TooComplex => c(400, "statement-too-complex", "54001", G::InvalidArgument),
             K::OutOfMemory => c(507, "out-of-memory", "53200", G::ResourceExhausted),
             K::Cancelled => c(408, "cancelled", "57014", G::Cancelled),
+            K::Timeout => c(408, "statement-timeout", "57014", G::DeadlineExceeded),
             K::Retired => c(410, "retired", "55000", G::FailedPrecondition),
             K::Usage => c(400, "bad-request", "22023", G::InvalidArgument),
             K::Invalid => c(422, "invalid", "42000", G::InvalidArgument),
@@ -127,6 +130,7 @@ impl ServiceError {
             | ServiceError::Catalog(mesh_catalog::CatalogError::NotFound { .. }) => K::NotFound,
             ServiceError::Query(q) => query_kind(q),
             ServiceError::Data { kind, .. } => *kind,
+            ServiceError::Timeout { .. } => K::Timeout,
             ServiceError::Usage(_) => K::Usage,
             ServiceError::Invalid { .. }
             | ServiceError::Lifecycle { .. }

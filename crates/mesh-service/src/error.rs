@@ -65,6 +65,9 @@ pub enum ServiceError {
     Storage(#[from] mesh_storage::StorageError),
     #[error("query failed: {0}")]
     Execution(String),
+    /// The statement ran past its timeout.
+    #[error("the statement ran past its timeout of {}", mesh_spec::format_duration(*.limit))]
+    Timeout { limit: std::time::Duration },
     /// An error computing on the caller's values (a division by zero, a
     /// failed cast): the caller's, not the server's.
     #[error("query failed: {message}")]
@@ -103,6 +106,9 @@ impl ServiceError {
             ServiceError::Policy(_) => Some(
                 "fix the policy file; `mesh policy test` checks every policy and runs their tests"
                     .into(),
+            ),
+            ServiceError::Timeout { .. } => Some(
+                "narrow the statement (a filter, a LIMIT), or ask for a longer `limits.statement_timeout`".into(),
             ),
             ServiceError::State { .. } => {
                 Some("check the permissions and free space of the state directory".into())

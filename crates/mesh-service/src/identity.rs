@@ -291,6 +291,29 @@ impl Mesh {
         Ok(Caller::new(t.principal))
     }
 
+    /// Records a login refused because `owner`'s valid token was presented
+    /// as another principal's (`claimed`), like any other refused token use.
+    pub async fn refuse_token_of_another(
+        &self,
+        owner: &Caller,
+        claimed: &str,
+        protocol: &str,
+    ) -> Result<()> {
+        self.catalog
+            .append_audit(&[entry(
+                owner,
+                "token.use",
+                "deny",
+                format!(
+                    "a token of `{}` presented as `{claimed}` over {protocol}",
+                    owner.name
+                ),
+                serde_json::json!({"claimed": claimed, "protocol": protocol}),
+            )])
+            .await?;
+        Ok(())
+    }
+
     /// Audit entries, oldest first.
     pub async fn audit(&self, filter: &AuditFilter) -> Result<Vec<AuditEntry>> {
         Ok(self.catalog.audit(filter).await?)

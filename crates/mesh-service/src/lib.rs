@@ -15,6 +15,7 @@ mod history;
 pub mod identity;
 pub mod init;
 mod lifecycle;
+pub mod limits;
 pub mod mesh;
 mod operate;
 pub mod plan;

@@ -34,6 +34,8 @@ pub struct Mesh {
     policy_cache: Arc<std::sync::Mutex<Option<CachedPolicies>>>,
     /// Deployed descriptors parsed for access decisions.
     pub(crate) descriptors: Arc<crate::access::DescriptorCache>,
+    /// What statements may use (memory, time).
+    pub(crate) limits: Arc<crate::limits::Limits>,
     /// Tokens whose secret this process has verified (see `authenticate`).
     pub(crate) verified: Arc<crate::identity::VerifiedTokens>,
     /// `deployed()`, parsed, with the catalog generation it was read at.
@@ -97,6 +99,7 @@ impl Mesh {
             catalog,
             storage_root,
             policy_cache: Default::default(),
+            limits: Default::default(),
             descriptors: Default::default(),
             verified: Default::default(),
             deployed_cache: Default::default(),
@@ -661,6 +664,17 @@ impl Mesh {
             .map(|(r, _)| r.product)
             .collect();
         self.resolve(name, &known)
+    }
+
+    /// The mesh with other statement limits (a server's settings).
+    pub fn with_limits(mut self, limits: crate::limits::Limits) -> Self {
+        self.limits = Arc::new(limits);
+        self
+    }
+
+    /// The statement limits in force.
+    pub fn limits(&self) -> &crate::limits::Limits {
+        &self.limits
     }
 
     /// The mesh's policies, loaded from `policies/` and each domain's

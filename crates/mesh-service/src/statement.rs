@@ -60,8 +60,14 @@ impl Mesh {
             .into_iter()
             .map(|(r, _)| r.product)
             .collect();
-        let engine =
-            QueryEngine::new(self.catalog.clone(), guard.clone(), strings, Some(&visible)).await?;
+        let engine = QueryEngine::new(
+            self.catalog.clone(),
+            guard.clone(),
+            strings,
+            Some(&visible),
+            Some(self.limits.statement_pool()),
+        )
+        .await?;
         Ok((engine, guard))
     }
 
@@ -160,6 +166,11 @@ impl Mesh {
             schema,
             warnings: engine.warnings(),
             stream,
+            timeout: self
+                .limits
+                .statement_timeout
+                .map(|t| (t, tokio::time::Instant::now() + t)),
+            done: false,
             _session: engine,
         })
     }
@@ -361,6 +372,10 @@ pub struct QueryStream {
     /// Things the reader should know, such as reading a deprecated product.
     pub warnings: Vec<String>,
     stream: datafusion::execution::SendableRecordBatchStream,
+    /// The statement timeout and when it runs out.
+    timeout: Option<(std::time::Duration, tokio::time::Instant)>,
+    /// Ended early (timed out): no more rows.
+    done: bool,
     /// The session the rows are computed in; tables a front end added to
     /// it (such as `pg_catalog`) may be read while rows stream.
     _session: QueryEngine,
@@ -382,10 +397,26 @@ impl QueryStream {
         })
     }
 
-    /// The next batch of rows, or `None` at the end.
+    /// The next batch of rows, or `None` at the end. A statement that
+    /// runs past its timeout ends with [`ServiceError::Timeout`].
     pub async fn next(&mut self) -> Option<Result<RecordBatch>> {
         use futures::StreamExt;
-        self.stream.next().await.map(|r| r.map_err(execution_error))
+        if self.done {
+            return None;
+        }
+        let item = match self.timeout {
+            Some((limit, deadline)) => {
+                match tokio::time::timeout_at(deadline, self.stream.next()).await {
+                    Ok(item) => item,
+                    Err(_) => {
+                        self.done = true;
+                        return Some(Err(ServiceError::Timeout { limit }));
+                    }
+                }
+            }
+            None => self.stream.next().await,
+        };
+        item.map(|r| r.map_err(execution_error))
     }
 }
 

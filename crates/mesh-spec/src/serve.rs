@@ -9,6 +9,10 @@
 //! tls:                      # optional; all three protocols then use it
 //!   cert: certs/server.pem  # PEM chain; relative to this file
 //!   key: certs/server.key   # PEM private key
+//! limits:                   # optional; defaults in docs/server.md
+//!   statement_timeout: 5m   # or `off`
+//!   statement_memory: 2GiB  # one statement's share of:
+//!   server_memory: 8GiB     # all statements together
 //! ```
 
 use std::net::SocketAddr;
@@ -38,6 +42,49 @@ pub struct ServeConfig {
     pub pg: Option<Listen>,
     pub flight: Option<Listen>,
     pub tls: Option<TlsFiles>,
+    pub limits: ServeLimits,
+}
+
+/// Statement limits; `None` where the file is silent.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ServeLimits {
+    /// `Some(None)`: `off`, no timeout.
+    pub statement_timeout: Option<Option<std::time::Duration>>,
+    pub statement_memory: Option<u64>,
+    pub server_memory: Option<u64>,
+}
+
+/// Parses a size such as `512MiB`, `2GiB`, `1.5GB` or a number of bytes.
+pub fn parse_bytes(value: &str) -> Result<u64, String> {
+    let v = value.trim();
+    let split = v
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(v.len());
+    let (number, unit) = v.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("`{value}` is not a size such as 512MiB or 2GiB"))?;
+    let scale: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        "kb" => 1e3,
+        "mb" => 1e6,
+        "gb" => 1e9,
+        "tb" => 1e12,
+        other => {
+            return Err(format!(
+                "`{other}` in `{value}` is not a unit (KiB, MiB, GiB, TiB, KB, MB, GB, TB)"
+            ));
+        }
+    };
+    let bytes = number * scale;
+    if !(1.0..=1.8e19).contains(&bytes) {
+        return Err(format!("`{value}` is not a usable size"));
+    }
+    Ok(bytes as u64)
 }
 
 /// Parses `off` or `host:port` (an IP address and a port).
@@ -72,7 +119,7 @@ pub fn parse_serve_config(path: &Path, text: &str) -> (ServeConfig, Vec<Diagnost
         return (config, ctx.diagnostics); // an empty file sets nothing
     }
     let what = "the serve configuration";
-    let Some(f) = ctx.fields(&node, what, &["http", "pg", "flight", "tls"]) else {
+    let Some(f) = ctx.fields(&node, what, &["http", "pg", "flight", "tls", "limits"]) else {
         return (config, ctx.diagnostics);
     };
     let listen = |ctx: &mut Ctx, key: &str| -> Option<Listen> {
@@ -105,6 +152,49 @@ pub fn parse_serve_config(path: &Path, text: &str) -> (ServeConfig, Vec<Diagnost
             });
         }
     }
+    if let Some(limits) = f.get("limits")
+        && let Some(l) = ctx.fields(
+            limits,
+            "limits",
+            &["statement_timeout", "statement_memory", "server_memory"],
+        )
+    {
+        if let Some(v) = l
+            .get("statement_timeout")
+            .and_then(|n| ctx.scalar_text(n, "limits.statement_timeout"))
+        {
+            if v.value.eq_ignore_ascii_case("off") {
+                config.limits.statement_timeout = Some(None);
+            } else {
+                match crate::parse_duration(&v.value) {
+                    Some(d) if !d.is_zero() => config.limits.statement_timeout = Some(Some(d)),
+                    _ => {
+                        ctx.error(
+                            "bad-duration",
+                            v.span,
+                            format!(
+                                "`{}` is not a duration such as 30s, 5m or 1h, or `off`",
+                                v.value
+                            ),
+                        );
+                    }
+                }
+            }
+        }
+        for (key, slot) in [
+            ("statement_memory", &mut config.limits.statement_memory),
+            ("server_memory", &mut config.limits.server_memory),
+        ] {
+            if let Some(v) = l.get(key).and_then(|n| ctx.scalar_text(n, key)) {
+                match parse_bytes(&v.value) {
+                    Ok(b) => *slot = Some(b),
+                    Err(message) => {
+                        ctx.error("bad-size", v.span, message);
+                    }
+                }
+            }
+        }
+    }
     (config, ctx.diagnostics)
 }
 
@@ -131,6 +221,25 @@ mod tests {
             })
         );
         assert_eq!(parse("").0, ServeConfig::default());
+    }
+
+    #[test]
+    fn reads_limits() {
+        let (c, d) = parse(
+            "limits:\n  statement_timeout: 30s\n  statement_memory: 512MiB\n  server_memory: 2GiB\n",
+        );
+        assert!(d.is_empty(), "{d:?}");
+        assert_eq!(
+            c.limits.statement_timeout,
+            Some(Some(std::time::Duration::from_secs(30)))
+        );
+        assert_eq!(c.limits.statement_memory, Some(512 << 20));
+        assert_eq!(c.limits.server_memory, Some(2 << 30));
+        let (c, _) = parse("limits: {statement_timeout: off}\n");
+        assert_eq!(c.limits.statement_timeout, Some(None));
+        let (_, d) = parse("limits:\n  statement_memory: lots\n  statement_timeout: soon\n");
+        let codes: Vec<&str> = d.iter().map(|d| d.code).collect();
+        assert_eq!(codes, ["bad-duration", "bad-size"], "{d:?}");
     }
 
     #[test]
