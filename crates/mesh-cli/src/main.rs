@@ -391,6 +391,14 @@ fn serve_settings(
         file.limits
             .statement_timeout
             .unwrap_or(defaults.statement_timeout),
+    )
+    .with_pg(
+        file.limits
+            .pg_connections
+            .map_or(defaults.pg_connections, |n| n as usize),
+        file.limits
+            .pg_startup_timeout
+            .unwrap_or(defaults.pg_startup_timeout),
     );
     Ok((at, tls.or(file.tls), limits))
 }

@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::clients::{adbc, psql_err, psql_ok, python_client, split};
+use common::clients::{adbc, psql, psql_err, psql_ok, python_client, split};
 use common::serve::{Served, token};
 use common::{USER, ok};
 use serde_json::{Value, json};
@@ -364,6 +364,62 @@ fn authenticated(addr: &str, token: &str) -> TcpStream {
         }
     }
     panic!("no ReadyForQuery after authentication");
+}
+
+/// A silent client is let go at the startup deadline, connections over
+/// the cap are refused with 53300, and the slots come back.
+#[test]
+fn postgres_connections_are_capped_and_must_authenticate_in_time() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = common::init(tmp.path());
+    ok(&dir, &["deploy"]);
+    std::fs::write(
+        dir.join("mesh-serve.yaml"),
+        "limits:\n  pg_connections: 2\n  pg_startup_timeout: 3s\n",
+    )
+    .unwrap();
+    let admin = token(&dir, USER);
+    let served = Served::start(&dir, &[]);
+    let pg = served.pg.clone().unwrap();
+    // Two clients connect and say nothing; they hold both slots.
+    let mut silent: Vec<TcpStream> = (0..2).map(|_| connect(&pg)).collect();
+    // Wait (bounded) until the server has taken both, then a third is
+    // refused.
+    let mut refused = None;
+    for _ in 0..50 {
+        let mut third = connect(&pg);
+        third.write_all(&startup(USER)).unwrap();
+        match message(&mut third) {
+            Some((b'E', body)) => {
+                refused = Some(sqlstate(&body));
+                break;
+            }
+            _ => std::thread::sleep(Duration::from_millis(20)),
+        }
+    }
+    assert_eq!(refused.as_deref(), Some("53300"));
+    // The silent ones are told why they are let go.
+    for s in &mut silent {
+        let (t, body) = message(s).unwrap();
+        assert_eq!((t, sqlstate(&body)), (b'E', "08P01".to_string()));
+        assert!(
+            String::from_utf8_lossy(&body).contains("within 3 s"),
+            "{}",
+            String::from_utf8_lossy(&body)
+        );
+    }
+    drop(silent);
+    // The slots are free again (bounded wait for the server to notice).
+    let mut answered = String::new();
+    for _ in 0..100 {
+        let out = psql(&pg, USER, &admin, &["-c", "SELECT 1"]);
+        if out.status.success() {
+            answered = String::from_utf8_lossy(&out.stdout).into_owned();
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(answered.trim(), "1");
 }
 
 #[test]

@@ -181,7 +181,18 @@ impl Server {
                     }
                 })?,
             );
-            tasks.spawn(pg::serve(pg, handlers, acceptor(&[])?, stop.clone()));
+            let limits = self.mesh.limits();
+            let admission = pg::Admission {
+                connections: Arc::new(tokio::sync::Semaphore::new(limits.pg_connections)),
+                startup_timeout: limits.pg_startup_timeout,
+            };
+            tasks.spawn(pg::serve(
+                pg,
+                handlers,
+                acceptor(&[])?,
+                admission,
+                stop.clone(),
+            ));
         }
         if let Some(flight) = self.flight {
             let service =

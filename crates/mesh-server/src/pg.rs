@@ -137,10 +137,19 @@ impl ErrorHandler for LogErrors {
 /// Accepts Postgres connections until `stop`; then cancels the statements
 /// still running (they end with SQLSTATE 57P01) and closes every
 /// connection.
+/// Who is let in: at most `connections` open at once, each given
+/// `startup_timeout` to send its startup packet and password.
+#[derive(Debug, Clone)]
+pub struct Admission {
+    pub connections: Arc<tokio::sync::Semaphore>,
+    pub startup_timeout: std::time::Duration,
+}
+
 pub async fn serve(
     listener: tokio::net::TcpListener,
     handlers: Arc<PgHandlers>,
     tls: Option<tokio_rustls::TlsAcceptor>,
+    admission: Admission,
     stop: CancellationToken,
 ) -> Result<(), crate::ServerError> {
     let mut connections = tokio::task::JoinSet::new();
@@ -148,8 +157,18 @@ pub async fn serve(
         tokio::select! {
             _ = stop.cancelled() => break,
             accepted = listener.accept() => match accepted {
-                Ok((socket, peer)) => {
+                Ok((mut socket, peer)) => {
                     let _ = socket.set_nodelay(true);
+                    // Over the cap: refused as PostgreSQL does (53300),
+                    // without holding a task or a session.
+                    let Ok(permit) = admission.connections.clone().try_acquire_owned() else {
+                        tracing::warn!(%peer, "postgres connection refused: too many connections");
+                        connections.spawn(async move {
+                            let _ = crate::wire::too_many_connections(&mut socket).await;
+                        });
+                        continue;
+                    };
+                    let startup_timeout = admission.startup_timeout;
                     let handlers = handlers.clone();
                     let tls = tls.clone();
                     // Every log line of a connection carries its session id.
@@ -171,10 +190,11 @@ pub async fn serve(
                             pgwire::tokio::process_socket_unix(theirs, handlers),
                             tracing::Span::current(),
                         ));
-                        if let Err(e) = crate::wire::guard(socket, tls, ours).await {
+                        if let Err(e) = crate::wire::guard(socket, tls, ours, startup_timeout).await {
                             tracing::debug!("postgres connection ended: {e}");
                         }
                         let _ = session.await;
+                        drop(permit);
                         tracing::debug!("disconnected");
                     }, span));
                 }

@@ -64,17 +64,28 @@ fn error_response(v: &Violation) -> Vec<u8> {
 
 /// Serves one client connection: negotiates encryption, then forwards
 /// well-formed messages to `handler` (pgwire's side of a socket pair).
+///
+/// The client has `startup_timeout` from connecting to send its startup
+/// packet and its first message after it (the password): a client that
+/// connects and stays silent cannot hold a connection slot.
 pub async fn guard<S>(
     mut client: S,
     tls: Option<tokio_rustls::TlsAcceptor>,
     handler: UnixStream,
+    startup_timeout: std::time::Duration,
 ) -> io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
+    let deadline = tokio::time::Instant::now() + startup_timeout;
     // Encryption requests come before the startup packet.
     loop {
-        let (len, code) = match read_startup_header(&mut client).await? {
+        let header = match tokio::time::timeout_at(deadline, read_startup_header(&mut client)).await
+        {
+            Ok(header) => header?,
+            Err(_) => return refuse(&mut client, &too_slow(startup_timeout)).await,
+        };
+        let (len, code) = match header {
             Ok(header) => header,
             Err(v) => return refuse(&mut client, &v).await,
         };
@@ -87,7 +98,13 @@ where
                         .map_err(|_| {
                             io::Error::new(io::ErrorKind::TimedOut, "TLS handshake timed out")
                         })??;
-                    return Box::pin(after_encryption(secured, handler)).await;
+                    return Box::pin(after_encryption(
+                        secured,
+                        handler,
+                        deadline,
+                        startup_timeout,
+                    ))
+                    .await;
                 }
                 None => client.write_all(b"N").await?,
             },
@@ -104,18 +121,52 @@ where
                 };
                 return refuse(&mut client, &v).await;
             }
-            _ => return start(client, len, code, handler).await,
+            _ => return start(client, len, code, handler, (deadline, startup_timeout)).await,
         }
     }
 }
 
+/// The answer to a client that did not start in time.
+fn too_slow(limit: std::time::Duration) -> Violation {
+    Violation {
+        code: "08P01",
+        message: format!(
+            "the client did not send its startup and password within {} s",
+            limit.as_secs_f64()
+        ),
+        hint: None,
+    }
+}
+
+/// Refuses a connection over the server's cap, as PostgreSQL does.
+pub async fn too_many_connections<S>(client: &mut S) -> io::Result<()>
+where
+    S: AsyncWrite + Unpin,
+{
+    let v = Violation {
+        code: "53300",
+        message: "sorry, too many clients already".into(),
+        hint: Some("try again later; the server's cap is `limits.pg_connections`"),
+    };
+    refuse(client, &v).await
+}
+
 /// After TLS: the startup packet, then messages.
-async fn after_encryption<S>(mut client: S, handler: UnixStream) -> io::Result<()>
+async fn after_encryption<S>(
+    mut client: S,
+    handler: UnixStream,
+    deadline: tokio::time::Instant,
+    limit: std::time::Duration,
+) -> io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    match read_startup_header(&mut client).await? {
-        Ok((len, code)) => start(client, len, code, handler).await,
+    let header = match tokio::time::timeout_at(deadline, read_startup_header(&mut client)).await {
+        Ok(header) => header?,
+        Err(_) => return refuse(&mut client, &too_slow(limit)).await,
+    };
+    match header {
+        Ok((len, code)) => start(client, len, code, handler, (deadline, limit)).await,
         Err(v) => refuse(&mut client, &v).await,
     }
 }
@@ -140,7 +191,13 @@ where
 }
 
 /// Checks the startup packet's protocol, forwards it, then relays.
-async fn start<S>(mut client: S, len: usize, code: u32, mut handler: UnixStream) -> io::Result<()>
+async fn start<S>(
+    mut client: S,
+    len: usize,
+    code: u32,
+    mut handler: UnixStream,
+    startup: (tokio::time::Instant, std::time::Duration),
+) -> io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -159,17 +216,28 @@ where
         return refuse(&mut client, &v).await;
     }
     let mut body = vec![0u8; len - 8];
-    client.read_exact(&mut body).await?;
+    match tokio::time::timeout_at(startup.0, client.read_exact(&mut body)).await {
+        Ok(read) => {
+            read?;
+        }
+        Err(_) => return refuse(&mut client, &too_slow(startup.1)).await,
+    }
     handler.write_all(&(len as u32).to_be_bytes()).await?;
     handler.write_all(&code.to_be_bytes()).await?;
     handler.write_all(&body).await?;
-    relay(client, handler).await
+    // A cancel request is all the client sends.
+    let first = (code != CANCEL_REQUEST).then_some(startup);
+    relay(client, handler, first).await
 }
 
 /// Forwards client messages after checking their lengths, and copies
 /// answers back. On a malformed message, the handler's side is closed,
 /// its last answers are delivered, and then the error.
-async fn relay<S>(client: S, handler: UnixStream) -> io::Result<()>
+async fn relay<S>(
+    client: S,
+    handler: UnixStream,
+    startup: Option<(tokio::time::Instant, std::time::Duration)>,
+) -> io::Result<()>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -182,7 +250,7 @@ where
     // The handler may close first (after a cancel request, a Terminate or
     // a fatal error): then the client is let go too.
     let outcome = tokio::select! {
-        outcome = forward(&mut from_client, &mut to_handler) => outcome,
+        outcome = forward(&mut from_client, &mut to_handler, startup) => outcome,
         done = &mut answers => {
             let (mut to_client, _) =
                 done.map_err(|e| io::Error::other(format!("relay task failed: {e}")))?;
@@ -205,14 +273,28 @@ where
 }
 
 /// Forwards messages until the client closes (`None`) or breaks framing.
-async fn forward<R, W>(from: &mut R, to: &mut W) -> io::Result<Option<Violation>>
+/// The first message (the password) must arrive by `startup`'s deadline.
+async fn forward<R, W>(
+    from: &mut R,
+    to: &mut W,
+    mut startup: Option<(tokio::time::Instant, std::time::Duration)>,
+) -> io::Result<Option<Violation>>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
 {
     let mut header = [0u8; 5];
     loop {
-        match from.read_exact(&mut header).await {
+        let read = match startup.take() {
+            Some((deadline, limit)) => {
+                match tokio::time::timeout_at(deadline, from.read_exact(&mut header)).await {
+                    Ok(read) => read,
+                    Err(_) => return Ok(Some(too_slow(limit))),
+                }
+            }
+            None => from.read_exact(&mut header).await,
+        };
+        match read {
             Ok(_) => {}
             Err(e) if e.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
             Err(e) => return Err(e),

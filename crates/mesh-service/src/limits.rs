@@ -16,8 +16,18 @@ pub struct Limits {
     pub server_memory: usize,
     /// Longest a statement may run; `None`: no limit.
     pub statement_timeout: Option<Duration>,
+    /// Most Postgres connections open at once.
+    pub pg_connections: usize,
+    /// How long a Postgres client has from connecting to sending its
+    /// password.
+    pub pg_startup_timeout: Duration,
     pool: Arc<dyn MemoryPool>,
 }
+
+/// The default cap on open Postgres connections.
+pub const DEFAULT_PG_CONNECTIONS: usize = 256;
+/// The default deadline for a Postgres client's startup and password.
+pub const DEFAULT_PG_STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The machine's memory, from `/proc/meminfo`; 8 GiB where unknown.
 fn physical_memory() -> usize {
@@ -53,8 +63,18 @@ impl Limits {
             statement_memory: statement_memory.min(server_memory),
             server_memory,
             statement_timeout,
+            pg_connections: DEFAULT_PG_CONNECTIONS,
+            pg_startup_timeout: DEFAULT_PG_STARTUP_TIMEOUT,
             pool: server_pool(server_memory),
         }
+    }
+
+    /// These limits with another Postgres connection cap and startup
+    /// deadline.
+    pub fn with_pg(mut self, connections: usize, startup_timeout: Duration) -> Self {
+        self.pg_connections = connections.max(1);
+        self.pg_startup_timeout = startup_timeout;
+        self
     }
 
     /// A new statement's share of the server's memory.

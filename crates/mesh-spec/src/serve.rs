@@ -13,6 +13,8 @@
 //!   statement_timeout: 5m   # or `off`
 //!   statement_memory: 2GiB  # one statement's share of:
 //!   server_memory: 8GiB     # all statements together
+//!   pg_connections: 256     # Postgres connections open at once
+//!   pg_startup_timeout: 10s # from connecting to sending the password
 //! ```
 
 use std::net::SocketAddr;
@@ -52,6 +54,8 @@ pub struct ServeLimits {
     pub statement_timeout: Option<Option<std::time::Duration>>,
     pub statement_memory: Option<u64>,
     pub server_memory: Option<u64>,
+    pub pg_connections: Option<u64>,
+    pub pg_startup_timeout: Option<std::time::Duration>,
 }
 
 /// Parses a size such as `512MiB`, `2GiB`, `1.5GB` or a number of bytes.
@@ -156,7 +160,13 @@ pub fn parse_serve_config(path: &Path, text: &str) -> (ServeConfig, Vec<Diagnost
         && let Some(l) = ctx.fields(
             limits,
             "limits",
-            &["statement_timeout", "statement_memory", "server_memory"],
+            &[
+                "statement_timeout",
+                "statement_memory",
+                "server_memory",
+                "pg_connections",
+                "pg_startup_timeout",
+            ],
         )
     {
         if let Some(v) = l
@@ -178,6 +188,36 @@ pub fn parse_serve_config(path: &Path, text: &str) -> (ServeConfig, Vec<Diagnost
                             ),
                         );
                     }
+                }
+            }
+        }
+        if let Some(v) = l
+            .get("pg_startup_timeout")
+            .and_then(|n| ctx.scalar_text(n, "limits.pg_startup_timeout"))
+        {
+            match crate::parse_duration(&v.value) {
+                Some(d) if !d.is_zero() => config.limits.pg_startup_timeout = Some(d),
+                _ => {
+                    ctx.error(
+                        "bad-duration",
+                        v.span,
+                        format!("`{}` is not a duration such as 10s or 1m", v.value),
+                    );
+                }
+            }
+        }
+        if let Some(v) = l
+            .get("pg_connections")
+            .and_then(|n| ctx.scalar_text(n, "limits.pg_connections"))
+        {
+            match v.value.parse::<u64>() {
+                Ok(n) if n > 0 => config.limits.pg_connections = Some(n),
+                _ => {
+                    ctx.error(
+                        "bad-number",
+                        v.span,
+                        format!("`{}` is not a number of connections (1 or more)", v.value),
+                    );
                 }
             }
         }
