@@ -686,3 +686,50 @@ fn statement_timeouts_and_memory_limits_hold_on_every_protocol() {
     assert!(fine.2.contains("1000"), "{fine:?}");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A flood of wrong secrets for one token costs one audit row per
+/// checked attempt, only the first few of them checked, and does not
+/// lock out the holder of the right one.
+#[test]
+fn a_flood_of_wrong_secrets_is_checked_and_audited_a_few_times_only() {
+    let tmp = tempfile::tempdir().unwrap();
+    let out = common::mesh(tmp.path(), &["demo", "acme", "--rows", "50"]);
+    assert!(out.status.success(), "{out:?}");
+    let dir = tmp.path().join("acme");
+    let good = token(&dir, common::USER);
+    let served = Served::start(&dir, &[]);
+    let sql = r#"{"sql": "SELECT 1 AS one"}"#;
+    // The holder signs in once: this process now knows its secret.
+    assert_eq!(
+        curl(&served.base, "/api/v1/query", Some(&good), Some(sql)).0,
+        200
+    );
+    let (head, secret) = good.rsplit_once('_').unwrap();
+    let last = secret.chars().last().unwrap();
+    let other = if last == 'a' { 'b' } else { 'a' };
+    let wrong = format!("{head}_{}{other}", &secret[..secret.len() - 1]);
+    for _ in 0..30 {
+        let r = curl(&served.base, "/api/v1/query", Some(&wrong), Some(sql));
+        assert_eq!(r.0, 401, "{r:?}");
+    }
+    // During the burst, the right secret still gets in.
+    assert_eq!(
+        curl(&served.base, "/api/v1/query", Some(&good), Some(sql)).0,
+        200
+    );
+    let audit = common::json(
+        &dir,
+        &["audit", "--action", "token.use", "--format", "json"],
+    );
+    let checked = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| {
+            e["reason"]
+                .as_str()
+                .is_some_and(|r| r.ends_with("wrong secret"))
+        })
+        .count();
+    assert_eq!(checked, 5, "{audit}");
+}

@@ -267,7 +267,28 @@ impl Mesh {
         let Some(t) = self.catalog.token(id).await? else {
             return Err(refused());
         };
-        let why = if !self.verified.check(id, secret, &t.hash).await {
+        // A secret verified before needs no Argon2 work: it is let through
+        // even during a burst of wrong ones (see `throttle`).
+        let remembered = self.verified.remembers(id, secret, &t.hash);
+        let now = std::time::Instant::now();
+        let admission = self.throttle.admit(id, now);
+        if let Some(n) = admission.ended_burst {
+            self.catalog
+                .append_audit(&[entry(
+                    &Caller::new(t.principal.clone()),
+                    "token.use",
+                    "deny",
+                    format!(
+                        "token `{id}`: {n} more attempts with a wrong secret refused unchecked in one burst"
+                    ),
+                    serde_json::json!({"token_id": id, "refused": n}),
+                )])
+                .await?;
+        }
+        if !remembered && !admission.check {
+            return Err(refused());
+        }
+        let why = if !remembered && !self.verified.check(id, secret, &t.hash).await {
             Some("wrong secret")
         } else if t.revoked_at.is_some() {
             Some("revoked")
@@ -277,6 +298,9 @@ impl Mesh {
             None
         };
         if let Some(why) = why {
+            if why == "wrong secret" {
+                self.throttle.failed(id, now);
+            }
             self.catalog
                 .append_audit(&[entry(
                     &Caller::new(t.principal.clone()),
@@ -352,19 +376,23 @@ impl std::fmt::Debug for VerifiedTokens {
 const MAX_VERIFIED: usize = 10_000;
 
 impl VerifiedTokens {
-    /// Whether `secret` matches `hash`, the Argon2 check run off the async
-    /// threads, at most once per token and process.
-    async fn check(&self, id: &str, secret: &str, hash: &str) -> bool {
+    /// Whether this process has verified `secret` against `hash` before.
+    fn remembers(&self, id: &str, secret: &str, hash: &str) -> bool {
         let digest = mesh_policy::secret_digest(secret);
-        let remembered = self
-            .known
+        self.known
             .lock()
             .ok()
             .and_then(|k| k.get(id).cloned())
-            .is_some_and(|(h, d)| h == hash && bool::from(d.ct_eq(&digest)));
-        if remembered {
+            .is_some_and(|(h, d)| h == hash && bool::from(d.ct_eq(&digest)))
+    }
+
+    /// Whether `secret` matches `hash`, the Argon2 check run off the async
+    /// threads, at most once per token and process.
+    async fn check(&self, id: &str, secret: &str, hash: &str) -> bool {
+        if self.remembers(id, secret, hash) {
             return true;
         }
+        let digest = mesh_policy::secret_digest(secret);
         let (s, h) = (secret.to_string(), hash.to_string());
         let ok = tokio::task::spawn_blocking(move || mesh_policy::verify_secret(&s, &h))
             .await

@@ -20,6 +20,7 @@ pub mod mesh;
 mod operate;
 pub mod plan;
 pub mod statement;
+mod throttle;
 
 pub use access::Caller;
 pub use datafusion::arrow;

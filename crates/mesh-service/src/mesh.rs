@@ -38,6 +38,8 @@ pub struct Mesh {
     pub(crate) limits: Arc<crate::limits::Limits>,
     /// Tokens whose secret this process has verified (see `authenticate`).
     pub(crate) verified: Arc<crate::identity::VerifiedTokens>,
+    /// Failed token checks per token (see `throttle`).
+    pub(crate) throttle: Arc<crate::throttle::Throttle>,
     /// `deployed()`, parsed, with the catalog generation it was read at.
     deployed_cache: Arc<std::sync::Mutex<Option<DeployedAt>>>,
     /// Product pages (`catalog_show`) by product and visible set, with
@@ -100,6 +102,7 @@ impl Mesh {
             storage_root,
             policy_cache: Default::default(),
             limits: Default::default(),
+            throttle: Default::default(),
             descriptors: Default::default(),
             verified: Default::default(),
             deployed_cache: Default::default(),
