@@ -2,6 +2,7 @@
 //! service and prints; nothing else.
 
 mod governance;
+mod limits;
 mod output;
 mod remote;
 
@@ -172,6 +173,8 @@ enum Command {
         /// if there is one). Flags and MESH_* variables win over it.
         #[arg(long, env = "MESH_CONFIG")]
         config: Option<PathBuf>,
+        #[command(flatten)]
+        limits: limits::LimitArgs,
     },
     /// Read the audit log: who did what, when, and the decision.
     Audit {
@@ -347,6 +350,7 @@ fn serve_settings(
     given: (Option<Listen>, Option<Listen>, Option<Listen>),
     tls: Option<mesh_spec::serve::TlsFiles>,
     config: Option<PathBuf>,
+    limits: &limits::LimitArgs,
 ) -> anyhow::Result<(
     mesh_server::Addresses,
     Option<mesh_spec::serve::TlsFiles>,
@@ -383,23 +387,7 @@ fn serve_settings(
         pg: pick(given.1, file.pg, "127.0.0.1:5433"),
         flight: pick(given.2, file.flight, "127.0.0.1:50051"),
     };
-    let defaults = mesh_service::limits::Limits::default();
-    let size = |v: Option<u64>, default: usize| v.map_or(default, |b| b as usize);
-    let limits = mesh_service::limits::Limits::new(
-        size(file.limits.statement_memory, defaults.statement_memory),
-        size(file.limits.server_memory, defaults.server_memory),
-        file.limits
-            .statement_timeout
-            .unwrap_or(defaults.statement_timeout),
-    )
-    .with_pg(
-        file.limits
-            .pg_connections
-            .map_or(defaults.pg_connections, |n| n as usize),
-        file.limits
-            .pg_startup_timeout
-            .unwrap_or(defaults.pg_startup_timeout),
-    );
+    let limits = limits.resolve(&file.limits);
     Ok((at, tls.or(file.tls), limits))
 }
 
@@ -456,13 +444,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tls_cert,
             tls_key,
             config,
+            limits,
         } => {
             let mesh = open(&cli.project, None).await?;
             let root = mesh.root.clone();
             let tls = tls_cert
                 .zip(tls_key)
                 .map(|(cert, key)| mesh_spec::serve::TlsFiles { cert, key });
-            let (at, tls, limits) = serve_settings(&root, (http, pg, flight), tls, config)?;
+            let (at, tls, limits) =
+                serve_settings(&root, (http, pg, flight), tls, config, &limits)?;
             let mesh = mesh.with_limits(limits);
             if at.http.is_none() && at.pg.is_none() && at.flight.is_none() {
                 anyhow::bail!(

@@ -630,10 +630,29 @@ fn statement_timeouts_and_memory_limits_hold_on_every_protocol() {
     let dir = tmp.path().join("acme");
     write(
         &dir.join("mesh-serve.yaml"),
-        "limits:\n  statement_timeout: 2s\n  statement_memory: 4MiB\n  server_memory: 64MiB\n",
+        "limits:\n  statement_timeout: 30s\n  statement_memory: 4MiB\n  server_memory: 64MiB\n",
+    );
+    // A bad value is refused before anything starts.
+    let bad = common::mesh(&dir, &["serve", "--statement-timeout", "soon"]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr).contains("`soon` is not a duration"),
+        "{bad:?}"
     );
     let admin = token(&dir, common::USER);
-    let served = Served::start(&dir, &[]);
+    // The variable wins over the file's 30s.
+    let served = Served::spawn(
+        &dir,
+        &[
+            "--http",
+            "127.0.0.1:0",
+            "--pg",
+            "127.0.0.1:0",
+            "--flight",
+            "127.0.0.1:0",
+        ],
+        &[("MESH_STATEMENT_TIMEOUT", "2s")],
+    );
     let pg = served.pg.clone().unwrap();
     let slow =
         "SELECT count(*) FROM generate_series(1, 60000) a CROSS JOIN generate_series(1, 60000) b";
