@@ -750,14 +750,7 @@ impl Bench {
         self.prepare(&project)?;
         let mask_file = project.join(policy::MASK_POLICY_FILE);
         std::fs::create_dir_all(mask_file.parent().context("no parent")?)?;
-        let masked = |on: bool| -> Result<()> {
-            if on {
-                std::fs::write(&mask_file, policy::MASK_POLICY)?;
-            } else if mask_file.exists() {
-                std::fs::remove_file(&mask_file)?;
-            }
-            Ok(())
-        };
+        let masked = policy_switch(mask_file, policy::MASK_POLICY);
         let (_, q1) = queries::QUERIES[0];
         let (_, q6) = queries::QUERIES
             .iter()
@@ -768,15 +761,10 @@ impl Bench {
         let pair = self.with_and_without(&project, "q1.mask", q1, &masked)?;
         // The row filter keeps every row, so both sides answer the same:
         // what differs is only the barrier it puts under the query.
-        let filter_file = project.join(policy::FILTER_POLICY_FILE);
-        let filtered = |on: bool| -> Result<()> {
-            if on {
-                std::fs::write(&filter_file, policy::FILTER_POLICY)?;
-            } else if filter_file.exists() {
-                std::fs::remove_file(&filter_file)?;
-            }
-            Ok(())
-        };
+        let filtered = policy_switch(
+            project.join(policy::FILTER_POLICY_FILE),
+            policy::FILTER_POLICY,
+        );
         eprintln!("q1 and q6 with and without a row filter on lineitem");
         let barrier_q1 = self.with_and_without(&project, "q1.filter", q1, &filtered)?;
         let barrier_q6 = self.with_and_without(&project, "q6.filter", q6, &filtered)?;
@@ -1065,4 +1053,16 @@ fn plan_bench(mesh: &Path, work: &Path, sizes: &[usize], repeat: usize) -> Resul
         );
     }
     Ok(r)
+}
+
+/// Turns a policy file on (written with `text`) or off (removed).
+fn policy_switch(file: PathBuf, text: &'static str) -> impl Fn(bool) -> Result<()> {
+    move |on| {
+        if on {
+            std::fs::write(&file, text)?;
+        } else if file.exists() {
+            std::fs::remove_file(&file)?;
+        }
+        Ok(())
+    }
 }

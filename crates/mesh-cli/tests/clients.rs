@@ -21,9 +21,7 @@ use serde_json::{Value, json};
 
 /// The demo mesh, deployed and run, with `bob`: known, in no team.
 fn demo(tmp: &Path) -> PathBuf {
-    let out = common::mesh(tmp, &["demo", "acme", "--rows", "300"]);
-    assert!(out.status.success(), "{out:?}");
-    let dir = tmp.join("acme");
+    let dir = common::demo(tmp, 300);
     ok(&dir, &["principal", "add", "bob"]);
     dir
 }
@@ -118,22 +116,11 @@ fn psql_and_psycopg_read_the_mesh_under_the_callers_policy() {
         );
     }
     // Someone else's valid token is audited like any refused token use.
-    let audit = common::json(
+    assert!(common::token_use_refused(
         &dir,
-        &["audit", "--action", "token.use", "--format", "json"],
-    );
-    assert!(
-        audit
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["principal"] == "bob"
-                && e["decision"] == "deny"
-                && e["reason"]
-                    .as_str()
-                    .is_some_and(|r| r.contains(&format!("presented as `{USER}` over postgres")))),
-        "{audit}"
-    );
+        "bob",
+        &format!("presented as `{USER}` over postgres")
+    ));
 
     // psycopg: bound parameters (extended protocol) are values, never SQL.
     let confirmed = cli_rows(
@@ -557,21 +544,11 @@ fn adbc_flight_sql_fetches_products_as_arrow_under_the_callers_policy() {
         json!({"basic": true, "user": USER, "steps": [{"sql": "SELECT 1"}]}),
     );
     assert!(refused[0]["error"].is_string(), "{refused}");
-    let audit = common::json(
+    assert!(common::token_use_refused(
         &dir,
-        &["audit", "--action", "token.use", "--format", "json"],
-    );
-    assert!(
-        audit
-            .as_array()
-            .unwrap()
-            .iter()
-            .any(|e| e["principal"] == "bob"
-                && e["reason"]
-                    .as_str()
-                    .is_some_and(|r| r.contains("over flight"))),
-        "{audit}"
-    );
+        "bob",
+        &format!("presented as `{USER}` over flight")
+    ));
 
     // bob is refused the read; a bad token is refused everything.
     let answers = adbc(
@@ -1009,18 +986,7 @@ fn every_protocol_logs_its_statements_with_a_request_or_session_id() {
     ok(&dir, &["deploy"]);
     ok(&dir, &["run"]);
     let admin = token(&dir, USER);
-    let served = Served::spawn(
-        &dir,
-        &[
-            "--http",
-            "127.0.0.1:0",
-            "--pg",
-            "127.0.0.1:0",
-            "--flight",
-            "127.0.0.1:0",
-        ],
-        &[("MESH_LOG", "info")],
-    );
+    let served = Served::start_with(&dir, &[], &[("MESH_LOG", "info")]);
     let sql = "SELECT count(*) AS n FROM example.greetings";
     psql_ok(served.pg.as_deref().unwrap(), USER, &admin, &["-c", sql]);
     let out = Command::new("curl")

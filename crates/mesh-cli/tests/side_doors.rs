@@ -99,9 +99,7 @@ fn write(path: &Path, text: &str) {
 /// and support, `gina` holds a grant on customers/profiles (no pii),
 /// `bob` is known and in no team.
 fn hostile(tmp: &Path) -> PathBuf {
-    let out = common::mesh(tmp, &["demo", "acme", "--rows", "200"]);
-    assert!(out.status.success(), "{out:?}");
-    let dir = tmp.join("acme");
+    let dir = common::demo(tmp, 200);
     for p in ["ana", "bob", "gina"] {
         ok(&dir, &["principal", "add", p]);
     }
@@ -519,9 +517,7 @@ fn no_side_door_shows_a_protected_value_or_a_hidden_fact() {
 #[test]
 fn a_statement_too_deep_is_refused_and_the_server_stays_up() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = common::mesh(tmp.path(), &["demo", "acme", "--rows", "50"]);
-    assert!(out.status.success(), "{out:?}");
-    let dir = tmp.path().join("acme");
+    let dir = common::demo(tmp.path(), 50);
     let admin = token(&dir, common::USER);
     let served = Served::start(&dir, &[]);
     let pg = served.pg.clone().unwrap();
@@ -625,9 +621,7 @@ fn a_statement_too_deep_is_refused_and_the_server_stays_up() {
 #[test]
 fn statement_timeouts_and_memory_limits_hold_on_every_protocol() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = common::mesh(tmp.path(), &["demo", "acme", "--rows", "50"]);
-    assert!(out.status.success(), "{out:?}");
-    let dir = tmp.path().join("acme");
+    let dir = common::demo(tmp.path(), 50);
     write(
         &dir.join("mesh-serve.yaml"),
         "limits:\n  statement_timeout: 30s\n  statement_memory: 4MiB\n  server_memory: 64MiB\n",
@@ -641,18 +635,7 @@ fn statement_timeouts_and_memory_limits_hold_on_every_protocol() {
     );
     let admin = token(&dir, common::USER);
     // The variable wins over the file's 30s.
-    let served = Served::spawn(
-        &dir,
-        &[
-            "--http",
-            "127.0.0.1:0",
-            "--pg",
-            "127.0.0.1:0",
-            "--flight",
-            "127.0.0.1:0",
-        ],
-        &[("MESH_STATEMENT_TIMEOUT", "2s")],
-    );
+    let served = Served::start_with(&dir, &[], &[("MESH_STATEMENT_TIMEOUT", "2s")]);
     let pg = served.pg.clone().unwrap();
     let slow =
         "SELECT count(*) FROM generate_series(1, 60000) a CROSS JOIN generate_series(1, 60000) b";
@@ -712,9 +695,7 @@ fn statement_timeouts_and_memory_limits_hold_on_every_protocol() {
 #[test]
 fn a_flood_of_wrong_secrets_is_checked_and_audited_a_few_times_only() {
     let tmp = tempfile::tempdir().unwrap();
-    let out = common::mesh(tmp.path(), &["demo", "acme", "--rows", "50"]);
-    assert!(out.status.success(), "{out:?}");
-    let dir = tmp.path().join("acme");
+    let dir = common::demo(tmp.path(), 50);
     let good = token(&dir, common::USER);
     let served = Served::start(&dir, &[]);
     let sql = r#"{"sql": "SELECT 1 AS one"}"#;

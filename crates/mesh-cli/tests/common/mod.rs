@@ -126,3 +126,21 @@ pub fn request_id(stdout: &str) -> String {
         .unwrap()
         .to_string()
 }
+
+/// `mesh demo` into `<tmp>/acme` with `rows` rows, deployed and run.
+pub fn demo(tmp: &Path, rows: u32) -> PathBuf {
+    let out = mesh(tmp, &["demo", "acme", "--rows", &rows.to_string()]);
+    assert!(out.status.success(), "{out:?}");
+    tmp.join("acme")
+}
+
+/// Whether the audit log holds a refused `token.use` of `principal`
+/// whose reason contains `says`.
+pub fn token_use_refused(dir: &Path, principal: &str, says: &str) -> bool {
+    let audit = json(dir, &["audit", "--action", "token.use", "--format", "json"]);
+    audit.as_array().into_iter().flatten().any(|e| {
+        e["principal"] == principal
+            && e["decision"] == "deny"
+            && e["reason"].as_str().is_some_and(|r| r.contains(says))
+    })
+}

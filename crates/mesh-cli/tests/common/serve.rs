@@ -24,10 +24,15 @@ pub struct Served {
 impl Served {
     /// Starts `mesh serve` on free loopback ports, with `extra` flags.
     pub fn start(dir: &Path, extra: &[&str]) -> Served {
+        Served::start_with(dir, extra, &[])
+    }
+
+    /// [`Served::start`] with extra environment variables.
+    pub fn start_with(dir: &Path, extra: &[&str], env: &[(&str, &str)]) -> Served {
         let mut args = vec!["--http", "127.0.0.1:0", "--pg", "127.0.0.1:0"];
         args.extend(["--flight", "127.0.0.1:0"]);
         args.extend(extra);
-        Served::spawn(dir, &args, &[])
+        Served::spawn(dir, &args, env)
     }
 
     /// Starts `mesh serve ARGS` with extra environment variables.
