@@ -56,6 +56,12 @@ pub struct LimitArgs {
     /// Most Postgres connections open at once [default: 256].
     #[arg(long, env = "MESH_PG_CONNECTIONS", value_parser = connections)]
     pg_connections: Option<usize>,
+    /// Most HTTP connections open at once [default: 1024].
+    #[arg(long, env = "MESH_HTTP_CONNECTIONS", value_parser = connections)]
+    http_connections: Option<usize>,
+    /// Most Flight SQL connections open at once [default: 256].
+    #[arg(long, env = "MESH_FLIGHT_CONNECTIONS", value_parser = connections)]
+    flight_connections: Option<usize>,
     /// How long a Postgres client has to send its startup and password
     /// [default: 10s].
     #[arg(long, env = "MESH_PG_STARTUP_TIMEOUT", value_parser = some_duration)]
@@ -90,6 +96,14 @@ impl LimitArgs {
             self.pg_startup_timeout
                 .or(file.pg_startup_timeout)
                 .unwrap_or(defaults.pg_startup_timeout),
+        )
+        .with_connections(
+            self.http_connections
+                .or(file.http_connections.map(|n| n as usize))
+                .unwrap_or(defaults.http_connections),
+            self.flight_connections
+                .or(file.flight_connections.map(|n| n as usize))
+                .unwrap_or(defaults.flight_connections),
         )
     }
 }

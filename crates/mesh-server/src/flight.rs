@@ -35,7 +35,6 @@ use datafusion::scalar::ScalarValue;
 use futures::{Stream, StreamExt, TryStreamExt, stream};
 use mesh_service::{Caller, Mesh, ServiceError, Statement};
 use prost::Message;
-use tonic::metadata::MetadataMap;
 use tonic::{Request, Response, Status, Streaming};
 
 use crate::prepared::PreparedStatements;
@@ -74,8 +73,9 @@ impl MeshFlightSql {
     }
 
     /// The caller a request's bearer token names.
-    async fn caller(&self, metadata: &MetadataMap) -> Result<Caller, Status> {
-        let header = metadata
+    async fn caller<T>(&self, request: &Request<T>) -> Result<Caller, Status> {
+        let header = request
+            .metadata()
             .get("authorization")
             .and_then(|v| v.to_str().ok())
             .unwrap_or_default();
@@ -86,7 +86,7 @@ impl MeshFlightSql {
             return Err(unauthenticated());
         };
         self.mesh
-            .authenticate(token.trim())
+            .authenticate_from(token.trim(), request.remote_addr().map(|a| a.ip()))
             .await
             .map_err(|_| unauthenticated())
     }
@@ -150,7 +150,7 @@ impl MeshFlightSql {
         query: impl ProstMessageExt,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        self.caller(request.metadata()).await?;
+        self.caller(&request).await?;
         info(schema, query, request.into_inner())
     }
 
@@ -280,7 +280,7 @@ impl FlightSqlService for MeshFlightSql {
             let (user, token) = text.split_once(':').ok_or_else(unauthenticated)?;
             let caller = self
                 .mesh
-                .authenticate(token)
+                .authenticate_from(token, request.remote_addr().map(|a| a.ip()))
                 .await
                 .map_err(|_| unauthenticated())?;
             if !user.is_empty() && user != caller.name {
@@ -295,7 +295,7 @@ impl FlightSqlService for MeshFlightSql {
             }
             token.to_string()
         } else {
-            let caller = self.caller(request.metadata()).await?;
+            let caller = self.caller(&request).await?;
             tracing::debug!(
                 principal = caller.name,
                 "flight handshake with a bearer token"
@@ -320,7 +320,7 @@ impl FlightSqlService for MeshFlightSql {
         query: CommandStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let caller = self.caller(request.metadata()).await?;
+        let caller = self.caller(&request).await?;
         let planned = self
             .mesh
             .prepare(&caller, Statement::sql(&query.query))
@@ -341,7 +341,7 @@ impl FlightSqlService for MeshFlightSql {
         ticket: TicketStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<Rows>, Status> {
-        let caller = self.caller(request.metadata()).await?;
+        let caller = self.caller(&request).await?;
         let sql = String::from_utf8(ticket.statement_handle.to_vec())
             .map_err(|_| Status::invalid_argument("the ticket is not a statement"))?;
         self.rows(&caller, &sql, None).await
@@ -352,7 +352,7 @@ impl FlightSqlService for MeshFlightSql {
         query: ActionCreatePreparedStatementRequest,
         request: Request<arrow_flight::Action>,
     ) -> Result<ActionCreatePreparedStatementResult, Status> {
-        let caller = self.caller(request.metadata()).await?;
+        let caller = self.caller(&request).await?;
         let planned = self
             .mesh
             .prepare(&caller, Statement::sql(&query.query))
@@ -392,7 +392,7 @@ impl FlightSqlService for MeshFlightSql {
         query: CommandPreparedStatementQuery,
         request: Request<PeekableFlightDataStream>,
     ) -> Result<DoPutPreparedStatementResult, Status> {
-        let caller = self.caller(request.metadata()).await?;
+        let caller = self.caller(&request).await?;
         self.statement(&query.prepared_statement_handle, &caller)?;
         let data = request
             .into_inner()
@@ -435,7 +435,7 @@ impl FlightSqlService for MeshFlightSql {
         query: CommandPreparedStatementQuery,
         request: Request<FlightDescriptor>,
     ) -> Result<Response<FlightInfo>, Status> {
-        let caller = self.caller(request.metadata()).await?;
+        let caller = self.caller(&request).await?;
         let (sql, _) = self.statement(&query.prepared_statement_handle, &caller)?;
         let planned = self
             .mesh
@@ -454,7 +454,7 @@ impl FlightSqlService for MeshFlightSql {
         query: CommandPreparedStatementQuery,
         request: Request<Ticket>,
     ) -> Result<Response<Rows>, Status> {
-        let caller = self.caller(request.metadata()).await?;
+        let caller = self.caller(&request).await?;
         let (sql, params) = self.statement(&query.prepared_statement_handle, &caller)?;
         self.rows(&caller, &sql, params).await
     }
@@ -464,7 +464,7 @@ impl FlightSqlService for MeshFlightSql {
         query: ActionClosePreparedStatementRequest,
         request: Request<arrow_flight::Action>,
     ) -> Result<(), Status> {
-        let caller = self.caller(request.metadata()).await?;
+        let caller = self.caller(&request).await?;
         self.prepared.close(
             &query.prepared_statement_handle,
             &caller.name,
@@ -486,7 +486,7 @@ impl FlightSqlService for MeshFlightSql {
         query: CommandGetCatalogs,
         request: Request<Ticket>,
     ) -> Result<Response<Rows>, Status> {
-        self.caller(request.metadata()).await?;
+        self.caller(&request).await?;
         let mut builder = query.into_builder();
         builder.append(mesh_service::query::CATALOG_NAME);
         one_batch(builder.schema(), builder.build())
@@ -506,7 +506,7 @@ impl FlightSqlService for MeshFlightSql {
         query: CommandGetDbSchemas,
         request: Request<Ticket>,
     ) -> Result<Response<Rows>, Status> {
-        let caller = self.caller(request.metadata()).await?;
+        let caller = self.caller(&request).await?;
         let mut domains: Vec<String> = self
             .tables(&caller)
             .await?
@@ -535,7 +535,7 @@ impl FlightSqlService for MeshFlightSql {
         query: CommandGetTables,
         request: Request<Ticket>,
     ) -> Result<Response<Rows>, Status> {
-        let caller = self.caller(request.metadata()).await?;
+        let caller = self.caller(&request).await?;
         let mut builder = query.into_builder();
         for t in self.tables(&caller).await? {
             builder
@@ -564,7 +564,7 @@ impl FlightSqlService for MeshFlightSql {
         _query: CommandGetTableTypes,
         request: Request<Ticket>,
     ) -> Result<Response<Rows>, Status> {
-        self.caller(request.metadata()).await?;
+        self.caller(&request).await?;
         let schema = Arc::new(table_types_schema());
         let batch = datafusion::arrow::record_batch::RecordBatch::try_new(
             schema.clone(),
@@ -589,7 +589,7 @@ impl FlightSqlService for MeshFlightSql {
         query: CommandGetSqlInfo,
         request: Request<Ticket>,
     ) -> Result<Response<Rows>, Status> {
-        self.caller(request.metadata()).await?;
+        self.caller(&request).await?;
         let builder = query.into_builder(&self.info);
         one_batch(builder.schema(), builder.build())
     }
@@ -612,43 +612,16 @@ fn table_types_schema() -> Schema {
     Schema::new(vec![Field::new("table_type", DataType::Utf8, false)])
 }
 
-/// Serves Flight SQL on `listener` until `stop`.
+/// Serves Flight SQL on the connections a gate lets in, until `stop`.
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    rx: tokio::sync::mpsc::Receiver<crate::gate::Admitted>,
     service: MeshFlightSql,
     stop: tokio_util::sync::CancellationToken,
 ) -> Result<(), crate::ServerError> {
     tonic::transport::Server::builder()
         .trace_fn(request_span)
         .add_service(service.into_server())
-        .serve_with_incoming_shutdown(
-            tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
-            stop.cancelled_owned(),
-        )
-        .await
-        .map_err(|e| crate::ServerError::Start {
-            what: "the Flight SQL server",
-            message: e.to_string(),
-        })
-}
-
-/// Serves Flight SQL over connections already secured by TLS.
-pub async fn serve_tls(
-    rx: tokio::sync::mpsc::Receiver<(
-        tokio_rustls::server::TlsStream<tokio::net::TcpStream>,
-        std::net::SocketAddr,
-    )>,
-    service: MeshFlightSql,
-    stop: tokio_util::sync::CancellationToken,
-) -> Result<(), crate::ServerError> {
-    let incoming = futures::stream::unfold(rx, |mut rx| async move {
-        let (stream, _) = rx.recv().await?;
-        Some((Ok::<_, std::io::Error>(crate::tls::Secured(stream)), rx))
-    });
-    tonic::transport::Server::builder()
-        .trace_fn(request_span)
-        .add_service(service.into_server())
-        .serve_with_incoming_shutdown(incoming, stop.cancelled_owned())
+        .serve_with_incoming_shutdown(crate::gate::tonic_incoming(rx), stop.cancelled_owned())
         .await
         .map_err(|e| crate::ServerError::Start {
             what: "the Flight SQL server",

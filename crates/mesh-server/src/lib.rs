@@ -8,6 +8,7 @@
 //! (`pg`) and Arrow Flight SQL (`flight`); see `docs/server.md`.
 
 pub mod flight;
+pub mod gate;
 pub mod metrics;
 mod openapi;
 pub mod pg;
@@ -150,27 +151,22 @@ impl Server {
                     message: format!("cannot set up TLS: {e}"),
                 })
         };
+        let limits = self.mesh.limits();
         if let Some(http) = self.http {
-            let router = rest::router(self.mesh.clone(), metrics.clone());
+            let router = rest::router(self.mesh.clone(), metrics.clone())
+                .into_make_service_with_connect_info::<gate::Peer>();
+            let local = http.local_addr().map_err(ServerError::Serve)?;
+            let rx = gate::Gate::new("http", limits.http_connections, gate::Refusal::Http)
+                .with_tls(acceptor(&[b"http/1.1"])?)
+                .with_first_request(gate::FIRST_REQUEST)
+                .incoming(http, stop.clone());
             let stop = stop.clone();
-            match acceptor(&[b"http/1.1"])? {
-                None => tasks.spawn(async move {
-                    axum::serve(http, router)
-                        .with_graceful_shutdown(stop.cancelled_owned())
-                        .await
-                        .map_err(ServerError::Serve)
-                }),
-                Some(acceptor) => {
-                    let local = http.local_addr().map_err(ServerError::Serve)?;
-                    let rx = tls::incoming(http, acceptor, stop.clone());
-                    tasks.spawn(async move {
-                        axum::serve(tls::HttpsListener { rx, local }, router)
-                            .with_graceful_shutdown(stop.cancelled_owned())
-                            .await
-                            .map_err(ServerError::Serve)
-                    })
-                }
-            };
+            tasks.spawn(async move {
+                axum::serve(gate::HttpListener { rx, local }, router)
+                    .with_graceful_shutdown(stop.cancelled_owned())
+                    .await
+                    .map_err(ServerError::Serve)
+            });
         }
         if let Some(pg) = self.pg {
             let handlers = Arc::new(
@@ -181,16 +177,14 @@ impl Server {
                     }
                 })?,
             );
-            let limits = self.mesh.limits();
-            let admission = pg::Admission {
-                connections: Arc::new(tokio::sync::Semaphore::new(limits.pg_connections)),
-                startup_timeout: limits.pg_startup_timeout,
-            };
+            // Postgres negotiates TLS inside its protocol (`wire`).
+            let rx = gate::Gate::new("postgres", limits.pg_connections, gate::Refusal::Postgres)
+                .incoming(pg, stop.clone());
             tasks.spawn(pg::serve(
-                pg,
+                rx,
                 handlers,
                 acceptor(&[])?,
-                admission,
+                limits.pg_startup_timeout,
                 stop.clone(),
             ));
         }
@@ -202,13 +196,11 @@ impl Server {
                         message: e.to_string(),
                     }
                 })?;
-            match acceptor(&[b"h2"])? {
-                None => tasks.spawn(flight::serve(flight, service, stop.clone())),
-                Some(acceptor) => {
-                    let rx = tls::incoming(flight, acceptor, stop.clone());
-                    tasks.spawn(flight::serve_tls(rx, service, stop.clone()))
-                }
-            };
+            let rx = gate::Gate::new("flight", limits.flight_connections, gate::Refusal::Close)
+                .with_tls(acceptor(&[b"h2"])?)
+                .with_first_request(gate::FIRST_REQUEST)
+                .incoming(flight, stop.clone());
+            tasks.spawn(flight::serve(rx, service, stop.clone()));
         }
         let mut result = Ok(());
         tokio::select! {

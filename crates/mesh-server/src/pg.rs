@@ -93,6 +93,7 @@ impl PgHandlers {
                 metrics: metrics.clone(),
             }),
             startup: Arc::new(PgStartup {
+                peer: None,
                 mesh,
                 setup,
                 metrics,
@@ -101,6 +102,25 @@ impl PgHandlers {
             }),
             cancel: Arc::new(PgCancel { sessions }),
         })
+    }
+}
+
+impl PgHandlers {
+    /// The handlers of one connection from `peer`.
+    fn for_peer(&self, peer: std::net::IpAddr) -> Self {
+        let s = &self.startup;
+        PgHandlers {
+            service: self.service.clone(),
+            startup: Arc::new(PgStartup {
+                peer: Some(peer),
+                mesh: s.mesh.clone(),
+                setup: s.setup.clone(),
+                metrics: s.metrics.clone(),
+                sessions: s.sessions.clone(),
+                keys: RandomPidSecretKeyGenerator::default(),
+            }),
+            cancel: self.cancel.clone(),
+        }
     }
 }
 
@@ -137,39 +157,22 @@ impl ErrorHandler for LogErrors {
 /// Accepts Postgres connections until `stop`; then cancels the statements
 /// still running (they end with SQLSTATE 57P01) and closes every
 /// connection.
-/// Who is let in: at most `connections` open at once, each given
-/// `startup_timeout` to send its startup packet and password.
-#[derive(Debug, Clone)]
-pub struct Admission {
-    pub connections: Arc<tokio::sync::Semaphore>,
-    pub startup_timeout: std::time::Duration,
-}
-
 pub async fn serve(
-    listener: tokio::net::TcpListener,
+    mut incoming: tokio::sync::mpsc::Receiver<crate::gate::Admitted>,
     handlers: Arc<PgHandlers>,
     tls: Option<tokio_rustls::TlsAcceptor>,
-    admission: Admission,
+    startup_timeout: std::time::Duration,
     stop: CancellationToken,
 ) -> Result<(), crate::ServerError> {
     let mut connections = tokio::task::JoinSet::new();
     loop {
         tokio::select! {
             _ = stop.cancelled() => break,
-            accepted = listener.accept() => match accepted {
-                Ok((mut socket, peer)) => {
-                    let _ = socket.set_nodelay(true);
-                    // Over the cap: refused as PostgreSQL does (53300),
-                    // without holding a task or a session.
-                    let Ok(permit) = admission.connections.clone().try_acquire_owned() else {
-                        tracing::warn!(%peer, "postgres connection refused: too many connections");
-                        connections.spawn(async move {
-                            let _ = crate::wire::too_many_connections(&mut socket).await;
-                        });
-                        continue;
-                    };
-                    let startup_timeout = admission.startup_timeout;
-                    let handlers = handlers.clone();
+            admitted = incoming.recv() => match admitted {
+                None => break,
+                Some(socket) => {
+                    let peer = socket.peer();
+                    let handlers = Arc::new(handlers.for_peer(peer.ip()));
                     let tls = tls.clone();
                     // Every log line of a connection carries its session id.
                     let span = tracing::info_span!(
@@ -194,11 +197,9 @@ pub async fn serve(
                             tracing::debug!("postgres connection ended: {e}");
                         }
                         let _ = session.await;
-                        drop(permit);
                         tracing::debug!("disconnected");
                     }, span));
                 }
-                Err(e) => tracing::warn!("postgres accept failed: {e}"),
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
@@ -321,6 +322,8 @@ impl Drop for Registered {
 /// Startup: the password is a mesh token, and the user name must be the
 /// token's principal.
 struct PgStartup {
+    /// The client's address (the pgwire side sees only a socket pair).
+    peer: Option<std::net::IpAddr>,
     mesh: Arc<Mesh>,
     setup: Arc<PgSetup>,
     metrics: Arc<Metrics>,
@@ -362,7 +365,7 @@ impl StartupHandler for PgStartup {
                         message,
                     )))
                 };
-                let caller = self.mesh.authenticate(&token).await.map_err(|_| {
+                let caller = self.mesh.authenticate_from(&token, self.peer).await.map_err(|_| {
                     refused(format!(
                         "password authentication failed for user \"{user}\": the password must be a mesh token (`mesh token create`)"
                     ))

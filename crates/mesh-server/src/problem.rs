@@ -59,8 +59,9 @@ impl From<ServiceError> for Problem {
     }
 }
 
-impl IntoResponse for Problem {
-    fn into_response(self) -> Response {
+impl Problem {
+    /// The `application/problem+json` document.
+    pub fn body(&self) -> serde_json::Value {
         let mut body = serde_json::json!({
             "type": format!("https://meshwork.dev/problems/{}", self.kind),
             "title": self.status.canonical_reason().unwrap_or("error"),
@@ -70,7 +71,13 @@ impl IntoResponse for Problem {
         if let Some(h) = &self.hint {
             body["hint"] = serde_json::Value::String(h.clone());
         }
-        let mut res = (self.status, body.to_string()).into_response();
+        body
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let mut res = (self.status, self.body().to_string()).into_response();
         res.headers_mut().insert(
             header::CONTENT_TYPE,
             HeaderValue::from_static("application/problem+json"),

@@ -172,9 +172,13 @@ impl FromRequestParts<AppState> for Authed {
             .and_then(|v| v.strip_prefix("Bearer "))
             .map(str::trim)
             .ok_or_else(Problem::unauthenticated)?;
+        let source = parts
+            .extensions
+            .get::<axum::extract::ConnectInfo<crate::gate::Peer>>()
+            .map(|c| c.0.0.ip());
         let caller = state
             .mesh
-            .authenticate(token)
+            .authenticate_from(token, source)
             .await
             .map_err(Problem::from)?;
         Ok(Authed(caller))

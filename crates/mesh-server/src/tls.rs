@@ -1,26 +1,14 @@
 //! TLS for every protocol (rustls with the ring provider), from a PEM
-//! certificate chain and key. Handshakes run in their own tasks with a
-//! deadline, so a client that connects and says nothing holds up no one.
+//! certificate chain and key. Handshakes happen in `gate`.
 
-use std::net::SocketAddr;
 use std::path::Path;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::task::{Context, Poll};
-use std::time::Duration;
 
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
-use tokio_rustls::server::TlsStream;
-use tokio_util::sync::CancellationToken;
 
 use crate::ServerError;
-
-/// How long a client has to finish its TLS handshake.
-const HANDSHAKE: Duration = Duration::from_secs(10);
 
 /// Certificate and key, loaded once and shared by the protocols.
 #[derive(Clone)]
@@ -79,121 +67,5 @@ impl Tls {
             .with_single_cert(self.chain.clone(), self.key.clone_key())?;
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(TlsAcceptor::from(Arc::new(config)))
-    }
-}
-
-/// Accepts connections on `listener` and hands out those whose handshake
-/// succeeded, until `stop`. Failed handshakes are logged and dropped.
-pub fn incoming(
-    listener: TcpListener,
-    acceptor: TlsAcceptor,
-    stop: CancellationToken,
-) -> tokio::sync::mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)> {
-    let (tx, rx) = tokio::sync::mpsc::channel(64);
-    tokio::spawn(async move {
-        loop {
-            let (socket, peer) = tokio::select! {
-                _ = stop.cancelled() => return,
-                accepted = listener.accept() => match accepted {
-                    Ok(a) => a,
-                    Err(e) => {
-                        // Out of file descriptors, say: back off briefly.
-                        tracing::warn!(error = %e, "cannot accept a connection");
-                        tokio::time::sleep(Duration::from_millis(50)).await;
-                        continue;
-                    }
-                },
-            };
-            let _ = socket.set_nodelay(true);
-            let (acceptor, tx) = (acceptor.clone(), tx.clone());
-            tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE, acceptor.accept(socket)).await {
-                    Ok(Ok(secured)) => {
-                        let _ = tx.send((secured, peer)).await;
-                    }
-                    Ok(Err(e)) => tracing::info!(%peer, error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::info!(%peer, "TLS handshake timed out"),
-                }
-            });
-        }
-    });
-    rx
-}
-
-/// The HTTP server's listener over TLS.
-pub struct HttpsListener {
-    pub(crate) rx: tokio::sync::mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-    pub(crate) local: SocketAddr,
-}
-
-impl axum::serve::Listener for HttpsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.rx.recv().await {
-            Some(c) => c,
-            // The acceptor stopped: the server is stopping.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
-    }
-}
-
-/// A TLS connection for tonic, which asks each connection who it is.
-pub struct Secured(pub TlsStream<TcpStream>);
-
-impl tonic::transport::server::Connected for Secured {
-    type ConnectInfo = tonic::transport::server::TcpConnectInfo;
-
-    fn connect_info(&self) -> Self::ConnectInfo {
-        let tcp = self.0.get_ref().0;
-        tonic::transport::server::TcpConnectInfo {
-            local_addr: tcp.local_addr().ok(),
-            remote_addr: tcp.peer_addr().ok(),
-        }
-    }
-}
-
-impl AsyncRead for Secured {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_read(cx, buf)
-    }
-}
-
-impl AsyncWrite for Secured {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write(cx, buf)
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.0).poll_shutdown(cx)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[std::io::IoSlice<'_>],
-    ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.0).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.0.is_write_vectored()
     }
 }

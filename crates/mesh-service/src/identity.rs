@@ -18,6 +18,11 @@ use crate::mesh::Mesh;
 pub const ADMIN_ROLE: &str = "mesh-admin";
 
 /// An audit entry by `by`, recorded now.
+/// Who attempts not tied to a principal (a burst from one source) are
+/// audited as; no principal may take the name, so only an admin reads
+/// those entries.
+pub const ANONYMOUS: &str = "(anonymous)";
+
 pub(crate) fn entry(
     by: &Caller,
     action: &str,
@@ -95,6 +100,11 @@ impl Mesh {
         if !matches!(kind, "user" | "service") {
             return Err(ServiceError::Usage(format!(
                 "principal kind `{kind}` is not `user` or `service`"
+            )));
+        }
+        if name == ANONYMOUS {
+            return Err(ServiceError::Usage(format!(
+                "`{ANONYMOUS}` is reserved for audit entries of unauthenticated attempts; choose another name"
             )));
         }
         // Check every team first, so a bad one leaves nothing half-added.
@@ -260,32 +270,65 @@ impl Mesh {
     /// secret, not revoked, not expired. The reason for a refusal is
     /// audited but not returned, so a caller learns nothing from it.
     pub async fn authenticate(&self, token: &str) -> Result<Caller> {
+        self.authenticate_from(token, None).await
+    }
+
+    /// [`Mesh::authenticate`] for a client at `source`, whose failed
+    /// attempts are limited per source as well as per principal (see
+    /// `throttle`).
+    pub async fn authenticate_from(
+        &self,
+        token: &str,
+        source: Option<std::net::IpAddr>,
+    ) -> Result<Caller> {
         let refused = || ServiceError::Unauthenticated;
+        let now = std::time::Instant::now();
+        let source = source.map(crate::throttle::source_key);
+        let from = match &source {
+            Some(key) => self.throttle.sources.admit(key, now),
+            None => crate::throttle::Admission {
+                check: true,
+                ended_burst: None,
+            },
+        };
+        if let (Some(n), Some(key)) = (from.ended_burst, &source) {
+            self.audit_burst(
+                &Caller::new(ANONYMOUS),
+                format!("{n} more token attempts from {key} refused unchecked in one burst"),
+                serde_json::json!({"source": key, "refused": n}),
+            )
+            .await?;
+        }
+        let failed_from_source = || {
+            if let Some(key) = &source {
+                self.throttle.sources.failed(key, now);
+            }
+        };
         let Ok((id, secret)) = mesh_policy::parse_token(token) else {
+            failed_from_source();
             return Err(refused());
         };
         let Some(t) = self.catalog.token(id).await? else {
+            failed_from_source();
             return Err(refused());
         };
         // A secret verified before needs no Argon2 work: it is let through
         // even during a burst of wrong ones (see `throttle`).
         let remembered = self.verified.remembers(id, secret, &t.hash);
-        let now = std::time::Instant::now();
-        let admission = self.throttle.admit(id, now);
-        if let Some(n) = admission.ended_burst {
-            self.catalog
-                .append_audit(&[entry(
-                    &Caller::new(t.principal.clone()),
-                    "token.use",
-                    "deny",
-                    format!(
-                        "token `{id}`: {n} more attempts with a wrong secret refused unchecked in one burst"
-                    ),
-                    serde_json::json!({"token_id": id, "refused": n}),
-                )])
-                .await?;
+        let of = self.throttle.principals.admit(&t.principal, now);
+        if let Some(n) = of.ended_burst {
+            self.audit_burst(
+                &Caller::new(t.principal.clone()),
+                format!(
+                    "{n} more attempts with a wrong secret for tokens of `{}` refused unchecked in one burst",
+                    t.principal
+                ),
+                serde_json::json!({"token_id": id, "refused": n}),
+            )
+            .await?;
         }
-        if !remembered && !admission.check {
+        let may_check = of.check && from.check;
+        if !remembered && !may_check {
             return Err(refused());
         }
         let why = if !remembered && !self.verified.check(id, secret, &t.hash).await {
@@ -299,7 +342,12 @@ impl Mesh {
         };
         if let Some(why) = why {
             if why == "wrong secret" {
-                self.throttle.failed(id, now);
+                self.throttle.principals.failed(&t.principal, now);
+            }
+            failed_from_source();
+            let mut detail = serde_json::json!({"token_id": id});
+            if let Some(key) = &source {
+                detail["source"] = key.as_str().into();
             }
             self.catalog
                 .append_audit(&[entry(
@@ -307,12 +355,25 @@ impl Mesh {
                     "token.use",
                     "deny",
                     format!("token `{id}` {why}"),
-                    serde_json::json!({"token_id": id}),
+                    detail,
                 )])
                 .await?;
             return Err(refused());
         }
         Ok(Caller::new(t.principal))
+    }
+
+    /// The one audit entry for attempts refused unchecked in a burst.
+    async fn audit_burst(
+        &self,
+        by: &Caller,
+        reason: String,
+        detail: serde_json::Value,
+    ) -> Result<()> {
+        self.catalog
+            .append_audit(&[entry(by, "token.use", "deny", reason, detail)])
+            .await?;
+        Ok(())
     }
 
     /// Records a login refused because `owner`'s valid token was presented

@@ -18,6 +18,10 @@ pub struct Limits {
     pub statement_timeout: Option<Duration>,
     /// Most Postgres connections open at once.
     pub pg_connections: usize,
+    /// Most HTTP connections open at once.
+    pub http_connections: usize,
+    /// Most Flight SQL connections open at once.
+    pub flight_connections: usize,
     /// How long a Postgres client has from connecting to sending its
     /// password.
     pub pg_startup_timeout: Duration,
@@ -26,6 +30,11 @@ pub struct Limits {
 
 /// The default cap on open Postgres connections.
 pub const DEFAULT_PG_CONNECTIONS: usize = 256;
+/// The default cap on open HTTP connections: browsers and scripts open
+/// several each.
+pub const DEFAULT_HTTP_CONNECTIONS: usize = 1024;
+/// The default cap on open Flight SQL connections.
+pub const DEFAULT_FLIGHT_CONNECTIONS: usize = 256;
 /// The default deadline for a Postgres client's startup and password.
 pub const DEFAULT_PG_STARTUP_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -64,6 +73,8 @@ impl Limits {
             server_memory,
             statement_timeout,
             pg_connections: DEFAULT_PG_CONNECTIONS,
+            http_connections: DEFAULT_HTTP_CONNECTIONS,
+            flight_connections: DEFAULT_FLIGHT_CONNECTIONS,
             pg_startup_timeout: DEFAULT_PG_STARTUP_TIMEOUT,
             pool: server_pool(server_memory),
         }
@@ -74,6 +85,14 @@ impl Limits {
     pub fn with_pg(mut self, connections: usize, startup_timeout: Duration) -> Self {
         self.pg_connections = connections.max(1);
         self.pg_startup_timeout = startup_timeout;
+        self
+    }
+
+    /// These limits with other caps on open HTTP and Flight SQL
+    /// connections.
+    pub fn with_connections(mut self, http: usize, flight: usize) -> Self {
+        self.http_connections = http.max(1);
+        self.flight_connections = flight.max(1);
         self
     }
 

@@ -38,8 +38,8 @@ pub struct Mesh {
     pub(crate) limits: Arc<crate::limits::Limits>,
     /// Tokens whose secret this process has verified (see `authenticate`).
     pub(crate) verified: Arc<crate::identity::VerifiedTokens>,
-    /// Failed token checks per token (see `throttle`).
-    pub(crate) throttle: Arc<crate::throttle::Throttle>,
+    /// Failed token checks per principal and per source (see `throttle`).
+    pub(crate) throttle: Arc<crate::throttle::Throttles>,
     /// `deployed()`, parsed, with the catalog generation it was read at.
     deployed_cache: Arc<std::sync::Mutex<Option<DeployedAt>>>,
     /// Product pages (`catalog_show`) by product and visible set, with

@@ -14,6 +14,8 @@
 //!   statement_memory: 2GiB  # one statement's share of:
 //!   server_memory: 8GiB     # all statements together
 //!   pg_connections: 256     # Postgres connections open at once
+//!   http_connections: 1024  # HTTP connections open at once
+//!   flight_connections: 256 # Flight SQL connections open at once
 //!   pg_startup_timeout: 10s # from connecting to sending the password
 //! ```
 
@@ -55,6 +57,8 @@ pub struct ServeLimits {
     pub statement_memory: Option<u64>,
     pub server_memory: Option<u64>,
     pub pg_connections: Option<u64>,
+    pub http_connections: Option<u64>,
+    pub flight_connections: Option<u64>,
     pub pg_startup_timeout: Option<std::time::Duration>,
 }
 
@@ -165,6 +169,8 @@ pub fn parse_serve_config(path: &Path, text: &str) -> (ServeConfig, Vec<Diagnost
                 "statement_memory",
                 "server_memory",
                 "pg_connections",
+                "http_connections",
+                "flight_connections",
                 "pg_startup_timeout",
             ],
         )
@@ -206,18 +212,21 @@ pub fn parse_serve_config(path: &Path, text: &str) -> (ServeConfig, Vec<Diagnost
                 }
             }
         }
-        if let Some(v) = l
-            .get("pg_connections")
-            .and_then(|n| ctx.scalar_text(n, "limits.pg_connections"))
-        {
-            match v.value.parse::<u64>() {
-                Ok(n) if n > 0 => config.limits.pg_connections = Some(n),
-                _ => {
-                    ctx.error(
-                        "bad-number",
-                        v.span,
-                        format!("`{}` is not a number of connections (1 or more)", v.value),
-                    );
+        for (key, slot) in [
+            ("pg_connections", &mut config.limits.pg_connections),
+            ("http_connections", &mut config.limits.http_connections),
+            ("flight_connections", &mut config.limits.flight_connections),
+        ] {
+            if let Some(v) = l.get(key).and_then(|n| ctx.scalar_text(n, key)) {
+                match v.value.parse::<u64>() {
+                    Ok(n) if n > 0 => *slot = Some(n),
+                    _ => {
+                        ctx.error(
+                            "bad-number",
+                            v.span,
+                            format!("`{}` is not a number of connections (1 or more)", v.value),
+                        );
+                    }
                 }
             }
         }
