@@ -9,6 +9,7 @@
 
 pub mod barrier;
 pub mod complexity;
+pub mod deadline;
 pub mod described;
 pub mod encode;
 pub mod error;

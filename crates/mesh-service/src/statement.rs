@@ -160,16 +160,23 @@ impl Mesh {
             .create_physical_plan(&optimized, &state)
             .await
             .map_err(execution_error)?;
+        let timeout = self
+            .limits
+            .statement_timeout
+            .map(|t| (t, std::time::Instant::now() + t));
+        // Checked inside the plan too: an operator that multiplies rows
+        // can keep the timer below from ever firing (see `deadline`).
+        let physical = match timeout {
+            Some((_, at)) => mesh_query::deadline::watch(physical, at).map_err(execution_error)?,
+            None => physical,
+        };
         let stream = datafusion::physical_plan::execute_stream(physical, state.task_ctx())
             .map_err(execution_error)?;
         Ok(QueryStream {
             schema,
             warnings: engine.warnings(),
             stream,
-            timeout: self
-                .limits
-                .statement_timeout
-                .map(|t| (t, tokio::time::Instant::now() + t)),
+            timeout: timeout.map(|(t, at)| (t, tokio::time::Instant::from_std(at))),
             done: false,
             _session: engine,
         })
@@ -416,7 +423,15 @@ impl QueryStream {
             }
             None => self.stream.next().await,
         };
-        item.map(|r| r.map_err(execution_error))
+        item.map(|r| {
+            r.map_err(|e| match self.timeout {
+                Some((limit, _)) if mesh_query::deadline::is_past_deadline(&e) => {
+                    self.done = true;
+                    ServiceError::Timeout { limit }
+                }
+                _ => execution_error(e),
+            })
+        })
     }
 }
 
