@@ -239,3 +239,45 @@ fn a_full_disk_under_the_tables() {
     ok(&dir, &["run"]);
     assert_eq!(greetings(&dir), 1);
 }
+
+/// A published version whose data files are gone is an error naming the
+/// product, version and file, on the CLI and over REST; never an empty
+/// table. Once a run publishes anew, the product reads again.
+#[test]
+fn a_version_whose_files_are_gone_is_an_error_not_an_empty_table() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = published(tmp.path());
+    let table = table(&dir);
+    for run in run_dirs(&table) {
+        std::fs::remove_dir_all(table.join(run)).unwrap();
+    }
+    for sql in [
+        "SELECT count(*) FROM example.greetings",
+        "SELECT * FROM example.greetings",
+        "SELECT * FROM example.\"greetings@1\"",
+    ] {
+        let err = fails(&dir, &["query", sql]);
+        assert!(
+            err.contains("`example.greetings` (product `example/greetings`), published version 1"),
+            "{err}"
+        );
+        assert!(err.contains(".parquet` is missing"), "{err}");
+    }
+    let admin = common::serve::token(&dir, common::USER);
+    let served = common::serve::Served::start(&dir, &[]);
+    let body = r#"{"sql": "SELECT count(*) AS n FROM example.greetings"}"#;
+    let (status, ctype, text) =
+        common::serve::curl(&served.base, "/api/v1/query", Some(&admin), Some(body));
+    assert_eq!(
+        (status, ctype.as_str()),
+        (500, "application/problem+json"),
+        "{text}"
+    );
+    assert!(
+        text.contains("data-missing") && text.contains("is missing"),
+        "{text}"
+    );
+    drop(served);
+    ok(&dir, &["run"]);
+    assert_eq!(greetings(&dir), 4);
+}

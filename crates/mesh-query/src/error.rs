@@ -45,6 +45,18 @@ pub enum QueryError {
     },
     #[error(transparent)]
     DataFusion(#[from] datafusion::error::DataFusionError),
+    /// A file of a published version is gone or unreadable: never read
+    /// as fewer rows.
+    #[error(
+        "`{name}` (product `{product}`), published version {version}: its data file `{file}` {problem}; the version cannot be read (restore the file, or publish a new version with `mesh run`)"
+    )]
+    MissingData {
+        name: String,
+        product: String,
+        version: u64,
+        file: String,
+        problem: String,
+    },
     #[error(transparent)]
     Catalog(#[from] mesh_catalog::CatalogError),
     #[error(transparent)]

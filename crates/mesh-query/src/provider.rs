@@ -205,20 +205,19 @@ impl Resolver {
             && let (Some(files), Some(columns)) = (&publication.files, &publication.columns)
         {
             let root = url.as_str().trim_end_matches('/');
-            return Ok(parquet_files(
-                mesh_storage::PlainFiles {
-                    schema: arrow_schema_of(columns.iter().map(|c| {
-                        let ty: ColumnType = c.ty.parse().unwrap_or(ColumnType::String);
-                        (c.name.as_str(), ty, c.nullable)
-                    })),
-                    files: files.iter().map(|f| format!("{root}/{f}")).collect(),
-                },
-                self.strings,
-            )
-            .await?);
+            let plain = mesh_storage::PlainFiles {
+                schema: arrow_schema_of(columns.iter().map(|c| {
+                    let ty: ColumnType = c.ty.parse().unwrap_or(ColumnType::String);
+                    (c.name.as_str(), ty, c.nullable)
+                })),
+                files: files.iter().map(|f| format!("{root}/{f}")).collect(),
+            };
+            self.check_files(output, version, &plain.files).await?;
+            return Ok(parquet_files(plain, self.strings).await?);
         }
         let table = mesh_storage::open(&url, Some(version)).await?;
         if let Some(plain) = mesh_storage::plain_files(&table)? {
+            self.check_files(output, version, &plain.files).await?;
             return Ok(parquet_files(plain, self.strings).await?);
         }
         let log_store = table.log_store();
@@ -239,6 +238,78 @@ impl Resolver {
             })
         })?;
         Ok(provider)
+    }
+}
+
+impl Resolver {
+    /// Every file of a published version must be there. A listing table
+    /// reads a path it cannot find as an empty folder, so a missing file
+    /// would read as fewer rows, or none: it is an error instead, naming
+    /// the file. Local files are checked with one `stat` each; files in
+    /// an object store with a `HEAD` each, a few at a time.
+    async fn check_files(
+        &self,
+        output: &OutputRecord,
+        version: u64,
+        files: &[String],
+    ) -> std::result::Result<(), QueryError> {
+        use futures::StreamExt;
+        let pending: Vec<_> = files
+            .iter()
+            .map(|file| check_file(self.runtime.clone(), file.clone()))
+            .collect();
+        let mut checks = futures::stream::iter(pending).buffer_unordered(16);
+        while let Some(checked) = checks.next().await {
+            if let Err((file, problem)) = checked {
+                return Err(QueryError::MissingData {
+                    name: format!("{}.{}", output.domain, output.output),
+                    product: output.product.to_string(),
+                    version,
+                    file,
+                    problem,
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Whether `file` is there, or what is wrong with it.
+async fn check_file(
+    runtime: Arc<RuntimeEnv>,
+    file: String,
+) -> std::result::Result<(), (String, String)> {
+    let url = match url::Url::parse(&file) {
+        Ok(url) => url,
+        Err(e) => return Err((file, format!("is not a URL: {e}"))),
+    };
+    if url.scheme() == "file" {
+        let Ok(path) = url.to_file_path() else {
+            return Err((file, "is not a local path".into()));
+        };
+        return match std::fs::metadata(&path) {
+            Ok(m) if m.is_file() => Ok(()),
+            Ok(_) => Err((file, "is not a file".into())),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Err((file, "is missing".into())),
+            Err(e) => Err((file, format!("cannot be read: {e}"))),
+        };
+    }
+    let store = datafusion::execution::object_store::ObjectStoreUrl::parse(
+        &url[..url::Position::BeforePath],
+    )
+    .and_then(|at| runtime.object_store(at));
+    let Ok(store) = store else {
+        // The scan itself will fail to reach the store.
+        return Ok(());
+    };
+    let location = match object_store::path::Path::from_url_path(url.path()) {
+        Ok(l) => l,
+        Err(e) => return Err((file, format!("is not a valid path: {e}"))),
+    };
+    match object_store::ObjectStoreExt::head(store.as_ref(), &location).await {
+        Ok(_) => Ok(()),
+        Err(object_store::Error::NotFound { .. }) => Err((file, "is missing".into())),
+        Err(e) => Err((file, format!("cannot be read: {e}"))),
     }
 }
 

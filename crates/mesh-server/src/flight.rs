@@ -242,6 +242,7 @@ fn status(e: ServiceError) -> Status {
         G::Cancelled => tonic::Code::Cancelled,
         G::Aborted => tonic::Code::Aborted,
         G::Unavailable => tonic::Code::Unavailable,
+        G::DataLoss => tonic::Code::DataLoss,
         G::Internal => tonic::Code::Internal,
     };
     Status::new(code, message)

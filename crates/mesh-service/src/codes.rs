@@ -19,6 +19,7 @@ pub enum GrpcCode {
     Cancelled,
     Aborted,
     Unavailable,
+    DataLoss,
     Internal,
 }
 
@@ -64,6 +65,8 @@ pub enum ErrorKind {
     Conflict,
     /// The policies do not load: nothing is served until they do.
     PolicyBroken,
+    /// A published version's data is gone or unreadable.
+    DataMissing,
     Internal,
 }
 
@@ -114,6 +117,7 @@ impl ErrorKind {
             K::Invalid => c(422, "invalid", "42000", G::InvalidArgument),
             K::Conflict => c(409, "conflict", "55006", G::Aborted),
             K::PolicyBroken => c(503, "policy-error", "58000", G::Unavailable),
+            K::DataMissing => c(500, "data-missing", "XX001", G::DataLoss),
             K::Internal => c(500, "internal", "XX000", G::Internal),
         }
     }
@@ -155,6 +159,7 @@ fn query_kind(q: &QueryError) -> ErrorKind {
         | QueryError::VersionNotPublished { .. }
         | QueryError::ReleaseNotFound { .. } => K::NotFound,
         QueryError::Retired { .. } => K::Retired,
+        QueryError::MissingData { .. } => K::DataMissing,
         QueryError::BadVersionSuffix { .. } => K::BadName,
         QueryError::TooComplex { .. } => K::TooComplex,
         QueryError::Plan { message, .. } => plan_kind(message),
