@@ -690,3 +690,76 @@ fn statement_timeouts_and_memory_limits_hold_on_every_protocol() {
     assert!(fine.2.contains("1000"), "{fine:?}");
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
+
+/// A statement that keeps every core busy (a join multiplying rows under
+/// an aggregation) neither stops the server from answering others nor
+/// outlives a Postgres cancel request or a session's own timeout. The
+/// server's own limit is an hour, so only the cancel can end it in time.
+#[test]
+fn a_heavy_statement_is_cancelled_and_others_are_answered_meanwhile() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = common::demo(tmp.path(), 50);
+    let admin = token(&dir, common::USER);
+    let served = Served::start_with(&dir, &[], &[("MESH_STATEMENT_TIMEOUT", "1h")]);
+    let pg = served.pg.clone().unwrap();
+    let heavy = "SELECT a.value % 7 AS k, count(*) FROM generate_series(1, 200000) a \
+                 CROSS JOIN generate_series(1, 200000) b GROUP BY 1";
+    let (host, port) = common::clients::split(&pg);
+    // psql sends a cancel request on SIGINT; `timeout` bounds the wait.
+    let cancelled = std::process::Command::new("timeout")
+        .args([
+            "-s",
+            "INT",
+            "-k",
+            "120",
+            "3",
+            "psql",
+            "-X",
+            "-w",
+            "-v",
+            "VERBOSITY=verbose",
+        ])
+        .args([
+            "-h",
+            host,
+            "-p",
+            port,
+            "-U",
+            common::USER,
+            "-d",
+            "mesh",
+            "-c",
+            heavy,
+        ])
+        .env("PGPASSWORD", &admin)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Meanwhile, other clients are answered.
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let other = curl(
+        &served.base,
+        "/api/v1/query",
+        Some(&admin),
+        Some(r#"{"sql": "SELECT count(*) AS n FROM sales.orders"}"#),
+    );
+    assert_eq!(other.0, 200, "{other:?}");
+    let out = cancelled.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("57014") && err.contains("user request"),
+        "{err}"
+    );
+    // A session's own timeout, on the same statement.
+    let out = psql(
+        &pg,
+        common::USER,
+        &admin,
+        &["-c", "SET statement_timeout = '1s'", "-c", heavy],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("57014") && err.contains("timeout"), "{err}");
+    let (clean, log) = served.stop();
+    assert!(clean, "{log}");
+}

@@ -1,19 +1,23 @@
-//! A statement's deadline, checked inside the plan.
+//! A statement's deadline and its end, checked inside the plan.
 //!
 //! The front ends wait for each batch with a timer, but a timer can only
-//! fire when the statement yields. DataFusion's sources yield
+//! fire when the statement yields, and a front end that gives up on a
+//! statement (a cancel request, a client gone) only drops its stream:
+//! the tasks computing it stop at their next yield. DataFusion's sources yield
 //! cooperatively; an operator that makes many rows out of few (a cross or
 //! nested-loop join, a join with many matches, `unnest`) can keep an
 //! aggregation above it busy for minutes between two polls of a source,
 //! and hold a worker thread, and its timer, the whole time. [`watch`] puts a
-//! [`DeadlineExec`] above each such operator: it checks the clock on every
-//! batch that passes (a few nanoseconds) and ends the statement with
-//! [`PastDeadline`] once the deadline has passed, wherever it is running.
+//! [`DeadlineExec`] above each such operator: it checks the clock and a
+//! [`Stop`] flag on every batch that passes (a few nanoseconds) and ends
+//! the statement with [`PastDeadline`] once the deadline has passed or the
+//! flag is raised, wherever it is running.
 //!
 //! It wraps the plan that is executed, after optimization, so no rule
 //! moves it and `EXPLAIN` does not show it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use datafusion::common::tree_node::{Transformed, TreeNode, TreeNodeRecursion};
@@ -25,6 +29,34 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, PlanProperties, ReplaceChildrenOptions,
 };
 use futures::StreamExt;
+
+/// Raised when whoever reads a statement's rows gives up on them.
+#[derive(Debug, Clone, Default)]
+pub struct Stop(Arc<AtomicBool>);
+
+impl Stop {
+    /// Ends the statement at the next batch any watched operator passes.
+    pub fn raise(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+
+    fn raised(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
+    }
+}
+
+/// When a statement must end: its deadline, if any, or when stopped.
+#[derive(Debug, Clone)]
+pub struct Until {
+    pub deadline: Option<Instant>,
+    pub stop: Stop,
+}
+
+impl Until {
+    fn reached(&self) -> bool {
+        self.stop.raised() || self.deadline.is_some_and(|at| Instant::now() >= at)
+    }
+}
 
 /// The error a statement ends with once past its deadline.
 #[derive(Debug, thiserror::Error)]
@@ -53,13 +85,13 @@ fn amplifies(plan: &dyn ExecutionPlan) -> bool {
     plan.children().len() >= 2 || plan.name() == "UnnestExec"
 }
 
-/// `plan` with a deadline check above every operator that can produce
+/// `plan` with a check of `until` above every operator that can produce
 /// many rows from few.
-pub fn watch(plan: Arc<dyn ExecutionPlan>, at: Instant) -> Result<Arc<dyn ExecutionPlan>> {
+pub fn watch(plan: Arc<dyn ExecutionPlan>, until: &Until) -> Result<Arc<dyn ExecutionPlan>> {
     plan.transform_up(|node| {
         if amplifies(node.as_ref()) {
             Ok(Transformed::yes(
-                Arc::new(DeadlineExec::new(node, at)) as Arc<dyn ExecutionPlan>
+                Arc::new(DeadlineExec::new(node, until.clone())) as Arc<dyn ExecutionPlan>,
             ))
         } else {
             Ok(Transformed::no(node))
@@ -68,20 +100,21 @@ pub fn watch(plan: Arc<dyn ExecutionPlan>, at: Instant) -> Result<Arc<dyn Execut
     .map(|t| t.data)
 }
 
-/// Passes its input's batches through until the deadline, then fails.
+/// Passes its input's batches through until the deadline or a stop,
+/// then fails.
 #[derive(Debug)]
 pub struct DeadlineExec {
     input: Arc<dyn ExecutionPlan>,
-    at: Instant,
+    until: Until,
     properties: Arc<PlanProperties>,
 }
 
 impl DeadlineExec {
-    pub fn new(input: Arc<dyn ExecutionPlan>, at: Instant) -> Self {
+    pub fn new(input: Arc<dyn ExecutionPlan>, until: Until) -> Self {
         let properties = input.properties().clone();
         DeadlineExec {
             input,
-            at,
+            until,
             properties,
         }
     }
@@ -128,7 +161,7 @@ impl ExecutionPlan for DeadlineExec {
         match children.len() {
             1 => Ok(Arc::new(DeadlineExec::new(
                 children.swap_remove(0),
-                self.at,
+                self.until.clone(),
             ))),
             n => Err(DataFusionError::Internal(format!(
                 "DeadlineExec has one child, not {n}"
@@ -153,11 +186,11 @@ impl ExecutionPlan for DeadlineExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> Result<SendableRecordBatchStream> {
-        let at = self.at;
+        let until = self.until.clone();
         let input = self.input.execute(partition, context)?;
         let schema = input.schema();
         let checked = input.map(move |batch| {
-            if Instant::now() >= at {
+            if until.reached() {
                 Err(DataFusionError::External(Box::new(PastDeadline)))
             } else {
                 batch
@@ -186,7 +219,11 @@ mod tests {
             .await
             .unwrap();
         // Already past: the first batch out of the join ends it.
-        let watched = watch(plan, Instant::now()).unwrap();
+        let until = Until {
+            deadline: Some(Instant::now()),
+            stop: Stop::default(),
+        };
+        let watched = watch(plan, &until).unwrap();
         let shown = datafusion::physical_plan::displayable(watched.as_ref())
             .indent(false)
             .to_string();
@@ -209,14 +246,39 @@ mod tests {
             .create_physical_plan()
             .await
             .unwrap();
-        let later = Instant::now() + std::time::Duration::from_secs(3600);
+        let until = Until {
+            deadline: Some(Instant::now() + std::time::Duration::from_secs(3600)),
+            stop: Stop::default(),
+        };
         let batches =
-            datafusion::physical_plan::collect(watch(plan, later).unwrap(), ctx.task_ctx())
+            datafusion::physical_plan::collect(watch(plan, &until).unwrap(), ctx.task_ctx())
                 .await
                 .unwrap();
         let shown = datafusion::arrow::util::pretty::pretty_format_batches(&batches)
             .unwrap()
             .to_string();
         assert!(shown.contains("10000"), "{shown}");
+    }
+
+    #[tokio::test]
+    async fn a_stopped_statement_ends_at_the_next_batch() {
+        let ctx = SessionContext::new();
+        let plan = ctx
+            .sql(CROSS)
+            .await
+            .unwrap()
+            .create_physical_plan()
+            .await
+            .unwrap();
+        let until = Until {
+            deadline: None,
+            stop: Stop::default(),
+        };
+        let watched = watch(plan, &until).unwrap();
+        until.stop.raise();
+        let e = datafusion::physical_plan::collect(watched, ctx.task_ctx())
+            .await
+            .unwrap_err();
+        assert!(is_past_deadline(&e), "{e}");
     }
 }

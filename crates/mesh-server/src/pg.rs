@@ -222,7 +222,7 @@ pub async fn serve(
 /// settings session that `SET`/`SHOW` act on.
 struct Session {
     caller: Caller,
-    current: Mutex<CancellationToken>,
+    current: Mutex<(CancellationToken, mesh_service::Stop)>,
     settings: SessionContext,
     stopping: Arc<AtomicBool>,
     catalog: PgCatalog,
@@ -232,6 +232,8 @@ struct Session {
 #[derive(Clone)]
 struct Interrupt {
     token: CancellationToken,
+    /// Ends the statement inside its plan, where the token cannot reach.
+    stop: mesh_service::Stop,
     timed_out: Arc<AtomicBool>,
     stopping: Arc<AtomicBool>,
 }
@@ -264,11 +266,13 @@ impl Session {
     /// A fresh cancel signal for the statement about to run.
     fn start(&self) -> Interrupt {
         let token = CancellationToken::new();
+        let stop = mesh_service::Stop::default();
         if let Ok(mut current) = self.current.lock() {
-            *current = token.clone();
+            *current = (token.clone(), stop.clone());
         }
         Interrupt {
             token,
+            stop,
             timed_out: Arc::default(),
             stopping: self.stopping.clone(),
         }
@@ -276,7 +280,8 @@ impl Session {
 
     fn cancel(&self) {
         if let Ok(current) = self.current.lock() {
-            current.cancel();
+            current.0.cancel();
+            current.1.raise();
         }
     }
 }
@@ -387,7 +392,7 @@ impl StartupHandler for PgStartup {
                 client.set_pid_and_secret_key(pid, secret.clone());
                 let session = Arc::new(Session {
                     caller,
-                    current: Mutex::new(CancellationToken::new()),
+                    current: Mutex::new((CancellationToken::new(), mesh_service::Stop::default())),
                     settings: SessionContext::new(),
                     stopping: self.sessions.stopping.clone(),
                     catalog,
@@ -957,6 +962,9 @@ impl PgService {
         let mut timer = self.metrics.query("postgres");
         let work = async {
             let planned = self.parser.plan(session, ast).await?;
+            let planned = planned
+                .with_stop(interrupt.stop.clone())
+                .with_timeout(timeout);
             self.mesh.execute(planned, params).await
         };
         let stream = tokio::select! {

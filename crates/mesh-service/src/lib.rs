@@ -6,6 +6,7 @@
 pub mod access;
 mod classify;
 pub mod codes;
+mod compute;
 pub mod contract;
 pub mod demo;
 pub mod discover;
@@ -31,6 +32,7 @@ pub use mesh_catalog::{
     AccessRequest, AuditEntry, AuditFilter, AuditScope, CatalogError, Grant, RunRecord, RunStatus,
 };
 pub use mesh_pipeline::{Observer, Silent};
+pub use mesh_query::deadline::Stop;
 pub use mesh_query::{QueryError, StringLayout};
 pub use statement::{Planned, QueryResult, QueryStream, SessionSetup, Statement, check_complexity};
 /// The query layer's catalog types, for front ends that describe it

@@ -79,9 +79,9 @@ impl Mesh {
             batches.push(batch?);
         }
         Ok(QueryResult {
-            schema: stream.schema,
+            schema: stream.schema.clone(),
             batches,
-            warnings: stream.warnings,
+            warnings: std::mem::take(&mut stream.warnings),
         })
     }
 
@@ -111,6 +111,8 @@ impl Mesh {
         };
         match planned {
             Ok(df) => Ok(Planned {
+                stop: mesh_query::deadline::Stop::default(),
+                timeout: None,
                 engine,
                 guard,
                 df,
@@ -136,6 +138,8 @@ impl Mesh {
             guard,
             df,
             sql,
+            stop,
+            timeout: shorter,
         } = planned;
         let params = match params {
             Some(values) => Some(coerce_params(values, &df)?),
@@ -160,24 +164,29 @@ impl Mesh {
             .create_physical_plan(&optimized, &state)
             .await
             .map_err(execution_error)?;
-        let timeout = self
-            .limits
-            .statement_timeout
-            .map(|t| (t, std::time::Instant::now() + t));
+        let timeout = match (self.limits.statement_timeout, shorter) {
+            (Some(limit), Some(session)) => Some(limit.min(session)),
+            (limit, session) => limit.or(session),
+        }
+        .map(|t| (t, std::time::Instant::now() + t));
         // Checked inside the plan too: an operator that multiplies rows
-        // can keep the timer below from ever firing (see `deadline`).
-        let physical = match timeout {
-            Some((_, at)) => mesh_query::deadline::watch(physical, at).map_err(execution_error)?,
-            None => physical,
+        // can keep the timer below from ever firing, and the tasks
+        // computing rows from stopping when the stream is dropped (see
+        // `deadline`).
+        let until = mesh_query::deadline::Until {
+            deadline: timeout.map(|(_, at)| at),
+            stop,
         };
-        let stream = datafusion::physical_plan::execute_stream(physical, state.task_ctx())
-            .map_err(execution_error)?;
+        let physical = mesh_query::deadline::watch(physical, &until).map_err(execution_error)?;
+        let stream =
+            crate::compute::execute(physical, state.task_ctx()).map_err(execution_error)?;
         Ok(QueryStream {
             schema,
             warnings: engine.warnings(),
             stream,
             timeout: timeout.map(|(t, at)| (t, tokio::time::Instant::from_std(at))),
             done: false,
+            stop: until.stop,
             _session: engine,
         })
     }
@@ -335,6 +344,10 @@ pub struct Planned {
     guard: Arc<crate::access::PolicyGuard>,
     df: datafusion::dataframe::DataFrame,
     sql: String,
+    /// Raised by the front end to end the statement (a cancel request).
+    stop: mesh_query::deadline::Stop,
+    /// A session's own timeout, when shorter than the server's.
+    timeout: Option<std::time::Duration>,
 }
 
 impl std::fmt::Debug for Planned {
@@ -344,6 +357,20 @@ impl std::fmt::Debug for Planned {
 }
 
 impl Planned {
+    /// The statement ends (with an error) once `stop` is raised, even in
+    /// the middle of computing a batch: for cancel requests.
+    pub fn with_stop(mut self, stop: mesh_query::deadline::Stop) -> Self {
+        self.stop = stop;
+        self
+    }
+
+    /// The statement's timeout is at most `timeout` (a session's own
+    /// `statement_timeout`); the server's limit still holds if shorter.
+    pub fn with_timeout(mut self, timeout: Option<std::time::Duration>) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
     /// The columns the statement returns.
     pub fn schema(&self) -> SchemaRef {
         Arc::new(self.df.schema().as_arrow().clone())
@@ -383,6 +410,9 @@ pub struct QueryStream {
     timeout: Option<(std::time::Duration, tokio::time::Instant)>,
     /// Ended early (timed out): no more rows.
     done: bool,
+    /// Raised when the stream is dropped, read to its end or not, so the
+    /// tasks computing it stop at their next batch.
+    stop: mesh_query::deadline::Stop,
     /// The session the rows are computed in; tables a front end added to
     /// it (such as `pg_catalog`) may be read while rows stream.
     _session: QueryEngine,
@@ -393,6 +423,12 @@ impl std::fmt::Debug for QueryStream {
         f.debug_struct("QueryStream")
             .field("schema", &self.schema)
             .finish()
+    }
+}
+
+impl Drop for QueryStream {
+    fn drop(&mut self) {
+        self.stop.raise();
     }
 }
 
