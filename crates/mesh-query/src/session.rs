@@ -145,8 +145,47 @@ fn read_only() -> SQLOptions {
         .with_allow_statements(false)
 }
 
+/// A parser's error as a sentence: `syntax error at line 1, column 8:
+/// expected an expression, found the end of the statement`.
+pub fn syntax_sentence(e: &datafusion::sql::sqlparser::parser::ParserError) -> String {
+    use datafusion::sql::sqlparser::parser::ParserError as P;
+    let raw = match e {
+        P::ParserError(m) | P::TokenizerError(m) => m.as_str(),
+        P::RecursionLimitExceeded => {
+            return "syntax error: the statement is nested too deeply".to_string();
+        }
+    };
+    // sqlparser: `Expected: X, found: Y at Line: L, Column: C`.
+    let (what, at) = match raw.rsplit_once(" at Line: ") {
+        Some((what, at)) => (what, Some(at.replace(", Column: ", ", column "))),
+        None => (raw, None),
+    };
+    let what = what
+        .replace("Expected: ", "expected ")
+        .replace(", found: EOF", ", found the end of the statement")
+        .replace(", found: ", ", found `")
+        .to_string();
+    let what = if what.contains(", found `") {
+        format!("{what}`")
+    } else {
+        what
+    };
+    match at {
+        Some(at) => format!("syntax error at line {at}: {what}"),
+        None => format!("syntax error: {what}"),
+    }
+}
+
 /// Turns a planning error into a user error with a hint where one helps.
 pub fn explain(e: DataFusionError, names: &[String]) -> QueryError {
+    if let DataFusionError::SQL(parser, _) = &e {
+        return QueryError::Plan {
+            message: syntax_sentence(parser),
+            hint: Some(
+                "check the statement at that point; queries are one read-only SELECT".into(),
+            ),
+        };
+    }
     let message = e.strip_backtrace();
     let missing = missing_table(&message);
     let hint = if let Some(missing) = missing.clone() {
@@ -217,4 +256,25 @@ pub fn transform_context(runtime: Option<Arc<RuntimeEnv>>) -> SessionContext {
         builder = builder.with_runtime_env(rt);
     }
     SessionContext::new_with_state(builder.build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::syntax_sentence;
+    use datafusion::sql::sqlparser::parser::ParserError as P;
+
+    #[test]
+    fn a_syntax_error_reads_as_a_sentence() {
+        let e =
+            P::ParserError("Expected: an SQL statement, found: SELEC at Line: 1, Column: 1".into());
+        assert_eq!(
+            syntax_sentence(&e),
+            "syntax error at line 1, column 1: expected an SQL statement, found `SELEC`"
+        );
+        let e = P::ParserError("Expected: an expression, found: EOF".into());
+        assert_eq!(
+            syntax_sentence(&e),
+            "syntax error: expected an expression, found the end of the statement"
+        );
+    }
 }

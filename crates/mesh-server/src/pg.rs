@@ -820,7 +820,7 @@ impl PgParser {
         self.sql.parse(sql).map_err(|e| {
             user_error(
                 "42601",
-                format!("syntax error: {e}"),
+                mesh_service::query::syntax_sentence(&e),
                 Some("the server speaks PostgreSQL's SQL as DataFusion plans it".into()),
             )
         })
