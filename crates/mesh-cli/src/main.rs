@@ -1,6 +1,7 @@
 //! `mesh`: the Meshwork command line. It parses arguments, calls the
 //! service and prints; nothing else.
 
+mod completions;
 mod governance;
 mod limits;
 mod output;
@@ -57,6 +58,9 @@ enum QueryFormat {
 enum Command {
     /// Create a new mesh project with an example product.
     Init { dir: PathBuf },
+    /// Print the completion script for a shell (bash, zsh, fish,
+    /// elvish, powershell).
+    Completions { shell: clap_complete::Shell },
     /// Build, deploy and run an example mesh with generated data.
     Demo {
         dir: PathBuf,
@@ -287,6 +291,10 @@ fn install_panic_hook() {
 fn main() -> ExitCode {
     install_panic_hook();
     let cli = Cli::parse();
+    if let Command::Completions { shell } = cli.command {
+        // Needs neither a project nor a runtime.
+        return completions::print::<Cli>(shell);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MESH_LOG")
@@ -489,6 +497,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             server.run(shutdown_signal()).await?;
             eprintln!("stopped");
         }
+        Command::Completions { shell } => return Ok(completions::print::<Cli>(shell)),
         Command::Init { dir } => {
             mesh_service::init::init(&dir)?;
             let me = user();

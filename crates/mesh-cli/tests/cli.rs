@@ -435,3 +435,35 @@ fn query_output_streams_and_handles_empty_results() {
     );
     assert_eq!(rows.as_array().unwrap().len(), 20_000);
 }
+
+/// `mesh completions SHELL` prints a script that completes every command;
+/// bash loads it.
+#[test]
+fn completions_are_printed_for_each_shell() {
+    let tmp = tempfile::tempdir().unwrap();
+    for (shell, marker) in [
+        ("bash", "_mesh()"),
+        ("zsh", "#compdef mesh"),
+        ("fish", "complete -c mesh"),
+    ] {
+        let script = common::ok(tmp.path(), &["completions", shell]);
+        assert!(script.contains(marker), "{shell}: {script}");
+        for command in ["serve", "query", "deploy", "completions"] {
+            assert!(script.contains(command), "{shell} lacks {command}");
+        }
+    }
+    let bash = common::ok(tmp.path(), &["completions", "bash"]);
+    let path = tmp.path().join("mesh.bash");
+    std::fs::write(&path, bash).unwrap();
+    let loaded = std::process::Command::new("bash")
+        .arg("-c")
+        .arg(format!("source {} && complete -p mesh", path.display()))
+        .output()
+        .unwrap();
+    assert!(
+        String::from_utf8_lossy(&loaded.stdout).contains("-F _mesh mesh"),
+        "{loaded:?}"
+    );
+    let err = common::fails(tmp.path(), &["completions", "tcsh"]);
+    assert!(err.contains("possible values"), "{err}");
+}
