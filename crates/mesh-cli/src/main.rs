@@ -426,10 +426,21 @@ fn caller() -> mesh_service::Caller {
 }
 
 /// The local user: `MESH_USER`, else the login name.
+/// Who the command acts as: `MESH_USER`, else the login name, else
+/// `unknown` (cron, containers), which is said once on stderr, since
+/// such a caller usually sees no product at all.
 fn user() -> String {
     std::env::var("MESH_USER")
         .or_else(|_| std::env::var("USER"))
-        .unwrap_or_else(|_| "unknown".into())
+        .unwrap_or_else(|_| {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                eprintln!(
+                    "note: acting as principal `unknown`: neither MESH_USER nor USER is set (set MESH_USER to a principal of this mesh)"
+                );
+            });
+            "unknown".into()
+        })
 }
 
 async fn open(project: &Option<PathBuf>, path: Option<PathBuf>) -> Result<Mesh, ServiceError> {

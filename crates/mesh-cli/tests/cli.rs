@@ -467,3 +467,23 @@ fn completions_are_printed_for_each_shell() {
     let err = common::fails(tmp.path(), &["completions", "tcsh"]);
     assert!(err.contains("possible values"), "{err}");
 }
+
+/// Without `MESH_USER` or `USER` (cron, containers), a command says who
+/// it acts as instead of leaving a bare "not found".
+#[test]
+fn a_command_without_a_user_says_who_it_acts_as() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    ok(&dir, &["deploy"]);
+    ok(&dir, &["run"]);
+    let out = Command::new(cargo_bin("mesh"))
+        .args(["query", "SELECT count(*) FROM example.greetings"])
+        .current_dir(&dir)
+        .env_remove("MESH_USER")
+        .env_remove("USER")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("acting as principal `unknown`"), "{err}");
+    assert!(err.contains("set MESH_USER"), "{err}");
+}
