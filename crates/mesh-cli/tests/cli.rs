@@ -487,3 +487,42 @@ fn a_command_without_a_user_says_who_it_acts_as() {
     assert!(err.contains("acting as principal `unknown`"), "{err}");
     assert!(err.contains("set MESH_USER"), "{err}");
 }
+
+/// Search returns every match, and REST pages through them with a total
+/// that counts them all.
+#[test]
+fn search_returns_every_match_paged() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    let example = dir.join("example/greetings");
+    let descriptor = std::fs::read_to_string(example.join("product.yaml")).unwrap();
+    for n in 1..25 {
+        let copy = dir.join(format!("example/greetings_{n}"));
+        std::fs::create_dir_all(copy.join("data")).unwrap();
+        for file in ["transform.sql", "data/greetings.csv"] {
+            std::fs::copy(example.join(file), copy.join(file)).unwrap();
+        }
+        let renamed = descriptor
+            .replace("name: greetings ", &format!("name: greetings_{n} "))
+            .replace("- name: greetings ", &format!("- name: greetings_{n} "));
+        std::fs::write(copy.join("product.yaml"), renamed).unwrap();
+    }
+    ok(&dir, &["deploy"]);
+    let hits = json(
+        &dir,
+        &["catalog", "search", "greetings", "--format", "json"],
+    );
+    assert_eq!(hits.as_array().unwrap().len(), 25, "{hits}");
+    let admin = common::serve::token(&dir, common::USER);
+    let served = common::serve::Served::start(&dir, &[]);
+    let (status, _, body) = common::serve::curl(
+        &served.base,
+        "/api/v1/search?q=greetings&limit=10&offset=20",
+        Some(&admin),
+        None,
+    );
+    assert_eq!(status, 200, "{body}");
+    let page: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(page["total"], 25, "{page}");
+    assert_eq!(page["items"].as_array().unwrap().len(), 5, "{page}");
+}

@@ -217,7 +217,8 @@ impl Mesh {
                     .collect(),
             })
             .collect();
-        let hits = search(&docs, words, 20)?;
+        // Every match: callers page through them (REST `limit`, `offset`).
+        let hits = search(&docs, words, docs.len().max(1))?;
         let mut out = Vec::new();
         for h in hits {
             if let Some((_, p)) = deployed.iter().find(|(r, _)| r.product.to_string() == h.id) {
