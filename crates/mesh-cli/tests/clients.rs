@@ -577,6 +577,14 @@ fn adbc_flight_sql_fetches_products_as_arrow_under_the_callers_policy() {
             "{answers}"
         );
     }
+    // Statements refused or failing at planning are counted too.
+    let metrics = metrics(&served.base, &admin);
+    for line in [
+        "mesh_queries_total{protocol=\"flight\",status=\"denied\"}",
+        "mesh_queries_total{protocol=\"flight\",status=\"error\"}",
+    ] {
+        assert!(metrics.contains(line), "{line} missing from:\n{metrics}");
+    }
     let (clean, stderr) = served.stop();
     assert!(clean, "{stderr}");
 }

@@ -91,6 +91,13 @@ impl MeshFlightSql {
             .map_err(|_| unauthenticated())
     }
 
+    /// A statement that fails at planning (`GetFlightInfo`) never reaches
+    /// `DoGet`: it is counted here, as every other protocol counts it.
+    fn failed_planning(&self, e: mesh_service::ServiceError) -> Status {
+        self.metrics.query("flight").finish(Err(&e));
+        status(e)
+    }
+
     /// Runs `sql` with `params` as `caller`, streaming Arrow IPC.
     async fn rows(
         &self,
@@ -326,7 +333,7 @@ impl FlightSqlService for MeshFlightSql {
             .mesh
             .prepare(&caller, Statement::sql(&query.query))
             .await
-            .map_err(status)?;
+            .map_err(|e| self.failed_planning(e))?;
         let ticket = TicketStatementQuery {
             statement_handle: query.query.into_bytes().into(),
         };
@@ -358,7 +365,7 @@ impl FlightSqlService for MeshFlightSql {
             .mesh
             .prepare(&caller, Statement::sql(&query.query))
             .await
-            .map_err(status)?;
+            .map_err(|e| self.failed_planning(e))?;
         let params = Schema::new(
             planned
                 .parameter_types()
@@ -442,7 +449,7 @@ impl FlightSqlService for MeshFlightSql {
             .mesh
             .prepare(&caller, Statement::sql(&sql))
             .await
-            .map_err(status)?;
+            .map_err(|e| self.failed_planning(e))?;
         info(
             &mesh_service::wire_schema(&planned.schema()),
             query,
