@@ -24,6 +24,35 @@ fn the_rest_api_serves_the_mesh_to_token_holders_only() {
     let r = curl(&base, "/healthz", None, None);
     assert_eq!((r.0, body_json(&r)["status"].clone()), (200, "ok".into()));
     assert_eq!(curl(&base, "/readyz", None, None).0, 200);
+    // Metrics in the format asked for: Prometheus's classic text for
+    // `text/plain`, OpenMetrics otherwise.
+    let scrape = |accept: &str| {
+        let out = std::process::Command::new("curl")
+            .args(["-s", "--max-time", "60", "-D", "-", "-H"])
+            .arg(format!("Accept: {accept}"))
+            .arg("-H")
+            .arg(format!("Authorization: Bearer {admin}"))
+            .arg(format!("{base}/metrics"))
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).to_lowercase()
+    };
+    let classic = scrape("text/plain;version=0.0.4");
+    assert!(
+        classic.contains("content-type: text/plain; version=0.0.4"),
+        "{classic}"
+    );
+    assert!(
+        classic.contains("# type mesh_http_requests_total counter"),
+        "{classic}"
+    );
+    assert!(!classic.contains("# eof"), "{classic}");
+    let open = scrape("application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5");
+    assert!(
+        open.contains("content-type: application/openmetrics-text"),
+        "{open}"
+    );
+    assert!(open.trim_end().ends_with("# eof"), "{open}");
     let doc = body_json(&curl(&base, "/openapi.json", None, None));
     assert_eq!(doc["openapi"], "3.0.3");
     // The document validates against the OpenAPI 3.0 schema

@@ -246,3 +246,46 @@ impl Drop for QueryTimer {
         self.record("cancelled");
     }
 }
+
+/// The OpenMetrics text as Prometheus's classic text format (0.0.4), for
+/// clients that ask for `text/plain`: no `# EOF` or `# UNIT` lines, and a
+/// counter's `# HELP` and `# TYPE` name its `_total` sample.
+pub fn classic(openmetrics: &str) -> String {
+    let counters: std::collections::BTreeSet<&str> = openmetrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.strip_suffix(" counter"))
+        .collect();
+    let mut out = String::with_capacity(openmetrics.len());
+    for line in openmetrics.lines() {
+        if line == "# EOF" || line.starts_with("# UNIT ") {
+            continue;
+        }
+        let renamed = ["# HELP ", "# TYPE "].iter().find_map(|prefix| {
+            let rest = line.strip_prefix(prefix)?;
+            let (name, tail) = rest.split_once(' ')?;
+            counters
+                .contains(name)
+                .then(|| format!("{prefix}{name}_total {tail}"))
+        });
+        out.push_str(renamed.as_deref().unwrap_or(line));
+        out.push('\n');
+    }
+    out
+}
+
+#[cfg(test)]
+mod classic_tests {
+    #[test]
+    fn counters_are_named_by_their_total_and_eof_is_dropped() {
+        let open = "# HELP mesh_queries Statements run.\n# TYPE mesh_queries counter\n\
+                    mesh_queries_total{protocol=\"rest\"} 1\n# TYPE mesh_sessions gauge\n\
+                    mesh_sessions 2\n# EOF\n";
+        assert_eq!(
+            super::classic(open),
+            "# HELP mesh_queries_total Statements run.\n# TYPE mesh_queries_total counter\n\
+             mesh_queries_total{protocol=\"rest\"} 1\n# TYPE mesh_sessions gauge\n\
+             mesh_sessions 2\n"
+        );
+    }
+}

@@ -104,12 +104,36 @@ async fn http_metrics(State(s): State<AppState>, req: Request, next: Next) -> Re
 
 /// `GET /metrics`: Prometheus metrics (OpenMetrics text). Needs a token
 /// like every non-health route; scrape with a bearer credential.
-async fn metrics_text(State(s): State<AppState>, Authed(_): Authed) -> Result<Response, Problem> {
+/// `GET /metrics`: OpenMetrics, or Prometheus's classic text format for a
+/// client whose `Accept` asks for `text/plain` and not OpenMetrics.
+async fn metrics_text(
+    State(s): State<AppState>,
+    Authed(_): Authed,
+    headers: axum::http::HeaderMap,
+) -> Result<Response, Problem> {
     let runs = s.mesh.run_counts().await?;
-    let mut res = s.metrics.render(&runs).into_response();
+    let accept: Vec<&str> = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .collect();
+    let asks = |what: &str| accept.iter().any(|v| v.contains(what));
+    let text = s.metrics.render(&runs);
+    let (body, content_type) = if asks("text/plain") && !asks("application/openmetrics-text") {
+        (
+            crate::metrics::classic(&text),
+            "text/plain; version=0.0.4; charset=utf-8",
+        )
+    } else {
+        (
+            text,
+            "application/openmetrics-text; version=1.0.0; charset=utf-8",
+        )
+    };
+    let mut res = body.into_response();
     res.headers_mut().insert(
         axum::http::header::CONTENT_TYPE,
-        HeaderValue::from_static("application/openmetrics-text; version=1.0.0; charset=utf-8"),
+        HeaderValue::from_static(content_type),
     );
     Ok(res)
 }
