@@ -147,6 +147,14 @@ fn psql_and_psycopg_read_the_mesh_under_the_callers_policy() {
     assert_eq!(answers[3]["rows"][0][0], "7", "{answers}");
     assert_eq!(answers[4]["rows"], json!([["300"]]), "{answers}");
     assert_eq!(answers[5]["sqlstate"], "42P01", "{answers}");
+    // Every connection has its own backend key (cancel requests name it).
+    let pids: Vec<Value> = (0..2)
+        .map(|_| {
+            psycopg(&pg, USER, &admin, json!({"steps": [{"backend_pid": true}]}))[0]["backend_pid"]
+                .clone()
+        })
+        .collect();
+    assert!(pids[0].is_i64() && pids[0] != pids[1], "{pids:?}");
 
     // What drivers and BI tools send on connect, in a transaction
     // (psycopg's default).

@@ -98,7 +98,7 @@ impl PgHandlers {
                 setup,
                 metrics,
                 sessions: sessions.clone(),
-                keys: RandomPidSecretKeyGenerator::default(),
+                keys: Arc::default(),
             }),
             cancel: Arc::new(PgCancel { sessions }),
         })
@@ -108,16 +108,11 @@ impl PgHandlers {
 impl PgHandlers {
     /// The handlers of one connection from `peer`.
     fn for_peer(&self, peer: std::net::IpAddr) -> Self {
-        let s = &self.startup;
         PgHandlers {
             service: self.service.clone(),
             startup: Arc::new(PgStartup {
                 peer: Some(peer),
-                mesh: s.mesh.clone(),
-                setup: s.setup.clone(),
-                metrics: s.metrics.clone(),
-                sessions: s.sessions.clone(),
-                keys: RandomPidSecretKeyGenerator::default(),
+                ..(*self.startup).clone()
             }),
             cancel: self.cancel.clone(),
         }
@@ -326,6 +321,7 @@ impl Drop for Registered {
 
 /// Startup: the password is a mesh token, and the user name must be the
 /// token's principal.
+#[derive(Clone)]
 struct PgStartup {
     /// The client's address (the pgwire side sees only a socket pair).
     peer: Option<std::net::IpAddr>,
@@ -333,7 +329,8 @@ struct PgStartup {
     setup: Arc<PgSetup>,
     metrics: Arc<Metrics>,
     sessions: Arc<Sessions>,
-    keys: RandomPidSecretKeyGenerator,
+    /// Shared by every connection, so each gets its own backend pid.
+    keys: Arc<RandomPidSecretKeyGenerator>,
 }
 
 #[async_trait]

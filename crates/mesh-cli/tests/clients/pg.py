@@ -2,8 +2,10 @@
 
 Reads a job as JSON on stdin: {"dsn": ..., "steps": [...]}; each step is
 {"sql": ..., "params": [...], "prepare": bool} or
-{"sql": ..., "cancel_after": seconds} (cancelled from another thread).
-Prints one JSON result per step: {"columns", "rows"} or {"sqlstate", "error"}.
+{"sql": ..., "cancel_after": seconds} (cancelled from another thread) or
+{"backend_pid": true} (the connection's backend pid).
+Prints one JSON result per step: {"columns", "rows"}, {"sqlstate", "error"}
+or {"backend_pid"}.
 """
 import json
 import sys
@@ -13,6 +15,8 @@ import psycopg
 
 
 def run(conn, step):
+    if step.get("backend_pid"):
+        return {"backend_pid": conn.info.backend_pid}
     cur = conn.cursor()
     timer = None
     if "cancel_after" in step:
