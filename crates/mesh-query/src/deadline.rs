@@ -205,19 +205,19 @@ mod tests {
     use super::*;
     use datafusion::prelude::SessionContext;
 
+    async fn planned(sql: &str) -> (SessionContext, Arc<dyn ExecutionPlan>) {
+        let ctx = SessionContext::new();
+        let plan = ctx.sql(sql).await.unwrap();
+        let plan = plan.create_physical_plan().await.unwrap();
+        (ctx, plan)
+    }
+
     const CROSS: &str = "SELECT a.value % 7 AS k, count(*) FROM generate_series(1, 100000) a \
                          CROSS JOIN generate_series(1, 100000) b GROUP BY 1";
 
     #[tokio::test]
     async fn a_join_that_multiplies_rows_stops_at_the_deadline() {
-        let ctx = SessionContext::new();
-        let plan = ctx
-            .sql(CROSS)
-            .await
-            .unwrap()
-            .create_physical_plan()
-            .await
-            .unwrap();
+        let (ctx, plan) = planned(CROSS).await;
         // Already past: the first batch out of the join ends it.
         let until = Until {
             deadline: Some(Instant::now()),
@@ -262,14 +262,7 @@ mod tests {
 
     #[tokio::test]
     async fn a_stopped_statement_ends_at_the_next_batch() {
-        let ctx = SessionContext::new();
-        let plan = ctx
-            .sql(CROSS)
-            .await
-            .unwrap()
-            .create_physical_plan()
-            .await
-            .unwrap();
+        let (ctx, plan) = planned(CROSS).await;
         let until = Until {
             deadline: None,
             stop: Stop::default(),
