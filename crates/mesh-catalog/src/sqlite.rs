@@ -492,6 +492,17 @@ impl CatalogStore for SqliteCatalog {
         ))
     }
 
+    async fn access_generations(&self) -> Result<(i64, i64)> {
+        let row = sqlx::query(
+            "SELECT d.n AS deployment, a.n AS access
+             FROM deployment_generation d CROSS JOIN access_generation a
+             WHERE d.id = 1 AND a.id = 1",
+        )
+        .fetch_one(&self.pool)
+        .await?;
+        Ok((row.try_get("deployment")?, row.try_get("access")?))
+    }
+
     async fn deployment_generation(&self) -> Result<i64> {
         Ok(
             sqlx::query_scalar("SELECT n FROM deployment_generation WHERE id = 1")

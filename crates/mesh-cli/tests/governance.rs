@@ -6,6 +6,7 @@ mod common;
 
 use std::path::Path;
 
+use common::serve::{Served, curl, token};
 use common::{USER, edit, fails, init, json, mesh_as, ok, request_id};
 
 fn out(o: &std::process::Output) -> (bool, String, String) {
@@ -291,6 +292,16 @@ fn the_access_loop_requests_approves_masks_and_revokes() {
             .unwrap_err()
             .contains("access denied")
     );
+    // A server started now keeps its view of grants in memory: every
+    // change the CLI makes below must count from its next statement.
+    let bob = token(&dir, "bob");
+    let served = Served::start(&dir, &[]);
+    let served_as_bob = || {
+        let body = serde_json::json!({"sql": sql}).to_string();
+        curl(&served.base, "/api/v1/query", Some(&bob), Some(&body))
+    };
+    let denied = served_as_bob();
+    assert_eq!(denied.0, 403, "{denied:?}");
 
     // bob asks; he cannot decide his own request, nor can carol.
     let (done, stdout, err) = out(&mesh_as(
@@ -354,6 +365,9 @@ fn the_access_loop_requests_approves_masks_and_revokes() {
         .unwrap()
         .to_string();
     assert_eq!(query_as(&dir, "bob", sql).unwrap(), "text\n***\n");
+    let granted = served_as_bob();
+    assert_eq!(granted.0, 200, "{granted:?}");
+    assert!(granted.2.contains("***"), "{granted:?}");
     let (done, _, err) = out(&mesh_as(&dir, "ana", &["access", "approve", &id]));
     assert!(!done && err.contains("already approved"), "{err}");
 
@@ -367,6 +381,9 @@ fn the_access_loop_requests_approves_masks_and_revokes() {
             .unwrap_err()
             .contains("access denied")
     );
+    let revoked = served_as_bob();
+    assert_eq!(revoked.0, 403, "{revoked:?}");
+    served.stop();
 
     // A request for personal data, denied, then asked again and approved.
     let (_, stdout, _) = out(&mesh_as(

@@ -31,9 +31,55 @@ struct PolicyFile {
 /// The policies of a mesh: the global ones and each domain's.
 #[derive(Debug)]
 pub struct PolicySet {
-    global: Mutex<regorus::Engine>,
-    domains: BTreeMap<String, Mutex<regorus::Engine>>,
+    global: Mutex<Evaluator>,
+    domains: BTreeMap<String, Mutex<Evaluator>>,
     files: Vec<PolicyFile>,
+}
+
+/// One compiled policy engine, and the rule paths it was found not to
+/// define (asked for again, they are undefined without an evaluation).
+#[derive(Debug)]
+pub(crate) struct Evaluator {
+    engine: regorus::Engine,
+    missing: std::collections::HashSet<String>,
+}
+
+impl Evaluator {
+    fn new(engine: regorus::Engine) -> Mutex<Self> {
+        Mutex::new(Evaluator {
+            engine,
+            missing: Default::default(),
+        })
+    }
+
+    /// The value of `path` for the input set: a rule path is evaluated
+    /// directly (no query to parse and schedule, several times cheaper);
+    /// anything else, or a path no rule defines, as a query, which tells
+    /// an undefined value from a failure.
+    fn value(&mut self, path: &str) -> Result<Option<regorus::Value>> {
+        let mut not_a_rule = true;
+        if !self.missing.contains(path) {
+            match self.engine.eval_rule(path.to_string()) {
+                Ok(v) => return Ok(Some(v).filter(|v| *v != regorus::Value::Undefined)),
+                Err(e) => not_a_rule = e.to_string().contains("not a valid rule path"),
+            }
+        }
+        let results = self
+            .engine
+            .eval_query(path.to_string(), false)
+            .map_err(|err| PolicyError::Eval(err.to_string()))?;
+        let v = results
+            .result
+            .into_iter()
+            .next()
+            .and_then(|r| r.expressions.into_iter().next())
+            .map(|x| x.value)
+            .filter(|v| *v != regorus::Value::Undefined);
+        if v.is_none() && not_a_rule {
+            self.missing.insert(path.to_string());
+        }
+        Ok(v)
+    }
 }
 
 /// `.rego` files directly in `dir`, sorted; none when it does not exist.
@@ -234,10 +280,10 @@ impl PolicySet {
             });
         }
         Ok(PolicySet {
-            global: Mutex::new(engine),
+            global: Evaluator::new(engine),
             domains: engines
                 .into_iter()
-                .map(|(d, e)| (d, Mutex::new(e)))
+                .map(|(d, e)| (d, Evaluator::new(e)))
                 .collect(),
             files,
         })
@@ -257,11 +303,11 @@ impl PolicySet {
         )
     }
 
-    pub(crate) fn global_engine(&self) -> &Mutex<regorus::Engine> {
+    pub(crate) fn global_engine(&self) -> &Mutex<Evaluator> {
         &self.global
     }
 
-    pub(crate) fn domain_engine(&self, domain: &str) -> Option<&Mutex<regorus::Engine>> {
+    pub(crate) fn domain_engine(&self, domain: &str) -> Option<&Mutex<Evaluator>> {
         self.domains.get(domain)
     }
 
@@ -273,7 +319,7 @@ impl PolicySet {
     /// The value of a rule path (`data.mesh.access.allow`) for an input;
     /// `None` when undefined.
     pub(crate) fn value(
-        engine: &Mutex<regorus::Engine>,
+        engine: &Mutex<Evaluator>,
         input: &Value,
         path: &str,
     ) -> Result<Option<Value>> {
@@ -283,7 +329,7 @@ impl PolicySet {
     /// The values of several rule paths for one input, which is converted
     /// and set once.
     pub(crate) fn values(
-        engine: &Mutex<regorus::Engine>,
+        engine: &Mutex<Evaluator>,
         input: &Value,
         paths: &[&str],
     ) -> Result<Vec<Option<Value>>> {
@@ -292,20 +338,10 @@ impl PolicySet {
             .map_err(|_| PolicyError::Eval("the policy engine was poisoned by a panic".into()))?;
         let input = serde_json::from_value::<regorus::Value>(input.clone())
             .map_err(|err| PolicyError::Eval(err.to_string()))?;
-        e.set_input(input);
+        e.engine.set_input(input);
         let mut out = Vec::with_capacity(paths.len());
         for path in paths {
-            let results = e
-                .eval_query((*path).to_string(), false)
-                .map_err(|err| PolicyError::Eval(err.to_string()))?;
-            let v = results
-                .result
-                .into_iter()
-                .next()
-                .and_then(|r| r.expressions.into_iter().next())
-                .map(|x| x.value)
-                .filter(|v| *v != regorus::Value::Undefined);
-            out.push(match v {
+            out.push(match e.value(path)? {
                 Some(v) => Some(
                     serde_json::to_value(&v).map_err(|err| PolicyError::Eval(err.to_string()))?,
                 ),
@@ -317,7 +353,7 @@ impl PolicySet {
 
     /// [`Self::values`] for a fixed number of rules.
     fn rules<const N: usize>(
-        engine: &Mutex<regorus::Engine>,
+        engine: &Mutex<Evaluator>,
         input: &Value,
         paths: [&str; N],
     ) -> Result<[Option<Value>; N]> {

@@ -12,7 +12,7 @@ use std::sync::{Arc, Mutex};
 
 use async_trait::async_trait;
 use chrono::Utc;
-use mesh_catalog::{AuditEntry, CatalogStore, OutputRecord, ProductRecord};
+use mesh_catalog::{AuditEntry, OutputRecord, ProductRecord};
 use mesh_policy::{
     AccessInput, ColumnInput, Decision, GrantInput, PolicySet, PrincipalInput, ProductInput,
 };
@@ -49,7 +49,8 @@ pub struct PolicyGuard {
     /// Looked up with the first decision's other lookups, then kept.
     principal: tokio::sync::OnceCell<PrincipalInput>,
     policies: Arc<PolicySet>,
-    catalog: Arc<dyn CatalogStore>,
+    /// The catalog as of the statement's start.
+    snapshot: Arc<crate::snapshot::Snapshot>,
     purpose: Option<String>,
     cache: Mutex<HashMap<(String, String, Read), Decision>>,
     decided: Mutex<Vec<Decided>>,
@@ -60,23 +61,23 @@ pub struct PolicyGuard {
 pub type DescriptorCache = Mutex<HashMap<(String, u64), Option<Arc<ProductDescriptor>>>>;
 
 impl PolicyGuard {
-    pub async fn new(
+    pub(crate) fn new(
         caller: &Caller,
         policies: Arc<PolicySet>,
-        catalog: Arc<dyn CatalogStore>,
+        snapshot: Arc<crate::snapshot::Snapshot>,
         purpose: Option<String>,
         descriptors: Arc<DescriptorCache>,
-    ) -> Result<Self> {
-        Ok(PolicyGuard {
+    ) -> Self {
+        PolicyGuard {
             name: caller.name.clone(),
             principal: tokio::sync::OnceCell::new(),
             policies,
-            catalog,
+            snapshot,
             purpose,
             cache: Mutex::new(HashMap::new()),
             decided: Mutex::new(Vec::new()),
             descriptors,
-        })
+        }
     }
 
     /// The decisions made so far, in order.
@@ -94,7 +95,7 @@ impl PolicyGuard {
             .principal
             .get_or_try_init(|| async {
                 Ok::<_, crate::error::ServiceError>(
-                    match self.catalog.principal(&self.name).await? {
+                    match self.snapshot.principal(&self.name).await? {
                         Some(p) => PrincipalInput {
                             name: p.name,
                             kind: p.kind,
@@ -152,18 +153,14 @@ impl PolicyGuard {
     /// refuses it.
     async fn input(&self, output: &OutputRecord, read: &Read) -> Result<AccessInput> {
         let domain = output.product.domain.to_string();
-        let (record, principal, owner_teams, grants) = tokio::join!(
-            self.catalog.product(&output.product),
-            self.principal_input(),
-            self.catalog.owner_teams(&domain),
-            self.catalog.grants(Some(&self.name))
-        );
-        let record: ProductRecord =
-            record?.ok_or_else(|| crate::error::ServiceError::ProductNotFound {
+        let record = self.snapshot.record(&output.product).ok_or_else(|| {
+            crate::error::ServiceError::ProductNotFound {
                 product: output.product.to_string(),
                 hint: None,
-            })?;
-        let record = &record;
+            }
+        })?;
+        let principal = self.principal_input().await?;
+        let grants = self.snapshot.grants(&self.name).await?;
         let descriptor = self.descriptor(record).ok_or_else(|| {
             crate::error::ServiceError::Execution(format!(
                 "the deployed descriptor of `{}` cannot be read, so its columns' classifications are unknown; reads of it are refused until it is deployed again",
@@ -182,7 +179,7 @@ impl PolicyGuard {
             .unwrap_or(&record.product)
             .to_string();
         let family_output = declared.map_or(output.output.as_str(), |o| o.name.as_str());
-        let classes = self.catalog.classes(&family).await?;
+        let classes = self.snapshot.classes(&family).await?;
         let version = read.product_version.as_deref().unwrap_or(&record.version);
         let columns = read
             .columns
@@ -219,10 +216,10 @@ impl PolicyGuard {
             .map_or_else(|| "discoverable".to_string(), |a| a.visibility.clone());
         Ok(AccessInput {
             action: "read".into(),
-            principal: principal?,
+            principal,
             product: ProductInput {
                 id: output.product.to_string(),
-                owner_teams: owner_teams?,
+                owner_teams: self.snapshot.owner_teams(&domain).to_vec(),
                 domain,
                 name: output.product.name.to_string(),
                 owner: record.owner.clone(),
@@ -231,8 +228,8 @@ impl PolicyGuard {
             },
             output: output.output.to_string(),
             columns,
-            grants: grants?
-                .into_iter()
+            grants: grants
+                .iter()
                 // A grant on a product covers its older majors too.
                 .filter(|g| {
                     let family = record.line_of.as_ref().unwrap_or(&record.product);
@@ -240,8 +237,8 @@ impl PolicyGuard {
                         && g.is_live(Utc::now())
                 })
                 .map(|g| GrantInput {
-                    id: g.id,
-                    purpose: g.purpose,
+                    id: g.id.clone(),
+                    purpose: g.purpose.clone(),
                     allows_pii: g.allows_pii,
                     expires_at: g.expires_at.to_rfc3339(),
                 })

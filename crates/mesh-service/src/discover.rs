@@ -72,8 +72,14 @@ impl Mesh {
         &self,
         caller: &Caller,
     ) -> Result<Vec<(mesh_catalog::ProductRecord, ProductDescriptor)>> {
-        let deployed = self.deployed().await?;
-        self.visible_of(caller, deployed).await
+        let snapshot = self.snapshot().await?;
+        let sight = self.sight(caller, &snapshot).await?;
+        Ok(snapshot
+            .deployed
+            .iter()
+            .filter(|(r, p)| sight.sees(r, p))
+            .cloned()
+            .collect())
     }
 
     /// The products of `deployed` that `caller` may see (see `visible_deployed`).
@@ -82,63 +88,42 @@ impl Mesh {
         caller: &Caller,
         deployed: Vec<(mesh_catalog::ProductRecord, ProductDescriptor)>,
     ) -> Result<Vec<(mesh_catalog::ProductRecord, ProductDescriptor)>> {
-        let me = self.catalog.principal(&caller.name).await?;
-        self.visible_given(caller, me, deployed).await
+        let snapshot = self.snapshot().await?;
+        let sight = self.sight(caller, &snapshot).await?;
+        Ok(deployed
+            .into_iter()
+            .filter(|(r, p)| sight.sees(r, p))
+            .collect())
     }
 
-    /// [`Mesh::visible_of`] for a principal record just read.
-    async fn visible_given(
+    /// What decides which products `caller` sees, read from `snapshot`.
+    pub(crate) async fn sight<'a>(
         &self,
-        caller: &Caller,
-        me: Option<mesh_catalog::Principal>,
-        deployed: Vec<(mesh_catalog::ProductRecord, ProductDescriptor)>,
-    ) -> Result<Vec<(mesh_catalog::ProductRecord, ProductDescriptor)>> {
-        let admin = me
-            .as_ref()
-            .is_some_and(|p| p.roles.iter().any(|r| r == crate::identity::ADMIN_ROLE));
-        if admin {
-            return Ok(deployed);
-        }
-        let teams: Vec<String> = me.as_ref().map(|p| p.teams.clone()).unwrap_or_default();
-        let mut owners: std::collections::BTreeMap<String, Vec<String>> = Default::default();
-        for t in self.catalog.teams().await? {
-            for d in &t.domains {
-                owners.entry(d.clone()).or_default().push(t.name.clone());
-            }
-        }
+        caller: &'a Caller,
+        snapshot: &'a crate::snapshot::Snapshot,
+    ) -> Result<Sight<'a>> {
+        let me = snapshot.principal(&caller.name).await?;
         let now = chrono::Utc::now();
         let granted: Vec<String> = match &me {
-            Some(_) => self
-                .catalog
-                .grants(Some(&caller.name))
+            Some(_) => snapshot
+                .grants(&caller.name)
                 .await?
-                .into_iter()
+                .iter()
                 .filter(|g| g.is_live(now))
-                .map(|g| g.product)
+                .map(|g| g.product.clone())
                 .collect(),
             None => Vec::new(),
         };
-        Ok(deployed
-            .into_iter()
-            .filter(|(r, p)| {
-                let access = p.access.as_ref();
-                match access.map_or("discoverable", |a| a.visibility.as_str()) {
-                    "public" => true,
-                    "discoverable" => me.is_some(),
-                    _ => {
-                        let of = r.line_of.as_ref().unwrap_or(&r.product);
-                        let approvers = access.map(|a| a.approvers.as_slice()).unwrap_or_default();
-                        owners
-                            .get(r.product.domain.as_str())
-                            .is_some_and(|o| teams.iter().any(|t| o.contains(t)))
-                            || teams.iter().any(|t| approvers.contains(t))
-                            || approvers.contains(&caller.name)
-                            || granted.contains(&of.to_string())
-                            || granted.contains(&r.product.to_string())
-                    }
-                }
-            })
-            .collect())
+        Ok(Sight {
+            caller: &caller.name,
+            admin: me
+                .as_ref()
+                .is_some_and(|p| p.roles.iter().any(|r| r == crate::identity::ADMIN_ROLE)),
+            known: me.is_some(),
+            teams: me.map(|p| p.teams).unwrap_or_default(),
+            owners: snapshot.owners(),
+            granted,
+        })
     }
 
     /// The SQL tables (`<domain>.<output>`) of the served products `caller`
@@ -242,9 +227,9 @@ impl Mesh {
     /// `CatalogStore::generations_and_principal`) and set of products the caller sees,
     /// then served from memory: the catalog is asked only what moved.
     pub async fn catalog_show(&self, caller: &Caller, name: &str) -> Result<Value> {
-        let (generations, me) = self.catalog.generations_and_principal(&caller.name).await?;
+        let (generations, _) = self.catalog.generations_and_principal(&caller.name).await?;
         let deployed = self.deployed_at(generations.0).await?;
-        let deployed = self.visible_given(caller, me, deployed).await?;
+        let deployed = self.visible_of(caller, deployed).await?;
         let known: Vec<_> = deployed.iter().map(|(r, _)| r.product.clone()).collect();
         let r = self.resolve(name, &known)?;
         let key = (r.to_string(), fingerprint(&known));
@@ -464,4 +449,42 @@ pub struct VisibleTable {
     pub domain: String,
     pub name: String,
     pub schema: datafusion::arrow::datatypes::SchemaRef,
+}
+
+/// Which products one caller may see: `public` ones always;
+/// `discoverable` ones (the default) by any known principal; `private`
+/// ones by the owning teams, the product's approvers, holders of a grant
+/// in force (on it or, for an older major, on its line), and mesh-admins.
+pub(crate) struct Sight<'a> {
+    caller: &'a str,
+    admin: bool,
+    known: bool,
+    teams: Vec<String>,
+    owners: &'a std::collections::BTreeMap<String, Vec<String>>,
+    granted: Vec<String>,
+}
+
+impl Sight<'_> {
+    pub(crate) fn sees(&self, r: &mesh_catalog::ProductRecord, p: &ProductDescriptor) -> bool {
+        if self.admin {
+            return true;
+        }
+        let access = p.access.as_ref();
+        match access.map_or("discoverable", |a| a.visibility.as_str()) {
+            "public" => true,
+            "discoverable" => self.known,
+            _ => {
+                let of = r.line_of.as_ref().unwrap_or(&r.product);
+                let approvers = access.map(|a| a.approvers.as_slice()).unwrap_or_default();
+                let teams = &self.teams;
+                self.owners
+                    .get(r.product.domain.as_str())
+                    .is_some_and(|o| teams.iter().any(|t| o.contains(t)))
+                    || teams.iter().any(|t| approvers.contains(t))
+                    || approvers.iter().any(|a| a == self.caller)
+                    || self.granted.contains(&of.to_string())
+                    || self.granted.contains(&r.product.to_string())
+            }
+        }
+    }
 }

@@ -20,6 +20,7 @@ pub mod limits;
 pub mod mesh;
 mod operate;
 pub mod plan;
+mod snapshot;
 pub mod statement;
 mod throttle;
 

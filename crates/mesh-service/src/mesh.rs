@@ -45,6 +45,8 @@ pub struct Mesh {
     /// Product pages (`catalog_show`) by product and visible set, with
     /// the generations they were built at.
     pub(crate) show_cache: Arc<crate::discover::ShowCache>,
+    /// What access decisions read, with the generations it was read at.
+    pub(crate) snapshot_cache: Arc<crate::snapshot::SnapshotCache>,
 }
 
 /// The parsed deployed products and the generation they were read at.
@@ -107,6 +109,7 @@ impl Mesh {
             verified: Default::default(),
             deployed_cache: Default::default(),
             show_cache: Default::default(),
+            snapshot_cache: Default::default(),
         })
     }
 
@@ -387,15 +390,23 @@ impl Mesh {
         &self,
         generation: i64,
     ) -> Result<Vec<(ProductRecord, ProductDescriptor)>> {
+        Ok(self.deployed_shared(generation).await?.as_ref().clone())
+    }
+
+    /// [`Mesh::deployed_at`], shared rather than copied.
+    pub(crate) async fn deployed_shared(
+        &self,
+        generation: i64,
+    ) -> Result<crate::snapshot::Deployed> {
         if let Ok(cached) = self.deployed_cache.lock()
             && let Some((g, list)) = cached.as_ref()
             && *g == generation
         {
-            return Ok(list.as_ref().clone());
+            return Ok(list.clone());
         }
-        let list = self.parse_deployed().await?;
+        let list = Arc::new(self.parse_deployed().await?);
         if let Ok(mut cached) = self.deployed_cache.lock() {
-            *cached = Some((generation, Arc::new(list.clone())));
+            *cached = Some((generation, list.clone()));
         }
         Ok(list)
     }

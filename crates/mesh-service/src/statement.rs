@@ -29,14 +29,23 @@ pub struct QueryResult {
 impl Mesh {
     /// The access decisions of `caller`, made with today's policies.
     pub(crate) async fn guard_for(&self, caller: &Caller) -> Result<crate::access::PolicyGuard> {
-        crate::access::PolicyGuard::new(
+        let snapshot = self.snapshot().await?;
+        self.guard_over(caller, snapshot)
+    }
+
+    /// [`Mesh::guard_for`] over a snapshot just read.
+    fn guard_over(
+        &self,
+        caller: &Caller,
+        snapshot: Arc<crate::snapshot::Snapshot>,
+    ) -> Result<crate::access::PolicyGuard> {
+        Ok(crate::access::PolicyGuard::new(
             caller,
             self.policies()?,
-            self.catalog.clone(),
+            snapshot,
             None,
             self.descriptors.clone(),
-        )
-        .await
+        ))
     }
 
     /// The query engine over all published products, reading as `caller`.
@@ -52,13 +61,17 @@ impl Mesh {
         caller: &Caller,
         strings: StringLayout,
     ) -> Result<(QueryEngine, Arc<crate::access::PolicyGuard>)> {
-        let guard = Arc::new(self.guard_for(caller).await?);
+        // One read of the catalog's generations; the rest is in memory
+        // while nothing changed.
+        let snapshot = self.snapshot().await?;
+        let guard = Arc::new(self.guard_over(caller, snapshot.clone())?);
         // What the caller may not see does not exist in its session.
-        let visible: std::collections::BTreeSet<ProductRef> = self
-            .visible_deployed(caller)
-            .await?
-            .into_iter()
-            .map(|(r, _)| r.product)
+        let sight = self.sight(caller, &snapshot).await?;
+        let visible: std::collections::BTreeSet<ProductRef> = snapshot
+            .deployed
+            .iter()
+            .filter(|(r, p)| sight.sees(r, p))
+            .map(|(r, _)| r.product.clone())
             .collect();
         let engine = QueryEngine::new(
             self.catalog.clone(),

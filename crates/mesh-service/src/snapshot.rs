@@ -1,0 +1,160 @@
+//! What access decisions read from the catalog, kept while it stands
+//! still.
+//!
+//! Every statement decides access: which products the caller sees, and
+//! for each table it reads the principal, the owning teams, the grants
+//! and the recorded classifications. Read from the catalog each time,
+//! that is a dozen round trips per statement. A [`Snapshot`] holds them
+//! for one pair of catalog generations (deployment and access, both moved
+//! by triggers on every change, in any process), so a statement asks the
+//! catalog one question (the generations) while nothing changed. What
+//! moves a generation (a revoked grant, a removed role, a deploy) counts
+//! from the next statement on.
+//!
+//! Parts read per name (principals, grants, classifications) are loaded
+//! on first use within a snapshot.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use mesh_catalog::{CatalogStore, ColumnClass, Grant, Principal, ProductRecord};
+use mesh_spec::{ProductDescriptor, ProductRef};
+
+use crate::error::Result;
+use crate::mesh::Mesh;
+
+/// The deployed products, parsed.
+pub(crate) type Deployed = Arc<Vec<(ProductRecord, ProductDescriptor)>>;
+
+pub(crate) struct Snapshot {
+    /// Deployment and access generations this snapshot was read at.
+    generations: (i64, i64),
+    pub deployed: Deployed,
+    /// Domain → the teams owning it, sorted.
+    owners: BTreeMap<String, Vec<String>>,
+    principals: Mutex<HashMap<String, Option<Principal>>>,
+    grants: Mutex<HashMap<String, Arc<Vec<Grant>>>>,
+    classes: Mutex<HashMap<String, Arc<Vec<ColumnClass>>>>,
+    catalog: Arc<dyn CatalogStore>,
+}
+
+impl std::fmt::Debug for Snapshot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Snapshot")
+            .field("generations", &self.generations)
+            .finish_non_exhaustive()
+    }
+}
+
+/// The last snapshot a process read.
+pub(crate) type SnapshotCache = Mutex<Option<Arc<Snapshot>>>;
+
+impl Snapshot {
+    /// The deployed record of `product`.
+    pub fn record(&self, product: &ProductRef) -> Option<&ProductRecord> {
+        self.deployed
+            .iter()
+            .map(|(r, _)| r)
+            .find(|r| &r.product == product)
+    }
+
+    /// The teams owning `domain`.
+    pub fn owner_teams(&self, domain: &str) -> &[String] {
+        self.owners.get(domain).map_or(&[], Vec::as_slice)
+    }
+
+    /// Domain → owning teams.
+    pub fn owners(&self) -> &BTreeMap<String, Vec<String>> {
+        &self.owners
+    }
+
+    /// A principal by name; `None` for a name the catalog does not know.
+    pub async fn principal(&self, name: &str) -> Result<Option<Principal>> {
+        if let Some(found) = self
+            .principals
+            .lock()
+            .ok()
+            .and_then(|m| m.get(name).cloned())
+        {
+            return Ok(found);
+        }
+        let found = self.catalog.principal(name).await?;
+        if let Ok(mut m) = self.principals.lock() {
+            m.insert(name.to_string(), found.clone());
+        }
+        Ok(found)
+    }
+
+    /// Every grant given to `principal` (live or not; see `Grant::is_live`).
+    pub async fn grants(&self, principal: &str) -> Result<Arc<Vec<Grant>>> {
+        if let Some(found) = self
+            .grants
+            .lock()
+            .ok()
+            .and_then(|m| m.get(principal).cloned())
+        {
+            return Ok(found);
+        }
+        let found = Arc::new(self.catalog.grants(Some(principal)).await?);
+        if let Ok(mut m) = self.grants.lock() {
+            m.insert(principal.to_string(), found.clone());
+        }
+        Ok(found)
+    }
+
+    /// The recorded classifications of a product family.
+    pub async fn classes(&self, family: &str) -> Result<Arc<Vec<ColumnClass>>> {
+        if let Some(found) = self
+            .classes
+            .lock()
+            .ok()
+            .and_then(|m| m.get(family).cloned())
+        {
+            return Ok(found);
+        }
+        let found = Arc::new(self.catalog.classes(family).await?);
+        if let Ok(mut m) = self.classes.lock() {
+            m.insert(family.to_string(), found.clone());
+        }
+        Ok(found)
+    }
+}
+
+impl Mesh {
+    /// The catalog as access decisions read it, current as of this call.
+    pub(crate) async fn snapshot(&self) -> Result<Arc<Snapshot>> {
+        let generations = self.catalog.access_generations().await?;
+        if let Some(s) = self
+            .snapshot_cache
+            .lock()
+            .ok()
+            .and_then(|c| c.clone())
+            .filter(|s| s.generations == generations)
+        {
+            return Ok(s);
+        }
+        let deployed = self.deployed_shared(generations.0).await?;
+        let mut owners: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for t in self.catalog.teams().await? {
+            for d in t.domains {
+                owners.entry(d).or_default().push(t.name.clone());
+            }
+        }
+        for teams in owners.values_mut() {
+            teams.sort();
+        }
+        let snapshot = Arc::new(Snapshot {
+            generations,
+            deployed,
+            owners,
+            principals: Default::default(),
+            grants: Default::default(),
+            classes: Default::default(),
+            catalog: self.catalog.clone(),
+        });
+        if let Ok(mut c) = self.snapshot_cache.lock() {
+            *c = Some(snapshot.clone());
+        }
+        Ok(snapshot)
+    }
+}
