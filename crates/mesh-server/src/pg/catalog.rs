@@ -49,6 +49,7 @@ impl PgSetup {
             provider: Arc::new(provider),
             visible,
             static_tables: self.static_tables.clone(),
+            search_path: Arc::new(Mutex::new(vec!["$user".into(), "public".into()])),
         })
     }
 }
@@ -61,6 +62,31 @@ pub(super) struct PgCatalog {
     pub(super) provider: Arc<PgCatalogSchemaProvider<Visible, EmptyContextProvider>>,
     pub(super) visible: Visible,
     pub(super) static_tables: Arc<PgCatalogStaticTables>,
+    /// `SET search_path`: unqualified table names resolve in its first
+    /// schema that is not `$user`, `public` or `pg_catalog`.
+    pub(super) search_path: Arc<Mutex<Vec<String>>>,
+}
+
+impl PgCatalog {
+    pub(super) fn set_search_path(&self, path: Vec<String>) {
+        if let Ok(mut p) = self.search_path.lock() {
+            *p = path;
+        }
+    }
+
+    pub(super) fn search_path(&self) -> Vec<String> {
+        self.search_path
+            .lock()
+            .map(|p| p.clone())
+            .unwrap_or_default()
+    }
+
+    /// The schema unqualified names resolve in, if the path names one.
+    fn default_schema(&self) -> Option<String> {
+        self.search_path()
+            .into_iter()
+            .find(|s| !matches!(s.as_str(), "$user" | "public" | "pg_catalog"))
+    }
 }
 
 impl SessionSetup for PgCatalog {
@@ -73,6 +99,18 @@ impl SessionSetup for PgCatalog {
             })?;
         catalog.register_schema("pg_catalog", self.provider.clone())?;
         install_functions(ctx, &self.static_tables);
+        let schema = self.default_schema();
+        if let Some(schema) = &schema {
+            ctx.state_ref()
+                .write()
+                .config_mut()
+                .options_mut()
+                .catalog
+                .default_schema = schema.clone();
+        }
+        ctx.register_udf(current_schema_udf(
+            schema.unwrap_or_else(|| "public".into()),
+        ));
         Ok(())
     }
 }
@@ -112,6 +150,7 @@ pub(super) fn install_functions(ctx: &SessionContext, static_tables: &PgCatalogS
         array_bounds_udf::create_array_upper_udf(),
         array_bounds_udf::create_array_lower_udf(),
         version_udf(),
+        super::rewrite::like_escape_udf(),
     ] {
         ctx.register_udf(udf);
     }
@@ -125,6 +164,21 @@ pub(super) fn install_functions(ctx: &SessionContext, static_tables: &PgCatalogS
             .build();
     }
     generate_series_arg_coercion::CoerceIntArgsToBigInt::widen(ctx);
+}
+
+/// `current_schema()`: where unqualified names resolve.
+fn current_schema_udf(schema: String) -> ScalarUDF {
+    create_udf(
+        "current_schema",
+        vec![],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(move |_: &[ColumnarValue]| {
+            Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+                schema.clone(),
+            ))))
+        }),
+    )
 }
 
 /// `version()` as drivers expect it: `PostgreSQL <major.minor> …`.

@@ -37,6 +37,7 @@ pub(super) struct Session {
     pub(super) settings: SessionContext,
     pub(super) stopping: Arc<AtomicBool>,
     pub(super) catalog: PgCatalog,
+    pub(super) cursors: super::statements::Cursors,
 }
 
 /// Why a statement may stop early, and the error it then ends with.
@@ -209,6 +210,7 @@ impl StartupHandler for PgStartup {
                     settings: SessionContext::new(),
                     stopping: self.sessions.stopping.clone(),
                     catalog,
+                    cursors: Default::default(),
                 });
                 let key = (pid, secret.to_bytes().to_vec());
                 if let Ok(mut open) = self.sessions.open.lock() {

@@ -29,6 +29,8 @@ use crate::metrics::Metrics;
 mod catalog;
 mod connection;
 mod query;
+mod rewrite;
+mod statements;
 
 use catalog::*;
 use connection::*;

@@ -23,7 +23,7 @@ use mesh_service::{Mesh, Statement};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
 use pgwire::api::results::{FieldInfo, QueryResponse, Response};
-use pgwire::api::stmt::QueryParser;
+use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, Type};
 use pgwire::error::{PgWireError, PgWireResult};
@@ -33,6 +33,7 @@ use pgwire::types::format::FormatOptions;
 
 use crate::metrics::{Metrics, QueryTimer};
 
+use super::statements::Local;
 use super::*;
 
 /// A parsed statement: a session statement answered here, or a query
@@ -51,6 +52,12 @@ pub(super) enum Kind {
     Session(SchemaRef),
     Query {
         schema: SchemaRef,
+        params: Vec<Option<DataType>>,
+    },
+    /// Savepoints, cursors, `search_path` (see `statements`).
+    Local {
+        local: Local,
+        fields: Arc<Vec<FieldInfo>>,
         params: Vec<Option<DataType>>,
     },
 }
@@ -108,13 +115,15 @@ impl PgParser {
     pub(super) fn parse(&self, sql: &str) -> PgWireResult<Vec<SqlStatement>> {
         // Before any parser recurses into it.
         mesh_query_complexity(sql)?;
-        self.sql.parse(sql).map_err(|e| {
+        let mut statements = self.sql.parse(sql).map_err(|e| {
             user_error(
                 "42601",
                 mesh_service::query::syntax_sentence(&e),
                 Some("the server speaks PostgreSQL's SQL as DataFusion plans it".into()),
             )
-        })
+        })?;
+        statements.iter_mut().for_each(super::rewrite::like_escapes);
+        Ok(statements)
     }
 
     /// Plans `ast` as the session's principal.
@@ -132,13 +141,15 @@ impl PgParser {
         ast: &SqlStatement,
     ) -> mesh_service::Result<mesh_service::Planned> {
         let sql = ast.to_string();
+        let mut parsed = ast.clone();
+        super::rewrite::catalog_functions(&mut parsed, &session.catalog.search_path());
         self.mesh
             .prepare(
                 &session.caller,
                 Statement {
                     sql: &sql,
                     parsed: Some(datafusion::sql::parser::Statement::Statement(Box::new(
-                        ast.clone(),
+                        parsed,
                     ))),
                     setup: Some(&session.catalog),
                     strings: Default::default(),
@@ -167,6 +178,28 @@ impl QueryParser for PgParser {
         }
         let ast = statements.remove(0);
         let session = session(client)?;
+        if let Some(local) = super::statements::local(&ast) {
+            let local = local?;
+            if !matches!(local, Local::EndTransaction) {
+                let params = match &local {
+                    Local::Declare { query, .. } => self
+                        .prepare(&session, &SqlStatement::Query(query.clone()))
+                        .await?
+                        .parameter_types()
+                        .map_err(service_error)?,
+                    _ => Vec::new(),
+                };
+                let fields = super::statements::local_fields(&local, &session).await;
+                return Ok(Some(PgStatement {
+                    ast,
+                    kind: Kind::Local {
+                        local,
+                        fields,
+                        params,
+                    },
+                }));
+            }
+        }
         for hook in hooks() {
             if let Some(plan) = hook
                 .handle_extended_parse_query(&ast, &session.settings, client)
@@ -193,7 +226,7 @@ impl QueryParser for PgParser {
     fn get_parameter_types(&self, stmt: &PgStatement) -> PgWireResult<Vec<Type>> {
         match &stmt.kind {
             Kind::Session(_) => Ok(vec![]),
-            Kind::Query { params, .. } => params
+            Kind::Query { params, .. } | Kind::Local { params, .. } => params
                 .iter()
                 .map(|p| p.as_ref().map_or(Ok(Type::UNKNOWN), into_pg_type))
                 .collect(),
@@ -207,6 +240,7 @@ impl QueryParser for PgParser {
     ) -> PgWireResult<Vec<FieldInfo>> {
         let schema = match &stmt.kind {
             Kind::Session(schema) | Kind::Query { schema, .. } => schema,
+            Kind::Local { fields, .. } => return Ok(fields.as_ref().clone()),
         };
         arrow_schema_to_pg_fields(schema, format.unwrap_or(&Format::UnifiedText), None)
     }
@@ -221,7 +255,7 @@ pub struct PgService {
 impl PgService {
     /// Runs a planned query and streams its rows in `format`; the session's
     /// cancel signal (a cancel request, or `statement_timeout`) stops it.
-    async fn run<C>(
+    pub(super) async fn run<C>(
         &self,
         client: &C,
         session: &Session,
@@ -339,6 +373,12 @@ impl SimpleQueryHandler for PgService {
                 responses.push(response?);
                 continue;
             }
+            if let Some(local) = super::statements::local(&ast)
+                && let Some(response) = self.answer(client, &session, local?, None).await?
+            {
+                responses.push(response);
+                continue;
+            }
             for hook in hooks() {
                 if let Some(result) = hook
                     .handle_simple_query(&ast, &session.settings, client)
@@ -381,7 +421,53 @@ impl ExtendedQueryHandler for PgService {
         let session = session(client)?;
         let statement = &portal.statement.statement;
         match &statement.kind {
+            Kind::Local { local, params, .. } => {
+                let inferred: Vec<Option<&DataType>> = params.iter().map(Option::as_ref).collect();
+                let values = deserialize_parameters_with_server_types(portal, &inferred, &[])?;
+                let values = match &values {
+                    ParamValues::List(v) if v.is_empty() => None,
+                    _ => Some(values),
+                };
+                let response = self
+                    .answer(client, &session, local.clone(), values)
+                    .await?
+                    .unwrap_or(Response::EmptyQuery);
+                // A cursor is also a portal of its name: psycopg describes
+                // it at the protocol level before fetching with SQL.
+                match local {
+                    Local::Declare { name, .. } => {
+                        let fetch = Local::Fetch {
+                            name: name.clone(),
+                            count: None,
+                        };
+                        let fields = super::statements::local_fields(&fetch, &session).await;
+                        let statement = PgStatement {
+                            ast: statement.ast.clone(),
+                            kind: Kind::Local {
+                                local: fetch,
+                                fields,
+                                params: Vec::new(),
+                            },
+                        };
+                        let stored = StoredStatement::new(name.clone(), statement, Vec::new());
+                        client
+                            .portal_store()
+                            .put_portal(Arc::new(Portal::new_cursor(
+                                name.clone(),
+                                Arc::new(stored),
+                            )));
+                    }
+                    Local::Close(Some(name)) => client.portal_store().rm_portal(name),
+                    _ => {}
+                }
+                Ok(response)
+            }
             Kind::Session(_) => {
+                if let Some(Ok(local @ Local::EndTransaction)) =
+                    super::statements::local(&statement.ast)
+                {
+                    self.answer(client, &session, local, None).await?;
+                }
                 let plan = datafusion::logical_expr::LogicalPlan::EmptyRelation(
                     datafusion::logical_expr::EmptyRelation {
                         produce_one_row: false,
