@@ -1,0 +1,82 @@
+//! What BI tools, notebooks and data frames do first, through the real
+//! clients: SQLAlchemy 2 with psycopg 3 and psycopg2 reflecting the
+//! catalog, pandas reading in chunks, server-side cursors, savepoints and
+//! `search_path` (tests/clients/bi.py).
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::clients::{python_client, split};
+use common::serve::{Served, token};
+use common::{USER, demo, ok};
+use serde_json::{Value, json};
+
+#[test]
+fn sqlalchemy_pandas_and_cursors_work_with_both_drivers() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = demo(tmp.path(), 60);
+    ok(&dir, &["principal", "add", "eve"]);
+    let admin = token(&dir, USER);
+    let eve = token(&dir, "eve");
+    let served = Served::start(&dir, &[]);
+    let (host, port) = split(served.pg.as_deref().unwrap());
+    let result = python_client(
+        "bi.py",
+        &json!({
+            "host": host,
+            "port": port.parse::<u16>().unwrap(),
+            "user": USER,
+            "password": admin,
+            "stranger": {"user": "eve", "password": eve},
+        }),
+    );
+    for driver in ["psycopg", "psycopg2"] {
+        let r = &result[driver];
+        let ok_of = |step: &str| -> Value {
+            r[step]
+                .get("ok")
+                .cloned()
+                .unwrap_or_else(|| panic!("{driver} {step}: {}", r[step]))
+        };
+        assert_eq!(ok_of("connect"), 1);
+        let schemas = ok_of("schemas");
+        for s in ["customers", "logistics", "sales"] {
+            assert!(schemas.as_array().unwrap().contains(&json!(s)), "{schemas}");
+        }
+        // Nothing lives in `public`, the default schema.
+        assert_eq!(ok_of("default_tables"), json!([]));
+        let sales = json!(["order_lines", "orders", "revenue_by_customer"]);
+        assert_eq!(ok_of("sales_tables"), sales);
+        assert_eq!(ok_of("has_table"), true);
+        assert_eq!(ok_of("has_no_table"), false);
+        assert_eq!(ok_of("foreign_keys"), json!([]));
+        let n = ok_of("count").as_i64().unwrap();
+        assert!(n > 10, "{n}");
+        let chunks = ok_of("read_sql_chunks");
+        let chunks: Vec<i64> = chunks
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c.as_i64().unwrap())
+            .collect();
+        assert_eq!(chunks.iter().sum::<i64>(), n, "{chunks:?}");
+        assert!(chunks.iter().all(|c| *c <= 7), "{chunks:?}");
+        assert_eq!(ok_of("stream_results"), json!([5, n - 5, "int"]));
+        assert_eq!(ok_of("search_path"), json!([n, "sales", "sales", sales]));
+        assert_eq!(ok_of("named_cursor"), json!([3, n - 3, "int"]));
+        assert_eq!(ok_of("declare_fetch_close"), json!([2, n - 2]));
+        assert_eq!(ok_of("savepoints"), json!([true, n]));
+        // A cursor is planned like any statement: a denial holds.
+        let denied = &r["stranger_cursor"];
+        assert_eq!(denied["sqlstate"], "42501", "{driver}: {denied}");
+        assert!(
+            denied["error"].as_str().unwrap().contains("access denied"),
+            "{denied}"
+        );
+    }
+    assert_eq!(
+        result["psycopg"]["nested_transactions"]["ok"],
+        result["psycopg"]["count"]["ok"]
+    );
+    served.stop();
+}
