@@ -805,7 +805,7 @@ impl Bench {
         );
         let _ = writeln!(
             r,
-            "\nPolicy overhead per query: {:.3} ms. Decisions per second on one core: {:.0} policy evaluations (regorus, default pack plus the mask), {:.0} full guard decisions (descriptor, owner teams, grants, evaluation; no cache).",
+            "\nPolicy overhead per query: {:.3} ms. Decisions per second on one core: {:.0} policy evaluations (regorus, default pack plus the mask), {:.0} full guard decisions (a new guard each time: snapshot lookups, descriptor, input, and the decision reused for a repeated input).",
             ms(o.governed.saturating_sub(o.plain)),
             o.evals_per_sec,
             o.guard_decisions_per_sec

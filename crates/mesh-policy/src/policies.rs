@@ -1,6 +1,6 @@
 //! Loading policy files and evaluating them.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -34,6 +34,30 @@ pub struct PolicySet {
     global: Mutex<Evaluator>,
     domains: BTreeMap<String, Mutex<Evaluator>>,
     files: Vec<PolicyFile>,
+    /// Decisions by input, while no policy calls a builtin whose answer
+    /// changes between calls (see [`is_deterministic`]): a decision is
+    /// then a function of the policies and the input alone.
+    decisions: Option<Mutex<HashMap<String, Decision>>>,
+}
+
+/// Most decisions kept per policy set; the map starts over past it.
+const DECISIONS_KEPT: usize = 4096;
+
+/// Builtins whose answer is not a function of their arguments.
+const NONDETERMINISTIC: [&str; 6] = [
+    "time.now_ns",
+    "rand.intn",
+    "http.send",
+    "uuid.rfc4122",
+    "opa.runtime",
+    "net.lookup_ip_addr",
+];
+
+/// Whether every policy text decides the same input the same way each time.
+fn is_deterministic<'a>(texts: impl IntoIterator<Item = &'a str>) -> bool {
+    texts
+        .into_iter()
+        .all(|t| NONDETERMINISTIC.iter().all(|b| !t.contains(b)))
 }
 
 /// One compiled policy engine, and the rule paths it was found not to
@@ -285,6 +309,8 @@ impl PolicySet {
                 .into_iter()
                 .map(|(d, e)| (d, Evaluator::new(e)))
                 .collect(),
+            decisions: is_deterministic(files.iter().map(|f| f.text.as_str()))
+                .then(Default::default),
             files,
         })
     }
@@ -440,12 +466,36 @@ impl PolicySet {
     /// stricter one per column) and row filters.
     pub fn decide(&self, input: &AccessInput) -> Result<Decision> {
         let json = serde_json::to_value(input).map_err(|e| PolicyError::Eval(e.to_string()))?;
+        let Some(decisions) = &self.decisions else {
+            return self.evaluate_json(input, &json);
+        };
+        let key = json.to_string();
+        if let Some(d) = decisions.lock().ok().and_then(|m| m.get(&key).cloned()) {
+            return Ok(d);
+        }
+        let decision = self.evaluate_json(input, &json)?;
+        if let Ok(mut m) = decisions.lock() {
+            if m.len() >= DECISIONS_KEPT {
+                m.clear();
+            }
+            m.insert(key, decision.clone());
+        }
+        Ok(decision)
+    }
+
+    /// [`Self::decide`], always evaluated (no decision is reused).
+    pub fn evaluate(&self, input: &AccessInput) -> Result<Decision> {
+        let json = serde_json::to_value(input).map_err(|e| PolicyError::Eval(e.to_string()))?;
+        self.evaluate_json(input, &json)
+    }
+
+    fn evaluate_json(&self, input: &AccessInput, json: &Value) -> Result<Decision> {
         let mut denials = Vec::new();
         let mut masks = BTreeMap::new();
         let mut filters = Vec::new();
         let [allow, deny, found_masks, row_filters] = Self::rules(
             &self.global,
-            &json,
+            json,
             [
                 "data.mesh.access.allow",
                 "data.mesh.access.deny",
@@ -477,7 +527,7 @@ impl PolicySet {
                 format!("{package}.masks"),
                 format!("{package}.row_filters"),
             );
-            let values = Self::rules(engine, &json, [deny.as_str(), m.as_str(), f.as_str()])?;
+            let values = Self::rules(engine, json, [deny.as_str(), m.as_str(), f.as_str()])?;
             Self::restrictions(&package, values, &mut denials, &mut masks, &mut filters)?;
         }
         let (allowed, reason) = if !denials.is_empty() {
@@ -556,4 +606,18 @@ fn test_rules(text: &str) -> Vec<String> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod decision_cache {
+    use super::is_deterministic;
+
+    #[test]
+    fn a_policy_reading_the_clock_is_never_cached() {
+        assert!(is_deterministic(["allow if input.x == 1"]));
+        assert!(!is_deterministic([
+            "allow if input.x == 1",
+            "deny contains \"late\" if time.now_ns() > 0"
+        ]));
+    }
 }
