@@ -1,7 +1,8 @@
 //! What BI tools, notebooks and data frames do first, through the real
 //! clients: SQLAlchemy 2 with psycopg 3 and psycopg2 reflecting the
-//! catalog, pandas reading in chunks, server-side cursors, savepoints and
-//! `search_path` (tests/clients/bi.py).
+//! catalog (schemas, tables, columns, autoload), pandas reading tables
+//! and chunks, server-side cursors, savepoints and `search_path`
+//! (tests/clients/bi.py).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -52,6 +53,22 @@ fn sqlalchemy_pandas_and_cursors_work_with_both_drivers() {
         assert_eq!(ok_of("foreign_keys"), json!([]));
         let n = ok_of("count").as_i64().unwrap();
         assert!(n > 10, "{n}");
+        let columns = json!([
+            ["order_id", "BIGINT", false],
+            ["customer_id", "BIGINT", false],
+            ["order_date", "DATE", false],
+            ["status", "TEXT", false]
+        ]);
+        assert_eq!(ok_of("columns"), columns);
+        // Reflection answers; the contract's primary key is not in
+        // pg_constraint yet (docs/server.md, compatibility table).
+        assert!(ok_of("pk")["constrained_columns"].is_array());
+        assert_eq!(ok_of("indexes"), json!([]));
+        assert_eq!(
+            ok_of("autoload"),
+            json!(["order_id", "customer_id", "order_date", "status"])
+        );
+        assert_eq!(ok_of("read_sql_table"), json!([n, 4]));
         let chunks = ok_of("read_sql_chunks");
         let chunks: Vec<i64> = chunks
             .as_array()

@@ -45,6 +45,17 @@ def reflect(driver, job):
     out["has_table"] = attempt(lambda: insp.has_table("orders", schema="sales"))
     out["has_no_table"] = attempt(lambda: insp.has_table("nope", schema="sales"))
     out["foreign_keys"] = attempt(lambda: insp.get_foreign_keys("orders", schema="sales"))
+    out["columns"] = attempt(
+        lambda: [
+            [c["name"], str(c["type"]), c["nullable"]] for c in insp.get_columns("orders", schema="sales")
+        ]
+    )
+    out["pk"] = attempt(lambda: insp.get_pk_constraint("orders", schema="sales"))
+    out["indexes"] = attempt(lambda: insp.get_indexes("orders", schema="sales"))
+    out["autoload"] = attempt(
+        lambda: [c.name for c in sa.Table("orders", sa.MetaData(), schema="sales", autoload_with=engine).columns]
+    )
+    out["read_sql_table"] = attempt(lambda: list(pd.read_sql_table("orders", engine, schema="sales").shape))
 
     def count():
         with engine.connect() as c:

@@ -151,7 +151,11 @@ pub(super) fn install_functions(ctx: &SessionContext, static_tables: &PgCatalogS
         array_bounds_udf::create_array_lower_udf(),
         version_udf(),
         super::rewrite::like_escape_udf(),
-    ] {
+        super::functions::json_build_object_udf(),
+    ]
+    .into_iter()
+    .chain(super::functions::null_text_udfs())
+    {
         ctx.register_udf(udf);
     }
     ctx.register_udtf("pg_get_keywords", static_tables.pg_get_keywords.clone());

@@ -143,6 +143,7 @@ impl PgParser {
         let sql = ast.to_string();
         let mut parsed = ast.clone();
         super::rewrite::catalog_functions(&mut parsed, &session.catalog.search_path());
+        super::rewrite::aggregate_catalog_subqueries(&mut parsed);
         self.mesh
             .prepare(
                 &session.caller,
