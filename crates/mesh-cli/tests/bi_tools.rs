@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::clients::{python_client, split};
+use common::clients::{psql, psql_ok, python_client, split};
 use common::serve::{Served, token};
 use common::{USER, demo, ok};
 use serde_json::{Value, json};
@@ -94,6 +94,39 @@ fn sqlalchemy_pandas_and_cursors_work_with_both_drivers() {
     assert_eq!(
         result["psycopg"]["nested_transactions"]["ok"],
         result["psycopg"]["count"]["ok"]
+    );
+
+    // Session functions and settings psql, drivers and tools ask for.
+    let pg = served.pg.as_deref().unwrap();
+    let answers = psql_ok(
+        pg,
+        USER,
+        &admin,
+        &[
+            "-c",
+            "SELECT current_user",
+            "-c",
+            "SELECT current_setting('search_path')",
+            "-c",
+            "SELECT set_config('search_path', 'sales', false)",
+            "-c",
+            "SELECT count(*) > 0 FROM orders",
+            "-c",
+            "SHOW client_encoding",
+            "-c",
+            "SELECT pg_size_pretty(123456789::bigint)",
+        ],
+    );
+    assert_eq!(
+        answers,
+        format!("{USER}\n\"$user\", public\nsales\nt\nUTF8\n118 MB\n"),
+        "{answers}"
+    );
+    let unknown = psql(pg, "eve", &eve, &["-c", "SELECT current_setting('nope')"]);
+    assert!(!unknown.status.success());
+    assert!(
+        String::from_utf8_lossy(&unknown.stderr).contains("unrecognized configuration parameter"),
+        "{unknown:?}"
     );
     served.stop();
 }

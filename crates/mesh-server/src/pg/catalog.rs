@@ -90,7 +90,7 @@ impl PgCatalog {
 }
 
 impl SessionSetup for PgCatalog {
-    fn setup(&self, ctx: &SessionContext, _caller: &Caller) -> datafusion::error::Result<()> {
+    fn setup(&self, ctx: &SessionContext, caller: &Caller) -> datafusion::error::Result<()> {
         self.visible.retarget(ctx.state().catalog_list());
         let catalog = ctx
             .catalog(mesh_service::query::CATALOG_NAME)
@@ -111,6 +111,12 @@ impl SessionSetup for PgCatalog {
         ctx.register_udf(current_schema_udf(
             schema.unwrap_or_else(|| "public".into()),
         ));
+        for udf in super::functions::user_udfs(&caller.name)
+            .into_iter()
+            .chain(super::functions::setting_udfs(self.search_path.clone()))
+        {
+            ctx.register_udf(udf);
+        }
         Ok(())
     }
 }
@@ -152,6 +158,7 @@ pub(super) fn install_functions(ctx: &SessionContext, static_tables: &PgCatalogS
         version_udf(),
         super::rewrite::like_escape_udf(),
         super::functions::json_build_object_udf(),
+        super::functions::pg_size_pretty_udf(),
     ]
     .into_iter()
     .chain(super::functions::null_text_udfs())

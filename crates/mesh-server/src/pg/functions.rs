@@ -147,3 +147,190 @@ mod tests {
         assert_eq!(json(&ScalarValue::Int64(None)), serde_json::Value::Null);
     }
 }
+
+/// `current_user`, `session_user` and `user`: the principal the
+/// connection authenticated as.
+pub(super) fn user_udfs(principal: &str) -> [ScalarUDF; 3] {
+    ["current_user", "session_user", "user"].map(|name| {
+        let principal = principal.to_string();
+        datafusion::logical_expr::create_udf(
+            name,
+            vec![],
+            DataType::Utf8,
+            Volatility::Stable,
+            Arc::new(move |_: &[ColumnarValue]| {
+                Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(
+                    principal.clone(),
+                ))))
+            }),
+        )
+    })
+}
+
+/// Settings the server has one value for, as `SHOW` and
+/// `current_setting()` answer them.
+pub(super) fn fixed_setting(name: &str) -> Option<&'static str> {
+    Some(match name.to_ascii_lowercase().as_str() {
+        "server_version" => super::SERVER_VERSION,
+        "server_encoding" | "client_encoding" => "UTF8",
+        "standard_conforming_strings" | "integer_datetimes" => "on",
+        "transaction_read_only" | "default_transaction_read_only" => "on",
+        "max_identifier_length" => "63",
+        "is_superuser" => "off",
+        _ => return None,
+    })
+}
+
+/// `current_setting(name [, missing_ok])` and `set_config(name, value,
+/// is_local)` over the connection's `search_path` and the fixed settings.
+#[derive(Debug)]
+struct Settings {
+    name: &'static str,
+    signature: Signature,
+    search_path: Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl PartialEq for Settings {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name && Arc::ptr_eq(&self.search_path, &other.search_path)
+    }
+}
+
+impl Eq for Settings {}
+
+impl std::hash::Hash for Settings {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+pub(super) fn setting_udfs(search_path: Arc<std::sync::Mutex<Vec<String>>>) -> [ScalarUDF; 2] {
+    ["current_setting", "set_config"].map(|name| {
+        ScalarUDF::new_from_impl(Settings {
+            name,
+            signature: Signature::variadic_any(Volatility::Volatile),
+            search_path: search_path.clone(),
+        })
+    })
+}
+
+fn refused(code: &str, message: String) -> datafusion::error::DataFusionError {
+    datafusion::error::DataFusionError::Execution(format!("{message} (SQLSTATE {code})"))
+}
+
+impl ScalarUDFImpl for Settings {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        let scalar = |i: usize| -> Result<Option<ScalarValue>> {
+            match args.args.get(i) {
+                None => Ok(None),
+                Some(ColumnarValue::Scalar(s)) => Ok(Some(s.clone())),
+                Some(ColumnarValue::Array(_)) => Err(refused(
+                    "0A000",
+                    format!("{} takes constant arguments here", self.name),
+                )),
+            }
+        };
+        let name = scalar(0)?.map(|s| text(&s)).unwrap_or_default();
+        let path = || {
+            self.search_path
+                .lock()
+                .map(|p| p.clone())
+                .unwrap_or_default()
+        };
+        let value = if self.name == "set_config" {
+            if !name.eq_ignore_ascii_case("search_path") {
+                return Err(refused(
+                    "0A000",
+                    format!("set_config sets search_path only; use SET {name} = …"),
+                ));
+            }
+            let value = scalar(1)?.map(|s| text(&s)).unwrap_or_default();
+            let schemas: Vec<String> = value
+                .split(',')
+                .map(|s| s.trim().trim_matches('"').to_string())
+                .filter(|s| !s.is_empty())
+                .collect();
+            if let Ok(mut p) = self.search_path.lock() {
+                *p = schemas;
+            }
+            Some(value)
+        } else if name.eq_ignore_ascii_case("search_path") {
+            Some(
+                path()
+                    .iter()
+                    .map(|s| {
+                        if s.starts_with('$') {
+                            format!("\"{s}\"")
+                        } else {
+                            s.clone()
+                        }
+                    })
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            )
+        } else if let Some(v) = fixed_setting(&name) {
+            Some(v.to_string())
+        } else if matches!(scalar(1)?, Some(ScalarValue::Boolean(Some(true)))) {
+            None
+        } else {
+            return Err(refused(
+                "42704",
+                format!("unrecognized configuration parameter \"{name}\""),
+            ));
+        };
+        Ok(ColumnarValue::Scalar(ScalarValue::Utf8(value)))
+    }
+}
+
+/// `pg_size_pretty(bytes)`: 1024 → `1024 bytes`, 10240 → `10 kB`.
+pub(super) fn pg_size_pretty_udf() -> ScalarUDF {
+    datafusion::logical_expr::create_udf(
+        "pg_size_pretty",
+        vec![DataType::Int64],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let arrays = ColumnarValue::values_to_arrays(args)?;
+            let sizes = datafusion::common::cast::as_int64_array(&arrays[0])?;
+            let out: datafusion::arrow::array::StringArray =
+                sizes.iter().map(|v| v.map(size_pretty)).collect();
+            Ok(ColumnarValue::Array(Arc::new(out)))
+        }),
+    )
+}
+
+/// PostgreSQL's rounding: a unit is used once the value reaches 10 of it.
+fn size_pretty(bytes: i64) -> String {
+    let units = ["bytes", "kB", "MB", "GB", "TB", "PB"];
+    let mut value = bytes;
+    let mut unit = 0;
+    while unit + 1 < units.len() && value.abs() >= 10 * 1024 {
+        value = (value + value.signum() * 512) / 1024;
+        unit += 1;
+    }
+    format!("{value} {}", units[unit])
+}
+
+#[cfg(test)]
+mod size_tests {
+    use super::size_pretty;
+
+    #[test]
+    fn sizes_read_like_postgres() {
+        assert_eq!(size_pretty(1024), "1024 bytes");
+        assert_eq!(size_pretty(10 * 1024), "10 kB");
+        assert_eq!(size_pretty(123_456_789), "118 MB");
+    }
+}

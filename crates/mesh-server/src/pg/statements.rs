@@ -49,6 +49,8 @@ pub(super) enum Local {
     Close(Option<String>),
     SetSearchPath(Vec<String>),
     ShowSearchPath,
+    /// `SHOW` of a setting the server has one value for.
+    ShowFixed(String, &'static str),
 }
 
 /// An open cursor: the rows of its query not fetched yet.
@@ -107,16 +109,18 @@ pub(super) fn local(ast: &SqlStatement) -> Option<PgWireResult<Local>> {
         }) if is_search_path(&variable.to_string()) => {
             Local::SetSearchPath(values.iter().flat_map(schema_names).collect::<Vec<_>>())
         }
-        SqlStatement::ShowVariable { variable }
-            if is_search_path(
-                &variable
-                    .iter()
-                    .map(|i| i.value.as_str())
-                    .collect::<Vec<_>>()
-                    .join("_"),
-            ) =>
-        {
-            Local::ShowSearchPath
+        SqlStatement::ShowVariable { variable } => {
+            let name = variable
+                .iter()
+                .map(|i| i.value.as_str())
+                .collect::<Vec<_>>()
+                .join("_");
+            if is_search_path(&name) {
+                Local::ShowSearchPath
+            } else {
+                let value = super::functions::fixed_setting(&name)?;
+                Local::ShowFixed(name.to_ascii_lowercase(), value)
+            }
         }
         _ => return None,
     }))
@@ -177,19 +181,32 @@ pub(super) async fn local_fields(local: &Local, session: &Session) -> Arc<Vec<Fi
             Some(c) => c.response.row_schema(),
             None => Arc::new(Vec::new()),
         },
-        Local::ShowSearchPath => search_path_fields(),
+        Local::ShowSearchPath => setting_fields("search_path"),
+        Local::ShowFixed(name, _) => setting_fields(name),
         _ => Arc::new(Vec::new()),
     }
 }
 
-fn search_path_fields() -> Arc<Vec<FieldInfo>> {
+fn setting_fields(name: &str) -> Arc<Vec<FieldInfo>> {
     Arc::new(vec![FieldInfo::new(
-        "search_path".into(),
+        name.into(),
         None,
         None,
         Type::TEXT,
         FieldFormat::Text,
     )])
+}
+
+/// A one-row, one-column answer.
+fn one_value(name: &str, value: String) -> PgWireResult<Response> {
+    let fields = setting_fields(name);
+    let mut encoder = DataRowEncoder::new(fields.clone());
+    encoder.encode_field(&Some(value))?;
+    let row = encoder.take_row();
+    Ok(Response::Query(QueryResponse::new(
+        fields,
+        stream::iter(vec![Ok(row)]),
+    )))
 }
 
 impl PgService {
@@ -321,12 +338,9 @@ impl PgService {
                     })
                     .collect::<Vec<_>>()
                     .join(", ");
-                let fields = search_path_fields();
-                let mut encoder = DataRowEncoder::new(fields.clone());
-                encoder.encode_field(&Some(text))?;
-                let row = encoder.take_row();
-                Response::Query(QueryResponse::new(fields, stream::iter(vec![Ok(row)])))
+                one_value("search_path", text)?
             }
+            Local::ShowFixed(name, value) => one_value(&name, value.to_string())?,
         }))
     }
 }
