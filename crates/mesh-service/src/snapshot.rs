@@ -70,54 +70,44 @@ impl Snapshot {
 
     /// A principal by name; `None` for a name the catalog does not know.
     pub async fn principal(&self, name: &str) -> Result<Option<Principal>> {
-        if let Some(found) = self
-            .principals
-            .lock()
-            .ok()
-            .and_then(|m| m.get(name).cloned())
-        {
-            return Ok(found);
-        }
-        let found = self.catalog.principal(name).await?;
-        if let Ok(mut m) = self.principals.lock() {
-            m.insert(name.to_string(), found.clone());
-        }
-        Ok(found)
+        loaded(&self.principals, name, || self.catalog.principal(name)).await
     }
 
     /// Every grant given to `principal` (live or not; see `Grant::is_live`).
     pub async fn grants(&self, principal: &str) -> Result<Arc<Vec<Grant>>> {
-        if let Some(found) = self
-            .grants
-            .lock()
-            .ok()
-            .and_then(|m| m.get(principal).cloned())
-        {
-            return Ok(found);
-        }
-        let found = Arc::new(self.catalog.grants(Some(principal)).await?);
-        if let Ok(mut m) = self.grants.lock() {
-            m.insert(principal.to_string(), found.clone());
-        }
-        Ok(found)
+        loaded(&self.grants, principal, || async {
+            self.catalog.grants(Some(principal)).await.map(Arc::new)
+        })
+        .await
     }
 
     /// The recorded classifications of a product family.
     pub async fn classes(&self, family: &str) -> Result<Arc<Vec<ColumnClass>>> {
-        if let Some(found) = self
-            .classes
-            .lock()
-            .ok()
-            .and_then(|m| m.get(family).cloned())
-        {
-            return Ok(found);
-        }
-        let found = Arc::new(self.catalog.classes(family).await?);
-        if let Ok(mut m) = self.classes.lock() {
-            m.insert(family.to_string(), found.clone());
-        }
-        Ok(found)
+        loaded(&self.classes, family, || async {
+            self.catalog.classes(family).await.map(Arc::new)
+        })
+        .await
     }
+}
+
+/// The entry of `key` in `map`, loaded on first use.
+async fn loaded<T, F>(
+    map: &Mutex<HashMap<String, T>>,
+    key: &str,
+    load: impl FnOnce() -> F,
+) -> Result<T>
+where
+    T: Clone,
+    F: std::future::Future<Output = mesh_catalog::Result<T>>,
+{
+    if let Some(found) = map.lock().ok().and_then(|m| m.get(key).cloned()) {
+        return Ok(found);
+    }
+    let found = load().await?;
+    if let Ok(mut m) = map.lock() {
+        m.insert(key.to_string(), found.clone());
+    }
+    Ok(found)
 }
 
 impl Mesh {
