@@ -171,9 +171,7 @@ def cursors(driver, job):
     if driver == "psycopg":
 
         def nested():
-            with psycopg.connect(
-                host=job["host"], port=job["port"], user=job["user"], password=job["password"], dbname="mesh"
-            ) as conn:
+            with connect(driver, job) as conn:
                 with conn.transaction():
                     with conn.transaction():
                         n = conn.execute("select count(*) from sales.orders").fetchone()[0]

@@ -67,6 +67,28 @@ pub(super) struct PgCatalog {
     pub(super) search_path: Arc<Mutex<Vec<String>>>,
 }
 
+/// The schemas of a `search_path` value (`sales, "$user", public`).
+pub(super) fn parse_search_path(text: &str) -> Vec<String> {
+    text.split(',')
+        .map(|s| s.trim().trim_matches('"').to_string())
+        .filter(|s| !s.is_empty())
+        .collect()
+}
+
+/// A search path as `SHOW search_path` prints it.
+pub(super) fn search_path_text(path: &[String]) -> String {
+    path.iter()
+        .map(|s| {
+            if s.starts_with('$') {
+                format!("\"{s}\"")
+            } else {
+                s.clone()
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl PgCatalog {
     pub(super) fn set_search_path(&self, path: Vec<String>) {
         if let Ok(mut p) = self.search_path.lock() {
@@ -79,6 +101,11 @@ impl PgCatalog {
             .lock()
             .map(|p| p.clone())
             .unwrap_or_default()
+    }
+
+    /// The path as `SHOW search_path` prints it.
+    pub(super) fn search_path_text(&self) -> String {
+        search_path_text(&self.search_path())
     }
 
     /// The schema unqualified names resolve in, if the path names one.

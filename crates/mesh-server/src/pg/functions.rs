@@ -169,16 +169,27 @@ pub(super) fn user_udfs(principal: &str) -> [ScalarUDF; 3] {
 
 /// Settings the server has one value for, as `SHOW` and
 /// `current_setting()` answer them.
-pub(super) fn fixed_setting(name: &str) -> Option<&'static str> {
-    Some(match name.to_ascii_lowercase().as_str() {
-        "server_version" => super::SERVER_VERSION,
-        "server_encoding" | "client_encoding" => "UTF8",
-        "standard_conforming_strings" | "integer_datetimes" => "on",
-        "transaction_read_only" | "default_transaction_read_only" => "on",
-        "max_identifier_length" => "63",
-        "is_superuser" => "off",
-        _ => return None,
-    })
+pub(super) fn fixed_setting(name: &str) -> Option<String> {
+    let name = name.to_ascii_lowercase();
+    if name == "server_version_num" {
+        // Drivers compare it with the version the startup announced.
+        let (major, minor) = super::SERVER_VERSION
+            .split_once('.')
+            .unwrap_or((super::SERVER_VERSION, "0"));
+        return Some(format!("{major}{minor:0>4}"));
+    }
+    Some(
+        match name.as_str() {
+            "server_version" => super::SERVER_VERSION,
+            "server_encoding" | "client_encoding" => "UTF8",
+            "standard_conforming_strings" | "integer_datetimes" => "on",
+            "transaction_read_only" | "default_transaction_read_only" => "on",
+            "max_identifier_length" => "63",
+            "is_superuser" => "off",
+            _ => return None,
+        }
+        .to_string(),
+    )
 }
 
 /// `current_setting(name [, missing_ok])` and `set_config(name, value,
@@ -257,31 +268,14 @@ impl ScalarUDFImpl for Settings {
                 ));
             }
             let value = scalar(1)?.map(|s| text(&s)).unwrap_or_default();
-            let schemas: Vec<String> = value
-                .split(',')
-                .map(|s| s.trim().trim_matches('"').to_string())
-                .filter(|s| !s.is_empty())
-                .collect();
             if let Ok(mut p) = self.search_path.lock() {
-                *p = schemas;
+                *p = super::catalog::parse_search_path(&value);
             }
             Some(value)
         } else if name.eq_ignore_ascii_case("search_path") {
-            Some(
-                path()
-                    .iter()
-                    .map(|s| {
-                        if s.starts_with('$') {
-                            format!("\"{s}\"")
-                        } else {
-                            s.clone()
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", "),
-            )
+            Some(super::catalog::search_path_text(&path()))
         } else if let Some(v) = fixed_setting(&name) {
-            Some(v.to_string())
+            Some(v)
         } else if matches!(scalar(1)?, Some(ScalarValue::Boolean(Some(true)))) {
             None
         } else {

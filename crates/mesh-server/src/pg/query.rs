@@ -62,41 +62,6 @@ pub(super) enum Kind {
     },
 }
 
-/// `SHOW server_version[_num]`, answered with the version the startup
-/// parameters announce (drivers compare the two).
-pub(super) fn show_version(ast: &SqlStatement) -> Option<PgWireResult<Response>> {
-    let SqlStatement::ShowVariable { variable } = ast else {
-        return None;
-    };
-    let name = variable
-        .iter()
-        .map(|i| i.value.to_lowercase())
-        .collect::<Vec<_>>()
-        .join(".");
-    let value = match name.as_str() {
-        "server_version" => SERVER_VERSION.to_string(),
-        "server_version_num" => {
-            let (major, minor) = SERVER_VERSION
-                .split_once('.')
-                .unwrap_or((SERVER_VERSION, "0"));
-            format!("{major}{:0>4}", minor)
-        }
-        _ => return None,
-    };
-    let fields = Arc::new(vec![FieldInfo::new(
-        name,
-        None,
-        None,
-        Type::TEXT,
-        pgwire::api::results::FieldFormat::Text,
-    )]);
-    let mut encoder = pgwire::api::results::DataRowEncoder::new(fields.clone());
-    Some(encoder.encode_field(&Some(value)).map(|()| {
-        let row = encoder.take_row();
-        Response::Query(QueryResponse::new(fields, stream::iter(vec![Ok(row)])))
-    }))
-}
-
 pub(super) fn hooks() -> [Arc<dyn QueryHook>; 2] {
     [Arc::new(SetShowHook), Arc::new(TransactionStatementHook)]
 }
@@ -370,10 +335,6 @@ impl SimpleQueryHandler for PgService {
         }
         let mut responses = Vec::with_capacity(statements.len());
         'statements: for ast in statements {
-            if let Some(response) = show_version(&ast) {
-                responses.push(response?);
-                continue;
-            }
             if let Some(local) = super::statements::local(&ast)
                 && let Some(response) = self.answer(client, &session, local?, None).await?
             {

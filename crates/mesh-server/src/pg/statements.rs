@@ -50,7 +50,7 @@ pub(super) enum Local {
     SetSearchPath(Vec<String>),
     ShowSearchPath,
     /// `SHOW` of a setting the server has one value for.
-    ShowFixed(String, &'static str),
+    ShowFixed(String, String),
 }
 
 /// An open cursor: the rows of its query not fetched yet.
@@ -141,10 +141,7 @@ fn schema_names(v: &Expr) -> Vec<String> {
         },
         other => other.to_string(),
     };
-    text.split(',')
-        .map(|s| s.trim().trim_matches('"').to_string())
-        .filter(|s| !s.is_empty())
-        .collect()
+    super::catalog::parse_search_path(&text)
 }
 
 fn syntax(message: &str) -> PgWireError {
@@ -324,23 +321,8 @@ impl PgService {
                 session.catalog.set_search_path(path);
                 Response::Execution(Tag::new("SET"))
             }
-            Local::ShowSearchPath => {
-                let text = session
-                    .catalog
-                    .search_path()
-                    .iter()
-                    .map(|s| {
-                        if s.starts_with('$') {
-                            format!("\"{s}\"")
-                        } else {
-                            s.clone()
-                        }
-                    })
-                    .collect::<Vec<_>>()
-                    .join(", ");
-                one_value("search_path", text)?
-            }
-            Local::ShowFixed(name, value) => one_value(&name, value.to_string())?,
+            Local::ShowSearchPath => one_value("search_path", session.catalog.search_path_text())?,
+            Local::ShowFixed(name, value) => one_value(&name, value)?,
         }))
     }
 }
