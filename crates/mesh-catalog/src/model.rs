@@ -202,3 +202,16 @@ pub struct RunRecord {
     pub checks: Vec<CheckResult>,
     pub publications: Vec<Publication>,
 }
+
+/// Counters that triggers move with every change, in any process, so a
+/// process can keep what it built from the catalog while they stand
+/// still: `deployment` for products and their outputs (migration 0008),
+/// `activity` for runs, check results, publications and overrides
+/// (0009), `access` for principals, roles, teams, grants and recorded
+/// classifications (0011).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Generations {
+    pub deployment: i64,
+    pub activity: i64,
+    pub access: i64,
+}

@@ -471,36 +471,21 @@ impl CatalogStore for SqliteCatalog {
         self.product_rows(None).await
     }
 
-    async fn generations_and_principal(
-        &self,
-        name: &str,
-    ) -> Result<((i64, i64), Option<crate::Principal>)> {
-        let row = sqlx::query(concat!(
-            "SELECT d.n AS deployment, a.n AS activity, ",
-            crate::sqlite_identity::principal_columns!(),
-            " FROM deployment_generation d
-             CROSS JOIN activity_generation a
-             LEFT JOIN principals p ON p.name = $1
-             WHERE d.id = 1 AND a.id = 1"
-        ))
-        .bind(name)
-        .fetch_one(&self.pool)
-        .await?;
-        Ok((
-            (row.try_get("deployment")?, row.try_get("activity")?),
-            crate::sqlite_identity::principal_from_row(&row)?,
-        ))
-    }
-
-    async fn access_generations(&self) -> Result<(i64, i64)> {
+    async fn generations(&self) -> Result<crate::Generations> {
         let row = sqlx::query(
-            "SELECT d.n AS deployment, a.n AS access
-             FROM deployment_generation d CROSS JOIN access_generation a
-             WHERE d.id = 1 AND a.id = 1",
+            "SELECT d.n AS deployment, a.n AS activity, x.n AS access
+             FROM deployment_generation d
+             CROSS JOIN activity_generation a
+             CROSS JOIN access_generation x
+             WHERE d.id = 1 AND a.id = 1 AND x.id = 1",
         )
         .fetch_one(&self.pool)
         .await?;
-        Ok((row.try_get("deployment")?, row.try_get("access")?))
+        Ok(crate::Generations {
+            deployment: row.try_get("deployment")?,
+            activity: row.try_get("activity")?,
+            access: row.try_get("access")?,
+        })
     }
 
     async fn deployment_generation(&self) -> Result<i64> {

@@ -47,20 +47,8 @@ pub trait CatalogStore:
     /// change, in any process; equal numbers mean `products()` is unchanged.
     async fn deployment_generation(&self) -> Result<i64>;
 
-    /// The deployment generation and the access generation (which moves
-    /// with every change to principals, roles, teams, grants and recorded
-    /// classifications), in one statement: what an access decision checks
-    /// its cached view of the catalog against.
-    async fn access_generations(&self) -> Result<(i64, i64)>;
-
-    /// The deployment generation and an activity generation (which moves
-    /// with every change to runs, check results, publications and
-    /// overrides), and a principal, in one statement: what a catalog page
-    /// read as a caller starts with.
-    async fn generations_and_principal(
-        &self,
-        name: &str,
-    ) -> Result<((i64, i64), Option<crate::Principal>)>;
+    /// The catalog's change counters, in one statement.
+    async fn generations(&self) -> Result<crate::Generations>;
 
     /// One deployed product.
     async fn product(&self, product: &ProductRef) -> Result<Option<ProductRecord>>;

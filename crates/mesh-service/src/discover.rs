@@ -74,12 +74,7 @@ impl Mesh {
     ) -> Result<Vec<(mesh_catalog::ProductRecord, ProductDescriptor)>> {
         let snapshot = self.snapshot().await?;
         let sight = self.sight(caller, &snapshot).await?;
-        Ok(snapshot
-            .deployed
-            .iter()
-            .filter(|(r, p)| sight.sees(r, p))
-            .cloned()
-            .collect())
+        Ok(sight.visible(&snapshot.deployed).cloned().collect())
     }
 
     /// The products of `deployed` that `caller` may see (see `visible_deployed`).
@@ -224,12 +219,14 @@ impl Mesh {
     /// Everything about one product, as one JSON document.
     ///
     /// A page is built once per deployment and activity generation (see
-    /// `CatalogStore::generations_and_principal`) and set of products the caller sees,
+    /// `mesh_catalog::Generations`) and set of products the caller sees,
     /// then served from memory: the catalog is asked only what moved.
     pub async fn catalog_show(&self, caller: &Caller, name: &str) -> Result<Value> {
-        let (generations, _) = self.catalog.generations_and_principal(&caller.name).await?;
-        let deployed = self.deployed_at(generations.0).await?;
-        let deployed = self.visible_of(caller, deployed).await?;
+        let read = self.catalog.generations().await?;
+        let generations = (read.deployment, read.activity);
+        let snapshot = self.snapshot_at(read).await?;
+        let sight = self.sight(caller, &snapshot).await?;
+        let deployed: Vec<_> = sight.visible(&snapshot.deployed).cloned().collect();
         let known: Vec<_> = deployed.iter().map(|(r, _)| r.product.clone()).collect();
         let r = self.resolve(name, &known)?;
         let key = (r.to_string(), fingerprint(&known));
@@ -465,6 +462,14 @@ pub(crate) struct Sight<'a> {
 }
 
 impl Sight<'_> {
+    /// The products of `deployed` the caller sees.
+    pub(crate) fn visible<'d>(
+        &self,
+        deployed: &'d [(mesh_catalog::ProductRecord, ProductDescriptor)],
+    ) -> impl Iterator<Item = &'d (mesh_catalog::ProductRecord, ProductDescriptor)> {
+        deployed.iter().filter(|(r, p)| self.sees(r, p))
+    }
+
     pub(crate) fn sees(&self, r: &mesh_catalog::ProductRecord, p: &ProductDescriptor) -> bool {
         if self.admin {
             return true;

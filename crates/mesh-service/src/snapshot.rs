@@ -113,7 +113,16 @@ where
 impl Mesh {
     /// The catalog as access decisions read it, current as of this call.
     pub(crate) async fn snapshot(&self) -> Result<Arc<Snapshot>> {
-        let generations = self.catalog.access_generations().await?;
+        let generations = self.catalog.generations().await?;
+        self.snapshot_at(generations).await
+    }
+
+    /// [`Mesh::snapshot`] for generations just read.
+    pub(crate) async fn snapshot_at(
+        &self,
+        generations: mesh_catalog::Generations,
+    ) -> Result<Arc<Snapshot>> {
+        let generations = (generations.deployment, generations.access);
         if let Some(s) = self
             .snapshot_cache
             .lock()

@@ -67,10 +67,8 @@ impl Mesh {
         let guard = Arc::new(self.guard_over(caller, snapshot.clone())?);
         // What the caller may not see does not exist in its session.
         let sight = self.sight(caller, &snapshot).await?;
-        let visible: std::collections::BTreeSet<ProductRef> = snapshot
-            .deployed
-            .iter()
-            .filter(|(r, p)| sight.sees(r, p))
+        let visible: std::collections::BTreeSet<ProductRef> = sight
+            .visible(&snapshot.deployed)
             .map(|(r, _)| r.product.clone())
             .collect();
         let engine = QueryEngine::new(
