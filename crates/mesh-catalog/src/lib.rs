@@ -9,6 +9,7 @@ pub mod classes;
 pub mod error;
 pub mod identity;
 pub mod lines;
+pub mod locations;
 pub mod model;
 pub mod search;
 pub mod sqlite;

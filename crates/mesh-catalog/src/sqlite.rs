@@ -14,6 +14,7 @@ use sqlx::sqlite::{
 use sqlx::{Row, SqlitePool};
 
 use crate::error::{CatalogError, Result};
+use crate::locations::Locations;
 use crate::model::*;
 use crate::store::CatalogStore;
 
@@ -21,6 +22,10 @@ use crate::store::CatalogStore;
 #[derive(Debug, Clone)]
 pub struct SqliteCatalog {
     pub(crate) pool: SqlitePool,
+    /// Table locations, relative to the storage root.
+    tables: Locations,
+    /// Descriptor paths, relative to the project's folder.
+    descriptors: Locations,
 }
 
 impl SqliteCatalog {
@@ -43,7 +48,48 @@ impl SqliteCatalog {
             .await
             .map_err(|source| CatalogError::Open { url, source })?;
         sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(SqliteCatalog { pool })
+        Ok(SqliteCatalog {
+            pool,
+            tables: Locations::default(),
+            descriptors: Locations::default(),
+        })
+    }
+
+    /// Opens the catalog of the project in `project` whose tables live
+    /// under `storage_root`: descriptors are stored relative to the project
+    /// and table locations relative to the storage root, so a copied or
+    /// moved project uses its own sources and tables. Absolute paths that
+    /// earlier versions recorded under these roots are made relative once,
+    /// here.
+    pub async fn open_under(path: &Path, project: &Path, storage_root: &str) -> Result<Self> {
+        let mut catalog = Self::open(path).await?;
+        catalog.tables = Locations::under(storage_root);
+        catalog.descriptors = Locations::under(&project.display().to_string());
+        for (locations, relocate) in [
+            (
+                &catalog.tables,
+                "UPDATE outputs SET location = substr(location, $1) WHERE location LIKE $2 ESCAPE '\\'",
+            ),
+            (
+                &catalog.descriptors,
+                "UPDATE products SET descriptor_path = substr(descriptor_path, $1) WHERE descriptor_path LIKE $2 ESCAPE '\\'",
+            ),
+        ] {
+            if let Some((pattern, drop)) = locations.absolute_pattern() {
+                sqlx::query(relocate)
+                    .bind(drop as i64 + 1)
+                    .bind(pattern)
+                    .execute(&catalog.pool)
+                    .await?;
+            }
+        }
+        Ok(catalog)
+    }
+
+    fn output_from_row(&self, row: &SqliteRow) -> Result<OutputRecord> {
+        let mut output = output_from_row(row)?;
+        output.location = self.tables.resolve(&output.location);
+        Ok(output)
     }
 }
 
@@ -203,7 +249,7 @@ impl SqliteCatalog {
                     version: row.try_get("version")?,
                     status: row.try_get("status")?,
                     owner: row.try_get("owner")?,
-                    descriptor_path: row.try_get("descriptor_path")?,
+                    descriptor_path: self.descriptors.resolve(row.try_get("descriptor_path")?),
                     descriptor: row.try_get("descriptor")?,
                     sql_texts: json(row.try_get("sql_texts")?, "products", "sql_texts")?,
                     deployed_at: ts(row.try_get("deployed_at")?, "products", "deployed_at")?,
@@ -371,7 +417,7 @@ impl CatalogStore for SqliteCatalog {
             .bind(&p.version)
             .bind(&p.status)
             .bind(&p.owner)
-            .bind(&p.descriptor_path)
+            .bind(self.descriptors.store(&p.descriptor_path))
             .bind(&p.descriptor)
             .bind(sql_texts)
             .bind(&id.0)
@@ -398,7 +444,7 @@ impl CatalogStore for SqliteCatalog {
                     .bind(o.domain.as_str())
                     .bind(o.output.as_str())
                     .bind(o.product.to_string())
-                    .bind(&o.location)
+                    .bind(self.tables.store(&o.location))
                     .bind(serde_json::to_string(&o.columns).unwrap_or_else(|_| "[]".into()))
                     .execute(&mut *tx)
                     .await?;
@@ -505,7 +551,7 @@ impl CatalogStore for SqliteCatalog {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(output_from_row)
+            .map(|r| self.output_from_row(r))
             .collect()
     }
 
@@ -515,7 +561,7 @@ impl CatalogStore for SqliteCatalog {
             .fetch_all(&self.pool)
             .await?
             .iter()
-            .map(output_from_row)
+            .map(|r| self.output_from_row(r))
             .collect()
     }
 
@@ -535,7 +581,7 @@ impl CatalogStore for SqliteCatalog {
             .fetch_optional(&self.pool)
             .await?
             .as_ref()
-            .map(output_from_row)
+            .map(|r| self.output_from_row(r))
             .transpose()
     }
 

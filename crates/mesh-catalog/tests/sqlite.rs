@@ -278,3 +278,54 @@ async fn an_unopenable_catalog_path_is_an_error_not_a_panic() {
         .unwrap_err();
     assert!(err.to_string().contains("cannot open the catalog"), "{err}");
 }
+
+/// Paths recorded absolute by earlier versions become relative at the
+/// first open under their roots, so the catalog follows the project when
+/// it is moved; a location outside the roots is kept as written.
+#[tokio::test]
+async fn paths_under_the_project_follow_it_when_moved() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("catalog.db");
+    let catalog = SqliteCatalog::open(&db).await.unwrap();
+    let mut a = product("sales", "orders", "v1");
+    a.descriptor_path = "/srv/mesh_1/sales/orders/product.yaml".into();
+    a.outputs[0].location = "/srv/mesh_1/.mesh/tables/sales/orders/orders".into();
+    let mut b = product("customers", "profiles", "v1");
+    b.outputs[0].location = "s3://elsewhere/customers/profiles".into();
+    catalog
+        .deploy("alice", vec![a.clone(), b], vec![])
+        .await
+        .unwrap();
+    drop(catalog);
+
+    let project = std::path::Path::new("/srv/mesh_1");
+    let catalog = SqliteCatalog::open_under(&db, project, "/srv/mesh_1/.mesh/tables")
+        .await
+        .unwrap();
+    let stored = catalog.product(&a.product).await.unwrap().unwrap();
+    assert_eq!(stored.descriptor_path, a.descriptor_path);
+    assert_eq!(stored.outputs[0].location, a.outputs[0].location);
+    let again = catalog
+        .deploy("alice", vec![a.clone()], vec![])
+        .await
+        .unwrap();
+    assert_eq!(again.unchanged.len(), 1, "resolved paths compare equal");
+    drop(catalog);
+
+    let moved = std::path::Path::new("/data/mesh");
+    let catalog = SqliteCatalog::open_under(&db, moved, "/data/mesh/.mesh/tables")
+        .await
+        .unwrap();
+    let stored = catalog.product(&a.product).await.unwrap().unwrap();
+    assert_eq!(
+        stored.descriptor_path,
+        "/data/mesh/sales/orders/product.yaml"
+    );
+    assert_eq!(
+        stored.outputs[0].location,
+        "/data/mesh/.mesh/tables/sales/orders/orders"
+    );
+    let sales = DomainName::parse("customers").unwrap();
+    let outputs = catalog.domain_outputs(&sales).await.unwrap();
+    assert_eq!(outputs[0].location, "s3://elsewhere/customers/profiles");
+}

@@ -281,3 +281,61 @@ fn a_version_whose_files_are_gone_is_an_error_not_an_empty_table() {
     ok(&dir, &["run"]);
     assert_eq!(greetings(&dir), 4);
 }
+
+/// A project copied or moved to another folder is self-contained: its
+/// catalog names tables relative to the storage root, so the copy reads
+/// and writes its own tables and never the original's.
+#[test]
+fn a_copied_or_moved_project_uses_its_own_tables() {
+    let tmp = tempfile::tempdir().unwrap();
+    let original = published(tmp.path());
+    let copy = tmp.path().join("copy");
+    let cp = std::process::Command::new("cp")
+        .args(["-a", original.to_str().unwrap(), copy.to_str().unwrap()])
+        .status()
+        .unwrap();
+    assert!(cp.success());
+    let before = run_dirs(&table(&original));
+    std::fs::write(
+        csv(&copy),
+        "id,language,text\n1,en,Hi\n2,fr,Salut\n3,de,Hallo\n4,es,Hola\n5,en,Hey\n",
+    )
+    .unwrap();
+    ok(&copy, &["run"]);
+    assert_eq!(greetings(&copy), 5);
+    assert_eq!(greetings(&original), 4);
+    assert_eq!(
+        run_dirs(&table(&original)),
+        before,
+        "the copy wrote into the original"
+    );
+    assert_eq!(run_dirs(&table(&copy)).len(), before.len() + 1);
+    let shown = ok(
+        &copy,
+        &["catalog", "show", "example/greetings", "--format", "json"],
+    );
+    assert!(shown.contains(copy.to_str().unwrap()), "{shown}");
+    assert!(
+        !shown.contains(&format!("{}/", original.display())),
+        "{shown}"
+    );
+
+    // Moved: the original folder is gone, and the project still answers,
+    // at its newest version and in time travel.
+    let moved = tmp.path().join("moved");
+    std::fs::rename(&original, &moved).unwrap();
+    assert_eq!(greetings(&moved), 4);
+    let first = json(
+        &moved,
+        &[
+            "query",
+            "SELECT count(*) AS n FROM example.\"greetings@1\"",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(first[0]["n"], 4);
+    ok(&moved, &["run"]);
+    assert_eq!(greetings(&moved), 4);
+    assert!(!original.exists());
+}

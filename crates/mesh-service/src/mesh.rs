@@ -81,21 +81,30 @@ impl Mesh {
         }
         std::fs::create_dir_all(&config.state_dir).map_err(state_err(&config.state_dir))?;
         probe_writable(&config.state_dir)?;
+        let storage_root = match &config.storage {
+            Some(s) if s.contains("://") => s.trim_end_matches('/').to_string(),
+            Some(s) => root.join(s).display().to_string(),
+            None => config.state_dir.join("tables").display().to_string(),
+        };
         let catalog: Arc<dyn CatalogStore> = match &config.catalog {
-            None => Arc::new(SqliteCatalog::open(&config.state_dir.join("catalog.db")).await?),
+            None => Arc::new(
+                SqliteCatalog::open_under(
+                    &config.state_dir.join("catalog.db"),
+                    &root,
+                    &storage_root,
+                )
+                .await?,
+            ),
             Some(url) => match url.strip_prefix("sqlite://") {
-                Some(path) => Arc::new(SqliteCatalog::open(&root.join(path)).await?),
+                Some(path) => Arc::new(
+                    SqliteCatalog::open_under(&root.join(path), &root, &storage_root).await?,
+                ),
                 None => {
                     return Err(
                         mesh_catalog::CatalogError::UnsupportedUrl { url: url.clone() }.into(),
                     );
                 }
             },
-        };
-        let storage_root = match &config.storage {
-            Some(s) if s.contains("://") => s.trim_end_matches('/').to_string(),
-            Some(s) => root.join(s).display().to_string(),
-            None => config.state_dir.join("tables").display().to_string(),
         };
         Ok(Mesh {
             root,
