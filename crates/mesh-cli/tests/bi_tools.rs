@@ -17,6 +17,12 @@ fn sqlalchemy_pandas_and_cursors_work_with_both_drivers() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = demo(tmp.path(), 60);
     ok(&dir, &["principal", "add", "eve"]);
+    // A private product: its key, columns and descriptions stay out of
+    // the catalog tables of a caller who may not see it.
+    let descriptor = dir.join("logistics/shipments/product.yaml");
+    let text = std::fs::read_to_string(&descriptor).unwrap();
+    std::fs::write(&descriptor, text + "access: {visibility: private}\n").unwrap();
+    ok(&dir, &["deploy"]);
     let admin = token(&dir, USER);
     let eve = token(&dir, "eve");
     let served = Served::start(&dir, &[]);
@@ -60,9 +66,28 @@ fn sqlalchemy_pandas_and_cursors_work_with_both_drivers() {
             ["status", "TEXT", false]
         ]);
         assert_eq!(ok_of("columns"), columns);
-        // Reflection answers; the contract's primary key is not in
-        // pg_constraint yet (docs/server.md, compatibility table).
-        assert!(ok_of("pk")["constrained_columns"].is_array());
+        // The contract's primary key, descriptions and decimal precision.
+        assert_eq!(ok_of("pk")["constrained_columns"], json!(["order_id"]));
+        assert_eq!(ok_of("pk")["name"], "orders_pkey");
+        assert_eq!(
+            ok_of("composite_pk")["constrained_columns"],
+            json!(["carrier", "country"])
+        );
+        assert_eq!(
+            ok_of("comments"),
+            json!([
+                "Order id",
+                "Who ordered",
+                "Day the order was placed",
+                "confirmed or cancelled"
+            ])
+        );
+        assert_eq!(
+            ok_of("table_comment")["text"],
+            "Every order placed in the web shop, one row per order."
+        );
+        assert_eq!(ok_of("decimal"), json!(["NUMERIC(12, 2)"]));
+        // The primary key's index is not listed among the other indexes.
         assert_eq!(ok_of("indexes"), json!([]));
         assert_eq!(
             ok_of("autoload"),
@@ -122,6 +147,31 @@ fn sqlalchemy_pandas_and_cursors_work_with_both_drivers() {
         format!("{USER}\n\"$user\", public\nsales\nt\nUTF8\n118 MB\n"),
         "{answers}"
     );
+    // psql's \d shows the declared key and the decimal's precision.
+    let described = psql_ok(
+        pg,
+        USER,
+        &admin,
+        &["-P", "tuples_only=off", "-c", "\\d sales.order_lines"],
+    );
+    assert!(described.contains("amount|numeric(12,2)|"), "{described}");
+    assert!(
+        described.contains("\"order_lines_pkey\" PRIMARY KEY, btree (line_id)"),
+        "{described}"
+    );
+    let keys = "SELECT c.relname FROM pg_catalog.pg_constraint k \
+                JOIN pg_catalog.pg_class c ON c.oid = k.conrelid \
+                WHERE k.contype = 'p' ORDER BY 1";
+    let described = "SELECT count(*) FROM pg_catalog.pg_description d \
+                     JOIN pg_catalog.pg_class c ON c.oid = d.objoid \
+                     WHERE c.relname = 'shipments'";
+    let all = psql_ok(pg, USER, &admin, &["-c", keys, "-c", described]);
+    assert!(all.contains("shipments\n"), "{all}");
+    let seen = psql_ok(pg, "eve", &eve, &["-c", keys, "-c", described]);
+    assert!(seen.contains("orders\n"), "{seen}");
+    assert!(!seen.contains("shipments"), "{seen}");
+    assert!(seen.ends_with("\n0\n"), "{seen}");
+
     let unknown = psql(pg, "eve", &eve, &["-c", "SELECT current_setting('nope')"]);
     assert!(!unknown.status.success());
     assert!(

@@ -90,6 +90,52 @@ pub fn output_schema(o: &mesh_catalog::OutputRecord) -> SchemaRef {
     }))
 }
 
+/// Field and schema metadata key holding the contract's description of a
+/// column or a table.
+pub const DESCRIPTION: &str = "description";
+/// Schema metadata key holding the contract's primary key: column names
+/// separated by commas, in key order.
+pub const PRIMARY_KEY: &str = "meshwork.primary_key";
+
+/// [`output_schema`] carrying the contract's documentation as metadata:
+/// each column's description ([`DESCRIPTION`]), and the table's
+/// description and primary key ([`PRIMARY_KEY`]).
+pub fn documented_schema(
+    o: &mesh_catalog::OutputRecord,
+    declared: Option<&mesh_spec::Output>,
+    product_purpose: Option<&str>,
+) -> SchemaRef {
+    let plain = output_schema(o);
+    let Some(declared) = declared else {
+        return plain;
+    };
+    let fields: Vec<Field> = plain
+        .fields()
+        .iter()
+        .map(|f| {
+            let description = declared
+                .column(f.name())
+                .and_then(|c| c.description.clone());
+            match description {
+                Some(d) => f
+                    .as_ref()
+                    .clone()
+                    .with_metadata([(DESCRIPTION.to_string(), d)].into()),
+                None => f.as_ref().clone(),
+            }
+        })
+        .collect();
+    let mut metadata = std::collections::HashMap::new();
+    if let Some(d) = declared.description.as_deref().or(product_purpose) {
+        metadata.insert(DESCRIPTION.to_string(), d.to_string());
+    }
+    if !declared.primary_key.is_empty() {
+        let key: Vec<&str> = declared.primary_key.iter().map(|c| c.as_str()).collect();
+        metadata.insert(PRIMARY_KEY.to_string(), key.join(","));
+    }
+    Arc::new(Schema::new_with_metadata(fields, metadata))
+}
+
 /// The contract type closest to an Arrow type, for messages and inferred schemas.
 pub fn contract_type(dt: &DataType) -> Option<ColumnType> {
     Some(match dt {

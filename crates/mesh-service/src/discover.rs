@@ -131,11 +131,24 @@ impl Mesh {
             .await?
             .iter()
             .filter(|(record, _)| record.status != "retired")
-            .flat_map(|(record, _)| {
-                record.outputs.iter().map(|o| VisibleTable {
-                    domain: o.domain.to_string(),
-                    name: o.output.to_string(),
-                    schema: mesh_query::schema::output_schema(o),
+            .flat_map(|(record, descriptor)| {
+                record.outputs.iter().map(move |o| {
+                    // A line's outputs are named `<output>_v<major>`; its
+                    // descriptor keeps the original names.
+                    let declared = descriptor.outputs.iter().find(|d| {
+                        d.name.as_str() == o.output.as_str()
+                            || mesh_catalog::line_output(d.name.as_str(), record)
+                                == o.output.as_str()
+                    });
+                    VisibleTable {
+                        domain: o.domain.to_string(),
+                        name: o.output.to_string(),
+                        schema: mesh_query::schema::documented_schema(
+                            o,
+                            declared,
+                            descriptor.description.purpose.as_deref(),
+                        ),
+                    }
                 })
             })
             .collect();
@@ -440,7 +453,8 @@ impl Mesh {
     }
 }
 
-/// A table a caller may see: `<domain>.<name>` and its declared columns.
+/// A table a caller may see: `<domain>.<name>` and its declared columns,
+/// documented from the contract (see `mesh_query::schema::documented_schema`).
 #[derive(Debug, Clone)]
 pub struct VisibleTable {
     pub domain: String,

@@ -40,6 +40,7 @@ pub use statement::{Planned, QueryResult, QueryStream, SessionSetup, Statement, 
 /// (the Postgres server's `pg_catalog`).
 pub mod query {
     pub use mesh_query::provider::{CATALOG_NAME, DomainSchema};
+    pub use mesh_query::schema::{DESCRIPTION, PRIMARY_KEY};
     pub use mesh_query::session::syntax_sentence;
 }
 pub use mesh_query::encode::{nested_as_json, to_wire, wire_schema};

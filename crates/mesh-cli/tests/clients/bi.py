@@ -51,6 +51,16 @@ def reflect(driver, job):
         ]
     )
     out["pk"] = attempt(lambda: insp.get_pk_constraint("orders", schema="sales"))
+    out["composite_pk"] = attempt(lambda: insp.get_pk_constraint("carrier_performance", schema="logistics"))
+    out["comments"] = attempt(
+        lambda: [c["comment"] for c in insp.get_columns("orders", schema="sales")]
+    )
+    out["table_comment"] = attempt(lambda: insp.get_table_comment("orders", schema="sales"))
+    out["decimal"] = attempt(
+        lambda: [
+            str(c["type"]) for c in insp.get_columns("order_lines", schema="sales") if c["name"] == "amount"
+        ]
+    )
     out["indexes"] = attempt(lambda: insp.get_indexes("orders", schema="sales"))
     out["autoload"] = attempt(
         lambda: [c.name for c in sa.Table("orders", sa.MetaData(), schema="sales", autoload_with=engine).columns]

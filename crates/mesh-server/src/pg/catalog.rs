@@ -1,7 +1,7 @@
 //! `pg_catalog` for one connection: what psql, drivers and BI tools
 //! read on connect, listing only what the caller may see.
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::sync::{Arc, Mutex};
 
@@ -46,7 +46,10 @@ impl PgSetup {
             EmptyContextProvider,
         )?;
         Ok(PgCatalog {
-            provider: Arc::new(provider),
+            provider: Arc::new(super::contracts::ContractCatalog::new(
+                Arc::new(provider),
+                visible.clone(),
+            )),
             visible,
             static_tables: self.static_tables.clone(),
             search_path: Arc::new(Mutex::new(vec!["$user".into(), "public".into()])),
@@ -59,7 +62,7 @@ impl PgSetup {
 /// list only the outputs the caller may see and describe them by their
 /// declared schema, so browsing them makes no access decision.
 pub(super) struct PgCatalog {
-    pub(super) provider: Arc<PgCatalogSchemaProvider<Visible, EmptyContextProvider>>,
+    pub(super) provider: Arc<super::contracts::ContractCatalog>,
     pub(super) visible: Visible,
     pub(super) static_tables: Arc<PgCatalogStaticTables>,
     /// `SET search_path`: unqualified table names resolve in its first
@@ -137,6 +140,9 @@ impl SessionSetup for PgCatalog {
         }
         ctx.register_udf(current_schema_udf(
             schema.unwrap_or_else(|| "public".into()),
+        ));
+        ctx.register_udf(super::contracts::IndexDefUdf::udf(
+            &self.provider.index_defs,
         ));
         for udf in super::functions::user_udfs(&caller.name)
             .into_iter()
@@ -246,8 +252,9 @@ pub(super) struct Visible {
     pub(super) target: Arc<Mutex<Target>>,
 }
 
-/// The `(domain, output)` pairs a caller may see.
-pub(super) type Tables = BTreeSet<(String, String)>;
+/// The `(domain, output)` pairs a caller may see, with their documented
+/// declared schemas.
+pub(super) type Tables = BTreeMap<(String, String), SchemaRef>;
 
 #[derive(Default)]
 pub(super) struct Target {
@@ -283,7 +290,7 @@ impl Visible {
             .ok_or_else(|| DataFusionError::Internal("pg_catalog read outside a statement".into()))
     }
 
-    async fn outputs(&self) -> datafusion::error::Result<Arc<Tables>> {
+    pub(super) async fn outputs(&self) -> datafusion::error::Result<Arc<Tables>> {
         let cell = self
             .target
             .lock()
@@ -296,7 +303,10 @@ impl Visible {
                 .await
                 .map_err(|e| DataFusionError::External(Box::new(e)))?;
             Ok::<_, DataFusionError>(Arc::new(
-                visible.into_iter().map(|t| (t.domain, t.name)).collect(),
+                visible
+                    .into_iter()
+                    .map(|t| ((t.domain, t.name), t.schema))
+                    .collect(),
             ))
         })
         .await
@@ -338,7 +348,7 @@ impl CatalogInfo for Visible {
         let outputs = self.outputs().await?;
         let mut shown = Vec::with_capacity(names.len());
         for s in names {
-            if self.domain(catalog, &s)?.is_none() || outputs.iter().any(|(d, _)| *d == s) {
+            if self.domain(catalog, &s)?.is_none() || outputs.keys().any(|(d, _)| *d == s) {
                 shown.push(s);
             }
         }
@@ -361,7 +371,7 @@ impl CatalogInfo for Visible {
         Ok(Some(
             names
                 .into_iter()
-                .filter(|t| outputs.contains(&(schema.to_string(), t.clone())))
+                .filter(|t| outputs.contains_key(&(schema.to_string(), t.clone())))
                 .collect(),
         ))
     }
@@ -374,7 +384,7 @@ impl CatalogInfo for Visible {
     ) -> datafusion::error::Result<Option<SchemaRef>> {
         if let Some(domain) = self.domain(catalog, schema)? {
             let outputs = self.outputs().await?;
-            if !outputs.contains(&(schema.to_string(), table.to_string())) {
+            if !outputs.contains_key(&(schema.to_string(), table.to_string())) {
                 return Ok(None);
             }
             return Ok(domain

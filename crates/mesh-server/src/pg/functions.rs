@@ -12,17 +12,15 @@ use datafusion::logical_expr::{
 use datafusion::scalar::ScalarValue;
 
 /// A function whose answer is NULL for every published table:
-/// `pg_get_serial_sequence(table, column)` (no column has a sequence) and
-/// `pg_get_indexdef(index, column, pretty)` (tables have no indexes; the
-/// catalog's own are not described).
+/// `pg_get_serial_sequence(table, column)` (no column has a sequence).
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct NullText {
     name: &'static str,
     signature: Signature,
 }
 
-pub(super) fn null_text_udfs() -> [ScalarUDF; 2] {
-    ["pg_get_serial_sequence", "pg_get_indexdef"].map(|name| {
+pub(super) fn null_text_udfs() -> [ScalarUDF; 1] {
+    ["pg_get_serial_sequence"].map(|name| {
         ScalarUDF::new_from_impl(NullText {
             name,
             signature: Signature::variadic_any(Volatility::Immutable),

@@ -28,6 +28,7 @@ use crate::metrics::Metrics;
 
 mod catalog;
 mod connection;
+mod contracts;
 mod functions;
 mod query;
 mod rewrite;
