@@ -531,7 +531,30 @@ fn adbc_flight_sql_fetches_products_as_arrow_under_the_callers_policy() {
             {"sql": "SELECT count(*) AS n FROM sales.orders WHERE status = $1", "params": ["'; DROP TABLE sales.orders; --"]},
             {"objects": true},
             {"sql": "SELECT * FROM sales.nope"},
+            {"table_schema": ["sales", "order_lines"]},
         ]}),
+    );
+    // A table's schema carries the contract: descriptions, primary key,
+    // and Flight SQL's column metadata.
+    let described = &answers[4];
+    assert_eq!(
+        described["metadata"]["meshwork.primary_key"], "line_id",
+        "{described}"
+    );
+    let amount = &described["fields"]["amount"];
+    assert_eq!(
+        amount["description"], "quantity × unit price, in EUR",
+        "{described}"
+    );
+    assert_eq!(amount["ARROW:FLIGHT:SQL:PRECISION"], "12", "{described}");
+    assert_eq!(amount["ARROW:FLIGHT:SQL:SCALE"], "2", "{described}");
+    assert_eq!(
+        amount["ARROW:FLIGHT:SQL:TYPE_NAME"], "decimal(12,2)",
+        "{described}"
+    );
+    assert_eq!(
+        amount["ARROW:FLIGHT:SQL:DB_SCHEMA_NAME"], "sales",
+        "{described}"
     );
     assert_eq!(answers[0]["rows"][0][0], "7", "{answers}");
     assert_eq!(answers[1]["rows"], json!([["0"]]), "{answers}");

@@ -167,6 +167,38 @@ impl MeshFlightSql {
     }
 }
 
+/// A table's schema as `GetTables` describes it: each field carries the
+/// Flight SQL column metadata (`ARROW:FLIGHT:SQL:*`: catalog, schema and
+/// table names, the contract's type name, precision and scale), and the
+/// contract's `description` where it has one; the schema keeps the
+/// table's description and primary key.
+fn described(t: &mesh_service::VisibleTable) -> Schema {
+    let fields: Vec<Field> = t
+        .schema
+        .fields()
+        .iter()
+        .map(|f| {
+            let mut metadata = f.metadata().clone();
+            let mut put = |key: &str, value: String| {
+                metadata.insert(format!("ARROW:FLIGHT:SQL:{key}"), value);
+            };
+            put("CATALOG_NAME", mesh_service::query::CATALOG_NAME.into());
+            put("DB_SCHEMA_NAME", t.domain.clone());
+            put("TABLE_NAME", t.name.clone());
+            if let Some(ty) = mesh_service::contract_type(f.data_type()) {
+                put("TYPE_NAME", ty.to_string());
+            }
+            if let DataType::Decimal128(p, s) = f.data_type() {
+                put("PRECISION", p.to_string());
+                put("SCALE", s.to_string());
+            }
+            put("IS_READ_ONLY", "1".into());
+            f.as_ref().clone().with_metadata(metadata)
+        })
+        .collect();
+    Schema::new_with_metadata(fields, t.schema.metadata().clone())
+}
+
 /// Arrow IPC for `batches`, encoded as they arrive.
 /// The batches travel in the wire schema (`mesh_service::wire_schema`),
 /// the one GetFlightInfo announced.
@@ -552,7 +584,7 @@ impl FlightSqlService for MeshFlightSql {
                     &t.domain,
                     &t.name,
                     "TABLE",
-                    &t.schema,
+                    &described(&t),
                 )
                 .map_err(|e| Status::internal(e.to_string()))?;
         }

@@ -44,6 +44,14 @@ def run(conn, step):
                     for t in s["db_schema_tables"] or []
                 )
             }
+        if "table_schema" in step:
+            schema_name, table_name = step["table_schema"]
+            schema = conn.adbc_get_table_schema(table_name, db_schema_filter=schema_name)
+            decode = lambda m: {k.decode(): v.decode() for k, v in (m or {}).items()}
+            return {
+                "metadata": decode(schema.metadata),
+                "fields": {f.name: decode(f.metadata) for f in schema},
+            }
         cur = conn.cursor()
         cur.execute(step["sql"], step.get("params"))
         table = cur.fetch_arrow_table()
