@@ -121,6 +121,33 @@ fn sqlalchemy_pandas_and_cursors_work_with_both_drivers() {
         result["psycopg"]["count"]["ok"]
     );
 
+    // COPY … TO STDOUT in each format, under the caller's policy.
+    let csv = "order_id,status,odd,nothing\n\
+               1,confirmed,\"a,\"\"b\",\n\
+               2,confirmed,\"a,\"\"b\",\n\
+               3,confirmed,\"a,\"\"b\",\n";
+    let copy = &result["psycopg"];
+    assert_eq!(
+        copy["copy_text"]["ok"],
+        json!([
+            "1\tconfirmed\ta,\"b\t\\N\n2\tconfirmed\ta,\"b\t\\N\n3\tconfirmed\ta,\"b\t\\N\n",
+            3
+        ]),
+        "{copy}"
+    );
+    assert_eq!(copy["copy_csv"]["ok"], json!([csv, 3]), "{copy}");
+    assert_eq!(
+        copy["copy_binary"]["ok"],
+        json!([
+            [1, "confirmed", "a,\"b", null],
+            [2, "confirmed", "a,\"b", null],
+            [3, "confirmed", "a,\"b", null]
+        ]),
+        "{copy}"
+    );
+    assert_eq!(copy["copy_denied"]["sqlstate"], "42501", "{copy}");
+    assert_eq!(result["psycopg2"]["copy_csv"]["ok"], csv, "{result}");
+
     // Session functions and settings psql, drivers and tools ask for.
     let pg = served.pg.as_deref().unwrap();
     let answers = psql_ok(
@@ -171,6 +198,35 @@ fn sqlalchemy_pandas_and_cursors_work_with_both_drivers() {
     assert!(seen.contains("orders\n"), "{seen}");
     assert!(!seen.contains("shipments"), "{seen}");
     assert!(seen.ends_with("\n0\n"), "{seen}");
+
+    // psql's \copy writes on the client; COPY FROM and server files are
+    // refused.
+    let file = tmp.path().join("orders.csv");
+    let copied = psql_ok(
+        pg,
+        USER,
+        &admin,
+        &[
+            "-c",
+            &format!(
+                "\\copy (SELECT order_id, status FROM sales.orders ORDER BY 1 LIMIT 2) TO '{}' WITH CSV HEADER",
+                file.display()
+            ),
+        ],
+    );
+    assert_eq!(copied, "COPY 2\n");
+    assert_eq!(
+        std::fs::read_to_string(&file).unwrap(),
+        "order_id,status\n1,confirmed\n2,confirmed\n"
+    );
+    for (sql, state) in [
+        ("COPY sales.orders FROM STDIN", "25006"),
+        ("COPY sales.orders TO '/tmp/x'", "42501"),
+    ] {
+        let refused = psql(pg, USER, &admin, &["-c", sql]);
+        let stderr = String::from_utf8_lossy(&refused.stderr);
+        assert!(stderr.contains(state), "{sql}: {stderr}");
+    }
 
     let unknown = psql(pg, "eve", &eve, &["-c", "SELECT current_setting('nope')"]);
     assert!(!unknown.status.success());

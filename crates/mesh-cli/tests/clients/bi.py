@@ -188,6 +188,54 @@ def cursors(driver, job):
                 return n
 
         out["nested_transactions"] = attempt(nested)
+    out.update(copies(driver, job))
+    return out
+
+
+COPY_QUERY = "(SELECT order_id, status, 'a,\"b' AS odd, NULL AS nothing FROM sales.orders ORDER BY order_id LIMIT 3)"
+
+
+def copies(driver, job):
+    """COPY … TO STDOUT in text, CSV and binary, as each driver reads it."""
+    out = {}
+    if driver == "psycopg":
+
+        def text(options):
+            with connect(driver, job) as conn, conn.cursor() as cur:
+                with cur.copy(f"COPY {COPY_QUERY} TO STDOUT {options}") as copy:
+                    data = b"".join(bytes(b) for b in copy)
+                return [data.decode(), cur.rowcount]
+
+        def binary():
+            with connect(driver, job) as conn, conn.cursor() as cur:
+                with cur.copy(f"COPY {COPY_QUERY} TO STDOUT (FORMAT binary)") as copy:
+                    copy.set_types(["int8", "text", "text", "text"])
+                    return [list(r) for r in copy.rows()]
+
+        def denied():
+            stranger = connect(driver, job, job["stranger"])
+            with stranger, stranger.cursor() as cur:
+                with cur.copy("COPY customers.profiles TO STDOUT") as copy:
+                    return b"".join(bytes(b) for b in copy).decode()
+
+        out["copy_text"] = attempt(lambda: text(""))
+        out["copy_csv"] = attempt(lambda: text("WITH (FORMAT csv, HEADER)"))
+        out["copy_binary"] = attempt(binary)
+        out["copy_denied"] = attempt(denied)
+    else:
+
+        def expert():
+            import io
+
+            conn = connect(driver, job)
+            try:
+                buf = io.StringIO()
+                conn.cursor().copy_expert(f"COPY {COPY_QUERY} TO STDOUT WITH CSV HEADER", buf)
+                return buf.getvalue()
+            finally:
+                conn.close()
+
+        out["copy_csv"] = attempt(expert)
     return out
 
 

@@ -29,6 +29,7 @@ use crate::metrics::Metrics;
 mod catalog;
 mod connection;
 mod contracts;
+mod copy;
 mod functions;
 mod query;
 mod rewrite;

@@ -232,6 +232,30 @@ impl PgService {
     where
         C: ClientInfo + ?Sized,
     {
+        let (stream, interrupt, timer) = self.start(client, session, ast, params).await?;
+        let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
+        let fields = Arc::new(arrow_schema_to_pg_fields(
+            &stream.schema,
+            format,
+            Some(options),
+        )?);
+        let rows = rows(stream, fields.clone(), interrupt, timer);
+        Ok(Response::Query(QueryResponse::new(fields, rows)))
+    }
+
+    /// Plans and starts a query as the session's caller, with the
+    /// session's cancel signal (a cancel request, or `statement_timeout`)
+    /// armed; the stream's batches are read by the caller.
+    pub(super) async fn start<C>(
+        &self,
+        client: &C,
+        session: &Session,
+        ast: &SqlStatement,
+        params: Option<ParamValues>,
+    ) -> PgWireResult<(mesh_service::QueryStream, Interrupt, QueryTimer)>
+    where
+        C: ClientInfo + ?Sized,
+    {
         let timeout = client
             .metadata()
             .get("statement_timeout_ms")
@@ -268,14 +292,7 @@ impl PgService {
             },
             _ = interrupt.token.cancelled() => return Err(interrupt.error()),
         };
-        let options = Arc::new(FormatOptions::from_client_metadata(client.metadata()));
-        let fields = Arc::new(arrow_schema_to_pg_fields(
-            &stream.schema,
-            format,
-            Some(options),
-        )?);
-        let rows = rows(stream, fields.clone(), interrupt, timer);
-        Ok(Response::Query(QueryResponse::new(fields, rows)))
+        Ok((stream, interrupt, timer))
     }
 }
 

@@ -1,7 +1,8 @@
 //! Session statements the server answers itself, as drivers and BI
 //! tools send them: savepoints (no-ops, as everything here is read-only),
 //! server-side cursors (`DECLARE`, `FETCH`, `CLOSE`; psycopg named
-//! cursors, SQLAlchemy `stream_results`) and `search_path`.
+//! cursors, SQLAlchemy `stream_results`), `search_path` and `COPY … TO
+//! STDOUT` (`copy`).
 //!
 //! A cursor's query is planned and run by the same governed path as any
 //! statement; `FETCH` only takes rows from its stream, so a client reads
@@ -51,6 +52,8 @@ pub(super) enum Local {
     ShowSearchPath,
     /// `SHOW` of a setting the server has one value for.
     ShowFixed(String, String),
+    /// `COPY … TO STDOUT`.
+    Copy(super::copy::CopyOut),
 }
 
 /// An open cursor: the rows of its query not fetched yet.
@@ -109,6 +112,10 @@ pub(super) fn local(ast: &SqlStatement) -> Option<PgWireResult<Local>> {
         }) if is_search_path(&variable.to_string()) => {
             Local::SetSearchPath(values.iter().flat_map(schema_names).collect::<Vec<_>>())
         }
+        SqlStatement::Copy { .. } => match super::copy::parse(ast)? {
+            Ok(copy) => Local::Copy(copy),
+            Err(e) => return Some(Err(e)),
+        },
         SqlStatement::ShowVariable { variable } => {
             let name = variable
                 .iter()
@@ -323,6 +330,7 @@ impl PgService {
             }
             Local::ShowSearchPath => one_value("search_path", session.catalog.search_path_text())?,
             Local::ShowFixed(name, value) => one_value(&name, value)?,
+            Local::Copy(copy) => self.copy(client, session, copy, params).await?,
         }))
     }
 }
