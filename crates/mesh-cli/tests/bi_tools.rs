@@ -186,6 +186,35 @@ fn sqlalchemy_pandas_and_cursors_work_with_both_drivers() {
         described.contains("\"order_lines_pkey\" PRIMARY KEY, btree (line_id)"),
         "{described}"
     );
+    // psql's describe commands answer, with the contract's descriptions.
+    let meta = psql_ok(
+        pg,
+        USER,
+        &admin,
+        &[
+            "-c",
+            "\\dt+ sales.*",
+            "-c",
+            "\\d+ sales.orders",
+            "-c",
+            "\\dn+",
+            "-c",
+            "\\du",
+            "-c",
+            "\\df",
+            "-c",
+            "\\di",
+        ],
+    );
+    for expected in [
+        "sales|orders|table|",
+        "|Every order placed in the web shop, one row per order.",
+        "order_id|bigint||not null||plain|||Order id",
+        "sales|postgres||",
+        "sales|orders_pkey|index|postgres|orders",
+    ] {
+        assert!(meta.contains(expected), "{expected} missing from:\n{meta}");
+    }
     let keys = "SELECT c.relname FROM pg_catalog.pg_constraint k \
                 JOIN pg_catalog.pg_class c ON c.oid = k.conrelid \
                 WHERE k.contype = 'p' ORDER BY 1";

@@ -12,15 +12,25 @@ use datafusion::logical_expr::{
 use datafusion::scalar::ScalarValue;
 
 /// A function whose answer is NULL for every published table:
-/// `pg_get_serial_sequence(table, column)` (no column has a sequence).
+/// `pg_get_serial_sequence(table, column)` (no column has a sequence);
+/// and for the catalog's own functions, whose signatures are not kept:
+/// `pg_get_function_result`, `pg_get_function_arguments`,
+/// `pg_get_function_identity_arguments` (psql's `\df`; no function is
+/// published, so it lists none).
 #[derive(Debug, PartialEq, Eq, Hash)]
 struct NullText {
     name: &'static str,
     signature: Signature,
 }
 
-pub(super) fn null_text_udfs() -> [ScalarUDF; 1] {
-    ["pg_get_serial_sequence"].map(|name| {
+pub(super) fn null_text_udfs() -> [ScalarUDF; 4] {
+    [
+        "pg_get_serial_sequence",
+        "pg_get_function_result",
+        "pg_get_function_arguments",
+        "pg_get_function_identity_arguments",
+    ]
+    .map(|name| {
         ScalarUDF::new_from_impl(NullText {
             name,
             signature: Signature::variadic_any(Volatility::Immutable),

@@ -30,6 +30,7 @@ mod catalog;
 mod connection;
 mod contracts;
 mod copy;
+mod describe;
 mod functions;
 mod query;
 mod rewrite;

@@ -107,6 +107,7 @@ impl PgParser {
     ) -> mesh_service::Result<mesh_service::Planned> {
         let sql = ast.to_string();
         let mut parsed = ast.clone();
+        super::describe::describe_functions(&mut parsed);
         super::rewrite::catalog_functions(&mut parsed, &session.catalog.search_path());
         super::rewrite::aggregate_catalog_subqueries(&mut parsed);
         self.mesh

@@ -50,9 +50,10 @@ pub(super) fn like_escapes(statement: &mut Statement) {
 
 /// Catalog functions that need the catalog tables, written as the
 /// queries over them that they stand for:
-/// - `pg_table_is_visible(oid)`, `pg_type_is_visible(oid)`: the
-///   relation's or type's schema is on the search path (SQLAlchemy and
-///   psql list "the tables" with it);
+/// - `pg_table_is_visible(oid)`, `pg_type_is_visible(oid)`,
+///   `pg_function_is_visible(oid)`: the relation's, type's or function's
+///   schema is on the search path (SQLAlchemy and psql list "the tables"
+///   with it);
 /// - `to_regtype(name)`: the OID of a type by name, or NULL.
 pub(super) fn catalog_functions(statement: &mut Statement, search_path: &[String]) {
     let mut schemas = vec!["'pg_catalog'".to_string()];
@@ -115,6 +116,11 @@ pub(super) fn catalog_functions(statement: &mut Statement, search_path: &[String
                  JOIN pg_catalog.pg_namespace n ON n.oid = t.typnamespace \
                  WHERE t.oid = {arg} AND n.nspname IN ({schemas}))"
             ),
+            "pg_function_is_visible" => format!(
+                "(SELECT count(*) > 0 FROM pg_catalog.pg_proc p \
+                 JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
+                 WHERE p.oid = {arg} AND n.nspname IN ({schemas}))"
+            ),
             "to_regtype" => format!(
                 "(SELECT min(t.oid) FROM pg_catalog.pg_type t \
                  WHERE t.typname = regexp_replace(CAST({arg} AS TEXT), '^pg_catalog\\.', ''))"
@@ -133,13 +139,15 @@ fn missing_column(table: &str, column: &str) -> Option<&'static str> {
         table.to_ascii_lowercase().as_str(),
         column.to_ascii_lowercase().as_str(),
     ) {
-        ("pg_class", "reloptions") => Some("TEXT[]"),
+        // Only pg_class has these, under whatever alias.
+        (_, "reloptions") => Some("TEXT[]"),
+        (_, "relacl") => Some("TEXT"),
         _ => None,
     }
 }
 
 /// Replaces `e` with the expression `text`.
-fn replace(e: &mut Expr, text: &str) {
+pub(super) fn replace(e: &mut Expr, text: &str) {
     let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
     if let Ok(parsed) = datafusion::sql::sqlparser::parser::Parser::new(&dialect)
         .try_with_sql(text)
@@ -293,7 +301,7 @@ fn is_aggregate(e: &Expr) -> bool {
 }
 
 /// A call of function `name` on `args`.
-fn call(name: &str, args: Vec<Expr>) -> Expr {
+pub(super) fn call(name: &str, args: Vec<Expr>) -> Expr {
     Expr::Function(Function {
         name: ObjectName(vec![ObjectNamePart::Identifier(Ident::new(name))]),
         uses_odbc_syntax: false,
