@@ -7,7 +7,7 @@
 
 mod common;
 
-use common::clients::{psql, psql_ok, python_client, split};
+use common::clients::{packages, psql, psql_ok, python_client, python_client_with, split};
 use common::serve::{Served, token};
 use common::{USER, demo, ok};
 use serde_json::{Value, json};
@@ -263,5 +263,81 @@ fn sqlalchemy_pandas_and_cursors_work_with_both_drivers() {
         String::from_utf8_lossy(&unknown.stderr).contains("unrecognized configuration parameter"),
         "{unknown:?}"
     );
+    served.stop();
+}
+
+/// SQLAlchemy 1.4 (psycopg2: its only psycopg dialect) and 2.1 (both
+/// drivers) reflect the catalog as 2.0 does.
+#[test]
+fn sqlalchemy_1_4_and_2_1_reflect_the_catalog() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = demo(tmp.path(), 30);
+    let admin = token(&dir, USER);
+    let served = Served::start(&dir, &[]);
+    let (host, port) = split(served.pg.as_deref().unwrap());
+    for (version, drivers) in [
+        ("1.4", vec!["psycopg2"]),
+        ("2.1", vec!["psycopg", "psycopg2"]),
+    ] {
+        let result = python_client_with(
+            "reflect.py",
+            &json!({
+                "host": host,
+                "port": port.parse::<u16>().unwrap(),
+                "user": USER,
+                "password": admin,
+                "drivers": drivers,
+            }),
+            Some(&packages(&format!("sqlalchemy-{version}"))),
+        );
+        assert!(
+            result["version"].as_str().unwrap().starts_with(version),
+            "{result}"
+        );
+        for driver in drivers {
+            let r = &result[driver];
+            let ok_of = |step: &str| -> Value {
+                r[step]
+                    .get("ok")
+                    .cloned()
+                    .unwrap_or_else(|| panic!("{version} {driver} {step}: {}", r[step]))
+            };
+            assert_eq!(ok_of("connect"), 1);
+            assert!(
+                ok_of("schemas")
+                    .as_array()
+                    .unwrap()
+                    .contains(&json!("sales"))
+            );
+            assert_eq!(ok_of("default_tables"), json!([]));
+            assert_eq!(
+                ok_of("sales_tables"),
+                json!(["order_lines", "orders", "revenue_by_customer"])
+            );
+            assert_eq!(ok_of("has_table"), true);
+            assert_eq!(
+                ok_of("columns"),
+                json!([
+                    ["line_id", "BIGINT", false],
+                    ["order_id", "BIGINT", false],
+                    ["sku", "TEXT", true],
+                    ["quantity", "BIGINT", true],
+                    ["amount", "NUMERIC(12, 2)", true]
+                ])
+            );
+            assert_eq!(ok_of("pk"), json!(["order_id"]));
+            assert_eq!(ok_of("indexes"), json!([]));
+            assert_eq!(ok_of("foreign_keys"), json!([]));
+            assert_eq!(
+                ok_of("table_comment"),
+                "Every order placed in the web shop, one row per order."
+            );
+            assert_eq!(
+                ok_of("autoload"),
+                json!(["order_id", "customer_id", "order_date", "status"])
+            );
+            assert_eq!(ok_of("stream_results"), 5);
+        }
+    }
     served.stop();
 }

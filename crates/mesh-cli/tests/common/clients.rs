@@ -60,10 +60,36 @@ pub fn adbc(uri: &str, token: &str, job: Value) -> Value {
 
 /// Runs a Python client from tests/clients on a JSON job, bounded.
 pub fn python_client(script: &str, job: &Value) -> Value {
+    python_client_with(script, job, None)
+}
+
+/// A directory of packages `scripts/test` installs beside the venv
+/// (`sqlalchemy-1.4`, `sqlalchemy-2.1`), for [`python_client_with`].
+pub fn packages(name: &str) -> std::path::PathBuf {
+    let python = python();
+    let dir = Path::new(&python)
+        .parent()
+        .and_then(Path::parent)
+        .map(|venv| venv.join(name))
+        .unwrap();
+    assert!(
+        dir.is_dir(),
+        "{} is missing: scripts/test installs it",
+        dir.display()
+    );
+    dir
+}
+
+/// [`python_client`] with `pythonpath` first on the import path.
+pub fn python_client_with(script: &str, job: &Value, pythonpath: Option<&Path>) -> Value {
     let script = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/clients")
         .join(script);
-    let mut child = Command::new(python())
+    let mut command = Command::new(python());
+    if let Some(path) = pythonpath {
+        command.env("PYTHONPATH", path);
+    }
+    let mut child = command
         .arg(&script)
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())

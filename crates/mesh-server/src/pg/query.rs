@@ -87,7 +87,12 @@ impl PgParser {
                 Some("the server speaks PostgreSQL's SQL as DataFusion plans it".into()),
             )
         })?;
-        statements.iter_mut().for_each(super::rewrite::like_escapes);
+        for statement in &mut statements {
+            super::rewrite::like_escapes(statement);
+            if super::rewrite::case_subqueries(statement) {
+                *statement = self.sql.rewrite(statement.clone());
+            }
+        }
         Ok(statements)
     }
 

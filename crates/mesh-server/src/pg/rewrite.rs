@@ -51,8 +51,9 @@ pub(super) fn like_escapes(statement: &mut Statement) {
 /// Catalog functions that need the catalog tables, written as the
 /// queries over them that they stand for:
 /// - `pg_table_is_visible(oid)`, `pg_type_is_visible(oid)`,
-///   `pg_function_is_visible(oid)`: the relation's, type's or function's
-///   schema is on the search path (SQLAlchemy and psql list "the tables"
+///   `pg_function_is_visible(oid)`, `pg_collation_is_visible(oid)`: the
+///   object's schema is on the search path (`pg_catalog`, where every
+///   collation is, always is) (SQLAlchemy and psql list "the tables"
 ///   with it);
 /// - `to_regtype(name)`: the OID of a type by name, or NULL.
 pub(super) fn catalog_functions(statement: &mut Statement, search_path: &[String]) {
@@ -71,6 +72,25 @@ pub(super) fn catalog_functions(statement: &mut Statement, search_path: &[String
             replace(e, &format!("CAST(NULL AS {ty})"));
             return ControlFlow::Continue(());
         }
+        // Every column here has the default collation (0): SQLAlchemy 2.1
+        // looks a column's collation up in subqueries inside a CASE that
+        // this makes constant, so they are never planned.
+        if let Expr::CompoundIdentifier(parts) = e
+            && parts
+                .last()
+                .is_some_and(|c| c.value.eq_ignore_ascii_case("attcollation"))
+        {
+            replace(e, "CAST(0 AS INT)");
+            return ControlFlow::Continue(());
+        }
+        // `ix.indisprimary = 'f'`: Postgres reads the literal as a boolean.
+        if let Expr::BinaryOp { left, right, .. } = e
+            && is_boolean_column(left)
+            && let Some(b) = boolean_literal(right)
+        {
+            **right = Expr::value(Value::Boolean(b));
+            return ControlFlow::Continue(());
+        }
         let Expr::Function(f) = e else {
             return ControlFlow::<()>::Continue(());
         };
@@ -84,9 +104,7 @@ pub(super) fn catalog_functions(statement: &mut Statement, search_path: &[String
         };
         let one_arg = list.args.len() == 1;
         if let Some(vector) = vector_column(arg) {
-            let elements = format!(
-                "CAST(array_remove(string_to_array(CAST({vector} AS TEXT), ' '), '') AS BIGINT[])"
-            );
+            let elements = vector_elements(vector);
             let text = match name {
                 "unnest" => format!("unnest({elements})"),
                 "generate_subscripts" => {
@@ -96,6 +114,14 @@ pub(super) fn catalog_functions(statement: &mut Statement, search_path: &[String
                     )
                 }
                 "array_length" | "cardinality" => format!("array_length({elements})"),
+                // `attnum = ANY(ix.indkey)`, as the compatibility parser
+                // writes it (SQLAlchemy 1.4's index reflection).
+                "array_has" | "array_contains" => match list.args.get(1) {
+                    Some(FunctionArg::Unnamed(FunctionArgExpr::Expr(x))) => {
+                        format!("array_has({elements}, {x})")
+                    }
+                    _ => return ControlFlow::Continue(()),
+                },
                 _ => return ControlFlow::Continue(()),
             };
             replace(e, &text);
@@ -121,6 +147,9 @@ pub(super) fn catalog_functions(statement: &mut Statement, search_path: &[String
                  JOIN pg_catalog.pg_namespace n ON n.oid = p.pronamespace \
                  WHERE p.oid = {arg} AND n.nspname IN ({schemas}))"
             ),
+            // Every collation is in `pg_catalog`, which is always on the
+            // path; no subquery, as SQLAlchemy 2.1 calls it inside one.
+            "pg_collation_is_visible" => format!("({arg} IS NOT NULL)"),
             "to_regtype" => format!(
                 "(SELECT min(t.oid) FROM pg_catalog.pg_type t \
                  WHERE t.typname = regexp_replace(CAST({arg} AS TEXT), '^pg_catalog\\.', ''))"
@@ -157,8 +186,80 @@ pub(super) fn replace(e: &mut Expr, text: &str) {
     }
 }
 
+/// A boolean column of the catalog tables, by name.
+fn is_boolean_column(e: &Expr) -> bool {
+    let name = match e {
+        Expr::Identifier(i) => &i.value,
+        Expr::CompoundIdentifier(parts) => match parts.last() {
+            Some(i) => &i.value,
+            None => return false,
+        },
+        _ => return false,
+    };
+    matches!(
+        name.to_ascii_lowercase().as_str(),
+        "indisprimary"
+            | "indisunique"
+            | "indisclustered"
+            | "indisvalid"
+            | "indimmediate"
+            | "indisexclusion"
+            | "indisready"
+            | "indislive"
+            | "attisdropped"
+            | "attnotnull"
+            | "atthasdef"
+            | "attislocal"
+            | "relhasindex"
+            | "relispartition"
+            | "relisshared"
+            | "relhasrules"
+            | "relhastriggers"
+            | "relrowsecurity"
+            | "condeferrable"
+            | "condeferred"
+            | "convalidated"
+            | "typisdefined"
+            | "typnotnull"
+            | "rolsuper"
+            | "rolcanlogin"
+            | "proisstrict"
+            | "proretset"
+    )
+}
+
+/// `'t'`, `'f'`, `'true'`, `'false'` (any case) as a boolean.
+fn boolean_literal(e: &Expr) -> Option<bool> {
+    let Expr::Value(v) = e else {
+        return None;
+    };
+    let Value::SingleQuotedString(s) = &v.value else {
+        return None;
+    };
+    match s.to_ascii_lowercase().as_str() {
+        "t" | "true" | "y" | "yes" | "on" | "1" => Some(true),
+        "f" | "false" | "n" | "no" | "off" | "0" => Some(false),
+        _ => None,
+    }
+}
+
+/// The elements of a vector column, as an array of numbers: `pg_index`'s
+/// vectors are space-separated (`1 3`), `pg_constraint`'s keys are
+/// arrays in text form (`{1,3}`).
+fn vector_elements(vector: &Expr) -> String {
+    let key = vector.to_string().to_ascii_lowercase();
+    if key.ends_with("conkey") || key.ends_with("confkey") {
+        format!(
+            "CAST(array_remove(string_to_array(btrim(CAST({vector} AS TEXT), '{{}}'), ','), '') AS BIGINT[])"
+        )
+    } else {
+        format!("CAST(array_remove(string_to_array(CAST({vector} AS TEXT), ' '), '') AS BIGINT[])")
+    }
+}
+
 /// A `pg_index` vector column (`int2vector`, `oidvector`: `indkey`,
-/// `indclass`, …), which the catalog holds as space-separated text.
+/// `indclass`, …) or a `pg_constraint` key (`conkey`, `confkey`), which
+/// the catalog holds as text.
 fn vector_column(e: &Expr) -> Option<&Expr> {
     let last = match e {
         Expr::Identifier(i) => &i.value,
@@ -167,7 +268,7 @@ fn vector_column(e: &Expr) -> Option<&Expr> {
     };
     matches!(
         last.to_ascii_lowercase().as_str(),
-        "indkey" | "indclass" | "indcollation" | "indoption"
+        "indkey" | "indclass" | "indcollation" | "indoption" | "conkey" | "confkey"
     )
     .then_some(e)
 }
@@ -271,6 +372,58 @@ pub(super) fn aggregate_catalog_subqueries(statement: &mut Statement) {
         *expr = call("max", vec![inner]);
         ControlFlow::Continue(())
     });
+}
+
+/// `CASE WHEN c THEN (SELECT x FROM pg_… WHERE w) [ELSE NULL] END`
+/// (SQLAlchemy 2.1's column defaults and identities) as `(SELECT x FROM
+/// pg_… WHERE (w) AND (c))`: the same value, NULL when `c` does not hold,
+/// in the form the compatibility parser's rules and DataFusion's
+/// decorrelation know. Whether anything changed.
+pub(super) fn case_subqueries(statement: &mut Statement) -> bool {
+    use datafusion::sql::sqlparser::ast::{SetExpr, TableFactor};
+    let mut changed = false;
+    let _ = visit_expressions_mut(statement, |e| {
+        if let Expr::Case {
+            operand: None,
+            conditions,
+            else_result,
+            ..
+        } = e
+            && let [when] = conditions.as_slice()
+            && else_result
+                .as_deref()
+                .is_none_or(|r| matches!(r, Expr::Value(v) if v.value == Value::Null))
+            && let Expr::Subquery(query) = &when.result
+            && let SetExpr::Select(select) = query.body.as_ref()
+            && let [item] = select.projection.as_slice()
+            // NULL over no rows, as the CASE gives when `c` does not hold:
+            // not `count`, which gives 0.
+            && !item.to_string().to_ascii_lowercase().starts_with("count(")
+            && select.from.iter().all(|t| match &t.relation {
+                TableFactor::Table { name, .. } => {
+                    name.to_string().to_ascii_lowercase().contains("pg_")
+                }
+                _ => false,
+            })
+        {
+            let condition = when.condition.clone();
+            let mut query = query.clone();
+            if let SetExpr::Select(select) = query.body.as_mut() {
+                select.selection = Some(match select.selection.take() {
+                    Some(w) => Expr::BinaryOp {
+                        left: Box::new(Expr::Nested(Box::new(w))),
+                        op: datafusion::sql::sqlparser::ast::BinaryOperator::And,
+                        right: Box::new(Expr::Nested(Box::new(condition))),
+                    },
+                    None => condition,
+                });
+            }
+            *e = Expr::Subquery(query);
+            changed = true;
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    changed
 }
 
 /// Whether `e` calls an aggregate anywhere.
