@@ -341,3 +341,71 @@ fn sqlalchemy_1_4_and_2_1_reflect_the_catalog() {
     }
     served.stop();
 }
+
+/// pgjdbc (Debian's driver) reads the catalog as BI tools and IDEs do:
+/// schemas, tables and columns with the contract's descriptions, decimal
+/// precision and scale; prepared statements; decimals, lists and structs
+/// in results (tests/clients/Jdbc.java).
+#[test]
+fn pgjdbc_reads_metadata_and_rows() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = demo(tmp.path(), 30);
+    let admin = token(&dir, USER);
+    let served = Served::start(&dir, &[]);
+    let (host, port) = split(served.pg.as_deref().unwrap());
+    let program = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/clients/Jdbc.java");
+    let mut child = std::process::Command::new("java")
+        .args(["-cp", "/usr/share/java/postgresql.jar"])
+        .arg(&program)
+        .args([host, port, USER, &admin])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("java is installed (scripts/test installs default-jdk-headless)");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Jdbc.java did not finish"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let steps: std::collections::BTreeMap<&str, (&str, &str)> = stdout
+        .lines()
+        .filter_map(|l| {
+            let mut parts = l.splitn(3, '\t');
+            Some((parts.next()?, (parts.next()?, parts.next()?)))
+        })
+        .collect();
+    let ok = |step: &str| -> &str {
+        match steps.get(step) {
+            Some(("ok", value)) => value,
+            other => panic!("{step}: {other:?}\n{stdout}"),
+        }
+    };
+    assert_eq!(ok("product"), "PostgreSQL 16");
+    assert!(ok("schemas").split(';').any(|s| s == "sales"), "{stdout}");
+    assert_eq!(
+        ok("tables"),
+        "order_lines|One row per order line, with quantity and amount.;\
+         orders|Every order placed in the web shop, one row per order.;\
+         revenue_by_customer|Confirmed revenue per customer and country."
+    );
+    let columns: Vec<&str> = ok("columns").split(';').collect();
+    assert_eq!(columns[0], "line_id|int8|19|0|NO|Line id");
+    assert_eq!(
+        columns[4],
+        "amount|numeric|12|2|YES|quantity × unit price, in EUR"
+    );
+    assert_eq!(ok("prepared"), "true");
+    assert_eq!(ok("decimal"), "numeric|2");
+    assert_eq!(ok("nested"), "3|(1,x)");
+    served.stop();
+}

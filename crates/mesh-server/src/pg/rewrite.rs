@@ -14,6 +14,38 @@ use datafusion::sql::sqlparser::ast::{
     ObjectName, ObjectNamePart, Statement, Value, visit_expressions_mut,
 };
 
+/// `'pg_class'::regclass` as `'pg_catalog.pg_class'::regclass`: Postgres
+/// finds a catalog table by its bare name, as `pg_catalog` is always on
+/// the search path, while the compatibility parser looks a bare name up in
+/// the current schema only (pgjdbc joins table remarks on it). Applied to
+/// the text, before the compatibility parser turns the cast into a lookup.
+pub(super) fn qualify_catalog_regclass(sql: &str) -> std::borrow::Cow<'_, str> {
+    const CAST: &str = "'::regclass";
+    let lower = sql.to_ascii_lowercase();
+    if !lower.contains(CAST) {
+        return std::borrow::Cow::Borrowed(sql);
+    }
+    let mut out = String::with_capacity(sql.len() + 16);
+    let mut rest = 0;
+    let mut from = 0;
+    while let Some(at) = lower[from..].find(CAST).map(|i| i + from) {
+        // The literal before the cast: `'pg_…'`, a bare name.
+        if let Some(open) = lower[..at].rfind('\'')
+            && lower[open + 1..at].starts_with("pg_")
+            && lower[open + 1..at]
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c == '_')
+        {
+            out.push_str(&sql[rest..=open]);
+            out.push_str("pg_catalog.");
+            rest = open + 1;
+        }
+        from = at + CAST.len();
+    }
+    out.push_str(&sql[rest..]);
+    std::borrow::Cow::Owned(out)
+}
+
 /// `x LIKE p ESCAPE 'c'` with an escape character other than backslash
 /// (SQLAlchemy 2 writes `ESCAPE '/'`) becomes `x LIKE like_escape(p,
 /// 'c')`: DataFusion's LIKE knows only the backslash.
@@ -472,6 +504,23 @@ pub(super) fn call(name: &str, args: Vec<Expr>) -> Expr {
         over: None,
         within_group: vec![],
     })
+}
+
+#[cfg(test)]
+mod regclass_tests {
+    #[test]
+    fn bare_catalog_names_are_qualified() {
+        let q = super::qualify_catalog_regclass;
+        assert_eq!(
+            q("d.classoid = 'pg_class'::regclass AND x = 'sales.orders'::regclass"),
+            "d.classoid = 'pg_catalog.pg_class'::regclass AND x = 'sales.orders'::regclass"
+        );
+        assert_eq!(q("SELECT 1"), "SELECT 1");
+        assert_eq!(
+            q("'pg_catalog.pg_type'::REGCLASS"),
+            "'pg_catalog.pg_type'::REGCLASS"
+        );
+    }
 }
 
 #[cfg(test)]
