@@ -344,8 +344,9 @@ fn sqlalchemy_1_4_and_2_1_reflect_the_catalog() {
 
 /// pgjdbc (Debian's driver) reads the catalog as BI tools and IDEs do:
 /// schemas, tables and columns with the contract's descriptions, decimal
-/// precision and scale; prepared statements; decimals, lists and structs
-/// in results (tests/clients/Jdbc.java).
+/// precision and scale, primary keys, index info, imported keys; prepared
+/// statements; decimals, lists and structs in results
+/// (tests/clients/Jdbc.java).
 #[test]
 fn pgjdbc_reads_metadata_and_rows() {
     let tmp = tempfile::tempdir().unwrap();
@@ -404,6 +405,13 @@ fn pgjdbc_reads_metadata_and_rows() {
         columns[4],
         "amount|numeric|12|2|YES|quantity × unit price, in EUR"
     );
+    assert_eq!(
+        ok("primary_keys"),
+        "carrier|1|carrier_performance_pkey;country|2|carrier_performance_pkey"
+    );
+    assert_eq!(ok("index_info"), "orders_pkey|false|order_id");
+    // Contracts declare no foreign keys.
+    assert_eq!(ok("imported_keys"), "");
     assert_eq!(ok("prepared"), "true");
     assert_eq!(ok("decimal"), "numeric|2");
     assert_eq!(ok("nested"), "3|(1,x)");

@@ -9,7 +9,9 @@
 //!   its modifier, arrays of their element type, structs as `record`);
 //! - `pg_class`, `pg_index`, `pg_constraint`: a primary key declared in a
 //!   contract is a unique index `<table>_pkey` and a constraint `p`;
-//! - `pg_description`: table and column descriptions.
+//! - `pg_description`: table and column descriptions;
+//! - `pg_settings`: the settings the server has one value for (`SHOW`
+//!   answers the same), which drivers read (pgjdbc: `max_index_keys`).
 //!
 //! Rows are added for tables listed in `pg_class` only, so a table the
 //! caller may not see adds nothing.
@@ -138,6 +140,7 @@ enum Kind {
     Constraint,
     Index,
     Description,
+    Settings,
 }
 
 #[async_trait]
@@ -156,6 +159,7 @@ impl SchemaProvider for ContractCatalog {
             "pg_constraint" => Kind::Constraint,
             "pg_index" => Kind::Index,
             "pg_description" => Kind::Description,
+            "pg_settings" => Kind::Settings,
             _ => return Ok(Some(table)),
         };
         Ok(Some(Arc::new(Completed {
@@ -274,6 +278,23 @@ impl Completed {
 
     async fn completed(&self, state: &dyn Session) -> Result<Vec<RecordBatch>> {
         let mut batches = rows(&self.table, state).await?;
+        if let Kind::Settings = self.kind {
+            let mut listed = std::collections::BTreeSet::new();
+            for b in &batches {
+                let names = column(b, "name")?.as_string::<i32>();
+                listed.extend((0..b.num_rows()).map(|i| names.value(i).to_string()));
+            }
+            let added: Vec<Row> = super::functions::FIXED_SETTINGS
+                .iter()
+                .filter(|name| !listed.contains(**name))
+                .filter_map(|name| {
+                    let value = super::functions::fixed_setting(name)?;
+                    Some(vec![("name", text(*name)), ("setting", text(value))])
+                })
+                .collect();
+            batches.push(batch_of(&self.table.schema(), &added)?);
+            return Ok(batches);
+        }
         let Relations {
             tables: relations,
             pg_class,
@@ -303,6 +324,7 @@ impl Completed {
                 .values()
                 .flat_map(|r| descriptions(r, pg_class))
                 .collect(),
+            Kind::Settings => Vec::new(),
         };
         if !added.is_empty() {
             batches.push(batch_of(&schema, &added)?);

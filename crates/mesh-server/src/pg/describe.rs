@@ -12,7 +12,10 @@
 //! - `pg_table_size`, `pg_indexes_size`: NULL, as sizes on disk are not
 //!   known to the catalog tables;
 //! - `array_to_string(<…>acl, sep)`: the access privileges, which are
-//!   text here rather than `aclitem[]`.
+//!   text here rather than `aclitem[]`;
+//! - `information_schema._pg_expandarray(v)` and its fields `.x`, `.n`
+//!   (pgjdbc's `getPrimaryKeys`, `getIndexInfo`): `unnest` of the
+//!   elements and of their positions, which expand side by side.
 
 use std::ops::ControlFlow;
 
@@ -25,6 +28,10 @@ use super::rewrite::{call, replace};
 
 pub(super) fn describe_functions(statement: &mut Statement) {
     let _ = visit_expressions_mut(statement, |e| {
+        if let Some(text) = expanded_field(e) {
+            replace(e, &text);
+            return ControlFlow::Continue(());
+        }
         let Expr::Function(f) = e else {
             return ControlFlow::<()>::Continue(());
         };
@@ -66,6 +73,11 @@ pub(super) fn describe_functions(statement: &mut Statement) {
             )
         };
         let text = match (name.as_str(), args.as_slice()) {
+            // Its rows `(x, n)`: the element and its position. Bare, it
+            // stands for `x` (see `expanded_field`).
+            ("information_schema._pg_expandarray" | "_pg_expandarray", [vector]) => {
+                format!("unnest({})", elements(vector))
+            }
             ("obj_description", [object, ..]) => description(object, "0"),
             ("col_description", [object, column]) => description(object, column),
             ("shobj_description", _) => "CAST(NULL AS TEXT)".into(),
@@ -79,6 +91,90 @@ pub(super) fn describe_functions(statement: &mut Statement) {
         replace(e, &text);
         ControlFlow::Continue(())
     });
+}
+
+/// The elements of a catalog vector or array given as text.
+fn elements(vector: &str) -> String {
+    let key = vector.to_ascii_lowercase();
+    if key.ends_with("conkey") || key.ends_with("confkey") {
+        format!(
+            "CAST(array_remove(string_to_array(btrim(CAST({vector} AS TEXT), '{{}}'), ','), '') AS BIGINT[])"
+        )
+    } else {
+        format!("CAST(array_remove(string_to_array(CAST({vector} AS TEXT), ' '), '') AS BIGINT[])")
+    }
+}
+
+/// A field of `_pg_expandarray`'s rows, as pgjdbc's key queries read
+/// them: `(_pg_expandarray(v)).n` is the position, `.x` the element (the
+/// function was already rewritten to `unnest(elements)`, as the visit
+/// reaches inner expressions first), and `(keys).x` of a column holding
+/// the bare call is that column. Subscripts of vectors and key arrays
+/// read their elements (see `subscript`).
+fn expanded_field(e: &Expr) -> Option<String> {
+    use datafusion::sql::sqlparser::ast::{AccessExpr, Subscript};
+    let Expr::CompoundFieldAccess { root, access_chain } = e else {
+        return None;
+    };
+    let root = match root.as_ref() {
+        Expr::Nested(inner) => inner.as_ref(),
+        other => other,
+    };
+    match (root, access_chain.as_slice()) {
+        (Expr::Function(f), [AccessExpr::Dot(Expr::Identifier(field))])
+            if f.name.to_string().eq_ignore_ascii_case("unnest") =>
+        {
+            let FunctionArguments::List(list) = &f.args else {
+                return None;
+            };
+            let [FunctionArg::Unnamed(FunctionArgExpr::Expr(array))] = list.args.as_slice() else {
+                return None;
+            };
+            match field.value.to_ascii_lowercase().as_str() {
+                "x" => Some(format!("unnest({array})")),
+                "n" => Some(format!(
+                    "unnest(range(CAST(1 AS BIGINT), COALESCE(CAST(array_length({array}) AS BIGINT), 0) + 1))"
+                )),
+                _ => None,
+            }
+        }
+        (Expr::CompoundIdentifier(parts), [AccessExpr::Dot(Expr::Identifier(field))])
+            if field.value.eq_ignore_ascii_case("x")
+                && parts
+                    .last()
+                    .is_some_and(|p| p.value.eq_ignore_ascii_case("keys")) =>
+        {
+            Some(root.to_string())
+        }
+        (Expr::CompoundIdentifier(parts), [AccessExpr::Subscript(Subscript::Index { index })]) => {
+            subscript(&root.to_string(), &parts.last()?.value, index)
+        }
+        // `tmp.I_INDOPTION[k]`, parsed as a field of `tmp`.
+        (
+            Expr::Identifier(table),
+            [
+                AccessExpr::Dot(Expr::Identifier(column)),
+                AccessExpr::Subscript(Subscript::Index { index }),
+            ],
+        ) => subscript(&format!("{table}.{column}"), &column.value, index),
+        _ => None,
+    }
+}
+
+/// `column[index]` of a catalog vector (counted from 0, as Postgres's
+/// `int2vector` and `oidvector`) or key array (from 1).
+fn subscript(column: &str, name: &str, index: &Expr) -> Option<String> {
+    let name = name.to_ascii_lowercase();
+    if ["indoption", "indkey", "indclass", "indcollation"]
+        .iter()
+        .any(|v| name.ends_with(v))
+    {
+        Some(format!("({})[({index}) + 1]", elements(column)))
+    } else if name.ends_with("conkey") || name.ends_with("confkey") {
+        Some(format!("({})[{index}]", elements(column)))
+    } else {
+        None
+    }
 }
 
 /// `SELECT x FROM … [ORDER BY o]` as `SELECT array_agg(x ORDER BY o) FROM
@@ -133,6 +229,24 @@ mod tests {
         );
         let sql = rewritten("SELECT obj_description(c.oid, 'pg_class') FROM pg_class c");
         assert!(sql.contains("d.objsubid = 0"), "{sql}");
+    }
+
+    #[test]
+    fn expanded_arrays_give_elements_and_positions() {
+        let sql = rewritten(
+            "SELECT (information_schema._pg_expandarray(i.indkey)).n AS k, information_schema._pg_expandarray(i.indkey) AS keys FROM pg_index i",
+        );
+        assert!(sql.contains("unnest(range(CAST(1 AS BIGINT)"), "{sql}");
+        assert!(sql.contains("AS k, unnest(CAST(array_remove"), "{sql}");
+        let sql = rewritten(
+            "SELECT 1 FROM t WHERE a = (result.KEYS).x AND b = con.conkey[pos.n] AND c = tmp.I_INDOPTION[p - 1]",
+        );
+        assert!(sql.contains("a = result.KEYS"), "{sql}");
+        assert!(
+            sql.contains("btrim(CAST(con.conkey AS TEXT), '{}'), ','), '') AS BIGINT[]))[pos.n]"),
+            "{sql}"
+        );
+        assert!(sql.contains("[(p - 1) + 1]"), "{sql}");
     }
 
     #[test]

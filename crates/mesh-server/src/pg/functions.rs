@@ -177,6 +177,21 @@ pub(super) fn user_udfs(principal: &str) -> [ScalarUDF; 3] {
 
 /// Settings the server has one value for, as `SHOW` and
 /// `current_setting()` answer them.
+/// The settings [`fixed_setting`] answers, as `pg_settings` lists them.
+pub(super) const FIXED_SETTINGS: &[&str] = &[
+    "client_encoding",
+    "default_transaction_read_only",
+    "integer_datetimes",
+    "is_superuser",
+    "max_identifier_length",
+    "max_index_keys",
+    "server_encoding",
+    "server_version",
+    "server_version_num",
+    "standard_conforming_strings",
+    "transaction_read_only",
+];
+
 pub(super) fn fixed_setting(name: &str) -> Option<String> {
     let name = name.to_ascii_lowercase();
     if name == "server_version_num" {
@@ -193,6 +208,7 @@ pub(super) fn fixed_setting(name: &str) -> Option<String> {
             "standard_conforming_strings" | "integer_datetimes" => "on",
             "transaction_read_only" | "default_transaction_read_only" => "on",
             "max_identifier_length" => "63",
+            "max_index_keys" => "32",
             "is_superuser" => "off",
             _ => return None,
         }
