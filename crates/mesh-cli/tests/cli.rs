@@ -168,6 +168,49 @@ fn sql_and_contract_mismatches_are_reported() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("raw_greeting"));
 }
 
+/// Errors in a product's SQL point at the line and column in its `.sql`
+/// file and read as sentences: an unknown table names the declared inputs,
+/// a syntax error says what was expected.
+#[test]
+fn sql_errors_point_into_the_sql_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    let sql = dir.join("example/greetings/transform.sql");
+    for (text, expected) in [
+        (
+            "SELECT id, language,\n  text\nFROM raw_greetings\nWHERE nope > 1\n",
+            vec!["transform.sql:4:7", "No field named nope"],
+        ),
+        (
+            "SELECT id, language, text\nFROM raw_greeting\n",
+            vec![
+                "transform.sql:2:6",
+                "table `raw_greeting` is not an input of this product (did you mean `raw_greetings`?); its inputs are `raw_greetings`",
+            ],
+        ),
+        (
+            "SELECT id, language, text\nFROM raw_greetings\nWHERE id >>> 1\n",
+            vec![
+                "transform.sql:3:12",
+                "syntax error at line 3, column 12: expected an expression, found `>`",
+            ],
+        ),
+        (
+            "SELECT id, language, upper(text, 3) AS text\nFROM raw_greetings\n",
+            vec!["transform.sql:1:22", "Function 'upper' expects 1 arguments"],
+        ),
+    ] {
+        std::fs::write(&sql, text).unwrap();
+        let out = mesh(&dir, &["validate"]);
+        assert!(!out.status.success());
+        let report = String::from_utf8_lossy(&out.stderr);
+        for e in expected {
+            assert!(report.contains(e), "{e}:\n{report}");
+        }
+        assert!(!report.contains("ParserError"), "{report}");
+    }
+}
+
 #[test]
 fn a_failing_check_publishes_nothing() {
     let tmp = tempfile::tempdir().unwrap();

@@ -43,6 +43,78 @@ fn sql_position(message: &str) -> Option<(usize, usize)> {
 }
 
 /// A diagnostic for SQL that failed to plan.
+/// A planning error of a product's SQL, located where the planner or the
+/// parser says, and told as a sentence: a syntax error by what was
+/// expected, an unknown table by the product's inputs (`inputs`).
+pub fn sql_error_diagnostic(
+    sql: &SqlText,
+    what: &str,
+    error: &datafusion::error::DataFusionError,
+    inputs: &[&str],
+) -> Diagnostic {
+    use datafusion::error::DataFusionError as E;
+    let help = "the SQL reads the product's inputs by their `name`; check table and column names against the input schemas";
+    let located = |message: String, span| {
+        Diagnostic::error("sql", format!("{what}: {message}"))
+            .at(&sql.file, span)
+            .help(help)
+    };
+    if let Some(E::SQL(parse, _)) = error.iter().find(|e| matches!(e, E::SQL(..))) {
+        let span = sql_position(&parse.to_string())
+            .map_or_else(|| sql.whole(), |(l, c)| sql.span_at(l, c));
+        return located(crate::session::syntax_sentence(parse), span);
+    }
+    let root = error.find_root().strip_backtrace();
+    let planner_span = error.diagnostic().and_then(|d| d.span).map(|span| {
+        sql.span_between(
+            (span.start.line as usize, span.start.column as usize),
+            (span.end.line as usize, span.end.column as usize),
+        )
+    });
+    let word_span = |word: &str| {
+        sql.find_word(word)
+            .map(|(l, c)| sql.span_between((l, c), (l, c + word.chars().count())))
+    };
+    // `table 'datafusion.public.x' not found`: name the inputs instead.
+    if let Some(rest) = root.split("table '").nth(1)
+        && let Some(name) = rest.split('\'').next()
+        && root.contains("not found")
+    {
+        let bare = name.rsplit('.').next().unwrap_or(name);
+        let closest = inputs
+            .iter()
+            .map(|i| (strsim::jaro_winkler(bare, i), *i))
+            .filter(|(score, _)| *score > 0.8)
+            .max_by(|a, b| a.0.total_cmp(&b.0))
+            .map(|(_, i)| format!(" (did you mean `{i}`?)"))
+            .unwrap_or_default();
+        let listed = if inputs.is_empty() {
+            "it declares none".to_string()
+        } else {
+            let names: Vec<String> = inputs.iter().map(|i| format!("`{i}`")).collect();
+            format!("its inputs are {}", names.join(", "))
+        };
+        let span = planner_span
+            .or_else(|| word_span(bare))
+            .unwrap_or_else(|| sql.whole());
+        return Diagnostic::error(
+            "sql",
+            format!("{what}: table `{bare}` is not an input of this product{closest}; {listed}"),
+        )
+        .at(&sql.file, span)
+        .help("declare it under `inputs:` (a source or another product's output), or read one of the declared inputs");
+    }
+    // `Function 'f' expects …`: at the first call of `f`.
+    let function_span = || {
+        let name = root.split("Function '").nth(1)?.split('\'').next()?;
+        word_span(name)
+    };
+    match planner_span.or_else(function_span) {
+        Some(span) => located(root, span),
+        None => sql_diagnostic(sql, what, &root),
+    }
+}
+
 pub fn sql_diagnostic(sql: &SqlText, what: &str, message: &str) -> Diagnostic {
     let span = match sql_position(message) {
         Some((line, col)) => sql.span_at(line, col),
@@ -108,6 +180,7 @@ pub async fn check_product_sql(
     if out.iter().any(Diagnostic::is_error) {
         return out;
     }
+    let inputs: Vec<&str> = p.inputs.iter().map(|i| i.name.as_str()).collect();
     for output in &p.outputs {
         let Some(sql) = p.sql_for(output) else {
             continue;
@@ -120,10 +193,11 @@ pub async fn check_product_sql(
             }
         };
         match ctx.sql(&sql.text).await {
-            Err(e) => out.push(sql_diagnostic(
+            Err(e) => out.push(sql_error_diagnostic(
                 &sql,
                 &format!("SQL of output `{}` does not plan", output.name.value),
-                &e.strip_backtrace(),
+                &e,
+                &inputs,
             )),
             Ok(df) => out.extend(compare_columns(p, output, df.schema().as_arrow())),
         }

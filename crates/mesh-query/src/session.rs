@@ -248,7 +248,9 @@ fn missing_table(message: &str) -> Option<String> {
 
 /// A session for running a transform: inputs are registered by their local names.
 pub fn transform_context(runtime: Option<Arc<RuntimeEnv>>) -> SessionContext {
-    let config = SessionConfig::new().with_information_schema(false);
+    let mut config = SessionConfig::new().with_information_schema(false);
+    // Spans let a planning error point at the SQL that caused it.
+    config.options_mut().sql_parser.collect_spans = true;
     let mut builder = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features();

@@ -49,6 +49,40 @@ impl SqlText {
         }
     }
 
+    /// The span from 1-based `line:col` up to (not including) `end`
+    /// (`line:col` too), for an error the planner located precisely.
+    pub fn span_between(&self, start: (usize, usize), end: (usize, usize)) -> Span {
+        let mut span = self.span_at(start.0, start.1);
+        if self.inline_at.is_none() {
+            let to = self.span_at(end.0, end.1);
+            if to.start > span.start {
+                span.end = to.start;
+            }
+        }
+        span
+    }
+
+    /// The first 1-based `line:col` where `word` stands as a whole word
+    /// (case-insensitively), outside of nothing cleverer than the text.
+    pub fn find_word(&self, word: &str) -> Option<(usize, usize)> {
+        let word = word.to_ascii_lowercase();
+        for (i, line) in self.text.lines().enumerate() {
+            let lower = line.to_ascii_lowercase();
+            let mut from = 0;
+            while let Some(at) = lower[from..].find(&word).map(|a| a + from) {
+                let before = lower[..at].chars().next_back();
+                let after = lower[at + word.len()..].chars().next();
+                let boundary =
+                    |c: Option<char>| !c.is_some_and(|c| c.is_alphanumeric() || c == '_');
+                if boundary(before) && boundary(after) {
+                    return Some((i + 1, lower[..at].chars().count() + 1));
+                }
+                from = at + word.len();
+            }
+        }
+        None
+    }
+
     /// The span of the whole statement.
     pub fn whole(&self) -> Span {
         self.inline_at.unwrap_or(Span {
