@@ -569,3 +569,59 @@ fn search_returns_every_match_paged() {
     assert_eq!(page["total"], 25, "{page}");
     assert_eq!(page["items"].as_array().unwrap().len(), 5, "{page}");
 }
+
+/// One broken descriptor hides nothing: each of its problems is reported,
+/// the SQL of sound products is still checked, and its consumers do not
+/// claim it does not exist.
+#[test]
+fn validation_reports_every_problem_of_every_file() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = common::demo(tmp.path(), 20);
+    common::edit(
+        &dir,
+        "sales/orders/product.yaml",
+        "version: 1.0.0",
+        "version: one",
+    );
+    common::edit(
+        &dir,
+        "sales/orders/product.yaml",
+        "type: bigint, nullable: false, description: Who ordered",
+        "type: bigintt, nullable: false, description: Who ordered",
+    );
+    common::edit(
+        &dir,
+        "logistics/shipments/transform.sql",
+        "FROM raw_shipments",
+        "FROM raw_shipment",
+    );
+    let out = mesh(&dir, &["validate"]);
+    assert!(!out.status.success());
+    let report = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "`one` is not a semantic version",
+        "sales/orders/product.yaml:5:10",
+        "unknown type `bigintt`",
+        "table `raw_shipment` is not an input of this product",
+        "logistics/shipments/transform.sql:",
+        "3 problem(s) found",
+    ] {
+        assert!(report.contains(expected), "{expected}:\n{report}");
+    }
+    assert!(!report.contains("does not exist"), "{report}");
+
+    // A descriptor that is not even YAML, in a mesh where it was never
+    // deployed: its consumers wait for it, they do not say it is missing.
+    std::fs::remove_dir_all(dir.join(".mesh")).unwrap();
+    common::edit(&dir, "sales/orders/product.yaml", "owner: ", "owner: [x");
+    let out = mesh(&dir, &["validate"]);
+    let report = String::from_utf8_lossy(&out.stderr);
+    for expected in [
+        "invalid YAML",
+        "table `raw_shipment` is not an input of this product",
+        "2 problem(s) found",
+    ] {
+        assert!(report.contains(expected), "{expected}:\n{report}");
+    }
+    assert!(!report.contains("does not exist"), "{report}");
+}

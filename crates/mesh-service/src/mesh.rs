@@ -71,6 +71,55 @@ fn probe_writable(dir: &Path) -> Result<()> {
     std::fs::remove_file(&probe).map_err(state_err(dir))
 }
 
+/// The products with no error in their own file and none upstream of
+/// them (transitively, among the project's products, or a product whose
+/// descriptor does not load: `unreadable`). None when an error has no
+/// file: it may concern any product.
+fn sound_products(
+    products: &[ProductDescriptor],
+    diagnostics: &[Diagnostic],
+    unreadable: &[String],
+) -> BTreeSet<ProductRef> {
+    let errors: Vec<&Diagnostic> = diagnostics.iter().filter(|d| d.is_error()).collect();
+    if errors.iter().any(|d| d.location.is_none()) {
+        return BTreeSet::new();
+    }
+    let broken_files: BTreeSet<&Path> = errors
+        .iter()
+        .filter_map(|d| d.location.as_ref().map(|l| l.file.path.as_path()))
+        .collect();
+    let mut broken: BTreeSet<ProductRef> = products
+        .iter()
+        .filter(|p| broken_files.contains(p.file.path.as_path()))
+        .map(ProductDescriptor::product_ref)
+        .collect();
+    loop {
+        let more: Vec<ProductRef> = products
+            .iter()
+            .filter(|p| !broken.contains(&p.product_ref()))
+            .filter(|p| {
+                p.inputs.iter().any(|i| match &i.kind {
+                    mesh_spec::InputKind::Product { product, .. } => {
+                        broken.contains(&product.value)
+                            || unreadable.contains(&product.value.to_string())
+                    }
+                    mesh_spec::InputKind::Source(_) => false,
+                })
+            })
+            .map(ProductDescriptor::product_ref)
+            .collect();
+        if more.is_empty() {
+            break;
+        }
+        broken.extend(more);
+    }
+    products
+        .iter()
+        .map(ProductDescriptor::product_ref)
+        .filter(|p| !broken.contains(p))
+        .collect()
+}
+
 impl Mesh {
     /// Opens the project at `dir` (or the closest parent holding `mesh.yaml`).
     pub async fn open(dir: &Path) -> Result<Self> {
@@ -165,7 +214,27 @@ impl Mesh {
                 )
             })
             .collect();
-        diagnostics.extend(validate(&products, &deployed));
+        // A descriptor that does not load is reported where it breaks; its
+        // consumers are not also told that it does not exist.
+        let unreadable: Vec<String> = diagnostics
+            .iter()
+            .filter(|d| d.is_error())
+            .filter_map(|d| d.location.as_ref())
+            .filter_map(|l| l.file.path.strip_prefix(&self.root).ok())
+            .filter_map(|rel| {
+                let parts: Vec<_> = rel.iter().filter_map(|c| c.to_str()).collect();
+                match parts.as_slice() {
+                    [domain, name, _file] => Some(format!("{domain}/{name}")),
+                    _ => None,
+                }
+            })
+            .collect();
+        diagnostics.extend(validate(&products, &deployed).into_iter().filter(|d| {
+            d.code != "unknown-product"
+                || !unreadable
+                    .iter()
+                    .any(|u| d.message.contains(&format!("reads product `{u}`,")))
+        }));
         diagnostics.extend(crate::lifecycle::check(&products, &deployed_records));
         // Deploy-time rules (policies/*.rego, package mesh.deploy). Policies
         // that do not load are an error here too, never a pass.
@@ -173,14 +242,16 @@ impl Mesh {
         for p in &products {
             diagnostics.extend(policies.check_descriptor(p)?);
         }
-        if !diagnostics.iter().any(Diagnostic::is_error) {
-            let upstream = Upstream {
-                local: &products,
-                deployed: &deployed_records,
-            };
-            for p in &products {
-                diagnostics.extend(check_product_sql(p, &upstream).await);
-            }
+        // The SQL of every product that is sound, and reads only sound
+        // products, is planned even when other files have errors: one
+        // broken descriptor hides nothing else.
+        let sound = sound_products(&products, &diagnostics, &unreadable);
+        let upstream = Upstream {
+            local: &products,
+            deployed: &deployed_records,
+        };
+        for p in products.iter().filter(|p| sound.contains(&p.product_ref())) {
+            diagnostics.extend(check_product_sql(p, &upstream).await);
         }
         Ok((products, diagnostics))
     }
