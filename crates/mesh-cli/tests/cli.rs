@@ -625,3 +625,39 @@ fn validation_reports_every_problem_of_every_file() {
     }
     assert!(!report.contains("does not exist"), "{report}");
 }
+
+/// `WHERE col IS NOT NULL` proves the column non-null: the contract may
+/// declare it `nullable: false` although the input may hold nulls, and a
+/// run publishes only the rows that have it.
+#[test]
+fn is_not_null_in_the_sql_proves_a_column_non_null() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    common::edit(
+        &dir,
+        "example/greetings/product.yaml",
+        "{name: language, type: string, description: ISO 639-1 code}",
+        "{name: language, type: string, nullable: false, description: ISO 639-1 code}",
+    );
+    let err = String::from_utf8_lossy(&mesh(&dir, &["validate"]).stderr).to_string();
+    assert!(
+        err.contains(
+            "column `language` is declared `nullable: false`, but the SQL can produce nulls"
+        ),
+        "{err}"
+    );
+    std::fs::write(
+        dir.join("example/greetings/transform.sql"),
+        "SELECT id, language, text\nFROM raw_greetings\nWHERE language IS NOT NULL\n",
+    )
+    .unwrap();
+    ok(&dir, &["validate"]);
+    std::fs::write(
+        dir.join("example/greetings/data/greetings.csv"),
+        "id,language,text\n1,en,Hi\n2,,Salut\n3,de,Hallo\n",
+    )
+    .unwrap();
+    ok(&dir, &["deploy"]);
+    ok(&dir, &["run"]);
+    assert_eq!(common::greetings(&dir), 2);
+}

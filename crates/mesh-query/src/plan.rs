@@ -199,11 +199,72 @@ pub async fn check_product_sql(
                 &e,
                 &inputs,
             )),
-            Ok(df) => out.extend(compare_columns(p, output, df.schema().as_arrow())),
+            Ok(df) => {
+                let produced = proven_non_null(df.logical_plan());
+                out.extend(compare_columns(p, output, &produced));
+            }
         }
         out.extend(check_sql_checks(p, output).await);
     }
     out
+}
+
+/// The schema `plan` produces, with columns a filter proves non-null
+/// marked so: a column the top projection passes through (or that is
+/// produced directly) that a `WHERE col IS NOT NULL` conjunct below names
+/// (the same column of the same table). DataFusion keeps such columns
+/// nullable in the schema.
+pub fn proven_non_null(
+    plan: &datafusion::logical_expr::LogicalPlan,
+) -> datafusion::arrow::datatypes::Schema {
+    use datafusion::logical_expr::{Expr, LogicalPlan, utils::split_conjunction};
+    let schema = plan.schema().as_arrow().clone();
+    // The column each output field passes through, if it is one.
+    let passed: Vec<Option<datafusion::common::Column>> = match plan {
+        LogicalPlan::Projection(p) => p
+            .expr
+            .iter()
+            .map(|e| match e.clone().unalias() {
+                Expr::Column(c) => Some(c),
+                _ => None,
+            })
+            .collect(),
+        _ => plan.schema().columns().into_iter().map(Some).collect(),
+    };
+    let mut proven = std::collections::BTreeSet::new();
+    let mut node = Some(plan);
+    while let Some(n) = node {
+        if let LogicalPlan::Filter(f) = n {
+            for c in split_conjunction(&f.predicate) {
+                if let Expr::IsNotNull(inner) = c
+                    && let Expr::Column(col) = inner.as_ref()
+                {
+                    proven.insert(col.clone());
+                }
+            }
+        }
+        node = match n {
+            LogicalPlan::Projection(_)
+            | LogicalPlan::Filter(_)
+            | LogicalPlan::Sort(_)
+            | LogicalPlan::Limit(_)
+            | LogicalPlan::SubqueryAlias(_) => n.inputs().first().copied(),
+            _ => None,
+        };
+    }
+    let fields: Vec<datafusion::arrow::datatypes::Field> = schema
+        .fields()
+        .iter()
+        .zip(passed)
+        .map(|(f, through)| {
+            let f = f.as_ref().clone();
+            match through {
+                Some(column) if proven.contains(&column) => f.with_nullable(false),
+                _ => f,
+            }
+        })
+        .collect();
+    datafusion::arrow::datatypes::Schema::new_with_metadata(fields, schema.metadata().clone())
 }
 
 /// Diagnostics for produced columns that do not fit the declared ones.
