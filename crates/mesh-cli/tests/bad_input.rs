@@ -339,3 +339,24 @@ fn a_copied_or_moved_project_uses_its_own_tables() {
     assert_eq!(greetings(&moved), 4);
     assert!(!original.exists());
 }
+
+/// A null in a source column declared `nullable: false` names the input,
+/// its file and the row that holds it; nothing is published.
+#[test]
+fn a_null_in_a_non_null_source_column_names_the_file_and_row() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = published(tmp.path());
+    std::fs::write(
+        csv(&dir),
+        "id,language,text\n1,en,Hi\n,fr,Salut\n3,de,Hallo\n",
+    )
+    .unwrap();
+    let err = fails(&dir, &["run"]);
+    assert!(
+        err.contains(
+            "input `raw_greetings` (data/greetings.csv) holds a null `id` in data row 2 (line 3), but declares the column `nullable: false`"
+        ),
+        "{err}"
+    );
+    assert_eq!(greetings(&dir), 4);
+}

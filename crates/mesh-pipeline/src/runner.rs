@@ -72,6 +72,41 @@ fn run_time_error(
     }
 }
 
+/// A run-time error about a null in a non-nullable column, told with the
+/// source file and row that hold it, when a source declares the column.
+async fn located_null(p: &ProductDescriptor, e: PipelineError) -> PipelineError {
+    const NULLS: &str = "is declared as non-nullable but contains null values";
+    let message = match &e {
+        PipelineError::SqlRuntime { message, .. } | PipelineError::InputRead { message, .. } => {
+            message
+        }
+        _ => return e,
+    };
+    let Some(column) = message
+        .split("Column '")
+        .nth(1)
+        .and_then(|rest| rest.split('\'').next())
+        .filter(|_| message.contains(NULLS))
+    else {
+        return e;
+    };
+    match mesh_query::source::locate_null(p, column).await {
+        Some(found) => match e {
+            PipelineError::SqlRuntime { output, file, .. } => PipelineError::SqlRuntime {
+                output,
+                file,
+                message: found,
+            },
+            PipelineError::InputRead { output, .. } => PipelineError::InputRead {
+                output,
+                message: found,
+            },
+            other => other,
+        },
+        None => e,
+    }
+}
+
 /// Test hook: `MESH_FAILPOINT=<name>` stops the process at that point
 /// (announced on stderr) so a test can kill it there.
 fn failpoint(name: &str) {
@@ -448,7 +483,7 @@ impl Runner {
         }
         if let Some(e) = first_err {
             remove_run_files(&location, &run_id.0).await?;
-            return Err(e);
+            return Err(located_null(p, e).await);
         }
         observer.rows(&product, rows);
         Ok(Staged {

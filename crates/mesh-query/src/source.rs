@@ -88,3 +88,65 @@ pub fn csv_header_mismatch(file: &Path, source: &Source) -> std::io::Result<Opti
             .all(|(f, d)| f.eq_ignore_ascii_case(d));
     Ok((!same).then_some(found))
 }
+
+/// Where a source of `p` holds a null in `column`, which it declares
+/// `nullable: false`: `input `x` (data/x.csv) holds a null `id` in data
+/// row 2 (line 3)`. The source is read again with every column nullable,
+/// in file order; `None` when no declared non-null source column has one.
+pub async fn locate_null(p: &mesh_spec::ProductDescriptor, column: &str) -> Option<String> {
+    for input in &p.inputs {
+        let mesh_spec::InputKind::Source(source) = &input.kind else {
+            continue;
+        };
+        let declared = source.columns.as_ref()?;
+        if !declared
+            .iter()
+            .any(|c| c.name.as_str() == column && !c.nullable)
+        {
+            continue;
+        }
+        let mut relaxed = source.clone();
+        if let Some(columns) = relaxed.columns.as_mut() {
+            columns.iter_mut().for_each(|c| c.nullable = true);
+        }
+        let config = datafusion::prelude::SessionConfig::new()
+            .with_target_partitions(1)
+            .with_repartition_file_scans(false);
+        let ctx = SessionContext::new_with_config(config);
+        if register_source(&ctx, "src", &p.dir, &relaxed)
+            .await
+            .is_err()
+        {
+            continue;
+        }
+        let quoted = column.replace('"', "\"\"");
+        let sql = format!(
+            "SELECT n FROM (SELECT row_number() OVER () AS n, \"{quoted}\" AS v FROM src) WHERE v IS NULL ORDER BY n LIMIT 1"
+        );
+        let Ok(df) = ctx.sql(&sql).await else {
+            continue;
+        };
+        let Ok(batches) = df.collect().await else {
+            continue;
+        };
+        let row = batches.iter().find(|b| b.num_rows() > 0).and_then(|b| {
+            b.column(0)
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::UInt64Array>()
+                .map(|a| a.value(0))
+        });
+        if let Some(row) = row {
+            let line = match source.format {
+                SourceFormat::Csv if source.header => format!(" (line {})", row + 1),
+                SourceFormat::Csv | SourceFormat::Json => format!(" (line {row})"),
+                SourceFormat::Parquet => String::new(),
+            };
+            return Some(format!(
+                "input `{}` ({}) holds a null `{column}` in data row {row}{line}, but declares the column `nullable: false`",
+                input.name.as_str(),
+                source.path.value
+            ));
+        }
+    }
+    None
+}
