@@ -158,6 +158,8 @@ fn sqlalchemy_pandas_and_cursors_work_with_both_drivers() {
             "-c",
             "SELECT current_user",
             "-c",
+            "SELECT current_user, session_user, user",
+            "-c",
             "SELECT current_setting('search_path')",
             "-c",
             "SELECT set_config('search_path', 'sales', false)",
@@ -171,7 +173,7 @@ fn sqlalchemy_pandas_and_cursors_work_with_both_drivers() {
     );
     assert_eq!(
         answers,
-        format!("{USER}\n\"$user\", public\nsales\nt\nUTF8\n118 MB\n"),
+        format!("{USER}\n{USER}|{USER}|{USER}\n\"$user\", public\nsales\nt\nUTF8\n118 MB\n"),
         "{answers}"
     );
     // psql's \d shows the declared key and the decimal's precision.

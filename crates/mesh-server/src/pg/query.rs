@@ -80,7 +80,8 @@ impl PgParser {
     pub(super) fn parse(&self, sql: &str) -> PgWireResult<Vec<SqlStatement>> {
         // Before any parser recurses into it.
         mesh_query_complexity(sql)?;
-        let sql = super::rewrite::qualify_catalog_regclass(sql);
+        let sql = super::rewrite::alias_user_functions(sql);
+        let sql = super::rewrite::qualify_catalog_regclass(&sql);
         let mut statements = self.sql.parse(&sql).map_err(|e| {
             user_error(
                 "42601",

@@ -46,6 +46,58 @@ pub(super) fn qualify_catalog_regclass(sql: &str) -> std::borrow::Cow<'_, str> {
     std::borrow::Cow::Owned(out)
 }
 
+/// `SELECT current_user, session_user`: each unaliased `current_user`,
+/// `session_user` or `user` gets its own name as alias, as Postgres names the columns, before
+/// the compatibility parser renames them all to `session_user` (which made
+/// the names collide). Statements that do not name them are untouched.
+pub(super) fn alias_user_functions(sql: &str) -> std::borrow::Cow<'_, str> {
+    use datafusion::sql::sqlparser::ast::{SelectItem, SetExpr};
+    let lower = sql.to_ascii_lowercase();
+    if !lower.contains("current_user") && !lower.contains("user") {
+        return std::borrow::Cow::Borrowed(sql);
+    }
+    let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
+    let Ok(mut statements) = datafusion::sql::sqlparser::parser::Parser::parse_sql(&dialect, sql)
+    else {
+        return std::borrow::Cow::Borrowed(sql);
+    };
+    let mut changed = false;
+    for statement in &mut statements {
+        let Statement::Query(query) = statement else {
+            continue;
+        };
+        let SetExpr::Select(select) = query.body.as_mut() else {
+            continue;
+        };
+        for item in &mut select.projection {
+            let SelectItem::UnnamedExpr(Expr::Function(f)) = item else {
+                continue;
+            };
+            let name = f.name.to_string().to_ascii_lowercase();
+            if matches!(f.args, FunctionArguments::None)
+                && matches!(name.as_str(), "current_user" | "session_user" | "user")
+            {
+                let expr = Expr::Function(f.clone());
+                *item = SelectItem::ExprWithAlias {
+                    expr,
+                    alias: Ident::new(name),
+                };
+                changed = true;
+            }
+        }
+    }
+    if !changed {
+        return std::borrow::Cow::Borrowed(sql);
+    }
+    std::borrow::Cow::Owned(
+        statements
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join("; "),
+    )
+}
+
 /// `x LIKE p ESCAPE 'c'` with an escape character other than backslash
 /// (SQLAlchemy 2 writes `ESCAPE '/'`) becomes `x LIKE like_escape(p,
 /// 'c')`: DataFusion's LIKE knows only the backslash.
@@ -504,6 +556,19 @@ pub(super) fn call(name: &str, args: Vec<Expr>) -> Expr {
         over: None,
         within_group: vec![],
     })
+}
+
+#[cfg(test)]
+mod user_tests {
+    #[test]
+    fn user_functions_keep_their_names() {
+        let a = super::alias_user_functions("SELECT current_user, session_user, user AS me");
+        assert_eq!(
+            a,
+            "SELECT current_user AS current_user, session_user AS session_user, user AS me"
+        );
+        assert_eq!(super::alias_user_functions("SELECT 1"), "SELECT 1");
+    }
 }
 
 #[cfg(test)]
