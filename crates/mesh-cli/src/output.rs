@@ -483,6 +483,12 @@ pub fn print_plan(plans: &[mesh_service::plan::ProductPlan]) {
                     i.consumer, i.consumer_output
                 );
             }
+            for r in &c.requires {
+                println!(
+                    "              requires {}:{} to declare `{}` as `{}` (it declares `{}`)",
+                    r.consumer, r.consumer_output, r.column, r.produced, r.declared
+                );
+            }
             if c.unused {
                 println!("              read by no consumer");
             }

@@ -962,3 +962,112 @@ fn malformed_nested_types_and_checks_on_them_are_refused_with_a_location() {
         "{err}"
     );
 }
+
+const IDS: &str = "apiVersion: meshwork/v1\nkind: DataProduct\ndomain: example\nname: ids\nversion: 1.0.0\nowner: t@x\n\
+inputs:\n  - {name: g, product: example/greetings}\n\
+transform: {query: \"SELECT id FROM g\"}\n\
+outputs:\n  - name: ids\n    columns:\n      - {name: id, type: int, nullable: false, description: The id}\n\
+description: {purpose: A test product.}\nslo: {freshness: 1d}\n";
+
+/// Widening a column is compatible for readers of the product, but a
+/// consumer that declares the narrower type must widen its own contract:
+/// the plan names it and what to change, and its next run refuses to
+/// cast the wider values back.
+#[test]
+fn a_widened_column_names_the_consumers_that_declare_the_narrower_type() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    edit(
+        &dir,
+        "example/greetings/transform.sql",
+        "SELECT id,",
+        "SELECT CAST(id AS INT) AS id,",
+    );
+    edit(
+        &dir,
+        "example/greetings/product.yaml",
+        "{name: id, type: bigint, nullable: false, description: Greeting id}",
+        "{name: id, type: int, nullable: false, description: Greeting id}",
+    );
+    let ids = dir.join("example/ids");
+    std::fs::create_dir_all(&ids).unwrap();
+    std::fs::write(ids.join("product.yaml"), IDS).unwrap();
+    ok(&dir, &["deploy"]);
+    ok(&dir, &["run"]);
+
+    // Widen greetings.id back to bigint, as a compatible minor release.
+    edit(
+        &dir,
+        "example/greetings/transform.sql",
+        "SELECT CAST(id AS INT) AS id,",
+        "SELECT id,",
+    );
+    edit(
+        &dir,
+        "example/greetings/product.yaml",
+        "{name: id, type: int, nullable: false, description: Greeting id}",
+        "{name: id, type: bigint, nullable: false, description: Greeting id}",
+    );
+    edit(
+        &dir,
+        "example/greetings/product.yaml",
+        "version: 1.0.0",
+        "version: 1.1.0",
+    );
+    // The plan is shown, and it exits non-zero: the consumer is invalid.
+    let out = common::mesh(&dir, &["plan", "--format", "json"]);
+    assert!(!out.status.success());
+    let plans: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let plan = plans
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["product"] == "example/greetings")
+        .unwrap()
+        .clone();
+    let widened = change(&plan, "type_widened");
+    assert_eq!(widened["grade"], "compatible");
+    assert_eq!(
+        widened["requires"],
+        serde_json::json!([{
+            "consumer": "example/ids",
+            "consumer_output": "ids",
+            "column": "id",
+            "declared": "int",
+            "produced": "bigint"
+        }])
+    );
+    let human = String::from_utf8_lossy(&common::mesh(&dir, &["plan"]).stdout).to_string();
+    assert!(
+        human.contains("requires example/ids:ids to declare `id` as `bigint` (it declares `int`)"),
+        "{human}"
+    );
+    // In its own project the consumer no longer validates.
+    let err = fails(&dir, &["validate"]);
+    assert!(
+        err.contains("column `id` is declared `int`, but the SQL produces `bigint`"),
+        "{err}"
+    );
+
+    // A consumer deployed from elsewhere keeps its stored SQL: its next run
+    // refuses to cast the wider values back.
+    std::fs::remove_dir_all(&ids).unwrap();
+    ok(&dir, &["deploy"]);
+    let out = common::mesh(&dir, &["run"]);
+    assert!(!out.status.success());
+    let runs = json(&dir, &["runs", "--format", "json"]);
+    let failed = runs
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["product"] == "example/ids")
+        .unwrap();
+    assert_eq!(failed["status"], "failed", "{runs:#}");
+    assert!(
+        failed["error"]
+            .as_str()
+            .unwrap()
+            .contains("column `id` is declared `int`, but the SQL produces `bigint`"),
+        "{failed}"
+    );
+}

@@ -398,15 +398,25 @@ impl Runner {
         let produced = df.schema().clone();
         let mut exprs = Vec::with_capacity(output.columns.len());
         for c in &output.columns {
-            if produced
-                .field_with_unqualified_name(c.name.as_str())
-                .is_err()
-            {
+            let Ok(field) = produced.field_with_unqualified_name(c.name.as_str()) else {
                 return Err(PipelineError::Output {
                     output: oname.clone(),
                     message: format!(
                         "the SQL does not produce declared column `{}`",
                         c.name.value
+                    ),
+                });
+            };
+            // Never cast back silently: an upstream that widened a column
+            // (`int` to `bigint`) needs this contract widened too.
+            if !mesh_query::schema::accepts(&c.ty.value, field.data_type()) {
+                let found = mesh_query::schema::contract_type(field.data_type())
+                    .map_or_else(|| field.data_type().to_string(), |t| t.to_string());
+                return Err(PipelineError::Output {
+                    output: oname.clone(),
+                    message: format!(
+                        "column `{}` is declared `{}`, but the SQL produces `{found}` (an input widened it?); declare it `{found}`, or CAST in the SQL, and deploy",
+                        c.name.value, c.ty.value
                     ),
                 });
             }

@@ -138,3 +138,52 @@ pub async fn column_usage(
     }
     Ok(usage)
 }
+
+/// A declared column its SQL now produces in a type the contract does not
+/// accept (an upstream widened it): what the consumer must change.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, serde::Serialize)]
+pub struct Narrowed {
+    pub output: String,
+    pub column: String,
+    pub declared: String,
+    pub produced: String,
+}
+
+/// The declared columns of `p` whose SQL, planned against `upstream`,
+/// produces a type the declaration does not accept.
+pub async fn narrowed_columns(
+    p: &ProductDescriptor,
+    upstream: &dyn UpstreamSchemas,
+    stored: Option<&SqlTexts>,
+) -> Result<Vec<Narrowed>, Diagnostic> {
+    let ctx = transform_context(None);
+    register_for_analysis(&ctx, p, upstream).await?;
+    let mut out = Vec::new();
+    for output in &p.outputs {
+        let Some(sql) = p.sql_for(output) else {
+            continue;
+        };
+        let sql = load_sql(p, sql, stored)?;
+        let what = format!("SQL of output `{}` does not plan", output.name.value);
+        let df = ctx
+            .sql(&sql.text)
+            .await
+            .map_err(|e| sql_diagnostic(&sql, &what, &e.strip_backtrace()))?;
+        let produced = df.schema().as_arrow();
+        for c in &output.columns {
+            let Ok(field) = produced.field_with_name(c.name.as_str()) else {
+                continue;
+            };
+            if !crate::schema::accepts(&c.ty.value, field.data_type()) {
+                out.push(Narrowed {
+                    output: output.name.to_string(),
+                    column: c.name.to_string(),
+                    declared: c.ty.value.to_string(),
+                    produced: crate::schema::contract_type(field.data_type())
+                        .map_or_else(|| field.data_type().to_string(), |t| t.to_string()),
+                });
+            }
+        }
+    }
+    Ok(out)
+}

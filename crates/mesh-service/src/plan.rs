@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use datafusion::arrow::datatypes::SchemaRef;
 use mesh_catalog::ProductRecord;
-use mesh_contract::{Change, Grade, VersionError, diff_products, version_gate};
+use mesh_contract::{Change, ChangeKind, Grade, VersionError, diff_products, version_gate};
 use mesh_query::plan::UpstreamSchemas;
 use mesh_query::schema::arrow_schema;
 use mesh_query::usage::{ColumnUsage, column_usage};
@@ -40,6 +40,21 @@ pub struct PlannedChange {
     /// A breaking change that no consumer reads.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub unused: bool,
+    /// For a widened column: consumers whose contract declares the
+    /// narrower type, which must widen it (their runs refuse to cast back).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub requires: Vec<Required>,
+}
+
+/// A consumer's declared column that no longer accepts what its SQL
+/// produces once a change is deployed.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Required {
+    pub consumer: String,
+    pub consumer_output: String,
+    pub column: String,
+    pub declared: String,
+    pub produced: String,
 }
 
 /// How a product compares with what is deployed.
@@ -123,6 +138,67 @@ impl UpstreamSchemas for Current<'_> {
         };
         Some(arrow_schema(&o.columns))
     }
+}
+
+/// Schemas consumers will read once the local descriptors are deployed:
+/// the local contract where there is one, else what [`Current`] gives.
+struct Next<'a> {
+    current: &'a Current<'a>,
+    local: &'a BTreeMap<ProductRef, &'a ProductDescriptor>,
+}
+
+impl UpstreamSchemas for Next<'_> {
+    fn schema(
+        &self,
+        product: &ProductRef,
+        output: Option<&str>,
+        version: Option<&semver::VersionReq>,
+    ) -> Option<SchemaRef> {
+        let local = self
+            .local
+            .get(product)
+            .filter(|p| version.is_none_or(|req| req.matches(&p.version.value)));
+        match local {
+            Some(p) => {
+                let o = match output {
+                    Some(name) => p.output(name)?,
+                    None => p.outputs.first()?,
+                };
+                Some(arrow_schema(&o.columns))
+            }
+            None => self.current.schema(product, output, version),
+        }
+    }
+}
+
+/// The consumers of a widened column whose contracts declare the narrower
+/// type: planned against the new contract, their SQL produces a type
+/// their declaration no longer accepts.
+async fn requirements(
+    change: &Change,
+    edges: Option<&Vec<Edge<'_>>>,
+    next: &Next<'_>,
+) -> Result<Vec<Required>> {
+    let mut out = BTreeSet::new();
+    for e in edges.into_iter().flatten() {
+        if change.output.as_deref().is_some_and(|o| o != e.output) {
+            continue;
+        }
+        let stored = e.stored.map(|r| &r.sql_texts);
+        let narrowed = mesh_query::usage::narrowed_columns(e.consumer, next, stored)
+            .await
+            .map_err(|d| ServiceError::Invalid {
+                diagnostics: vec![d],
+            })?;
+        out.extend(narrowed.into_iter().map(|n| Required {
+            consumer: e.consumer.product_ref().to_string(),
+            consumer_output: n.output,
+            column: n.column,
+            declared: n.declared,
+            produced: n.produced,
+        }));
+    }
+    Ok(out.into_iter().collect())
 }
 
 /// A product that reads another: which input, and which output of it.
@@ -237,6 +313,10 @@ impl Mesh {
             let changes = diff_products(old, p);
             let breaking = changes.iter().any(Change::is_breaking);
             let mut planned = Vec::with_capacity(changes.len());
+            let next = Next {
+                current: &current,
+                local: &local_by_ref,
+            };
             for change in changes {
                 let breaks = if change.is_breaking() {
                     self.impacts(&change, edges.get(&r), &current, &mut usage_cache)
@@ -244,9 +324,15 @@ impl Mesh {
                 } else {
                     Vec::new()
                 };
+                let requires = if matches!(change.kind, ChangeKind::TypeWidened { .. }) {
+                    requirements(&change, edges.get(&r), &next).await?
+                } else {
+                    Vec::new()
+                };
                 planned.push(PlannedChange {
                     unused: change.is_breaking() && breaks.is_empty(),
                     breaks,
+                    requires,
                     change,
                 });
             }
