@@ -265,10 +265,11 @@ pub fn export(p: &ProductDescriptor) -> Value {
                 .collect();
             let mut object = Map::new();
             object.insert("name".into(), json!(o.name.as_str()));
-            object.insert(
-                "physicalName".into(),
-                json!(format!("{}.{}", p.domain.value, o.name.value)),
-            );
+            // The table's own name: the domain is the schema it lives in
+            // (a server's `schema`), and tools such as `datacontract test`
+            // name the table they read by `physicalName`, which a dotted
+            // `<domain>.<output>` does not resolve as.
+            object.insert("physicalName".into(), json!(o.name.as_str()));
             object.insert("logicalType".into(), json!("object"));
             object.insert("physicalType".into(), json!("table"));
             if let Some(d) = &o.description {

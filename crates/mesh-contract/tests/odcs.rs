@@ -64,6 +64,8 @@ fn export_is_schema_valid_and_import_preserves_the_contract() {
     assert_eq!(odcs::validate(&doc), vec![], "{doc:#}");
     assert_eq!(doc["apiVersion"], odcs::API_VERSION);
     assert_eq!(doc["schema"][0]["properties"][0]["primaryKeyPosition"], 1);
+    // The table's own name, as `datacontract test` resolves it.
+    assert_eq!(doc["schema"][0]["physicalName"], doc["schema"][0]["name"]);
 
     // The YAML text parses back to the same document.
     let yaml = odcs::to_yaml(&doc);
