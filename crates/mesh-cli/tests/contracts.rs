@@ -1071,3 +1071,59 @@ fn a_widened_column_names_the_consumers_that_declare_the_narrower_type() {
         "{failed}"
     );
 }
+
+/// The ODCS export, given a server over the published version's files,
+/// passes `datacontract test`: its `physicalName` resolves, and its
+/// schema and quality checks hold on the data Meshwork published.
+#[test]
+fn the_odcs_export_passes_datacontract_test_on_the_published_files() {
+    let datacontract = std::env::var("MESH_TEST_DATACONTRACT").unwrap_or_else(|_| {
+        panic!("MESH_TEST_DATACONTRACT is not set: run the tests with scripts/test, which installs datacontract-cli")
+    });
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    ok(&dir, &["deploy"]);
+    ok(&dir, &["run"]);
+    let exported = ok(
+        &dir,
+        &[
+            "contract",
+            "export",
+            "example/greetings",
+            "--format",
+            "odcs",
+        ],
+    );
+    assert!(exported.contains("physicalName: greetings"), "{exported}");
+    let table = dir.join(".mesh/tables/example/greetings/greetings");
+    let runs = common::run_dirs(&table);
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    let server = format!(
+        "servers:\n  - server: local\n    type: local\n    format: parquet\n    path: {}/{}/*.parquet\nschema:\n",
+        table.display(),
+        runs[0]
+    );
+    let contract = tmp.path().join("greetings.odcs.yaml");
+    std::fs::write(&contract, exported.replacen("schema:\n", &server, 1)).unwrap();
+    let mut child = std::process::Command::new(&datacontract)
+        .arg("test")
+        .arg(&contract)
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while child.try_wait().unwrap().is_none() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "datacontract test did not finish"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let out = child.wait_with_output().unwrap();
+    let report =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{report}");
+    assert!(report.contains("passed"), "{report}");
+    assert!(!report.contains("│ failed"), "{report}");
+}
