@@ -209,6 +209,24 @@ fn sql_errors_point_into_the_sql_file() {
         }
         assert!(!report.contains("ParserError"), "{report}");
     }
+    // Inline SQL: the place inside the descriptor's `query:` block.
+    common::edit(
+        &dir,
+        "example/greetings/product.yaml",
+        "  sql: transform.sql",
+        "  query: |\n    SELECT id, language,\n      text\n    FROM raw_greetings\n    WHERE nope > 1",
+    );
+    let report = String::from_utf8_lossy(&mesh(&dir, &["validate"]).stderr).to_string();
+    let line = std::fs::read_to_string(dir.join("example/greetings/product.yaml"))
+        .unwrap()
+        .lines()
+        .position(|l| l.contains("WHERE nope"))
+        .unwrap()
+        + 1;
+    assert!(
+        report.contains(&format!("product.yaml:{line}:11")),
+        "line {line}:\n{report}"
+    );
 }
 
 #[test]

@@ -21,7 +21,7 @@ impl SqlText {
     /// The span of a 1-based `line:col` inside the SQL.
     pub fn span_at(&self, line: usize, col: usize) -> Span {
         if let Some(at) = self.inline_at {
-            return at;
+            return self.inline_span(at, line, col).unwrap_or(at);
         }
         let mut offset = 0;
         for (i, l) in self.text.split_inclusive('\n').enumerate() {
@@ -49,15 +49,48 @@ impl SqlText {
         }
     }
 
+    /// For inline SQL: where `line:col` of the SQL is in the descriptor,
+    /// found by the SQL line's text inside the scalar (plain, quoted
+    /// without escapes, or a block). `None` when it is not found there.
+    fn inline_span(&self, at: Span, line: usize, col: usize) -> Option<Span> {
+        let sql_line = self.text.lines().nth(line.checked_sub(1)?)?;
+        let doc = &self.file.text;
+        let within = doc.get(at.start..at.end.max(at.start).min(doc.len()))?;
+        let trimmed = sql_line.trim_start();
+        if trimmed.is_empty() {
+            return None;
+        }
+        let found = at.start + within.find(trimmed)?;
+        // The column within the SQL line, past its own leading spaces.
+        let skipped = sql_line.chars().count() - trimmed.chars().count();
+        let offset_chars = col.saturating_sub(1).saturating_sub(skipped);
+        let start = found
+            + trimmed
+                .char_indices()
+                .nth(offset_chars)
+                .map_or(trimmed.len(), |(b, _)| b);
+        let before = &doc[..start];
+        let doc_line = before.matches('\n').count() + 1;
+        let doc_col = before[before.rfind('\n').map_or(0, |i| i + 1)..]
+            .chars()
+            .count()
+            + 1;
+        let line_end = doc[start..].find('\n').map_or(doc.len(), |i| start + i);
+        Some(Span {
+            start,
+            end: line_end.max(start + 1).min(doc.len()),
+            line: doc_line,
+            col: doc_col,
+        })
+    }
+
     /// The span from 1-based `line:col` up to (not including) `end`
     /// (`line:col` too), for an error the planner located precisely.
     pub fn span_between(&self, start: (usize, usize), end: (usize, usize)) -> Span {
         let mut span = self.span_at(start.0, start.1);
-        if self.inline_at.is_none() {
-            let to = self.span_at(end.0, end.1);
-            if to.start > span.start {
-                span.end = to.start;
-            }
+        let to = self.span_at(end.0, end.1);
+        if to.start > span.start {
+            span.end = to.start;
         }
         span
     }

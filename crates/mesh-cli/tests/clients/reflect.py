@@ -57,6 +57,13 @@ def reflect(driver, job):
             return len(r.fetchmany(5))
 
     out["stream_results"] = attempt(stream)
+    if job.get("pandas"):
+        import pandas as pd
+
+        out["read_sql_table"] = attempt(lambda: list(pd.read_sql_table("orders", engine, schema="sales").shape))
+        out["read_sql_chunks"] = attempt(
+            lambda: sum(len(c) for c in pd.read_sql("select * from sales.orders", engine, chunksize=7))
+        )
     engine.dispose()
     return out
 
