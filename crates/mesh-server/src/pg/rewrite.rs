@@ -52,8 +52,8 @@ pub(super) fn qualify_catalog_regclass(sql: &str) -> std::borrow::Cow<'_, str> {
 /// the names collide). Statements that do not name them are untouched.
 pub(super) fn alias_user_functions(sql: &str) -> std::borrow::Cow<'_, str> {
     use datafusion::sql::sqlparser::ast::{SelectItem, SetExpr};
-    let lower = sql.to_ascii_lowercase();
-    if !lower.contains("current_user") && !lower.contains("user") {
+    // `current_user` and `session_user` contain it too.
+    if !sql.to_ascii_lowercase().contains("user") {
         return std::borrow::Cow::Borrowed(sql);
     }
     let dialect = datafusion::sql::sqlparser::dialect::PostgreSqlDialect {};
