@@ -11,9 +11,9 @@ use std::sync::Arc;
 use datafusion::common::tree_node::TreeNodeRecursion;
 use datafusion::datasource::MemTable;
 use datafusion::logical_expr::LogicalPlan;
-use datafusion::prelude::SessionContext;
+use datafusion::prelude::{DataFrame, SessionContext};
 use mesh_spec::sql::{SqlTexts, load_sql};
-use mesh_spec::{Diagnostic, InputKind, ProductDescriptor};
+use mesh_spec::{Diagnostic, InputKind, Output, ProductDescriptor};
 
 use crate::plan::{UpstreamSchemas, sql_diagnostic};
 use crate::schema::arrow_schema;
@@ -113,20 +113,10 @@ pub async fn column_usage(
     upstream: &dyn UpstreamSchemas,
     stored: Option<&SqlTexts>,
 ) -> Result<ColumnUsage, Diagnostic> {
-    let ctx = transform_context(None);
-    register_for_analysis(&ctx, p, upstream).await?;
+    let (ctx, planned) = plan_outputs(p, upstream, stored).await?;
     let inputs: BTreeSet<&str> = p.inputs.iter().map(|i| i.name.as_str()).collect();
     let mut usage = ColumnUsage::new();
-    for output in &p.outputs {
-        let Some(sql) = p.sql_for(output) else {
-            continue;
-        };
-        let sql = load_sql(p, sql, stored)?;
-        let what = format!("SQL of output `{}` does not plan", output.name.value);
-        let df = ctx
-            .sql(&sql.text)
-            .await
-            .map_err(|e| sql_diagnostic(&sql, &what, &e.strip_backtrace()))?;
+    for (output, df) in planned {
         let plan = df.logical_plan();
         // If the optimizer cannot handle the plan, every scanned column
         // counts as read: over-reporting a consumer is the safe mistake.
@@ -137,6 +127,31 @@ pub async fn column_usage(
         usage.insert(output.name.to_string(), reads);
     }
     Ok(usage)
+}
+
+/// Every output of `p` with its SQL planned against `upstream` (stored
+/// SQL texts, or the files on disk), in the session it was planned in.
+async fn plan_outputs<'p>(
+    p: &'p ProductDescriptor,
+    upstream: &dyn UpstreamSchemas,
+    stored: Option<&SqlTexts>,
+) -> Result<(SessionContext, Vec<(&'p Output, DataFrame)>), Diagnostic> {
+    let ctx = transform_context(None);
+    register_for_analysis(&ctx, p, upstream).await?;
+    let mut planned = Vec::with_capacity(p.outputs.len());
+    for output in &p.outputs {
+        let Some(sql) = p.sql_for(output) else {
+            continue;
+        };
+        let sql = load_sql(p, sql, stored)?;
+        let what = format!("SQL of output `{}` does not plan", output.name.value);
+        let df = ctx
+            .sql(&sql.text)
+            .await
+            .map_err(|e| sql_diagnostic(&sql, &what, &e.strip_backtrace()))?;
+        planned.push((output, df));
+    }
+    Ok((ctx, planned))
 }
 
 /// A declared column its SQL now produces in a type the contract does not
@@ -156,19 +171,9 @@ pub async fn narrowed_columns(
     upstream: &dyn UpstreamSchemas,
     stored: Option<&SqlTexts>,
 ) -> Result<Vec<Narrowed>, Diagnostic> {
-    let ctx = transform_context(None);
-    register_for_analysis(&ctx, p, upstream).await?;
+    let (_, planned) = plan_outputs(p, upstream, stored).await?;
     let mut out = Vec::new();
-    for output in &p.outputs {
-        let Some(sql) = p.sql_for(output) else {
-            continue;
-        };
-        let sql = load_sql(p, sql, stored)?;
-        let what = format!("SQL of output `{}` does not plan", output.name.value);
-        let df = ctx
-            .sql(&sql.text)
-            .await
-            .map_err(|e| sql_diagnostic(&sql, &what, &e.strip_backtrace()))?;
+    for (output, df) in planned {
         let produced = df.schema().as_arrow();
         for c in &output.columns {
             let Ok(field) = produced.field_with_name(c.name.as_str()) else {

@@ -122,22 +122,24 @@ impl UpstreamSchemas for Current<'_> {
     ) -> Option<SchemaRef> {
         if let Some(line) = mesh_catalog::matching_line(self.records, product, version) {
             let p = self.deployed.get(&line.product)?;
-            let o = match output {
-                Some(name) => p.output(&mesh_catalog::line_output(name, line))?,
-                None => p.outputs.first()?,
-            };
-            return Some(arrow_schema(&o.columns));
+            let name = output.map(|name| mesh_catalog::line_output(name, line));
+            return declared_schema(p, name.as_deref());
         }
         let p = self
             .deployed
             .get(product)
             .or_else(|| self.local.get(product).copied())?;
-        let o = match output {
-            Some(name) => p.output(name)?,
-            None => p.outputs.first()?,
-        };
-        Some(arrow_schema(&o.columns))
+        declared_schema(p, output)
     }
+}
+
+/// The declared schema of output `output` of `p`, or of its only one.
+fn declared_schema(p: &ProductDescriptor, output: Option<&str>) -> Option<SchemaRef> {
+    let o = match output {
+        Some(name) => p.output(name)?,
+        None => p.outputs.first()?,
+    };
+    Some(arrow_schema(&o.columns))
 }
 
 /// Schemas consumers will read once the local descriptors are deployed:
@@ -159,13 +161,7 @@ impl UpstreamSchemas for Next<'_> {
             .get(product)
             .filter(|p| version.is_none_or(|req| req.matches(&p.version.value)));
         match local {
-            Some(p) => {
-                let o = match output {
-                    Some(name) => p.output(name)?,
-                    None => p.outputs.first()?,
-                };
-                Some(arrow_schema(&o.columns))
-            }
+            Some(p) => declared_schema(p, output),
             None => self.current.schema(product, output, version),
         }
     }

@@ -24,7 +24,7 @@ use datafusion::sql::sqlparser::ast::{
     SelectItem, SetExpr, Statement, Value, visit_expressions_mut,
 };
 
-use super::rewrite::{call, replace};
+use super::rewrite::{call, replace, vector_elements as elements};
 
 pub(super) fn describe_functions(statement: &mut Statement) {
     let _ = visit_expressions_mut(statement, |e| {
@@ -91,18 +91,6 @@ pub(super) fn describe_functions(statement: &mut Statement) {
         replace(e, &text);
         ControlFlow::Continue(())
     });
-}
-
-/// The elements of a catalog vector or array given as text.
-fn elements(vector: &str) -> String {
-    let key = vector.to_ascii_lowercase();
-    if key.ends_with("conkey") || key.ends_with("confkey") {
-        format!(
-            "CAST(array_remove(string_to_array(btrim(CAST({vector} AS TEXT), '{{}}'), ','), '') AS BIGINT[])"
-        )
-    } else {
-        format!("CAST(array_remove(string_to_array(CAST({vector} AS TEXT), ' '), '') AS BIGINT[])")
-    }
 }
 
 /// A field of `_pg_expandarray`'s rows, as pgjdbc's key queries read

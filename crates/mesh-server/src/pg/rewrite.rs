@@ -188,7 +188,7 @@ pub(super) fn catalog_functions(statement: &mut Statement, search_path: &[String
         };
         let one_arg = list.args.len() == 1;
         if let Some(vector) = vector_column(arg) {
-            let elements = vector_elements(vector);
+            let elements = vector_elements(&vector.to_string());
             let text = match name {
                 "unnest" => format!("unnest({elements})"),
                 "generate_subscripts" => {
@@ -330,8 +330,8 @@ fn boolean_literal(e: &Expr) -> Option<bool> {
 /// The elements of a vector column, as an array of numbers: `pg_index`'s
 /// vectors are space-separated (`1 3`), `pg_constraint`'s keys are
 /// arrays in text form (`{1,3}`).
-fn vector_elements(vector: &Expr) -> String {
-    let key = vector.to_string().to_ascii_lowercase();
+pub(super) fn vector_elements(vector: &str) -> String {
+    let key = vector.to_ascii_lowercase();
     if key.ends_with("conkey") || key.ends_with("confkey") {
         format!(
             "CAST(array_remove(string_to_array(btrim(CAST({vector} AS TEXT), '{{}}'), ','), '') AS BIGINT[])"
