@@ -260,6 +260,9 @@ pub(super) type Tables = BTreeMap<(String, String), SchemaRef>;
 pub(super) struct Target {
     pub(super) session: Option<std::sync::Weak<dyn CatalogProviderList>>,
     pub(super) outputs: Arc<tokio::sync::OnceCell<Arc<Tables>>>,
+    /// The published tables `pg_class` lists, read once per statement
+    /// for the catalog tables completed from the contracts.
+    pub(super) relations: Arc<tokio::sync::OnceCell<Arc<super::contracts::Relations>>>,
 }
 
 impl Debug for Visible {
@@ -278,6 +281,7 @@ impl Visible {
             *target = Target {
                 session: Some(Arc::downgrade(session)),
                 outputs: Arc::default(),
+                relations: Arc::default(),
             };
         }
     }
@@ -288,6 +292,17 @@ impl Visible {
             .ok()
             .and_then(|t| t.session.as_ref()?.upgrade())
             .ok_or_else(|| DataFusionError::Internal("pg_catalog read outside a statement".into()))
+    }
+
+    /// This statement's slot for the relations of `contracts.rs`.
+    pub(super) fn relations_cell(
+        &self,
+    ) -> datafusion::error::Result<Arc<tokio::sync::OnceCell<Arc<super::contracts::Relations>>>>
+    {
+        self.target
+            .lock()
+            .map(|t| t.relations.clone())
+            .map_err(|_| DataFusionError::Internal("pg_catalog target poisoned".into()))
     }
 
     pub(super) async fn outputs(&self) -> datafusion::error::Result<Arc<Tables>> {

@@ -188,7 +188,7 @@ struct Completed {
 
 /// The published tables `pg_class` lists, by OID, and the OID it gives
 /// to `pg_class` itself.
-struct Relations {
+pub(super) struct Relations {
     tables: BTreeMap<i32, Relation>,
     pg_class: i32,
 }
@@ -227,8 +227,16 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a ArrayRef> {
 }
 
 impl Completed {
-    /// The published tables `pg_class` lists for this caller, by OID.
-    async fn relations(&self, state: &dyn Session) -> Result<Relations> {
+    /// The published tables `pg_class` lists for this caller, by OID,
+    /// read once per statement however many catalog tables it reads.
+    async fn relations(&self, state: &dyn Session) -> Result<Arc<Relations>> {
+        let cell = self.visible.relations_cell()?;
+        cell.get_or_try_init(|| async { self.read_relations(state).await.map(Arc::new) })
+            .await
+            .cloned()
+    }
+
+    async fn read_relations(&self, state: &dyn Session) -> Result<Relations> {
         let outputs = self.visible.outputs().await?;
         let mut namespaces = BTreeMap::new();
         if let Some(ns) = self.inner.table("pg_namespace").await? {
@@ -295,11 +303,9 @@ impl Completed {
             batches.push(batch_of(&self.table.schema(), &added)?);
             return Ok(batches);
         }
-        let Relations {
-            tables: relations,
-            pg_class,
-        } = self.relations(state).await?;
-        self.index_defs.set(&relations);
+        let read = self.relations(state).await?;
+        let (relations, pg_class) = (&read.tables, read.pg_class);
+        self.index_defs.set(relations);
         if relations.is_empty() {
             return Ok(batches);
         }
@@ -308,13 +314,13 @@ impl Completed {
             Kind::Attribute => {
                 return batches
                     .iter()
-                    .map(|b| typed_attributes(b, &relations))
+                    .map(|b| typed_attributes(b, relations))
                     .collect();
             }
             Kind::Class => {
                 batches = batches
                     .iter()
-                    .map(|b| with_indexes(b, &relations))
+                    .map(|b| with_indexes(b, relations))
                     .collect::<Result<_>>()?;
                 relations.values().filter_map(index_class).collect()
             }
