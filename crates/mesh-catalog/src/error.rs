@@ -30,6 +30,13 @@ pub enum CatalogError {
     /// A name that must exist does not.
     #[error("{what} `{name}` does not exist")]
     NotFound { what: &'static str, name: String },
+    /// Another process is running the product.
+    #[error("{product} is being run by {holder} (run {run_id})")]
+    RunBusy {
+        product: ProductRef,
+        run_id: String,
+        holder: String,
+    },
     #[error("search index error: {0}")]
     Search(String),
 }

@@ -11,10 +11,12 @@ pub mod identity;
 pub mod lines;
 pub mod locations;
 pub mod model;
+pub mod runs;
 pub mod search;
 pub mod sqlite;
 mod sqlite_classes;
 mod sqlite_identity;
+mod sqlite_runs;
 pub mod store;
 
 pub use classes::{ClassificationStore, ColumnClass};
@@ -25,5 +27,6 @@ pub use identity::{
 };
 pub use lines::{line_name, line_output, matching_line};
 pub use model::*;
+pub use runs::{RunFilter, RunStore};
 pub use sqlite::SqliteCatalog;
 pub use store::CatalogStore;

@@ -118,14 +118,21 @@ pub struct DeployOutcome {
 
 /// Status of a run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
+#[serde(rename_all = "kebab-case")]
 pub enum RunStatus {
     Running,
     Succeeded,
     Failed,
     Skipped,
-    /// The process died during the run; found and closed by a later run.
+    /// The process died during the run (recorded by earlier versions;
+    /// now `abandoned`).
     Interrupted,
+    /// The process holding the run died or lost its lease; a later process
+    /// closed the run and removed what it staged.
+    Abandoned,
+    /// Nothing the run reads changed since the last publication: nothing
+    /// was published.
+    UpToDate,
 }
 
 impl RunStatus {
@@ -136,6 +143,8 @@ impl RunStatus {
             RunStatus::Failed => "failed",
             RunStatus::Skipped => "skipped",
             RunStatus::Interrupted => "interrupted",
+            RunStatus::Abandoned => "abandoned",
+            RunStatus::UpToDate => "up-to-date",
         }
     }
 
@@ -146,6 +155,8 @@ impl RunStatus {
             "failed" => RunStatus::Failed,
             "skipped" => RunStatus::Skipped,
             "interrupted" => RunStatus::Interrupted,
+            "abandoned" => RunStatus::Abandoned,
+            "up-to-date" => RunStatus::UpToDate,
             _ => return None,
         })
     }
@@ -201,6 +212,85 @@ pub struct RunRecord {
     pub error: Option<String>,
     pub checks: Vec<CheckResult>,
     pub publications: Vec<Publication>,
+    /// Why the run started: `manual`, `cron`, `upstream`, `retry` or `backfill`.
+    pub cause: String,
+    /// 1 for a first attempt, then one more per retry.
+    pub attempt: i64,
+    /// The fingerprint of what the run read (definition, upstream data
+    /// versions, source files), when it got that far.
+    pub inputs: Option<serde_json::Value>,
+    /// What the run did, step by step.
+    pub steps: Vec<RunStep>,
+    /// What the run reported along the way.
+    pub log: Vec<String>,
+}
+
+impl RunRecord {
+    /// A run of `product` at `version` starting now.
+    pub fn begin(product: ProductRef, version: String, cause: &str) -> Self {
+        RunRecord {
+            id: RunId::new(),
+            product,
+            version,
+            status: RunStatus::Running,
+            started_at: Utc::now(),
+            finished_at: None,
+            duration_ms: None,
+            rows_written: None,
+            checks_passed: 0,
+            checks_failed: 0,
+            checks_warned: 0,
+            error: None,
+            checks: Vec::new(),
+            publications: Vec::new(),
+            cause: cause.to_string(),
+            attempt: 1,
+            inputs: None,
+            steps: Vec::new(),
+            log: Vec::new(),
+        }
+    }
+}
+
+/// One step of a run: `read`, `transform`, `checks` or `commit`, with its
+/// timing (milliseconds from the run's start) and what went through it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RunStep {
+    pub step: String,
+    /// The output the step worked on, for per-output steps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output: Option<String>,
+    pub start_ms: i64,
+    pub duration_ms: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_in: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rows_out: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bytes: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// The lease of a run in progress: which process holds it, until when
+/// (milliseconds since the epoch).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunLease {
+    pub run_id: RunId,
+    pub product: ProductRef,
+    pub holder: String,
+    pub lease_until: i64,
+}
+
+/// A run the scheduler owes a product.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedRun {
+    pub product: ProductRef,
+    pub cause: String,
+    /// Not before this time (milliseconds since the epoch).
+    pub due_at: i64,
+    pub attempt: i64,
+    pub queued_at: i64,
 }
 
 /// Counters that triggers move with every change, in any process, so a

@@ -103,7 +103,7 @@ pub(crate) fn ts(s: &str, table: &'static str, column: &'static str) -> Result<D
         })
 }
 
-fn product_ref(domain: &str, name: &str) -> Result<ProductRef> {
+pub(crate) fn product_ref(domain: &str, name: &str) -> Result<ProductRef> {
     ProductRef::parse(&format!("{domain}/{name}")).map_err(|e| CatalogError::Corrupt {
         table: "products",
         column: "name",
@@ -111,7 +111,7 @@ fn product_ref(domain: &str, name: &str) -> Result<ProductRef> {
     })
 }
 
-fn json<T: serde::de::DeserializeOwned>(
+pub(crate) fn json<T: serde::de::DeserializeOwned>(
     s: &str,
     table: &'static str,
     column: &'static str,
@@ -151,7 +151,7 @@ fn output_from_row(row: &SqliteRow) -> Result<OutputRecord> {
     })
 }
 
-fn publication_from_row(row: &SqliteRow) -> Result<Publication> {
+pub(crate) fn publication_from_row(row: &SqliteRow) -> Result<Publication> {
     Ok(Publication {
         domain: domain(row.try_get("domain")?)?,
         output: output_name(row.try_get("output")?)?,
@@ -267,64 +267,6 @@ impl SqliteCatalog {
                 })
             })
             .collect()
-    }
-
-    async fn run_rows(&self, rows: Vec<SqliteRow>) -> Result<Vec<RunRecord>> {
-        let mut runs = Vec::with_capacity(rows.len());
-        for row in rows {
-            let id = RunId(row.try_get("id")?);
-            let checks =
-                sqlx::query("SELECT * FROM check_results WHERE run_id = $1 ORDER BY output, name")
-                    .bind(&id.0)
-                    .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(|c| {
-                        Ok(CheckResult {
-                            output: c.try_get("output")?,
-                            name: c.try_get("name")?,
-                            kind: c.try_get("kind")?,
-                            severity: c.try_get("severity")?,
-                            passed: c.try_get("passed")?,
-                            observed: c.try_get("observed")?,
-                            sample: json(c.try_get("sample")?, "check_results", "sample")?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-            let publications =
-                sqlx::query("SELECT * FROM publications WHERE run_id = $1 ORDER BY output")
-                    .bind(&id.0)
-                    .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(publication_from_row)
-                    .collect::<Result<Vec<_>>>()?;
-            let status: String = row.try_get("status")?;
-            runs.push(RunRecord {
-                id,
-                product: product_ref(row.try_get("domain")?, row.try_get("name")?)?,
-                version: row.try_get("version")?,
-                status: RunStatus::parse(&status).ok_or(CatalogError::Corrupt {
-                    table: "runs",
-                    column: "status",
-                    detail: status.clone(),
-                })?,
-                started_at: ts(row.try_get("started_at")?, "runs", "started_at")?,
-                finished_at: row
-                    .try_get::<Option<String>, _>("finished_at")?
-                    .map(|s| ts(&s, "runs", "finished_at"))
-                    .transpose()?,
-                duration_ms: row.try_get("duration_ms")?,
-                rows_written: row.try_get("rows_written")?,
-                checks_passed: row.try_get("checks_passed")?,
-                checks_failed: row.try_get("checks_failed")?,
-                checks_warned: row.try_get("checks_warned")?,
-                error: row.try_get("error")?,
-                checks,
-                publications,
-            });
-        }
-        Ok(runs)
     }
 }
 
@@ -585,120 +527,6 @@ impl CatalogStore for SqliteCatalog {
             .transpose()
     }
 
-    async fn start_run(&self, run: &RunRecord) -> Result<()> {
-        sqlx::query("INSERT INTO runs (id, domain, name, version, status, started_at) VALUES ($1, $2, $3, $4, $5, $6)")
-            .bind(&run.id.0)
-            .bind(run.product.domain.as_str())
-            .bind(run.product.name.as_str())
-            .bind(&run.version)
-            .bind(run.status.as_str())
-            .bind(run.started_at.to_rfc3339())
-            .execute(&self.pool)
-            .await?;
-        Ok(())
-    }
-
-    async fn finish_run(&self, run: &RunRecord) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
-        let updated = sqlx::query(
-            "UPDATE runs SET status = $1, finished_at = $2, duration_ms = $3, rows_written = $4,
-                 checks_passed = $5, checks_failed = $6, checks_warned = $7, error = $8 WHERE id = $9",
-        )
-        .bind(run.status.as_str())
-        .bind(run.finished_at.map(|t| t.to_rfc3339()))
-        .bind(run.duration_ms)
-        .bind(run.rows_written)
-        .bind(run.checks_passed)
-        .bind(run.checks_failed)
-        .bind(run.checks_warned)
-        .bind(&run.error)
-        .bind(&run.id.0)
-        .execute(&mut *tx)
-        .await?;
-        if updated.rows_affected() == 0 {
-            return Err(CatalogError::Corrupt {
-                table: "runs",
-                column: "id",
-                detail: format!("run {} was finished without being started", run.id),
-            });
-        }
-        for c in &run.checks {
-            sqlx::query(
-                "INSERT INTO check_results (run_id, output, name, kind, severity, passed, observed, sample) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(&run.id.0)
-            .bind(&c.output)
-            .bind(&c.name)
-            .bind(&c.kind)
-            .bind(&c.severity)
-            .bind(c.passed)
-            .bind(&c.observed)
-            .bind(serde_json::Value::Array(c.sample.clone()).to_string())
-            .execute(&mut *tx)
-            .await?;
-        }
-        for p in &run.publications {
-            sqlx::query(
-                "INSERT INTO publications (domain, output, table_version, product_version, run_id, row_count, published_at, files, columns) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-            )
-            .bind(p.domain.as_str())
-            .bind(p.output.as_str())
-            .bind(p.table_version)
-            .bind(&p.product_version)
-            .bind(&p.run_id.0)
-            .bind(p.row_count)
-            .bind(p.published_at.to_rfc3339())
-            .bind(p.files.as_ref().map(|f| serde_json::json!(f).to_string()))
-            .bind(
-                p.columns
-                    .as_ref()
-                    .map(|c| serde_json::json!(c).to_string()),
-            )
-            .execute(&mut *tx)
-            .await?;
-        }
-        tx.commit().await?;
-        Ok(())
-    }
-
-    async fn running_runs(&self) -> Result<Vec<RunRecord>> {
-        let rows = sqlx::query("SELECT * FROM runs WHERE status = 'running' ORDER BY started_at")
-            .fetch_all(&self.pool)
-            .await?;
-        self.run_rows(rows).await
-    }
-
-    async fn runs(&self, product: Option<&ProductRef>, limit: i64) -> Result<Vec<RunRecord>> {
-        let rows = match product {
-            Some(p) => {
-                sqlx::query("SELECT * FROM runs WHERE domain = $1 AND name = $2 ORDER BY started_at DESC, id DESC LIMIT $3")
-                    .bind(p.domain.as_str())
-                    .bind(p.name.as_str())
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            None => {
-                sqlx::query("SELECT * FROM runs ORDER BY started_at DESC, id DESC LIMIT $1")
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-        };
-        self.run_rows(rows).await
-    }
-
-    async fn run_counts(&self) -> Result<Vec<(String, u64)>> {
-        let rows: Vec<(String, i64)> =
-            sqlx::query_as("SELECT status, count(*) FROM runs GROUP BY status ORDER BY status")
-                .fetch_all(&self.pool)
-                .await?;
-        Ok(rows
-            .into_iter()
-            .map(|(status, n)| (status, u64::try_from(n).unwrap_or(0)))
-            .collect())
-    }
-
     async fn product_statuses(&self) -> Result<Vec<(ProductRef, String)>> {
         sqlx::query("SELECT domain, name, status FROM products ORDER BY domain, name")
             .fetch_all(&self.pool)
@@ -710,17 +538,6 @@ impl CatalogStore for SqliteCatalog {
                 Ok((product_ref(&d, &n)?, row.try_get("status")?))
             })
             .collect()
-    }
-
-    async fn last_runs(&self) -> Result<Vec<RunRecord>> {
-        let rows = sqlx::query(
-            "SELECT r.* FROM runs r WHERE r.id = (SELECT l.id FROM runs l \
-             WHERE l.domain = r.domain AND l.name = r.name \
-             ORDER BY l.started_at DESC, l.id DESC LIMIT 1)",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        self.run_rows(rows).await
     }
 
     async fn current_publication(

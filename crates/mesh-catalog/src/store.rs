@@ -12,7 +12,12 @@ use crate::model::*;
 /// transaction, so a failure leaves the catalog exactly as it was.
 #[async_trait]
 pub trait CatalogStore:
-    crate::identity::IdentityStore + crate::classes::ClassificationStore + Send + Sync + std::fmt::Debug
+    crate::identity::IdentityStore
+    + crate::classes::ClassificationStore
+    + crate::runs::RunStore
+    + Send
+    + Sync
+    + std::fmt::Debug
 {
     /// Registers or updates products atomically. Products whose definition
     /// is unchanged are left alone; if nothing changed, no deployment is recorded.
@@ -68,24 +73,6 @@ pub trait CatalogStore:
         domain: &DomainName,
         output: &OutputName,
     ) -> Result<Option<OutputRecord>>;
-
-    /// Records that a run started.
-    async fn start_run(&self, run: &RunRecord) -> Result<()>;
-
-    /// Records how a started run ended, its check results and what it published, in one transaction.
-    async fn finish_run(&self, run: &RunRecord) -> Result<()>;
-
-    /// Runs still marked `running`.
-    async fn running_runs(&self) -> Result<Vec<RunRecord>>;
-
-    /// Run history, newest first, optionally for one product.
-    async fn runs(&self, product: Option<&ProductRef>, limit: i64) -> Result<Vec<RunRecord>>;
-
-    /// How many runs are recorded, by status (`succeeded`, …), in one query.
-    async fn run_counts(&self) -> Result<Vec<(String, u64)>>;
-
-    /// The newest run of every product that has run, in one query.
-    async fn last_runs(&self) -> Result<Vec<RunRecord>>;
 
     /// The lifecycle status (`active`, `deprecated`, …) of every product.
     async fn product_statuses(&self) -> Result<Vec<(ProductRef, String)>>;

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use chrono::{Duration, Utc};
 use mesh_catalog::{
     CatalogStore, CheckResult, ColumnRecord, ContractOverride, OutputRecord, ProductRecord,
-    Publication, RunId, RunRecord, RunStatus, SqliteCatalog,
+    Publication, QueuedRun, RunFilter, RunId, RunRecord, RunStatus, RunStore, SqliteCatalog,
 };
 use mesh_spec::{DomainName, OutputName, ProductName, ProductRef};
 
@@ -43,30 +43,23 @@ fn product(domain: &str, name: &str, descriptor: &str) -> ProductRecord {
 
 fn run(p: &ProductRecord, status: RunStatus, minutes_ago: i64) -> RunRecord {
     let started = Utc::now() - Duration::minutes(minutes_ago);
-    RunRecord {
-        id: RunId::new(),
-        product: p.product.clone(),
-        version: p.version.clone(),
-        status,
-        started_at: started,
-        finished_at: Some(started + Duration::seconds(1)),
-        duration_ms: Some(1000),
-        rows_written: Some(3),
-        checks_passed: 1,
-        checks_failed: 0,
-        checks_warned: 0,
-        error: None,
-        checks: vec![CheckResult {
-            output: p.outputs[0].output.to_string(),
-            name: "row_count".into(),
-            kind: "row_count".into(),
-            severity: "error".into(),
-            passed: true,
-            observed: "3 rows".into(),
-            sample: vec![serde_json::json!({"id": 1})],
-        }],
-        publications: Vec::new(),
-    }
+    let mut r = RunRecord::begin(p.product.clone(), p.version.clone(), "manual");
+    r.status = status;
+    r.started_at = started;
+    r.finished_at = Some(started + Duration::seconds(1));
+    r.duration_ms = Some(1000);
+    r.rows_written = Some(3);
+    r.checks_passed = 1;
+    r.checks = vec![CheckResult {
+        output: p.outputs[0].output.to_string(),
+        name: "row_count".into(),
+        kind: "row_count".into(),
+        severity: "error".into(),
+        passed: true,
+        observed: "3 rows".into(),
+        sample: vec![serde_json::json!({"id": 1})],
+    }];
+    r
 }
 
 fn published(r: &mut RunRecord, version: i64) {
@@ -180,25 +173,60 @@ async fn runs_record_checks_publications_and_history() {
     published(&mut new, 2);
     let mut failed = run(&b, RunStatus::Failed, 1);
     failed.error = Some("boom".into());
-    for r in [&old, &new, &failed] {
-        let mut started = (*r).clone();
+    let start = |r: &RunRecord| {
+        let mut started = r.clone();
         started.status = RunStatus::Running;
-        catalog.start_run(&started).await.unwrap();
-    }
-    assert_eq!(catalog.running_runs().await.unwrap().len(), 3);
-    for r in [&old, &new, &failed] {
+        started
+    };
+    catalog
+        .start_run(&start(&old), "me", i64::MAX)
+        .await
+        .unwrap();
+    catalog
+        .start_run(&start(&failed), "me", i64::MAX)
+        .await
+        .unwrap();
+    assert_eq!(catalog.running_runs().await.unwrap().len(), 2);
+    // One run per product at a time.
+    let busy = catalog
+        .start_run(&start(&new), "other", i64::MAX)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(&busy, mesh_catalog::CatalogError::RunBusy { holder, .. } if holder == "me"),
+        "{busy}"
+    );
+    catalog.finish_run(&old).await.unwrap();
+    catalog
+        .start_run(&start(&new), "me", i64::MAX)
+        .await
+        .unwrap();
+    for r in [&new, &failed] {
         catalog.finish_run(r).await.unwrap();
     }
     assert!(catalog.running_runs().await.unwrap().is_empty());
+    assert!(
+        catalog.leases().await.unwrap().is_empty(),
+        "leases released"
+    );
 
-    let history = catalog.runs(None, 10).await.unwrap();
+    let history = catalog.runs(&RunFilter::default(), 10).await.unwrap();
     let ids: Vec<&RunId> = history.iter().map(|r| &r.id).collect();
     assert_eq!(ids, [&failed.id, &new.id, &old.id], "newest first");
     assert_eq!(history[0].error.as_deref(), Some("boom"));
     assert_eq!(history[1].checks, new.checks);
     assert_eq!(history[1].publications[0].table_version, 2);
 
-    let only_a = catalog.runs(Some(&a.product), 1).await.unwrap();
+    let only_a = catalog
+        .runs(
+            &RunFilter {
+                product: Some(a.product.clone()),
+                status: None,
+            },
+            1,
+        )
+        .await
+        .unwrap();
     assert_eq!(only_a.len(), 1);
     assert_eq!(only_a[0].id, new.id);
 
@@ -256,7 +284,13 @@ async fn finishing_a_run_that_never_started_is_refused() {
     published(&mut r, 1);
     let err = catalog.finish_run(&r).await.unwrap_err();
     assert!(err.to_string().contains("without being started"), "{err}");
-    assert!(catalog.runs(None, 10).await.unwrap().is_empty());
+    assert!(
+        catalog
+            .runs(&RunFilter::default(), 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
     let orders = OutputName::parse("orders").unwrap();
     assert!(
         catalog
@@ -328,4 +362,73 @@ async fn paths_under_the_project_follow_it_when_moved() {
     let sales = DomainName::parse("customers").unwrap();
     let outputs = catalog.domain_outputs(&sales).await.unwrap();
     assert_eq!(outputs[0].location, "s3://elsewhere/customers/profiles");
+}
+
+#[tokio::test]
+async fn the_queue_coalesces_claims_once_and_fires_each_tick_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = SqliteCatalog::open(&dir.path().join("catalog.db"))
+        .await
+        .unwrap();
+    let a = product("sales", "orders", "v1");
+    catalog
+        .deploy("alice", vec![a.clone()], vec![])
+        .await
+        .unwrap();
+    let owed = |cause: &str, due_at: i64, attempt: i64| QueuedRun {
+        product: a.product.clone(),
+        cause: cause.into(),
+        due_at,
+        attempt,
+        queued_at: 0,
+    };
+    // Five causes, one owed run: the latest due time wins.
+    for due in [10, 50, 20, 40, 30] {
+        catalog.enqueue(&owed("upstream", due, 1)).await.unwrap();
+    }
+    let queue = catalog.queue().await.unwrap();
+    assert_eq!(queue.len(), 1);
+    assert_eq!(queue[0].due_at, 50);
+
+    // Two processes claim the entry they read: one wins.
+    let run = RunRecord::begin(a.product.clone(), "1.0.0".into(), "upstream");
+    let other = RunRecord::begin(a.product.clone(), "1.0.0".into(), "upstream");
+    assert!(
+        catalog
+            .claim(&queue[0], &run, "p1", i64::MAX)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !catalog
+            .claim(&queue[0], &other, "p2", i64::MAX)
+            .await
+            .unwrap()
+    );
+    assert!(catalog.queue().await.unwrap().is_empty());
+    assert_eq!(catalog.running_runs().await.unwrap().len(), 1);
+
+    // While it runs, a new entry cannot be claimed: the product is busy,
+    // and the entry stays owed.
+    catalog.enqueue(&owed("cron", 60, 1)).await.unwrap();
+    let entry = catalog.queue().await.unwrap().remove(0);
+    assert!(!catalog.claim(&entry, &other, "p2", i64::MAX).await.unwrap());
+    assert_eq!(catalog.queue().await.unwrap(), vec![entry.clone()]);
+
+    // A dead holder's lease is taken over once.
+    assert!(catalog.take_lease(&run, Some("p1"), "p2", 5).await.unwrap());
+    assert!(!catalog.take_lease(&run, Some("p1"), "p3", 5).await.unwrap());
+    assert!(!catalog.extend_lease(&run.id, "p1", 9).await.unwrap());
+    assert!(catalog.extend_lease(&run.id, "p2", 9).await.unwrap());
+    let mut done = run.clone();
+    done.status = RunStatus::Abandoned;
+    catalog.finish_run(&done).await.unwrap();
+    assert!(catalog.claim(&entry, &other, "p2", i64::MAX).await.unwrap());
+
+    // Each tick fires once, whoever asks.
+    let tick = owed("cron", 100, 1);
+    assert!(catalog.fire_tick(&tick, 100, "p1").await.unwrap());
+    assert!(!catalog.fire_tick(&tick, 100, "p2").await.unwrap());
+    assert_eq!(catalog.last_tick(&a.product).await.unwrap(), Some(100));
+    assert_eq!(catalog.queue().await.unwrap().len(), 1);
 }

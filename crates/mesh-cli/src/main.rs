@@ -6,6 +6,7 @@ mod governance;
 mod limits;
 mod output;
 mod remote;
+mod runs;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -15,6 +16,7 @@ use clap::{Parser, Subcommand, ValueEnum};
 use mesh_service::{Mesh, ServiceError};
 
 use crate::output::*;
+use crate::runs::{print_run, print_runs};
 
 #[derive(Parser)]
 #[command(
@@ -92,10 +94,19 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
-    /// Build products (default: all) in dependency order.
+    /// Build products (default: all) in dependency order. A product
+    /// whose definition, upstream versions and source files are unchanged
+    /// since its last publication is `up-to-date` and publishes nothing.
     Run {
         /// Products as <domain>/<product>.
         products: Vec<String>,
+        /// Run and publish even what is up to date.
+        #[arg(long)]
+        force: bool,
+        /// Record the runs as a backfill rather than a manual run (implies
+        /// --force).
+        #[arg(long)]
+        backfill: bool,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -116,11 +127,17 @@ enum Command {
         #[arg(long)]
         sunset: Option<chrono::NaiveDate>,
     },
-    /// Run history, newest first.
+    /// Run history, newest first; `mesh runs show ID` for one run.
     Runs {
+        #[command(subcommand)]
+        command: Option<RunsCommand>,
         /// Only this product (<domain>/<product>).
         #[arg(long)]
         product: Option<String>,
+        /// Only runs with this status: running, succeeded, failed,
+        /// up-to-date, skipped, abandoned.
+        #[arg(long)]
+        status: Option<String>,
         #[arg(long, default_value_t = 50)]
         limit: i64,
         #[arg(long, value_enum, default_value_t = Format::Table)]
@@ -195,6 +212,18 @@ enum Command {
         /// The newest entries to show.
         #[arg(long, default_value_t = 100)]
         limit: i64,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+#[derive(Subcommand)]
+enum RunsCommand {
+    /// One run: its timeline (read, transform, checks, commit, with rows
+    /// and bytes), check results and log.
+    Show {
+        /// The run's id, as `mesh runs` lists it.
+        id: String,
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
@@ -535,7 +564,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 outcome.created.len() + outcome.updated.len() + outcome.unchanged.len()
             );
             let progress = Progress::new();
-            let (runs, _) = mesh.run(&[], &progress).await?;
+            let (runs, _) = mesh
+                .run(&[], &mesh_service::RunOptions::default(), &progress)
+                .await?;
             progress.done();
             print_runs(&runs, false, true)?;
             let ok = runs
@@ -614,10 +645,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 println!("{} unchanged", outcome.unchanged.len());
             }
         }
-        Command::Run { products, format } => {
+        Command::Run {
+            products,
+            force,
+            backfill,
+            format,
+        } => {
             let mesh = open(&cli.project, None).await?;
             let progress = Progress::new();
-            let (runs, recovered) = mesh.run(&products, &progress).await?;
+            let options = mesh_service::RunOptions {
+                force: force || backfill,
+                cause: if backfill { "backfill" } else { "manual" }.into(),
+            };
+            let (runs, recovered) = mesh.run(&products, &options, &progress).await?;
             progress.done();
             for r in &recovered {
                 eprintln!(
@@ -628,10 +668,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
             print_runs(&runs, format == Format::Json, true)?;
-            if runs
-                .iter()
-                .any(|r| r.status != mesh_service::RunStatus::Succeeded)
-            {
+            if runs.iter().any(|r| {
+                !matches!(
+                    r.status,
+                    mesh_service::RunStatus::Succeeded | mesh_service::RunStatus::UpToDate
+                )
+            }) {
                 return Ok(ExitCode::FAILURE);
             }
         }
@@ -688,12 +730,26 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }
         },
         Command::Runs {
+            command: Some(RunsCommand::Show { id, format }),
+            ..
+        } => {
+            let mesh = open(&cli.project, None).await?;
+            print_run(
+                &mesh.run_detail(&caller(), &id).await?,
+                format == Format::Json,
+            )?;
+        }
+        Command::Runs {
+            command: None,
             product,
+            status,
             limit,
             format,
         } => {
             let mesh = open(&cli.project, None).await?;
-            let runs = mesh.runs(&caller(), product.as_deref(), limit).await?;
+            let runs = mesh
+                .runs(&caller(), product.as_deref(), status.as_deref(), limit)
+                .await?;
             print_runs(&runs, format == Format::Json, false)?;
         }
         Command::Query { sql, format } => {
@@ -810,13 +866,28 @@ async fn remote_command(client: &remote::Remote, command: Command) -> anyhow::Re
             print_query(&mut rows, format).await
         }
         Command::Runs {
+            command: Some(RunsCommand::Show { id, format }),
+            ..
+        } => {
+            let run: mesh_service::RunRecord = client
+                .get(&format!("/api/v1/runs/{}", run_path(&id)?))
+                .await?;
+            print_run(&run, format == Format::Json)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Runs {
+            command: None,
             product,
+            status,
             limit,
             format,
         } => {
             let mut query = Vec::new();
             if let Some(p) = product {
                 query.push(("product", p));
+            }
+            if let Some(s) = status {
+                query.push(("status", s));
             }
             let runs: Vec<mesh_service::RunRecord> = client
                 .list("/api/v1/runs", &query, usize::try_from(limit).unwrap_or(0))
@@ -858,6 +929,14 @@ async fn remote_command(client: &remote::Remote, command: Command) -> anyhow::Re
             "--server applies to `mesh query`, `mesh catalog` and `mesh runs`; this command works on a local project (unset MESH_SERVER or drop --server)"
         ),
     }
+}
+
+/// A run id as a URL path segment.
+fn run_path(id: &str) -> anyhow::Result<&str> {
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        anyhow::bail!("`{id}` is not a run id; `mesh runs` lists them");
+    }
+    Ok(id)
 }
 
 /// `<domain>/<name>` as two URL path segments.

@@ -8,7 +8,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use mesh_service::discover::{ProductSummary, Release, SearchResult};
 
 use crate::Format;
-use mesh_service::{Observer, RunRecord, ServiceError};
+use mesh_service::{Observer, ServiceError};
 use mesh_spec::Diagnostic;
 use mesh_spec::diagnostic::Rendered;
 use serde_json::Value;
@@ -68,74 +68,6 @@ pub fn report_error(e: &anyhow::Error) {
     if let Some(hint) = hint {
         eprintln!("hint: {hint}");
     }
-}
-
-pub fn print_runs(runs: &[RunRecord], json: bool, details: bool) -> anyhow::Result<()> {
-    if json {
-        println!("{}", serde_json::to_string_pretty(runs)?);
-        return Ok(());
-    }
-    let rows = runs
-        .iter()
-        .map(|r| {
-            vec![
-                r.product.to_string(),
-                r.status.as_str().to_string(),
-                r.started_at.format("%Y-%m-%d %H:%M:%S").to_string(),
-                r.duration_ms
-                    .map_or_else(String::new, |d| format!("{:.2}s", d as f64 / 1000.0)),
-                r.rows_written.map_or_else(String::new, |n| n.to_string()),
-                format!(
-                    "{}/{}/{}",
-                    r.checks_passed, r.checks_failed, r.checks_warned
-                ),
-                r.publications
-                    .iter()
-                    .map(|p| format!("{}@{}", p.output, p.table_version))
-                    .collect::<Vec<_>>()
-                    .join(" "),
-            ]
-        })
-        .collect();
-    let headers = [
-        "product",
-        "status",
-        "started",
-        "duration",
-        "rows",
-        "checks ok/failed/warn",
-        "versions",
-    ];
-    println!(
-        "{}",
-        table(headers.iter().map(|s| s.to_string()).collect(), rows)
-    );
-    if details {
-        for r in runs {
-            for c in r.checks.iter().filter(|c| !c.passed) {
-                eprintln!(
-                    "{} {}: check {}.{} ({}) failed: {}",
-                    if c.severity == "warn" {
-                        "warning"
-                    } else {
-                        "error"
-                    },
-                    r.product,
-                    c.output,
-                    c.name,
-                    c.kind,
-                    c.observed
-                );
-                for row in &c.sample {
-                    eprintln!("    {row}");
-                }
-            }
-            if let Some(e) = &r.error {
-                eprintln!("{}: {e}", r.product);
-            }
-        }
-    }
-    Ok(())
 }
 
 pub fn print_products<'a>(list: impl Iterator<Item = &'a ProductSummary>) {
@@ -415,6 +347,10 @@ impl Observer for Progress {
             });
             b.set_message(format!("building {product} (#{})", n.unwrap_or(0)));
         }
+    }
+
+    fn waiting(&self, product: &str, run_id: &str, holder: &str) {
+        eprintln!("waiting: {product} is being run by {holder} (run {run_id})");
     }
 
     fn rows(&self, product: &str, rows: u64) {

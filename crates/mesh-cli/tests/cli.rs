@@ -366,7 +366,7 @@ fn killed_while_staging_publishes_nothing() {
         .iter()
         .map(|r| r["status"].as_str().unwrap())
         .collect();
-    assert_eq!(statuses, ["succeeded", "interrupted", "succeeded"]);
+    assert_eq!(statuses, ["succeeded", "abandoned", "succeeded"]);
     assert_eq!(after[0]["n"], 1);
 }
 

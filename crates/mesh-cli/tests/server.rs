@@ -288,7 +288,24 @@ fn runs_access_and_the_audit_log_are_operated_over_rest_as_the_caller() {
     assert_ne!(before, after);
     assert_eq!(after, done["runs"][0]["id"]);
     assert_eq!(done["runs"][0]["product"], "example/greetings");
-    assert_eq!(done["runs"][0]["status"], "succeeded");
+    // Nothing it reads changed since the server's start-up run.
+    assert_eq!(done["runs"][0]["status"], "up-to-date", "{done}");
+    let forced = body_json(&post(
+        "/api/v1/runs",
+        &ana,
+        r#"{"products": ["example/greetings"], "force": true}"#,
+    ));
+    assert_eq!(forced["runs"][0]["status"], "succeeded", "{forced}");
+    assert_eq!(forced["runs"][0]["steps"][3]["step"], "commit", "{forced}");
+    let shown = body_json(&curl(
+        &base,
+        &format!("/api/v1/runs/{}", forced["runs"][0]["id"].as_str().unwrap()),
+        Some(&ana),
+        None,
+    ));
+    assert_eq!(shown["steps"], forced["runs"][0]["steps"]);
+    let failed = body_json(&curl(&base, "/api/v1/runs?status=failed", Some(&ana), None));
+    assert_eq!(failed["items"], serde_json::json!([]), "{failed}");
     let r = post("/api/v1/runs", &admin, "");
     assert_eq!(r.0, 200, "{}", r.2);
     let r = post("/api/v1/runs", &ana, r#"{"product": "x"}"#);
@@ -301,7 +318,7 @@ fn runs_access_and_the_audit_log_are_operated_over_rest_as_the_caller() {
     let r = post("/api/v1/runs", &ana, r#"{"products": ["example/nope"]}"#);
     assert_eq!(r.0, 404, "{}", r.2);
     let runs = body_json(&curl(&base, "/api/v1/runs", Some(&ana), None));
-    assert_eq!(runs["total"], 3, "{runs}");
+    assert_eq!(runs["total"], 4, "{runs}");
     assert_eq!(
         runs["items"][0]["id"],
         json(&dir, &["runs", "--format", "json"])[0]["id"]

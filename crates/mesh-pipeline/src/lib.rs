@@ -8,6 +8,8 @@
 
 pub mod check;
 pub mod error;
+pub mod fingerprint;
+pub mod lease;
 pub mod recover;
 pub mod runner;
 

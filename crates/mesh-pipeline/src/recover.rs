@@ -1,9 +1,10 @@
 //! Closing runs that a dead process left open.
 //!
-//! Called with the run lock held, so no run is really in progress. A run
-//! still marked `running` either committed every output before the process
-//! died (then its publications are recorded now, exactly as the run would
-//! have) or it did not (then it is marked `interrupted` and the files it
+//! A run still marked `running` whose lease is stale (its holder died, or
+//! stopped extending it) is taken over, atomically, by the process that
+//! finds it. It either committed every output before the process died
+//! (then its publications are recorded now, exactly as the run would
+//! have) or it did not (then it is marked `abandoned` and the files it
 //! staged are removed; any version it did commit stays unpublished).
 
 use std::sync::Arc;
@@ -30,10 +31,24 @@ async fn row_count(location: &url::Url, version: u64) -> Result<i64> {
         .map_or(0, |b| b.column(0).as_primitive::<Int64Type>().value(0)))
 }
 
-/// Closes every run left `running`; returns them as closed.
-pub async fn recover(catalog: &Arc<dyn CatalogStore>) -> Result<Vec<RunRecord>> {
+/// Closes every run left `running` by a process that died or lost its
+/// lease; returns them as closed. `holder` is this process.
+pub async fn recover(catalog: &Arc<dyn CatalogStore>, holder: &str) -> Result<Vec<RunRecord>> {
     let mut closed = Vec::new();
+    let now = crate::lease::now_ms();
+    let leases = catalog.leases().await?;
     for mut run in catalog.running_runs().await? {
+        let lease = leases.iter().find(|l| l.run_id == run.id);
+        if lease.is_some_and(|l| !crate::lease::is_stale(l, now)) {
+            continue;
+        }
+        let until = now + crate::lease::DEFAULT_LEASE.as_millis() as i64;
+        if !catalog
+            .take_lease(&run, lease.map(|l| l.holder.as_str()), holder, until)
+            .await?
+        {
+            continue;
+        }
         let outputs = match catalog.product(&run.product).await? {
             Some(p) => p.outputs,
             None => Vec::new(),
@@ -74,7 +89,7 @@ pub async fn recover(catalog: &Arc<dyn CatalogStore>) -> Result<Vec<RunRecord>> 
                     remove_run_files(&location, &run.id.0).await?;
                 }
             }
-            run.status = RunStatus::Interrupted;
+            run.status = RunStatus::Abandoned;
             run.error = Some("the process stopped during this run; nothing was published and its staged files were removed".into());
         }
         catalog.finish_run(&run).await?;

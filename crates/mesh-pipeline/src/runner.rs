@@ -1,7 +1,7 @@
 //! Building one product: read inputs, transform, stage, check, publish.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono::Utc;
 use datafusion::arrow::record_batch::RecordBatch;
@@ -11,7 +11,8 @@ use datafusion::logical_expr::{cast, ident};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use futures::StreamExt;
 use mesh_catalog::{
-    CatalogStore, CheckResult, ProductRecord, Publication, RunId, RunRecord, RunStatus,
+    CatalogStore, CheckResult, OutputRecord, ProductRecord, Publication, RunId, RunRecord,
+    RunStatus, RunStep,
 };
 use mesh_query::schema::{arrow_schema, arrow_type};
 use mesh_query::source::{csv_header_mismatch, register_source};
@@ -31,6 +32,8 @@ pub trait Observer: Send + Sync {
     fn started(&self, _product: &str) {}
     fn rows(&self, _product: &str, _rows: u64) {}
     fn finished(&self, _run: &RunRecord) {}
+    /// Another process is running `product` (run `run_id`); this one waits.
+    fn waiting(&self, _product: &str, _run_id: &str, _holder: &str) {}
 }
 
 /// An observer that reports nothing.
@@ -116,6 +119,57 @@ fn failpoint(name: &str) {
     }
 }
 
+/// The output an input reads: a requirement the newest major does not
+/// meet reads the older major kept alive for it (the catalog is read
+/// again only then).
+pub(crate) async fn upstream_output(
+    catalog: &dyn CatalogStore,
+    input: &str,
+    product: &mesh_spec::ProductRef,
+    output: Option<String>,
+    version: Option<&semver::VersionReq>,
+) -> Result<OutputRecord> {
+    let missing = || PipelineError::UpstreamMissing {
+        input: input.into(),
+        upstream: product.to_string(),
+    };
+    let mut upstream = catalog.product(product).await?.ok_or_else(missing)?;
+    let mut output_name = output;
+    if let Some(req) = version
+        && !semver::Version::parse(&upstream.version).is_ok_and(|v| req.matches(&v))
+    {
+        let all = catalog.products().await?;
+        if let Some(line) = mesh_catalog::matching_line(&all, product, Some(req)) {
+            output_name = output_name.map(|o| mesh_catalog::line_output(&o, line));
+            upstream = line.clone();
+        }
+    }
+    match &output_name {
+        Some(o) => upstream.outputs.iter().find(|x| x.output.as_str() == o),
+        None => upstream.outputs.first(),
+    }
+    .cloned()
+    .ok_or_else(missing)
+}
+
+/// Rows the leaves of an executed plan produced: what it read.
+fn rows_read(plan: &dyn datafusion::physical_plan::ExecutionPlan) -> Option<u64> {
+    let children = plan.children();
+    if children.is_empty() {
+        return plan
+            .metrics()
+            .and_then(|m| m.output_rows())
+            .map(|n| n as u64);
+    }
+    let mut total = None;
+    for c in children {
+        if let Some(n) = rows_read(c.as_ref()) {
+            total = Some(total.unwrap_or(0) + n);
+        }
+    }
+    total
+}
+
 /// One output staged and checked, waiting to be published.
 struct Staged {
     output: Output,
@@ -123,12 +177,43 @@ struct Staged {
     table: deltalake::DeltaTable,
     adds: Vec<deltalake::kernel::Add>,
     rows: u64,
+    /// Rows the transform read from its inputs, from the plan's metrics.
+    rows_in: Option<u64>,
 }
 
 /// Builds products against a catalog.
 pub struct Runner {
     pub catalog: Arc<dyn CatalogStore>,
     pub runtime: Arc<RuntimeEnv>,
+    /// This process, as the holder of the leases of its runs.
+    pub holder: String,
+    /// How long a run's lease lasts without a heartbeat.
+    pub lease: Duration,
+}
+
+/// Why and how a run is started.
+#[derive(Debug, Clone)]
+pub struct RunRequest {
+    /// `manual`, `cron`, `upstream`, `retry` or `backfill`.
+    pub cause: String,
+    pub attempt: i64,
+    /// Run even when nothing the product reads changed.
+    pub force: bool,
+}
+
+impl RunRequest {
+    pub fn manual(force: bool) -> Self {
+        RunRequest {
+            cause: "manual".into(),
+            attempt: 1,
+            force,
+        }
+    }
+}
+
+/// Milliseconds since `started`.
+fn since(started: Instant) -> i64 {
+    started.elapsed().as_millis() as i64
 }
 
 impl Runner {
@@ -136,44 +221,87 @@ impl Runner {
         Runner {
             catalog,
             runtime: Arc::new(RuntimeEnv::default()),
+            holder: crate::lease::this_process(),
+            lease: crate::lease::DEFAULT_LEASE,
         }
     }
 
+    /// A run of `p` for `request`, not yet recorded.
+    pub fn begin(&self, p: &ProductDescriptor, request: &RunRequest) -> RunRecord {
+        let mut run =
+            RunRecord::begin(p.product_ref(), p.version.value.to_string(), &request.cause);
+        run.attempt = request.attempt;
+        run
+    }
+
+    /// The lease deadline of a run taken now.
+    pub fn lease_until(&self) -> i64 {
+        crate::lease::now_ms() + self.lease.as_millis() as i64
+    }
+
     /// Builds one deployed product; the run is recorded whatever happens.
+    /// Fails with the catalog's `RunBusy` while another process runs it.
     pub async fn run(
         &self,
         p: &ProductDescriptor,
         record: &ProductRecord,
+        request: &RunRequest,
+        observer: &dyn Observer,
+    ) -> Result<RunRecord> {
+        let run = self.begin(p, request);
+        self.catalog
+            .start_run(&run, &self.holder, self.lease_until())
+            .await?;
+        self.execute(p, record, run, request.force, observer).await
+    }
+
+    /// Builds a product whose run was started (its lease taken) already:
+    /// publishes nothing when nothing it reads changed, unless `force`.
+    pub async fn execute(
+        &self,
+        p: &ProductDescriptor,
+        record: &ProductRecord,
+        mut run: RunRecord,
+        force: bool,
         observer: &dyn Observer,
     ) -> Result<RunRecord> {
         let started = Instant::now();
-        let mut run = RunRecord {
-            id: RunId::new(),
-            product: p.product_ref(),
-            version: p.version.value.to_string(),
-            status: RunStatus::Running,
-            started_at: Utc::now(),
-            finished_at: None,
-            duration_ms: None,
-            rows_written: None,
-            checks_passed: 0,
-            checks_failed: 0,
-            checks_warned: 0,
-            error: None,
-            checks: Vec::new(),
-            publications: Vec::new(),
-        };
-        self.catalog.start_run(&run).await?;
+        let _heartbeat = crate::lease::Heartbeat::start(
+            self.catalog.clone(),
+            run.id.clone(),
+            self.holder.clone(),
+            self.lease,
+        );
         observer.started(&run.product.to_string());
-        let outcome = self.build(p, record, &mut run, observer).await;
-        run.finished_at = Some(Utc::now());
-        run.duration_ms = Some(started.elapsed().as_millis() as i64);
-        match outcome {
-            Ok(()) => {}
-            Err(e) => {
-                run.status = RunStatus::Failed;
-                run.error = Some(e.to_string());
+        let outcome = async {
+            let fp = crate::fingerprint::fingerprint(self.catalog.as_ref(), p, record).await?;
+            run.inputs = Some(fp.clone());
+            if force {
+                run.log.push("forced: runs whatever changed".into());
+            } else if let Some(last) = crate::fingerprint::unchanged_since(
+                self.catalog.as_ref(),
+                &Resolver::new(self.catalog.clone(), self.runtime.clone()),
+                record,
+                &fp,
+            )
+            .await?
+            {
+                run.status = RunStatus::UpToDate;
+                run.log.push(format!(
+                    "nothing it reads changed since run {} ({}); nothing published",
+                    last.id,
+                    last.started_at.format("%Y-%m-%d %H:%M:%S")
+                ));
+                return Ok(());
             }
+            self.build(p, record, &mut run, started, observer).await
+        }
+        .await;
+        run.finished_at = Some(Utc::now());
+        run.duration_ms = Some(since(started));
+        if let Err(e) = outcome {
+            run.status = RunStatus::Failed;
+            run.error = Some(e.to_string());
         }
         self.catalog.finish_run(&run).await?;
         observer.finished(&run);
@@ -185,18 +313,70 @@ impl Runner {
         p: &ProductDescriptor,
         record: &ProductRecord,
         run: &mut RunRecord,
+        started: Instant,
         observer: &dyn Observer,
     ) -> Result<()> {
         let ctx = transform_context(Some(self.runtime.clone()));
+        let at = since(started);
         self.register_inputs(&ctx, p).await?;
+        run.steps.push(RunStep {
+            step: "read".into(),
+            output: None,
+            start_ms: at,
+            duration_ms: since(started) - at,
+            rows_in: None,
+            rows_out: None,
+            bytes: None,
+            detail: Some(format!("{} input(s) opened", p.inputs.len())),
+        });
         let mut staged = Vec::new();
         let mut failed = false;
         let result = async {
             for output in &p.outputs {
+                let at = since(started);
                 let s = self
                     .stage(&ctx, p, record, output, &run.id, observer)
                     .await?;
+                run.steps.push(RunStep {
+                    step: "transform".into(),
+                    output: Some(output.name.to_string()),
+                    start_ms: at,
+                    duration_ms: since(started) - at,
+                    rows_in: s.rows_in.map(|n| n as i64),
+                    rows_out: Some(s.rows as i64),
+                    bytes: Some(s.adds.iter().map(|a| a.size).sum()),
+                    detail: Some(format!("{} file(s) staged", s.adds.len())),
+                });
+                let at = since(started);
                 let results = self.audit(&s).await?;
+                let passed = results.iter().filter(|r| r.passed).count();
+                run.steps.push(RunStep {
+                    step: "checks".into(),
+                    output: Some(output.name.to_string()),
+                    start_ms: at,
+                    duration_ms: since(started) - at,
+                    rows_in: Some(s.rows as i64),
+                    rows_out: None,
+                    bytes: None,
+                    detail: Some(
+                        results
+                            .iter()
+                            .map(|r| {
+                                let verdict = match (r.passed, r.severity.as_str()) {
+                                    (true, _) => "passed",
+                                    (false, "warn") => "warned",
+                                    (false, _) => "failed",
+                                };
+                                // Not `observed`: it may count rows some
+                                // readers may not see (history.rs redacts it).
+                                format!("{} {verdict}", r.name)
+                            })
+                            .collect::<Vec<_>>()
+                            .join("; "),
+                    )
+                    .filter(|_| !results.is_empty())
+                    .or(Some(format!("{passed} check(s)"))),
+                });
                 for r in &results {
                     match (r.passed, r.severity.as_str()) {
                         (true, _) => run.checks_passed += 1,
@@ -233,7 +413,10 @@ impl Runner {
             return Ok(());
         }
         let mut rows = 0;
+        let at = since(started);
+        let mut bytes = 0;
         for s in staged {
+            bytes += s.adds.iter().map(|a| a.size).sum::<i64>();
             let files = s.adds.iter().map(|a| a.path.clone()).collect();
             let columns = s
                 .output
@@ -259,6 +442,22 @@ impl Runner {
                 columns: Some(columns),
             });
         }
+        run.steps.push(RunStep {
+            step: "commit".into(),
+            output: None,
+            start_ms: at,
+            duration_ms: since(started) - at,
+            rows_in: None,
+            rows_out: Some(rows as i64),
+            bytes: Some(bytes),
+            detail: Some(
+                run.publications
+                    .iter()
+                    .map(|p| format!("{}.{} version {}", p.domain, p.output, p.table_version))
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            ),
+        });
         failpoint("after-commit");
         run.rows_written = Some(rows as i64);
         run.status = RunStatus::Succeeded;
@@ -321,37 +520,15 @@ impl Runner {
                     output,
                     version,
                 } => {
-                    let mut upstream =
-                        self.catalog.product(&product.value).await?.ok_or_else(|| {
-                            PipelineError::UpstreamMissing {
-                                input: name.into(),
-                                upstream: product.value.to_string(),
-                            }
-                        })?;
-                    // A requirement the newest major does not meet reads the
-                    // older major kept alive for it (the catalog is read
-                    // again only then).
-                    let mut output_name = output.as_ref().map(|o| o.to_string());
-                    if let Some(req) = version
-                        && !semver::Version::parse(&upstream.version)
-                            .is_ok_and(|v| req.value.matches(&v))
-                    {
-                        let all = self.catalog.products().await?;
-                        if let Some(line) =
-                            mesh_catalog::matching_line(&all, &product.value, Some(&req.value))
-                        {
-                            output_name = output_name.map(|o| mesh_catalog::line_output(&o, line));
-                            upstream = line.clone();
-                        }
-                    }
-                    let out = match &output_name {
-                        Some(o) => upstream.outputs.iter().find(|x| x.output.as_str() == o),
-                        None => upstream.outputs.first(),
-                    }
-                    .ok_or_else(|| PipelineError::UpstreamMissing {
-                        input: name.into(),
-                        upstream: product.value.to_string(),
-                    })?;
+                    let out = upstream_output(
+                        self.catalog.as_ref(),
+                        name,
+                        &product.value,
+                        output.as_ref().map(|o| o.to_string()),
+                        version.as_ref().map(|v| &v.value),
+                    )
+                    .await?;
+                    let out = &out;
                     if self
                         .catalog
                         .current_publication(&out.domain, &out.output)
@@ -446,10 +623,14 @@ impl Runner {
             .collect();
         let table = ensure_table(&location, &oname, &columns).await?;
         let sql_file = sql.file.path.display().to_string();
-        let streams = df
-            .execute_stream_partitioned()
+        let task = df.task_ctx();
+        let plan = df
+            .create_physical_plan()
             .await
             .map_err(|e| run_time_error(&oname, &sql_file, e))?;
+        let streams =
+            datafusion::physical_plan::execute_stream_partitioned(plan.clone(), Arc::new(task))
+                .map_err(|e| run_time_error(&oname, &sql_file, e))?;
         let product = p.product_ref().to_string();
         let mut tasks = Vec::with_capacity(streams.len());
         for mut stream in streams {
@@ -502,6 +683,7 @@ impl Runner {
             table,
             adds,
             rows,
+            rows_in: rows_read(plan.as_ref()),
         })
     }
 

@@ -67,6 +67,17 @@ fn responses(success: Value, codes: &[&str]) -> Value {
 }
 
 /// The document.
+/// Every status a run can have.
+const RUN_STATUSES: [&str; 7] = [
+    "running",
+    "succeeded",
+    "failed",
+    "up-to-date",
+    "skipped",
+    "abandoned",
+    "interrupted",
+];
+
 pub fn document() -> Value {
     let secured = json!([{"bearer": []}]);
     let mut history_params = product_path();
@@ -74,8 +85,12 @@ pub fn document() -> Value {
     let mut search_params =
         vec![json!({"name": "q", "in": "query", "required": true, "schema": {"type": "string"}})];
     search_params.extend(paging());
-    let mut runs_params = vec![json!({"name": "product", "in": "query", "required": false,
-        "description": "Only this product's runs: `<domain>/<name>`", "schema": {"type": "string"}})];
+    let mut runs_params = vec![
+        json!({"name": "product", "in": "query", "required": false,
+        "description": "Only this product's runs: `<domain>/<name>`", "schema": {"type": "string"}}),
+        json!({"name": "status", "in": "query", "required": false,
+        "description": "Only runs with this status", "schema": {"type": "string", "enum": RUN_STATUSES}}),
+    ];
     runs_params.extend(paging());
     let mut audit_params: Vec<Value> = ["product", "principal", "action"]
         .iter()
@@ -144,6 +159,13 @@ pub fn document() -> Value {
                 "operationId": "triggerRun", "security": secured,
                 "requestBody": body("RunRequest", false),
                 "responses": responses(ok("The runs", schema_ref("RunResult")), &["400", "401", "403", "404", "409"])
+            }},
+            "/api/v1/runs/{id}": {"get": {
+                "summary": "One run: its timeline, check results and log",
+                "description": "A run of a product the caller may not see is a 404, like an unknown run.",
+                "operationId": "showRun", "security": secured,
+                "parameters": [{"name": "id", "in": "path", "required": true, "schema": {"type": "string"}}],
+                "responses": responses(ok("The run", schema_ref("Run")), &["401", "404"])
             }},
             "/api/v1/audit": {"get": {
                 "summary": "The audit log, newest first",
@@ -249,7 +271,21 @@ pub fn document() -> Value {
                     "properties": {
                         "id": {"type": "string"}, "product": {"type": "string"},
                         "version": {"type": "string"},
-                        "status": {"type": "string", "enum": ["running", "succeeded", "failed", "skipped", "interrupted"]},
+                        "status": {"type": "string", "enum": RUN_STATUSES},
+                        "cause": {"type": "string", "enum": ["manual", "backfill", "cron", "upstream", "retry"]},
+                        "attempt": {"type": "integer"},
+                        "inputs": {"type": "object", "nullable": true,
+                            "description": "what the run read: definition hash, upstream data versions, source files"},
+                        "steps": {"type": "array", "items": {"type": "object",
+                            "required": ["step", "start_ms", "duration_ms"],
+                            "properties": {
+                                "step": {"type": "string", "enum": ["read", "transform", "checks", "commit"]},
+                                "output": {"type": "string"}, "start_ms": {"type": "integer"},
+                                "duration_ms": {"type": "integer"}, "rows_in": {"type": "integer"},
+                                "rows_out": {"type": "integer"}, "bytes": {"type": "integer"},
+                                "detail": {"type": "string"}
+                            }}},
+                        "log": {"type": "array", "items": {"type": "string"}},
                         "started_at": {"type": "string"}, "finished_at": {"type": "string", "nullable": true},
                         "duration_ms": {"type": "integer", "nullable": true},
                         "rows_written": {"type": "integer", "nullable": true},
@@ -262,7 +298,9 @@ pub fn document() -> Value {
                 },
                 "RunRequest": {
                     "type": "object", "additionalProperties": false,
-                    "properties": {"products": {"type": "array", "items": {"type": "string"}}}
+                    "properties": {"products": {"type": "array", "items": {"type": "string"}},
+                        "force": {"type": "boolean", "default": false,
+                            "description": "run and publish even what is up to date"}}
                 },
                 "RunResult": {
                     "type": "object", "required": ["runs", "recovered", "succeeded"],

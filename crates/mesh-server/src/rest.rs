@@ -16,6 +16,8 @@ use serde_json::Value;
 
 use crate::problem::Problem;
 
+mod runs;
+
 /// Default and largest page of a list endpoint.
 const PAGE: usize = 50;
 const MAX_PAGE: usize = 1000;
@@ -38,7 +40,8 @@ pub fn router(mesh: Arc<Mesh>, metrics: Arc<crate::metrics::Metrics>) -> Router 
         .route("/products/{domain}/{name}", get(show_product))
         .route("/products/{domain}/{name}/history", get(product_history))
         .route("/search", get(search))
-        .route("/runs", get(runs).post(trigger_run))
+        .route("/runs", get(runs::runs).post(runs::trigger_run))
+        .route("/runs/{id}", get(runs::run_detail))
         .route("/query", post(query))
         .route("/audit", get(audit))
         .route(
@@ -317,58 +320,6 @@ async fn product_history(
         .catalog_history(&caller, &format!("{domain}/{name}"))
         .await?;
     Ok(Json(page(all, p.limit, p.offset)?))
-}
-
-#[derive(Debug, Deserialize)]
-struct RunsParams {
-    /// Only this product's runs (`<domain>/<name>`).
-    product: Option<String>,
-    limit: Option<usize>,
-    offset: Option<usize>,
-}
-
-/// `GET /api/v1/runs`: the runs of the products the caller may see,
-/// newest first; as `mesh runs --format json`.
-async fn runs(
-    State(s): State<AppState>,
-    Authed(caller): Authed,
-    Query(p): Query<RunsParams>,
-) -> Result<Json<Page<mesh_service::RunRecord>>, Problem> {
-    let all = s.mesh.runs(&caller, p.product.as_deref(), i64::MAX).await?;
-    Ok(Json(page(all, p.limit, p.offset)?))
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RunBody {
-    /// Products to run (`<domain>/<name>`) with their upstreams first;
-    /// empty means every product (a mesh-admin's call).
-    #[serde(default)]
-    products: Vec<String>,
-}
-
-/// `POST /api/v1/runs`: runs the named products as the caller (who must
-/// own their domains, or be a mesh-admin) and answers when they finish,
-/// with the runs as `mesh run --format json` prints them. A run that fails
-/// its checks is a `200` whose run says `failed`: the request did its job.
-async fn trigger_run(
-    State(s): State<AppState>,
-    Authed(caller): Authed,
-    body: Body<RunBody>,
-) -> Result<Response, Problem> {
-    let body = body.0.unwrap_or_default();
-    let (runs, recovered) = s
-        .mesh
-        .run_as(&caller, &body.products, &mesh_service::Silent)
-        .await?;
-    let ok = runs
-        .iter()
-        .all(|r| r.status == mesh_service::RunStatus::Succeeded);
-    Ok((
-        StatusCode::OK,
-        Json(serde_json::json!({"runs": runs, "recovered": recovered, "succeeded": ok})),
-    )
-        .into_response())
 }
 
 #[derive(Debug, Deserialize)]

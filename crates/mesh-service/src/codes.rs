@@ -139,7 +139,8 @@ impl ServiceError {
             ServiceError::Invalid { .. }
             | ServiceError::Lifecycle { .. }
             | ServiceError::ContractGate { .. } => K::Invalid,
-            ServiceError::RunLocked { .. } | ServiceError::StillRead { .. } => K::Conflict,
+            ServiceError::StillRead { .. }
+            | ServiceError::Catalog(mesh_catalog::CatalogError::RunBusy { .. }) => K::Conflict,
             ServiceError::Policy(_) => K::PolicyBroken,
             _ => K::Internal,
         }

@@ -57,7 +57,13 @@ impl Mesh {
     async fn last_run(&self, p: &ProductDescriptor) -> Result<Option<mesh_catalog::RunRecord>> {
         Ok(self
             .catalog
-            .runs(Some(&p.product_ref()), 1)
+            .runs(
+                &mesh_catalog::RunFilter {
+                    product: Some(p.product_ref()),
+                    status: None,
+                },
+                1,
+            )
             .await?
             .into_iter()
             .next())
@@ -425,7 +431,13 @@ impl Mesh {
         let r = self.resolve_visible(caller, name).await?;
         Ok(self
             .catalog
-            .runs(Some(&r), i64::MAX)
+            .runs(
+                &mesh_catalog::RunFilter {
+                    product: Some(r.clone()),
+                    status: None,
+                },
+                i64::MAX,
+            )
             .await?
             .into_iter()
             .filter(|run| !run.publications.is_empty())

@@ -13,8 +13,6 @@ pub enum ServiceError {
         product: String,
         hint: Option<String>,
     },
-    #[error("another `mesh run` is in progress on this mesh (lock: {path})")]
-    RunLocked { path: String },
     #[error("cannot use the state directory {path}: {source}")]
     State {
         path: String,

@@ -20,13 +20,13 @@
 
 use std::collections::HashMap;
 
-use mesh_catalog::{OutputRecord, RunRecord};
+use mesh_catalog::{OutputRecord, RunFilter, RunRecord, RunStatus};
 use mesh_policy::Decision;
 use mesh_query::{AccessGuard, Read};
 use mesh_spec::ProductRef;
 
 use crate::access::{Caller, PolicyGuard};
-use crate::error::Result;
+use crate::error::{Result, ServiceError};
 use crate::mesh::Mesh;
 
 /// What replaces a value the caller may not see.
@@ -38,6 +38,7 @@ impl Mesh {
         &self,
         caller: &Caller,
         product: Option<&str>,
+        status: Option<&str>,
         limit: i64,
     ) -> Result<Vec<RunRecord>> {
         let deployed = self.deployed().await?;
@@ -52,17 +53,55 @@ impl Mesh {
             Some(name) => Some(self.resolve(name, &visible)?),
             None => None,
         };
+        let status = match status {
+            Some(s) => Some(
+                RunStatus::parse(s)
+                    .ok_or_else(|| {
+                        ServiceError::Usage(format!(
+                            "`{s}` is not a run status; use running, succeeded, failed, up-to-date, skipped or abandoned"
+                        ))
+                    })?
+                    .as_str()
+                    .to_string(),
+            ),
+            None => None,
+        };
+        let filter = RunFilter { product, status };
         // Seeing everything (an admin, a mesh without private products), the
         // catalog applies the limit; otherwise runs are filtered first.
         let runs = if visible.len() == total {
-            self.catalog.runs(product.as_ref(), limit).await?
+            self.catalog.runs(&filter, limit).await?
         } else {
-            let mut runs = self.catalog.runs(product.as_ref(), i64::MAX).await?;
+            let mut runs = self.catalog.runs(&filter, i64::MAX).await?;
             runs.retain(|r| visible.contains(&r.product));
             runs.truncate(usize::try_from(limit).unwrap_or(0));
             runs
         };
         self.runs_as_seen_by(caller, runs).await
+    }
+
+    /// One run, as `caller` may see it; a run of a product the caller may
+    /// not see is reported like one that does not exist.
+    pub async fn run_detail(&self, caller: &Caller, id: &str) -> Result<RunRecord> {
+        let not_found = || {
+            ServiceError::Catalog(mesh_catalog::CatalogError::NotFound {
+                what: "run",
+                name: id.to_string(),
+            })
+        };
+        let run = self
+            .catalog
+            .run(&mesh_catalog::RunId(id.to_string()))
+            .await?
+            .ok_or_else(not_found)?;
+        let visible = self.visible_deployed(caller).await?;
+        if !visible.iter().any(|(r, _)| r.product == run.product) {
+            return Err(not_found());
+        }
+        self.runs_as_seen_by(caller, vec![run])
+            .await?
+            .pop()
+            .ok_or_else(not_found)
     }
 
     /// `runs` as `caller` may see them (see the module's rules).

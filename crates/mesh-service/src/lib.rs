@@ -20,6 +20,7 @@ pub mod limits;
 pub mod mesh;
 mod operate;
 pub mod plan;
+mod run;
 mod snapshot;
 pub mod statement;
 mod throttle;
@@ -35,6 +36,7 @@ pub use mesh_catalog::{
 pub use mesh_pipeline::{Observer, Silent};
 pub use mesh_query::deadline::Stop;
 pub use mesh_query::{QueryError, StringLayout};
+pub use run::RunOptions;
 pub use statement::{Planned, QueryResult, QueryStream, SessionSetup, Statement, check_complexity};
 /// The query layer's catalog types, for front ends that describe it
 /// (the Postgres server's `pg_catalog`).

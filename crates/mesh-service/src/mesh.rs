@@ -6,10 +6,9 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use mesh_catalog::{
-    CatalogStore, ColumnRecord, DeployOutcome, OutputRecord, ProductRecord, RunRecord, RunStatus,
-    SqliteCatalog, line_name, line_output, matching_line,
+    CatalogStore, ColumnRecord, DeployOutcome, OutputRecord, ProductRecord, SqliteCatalog,
+    line_name, line_output, matching_line,
 };
-use mesh_pipeline::{Observer, Runner};
 use mesh_query::plan::{UpstreamSchemas, check_product_sql};
 use mesh_spec::diagnostic::did_you_mean;
 use mesh_spec::project::{self, ProjectConfig};
@@ -626,121 +625,6 @@ impl Mesh {
                 hint,
             }
         })
-    }
-
-    /// Builds products in dependency order; all deployed products if `selection` is empty.
-    pub async fn run(
-        &self,
-        selection: &[String],
-        observer: &dyn Observer,
-    ) -> Result<(Vec<RunRecord>, Vec<RunRecord>)> {
-        let lock_path = self.config.state_dir.join("run.lock");
-        let lock = std::fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(state_err(&lock_path))?;
-        if lock.try_lock().is_err() {
-            return Err(ServiceError::RunLocked {
-                path: lock_path.display().to_string(),
-            });
-        }
-        let recovered = mesh_pipeline::recover::recover(&self.catalog).await?;
-        let deployed = self.deployed().await?;
-        let known: Vec<ProductRef> = deployed.iter().map(|(r, _)| r.product.clone()).collect();
-        let wanted: BTreeSet<ProductRef> = if selection.is_empty() {
-            known.iter().cloned().collect()
-        } else {
-            selection
-                .iter()
-                .map(|s| self.resolve(s, &known))
-                .collect::<Result<_>>()?
-        };
-        // What each product reads: an input pinned to an older major reads
-        // that major's line.
-        let records: Vec<ProductRecord> = deployed.iter().map(|(r, _)| r.clone()).collect();
-        let edges: BTreeMap<ProductRef, BTreeSet<ProductRef>> = deployed
-            .iter()
-            .map(|(r, p)| {
-                let reads = p
-                    .inputs
-                    .iter()
-                    .filter_map(|i| match &i.kind {
-                        mesh_spec::InputKind::Product {
-                            product, version, ..
-                        } => Some(
-                            matching_line(
-                                &records,
-                                &product.value,
-                                version.as_ref().map(|v| &v.value),
-                            )
-                            .map_or_else(|| product.value.clone(), |l| l.product.clone()),
-                        ),
-                        mesh_spec::InputKind::Source(_) => None,
-                    })
-                    .collect();
-                (r.product.clone(), reads)
-            })
-            .collect();
-        let order = mesh_spec::graph::build_order(&edges).map_err(|c| ServiceError::Invalid {
-            diagnostics: vec![Diagnostic::error(
-                "dependency-cycle",
-                format!("dependency cycle: {c}"),
-            )],
-        })?;
-        let by_ref: BTreeMap<ProductRef, &(ProductRecord, ProductDescriptor)> =
-            deployed.iter().map(|d| (d.0.product.clone(), d)).collect();
-        let runner = Runner::new(self.catalog.clone());
-        let mut failed: BTreeSet<ProductRef> = BTreeSet::new();
-        let mut runs = Vec::new();
-        for r in order.iter().filter(|r| wanted.contains(*r)) {
-            let Some((record, p)) = by_ref.get(r).map(|d| (&d.0, &d.1)) else {
-                continue;
-            };
-            if record.status == "retired" {
-                continue; // no longer built
-            }
-            let blocked: Vec<String> = edges
-                .get(r)
-                .into_iter()
-                .flatten()
-                .filter(|u| failed.contains(*u))
-                .map(ToString::to_string)
-                .collect();
-            if !blocked.is_empty() {
-                let now = chrono::Utc::now();
-                let run = RunRecord {
-                    id: mesh_catalog::RunId::new(),
-                    product: r.clone(),
-                    version: record.version.clone(),
-                    status: RunStatus::Skipped,
-                    started_at: now,
-                    finished_at: Some(now),
-                    duration_ms: Some(0),
-                    rows_written: None,
-                    checks_passed: 0,
-                    checks_failed: 0,
-                    checks_warned: 0,
-                    error: Some(format!("skipped: upstream {} failed", blocked.join(", "))),
-                    checks: Vec::new(),
-                    publications: Vec::new(),
-                };
-                self.catalog.start_run(&run).await?;
-                self.catalog.finish_run(&run).await?;
-                observer.finished(&run);
-                failed.insert(r.clone());
-                runs.push(run);
-                continue;
-            }
-            let run = runner.run(p, record, observer).await?;
-            if run.status != RunStatus::Succeeded {
-                failed.insert(r.clone());
-            }
-            runs.push(run);
-        }
-        drop(lock);
-        Ok((runs, recovered))
     }
 
     /// How many runs the catalog records, by status (for metrics).

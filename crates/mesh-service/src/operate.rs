@@ -57,6 +57,7 @@ impl Mesh {
         &self,
         caller: &Caller,
         selection: &[String],
+        options: &crate::RunOptions,
         observer: &dyn Observer,
     ) -> Result<(Vec<RunRecord>, Vec<RunRecord>)> {
         let standing = self.standing(caller).await?;
@@ -107,7 +108,7 @@ impl Mesh {
                 detail,
             )])
             .await?;
-        self.run(&names, observer).await
+        self.run(&names, options, observer).await
     }
 
     /// One page of the audit entries `caller` may read, newest first

@@ -75,7 +75,10 @@ async fn an_expired_grant_stops_working_by_itself() {
     let tmp = tempfile::tempdir().unwrap();
     let mesh = mesh(tmp.path()).await;
     mesh.deploy("root", false).await.unwrap();
-    let (runs, _) = mesh.run(&[], &mesh_pipeline::Silent).await.unwrap();
+    let (runs, _) = mesh
+        .run(&[], &Default::default(), &mesh_pipeline::Silent)
+        .await
+        .unwrap();
     assert!(runs.iter().all(|r| r.error.is_none()));
     let ana = Caller::new("ana");
     let sql = "SELECT count(*) FROM example.greetings";
@@ -127,7 +130,9 @@ async fn a_policy_change_takes_effect_on_the_next_query_of_an_open_mesh() {
     let tmp = tempfile::tempdir().unwrap();
     let mesh = mesh(tmp.path()).await;
     mesh.deploy("root", false).await.unwrap();
-    mesh.run(&[], &mesh_pipeline::Silent).await.unwrap();
+    mesh.run(&[], &Default::default(), &mesh_pipeline::Silent)
+        .await
+        .unwrap();
     let root = Caller::new("root");
     let sql = "SELECT text FROM example.greetings WHERE id = 1";
     let first = mesh.policies().unwrap();

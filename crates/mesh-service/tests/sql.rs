@@ -199,14 +199,17 @@ async fn fixture(dir: &Path) -> Mesh {
     .await
     .unwrap();
     mesh.deploy("slt", false).await.unwrap();
-    let (runs, _) = mesh.run(&[], &Silent).await.unwrap();
+    let (runs, _) = mesh.run(&[], &Default::default(), &Silent).await.unwrap();
     assert!(runs.iter().all(|r| r.error.is_none()), "{runs:?}");
     // A second release of shop/orders: version 2 has one more order.
     write(
         &dir.join("shop/orders/data/orders.csv"),
         "id,customer_id,amount\n10,1,5.5\n11,1,4.5\n12,2,20\n13,3,7\n",
     );
-    let (runs, _) = mesh.run(&["shop/orders".into()], &Silent).await.unwrap();
+    let (runs, _) = mesh
+        .run(&["shop/orders".into()], &Default::default(), &Silent)
+        .await
+        .unwrap();
     assert!(runs.iter().all(|r| r.error.is_none()), "{runs:?}");
     // Product version 1.1.0 (a compatible change), released as data version 3.
     write(
@@ -220,7 +223,10 @@ async fn fixture(dir: &Path) -> Mesh {
         "id,customer_id,amount\n10,1,5.5\n11,1,4.5\n12,2,20\n13,3,7\n14,3,1\n",
     );
     mesh.deploy("slt", false).await.unwrap();
-    let (runs, _) = mesh.run(&["shop/orders".into()], &Silent).await.unwrap();
+    let (runs, _) = mesh
+        .run(&["shop/orders".into()], &Default::default(), &Silent)
+        .await
+        .unwrap();
     assert!(runs.iter().all(|r| r.error.is_none()), "{runs:?}");
     mesh
 }
@@ -448,7 +454,7 @@ async fn run_samples_are_shown_as_the_reader_may_read_them() {
         let mesh = mesh.clone();
         async move {
             let runs = mesh
-                .runs(&Caller::new(who), Some("shop/customers"), 1)
+                .runs(&Caller::new(who), Some("shop/customers"), None, 1)
                 .await
                 .unwrap();
             let check = runs[0]

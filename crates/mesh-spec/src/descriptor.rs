@@ -330,7 +330,25 @@ pub struct Slo {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Schedule {
     pub cron: Option<Spanned<String>>,
+    /// The IANA time zone the cron pattern is read in; UTC when absent.
+    pub timezone: Option<Spanned<String>>,
     pub on_upstream_change: bool,
+    /// How many times a failed scheduled run is retried (the scheduler's
+    /// default when absent).
+    pub retries: Option<u64>,
+}
+
+impl Schedule {
+    /// The cron pattern in its time zone; `None` without a cron pattern
+    /// (or one that did not validate, which parsing already reported).
+    pub fn cron(&self) -> Option<crate::schedule::Cron> {
+        let cron = self.cron.as_ref()?;
+        crate::schedule::Cron::parse(
+            &cron.value,
+            self.timezone.as_ref().map(|t| t.value.as_str()),
+        )
+        .ok()
+    }
 }
 
 /// Who may see and be granted the product.
@@ -394,6 +412,9 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
     let split = s.find(|c: char| !c.is_ascii_digit())?;
     let (num, unit) = s.split_at(split);
     let n: u64 = num.parse().ok()?;
+    if unit == "ms" {
+        return Some(Duration::from_millis(n));
+    }
     let secs = match unit {
         "s" => 1,
         "m" => 60,
@@ -407,6 +428,9 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
 
 /// Formats a duration the way descriptors write it.
 pub fn format_duration(d: Duration) -> String {
+    if d.subsec_millis() != 0 {
+        return format!("{}ms", d.as_millis());
+    }
     let s = d.as_secs();
     for (unit, secs) in [("w", 604_800), ("d", 86_400), ("h", 3600), ("m", 60)] {
         if s >= secs && s.is_multiple_of(secs) {

@@ -14,6 +14,7 @@ pub mod graph;
 pub mod name;
 pub mod product;
 pub mod project;
+pub mod schedule;
 pub mod serve;
 pub mod sql;
 pub mod validate;

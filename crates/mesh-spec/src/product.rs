@@ -181,14 +181,26 @@ fn decode_product(
         })
     });
     let schedule = f.get("schedule").and_then(|n| {
-        let sf = ctx.fields(n, "schedule", &["cron", "on_upstream_change"])?;
-        Some(Schedule {
+        let sf = ctx.fields(
+            n,
+            "schedule",
+            &["cron", "timezone", "on_upstream_change", "retries"],
+        )?;
+        let schedule = Schedule {
             cron: sf.get("cron").and_then(|n| ctx.string(n, "schedule.cron")),
+            timezone: sf
+                .get("timezone")
+                .and_then(|n| ctx.string(n, "schedule.timezone")),
             on_upstream_change: sf
                 .get("on_upstream_change")
                 .and_then(|n| ctx.bool(n, "schedule.on_upstream_change"))
                 .unwrap_or(false),
-        })
+            retries: sf
+                .get("retries")
+                .and_then(|n| ctx.uint(n, "schedule.retries")),
+        };
+        crate::schedule::check(ctx, &schedule);
+        Some(schedule)
     });
     let access = f.get("access").and_then(|n| {
         let af = ctx.fields(n, "access", &["visibility", "approvers", "max_grant"])?;

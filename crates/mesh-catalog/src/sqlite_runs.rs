@@ -1,0 +1,495 @@
+//! [`RunStore`] on SQLite: runs, leases, the queue and fired ticks.
+
+use async_trait::async_trait;
+use mesh_spec::ProductRef;
+use sqlx::sqlite::SqliteRow;
+use sqlx::{Row, Sqlite, Transaction};
+
+use crate::error::{CatalogError, Result};
+use crate::model::*;
+use crate::runs::{RunFilter, RunStore};
+use crate::sqlite::{SqliteCatalog, json, product_ref, publication_from_row, ts};
+
+/// What the `timeline` column holds.
+#[derive(serde::Serialize, serde::Deserialize, Default)]
+struct Timeline {
+    #[serde(default)]
+    steps: Vec<RunStep>,
+    #[serde(default)]
+    log: Vec<String>,
+}
+
+fn queued_from_row(row: &SqliteRow) -> Result<QueuedRun> {
+    Ok(QueuedRun {
+        product: product_ref(row.try_get("domain")?, row.try_get("name")?)?,
+        cause: row.try_get("cause")?,
+        due_at: row.try_get("due_at")?,
+        attempt: row.try_get("attempt")?,
+        queued_at: row.try_get("queued_at")?,
+    })
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    e.as_database_error()
+        .is_some_and(|d| d.is_unique_violation())
+}
+
+impl SqliteCatalog {
+    async fn run_rows(&self, rows: Vec<SqliteRow>) -> Result<Vec<RunRecord>> {
+        let mut runs = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id = RunId(row.try_get("id")?);
+            let checks =
+                sqlx::query("SELECT * FROM check_results WHERE run_id = $1 ORDER BY output, name")
+                    .bind(&id.0)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|c| {
+                        Ok(CheckResult {
+                            output: c.try_get("output")?,
+                            name: c.try_get("name")?,
+                            kind: c.try_get("kind")?,
+                            severity: c.try_get("severity")?,
+                            passed: c.try_get("passed")?,
+                            observed: c.try_get("observed")?,
+                            sample: json(c.try_get("sample")?, "check_results", "sample")?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+            let publications =
+                sqlx::query("SELECT * FROM publications WHERE run_id = $1 ORDER BY output")
+                    .bind(&id.0)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(publication_from_row)
+                    .collect::<Result<Vec<_>>>()?;
+            let status: String = row.try_get("status")?;
+            let timeline: Timeline = match row.try_get::<Option<String>, _>("timeline")? {
+                Some(t) => json(&t, "runs", "timeline")?,
+                None => Timeline::default(),
+            };
+            runs.push(RunRecord {
+                id,
+                product: product_ref(row.try_get("domain")?, row.try_get("name")?)?,
+                version: row.try_get("version")?,
+                status: RunStatus::parse(&status).ok_or(CatalogError::Corrupt {
+                    table: "runs",
+                    column: "status",
+                    detail: status.clone(),
+                })?,
+                started_at: ts(row.try_get("started_at")?, "runs", "started_at")?,
+                finished_at: row
+                    .try_get::<Option<String>, _>("finished_at")?
+                    .map(|s| ts(&s, "runs", "finished_at"))
+                    .transpose()?,
+                duration_ms: row.try_get("duration_ms")?,
+                rows_written: row.try_get("rows_written")?,
+                checks_passed: row.try_get("checks_passed")?,
+                checks_failed: row.try_get("checks_failed")?,
+                checks_warned: row.try_get("checks_warned")?,
+                error: row.try_get("error")?,
+                checks,
+                publications,
+                cause: row.try_get("cause")?,
+                attempt: row.try_get("attempt")?,
+                inputs: row
+                    .try_get::<Option<String>, _>("inputs")?
+                    .map(|s| json(&s, "runs", "inputs"))
+                    .transpose()?,
+                steps: timeline.steps,
+                log: timeline.log,
+            });
+        }
+        Ok(runs)
+    }
+
+    /// Inserts a running run and its lease; a taken lease is `RunBusy`.
+    async fn insert_run(
+        &self,
+        tx: &mut Transaction<'_, Sqlite>,
+        run: &RunRecord,
+        holder: &str,
+        lease_until: i64,
+    ) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO runs (id, domain, name, version, status, started_at, cause, attempt) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(&run.id.0)
+        .bind(run.product.domain.as_str())
+        .bind(run.product.name.as_str())
+        .bind(&run.version)
+        .bind(run.status.as_str())
+        .bind(run.started_at.to_rfc3339())
+        .bind(&run.cause)
+        .bind(run.attempt)
+        .execute(&mut **tx)
+        .await?;
+        let leased = sqlx::query(
+            "INSERT INTO run_leases (run_id, domain, name, holder, lease_until) VALUES ($1, $2, $3, $4, $5)",
+        )
+        .bind(&run.id.0)
+        .bind(run.product.domain.as_str())
+        .bind(run.product.name.as_str())
+        .bind(holder)
+        .bind(lease_until)
+        .execute(&mut **tx)
+        .await;
+        match leased {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Err(self.busy(&run.product).await),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The error for a product whose lease another run holds.
+    async fn busy(&self, product: &ProductRef) -> CatalogError {
+        let held = sqlx::query_as::<_, (String, String)>(
+            "SELECT run_id, holder FROM run_leases WHERE domain = $1 AND name = $2",
+        )
+        .bind(product.domain.as_str())
+        .bind(product.name.as_str())
+        .fetch_optional(&self.pool)
+        .await;
+        let (run_id, holder) = match held {
+            Ok(Some(h)) => h,
+            _ => ("?".into(), "another process".into()),
+        };
+        CatalogError::RunBusy {
+            product: product.clone(),
+            run_id,
+            holder,
+        }
+    }
+}
+
+#[async_trait]
+impl RunStore for SqliteCatalog {
+    async fn start_run(&self, run: &RunRecord, holder: &str, lease_until: i64) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        self.insert_run(&mut tx, run, holder, lease_until).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn finish_run(&self, run: &RunRecord) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        let timeline = serde_json::to_string(&Timeline {
+            steps: run.steps.clone(),
+            log: run.log.clone(),
+        })
+        .map_err(|e| CatalogError::Corrupt {
+            table: "runs",
+            column: "timeline",
+            detail: e.to_string(),
+        })?;
+        let updated = sqlx::query(
+            "UPDATE runs SET status = $1, finished_at = $2, duration_ms = $3, rows_written = $4,
+                 checks_passed = $5, checks_failed = $6, checks_warned = $7, error = $8,
+                 inputs = $9, timeline = $10 WHERE id = $11",
+        )
+        .bind(run.status.as_str())
+        .bind(run.finished_at.map(|t| t.to_rfc3339()))
+        .bind(run.duration_ms)
+        .bind(run.rows_written)
+        .bind(run.checks_passed)
+        .bind(run.checks_failed)
+        .bind(run.checks_warned)
+        .bind(&run.error)
+        .bind(run.inputs.as_ref().map(|i| i.to_string()))
+        .bind(timeline)
+        .bind(&run.id.0)
+        .execute(&mut *tx)
+        .await?;
+        if updated.rows_affected() == 0 {
+            return Err(CatalogError::Corrupt {
+                table: "runs",
+                column: "id",
+                detail: format!("run {} was finished without being started", run.id),
+            });
+        }
+        sqlx::query("DELETE FROM run_leases WHERE run_id = $1")
+            .bind(&run.id.0)
+            .execute(&mut *tx)
+            .await?;
+        for c in &run.checks {
+            sqlx::query(
+                "INSERT INTO check_results (run_id, output, name, kind, severity, passed, observed, sample) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+            )
+            .bind(&run.id.0)
+            .bind(&c.output)
+            .bind(&c.name)
+            .bind(&c.kind)
+            .bind(&c.severity)
+            .bind(c.passed)
+            .bind(&c.observed)
+            .bind(serde_json::Value::Array(c.sample.clone()).to_string())
+            .execute(&mut *tx)
+            .await?;
+        }
+        for p in &run.publications {
+            sqlx::query(
+                "INSERT INTO publications (domain, output, table_version, product_version, run_id, row_count, published_at, files, columns) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            )
+            .bind(p.domain.as_str())
+            .bind(p.output.as_str())
+            .bind(p.table_version)
+            .bind(&p.product_version)
+            .bind(&p.run_id.0)
+            .bind(p.row_count)
+            .bind(p.published_at.to_rfc3339())
+            .bind(p.files.as_ref().map(|f| serde_json::json!(f).to_string()))
+            .bind(
+                p.columns
+                    .as_ref()
+                    .map(|c| serde_json::json!(c).to_string()),
+            )
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn extend_lease(&self, run: &RunId, holder: &str, lease_until: i64) -> Result<bool> {
+        let done =
+            sqlx::query("UPDATE run_leases SET lease_until = $1 WHERE run_id = $2 AND holder = $3")
+                .bind(lease_until)
+                .bind(&run.0)
+                .bind(holder)
+                .execute(&self.pool)
+                .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn take_lease(
+        &self,
+        run: &RunRecord,
+        from: Option<&str>,
+        to: &str,
+        lease_until: i64,
+    ) -> Result<bool> {
+        let taken = match from {
+            Some(from) => {
+                sqlx::query(
+                    "UPDATE run_leases SET holder = $1, lease_until = $2 WHERE run_id = $3 AND holder = $4",
+                )
+                .bind(to)
+                .bind(lease_until)
+                .bind(&run.id.0)
+                .bind(from)
+                .execute(&self.pool)
+                .await
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO run_leases (run_id, domain, name, holder, lease_until) \
+                     SELECT id, domain, name, $1, $2 FROM runs WHERE id = $3 AND status = 'running' \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind(to)
+                .bind(lease_until)
+                .bind(&run.id.0)
+                .execute(&self.pool)
+                .await
+            }
+        };
+        match taken {
+            Ok(done) => Ok(done.rows_affected() == 1),
+            Err(e) if is_unique_violation(&e) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    async fn leases(&self) -> Result<Vec<RunLease>> {
+        sqlx::query("SELECT * FROM run_leases ORDER BY domain, name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(RunLease {
+                    run_id: RunId(row.try_get("run_id")?),
+                    product: product_ref(row.try_get("domain")?, row.try_get("name")?)?,
+                    holder: row.try_get("holder")?,
+                    lease_until: row.try_get("lease_until")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn running_runs(&self) -> Result<Vec<RunRecord>> {
+        let rows = sqlx::query("SELECT * FROM runs WHERE status = 'running' ORDER BY started_at")
+            .fetch_all(&self.pool)
+            .await?;
+        self.run_rows(rows).await
+    }
+
+    async fn run(&self, id: &RunId) -> Result<Option<RunRecord>> {
+        let rows = sqlx::query("SELECT * FROM runs WHERE id = $1")
+            .bind(&id.0)
+            .fetch_all(&self.pool)
+            .await?;
+        Ok(self.run_rows(rows).await?.into_iter().next())
+    }
+
+    async fn runs(&self, filter: &RunFilter, limit: i64) -> Result<Vec<RunRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM runs WHERE ($1 IS NULL OR (domain = $1 AND name = $2)) \
+             AND ($3 IS NULL OR status = $3) \
+             ORDER BY started_at DESC, id DESC LIMIT $4",
+        )
+        .bind(filter.product.as_ref().map(|p| p.domain.as_str()))
+        .bind(filter.product.as_ref().map(|p| p.name.as_str()))
+        .bind(filter.status.as_deref())
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        self.run_rows(rows).await
+    }
+
+    async fn run_counts(&self) -> Result<Vec<(String, u64)>> {
+        let rows: Vec<(String, i64)> =
+            sqlx::query_as("SELECT status, count(*) FROM runs GROUP BY status ORDER BY status")
+                .fetch_all(&self.pool)
+                .await?;
+        Ok(rows
+            .into_iter()
+            .map(|(status, n)| (status, u64::try_from(n).unwrap_or(0)))
+            .collect())
+    }
+
+    async fn last_runs(&self) -> Result<Vec<RunRecord>> {
+        let rows = sqlx::query(
+            "SELECT r.* FROM runs r WHERE r.id = (SELECT l.id FROM runs l \
+             WHERE l.domain = r.domain AND l.name = r.name \
+             ORDER BY l.started_at DESC, l.id DESC LIMIT 1)",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        self.run_rows(rows).await
+    }
+
+    async fn last_fingerprinted(&self, product: &ProductRef) -> Result<Option<RunRecord>> {
+        let rows = sqlx::query(
+            "SELECT * FROM runs WHERE domain = $1 AND name = $2 AND inputs IS NOT NULL \
+             AND status <> 'running' ORDER BY started_at DESC, id DESC LIMIT 1",
+        )
+        .bind(product.domain.as_str())
+        .bind(product.name.as_str())
+        .fetch_all(&self.pool)
+        .await?;
+        Ok(self.run_rows(rows).await?.into_iter().next())
+    }
+
+    async fn enqueue(&self, e: &QueuedRun) -> Result<()> {
+        sqlx::query(
+            "INSERT INTO run_queue (domain, name, cause, due_at, attempt, queued_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) \
+             ON CONFLICT (domain, name) DO UPDATE SET \
+               cause = CASE WHEN excluded.due_at > run_queue.due_at THEN excluded.cause ELSE run_queue.cause END, \
+               due_at = CASE WHEN excluded.due_at > run_queue.due_at THEN excluded.due_at ELSE run_queue.due_at END, \
+               attempt = CASE WHEN excluded.attempt > run_queue.attempt THEN excluded.attempt ELSE run_queue.attempt END",
+        )
+        .bind(e.product.domain.as_str())
+        .bind(e.product.name.as_str())
+        .bind(&e.cause)
+        .bind(e.due_at)
+        .bind(e.attempt)
+        .bind(e.queued_at)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn queue(&self) -> Result<Vec<QueuedRun>> {
+        sqlx::query("SELECT * FROM run_queue ORDER BY due_at, domain, name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(queued_from_row)
+            .collect()
+    }
+
+    async fn dequeue(&self, product: &ProductRef) -> Result<()> {
+        sqlx::query("DELETE FROM run_queue WHERE domain = $1 AND name = $2")
+            .bind(product.domain.as_str())
+            .bind(product.name.as_str())
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn claim(
+        &self,
+        entry: &QueuedRun,
+        run: &RunRecord,
+        holder: &str,
+        lease_until: i64,
+    ) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let taken = sqlx::query(
+            "DELETE FROM run_queue WHERE domain = $1 AND name = $2 AND due_at = $3 \
+             AND attempt = $4 AND cause = $5",
+        )
+        .bind(entry.product.domain.as_str())
+        .bind(entry.product.name.as_str())
+        .bind(entry.due_at)
+        .bind(entry.attempt)
+        .bind(&entry.cause)
+        .execute(&mut *tx)
+        .await?;
+        if taken.rows_affected() != 1 {
+            return Ok(false);
+        }
+        match self.insert_run(&mut tx, run, holder, lease_until).await {
+            Ok(()) => {}
+            Err(CatalogError::RunBusy { .. }) => return Ok(false),
+            Err(e) => return Err(e),
+        }
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn fire_tick(&self, entry: &QueuedRun, tick: i64, holder: &str) -> Result<bool> {
+        let mut tx = self.pool.begin().await?;
+        let fired = sqlx::query(
+            "INSERT INTO schedule_ticks (domain, name, tick, fired_by) VALUES ($1, $2, $3, $4) \
+             ON CONFLICT (domain, name, tick) DO NOTHING",
+        )
+        .bind(entry.product.domain.as_str())
+        .bind(entry.product.name.as_str())
+        .bind(tick)
+        .bind(holder)
+        .execute(&mut *tx)
+        .await?;
+        if fired.rows_affected() != 1 {
+            return Ok(false);
+        }
+        sqlx::query(
+            "INSERT INTO run_queue (domain, name, cause, due_at, attempt, queued_at) \
+             VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (domain, name) DO NOTHING",
+        )
+        .bind(entry.product.domain.as_str())
+        .bind(entry.product.name.as_str())
+        .bind(&entry.cause)
+        .bind(entry.due_at)
+        .bind(entry.attempt)
+        .bind(entry.queued_at)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    async fn last_tick(&self, product: &ProductRef) -> Result<Option<i64>> {
+        let row: Option<(Option<i64>,)> =
+            sqlx::query_as("SELECT max(tick) FROM schedule_ticks WHERE domain = $1 AND name = $2")
+                .bind(product.domain.as_str())
+                .bind(product.name.as_str())
+                .fetch_optional(&self.pool)
+                .await?;
+        Ok(row.and_then(|r| r.0))
+    }
+}
