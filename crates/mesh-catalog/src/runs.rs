@@ -22,6 +22,17 @@ pub struct RunFilter {
     pub status: Option<String>,
 }
 
+/// The data version queries of an output read now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CurrentVersion {
+    /// `<domain>.<output>`.
+    pub output: String,
+    pub version: i64,
+    pub published_at: i64,
+    /// The cause of the run that published it (`manual`, `upstream`, …).
+    pub cause: String,
+}
+
 #[async_trait]
 pub trait RunStore: Send + Sync {
     /// Records that a run started, holding its product's lease for
@@ -68,6 +79,14 @@ pub trait RunStore: Send + Sync {
 
     /// The newest finished run of `product` that recorded what it read.
     async fn last_fingerprinted(&self, product: &ProductRef) -> Result<Option<RunRecord>>;
+
+    /// For every product, what its newest finished fingerprinted run read,
+    /// in one query.
+    async fn last_inputs(&self) -> Result<Vec<(ProductRef, serde_json::Value)>>;
+
+    /// The current data version of every published output and when it was
+    /// published (ms since the epoch), in one query.
+    async fn current_versions(&self) -> Result<Vec<CurrentVersion>>;
 
     /// Owes `entry.product` a run. With one already owed, the two become
     /// one: the later due time, the higher attempt, and the cause of the

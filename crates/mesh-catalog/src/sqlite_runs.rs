@@ -7,7 +7,7 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use crate::error::{CatalogError, Result};
 use crate::model::*;
-use crate::runs::{RunFilter, RunStore};
+use crate::runs::{CurrentVersion, RunFilter, RunStore};
 use crate::sqlite::{SqliteCatalog, json, product_ref, publication_from_row, ts};
 
 /// What the `timeline` column holds.
@@ -381,6 +381,48 @@ impl RunStore for SqliteCatalog {
         .fetch_all(&self.pool)
         .await?;
         Ok(self.run_rows(rows).await?.into_iter().next())
+    }
+
+    async fn last_inputs(&self) -> Result<Vec<(ProductRef, serde_json::Value)>> {
+        sqlx::query(
+            "SELECT domain, name, inputs FROM (SELECT domain, name, inputs, row_number() OVER \
+             (PARTITION BY domain, name ORDER BY started_at DESC, id DESC) AS n FROM runs \
+             WHERE inputs IS NOT NULL AND status <> 'running') AS newest WHERE n = 1",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok((
+                product_ref(row.try_get("domain")?, row.try_get("name")?)?,
+                json(row.try_get("inputs")?, "runs", "inputs")?,
+            ))
+        })
+        .collect()
+    }
+
+    async fn current_versions(&self) -> Result<Vec<CurrentVersion>> {
+        sqlx::query(
+            "SELECT newest.domain, newest.output, newest.table_version, newest.published_at, r.cause \
+             FROM (SELECT domain, output, table_version, published_at, run_id, row_number() OVER \
+             (PARTITION BY domain, output ORDER BY table_version DESC) AS n FROM publications) AS newest \
+             JOIN runs r ON r.id = newest.run_id WHERE newest.n = 1",
+        )
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            let domain: String = row.try_get("domain")?;
+            let output: String = row.try_get("output")?;
+            Ok(CurrentVersion {
+                output: format!("{domain}.{output}"),
+                version: row.try_get("table_version")?,
+                published_at: ts(row.try_get("published_at")?, "publications", "published_at")?
+                    .timestamp_millis(),
+                cause: row.try_get("cause")?,
+            })
+        })
+        .collect()
     }
 
     async fn enqueue(&self, e: &QueuedRun) -> Result<()> {

@@ -194,9 +194,18 @@ enum Command {
         /// if there is one). Flags and MESH_* variables win over it.
         #[arg(long, env = "MESH_CONFIG")]
         config: Option<PathBuf>,
+        /// Also run the scheduler (docs/operations.md) in this process
+        /// (`off`: serve only, as when a `mesh scheduler` runs elsewhere).
+        #[arg(long, env = "MESH_SCHEDULER", value_enum, default_value_t = OnOff::On)]
+        scheduler: OnOff,
         #[command(flatten)]
         limits: limits::LimitArgs,
     },
+    /// Keep products fresh: run them on their cron schedules and after
+    /// their upstreams publish, with retries (docs/operations.md). Several
+    /// schedulers may share a mesh; each run starts once. Stop with Ctrl-C
+    /// or SIGTERM (runs in progress get 30 s to finish).
+    Scheduler,
     /// Read the audit log: who did what, when, and the decision.
     Audit {
         #[arg(long)]
@@ -215,6 +224,12 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum OnOff {
+    On,
+    Off,
 }
 
 #[derive(Subcommand)]
@@ -492,10 +507,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             tls_cert,
             tls_key,
             config,
+            scheduler,
             limits,
         } => {
             let mesh = open(&cli.project, None).await?;
             let root = mesh.root.clone();
+            let scheduling = (scheduler == OnOff::On).then(|| mesh.clone());
             let tls = tls_cert
                 .zip(tls_key)
                 .map(|(cert, key)| mesh_spec::serve::TlsFiles { cert, key });
@@ -528,13 +545,39 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 let scheme = if secure { "grpc+tls" } else { "grpc" };
                 serving.push(format!("{scheme}://{addr} (Flight SQL)"));
             }
+            let (stop_scheduler, stopped) = tokio::sync::oneshot::channel::<()>();
+            let scheduler = scheduling.map(|mesh| {
+                let scheduler = mesh_service::scheduler::Scheduler::new(mesh);
+                serving.push(format!("the scheduler ({})", scheduler.holder()));
+                tokio::spawn(scheduler.run(async {
+                    let _ = stopped.await;
+                }))
+            });
             // Scripts and tests read this line for the bound ports.
             println!("serving {} at {}", root.display(), serving.join(", "));
             {
                 use std::io::Write;
                 std::io::stdout().flush()?;
             }
-            server.run(shutdown_signal()).await?;
+            let served = server.run(shutdown_signal()).await;
+            let _ = stop_scheduler.send(());
+            if let Some(s) = scheduler {
+                let _ = s.await;
+            }
+            served?;
+            eprintln!("stopped");
+        }
+        Command::Scheduler => {
+            let mesh = open(&cli.project, None).await?;
+            let root = mesh.root.clone();
+            let scheduler = mesh_service::scheduler::Scheduler::new(mesh);
+            // Tests read this line to know the scheduler is up.
+            println!("scheduling {} as {}", root.display(), scheduler.holder());
+            {
+                use std::io::Write;
+                std::io::stdout().flush()?;
+            }
+            scheduler.run(shutdown_signal()).await;
             eprintln!("stopped");
         }
         Command::Completions { shell } => return Ok(completions::print::<Cli>(shell)),

@@ -186,3 +186,277 @@ fn cron_patterns_and_time_zones_are_validated_where_they_are_written() {
     edit(&dir, file, "Mars/Olympus", "Europe/Berlin");
     ok(&dir, &["validate"]);
 }
+
+/// A `mesh scheduler` process, stopped (SIGTERM) when dropped.
+struct Scheduler {
+    child: Option<std::process::Child>,
+    stderr: Option<std::process::ChildStderr>,
+}
+
+impl Scheduler {
+    fn start(dir: &Path, env: &[(&str, &str)]) -> Scheduler {
+        use std::io::BufRead;
+        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("mesh"));
+        command
+            .arg("scheduler")
+            .current_dir(dir)
+            .env("MESH_USER", common::USER)
+            .env("NO_COLOR", "1")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped());
+        for (k, v) in env {
+            command.env(k, v);
+        }
+        let mut child = command.spawn().unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let mut line = String::new();
+            let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+            let _ = tx.send(line);
+        });
+        let line = rx.recv_timeout(std::time::Duration::from_secs(60)).unwrap();
+        assert!(line.starts_with("scheduling "), "{line}");
+        let stderr = child.stderr.take();
+        Scheduler {
+            child: Some(child),
+            stderr,
+        }
+    }
+
+    /// Waits (at most two minutes) until stderr says `marker`.
+    fn wait_for_stderr(&mut self, marker: &str) {
+        use std::io::Read;
+        let stderr = self.stderr.as_mut().unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        let mut seen = String::new();
+        let mut buf = [0u8; 512];
+        while !seen.contains(marker) && std::time::Instant::now() < deadline {
+            match stderr.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => seen.push_str(&String::from_utf8_lossy(&buf[..n])),
+            }
+        }
+        assert!(seen.contains(marker), "{seen}");
+    }
+
+    fn kill(mut self) {
+        let mut child = self.child.take().unwrap();
+        signal(&child, "-KILL");
+        child.wait().unwrap();
+    }
+}
+
+fn signal(child: &std::process::Child, which: &str) {
+    let _ = std::process::Command::new("kill")
+        .args([which, &child.id().to_string()])
+        .status();
+}
+
+impl Drop for Scheduler {
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            signal(&child, "-TERM");
+            let _ = child.wait();
+        }
+    }
+}
+
+/// Polls `done` every 200 ms for at most `secs` seconds.
+fn eventually(secs: u64, mut done: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if done() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    done()
+}
+
+/// Every run of `product`, oldest first.
+fn runs_of(dir: &Path, product: &str) -> Vec<Value> {
+    let mut runs = json(
+        dir,
+        &[
+            "runs",
+            "--product",
+            product,
+            "--limit",
+            "1000",
+            "--format",
+            "json",
+        ],
+    )
+    .as_array()
+    .unwrap()
+    .clone();
+    runs.reverse();
+    runs
+}
+
+/// Fast scheduler settings for tests.
+fn fast_scheduler(dir: &Path, settle: &str) {
+    let path = dir.join("mesh.yaml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&format!(
+        "scheduler: {{tick: 100ms, settle: {settle}, backoff: 200ms, retries: 1}}\n"
+    ));
+    std::fs::write(path, text).unwrap();
+}
+
+/// `stats/summary`, in another domain, reading `example/counts`.
+fn add_summary(dir: &Path) {
+    let product = dir.join("stats/summary");
+    std::fs::create_dir_all(&product).unwrap();
+    std::fs::write(
+        product.join("product.yaml"),
+        "apiVersion: meshwork/v1\nkind: DataProduct\ndomain: stats\nname: summary\nversion: 1.0.0\nowner: t@x\n\
+         inputs:\n  - {name: c, product: example/counts}\n\
+         transform: {query: \"SELECT sum(n) AS total FROM c\"}\n\
+         outputs:\n  - name: summary\n    columns:\n      - {name: total, type: bigint, description: Greetings}\n\
+         description: {purpose: All greetings.}\nslo: {freshness: 1d}\n\
+         schedule: {on_upstream_change: true}\n",
+    )
+    .unwrap();
+}
+
+fn causes(runs: &[Value]) -> Vec<(String, String)> {
+    runs.iter()
+        .map(|r| {
+            (
+                r["cause"].as_str().unwrap().to_string(),
+                r["status"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_release_refreshes_a_chain_across_domains_once_and_a_burst_coalesces() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    fast_scheduler(&dir, "3s");
+    add_counts(&dir, "schedule: {on_upstream_change: true}\n");
+    add_summary(&dir);
+    ok(&dir, &["deploy"]);
+    let _scheduler = Scheduler::start(&dir, &[]);
+    // The source is published by hand (as a CI job would); its consumers
+    // follow by themselves, in order, once each.
+    assert_eq!(
+        run(&dir, &["example/greetings"]),
+        [pair("example/greetings", "succeeded")]
+    );
+    let finished = |product: &str, n: usize| {
+        let runs = runs_of(&dir, product);
+        runs.len() == n && runs[n - 1]["status"] != "running"
+    };
+    assert!(eventually(60, || finished("stats/summary", 1)));
+    let counts = runs_of(&dir, "example/counts");
+    let summary = runs_of(&dir, "stats/summary");
+    assert_eq!(causes(&counts), [pair("upstream", "succeeded")]);
+    assert_eq!(causes(&summary), [pair("upstream", "succeeded")]);
+    assert!(
+        summary[0]["started_at"].as_str() >= counts[0]["finished_at"].as_str(),
+        "{summary:?} {counts:?}"
+    );
+    // Five releases in a burst (`mesh run` beside the scheduler): one run
+    // of each consumer.
+    for _ in 0..5 {
+        run(&dir, &["--force", "example/greetings"]);
+    }
+    assert!(eventually(60, || finished("stats/summary", 2)));
+    // Nothing more comes once the burst is followed.
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let counts = runs_of(&dir, "example/counts");
+    assert_eq!(causes(&counts).len(), 2, "{counts:#?}");
+    assert_eq!(runs_of(&dir, "stats/summary").len(), 2);
+    // The consumer read the last release.
+    let greetings = json(
+        &dir,
+        &[
+            "catalog",
+            "history",
+            "example/greetings",
+            "--format",
+            "json",
+        ],
+    );
+    let newest = greetings[0]["outputs"][0]["data_version"].clone();
+    assert_eq!(
+        counts[1]["inputs"]["upstream"]["g"]["version"], newest,
+        "{counts:#?}"
+    );
+}
+
+#[test]
+fn two_schedulers_fire_each_cron_tick_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    fast_scheduler(&dir, "1s");
+    edit(
+        &dir,
+        "example/greetings/product.yaml",
+        "slo: {freshness: 7d}",
+        "slo: {freshness: 7d}\nschedule: {cron: \"*/2 * * * * *\"}\n",
+    );
+    ok(&dir, &["deploy"]);
+    let a = Scheduler::start(&dir, &[]);
+    let b = Scheduler::start(&dir, &[]);
+    assert!(eventually(60, || runs_of(&dir, "example/greetings").len() >= 4));
+    drop((a, b));
+    let runs = runs_of(&dir, "example/greetings");
+    let ticks: Vec<&str> = runs.iter().map(|r| r["log"][0].as_str().unwrap()).collect();
+    let distinct: std::collections::BTreeSet<&&str> = ticks.iter().collect();
+    assert_eq!(distinct.len(), ticks.len(), "a tick ran twice: {ticks:#?}");
+    assert!(
+        ticks.iter().all(|t| t.starts_with("cron tick ")),
+        "{ticks:#?}"
+    );
+    // The first tick builds; the next find nothing changed.
+    let statuses: Vec<&str> = runs.iter().map(|r| r["status"].as_str().unwrap()).collect();
+    assert_eq!(statuses[0], "succeeded");
+    assert!(
+        statuses[1..].iter().all(|s| *s == "up-to-date"),
+        "{statuses:?}"
+    );
+}
+
+#[test]
+fn a_run_of_a_killed_scheduler_is_abandoned_and_retried_after_restart() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    fast_scheduler(&dir, "100ms");
+    add_counts(&dir, "schedule: {on_upstream_change: true}\n");
+    ok(&dir, &["deploy"]);
+    ok(&dir, &["run", "example/greetings"]);
+    let mut first = Scheduler::start(&dir, &[("MESH_FAILPOINT", "after-stage")]);
+    first.wait_for_stderr("failpoint after-stage reached");
+    first.kill();
+    let running = runs_of(&dir, "example/counts");
+    assert_eq!(causes(&running), [pair("upstream", "running")]);
+    let table = table(&dir, "example/counts");
+    let _second = Scheduler::start(&dir, &[]);
+    assert!(eventually(60, || {
+        let runs = runs_of(&dir, "example/counts");
+        runs.len() == 2 && runs[1]["status"] != "running"
+    }));
+    let runs = runs_of(&dir, "example/counts");
+    assert_eq!(
+        causes(&runs),
+        [pair("upstream", "abandoned"), pair("retry", "succeeded")]
+    );
+    assert_eq!(runs[1]["attempt"], 2);
+    // The abandoned run's staged files are gone.
+    assert!(
+        common::run_dirs(&table).len() == 1,
+        "{:?}",
+        common::run_dirs(&table)
+    );
+}
+
+/// The table folder of a product's only output.
+fn table(dir: &Path, product: &str) -> std::path::PathBuf {
+    let (domain, name) = product.split_once('/').unwrap();
+    dir.join(".mesh/tables").join(domain).join(name).join(name)
+}

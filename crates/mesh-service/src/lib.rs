@@ -21,6 +21,7 @@ pub mod mesh;
 mod operate;
 pub mod plan;
 mod run;
+pub mod scheduler;
 mod snapshot;
 pub mod statement;
 mod throttle;

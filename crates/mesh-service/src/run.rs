@@ -29,6 +29,33 @@ impl Default for RunOptions {
     }
 }
 
+/// What each deployed product reads: an input pinned to an older major
+/// reads that major's line.
+pub(crate) fn read_edges(
+    deployed: &[(ProductRecord, ProductDescriptor)],
+) -> BTreeMap<ProductRef, BTreeSet<ProductRef>> {
+    let records: Vec<ProductRecord> = deployed.iter().map(|(r, _)| r.clone()).collect();
+    deployed
+        .iter()
+        .map(|(r, p)| {
+            let reads = p
+                .inputs
+                .iter()
+                .filter_map(|i| match &i.kind {
+                    mesh_spec::InputKind::Product {
+                        product, version, ..
+                    } => Some(
+                        matching_line(&records, &product.value, version.as_ref().map(|v| &v.value))
+                            .map_or_else(|| product.value.clone(), |l| l.product.clone()),
+                    ),
+                    mesh_spec::InputKind::Source(_) => None,
+                })
+                .collect();
+            (r.product.clone(), reads)
+        })
+        .collect()
+}
+
 impl Mesh {
     /// Builds products in dependency order; all deployed products if
     /// `selection` is empty. A product another process is running is
@@ -51,32 +78,7 @@ impl Mesh {
                 .map(|s| self.resolve(s, &known))
                 .collect::<Result<_>>()?
         };
-        // What each product reads: an input pinned to an older major reads
-        // that major's line.
-        let records: Vec<ProductRecord> = deployed.iter().map(|(r, _)| r.clone()).collect();
-        let edges: BTreeMap<ProductRef, BTreeSet<ProductRef>> = deployed
-            .iter()
-            .map(|(r, p)| {
-                let reads = p
-                    .inputs
-                    .iter()
-                    .filter_map(|i| match &i.kind {
-                        mesh_spec::InputKind::Product {
-                            product, version, ..
-                        } => Some(
-                            matching_line(
-                                &records,
-                                &product.value,
-                                version.as_ref().map(|v| &v.value),
-                            )
-                            .map_or_else(|| product.value.clone(), |l| l.product.clone()),
-                        ),
-                        mesh_spec::InputKind::Source(_) => None,
-                    })
-                    .collect();
-                (r.product.clone(), reads)
-            })
-            .collect();
+        let edges = read_edges(&deployed);
         let order = mesh_spec::graph::build_order(&edges).map_err(|c| ServiceError::Invalid {
             diagnostics: vec![Diagnostic::error(
                 "dependency-cycle",

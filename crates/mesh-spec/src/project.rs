@@ -25,6 +25,37 @@ pub struct ProjectConfig {
     pub storage: Option<String>,
     /// Catalog URL, such as `sqlite:///…/.mesh/catalog.db`.
     pub catalog: Option<String>,
+    /// How the scheduler runs (`scheduler:` in mesh.yaml).
+    pub scheduler: SchedulerConfig,
+}
+
+/// The scheduler's settings; every field has a default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SchedulerConfig {
+    /// How often schedules, upstream changes and leases are looked at.
+    pub tick: std::time::Duration,
+    /// How many runs one scheduler process runs at once.
+    pub concurrency: usize,
+    /// Retries of a failed scheduled run, unless its product says otherwise.
+    pub retries: u64,
+    /// The wait before the first retry; doubled for each further one.
+    pub backoff: std::time::Duration,
+    /// How long an upstream must have been quiet before its
+    /// `on_upstream_change` consumers run, so a burst of releases
+    /// coalesces into one run.
+    pub settle: std::time::Duration,
+}
+
+impl Default for SchedulerConfig {
+    fn default() -> Self {
+        SchedulerConfig {
+            tick: std::time::Duration::from_secs(1),
+            concurrency: 4,
+            retries: 2,
+            backoff: std::time::Duration::from_secs(30),
+            settle: std::time::Duration::from_secs(2),
+        }
+    }
 }
 
 /// A loaded project: its settings and every descriptor that parsed.
@@ -149,6 +180,7 @@ fn load_config(root: &Path, path: &Path, text: &str, out: &mut Vec<Diagnostic>) 
         state_dir: root.join(DEFAULT_STATE_DIR),
         storage: None,
         catalog: None,
+        scheduler: SchedulerConfig::default(),
     };
     let file = SourceFile::new(path, text);
     let mut ctx = Ctx::new(file);
@@ -172,6 +204,7 @@ fn load_config(root: &Path, path: &Path, text: &str, out: &mut Vec<Diagnostic>) 
                     "state_dir",
                     "storage",
                     "catalog",
+                    "scheduler",
                 ],
             ) {
                 if let Some(v) = f
@@ -209,9 +242,57 @@ fn load_config(root: &Path, path: &Path, text: &str, out: &mut Vec<Diagnostic>) 
                     .get("catalog")
                     .and_then(|n| ctx.string(n, "catalog"))
                     .map(|s| s.value);
+                if let Some(n) = f.get("scheduler") {
+                    scheduler(&mut ctx, n, &mut config.scheduler);
+                }
             }
         }
     }
     out.extend(ctx.diagnostics);
     config
+}
+
+fn scheduler(ctx: &mut Ctx, node: &crate::yaml::Node, into: &mut SchedulerConfig) {
+    let Some(f) = ctx.fields(
+        node,
+        "scheduler",
+        &["tick", "concurrency", "retries", "backoff", "settle"],
+    ) else {
+        return;
+    };
+    let duration = |ctx: &mut Ctx, key: &str, into: &mut std::time::Duration| {
+        let Some(n) = f.get(key) else { return };
+        let Some(text) = ctx.scalar_text(n, &format!("scheduler.{key}")) else {
+            return;
+        };
+        match crate::descriptor::parse_duration(&text.value) {
+            Some(d) if !d.is_zero() => *into = d,
+            _ => {
+                ctx.error(
+                    "invalid-duration",
+                    text.span,
+                    format!("`{}` is not a duration", text.value),
+                )
+                .help = Some(
+                    "write a number and a unit: ms, s, m, h or d (for example `500ms`, `30s`)"
+                        .into(),
+                );
+            }
+        }
+    };
+    duration(ctx, "tick", &mut into.tick);
+    duration(ctx, "backoff", &mut into.backoff);
+    duration(ctx, "settle", &mut into.settle);
+    if let Some(n) = f
+        .get("concurrency")
+        .and_then(|n| ctx.uint(n, "scheduler.concurrency"))
+    {
+        into.concurrency = usize::try_from(n).unwrap_or(usize::MAX).max(1);
+    }
+    if let Some(n) = f
+        .get("retries")
+        .and_then(|n| ctx.uint(n, "scheduler.retries"))
+    {
+        into.retries = n;
+    }
 }

@@ -1,0 +1,439 @@
+//! The scheduler: keeps products fresh by themselves (docs/operations.md).
+//!
+//! Every tick (and whenever one of its runs ends) a scheduler process:
+//!
+//! 1. recovers runs whose holder died or whose lease expired, and owes a
+//!    retry for the scheduled ones;
+//! 2. fires each product's newest due cron tick, once across every
+//!    scheduler on the catalog (the tick is recorded in the transaction
+//!    that owes the run);
+//! 3. owes an `on_upstream_change` product a run when an upstream output
+//!    it reads has a data version its last run did not read. A version
+//!    published by a scheduled run is followed at once (the scheduler
+//!    holds consumers back while their upstreams run or are owed runs);
+//!    one published by anything else (`mesh run`, a server request) is
+//!    followed once the upstream has been quiet for `settle`, since more
+//!    may follow. A product owed a run keeps one entry, so a burst
+//!    coalesces;
+//! 4. claims owed runs that are due, whose product is not running and
+//!    none of whose upstreams (transitively) is running or owed a run, so
+//!    a chain refreshes in one pass. A claim removes the entry and starts
+//!    the run with its lease in one transaction: two schedulers never
+//!    start the same run.
+//!
+//! A failed scheduled run is retried with exponential backoff, up to the
+//! product's `schedule.retries` (or the scheduler's default).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::future::Future;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use mesh_catalog::{CatalogStore, ProductRecord, QueuedRun, RunRecord, RunStatus};
+use mesh_pipeline::lease::now_ms;
+use mesh_pipeline::runner::RunRequest;
+use mesh_pipeline::{Runner, Silent};
+use mesh_spec::project::SchedulerConfig;
+use mesh_spec::{InputKind, ProductDescriptor, ProductRef};
+use tokio::sync::Notify;
+use tokio::task::JoinSet;
+
+use crate::error::Result;
+use crate::mesh::Mesh;
+use crate::run::read_edges;
+
+/// How long a stopping scheduler waits for its runs to finish.
+const STOP_GRACE: Duration = Duration::from_secs(30);
+
+/// Causes of runs the scheduler started, and so retries.
+const SCHEDULED: [&str; 3] = ["cron", "upstream", "retry"];
+
+/// One scheduler process.
+pub struct Scheduler {
+    mesh: Mesh,
+    config: SchedulerConfig,
+    runner: Arc<Runner>,
+    /// Products this process is running now.
+    running: Arc<Mutex<BTreeSet<ProductRef>>>,
+    wake: Arc<Notify>,
+    /// The newest cron tick known fired, per product.
+    fired: HashMap<ProductRef, i64>,
+    /// The activity generation upstream changes were last looked at in.
+    seen_activity: Option<(i64, i64)>,
+}
+
+impl Scheduler {
+    pub fn new(mesh: Mesh) -> Self {
+        let config = mesh.config.scheduler.clone();
+        let runner = Arc::new(Runner::new(mesh.catalog.clone()));
+        Scheduler {
+            mesh,
+            config,
+            runner,
+            running: Arc::default(),
+            wake: Arc::new(Notify::new()),
+            fired: HashMap::new(),
+            seen_activity: None,
+        }
+    }
+
+    /// This process, as lease holder.
+    pub fn holder(&self) -> &str {
+        &self.runner.holder
+    }
+
+    /// Schedules until `stop` completes, then lets runs in progress finish
+    /// (for at most 30 s; a run cut off is recovered by the next process).
+    pub async fn run(mut self, stop: impl Future<Output = ()>) {
+        tokio::pin!(stop);
+        let mut tasks = JoinSet::new();
+        loop {
+            if let Err(e) = self.tick(&mut tasks).await {
+                tracing::warn!(error = %e, "scheduler tick failed; trying again next tick");
+            }
+            tokio::select! {
+                _ = tokio::time::sleep(self.config.tick) => {}
+                _ = self.wake.notified() => {}
+                Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
+                _ = &mut stop => break,
+            }
+        }
+        let drain = async { while tasks.join_next().await.is_some() {} };
+        if tokio::time::timeout(STOP_GRACE, drain).await.is_err() {
+            tracing::warn!("stopping with runs in progress; the next process recovers them");
+        }
+    }
+
+    async fn tick(&mut self, tasks: &mut JoinSet<()>) -> Result<()> {
+        let catalog = self.mesh.catalog.clone();
+        for run in mesh_pipeline::recover::recover(&catalog, &self.runner.holder).await? {
+            tracing::warn!(run = %run.id, product = %run.product, status = run.status.as_str(), "recovered a run its process left");
+            if run.status == RunStatus::Abandoned {
+                self.retry_later(&run).await?;
+            }
+        }
+        let deployed: Vec<(ProductRecord, ProductDescriptor)> = self
+            .mesh
+            .deployed()
+            .await?
+            .into_iter()
+            .filter(|(r, _)| r.status != "retired")
+            .collect();
+        self.fire_cron(&deployed).await?;
+        self.follow_upstreams(&deployed).await?;
+        self.claim(&deployed, tasks).await
+    }
+
+    /// Owes a retry of a scheduled run that failed or was abandoned, if
+    /// its product's retries allow.
+    async fn retry_later(&self, run: &RunRecord) -> Result<()> {
+        if !SCHEDULED.contains(&run.cause.as_str()) {
+            return Ok(());
+        }
+        let retries = self
+            .mesh
+            .deployed()
+            .await?
+            .iter()
+            .find(|(r, _)| r.product == run.product)
+            .and_then(|(_, p)| p.schedule.as_ref().and_then(|s| s.retries))
+            .unwrap_or(self.config.retries);
+        owe_retry(self.mesh.catalog.as_ref(), &self.config, run, retries).await
+    }
+
+    async fn fire_cron(&mut self, deployed: &[(ProductRecord, ProductDescriptor)]) -> Result<()> {
+        let now = chrono::Utc::now();
+        for (record, p) in deployed {
+            let Some(cron) = p.schedule.as_ref().and_then(|s| s.cron()) else {
+                continue;
+            };
+            let Some(tick) = cron.latest(now).map(|t| t.timestamp_millis()) else {
+                continue;
+            };
+            let known = match self.fired.get(&record.product) {
+                Some(t) => *t,
+                None => {
+                    let t = self.mesh.catalog.last_tick(&record.product).await?;
+                    // A schedule starts with the deployment that declares it.
+                    t.unwrap_or(record.deployed_at.timestamp_millis() - 1)
+                }
+            };
+            if tick > known {
+                let entry = QueuedRun {
+                    product: record.product.clone(),
+                    cause: "cron".into(),
+                    due_at: tick,
+                    attempt: 1,
+                    queued_at: now_ms(),
+                };
+                if self
+                    .mesh
+                    .catalog
+                    .fire_tick(&entry, tick, &self.runner.holder)
+                    .await?
+                {
+                    tracing::info!(product = %record.product, tick = %cron.pattern(), "cron tick fired");
+                }
+            }
+            self.fired.insert(record.product.clone(), tick.max(known));
+        }
+        Ok(())
+    }
+
+    async fn follow_upstreams(
+        &mut self,
+        deployed: &[(ProductRecord, ProductDescriptor)],
+    ) -> Result<()> {
+        let generations = self.mesh.catalog.generations().await?;
+        let seen = (generations.activity, generations.deployment);
+        if self.seen_activity == Some(seen) {
+            return Ok(());
+        }
+        let catalog = self.mesh.catalog.as_ref();
+        let settle = self.config.settle.as_millis() as i64;
+        // When each version may be followed.
+        let versions: HashMap<String, (i64, i64)> = catalog
+            .current_versions()
+            .await?
+            .into_iter()
+            .map(|v| {
+                let due = if SCHEDULED.contains(&v.cause.as_str()) {
+                    v.published_at
+                } else {
+                    v.published_at + settle
+                };
+                (v.output, (v.version, due))
+            })
+            .collect();
+        let last: HashMap<ProductRef, serde_json::Value> =
+            catalog.last_inputs().await?.into_iter().collect();
+        let leased: BTreeSet<ProductRef> = catalog
+            .leases()
+            .await?
+            .into_iter()
+            .map(|l| l.product)
+            .collect();
+        let records: Vec<ProductRecord> = deployed.iter().map(|(r, _)| r.clone()).collect();
+        for (record, p) in deployed {
+            if !p.schedule.as_ref().is_some_and(|s| s.on_upstream_change)
+                || leased.contains(&record.product)
+            {
+                continue;
+            }
+            let read = last.get(&record.product);
+            let mut due: Option<i64> = None;
+            for (input, output) in upstream_outputs(&records, p) {
+                let Some((version, follow_at)) = versions.get(&output) else {
+                    continue;
+                };
+                let seen = read
+                    .and_then(|r| r["upstream"][&input]["version"].as_i64())
+                    .filter(|_| {
+                        read.is_some_and(|r| r["upstream"][&input]["output"] == output.as_str())
+                    });
+                if seen != Some(*version) {
+                    due = Some(due.map_or(*follow_at, |d| d.max(*follow_at)));
+                }
+            }
+            if let Some(due_at) = due {
+                catalog
+                    .enqueue(&QueuedRun {
+                        product: record.product.clone(),
+                        cause: "upstream".into(),
+                        due_at,
+                        attempt: 1,
+                        queued_at: now_ms(),
+                    })
+                    .await?;
+            }
+        }
+        self.seen_activity = Some(seen);
+        Ok(())
+    }
+
+    async fn claim(
+        &mut self,
+        deployed: &[(ProductRecord, ProductDescriptor)],
+        tasks: &mut JoinSet<()>,
+    ) -> Result<()> {
+        let catalog = self.mesh.catalog.clone();
+        let queue = catalog.queue().await?;
+        if queue.is_empty() {
+            return Ok(());
+        }
+        let now = now_ms();
+        let leased: BTreeSet<ProductRef> = catalog
+            .leases()
+            .await?
+            .into_iter()
+            .map(|l| l.product)
+            .collect();
+        let owed: BTreeSet<ProductRef> = queue.iter().map(|e| e.product.clone()).collect();
+        let edges = read_edges(deployed);
+        let by_ref: BTreeMap<&ProductRef, &(ProductRecord, ProductDescriptor)> =
+            deployed.iter().map(|d| (&d.0.product, d)).collect();
+        for entry in queue.iter().filter(|e| e.due_at <= now) {
+            if self.running_count() >= self.config.concurrency {
+                break;
+            }
+            let Some((record, p)) = by_ref.get(&entry.product).map(|d| (&d.0, &d.1)) else {
+                catalog.dequeue(&entry.product).await?;
+                continue;
+            };
+            if leased.contains(&entry.product) {
+                continue;
+            }
+            let waits_for = ancestors(&edges, &entry.product);
+            if waits_for
+                .iter()
+                .any(|u| leased.contains(u) || owed.contains(u))
+            {
+                continue;
+            }
+            let request = RunRequest {
+                cause: entry.cause.clone(),
+                attempt: entry.attempt,
+                force: false,
+            };
+            let mut run = self.runner.begin(p, &request);
+            run.log.push(why_owed(entry));
+            if !catalog
+                .claim(entry, &run, &self.runner.holder, self.runner.lease_until())
+                .await?
+            {
+                continue;
+            }
+            tracing::info!(product = %entry.product, cause = %entry.cause, attempt = entry.attempt, run = %run.id, "run claimed");
+            self.running
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(entry.product.clone());
+            let runner = self.runner.clone();
+            let running = self.running.clone();
+            let wake = self.wake.clone();
+            let config = self.config.clone();
+            let retries = p
+                .schedule
+                .as_ref()
+                .and_then(|s| s.retries)
+                .unwrap_or(config.retries);
+            let (record, p) = (record.clone(), p.clone());
+            tasks.spawn(async move {
+                let product = record.product.clone();
+                match runner.execute(&p, &record, run, false, &Silent).await {
+                    Ok(done) => {
+                        tracing::info!(product = %product, run = %done.id, status = done.status.as_str(), "run finished");
+                        if done.status == RunStatus::Failed
+                            && let Err(e) =
+                                owe_retry(runner.catalog.as_ref(), &config, &done, retries).await
+                        {
+                            tracing::warn!(product = %product, error = %e, "could not owe a retry");
+                        }
+                    }
+                    Err(e) => tracing::warn!(product = %product, error = %e, "run could not be recorded"),
+                }
+                running
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .remove(&product);
+                wake.notify_one();
+            });
+        }
+        Ok(())
+    }
+
+    fn running_count(&self) -> usize {
+        self.running.lock().unwrap_or_else(|e| e.into_inner()).len()
+    }
+}
+
+/// Why the scheduler started a run, for its log.
+fn why_owed(entry: &QueuedRun) -> String {
+    let at = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms).map_or_else(
+            || ms.to_string(),
+            |t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+        )
+    };
+    match entry.cause.as_str() {
+        "cron" => format!("cron tick {}", at(entry.due_at)),
+        "upstream" => "an upstream published a version this product has not read".into(),
+        "retry" => format!("retry: attempt {}, due {}", entry.attempt, at(entry.due_at)),
+        other => format!("owed by {other}"),
+    }
+}
+
+/// Owes the next attempt of `run`, after `backoff × 2^(attempt−1)`, while
+/// attempts remain.
+async fn owe_retry(
+    catalog: &dyn CatalogStore,
+    config: &SchedulerConfig,
+    run: &RunRecord,
+    retries: u64,
+) -> Result<()> {
+    if run.attempt > i64::try_from(retries).unwrap_or(i64::MAX) {
+        tracing::warn!(product = %run.product, run = %run.id, "failed; no retries left");
+        return Ok(());
+    }
+    let factor = 1u32 << (run.attempt - 1).clamp(0, 16);
+    let wait = config.backoff.saturating_mul(factor);
+    catalog
+        .enqueue(&QueuedRun {
+            product: run.product.clone(),
+            cause: "retry".into(),
+            due_at: now_ms() + wait.as_millis() as i64,
+            attempt: run.attempt + 1,
+            queued_at: now_ms(),
+        })
+        .await?;
+    Ok(())
+}
+
+/// Every product `product` reads, directly or through others.
+fn ancestors(
+    edges: &BTreeMap<ProductRef, BTreeSet<ProductRef>>,
+    product: &ProductRef,
+) -> BTreeSet<ProductRef> {
+    let mut seen = BTreeSet::new();
+    let mut todo: Vec<&ProductRef> = edges.get(product).into_iter().flatten().collect();
+    while let Some(p) = todo.pop() {
+        if seen.insert(p.clone()) {
+            todo.extend(edges.get(p).into_iter().flatten());
+        }
+    }
+    seen
+}
+
+/// Each upstream input of `p` and the output it reads (`<domain>.<output>`),
+/// resolved as the runner resolves it.
+fn upstream_outputs(records: &[ProductRecord], p: &ProductDescriptor) -> Vec<(String, String)> {
+    p.inputs
+        .iter()
+        .filter_map(|i| {
+            let InputKind::Product {
+                product,
+                output,
+                version,
+            } = &i.kind
+            else {
+                return None;
+            };
+            let newest = records.iter().find(|r| r.product == product.value)?;
+            let mut upstream = newest;
+            let mut name = output.as_ref().map(|o| o.to_string());
+            if let Some(req) = version
+                && !semver::Version::parse(&newest.version).is_ok_and(|v| req.value.matches(&v))
+                && let Some(line) =
+                    mesh_catalog::matching_line(records, &product.value, Some(&req.value))
+            {
+                name = name.map(|o| mesh_catalog::line_output(&o, line));
+                upstream = line;
+            }
+            let out = match &name {
+                Some(o) => upstream.outputs.iter().find(|x| x.output.as_str() == o),
+                None => upstream.outputs.first(),
+            }?;
+            Some((i.name.to_string(), format!("{}.{}", out.domain, out.output)))
+        })
+        .collect()
+}
