@@ -27,6 +27,6 @@ pub use identity::{
 };
 pub use lines::{line_name, line_output, matching_line};
 pub use model::*;
-pub use runs::{CurrentVersion, RunFilter, RunStore};
+pub use runs::{CurrentVersion, RecordedHealth, RunFacts, RunFilter, RunStore};
 pub use sqlite::SqliteCatalog;
 pub use store::CatalogStore;

@@ -33,6 +33,26 @@ pub struct CurrentVersion {
     pub cause: String,
 }
 
+/// What health is computed from, per product.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RunFacts {
+    pub product: ProductRef,
+    /// ms since the epoch.
+    pub confirmed_at: Option<i64>,
+    pub checks_passed: i64,
+    pub checks_run: i64,
+}
+
+/// A product's health as recorded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordedHealth {
+    pub product: ProductRef,
+    pub health: String,
+    pub reasons: Vec<String>,
+    /// ms since the epoch.
+    pub since: i64,
+}
+
 #[async_trait]
 pub trait RunStore: Send + Sync {
     /// Records that a run started, holding its product's lease for
@@ -87,6 +107,27 @@ pub trait RunStore: Send + Sync {
     /// The current data version of every published output and when it was
     /// published (ms since the epoch), in one query.
     async fn current_versions(&self) -> Result<Vec<CurrentVersion>>;
+
+    /// For every product that has run: when its current data was last
+    /// confirmed (the newest `succeeded` or `up-to-date` run's end), and
+    /// its quality checks passed and run since `since`, in one query.
+    async fn run_facts(&self, since: chrono::DateTime<chrono::Utc>) -> Result<Vec<RunFacts>>;
+
+    /// The health last recorded for every product.
+    async fn healths(&self) -> Result<Vec<RecordedHealth>>;
+
+    /// Records a product's health if it still is `from` (`None`: none
+    /// recorded); false when another process changed it first.
+    async fn record_health(
+        &self,
+        product: &ProductRef,
+        from: Option<&str>,
+        to: &RecordedHealth,
+    ) -> Result<bool>;
+
+    /// Claims the right to send the notification `key`; false when it was
+    /// sent already.
+    async fn claim_notice(&self, key: &str, by: &str) -> Result<bool>;
 
     /// Owes `entry.product` a run. With one already owed, the two become
     /// one: the later due time, the higher attempt, and the cause of the

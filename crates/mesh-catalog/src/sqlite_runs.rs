@@ -7,7 +7,7 @@ use sqlx::{Row, Sqlite, Transaction};
 
 use crate::error::{CatalogError, Result};
 use crate::model::*;
-use crate::runs::{CurrentVersion, RunFilter, RunStore};
+use crate::runs::{CurrentVersion, RecordedHealth, RunFacts, RunFilter, RunStore};
 use crate::sqlite::{SqliteCatalog, json, product_ref, publication_from_row, ts};
 
 /// What the `timeline` column holds.
@@ -423,6 +423,100 @@ impl RunStore for SqliteCatalog {
             })
         })
         .collect()
+    }
+
+    async fn run_facts(&self, since: chrono::DateTime<chrono::Utc>) -> Result<Vec<RunFacts>> {
+        // Times are RFC 3339 in UTC, so they order as text.
+        sqlx::query(
+            "SELECT domain, name, \
+               max(CASE WHEN status IN ('succeeded', 'up-to-date') THEN finished_at END) AS confirmed, \
+               sum(CASE WHEN started_at >= $1 THEN checks_passed ELSE 0 END) AS passed, \
+               sum(CASE WHEN started_at >= $1 THEN checks_passed + checks_failed + checks_warned ELSE 0 END) AS checked \
+             FROM runs GROUP BY domain, name",
+        )
+        .bind(since.to_rfc3339())
+        .fetch_all(&self.pool)
+        .await?
+        .iter()
+        .map(|row| {
+            Ok(RunFacts {
+                product: product_ref(row.try_get("domain")?, row.try_get("name")?)?,
+                confirmed_at: row
+                    .try_get::<Option<String>, _>("confirmed")?
+                    .map(|t| ts(&t, "runs", "finished_at").map(|t| t.timestamp_millis()))
+                    .transpose()?,
+                checks_passed: row.try_get::<Option<i64>, _>("passed")?.unwrap_or(0),
+                checks_run: row.try_get::<Option<i64>, _>("checked")?.unwrap_or(0),
+            })
+        })
+        .collect()
+    }
+
+    async fn healths(&self) -> Result<Vec<RecordedHealth>> {
+        sqlx::query("SELECT * FROM product_health ORDER BY domain, name")
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(RecordedHealth {
+                    product: product_ref(row.try_get("domain")?, row.try_get("name")?)?,
+                    health: row.try_get("health")?,
+                    reasons: json(row.try_get("reasons")?, "product_health", "reasons")?,
+                    since: row.try_get("since")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn record_health(
+        &self,
+        product: &ProductRef,
+        from: Option<&str>,
+        to: &RecordedHealth,
+    ) -> Result<bool> {
+        let reasons = serde_json::json!(to.reasons).to_string();
+        let done = match from {
+            Some(from) => {
+                sqlx::query(
+                    "UPDATE product_health SET health = $1, reasons = $2, since = $3 \
+                     WHERE domain = $4 AND name = $5 AND health = $6",
+                )
+                .bind(&to.health)
+                .bind(&reasons)
+                .bind(to.since)
+                .bind(product.domain.as_str())
+                .bind(product.name.as_str())
+                .bind(from)
+                .execute(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(
+                    "INSERT INTO product_health (domain, name, health, reasons, since) \
+                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT (domain, name) DO NOTHING",
+                )
+                .bind(product.domain.as_str())
+                .bind(product.name.as_str())
+                .bind(&to.health)
+                .bind(&reasons)
+                .bind(to.since)
+                .execute(&self.pool)
+                .await?
+            }
+        };
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn claim_notice(&self, key: &str, by: &str) -> Result<bool> {
+        let done = sqlx::query(
+            "INSERT INTO notices (key, sent_by, at) VALUES ($1, $2, $3) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(by)
+        .bind(chrono::Utc::now().timestamp_millis())
+        .execute(&self.pool)
+        .await?;
+        Ok(done.rows_affected() == 1)
     }
 
     async fn enqueue(&self, e: &QueuedRun) -> Result<()> {

@@ -7,6 +7,7 @@ mod limits;
 mod output;
 mod remote;
 mod runs;
+mod status;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -126,6 +127,16 @@ enum Command {
         /// The date it will be retired (YYYY-MM-DD), shown to its readers.
         #[arg(long)]
         sunset: Option<chrono::NaiveDate>,
+    },
+    /// Every product's health (healthy, degraded, failing) and why, by
+    /// domain: data age against the freshness SLO, the last run, the
+    /// quality pass rate, upstreams. Exits 1 when any product is failing.
+    Status {
+        /// Only this domain's products.
+        #[arg(long)]
+        domain: Option<String>,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
     },
     /// Run history, newest first; `mesh runs show ID` for one run.
     Runs {
@@ -772,6 +783,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         },
+        Command::Status { domain, format } => {
+            let mesh = open(&cli.project, None).await?;
+            let all = mesh.status(&caller()).await?;
+            return status_of(all, domain.as_deref(), format);
+        }
         Command::Runs {
             command: Some(RunsCommand::Show { id, format }),
             ..
@@ -908,6 +924,11 @@ async fn remote_command(client: &remote::Remote, command: Command) -> anyhow::Re
             let mut rows = client.query(&sql).await?;
             print_query(&mut rows, format).await
         }
+        Command::Status { domain, format } => {
+            let all: Vec<mesh_service::health::ProductHealth> =
+                client.list("/api/v1/status", &[], usize::MAX).await?;
+            status_of(all, domain.as_deref(), format)
+        }
         Command::Runs {
             command: Some(RunsCommand::Show { id, format }),
             ..
@@ -972,6 +993,28 @@ async fn remote_command(client: &remote::Remote, command: Command) -> anyhow::Re
             "--server applies to `mesh query`, `mesh catalog` and `mesh runs`; this command works on a local project (unset MESH_SERVER or drop --server)"
         ),
     }
+}
+
+/// Prints `mesh status`; failing products make it exit 1.
+fn status_of(
+    mut all: Vec<mesh_service::health::ProductHealth>,
+    domain: Option<&str>,
+    format: Format,
+) -> anyhow::Result<ExitCode> {
+    if let Some(d) = domain {
+        all.retain(|h| h.domain == d);
+    }
+    status::print_status(&all, format == Format::Json)?;
+    Ok(
+        if all
+            .iter()
+            .any(|h| h.health == mesh_service::health::Health::Failing)
+        {
+            ExitCode::FAILURE
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
 }
 
 /// A run id as a URL path segment.

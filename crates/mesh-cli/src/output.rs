@@ -201,6 +201,13 @@ pub fn print_show(doc: &Value) {
         s(&doc["deployed_at"]),
         s(&doc["deployed_by"])
     );
+    let health = &doc["health"];
+    if !health.is_null() {
+        println!("health:      {}", s(&health["health"]));
+        for r in health["reasons"].as_array().into_iter().flatten() {
+            println!("             - {}", s(r));
+        }
+    }
     if let Some(inputs) = doc["inputs"].as_array() {
         println!("inputs:");
         for i in inputs {

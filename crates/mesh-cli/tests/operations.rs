@@ -460,3 +460,234 @@ fn table(dir: &Path, product: &str) -> std::path::PathBuf {
     let (domain, name) = product.split_once('/').unwrap();
     dir.join(".mesh/tables").join(domain).join(name).join(name)
 }
+
+/// One HTTP request a receiver got.
+#[derive(Debug, Clone)]
+struct Received {
+    headers: std::collections::HashMap<String, String>,
+    body: String,
+}
+
+/// A local webhook receiver: answers its first request 500 (to see the
+/// retry) and every other 200; stops by itself after two minutes.
+fn receiver() -> (String, std::sync::Arc<std::sync::Mutex<Vec<Received>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.set_nonblocking(true).unwrap();
+    let url = format!("http://{}/hook", listener.local_addr().unwrap());
+    let got: std::sync::Arc<std::sync::Mutex<Vec<Received>>> = Default::default();
+    let into = got.clone();
+    std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+        while std::time::Instant::now() < deadline {
+            let Ok((mut stream, _)) = listener.accept() else {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+                continue;
+            };
+            stream.set_nonblocking(false).unwrap();
+            stream
+                .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+                .unwrap();
+            let mut data = Vec::new();
+            let mut buf = [0u8; 4096];
+            let (head, length) = loop {
+                let Ok(n) = stream.read(&mut buf) else {
+                    break (String::new(), 0);
+                };
+                if n == 0 {
+                    break (String::new(), 0);
+                }
+                data.extend_from_slice(&buf[..n]);
+                if let Some(end) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                    let head = String::from_utf8_lossy(&data[..end]).into_owned();
+                    let length = head
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase()
+                                .strip_prefix("content-length:")
+                                .map(|v| v.trim().parse::<usize>().unwrap_or(0))
+                        })
+                        .unwrap_or(0);
+                    data.drain(..end + 4);
+                    break (head, length);
+                }
+            };
+            while data.len() < length {
+                let Ok(n) = stream.read(&mut buf) else { break };
+                if n == 0 {
+                    break;
+                }
+                data.extend_from_slice(&buf[..n]);
+            }
+            let headers = head
+                .lines()
+                .skip(1)
+                .filter_map(|l| l.split_once(':'))
+                .map(|(k, v)| (k.trim().to_ascii_lowercase(), v.trim().to_string()))
+                .collect();
+            let mut all = into.lock().unwrap();
+            let status = if all.is_empty() {
+                "500 Internal Server Error"
+            } else {
+                "200 OK"
+            };
+            all.push(Received {
+                headers,
+                body: String::from_utf8_lossy(&data).into_owned(),
+            });
+            drop(all);
+            let _ = stream.write_all(
+                format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .as_bytes(),
+            );
+        }
+    });
+    (url, got)
+}
+
+/// The events received, in order, once each (a retried delivery counts
+/// once), with their payloads.
+fn events(got: &std::sync::Arc<std::sync::Mutex<Vec<Received>>>) -> Vec<Value> {
+    let mut seen = std::collections::BTreeSet::new();
+    got.lock()
+        .unwrap()
+        .iter()
+        .filter(|r| seen.insert(r.headers["x-mesh-delivery"].clone()))
+        .map(|r| serde_json::from_str(&r.body).unwrap())
+        .collect()
+}
+
+#[test]
+fn freshness_breaches_and_recoveries_are_noticed_without_runs_and_sent_signed() {
+    use hmac::Mac;
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    let (url, got) = receiver();
+    let path = dir.join("mesh.yaml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&format!(
+        "scheduler: {{tick: 100ms, health: 200ms}}\nwebhooks:\n  - {{url: \"{url}\", secret_env: HOOK_SECRET, domains: [example]}}\n"
+    ));
+    std::fs::write(&path, text).unwrap();
+    edit(
+        &dir,
+        "example/greetings/product.yaml",
+        "slo: {freshness: 7d}",
+        "slo: {freshness: {warn: 3s, fail: 6s}}",
+    );
+    ok(&dir, &["deploy"]);
+    ok(&dir, &["run"]);
+    let status = json(&dir, &["status", "--format", "json"]);
+    assert_eq!(status[0]["health"], "healthy", "{status}");
+    let served = common::serve::Served::spawn(
+        &dir,
+        &["--http", "127.0.0.1:0", "--pg", "off", "--flight", "off"],
+        &[("HOOK_SECRET", "s3cret")],
+    );
+    // Nothing runs; the data only ages.
+    let kinds = |got: &_| -> Vec<(String, String)> {
+        events(got)
+            .iter()
+            .map(|e| {
+                (
+                    e["event"].as_str().unwrap().to_string(),
+                    e["health"].as_str().unwrap_or("").to_string(),
+                )
+            })
+            .collect()
+    };
+    assert!(
+        eventually(60, || kinds(&got).len() >= 2),
+        "{:?}",
+        kinds(&got)
+    );
+    assert_eq!(
+        kinds(&got)[..2],
+        [
+            pair("slo_breach", "degraded"),
+            pair("slo_breach", "failing")
+        ]
+    );
+    let breach = events(&got)[1].clone();
+    assert_eq!(breach["product"], "example/greetings");
+    assert_eq!(breach["previous"], "degraded");
+    assert!(
+        breach["reasons"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("stale: its newest data is"),
+        "{breach}"
+    );
+    // Status everywhere: CLI (exit 1 while failing), catalog, REST, metrics.
+    let out = common::mesh(&dir, &["status"]);
+    assert_eq!(out.status.code(), Some(1));
+    let table = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        table.contains("failing") && table.contains("stale"),
+        "{table}"
+    );
+    let show = ok(&dir, &["catalog", "show", "example/greetings"]);
+    assert!(show.contains("health:      failing"), "{show}");
+    let token = common::serve::token(&dir, common::USER);
+    let rest = common::serve::body_json(&common::serve::curl(
+        &served.base,
+        "/api/v1/status",
+        Some(&token),
+        None,
+    ));
+    assert_eq!(rest["items"][0]["health"], "failing", "{rest}");
+    let (_, _, metrics) = common::serve::curl(&served.base, "/metrics", Some(&token), None);
+    assert!(
+        metrics.contains(
+            "mesh_product_health{domain=\"example\",product=\"example/greetings\",health=\"failing\"} 1"
+        ),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(
+            "mesh_product_release_age_seconds{domain=\"example\",product=\"example/greetings\"}"
+        ),
+        "{metrics}"
+    );
+
+    // A new release recovers it.
+    ok(&dir, &["run", "--force"]);
+    assert!(eventually(60, || kinds(&got).len() >= 3));
+    assert_eq!(kinds(&got)[2], pair("recovery", "healthy"));
+    // A failed run is announced too, without its error text.
+    std::fs::write(
+        dir.join("example/greetings/data/greetings.csv"),
+        "id,language,text\n1,xx,Secret\n",
+    )
+    .unwrap();
+    common::mesh(&dir, &["run"]);
+    assert!(eventually(60, || events(&got)
+        .iter()
+        .any(|e| e["event"] == "run_failed")));
+    let failed = events(&got)
+        .into_iter()
+        .find(|e| e["event"] == "run_failed")
+        .unwrap();
+    assert_eq!(failed["run"]["status"], "failed");
+    assert!(!failed.to_string().contains("Secret"), "{failed}");
+
+    // Every delivery is signed: HMAC-SHA256 of `<timestamp>.<body>`.
+    let all = got.lock().unwrap().clone();
+    for r in &all {
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(b"s3cret").unwrap();
+        mac.update(format!("{}.{}", r.headers["x-mesh-timestamp"], r.body).as_bytes());
+        let hex: String = mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(r.headers["x-mesh-signature"], format!("sha256={hex}"));
+    }
+    // The first delivery was refused with a 500 and sent again.
+    assert_eq!(
+        all[0].headers["x-mesh-delivery"],
+        all[1].headers["x-mesh-delivery"]
+    );
+    drop(served);
+}

@@ -36,6 +36,19 @@ struct RunLabels {
     status: String,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProductLabels {
+    domain: String,
+    product: String,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct HealthLabels {
+    domain: String,
+    product: String,
+    health: String,
+}
+
 type Histograms<L> = Family<L, Histogram, fn() -> Histogram>;
 
 fn latency() -> Histogram {
@@ -53,6 +66,10 @@ pub struct Metrics {
     http: Family<HttpLabels, Counter>,
     http_seconds: Histograms<ProtocolLabel>,
     runs: Family<RunLabels, Gauge>,
+    release_age: Family<ProductLabels, Gauge>,
+    health: Family<HealthLabels, Gauge>,
+    /// One render at a time: product gauges are filled per caller.
+    rendering: std::sync::Mutex<()>,
 }
 
 impl std::fmt::Debug for Metrics {
@@ -106,8 +123,23 @@ impl Default for Metrics {
             "Pipeline runs recorded in the catalog, by status",
             runs.clone(),
         );
+        let release_age = Family::<ProductLabels, Gauge>::default();
+        registry.register(
+            "product_release_age_seconds",
+            "Seconds since each product's data was last published or confirmed current (products the caller may see)",
+            release_age.clone(),
+        );
+        let health = Family::<HealthLabels, Gauge>::default();
+        registry.register(
+            "product_health",
+            "1 for each product's current health (healthy, degraded, failing), 0 for the others",
+            health.clone(),
+        );
         Metrics {
             registry,
+            release_age,
+            health,
+            rendering: std::sync::Mutex::new(()),
             queries,
             query_seconds,
             sessions,
@@ -159,8 +191,35 @@ impl Metrics {
     }
 
     /// The metrics as OpenMetrics text; `runs` are the catalog's run
-    /// counts by status, read now.
-    pub fn render(&self, runs: &[(String, u64)]) -> String {
+    /// counts by status, and `products` the health of the products the
+    /// caller may see, read now.
+    pub fn render(
+        &self,
+        runs: &[(String, u64)],
+        products: &[mesh_service::health::ProductHealth],
+    ) -> String {
+        let _one = self.rendering.lock().unwrap_or_else(|e| e.into_inner());
+        self.release_age.clear();
+        self.health.clear();
+        for p in products {
+            if let Some(age) = p.age_seconds {
+                self.release_age
+                    .get_or_create(&ProductLabels {
+                        domain: p.domain.clone(),
+                        product: p.product.clone(),
+                    })
+                    .set(age);
+            }
+            for h in ["healthy", "degraded", "failing"] {
+                self.health
+                    .get_or_create(&HealthLabels {
+                        domain: p.domain.clone(),
+                        product: p.product.clone(),
+                        health: h.to_string(),
+                    })
+                    .set(i64::from(p.health.as_str() == h));
+            }
+        }
         for (status, n) in runs {
             self.runs
                 .get_or_create(&RunLabels {

@@ -160,6 +160,12 @@ pub fn document() -> Value {
                 "requestBody": body("RunRequest", false),
                 "responses": responses(ok("The runs", schema_ref("RunResult")), &["400", "401", "403", "404", "409"])
             }},
+            "/api/v1/status": {"get": {
+                "summary": "The health of the products the caller may see",
+                "description": "healthy, degraded or failing, with the reasons: data age against the freshness SLO, the last run, the quality pass rate, unhealthy upstreams.",
+                "operationId": "status", "security": secured, "parameters": paging(),
+                "responses": responses(ok("A page of product health", page_of("ProductHealth")), &["400", "401"])
+            }},
             "/api/v1/runs/{id}": {"get": {
                 "summary": "One run: its timeline, check results and log",
                 "description": "A run of a product the caller may not see is a 404, like an unknown run.",
@@ -294,6 +300,23 @@ pub fn document() -> Value {
                         "error": {"type": "string", "nullable": true},
                         "checks": {"type": "array", "items": {"type": "object"}},
                         "publications": {"type": "array", "items": {"type": "object"}}
+                    }
+                },
+                "ProductHealth": {
+                    "type": "object", "required": ["product", "domain", "health", "reasons"],
+                    "properties": {
+                        "product": {"type": "string"}, "domain": {"type": "string"},
+                        "health": {"type": "string", "enum": ["healthy", "degraded", "failing"]},
+                        "reasons": {"type": "array", "items": {"type": "string"}},
+                        "newest_release": {"type": "string", "nullable": true},
+                        "confirmed_at": {"type": "string", "nullable": true},
+                        "age_seconds": {"type": "integer", "nullable": true},
+                        "freshness_warn_seconds": {"type": "integer", "nullable": true},
+                        "freshness_fail_seconds": {"type": "integer", "nullable": true},
+                        "quality_pass_rate": {"type": "number", "nullable": true},
+                        "quality_min_pass_rate": {"type": "number"},
+                        "quality_window": {"type": "string"},
+                        "last_run": {"type": "object", "nullable": true}
                     }
                 },
                 "RunRequest": {

@@ -42,6 +42,7 @@ pub fn router(mesh: Arc<Mesh>, metrics: Arc<crate::metrics::Metrics>) -> Router 
         .route("/search", get(search))
         .route("/runs", get(runs::runs).post(runs::trigger_run))
         .route("/runs/{id}", get(runs::run_detail))
+        .route("/status", get(runs::status))
         .route("/query", post(query))
         .route("/audit", get(audit))
         .route(
@@ -111,17 +112,18 @@ async fn http_metrics(State(s): State<AppState>, req: Request, next: Next) -> Re
 /// client whose `Accept` asks for `text/plain` and not OpenMetrics.
 async fn metrics_text(
     State(s): State<AppState>,
-    Authed(_): Authed,
+    Authed(caller): Authed,
     headers: axum::http::HeaderMap,
 ) -> Result<Response, Problem> {
     let runs = s.mesh.run_counts().await?;
+    let products = s.mesh.status(&caller).await?;
     let accept: Vec<&str> = headers
         .get_all(header::ACCEPT)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .collect();
     let asks = |what: &str| accept.iter().any(|v| v.contains(what));
-    let text = s.metrics.render(&runs);
+    let text = s.metrics.render(&runs, &products);
     let (body, content_type) = if asks("text/plain") && !asks("application/openmetrics-text") {
         (
             crate::metrics::classic(&text),

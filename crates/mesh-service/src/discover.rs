@@ -264,6 +264,13 @@ impl Mesh {
             let seen = self.run_error_as_seen_by(caller, &r, raw).await?;
             *error = seen.map_or(Value::Null, Value::String);
         }
+        // Health changes with the clock, so it is never cached.
+        let health = self
+            .status(caller)
+            .await?
+            .into_iter()
+            .find(|h| h.product == r.to_string());
+        page["health"] = serde_json::to_value(health).unwrap_or(Value::Null);
         Ok(page)
     }
 

@@ -60,6 +60,9 @@ pub struct Scheduler {
     fired: HashMap<ProductRef, i64>,
     /// The activity generation upstream changes were last looked at in.
     seen_activity: Option<(i64, i64)>,
+    notifier: crate::notify::Notifier,
+    /// When health was last evaluated.
+    health_at: Option<tokio::time::Instant>,
 }
 
 impl Scheduler {
@@ -67,13 +70,18 @@ impl Scheduler {
         let config = mesh.config.scheduler.clone();
         let runner = Arc::new(Runner::new(mesh.catalog.clone()));
         Scheduler {
-            mesh,
             config,
             runner,
             running: Arc::default(),
             wake: Arc::new(Notify::new()),
             fired: HashMap::new(),
             seen_activity: None,
+            notifier: crate::notify::Notifier::new(
+                mesh.config.webhooks.clone(),
+                mesh.config.name.clone(),
+            ),
+            health_at: None,
+            mesh,
         }
     }
 
@@ -121,7 +129,106 @@ impl Scheduler {
             .collect();
         self.fire_cron(&deployed).await?;
         self.follow_upstreams(&deployed).await?;
-        self.claim(&deployed, tasks).await
+        self.claim(&deployed, tasks).await?;
+        if self
+            .health_at
+            .is_none_or(|t| t.elapsed() >= self.config.health)
+        {
+            self.health_at = Some(tokio::time::Instant::now());
+            self.watch_health().await?;
+        }
+        Ok(())
+    }
+
+    /// Records each product's health; the process that records a change
+    /// announces it (`slo_breach`, `recovery`), and each failed run of the
+    /// last ten minutes is announced once (`run_failed`).
+    async fn watch_health(&self) -> Result<()> {
+        use crate::health::Health;
+        use mesh_catalog::RecordedHealth;
+        let catalog = self.mesh.catalog.as_ref();
+        let all = self.mesh.health_all().await?;
+        let recorded: HashMap<ProductRef, RecordedHealth> = catalog
+            .healths()
+            .await?
+            .into_iter()
+            .map(|h| (h.product.clone(), h))
+            .collect();
+        let now = now_ms();
+        for (product, h) in &all {
+            let prev = recorded.get(product);
+            let same = prev.is_some_and(|p| p.health == h.health.as_str());
+            let to = RecordedHealth {
+                product: product.clone(),
+                health: h.health.as_str().to_string(),
+                reasons: h.reasons.clone(),
+                since: prev.filter(|_| same).map_or(now, |p| p.since),
+            };
+            if same {
+                if prev.is_some_and(|p| p.reasons != to.reasons) {
+                    catalog
+                        .record_health(product, Some(&to.health), &to)
+                        .await?;
+                }
+                continue;
+            }
+            if !catalog
+                .record_health(product, prev.map(|p| p.health.as_str()), &to)
+                .await?
+            {
+                continue; // another process noticed it first
+            }
+            let kind = match (h.health, prev) {
+                (Health::Healthy, None) => continue,
+                (Health::Healthy, Some(_)) => "recovery",
+                _ => "slo_breach",
+            };
+            tracing::info!(product = %product, health = h.health.as_str(), event = kind, "health changed");
+            self.notifier.send(crate::notify::Event {
+                kind,
+                product: product.clone(),
+                detail: serde_json::json!({
+                    "health": h.health,
+                    "previous": prev.map(|p| p.health.clone()),
+                    "reasons": h.reasons,
+                    "age_seconds": h.age_seconds,
+                    "freshness_warn_seconds": h.freshness_warn_seconds,
+                    "freshness_fail_seconds": h.freshness_fail_seconds,
+                    "quality_pass_rate": h.quality_pass_rate,
+                }),
+            });
+        }
+        let recent = chrono::Utc::now() - chrono::Duration::minutes(10);
+        for status in ["failed", "abandoned"] {
+            let filter = mesh_catalog::RunFilter {
+                product: None,
+                status: Some(status.into()),
+            };
+            for run in catalog.runs(&filter, 50).await? {
+                if run.finished_at.is_none_or(|t| t < recent)
+                    || !catalog
+                        .claim_notice(&format!("run-failed:{}", run.id), &self.runner.holder)
+                        .await?
+                {
+                    continue;
+                }
+                self.notifier.send(crate::notify::Event {
+                    kind: "run_failed",
+                    product: run.product.clone(),
+                    detail: serde_json::json!({
+                        "run": {
+                            "id": run.id.to_string(),
+                            "status": run.status.as_str(),
+                            "cause": run.cause,
+                            "attempt": run.attempt,
+                            "started_at": run.started_at,
+                            "finished_at": run.finished_at,
+                        },
+                    }),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Owes a retry of a scheduled run that failed or was abandoned, if

@@ -322,8 +322,37 @@ impl Output {
 /// Service level objectives.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Slo {
-    /// Maximum age of the latest published version.
+    /// Maximum age of the latest published version: past it, the
+    /// product is failing its promise.
     pub freshness: Option<Spanned<Duration>>,
+    /// Age past which the product is degraded (`freshness: {warn, fail}`);
+    /// three quarters of `freshness` when not written.
+    pub freshness_warn: Option<Duration>,
+    /// The quality objective, when declared.
+    pub quality: Option<QualitySlo>,
+}
+
+/// The share of quality checks that must pass over a window of runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct QualitySlo {
+    pub min_pass_rate: f64,
+    pub window: Duration,
+}
+
+impl QualitySlo {
+    /// What a product without a declared quality objective is held to.
+    pub const DEFAULT: QualitySlo = QualitySlo {
+        min_pass_rate: 0.95,
+        window: Duration::from_secs(7 * 86_400),
+    };
+}
+
+impl Slo {
+    /// The freshness windows (warn, fail), when a freshness SLO is declared.
+    pub fn freshness_windows(&self) -> Option<(Duration, Duration)> {
+        let fail = self.freshness.as_ref()?.value;
+        Some((self.freshness_warn.unwrap_or(fail * 3 / 4), fail))
+    }
 }
 
 /// When the product is rebuilt.

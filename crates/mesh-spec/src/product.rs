@@ -173,11 +173,60 @@ fn decode_product(
         None => Vec::new(),
     };
     let slo = f.get("slo").and_then(|n| {
-        let sf = ctx.fields(n, "slo", &["freshness"])?;
+        let sf = ctx.fields(n, "slo", &["freshness", "quality"])?;
+        let (freshness, freshness_warn) = match sf.get("freshness") {
+            Some(n) if matches!(n.value, Value::Map(_)) => {
+                let ff = ctx.fields(n, "slo.freshness", &["warn", "fail"])?;
+                let warn = ff
+                    .get("warn")
+                    .and_then(|n| duration(ctx, n, "slo.freshness.warn"));
+                let fail = ctx
+                    .require(&ff, "fail", "slo.freshness")
+                    .and_then(|n| duration(ctx, n, "slo.freshness.fail"));
+                if let (Some(w), Some(f)) = (&warn, &fail)
+                    && w.value >= f.value
+                {
+                    ctx.error(
+                        "invalid-slo",
+                        w.span,
+                        "`slo.freshness.warn` must be shorter than `fail`",
+                    );
+                }
+                (fail, warn.map(|w| w.value))
+            }
+            Some(n) => (duration(ctx, n, "slo.freshness"), None),
+            None => (None, None),
+        };
+        let quality = sf.get("quality").and_then(|n| {
+            let qf = ctx.fields(n, "slo.quality", &["min_pass_rate", "window"])?;
+            let rate = qf.get("min_pass_rate").and_then(|n| {
+                ctx.number(n, "slo.quality.min_pass_rate")
+                    .map(|r| (r, n.span))
+            });
+            if let Some((r, span)) = rate
+                && !(0.0..=1.0).contains(&r)
+            {
+                ctx.error(
+                    "invalid-slo",
+                    span,
+                    format!("`slo.quality.min_pass_rate` is {r}; write a share between 0 and 1"),
+                );
+            }
+            Some(crate::descriptor::QualitySlo {
+                min_pass_rate: rate
+                    .map_or(crate::descriptor::QualitySlo::DEFAULT.min_pass_rate, |r| {
+                        r.0
+                    }),
+                window: qf
+                    .get("window")
+                    .and_then(|n| duration(ctx, n, "slo.quality.window"))
+                    .map_or(crate::descriptor::QualitySlo::DEFAULT.window, |w| w.value),
+            })
+        });
         Some(Slo {
-            freshness: sf
-                .get("freshness")
-                .and_then(|n| duration(ctx, n, "slo.freshness")),
+            freshness,
+            freshness_warn,
+            quality,
         })
     });
     let schedule = f.get("schedule").and_then(|n| {

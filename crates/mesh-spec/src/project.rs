@@ -27,7 +27,27 @@ pub struct ProjectConfig {
     pub catalog: Option<String>,
     /// How the scheduler runs (`scheduler:` in mesh.yaml).
     pub scheduler: SchedulerConfig,
+    /// Where notifications go (`webhooks:` in mesh.yaml).
+    pub webhooks: Vec<Webhook>,
 }
+
+/// A receiver of notifications: JSON POSTs signed with a shared secret.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Webhook {
+    pub url: String,
+    /// The environment variable holding the shared secret (secrets never
+    /// live in mesh.yaml).
+    pub secret_env: String,
+    /// Only these domains' products (all when empty).
+    pub domains: Vec<String>,
+    /// Only these products, `<domain>/<name>` (all when empty).
+    pub products: Vec<String>,
+    /// Only these events (all when empty).
+    pub events: Vec<String>,
+}
+
+/// Every event a webhook may receive.
+pub const WEBHOOK_EVENTS: [&str; 3] = ["slo_breach", "recovery", "run_failed"];
 
 /// The scheduler's settings; every field has a default.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,6 +64,9 @@ pub struct SchedulerConfig {
     /// `on_upstream_change` consumers run, so a burst of releases
     /// coalesces into one run.
     pub settle: std::time::Duration,
+    /// How often health (freshness, quality) is evaluated and changes are
+    /// announced.
+    pub health: std::time::Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -54,6 +77,7 @@ impl Default for SchedulerConfig {
             retries: 2,
             backoff: std::time::Duration::from_secs(30),
             settle: std::time::Duration::from_secs(2),
+            health: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -181,6 +205,7 @@ fn load_config(root: &Path, path: &Path, text: &str, out: &mut Vec<Diagnostic>) 
         storage: None,
         catalog: None,
         scheduler: SchedulerConfig::default(),
+        webhooks: Vec::new(),
     };
     let file = SourceFile::new(path, text);
     let mut ctx = Ctx::new(file);
@@ -205,6 +230,7 @@ fn load_config(root: &Path, path: &Path, text: &str, out: &mut Vec<Diagnostic>) 
                     "storage",
                     "catalog",
                     "scheduler",
+                    "webhooks",
                 ],
             ) {
                 if let Some(v) = f
@@ -245,6 +271,13 @@ fn load_config(root: &Path, path: &Path, text: &str, out: &mut Vec<Diagnostic>) 
                 if let Some(n) = f.get("scheduler") {
                     scheduler(&mut ctx, n, &mut config.scheduler);
                 }
+                if let Some(n) = f.get("webhooks") {
+                    for item in ctx.list(n, "webhooks") {
+                        if let Some(w) = webhook(&mut ctx, item) {
+                            config.webhooks.push(w);
+                        }
+                    }
+                }
             }
         }
     }
@@ -256,7 +289,14 @@ fn scheduler(ctx: &mut Ctx, node: &crate::yaml::Node, into: &mut SchedulerConfig
     let Some(f) = ctx.fields(
         node,
         "scheduler",
-        &["tick", "concurrency", "retries", "backoff", "settle"],
+        &[
+            "tick",
+            "concurrency",
+            "retries",
+            "backoff",
+            "settle",
+            "health",
+        ],
     ) else {
         return;
     };
@@ -283,6 +323,7 @@ fn scheduler(ctx: &mut Ctx, node: &crate::yaml::Node, into: &mut SchedulerConfig
     duration(ctx, "tick", &mut into.tick);
     duration(ctx, "backoff", &mut into.backoff);
     duration(ctx, "settle", &mut into.settle);
+    duration(ctx, "health", &mut into.health);
     if let Some(n) = f
         .get("concurrency")
         .and_then(|n| ctx.uint(n, "scheduler.concurrency"))
@@ -295,4 +336,49 @@ fn scheduler(ctx: &mut Ctx, node: &crate::yaml::Node, into: &mut SchedulerConfig
     {
         into.retries = n;
     }
+}
+
+fn webhook(ctx: &mut Ctx, node: &crate::yaml::Node) -> Option<Webhook> {
+    let f = ctx.fields(
+        node,
+        "a webhook",
+        &["url", "secret_env", "domains", "products", "events"],
+    )?;
+    let url = ctx
+        .require(&f, "url", "a webhook")
+        .and_then(|n| ctx.string(n, "webhooks.url"))?;
+    if !(url.value.starts_with("http://") || url.value.starts_with("https://")) {
+        ctx.error(
+            "invalid-webhook",
+            url.span,
+            format!("`{}` is not an http:// or https:// URL", url.value),
+        );
+    }
+    let secret_env = ctx
+        .require(&f, "secret_env", "a webhook")
+        .and_then(|n| ctx.string(n, "webhooks.secret_env"))?;
+    let list = |ctx: &mut Ctx, key: &str| -> Vec<crate::Spanned<String>> {
+        f.get(key)
+            .map(|n| ctx.strings(n, &format!("webhooks.{key}")))
+            .unwrap_or_default()
+    };
+    let events = list(ctx, "events");
+    for e in &events {
+        if !WEBHOOK_EVENTS.contains(&e.value.as_str()) {
+            ctx.error(
+                "invalid-webhook",
+                e.span,
+                format!("unknown event `{}`", e.value),
+            )
+            .help = Some(format!("events are {}", WEBHOOK_EVENTS.join(", ")));
+        }
+    }
+    let values = |v: Vec<crate::Spanned<String>>| v.into_iter().map(|s| s.value).collect();
+    Some(Webhook {
+        url: url.value,
+        secret_env: secret_env.value,
+        domains: values(list(ctx, "domains")),
+        products: values(list(ctx, "products")),
+        events: values(events),
+    })
 }

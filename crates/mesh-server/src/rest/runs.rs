@@ -1,4 +1,5 @@
-//! `/api/v1/runs`: run history, one run's timeline, and triggering runs.
+//! `/api/v1/runs`: run history, one run's timeline, and triggering runs;
+//! `/api/v1/status`: the health of products.
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -89,4 +90,15 @@ pub(super) async fn run_detail(
     Path(id): Path<String>,
 ) -> Result<Json<mesh_service::RunRecord>, Problem> {
     Ok(Json(s.mesh.run_detail(&caller, &id).await?))
+}
+
+/// `GET /api/v1/status`: the health of the products the caller may see,
+/// by domain and name; as `mesh status --format json`.
+pub(super) async fn status(
+    State(s): State<AppState>,
+    Authed(caller): Authed,
+    Query(p): Query<super::PageParams>,
+) -> Result<Json<Page<mesh_service::health::ProductHealth>>, Problem> {
+    let all = s.mesh.status(&caller).await?;
+    Ok(Json(page(all, p.limit, p.offset)?))
 }
