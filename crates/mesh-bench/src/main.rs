@@ -12,6 +12,7 @@ mod measure;
 mod planmesh;
 mod policy;
 mod queries;
+mod schedule;
 mod serve;
 mod tpch;
 
@@ -56,6 +57,21 @@ enum Cmd {
         /// Also write the report to this file.
         #[arg(long)]
         report: Option<PathBuf>,
+    },
+    /// The scheduler: a DAG of trivial products refreshed by `mesh
+    /// scheduler` after its source publishes, against the same runs
+    /// alone; and a no-op `mesh run` of every product.
+    Schedule {
+        #[arg(long, default_value_t = 500)]
+        products: usize,
+        #[arg(long, default_value_t = 10)]
+        depth: usize,
+        #[arg(long, default_value = "target/bench")]
+        work: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        #[arg(long)]
+        mesh: Option<PathBuf>,
     },
     /// Time `mesh plan` on synthetic meshes of each size, with breaking
     /// changes in 10% of the products, against `mesh validate`.
@@ -187,6 +203,26 @@ fn main() -> Result<()> {
             if let Some(path) = report {
                 std::fs::write(&path, &text)?;
             }
+            Ok(())
+        }
+        Cmd::Schedule {
+            products,
+            depth,
+            work,
+            repeat,
+            mesh,
+        } => {
+            std::fs::create_dir_all(&work)?;
+            print!(
+                "{}",
+                schedule::schedule_bench(
+                    &mesh_binary(mesh)?,
+                    &std::path::absolute(&work)?,
+                    products.max(3),
+                    depth.clamp(2, products.max(3)),
+                    repeat.max(1)
+                )?
+            );
             Ok(())
         }
         Cmd::Plan {

@@ -691,3 +691,58 @@ fn freshness_breaches_and_recoveries_are_noticed_without_runs_and_sent_signed() 
     );
     drop(served);
 }
+
+#[test]
+fn a_failed_scheduled_run_is_retried_with_backoff_until_its_retries_are_spent() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    fast_scheduler(&dir, "100ms");
+    // Its checks can never pass: every attempt fails.
+    add_counts(&dir, "schedule: {on_upstream_change: true, retries: 2}\n");
+    edit(
+        &dir,
+        "example/counts/product.yaml",
+        "description: Greetings}\n",
+        "description: Greetings}\n    quality:\n      - {check: row_count, min: 1000}\n",
+    );
+    ok(&dir, &["deploy"]);
+    let _scheduler = Scheduler::start(&dir, &[]);
+    ok(&dir, &["run", "example/greetings"]);
+    let finished = |n: usize| {
+        let runs = runs_of(&dir, "example/counts");
+        runs.len() == n && runs[n - 1]["status"] != "running"
+    };
+    assert!(eventually(60, || finished(3)));
+    // Backoff 200 ms, then 400 ms: nothing more comes.
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    let runs = runs_of(&dir, "example/counts");
+    assert_eq!(
+        causes(&runs),
+        [
+            pair("upstream", "failed"),
+            pair("retry", "failed"),
+            pair("retry", "failed")
+        ]
+    );
+    let attempts: Vec<i64> = runs
+        .iter()
+        .map(|r| r["attempt"].as_i64().unwrap())
+        .collect();
+    assert_eq!(attempts, [1, 2, 3]);
+    let started: Vec<chrono::DateTime<chrono::Utc>> = runs
+        .iter()
+        .map(|r| r["started_at"].as_str().unwrap().parse().unwrap())
+        .collect();
+    let finished_at: Vec<chrono::DateTime<chrono::Utc>> = runs
+        .iter()
+        .map(|r| r["finished_at"].as_str().unwrap().parse().unwrap())
+        .collect();
+    assert!(started[1] - finished_at[0] >= chrono::Duration::milliseconds(200));
+    assert!(started[2] - finished_at[1] >= chrono::Duration::milliseconds(400));
+    assert!(
+        runs[2]["log"][0]
+            .as_str()
+            .unwrap()
+            .starts_with("retry: attempt 3")
+    );
+}

@@ -297,6 +297,15 @@ impl Scheduler {
             return Ok(());
         }
         let catalog = self.mesh.catalog.as_ref();
+        // Leases first: a run that ends after this read has recorded what
+        // it read before its inputs are read below, so it is not owed
+        // again for a version it read.
+        let leased: BTreeSet<ProductRef> = catalog
+            .leases()
+            .await?
+            .into_iter()
+            .map(|l| l.product)
+            .collect();
         let settle = self.config.settle.as_millis() as i64;
         // When each version may be followed.
         let versions: HashMap<String, (i64, i64)> = catalog
@@ -314,12 +323,6 @@ impl Scheduler {
             .collect();
         let last: HashMap<ProductRef, serde_json::Value> =
             catalog.last_inputs().await?.into_iter().collect();
-        let leased: BTreeSet<ProductRef> = catalog
-            .leases()
-            .await?
-            .into_iter()
-            .map(|l| l.product)
-            .collect();
         let records: Vec<ProductRecord> = deployed.iter().map(|(r, _)| r.clone()).collect();
         for (record, p) in deployed {
             if !p.schedule.as_ref().is_some_and(|s| s.on_upstream_change)
