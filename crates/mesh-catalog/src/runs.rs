@@ -97,7 +97,8 @@ pub trait RunStore: Send + Sync {
     /// The newest run of every product that has run, in one query.
     async fn last_runs(&self) -> Result<Vec<RunRecord>>;
 
-    /// The newest finished run of `product` that recorded what it read.
+    /// The newest finished run of `product` that recorded what it read
+    /// (without its check results and publications).
     async fn last_fingerprinted(&self, product: &ProductRef) -> Result<Option<RunRecord>>;
 
     /// For every product, what its newest finished fingerprinted run read,

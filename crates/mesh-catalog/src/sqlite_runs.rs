@@ -36,9 +36,19 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 impl SqliteCatalog {
     async fn run_rows(&self, rows: Vec<SqliteRow>) -> Result<Vec<RunRecord>> {
+        self.run_rows_with(rows, true).await
+    }
+
+    /// Runs from their rows; with `details`, their check results and
+    /// publications too.
+    async fn run_rows_with(&self, rows: Vec<SqliteRow>, details: bool) -> Result<Vec<RunRecord>> {
         let mut runs = Vec::with_capacity(rows.len());
         for row in rows {
             let id = RunId(row.try_get("id")?);
+            if !details {
+                runs.push(self.run_from_row(&row, id, Vec::new(), Vec::new())?);
+                continue;
+            }
             let checks =
                 sqlx::query("SELECT * FROM check_results WHERE run_id = $1 ORDER BY output, name")
                     .bind(&id.0)
@@ -65,12 +75,25 @@ impl SqliteCatalog {
                     .iter()
                     .map(publication_from_row)
                     .collect::<Result<Vec<_>>>()?;
+            runs.push(self.run_from_row(&row, id, checks, publications)?);
+        }
+        Ok(runs)
+    }
+
+    fn run_from_row(
+        &self,
+        row: &SqliteRow,
+        id: RunId,
+        checks: Vec<CheckResult>,
+        publications: Vec<Publication>,
+    ) -> Result<RunRecord> {
+        {
             let status: String = row.try_get("status")?;
             let timeline: Timeline = match row.try_get::<Option<String>, _>("timeline")? {
                 Some(t) => json(&t, "runs", "timeline")?,
                 None => Timeline::default(),
             };
-            runs.push(RunRecord {
+            Ok(RunRecord {
                 id,
                 product: product_ref(row.try_get("domain")?, row.try_get("name")?)?,
                 version: row.try_get("version")?,
@@ -100,9 +123,8 @@ impl SqliteCatalog {
                     .transpose()?,
                 steps: timeline.steps,
                 log: timeline.log,
-            });
+            })
         }
-        Ok(runs)
     }
 
     /// Inserts a running run and its lease; a taken lease is `RunBusy`.
@@ -320,10 +342,11 @@ impl RunStore for SqliteCatalog {
     }
 
     async fn running_runs(&self) -> Result<Vec<RunRecord>> {
+        // A running run has no check results or publications yet.
         let rows = sqlx::query("SELECT * FROM runs WHERE status = 'running' ORDER BY started_at")
             .fetch_all(&self.pool)
             .await?;
-        self.run_rows(rows).await
+        self.run_rows_with(rows, false).await
     }
 
     async fn run(&self, id: &RunId) -> Result<Option<RunRecord>> {
@@ -380,7 +403,7 @@ impl RunStore for SqliteCatalog {
         .bind(product.name.as_str())
         .fetch_all(&self.pool)
         .await?;
-        Ok(self.run_rows(rows).await?.into_iter().next())
+        Ok(self.run_rows_with(rows, false).await?.into_iter().next())
     }
 
     async fn last_inputs(&self) -> Result<Vec<(ProductRef, serde_json::Value)>> {

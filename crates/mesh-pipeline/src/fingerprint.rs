@@ -128,12 +128,20 @@ pub async fn unchanged_since(
         return Ok(None);
     }
     for o in &record.outputs {
-        if catalog
-            .current_publication(&o.domain, &o.output)
-            .await?
-            .is_none()
-            || resolver.provider(o, mesh_query::At::Current).await.is_err()
-        {
+        let Some(current) = catalog.current_publication(&o.domain, &o.output).await? else {
+            return Ok(None);
+        };
+        // Local files recorded with the version: one `stat` each. Anything
+        // else is opened as a query would open it (which checks its files).
+        let local = mesh_storage::table_url(&o.location)
+            .ok()
+            .filter(|u| u.scheme() == "file")
+            .and_then(|u| u.to_file_path().ok());
+        let present = match (local, &current.files) {
+            (Some(root), Some(files)) => files.iter().all(|f| root.join(f).is_file()),
+            _ => resolver.provider(o, mesh_query::At::Current).await.is_ok(),
+        };
+        if !present {
             return Ok(None);
         }
     }

@@ -63,6 +63,37 @@ pub struct Scheduler {
     notifier: crate::notify::Notifier,
     /// When health was last evaluated.
     health_at: Option<tokio::time::Instant>,
+    /// Whether runs left without a lease (by earlier versions) were looked
+    /// for; after that, only stale leases are.
+    swept: bool,
+    /// What each product reads, for the deployment generation it was
+    /// computed in.
+    graph: Option<(i64, Arc<Graph>)>,
+}
+
+/// The dependency graph of the deployed products.
+struct Graph {
+    /// Every product each reads, directly or through others.
+    ancestors: BTreeMap<ProductRef, BTreeSet<ProductRef>>,
+    /// Each product's upstream inputs and the outputs they read.
+    reads: BTreeMap<ProductRef, Vec<(String, String)>>,
+}
+
+impl Graph {
+    fn of(deployed: &[(ProductRecord, ProductDescriptor)]) -> Graph {
+        let edges = read_edges(deployed);
+        let records: Vec<ProductRecord> = deployed.iter().map(|(r, _)| r.clone()).collect();
+        Graph {
+            ancestors: deployed
+                .iter()
+                .map(|(r, _)| (r.product.clone(), ancestors(&edges, &r.product)))
+                .collect(),
+            reads: deployed
+                .iter()
+                .map(|(r, p)| (r.product.clone(), upstream_outputs(&records, p)))
+                .collect(),
+        }
+    }
 }
 
 impl Scheduler {
@@ -81,6 +112,8 @@ impl Scheduler {
                 mesh.config.name.clone(),
             ),
             health_at: None,
+            swept: false,
+            graph: None,
             mesh,
         }
     }
@@ -114,12 +147,22 @@ impl Scheduler {
 
     async fn tick(&mut self, tasks: &mut JoinSet<()>) -> Result<()> {
         let catalog = self.mesh.catalog.clone();
-        for run in mesh_pipeline::recover::recover(&catalog, &self.runner.holder).await? {
-            tracing::warn!(run = %run.id, product = %run.product, status = run.status.as_str(), "recovered a run its process left");
-            if run.status == RunStatus::Abandoned {
-                self.retry_later(&run).await?;
+        let now = now_ms();
+        let stale = catalog
+            .leases()
+            .await?
+            .iter()
+            .any(|l| mesh_pipeline::lease::is_stale(l, now));
+        if stale || !self.swept {
+            self.swept = true;
+            for run in mesh_pipeline::recover::recover(&catalog, &self.runner.holder).await? {
+                tracing::warn!(run = %run.id, product = %run.product, status = run.status.as_str(), "recovered a run its process left");
+                if run.status == RunStatus::Abandoned {
+                    self.retry_later(&run).await?;
+                }
             }
         }
+        let generations = catalog.generations().await?;
         let deployed: Vec<(ProductRecord, ProductDescriptor)> = self
             .mesh
             .deployed()
@@ -127,9 +170,18 @@ impl Scheduler {
             .into_iter()
             .filter(|(r, _)| r.status != "retired")
             .collect();
+        let graph = match &self.graph {
+            Some((g, graph)) if *g == generations.deployment => graph.clone(),
+            _ => {
+                let graph = Arc::new(Graph::of(&deployed));
+                self.graph = Some((generations.deployment, graph.clone()));
+                graph
+            }
+        };
         self.fire_cron(&deployed).await?;
-        self.follow_upstreams(&deployed).await?;
-        self.claim(&deployed, tasks).await?;
+        self.follow_upstreams(&deployed, &graph, generations)
+            .await?;
+        self.claim(&deployed, &graph, tasks).await?;
         if self
             .health_at
             .is_none_or(|t| t.elapsed() >= self.config.health)
@@ -290,8 +342,9 @@ impl Scheduler {
     async fn follow_upstreams(
         &mut self,
         deployed: &[(ProductRecord, ProductDescriptor)],
+        graph: &Graph,
+        generations: mesh_catalog::Generations,
     ) -> Result<()> {
-        let generations = self.mesh.catalog.generations().await?;
         let seen = (generations.activity, generations.deployment);
         if self.seen_activity == Some(seen) {
             return Ok(());
@@ -323,7 +376,6 @@ impl Scheduler {
             .collect();
         let last: HashMap<ProductRef, serde_json::Value> =
             catalog.last_inputs().await?.into_iter().collect();
-        let records: Vec<ProductRecord> = deployed.iter().map(|(r, _)| r.clone()).collect();
         for (record, p) in deployed {
             if !p.schedule.as_ref().is_some_and(|s| s.on_upstream_change)
                 || leased.contains(&record.product)
@@ -332,8 +384,8 @@ impl Scheduler {
             }
             let read = last.get(&record.product);
             let mut due: Option<i64> = None;
-            for (input, output) in upstream_outputs(&records, p) {
-                let Some((version, follow_at)) = versions.get(&output) else {
+            for (input, output) in graph.reads.get(&record.product).into_iter().flatten() {
+                let Some((version, follow_at)) = versions.get(output) else {
                     continue;
                 };
                 let seen = read
@@ -364,6 +416,7 @@ impl Scheduler {
     async fn claim(
         &mut self,
         deployed: &[(ProductRecord, ProductDescriptor)],
+        graph: &Graph,
         tasks: &mut JoinSet<()>,
     ) -> Result<()> {
         let catalog = self.mesh.catalog.clone();
@@ -379,7 +432,6 @@ impl Scheduler {
             .map(|l| l.product)
             .collect();
         let owed: BTreeSet<ProductRef> = queue.iter().map(|e| e.product.clone()).collect();
-        let edges = read_edges(deployed);
         let by_ref: BTreeMap<&ProductRef, &(ProductRecord, ProductDescriptor)> =
             deployed.iter().map(|d| (&d.0.product, d)).collect();
         for entry in queue.iter().filter(|e| e.due_at <= now) {
@@ -393,9 +445,11 @@ impl Scheduler {
             if leased.contains(&entry.product) {
                 continue;
             }
-            let waits_for = ancestors(&edges, &entry.product);
-            if waits_for
-                .iter()
+            if graph
+                .ancestors
+                .get(&entry.product)
+                .into_iter()
+                .flatten()
                 .any(|u| leased.contains(u) || owed.contains(u))
             {
                 continue;
