@@ -48,7 +48,7 @@ fn write(dir: &Path, n: usize, depth: usize) -> Result<()> {
     std::fs::write(
         dir.join("mesh.yaml"),
         "apiVersion: meshwork/v1\nkind: Mesh\nname: schedule-bench\n\
-         scheduler: {tick: 50ms, settle: 50ms, concurrency: 1, health: 1h}\n",
+         scheduler: {tick: 1s, settle: 50ms, concurrency: 1, health: 1h}\n",
     )?;
     let per_level = (n - 1).div_ceil(depth - 1);
     let level = |i: usize| if i == 0 { 0 } else { (i - 1) / per_level + 1 };
@@ -141,16 +141,29 @@ fn cascade(bin: &Path, dir: &Path, n: usize, round: usize) -> Result<(Duration, 
     mesh(bin, dir, &["run", "d00/p0000"])?;
     let deadline = Instant::now() + Duration::from_secs(1800);
     loop {
-        // Polled seldom: each look is a process of its own that competes
-        // with the runs for the two cores.
-        std::thread::sleep(Duration::from_secs(5));
-        let runs = runs_since(bin, dir, before, 4 * n)?;
+        // Looked at cheaply (the newest runs only), since each look is a
+        // process competing with the runs for the two cores: the cascade
+        // is over once nothing has run for three seconds (the scheduler
+        // starts each consumer as soon as its upstream ends).
+        std::thread::sleep(Duration::from_secs(2));
+        let newest = runs_since(bin, dir, before, 3)?;
+        let quiet = newest.iter().all(|r| r["status"] != "running")
+            && newest
+                .iter()
+                .filter_map(|r| time(&r["finished_at"]))
+                .max()
+                .is_some_and(|t| Utc::now() - t > chrono::Duration::seconds(3));
+        let runs = if quiet {
+            runs_since(bin, dir, before, 4 * n)?
+        } else {
+            Vec::new()
+        };
         let done: Vec<&Value> = runs
             .iter()
             .filter(|r| r["product"] != "d00/p0000" && r["status"] != "running")
             .collect();
         let pending = runs.iter().any(|r| r["status"] == "running");
-        if done.len() >= n - 1 && !pending {
+        if quiet && done.len() >= n - 1 && !pending {
             let source = runs
                 .iter()
                 .find(|r| r["product"] == "d00/p0000")

@@ -35,7 +35,6 @@ use mesh_pipeline::runner::RunRequest;
 use mesh_pipeline::{Runner, Silent};
 use mesh_spec::project::SchedulerConfig;
 use mesh_spec::{InputKind, ProductDescriptor, ProductRef};
-use tokio::sync::Notify;
 use tokio::task::JoinSet;
 
 use crate::error::Result;
@@ -55,7 +54,6 @@ pub struct Scheduler {
     runner: Arc<Runner>,
     /// Products this process is running now.
     running: Arc<Mutex<BTreeSet<ProductRef>>>,
-    wake: Arc<Notify>,
     /// The newest cron tick known fired, per product.
     fired: HashMap<ProductRef, i64>,
     /// The activity generation upstream changes were last looked at in.
@@ -104,7 +102,6 @@ impl Scheduler {
             config,
             runner,
             running: Arc::default(),
-            wake: Arc::new(Notify::new()),
             fired: HashMap::new(),
             seen_activity: None,
             notifier: crate::notify::Notifier::new(
@@ -134,7 +131,8 @@ impl Scheduler {
             }
             tokio::select! {
                 _ = tokio::time::sleep(self.config.tick) => {}
-                _ = self.wake.notified() => {}
+                // A run ending is looked at once, at once: its consumers
+                // may be owed runs now.
                 Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
                 _ = &mut stop => break,
             }
@@ -474,7 +472,6 @@ impl Scheduler {
                 .insert(entry.product.clone());
             let runner = self.runner.clone();
             let running = self.running.clone();
-            let wake = self.wake.clone();
             let config = self.config.clone();
             let retries = p
                 .schedule
@@ -500,7 +497,6 @@ impl Scheduler {
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
                     .remove(&product);
-                wake.notify_one();
             });
         }
         Ok(())
