@@ -61,6 +61,11 @@ pub struct Scheduler {
     notifier: crate::notify::Notifier,
     /// When health was last evaluated.
     health_at: Option<tokio::time::Instant>,
+    /// The data versions and leases upstream changes were last looked at
+    /// with, and when every product was last looked at.
+    versions_seen: HashMap<String, i64>,
+    leased_seen: BTreeSet<ProductRef>,
+    full_at: Option<(tokio::time::Instant, i64)>,
     /// Whether runs left without a lease (by earlier versions) were looked
     /// for; after that, only stale leases are.
     swept: bool,
@@ -75,20 +80,33 @@ struct Graph {
     ancestors: BTreeMap<ProductRef, BTreeSet<ProductRef>>,
     /// Each product's upstream inputs and the outputs they read.
     reads: BTreeMap<ProductRef, Vec<(String, String)>>,
+    /// The products reading each output (`<domain>.<output>`).
+    readers: BTreeMap<String, Vec<ProductRef>>,
 }
 
 impl Graph {
     fn of(deployed: &[(ProductRecord, ProductDescriptor)]) -> Graph {
         let edges = read_edges(deployed);
         let records: Vec<ProductRecord> = deployed.iter().map(|(r, _)| r.clone()).collect();
+        let reads: BTreeMap<ProductRef, Vec<(String, String)>> = deployed
+            .iter()
+            .map(|(r, p)| (r.product.clone(), upstream_outputs(&records, p)))
+            .collect();
+        let mut readers: BTreeMap<String, Vec<ProductRef>> = BTreeMap::new();
+        for (product, outputs) in &reads {
+            for (_, output) in outputs {
+                readers
+                    .entry(output.clone())
+                    .or_default()
+                    .push(product.clone());
+            }
+        }
         Graph {
+            readers,
+            reads,
             ancestors: deployed
                 .iter()
                 .map(|(r, _)| (r.product.clone(), ancestors(&edges, &r.product)))
-                .collect(),
-            reads: deployed
-                .iter()
-                .map(|(r, p)| (r.product.clone(), upstream_outputs(&records, p)))
                 .collect(),
         }
     }
@@ -111,6 +129,9 @@ impl Scheduler {
             health_at: None,
             swept: false,
             graph: None,
+            versions_seen: HashMap::new(),
+            leased_seen: BTreeSet::new(),
+            full_at: None,
             mesh,
         }
     }
@@ -372,10 +393,39 @@ impl Scheduler {
                 (v.output, (v.version, due))
             })
             .collect();
-        let last: HashMap<ProductRef, serde_json::Value> =
-            catalog.last_inputs().await?.into_iter().collect();
+        // Every product now and then (and after a deploy); otherwise only
+        // the readers of versions that changed and products whose run
+        // ended since the last look, whose inputs are read one by one.
+        let full = self.full_at.is_none_or(|(at, generation)| {
+            at.elapsed() >= self.config.health || generation != generations.deployment
+        });
+        let mut last: HashMap<ProductRef, serde_json::Value> = HashMap::new();
+        let candidates: BTreeSet<ProductRef> = if full {
+            self.full_at = Some((tokio::time::Instant::now(), generations.deployment));
+            last = catalog.last_inputs().await?.into_iter().collect();
+            deployed.iter().map(|(r, _)| r.product.clone()).collect()
+        } else {
+            let mut c: BTreeSet<ProductRef> =
+                self.leased_seen.difference(&leased).cloned().collect();
+            for (output, (version, _)) in &versions {
+                if self.versions_seen.get(output) != Some(version) {
+                    c.extend(graph.readers.get(output).into_iter().flatten().cloned());
+                }
+            }
+            for product in &c {
+                if let Some(run) = catalog.last_fingerprinted(product).await?
+                    && let Some(inputs) = run.inputs
+                {
+                    last.insert(product.clone(), inputs);
+                }
+            }
+            c
+        };
+        self.versions_seen = versions.iter().map(|(o, (v, _))| (o.clone(), *v)).collect();
+        self.leased_seen = leased.clone();
         for (record, p) in deployed {
-            if !p.schedule.as_ref().is_some_and(|s| s.on_upstream_change)
+            if !candidates.contains(&record.product)
+                || !p.schedule.as_ref().is_some_and(|s| s.on_upstream_change)
                 || leased.contains(&record.product)
             {
                 continue;
