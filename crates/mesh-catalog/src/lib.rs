@@ -25,7 +25,7 @@ pub use identity::{
     AccessRequest, AuditEntry, AuditFilter, AuditScope, Grant, IdentityStore, Principal, Team,
     TokenRecord,
 };
-pub use lines::{line_name, line_output, matching_line};
+pub use lines::{input_output, line_name, line_output, matching_line};
 pub use model::*;
 pub use runs::{CurrentVersion, RecordedHealth, RunFacts, RunFilter, RunStore};
 pub use sqlite::SqliteCatalog;

@@ -5,7 +5,7 @@
 
 use mesh_spec::ProductRef;
 
-use crate::model::ProductRecord;
+use crate::model::{OutputRecord, ProductRecord};
 
 /// The name of an older major's line: `orders` at major 1 is `orders_v1`.
 /// Applies to products and to their outputs alike.
@@ -42,4 +42,26 @@ pub fn matching_line<'a>(
         .filter(|(v, _)| req.matches(v))
         .max_by(|a, b| a.0.cmp(&b.0))
         .map(|(_, r)| r)
+}
+
+/// The output an input reading `output` of `product` (its first output
+/// when unnamed) under a version requirement reads among `deployed`: the
+/// newest major's, or that of the line the requirement selects.
+pub fn input_output<'a>(
+    deployed: &'a [ProductRecord],
+    product: &ProductRef,
+    output: Option<&str>,
+    version: Option<&semver::VersionReq>,
+) -> Option<&'a OutputRecord> {
+    let (upstream, name) = match matching_line(deployed, product, version) {
+        Some(line) => (line, output.map(|o| line_output(o, line))),
+        None => (
+            deployed.iter().find(|r| &r.product == product)?,
+            output.map(str::to_string),
+        ),
+    };
+    match &name {
+        Some(o) => upstream.outputs.iter().find(|x| x.output.as_str() == o),
+        None => upstream.outputs.first(),
+    }
 }

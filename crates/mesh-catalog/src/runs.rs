@@ -94,7 +94,8 @@ pub trait RunStore: Send + Sync {
     /// How many runs are recorded, by status (`succeeded`, …), in one query.
     async fn run_counts(&self) -> Result<Vec<(String, u64)>>;
 
-    /// The newest run of every product that has run, in one query.
+    /// The newest run of every product that has run, in one query
+    /// (without check results and publications).
     async fn last_runs(&self) -> Result<Vec<RunRecord>>;
 
     /// The newest finished run of `product` that recorded what it read

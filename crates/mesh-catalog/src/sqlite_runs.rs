@@ -391,7 +391,7 @@ impl RunStore for SqliteCatalog {
         )
         .fetch_all(&self.pool)
         .await?;
-        self.run_rows(rows).await
+        self.run_rows_with(rows, false).await
     }
 
     async fn last_fingerprinted(&self, product: &ProductRef) -> Result<Option<RunRecord>> {

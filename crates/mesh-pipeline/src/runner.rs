@@ -133,23 +133,19 @@ pub(crate) async fn upstream_output(
         input: input.into(),
         upstream: product.to_string(),
     };
-    let mut upstream = catalog.product(product).await?.ok_or_else(missing)?;
-    let mut output_name = output;
-    if let Some(req) = version
-        && !semver::Version::parse(&upstream.version).is_ok_and(|v| req.matches(&v))
-    {
-        let all = catalog.products().await?;
-        if let Some(line) = mesh_catalog::matching_line(&all, product, Some(req)) {
-            output_name = output_name.map(|o| mesh_catalog::line_output(&o, line));
-            upstream = line.clone();
-        }
-    }
-    match &output_name {
-        Some(o) => upstream.outputs.iter().find(|x| x.output.as_str() == o),
-        None => upstream.outputs.first(),
-    }
-    .cloned()
-    .ok_or_else(missing)
+    let upstream = catalog.product(product).await?.ok_or_else(missing)?;
+    // The catalog is read whole only when the newest major does not meet
+    // the requirement (an older line may).
+    let meets = version
+        .is_none_or(|req| semver::Version::parse(&upstream.version).is_ok_and(|v| req.matches(&v)));
+    let all = if meets {
+        vec![upstream]
+    } else {
+        catalog.products().await?
+    };
+    mesh_catalog::input_output(&all, product, output.as_deref(), version)
+        .cloned()
+        .ok_or_else(missing)
 }
 
 /// Rows the leaves of an executed plan produced: what it read.

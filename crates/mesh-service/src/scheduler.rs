@@ -26,7 +26,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use mesh_catalog::{CatalogStore, ProductRecord, QueuedRun, RunRecord, RunStatus};
@@ -52,8 +52,6 @@ pub struct Scheduler {
     mesh: Mesh,
     config: SchedulerConfig,
     runner: Arc<Runner>,
-    /// Products this process is running now.
-    running: Arc<Mutex<BTreeSet<ProductRef>>>,
     /// The newest cron tick known fired, per product.
     fired: HashMap<ProductRef, i64>,
     /// The activity generation upstream changes were last looked at in.
@@ -119,7 +117,6 @@ impl Scheduler {
         Scheduler {
             config,
             runner,
-            running: Arc::default(),
             fired: HashMap::new(),
             seen_activity: None,
             notifier: crate::notify::Notifier::new(
@@ -166,6 +163,14 @@ impl Scheduler {
 
     async fn tick(&mut self, tasks: &mut JoinSet<()>) -> Result<()> {
         let catalog = self.mesh.catalog.clone();
+        let generations = catalog.generations().await?;
+        let deployed: Vec<(ProductRecord, ProductDescriptor)> = self
+            .mesh
+            .deployed()
+            .await?
+            .into_iter()
+            .filter(|(r, _)| r.status != "retired")
+            .collect();
         let now = now_ms();
         let stale = catalog
             .leases()
@@ -177,18 +182,10 @@ impl Scheduler {
             for run in mesh_pipeline::recover::recover(&catalog, &self.runner.holder).await? {
                 tracing::warn!(run = %run.id, product = %run.product, status = run.status.as_str(), "recovered a run its process left");
                 if run.status == RunStatus::Abandoned {
-                    self.retry_later(&run).await?;
+                    self.retry_later(&run, &deployed).await?;
                 }
             }
         }
-        let generations = catalog.generations().await?;
-        let deployed: Vec<(ProductRecord, ProductDescriptor)> = self
-            .mesh
-            .deployed()
-            .await?
-            .into_iter()
-            .filter(|(r, _)| r.status != "retired")
-            .collect();
         let graph = match &self.graph {
             Some((g, graph)) if *g == generations.deployment => graph.clone(),
             _ => {
@@ -304,18 +301,18 @@ impl Scheduler {
 
     /// Owes a retry of a scheduled run that failed or was abandoned, if
     /// its product's retries allow.
-    async fn retry_later(&self, run: &RunRecord) -> Result<()> {
+    async fn retry_later(
+        &self,
+        run: &RunRecord,
+        deployed: &[(ProductRecord, ProductDescriptor)],
+    ) -> Result<()> {
         if !SCHEDULED.contains(&run.cause.as_str()) {
             return Ok(());
         }
-        let retries = self
-            .mesh
-            .deployed()
-            .await?
-            .iter()
-            .find(|(r, _)| r.product == run.product)
-            .and_then(|(_, p)| p.schedule.as_ref().and_then(|s| s.retries))
-            .unwrap_or(self.config.retries);
+        let Some((_, p)) = deployed.iter().find(|(r, _)| r.product == run.product) else {
+            return Ok(()); // no longer deployed
+        };
+        let retries = retries_of(p, &self.config);
         owe_retry(self.mesh.catalog.as_ref(), &self.config, run, retries).await
     }
 
@@ -483,7 +480,7 @@ impl Scheduler {
         let by_ref: BTreeMap<&ProductRef, &(ProductRecord, ProductDescriptor)> =
             deployed.iter().map(|d| (&d.0.product, d)).collect();
         for entry in queue.iter().filter(|e| e.due_at <= now) {
-            if self.running_count() >= self.config.concurrency {
+            if tasks.len() >= self.config.concurrency {
                 break;
             }
             let Some((record, p)) = by_ref.get(&entry.product).map(|d| (&d.0, &d.1)) else {
@@ -516,18 +513,9 @@ impl Scheduler {
                 continue;
             }
             tracing::info!(product = %entry.product, cause = %entry.cause, attempt = entry.attempt, run = %run.id, "run claimed");
-            self.running
-                .lock()
-                .unwrap_or_else(|e| e.into_inner())
-                .insert(entry.product.clone());
             let runner = self.runner.clone();
-            let running = self.running.clone();
             let config = self.config.clone();
-            let retries = p
-                .schedule
-                .as_ref()
-                .and_then(|s| s.retries)
-                .unwrap_or(config.retries);
+            let retries = retries_of(p, &config);
             let (record, p) = (record.clone(), p.clone());
             tasks.spawn(async move {
                 let product = record.product.clone();
@@ -543,18 +531,18 @@ impl Scheduler {
                     }
                     Err(e) => tracing::warn!(product = %product, error = %e, "run could not be recorded"),
                 }
-                running
-                    .lock()
-                    .unwrap_or_else(|e| e.into_inner())
-                    .remove(&product);
             });
         }
         Ok(())
     }
+}
 
-    fn running_count(&self) -> usize {
-        self.running.lock().unwrap_or_else(|e| e.into_inner()).len()
-    }
+/// How many times a failed scheduled run of `p` is retried.
+fn retries_of(p: &ProductDescriptor, config: &SchedulerConfig) -> u64 {
+    p.schedule
+        .as_ref()
+        .and_then(|s| s.retries)
+        .unwrap_or(config.retries)
 }
 
 /// Why the scheduler started a run, for its log.
@@ -628,21 +616,12 @@ fn upstream_outputs(records: &[ProductRecord], p: &ProductDescriptor) -> Vec<(St
             else {
                 return None;
             };
-            let newest = records.iter().find(|r| r.product == product.value)?;
-            let mut upstream = newest;
-            let mut name = output.as_ref().map(|o| o.to_string());
-            if let Some(req) = version
-                && !semver::Version::parse(&newest.version).is_ok_and(|v| req.value.matches(&v))
-                && let Some(line) =
-                    mesh_catalog::matching_line(records, &product.value, Some(&req.value))
-            {
-                name = name.map(|o| mesh_catalog::line_output(&o, line));
-                upstream = line;
-            }
-            let out = match &name {
-                Some(o) => upstream.outputs.iter().find(|x| x.output.as_str() == o),
-                None => upstream.outputs.first(),
-            }?;
+            let out = mesh_catalog::input_output(
+                records,
+                &product.value,
+                output.as_ref().map(|o| o.as_str()),
+                version.as_ref().map(|v| &v.value),
+            )?;
             Some((i.name.to_string(), format!("{}.{}", out.domain, out.output)))
         })
         .collect()
