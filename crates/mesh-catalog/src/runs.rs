@@ -31,6 +31,8 @@ pub struct CurrentVersion {
     pub published_at: i64,
     /// The cause of the run that published it (`manual`, `upstream`, …).
     pub cause: String,
+    /// The order the publication was recorded in (see `current_versions`).
+    pub seq: i64,
 }
 
 /// What health is computed from, per product.
@@ -107,8 +109,11 @@ pub trait RunStore: Send + Sync {
     async fn last_inputs(&self) -> Result<Vec<(ProductRef, serde_json::Value)>>;
 
     /// The current data version of every published output and when it was
-    /// published (ms since the epoch), in one query.
-    async fn current_versions(&self) -> Result<Vec<CurrentVersion>>;
+    /// published (ms since the epoch), in one query. With `after`, only
+    /// outputs published since the publication of that `seq` (the newest
+    /// version of each among them): a caller that keeps the versions it
+    /// read reads only what changed.
+    async fn current_versions(&self, after: Option<i64>) -> Result<Vec<CurrentVersion>>;
 
     /// For every product that has run: when its current data was last
     /// confirmed (the newest `succeeded` or `up-to-date` run's end), and

@@ -44,6 +44,9 @@ impl SqliteCatalog {
             .busy_timeout(Duration::from_secs(10));
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
+            // A local file needs no ping before each use (a round trip
+            // per query otherwise).
+            .test_before_acquire(false)
             .connect_with(options)
             .await
             .map_err(|source| CatalogError::Open { url, source })?;
@@ -235,7 +238,19 @@ impl SqliteCatalog {
                     .await?
             }
         };
-        let outputs = self.outputs().await?;
+        // One product's lookup reads its outputs only.
+        let outputs = match filter {
+            Some(r) => {
+                sqlx::query("SELECT * FROM outputs WHERE product = $1 ORDER BY domain, output")
+                    .bind(r.to_string())
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|row| self.output_from_row(row))
+                    .collect::<Result<Vec<_>>>()?
+            }
+            None => self.outputs().await?,
+        };
         let mut by_product: BTreeMap<ProductRef, Vec<OutputRecord>> = BTreeMap::new();
         for o in outputs {
             by_product.entry(o.product.clone()).or_default().push(o);

@@ -1,5 +1,7 @@
 //! [`RunStore`] on SQLite: runs, leases, the queue and fired ticks.
 
+use std::collections::BTreeMap;
+
 use async_trait::async_trait;
 use mesh_spec::ProductRef;
 use sqlx::sqlite::SqliteRow;
@@ -253,7 +255,8 @@ impl RunStore for SqliteCatalog {
         }
         for p in &run.publications {
             sqlx::query(
-                "INSERT INTO publications (domain, output, table_version, product_version, run_id, row_count, published_at, files, columns) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+                "INSERT INTO publications (domain, output, table_version, product_version, run_id, row_count, published_at, files, columns, seq) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, (SELECT n FROM activity_generation WHERE id = 1))",
             )
             .bind(p.domain.as_str())
             .bind(p.output.as_str())
@@ -424,28 +427,48 @@ impl RunStore for SqliteCatalog {
         .collect()
     }
 
-    async fn current_versions(&self) -> Result<Vec<CurrentVersion>> {
-        sqlx::query(
-            "SELECT newest.domain, newest.output, newest.table_version, newest.published_at, r.cause \
-             FROM (SELECT domain, output, table_version, published_at, run_id, row_number() OVER \
-             (PARTITION BY domain, output ORDER BY table_version DESC) AS n FROM publications) AS newest \
-             JOIN runs r ON r.id = newest.run_id WHERE newest.n = 1",
-        )
-        .fetch_all(&self.pool)
-        .await?
-        .iter()
-        .map(|row| {
+    async fn current_versions(&self, after: Option<i64>) -> Result<Vec<CurrentVersion>> {
+        let rows =
+            match after {
+                // The newest version of each output, found on the primary key
+                // alone (no sort of the whole history).
+                None => sqlx::query(
+                    "SELECT p.domain, p.output, p.table_version, p.published_at, p.seq, r.cause \
+                     FROM (SELECT domain, output, max(table_version) AS newest FROM publications \
+                     GROUP BY domain, output) AS m \
+                     JOIN publications p ON p.domain = m.domain AND p.output = m.output \
+                     AND p.table_version = m.newest JOIN runs r ON r.id = p.run_id",
+                )
+                .fetch_all(&self.pool)
+                .await?,
+                Some(seq) => sqlx::query(
+                    "SELECT p.domain, p.output, p.table_version, p.published_at, p.seq, r.cause \
+                     FROM publications p JOIN runs r ON r.id = p.run_id WHERE p.seq > $1",
+                )
+                .bind(seq)
+                .fetch_all(&self.pool)
+                .await?,
+            };
+        let mut newest: BTreeMap<String, CurrentVersion> = BTreeMap::new();
+        for row in &rows {
             let domain: String = row.try_get("domain")?;
             let output: String = row.try_get("output")?;
-            Ok(CurrentVersion {
+            let v = CurrentVersion {
                 output: format!("{domain}.{output}"),
                 version: row.try_get("table_version")?,
                 published_at: ts(row.try_get("published_at")?, "publications", "published_at")?
                     .timestamp_millis(),
                 cause: row.try_get("cause")?,
-            })
-        })
-        .collect()
+                seq: row.try_get::<Option<i64>, _>("seq")?.unwrap_or(0),
+            };
+            match newest.get(&v.output) {
+                Some(known) if known.version >= v.version => {}
+                _ => {
+                    newest.insert(v.output.clone(), v);
+                }
+            }
+        }
+        Ok(newest.into_values().collect())
     }
 
     async fn run_facts(&self, since: chrono::DateTime<chrono::Utc>) -> Result<Vec<RunFacts>> {

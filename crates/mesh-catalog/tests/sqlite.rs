@@ -267,6 +267,72 @@ async fn runs_record_checks_publications_and_history() {
         .map(|p| p.table_version)
         .collect();
     assert_eq!(versions, [2, 1]);
+
+    // A product read alone carries its own outputs only.
+    let read = catalog.product(&a.product).await.unwrap().unwrap();
+    assert_eq!(read.outputs, a.outputs);
+}
+
+#[tokio::test]
+async fn current_versions_are_read_whole_or_since_a_publication() {
+    let dir = tempfile::tempdir().unwrap();
+    let catalog = SqliteCatalog::open(&dir.path().join("catalog.db"))
+        .await
+        .unwrap();
+    let a = product("sales", "orders", "v1");
+    let b = product("customers", "profiles", "v1");
+    catalog
+        .deploy("alice", vec![a.clone(), b.clone()], vec![])
+        .await
+        .unwrap();
+    let publish = |p: &ProductRecord, version: i64| {
+        let mut r = run(p, RunStatus::Succeeded, 0);
+        published(&mut r, version);
+        r
+    };
+    for r in [publish(&a, 1), publish(&b, 1), publish(&a, 2)] {
+        let mut started = r.clone();
+        started.status = RunStatus::Running;
+        catalog.start_run(&started, "me", i64::MAX).await.unwrap();
+        catalog.finish_run(&r).await.unwrap();
+    }
+    let all = catalog.current_versions(None).await.unwrap();
+    let newest: Vec<(&str, i64)> = all.iter().map(|v| (v.output.as_str(), v.version)).collect();
+    assert_eq!(newest, [("customers.profiles", 1), ("sales.orders", 2)]);
+    let seq = all.iter().map(|v| v.seq).max().unwrap();
+    assert!(all.iter().all(|v| v.cause == "manual" && v.seq > 0));
+    assert!(
+        catalog
+            .current_versions(Some(seq))
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing newer"
+    );
+
+    // Two more releases of one output and one of the other: each output
+    // once, at its newest version.
+    for r in [publish(&b, 2), publish(&b, 3), publish(&a, 3)] {
+        let mut started = r.clone();
+        started.status = RunStatus::Running;
+        catalog.start_run(&started, "me", i64::MAX).await.unwrap();
+        catalog.finish_run(&r).await.unwrap();
+    }
+    let since = catalog.current_versions(Some(seq)).await.unwrap();
+    let newer: Vec<(&str, i64)> = since
+        .iter()
+        .map(|v| (v.output.as_str(), v.version))
+        .collect();
+    assert_eq!(newer, [("customers.profiles", 3), ("sales.orders", 3)]);
+    assert!(since.iter().all(|v| v.seq > seq));
+    let later = since.iter().map(|v| v.seq).max().unwrap();
+    assert!(
+        catalog
+            .current_versions(Some(later))
+            .await
+            .unwrap()
+            .is_empty()
+    );
 }
 
 #[tokio::test]

@@ -202,7 +202,7 @@ impl Mesh {
             .collect();
         let catalog = self.catalog.as_ref();
         let versions: HashMap<String, i64> = catalog
-            .current_versions()
+            .current_versions(None)
             .await?
             .into_iter()
             .map(|v| (v.output, v.published_at))

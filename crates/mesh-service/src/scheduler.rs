@@ -41,6 +41,8 @@ use crate::error::Result;
 use crate::mesh::Mesh;
 use crate::run::read_edges;
 
+type Deployed = Arc<Vec<(ProductRecord, ProductDescriptor)>>;
+
 /// How long a stopping scheduler waits for its runs to finish.
 const STOP_GRACE: Duration = Duration::from_secs(30);
 
@@ -59,17 +61,20 @@ pub struct Scheduler {
     notifier: crate::notify::Notifier,
     /// When health was last evaluated.
     health_at: Option<tokio::time::Instant>,
-    /// The data versions and leases upstream changes were last looked at
-    /// with, and when every product was last looked at.
-    versions_seen: HashMap<String, i64>,
+    /// The current data version of each output (`<domain>.<output>`) and
+    /// when it may be followed, as of the publication `publication_seq`;
+    /// the leases upstream changes were last looked at with; and when
+    /// every product was last looked at.
+    versions: HashMap<String, (i64, i64)>,
+    publication_seq: Option<i64>,
     leased_seen: BTreeSet<ProductRef>,
     full_at: Option<(tokio::time::Instant, i64)>,
     /// Whether runs left without a lease (by earlier versions) were looked
     /// for; after that, only stale leases are.
     swept: bool,
-    /// What each product reads, for the deployment generation it was
-    /// computed in.
-    graph: Option<(i64, Arc<Graph>)>,
+    /// The deployed products (retired ones left out) and what each reads,
+    /// for the deployment generation they were read in.
+    graph: Option<(i64, Deployed, Arc<Graph>)>,
 }
 
 /// The dependency graph of the deployed products.
@@ -126,7 +131,8 @@ impl Scheduler {
             health_at: None,
             swept: false,
             graph: None,
-            versions_seen: HashMap::new(),
+            versions: HashMap::new(),
+            publication_seq: None,
             leased_seen: BTreeSet::new(),
             full_at: None,
             mesh,
@@ -144,9 +150,15 @@ impl Scheduler {
         tokio::pin!(stop);
         let mut tasks = JoinSet::new();
         loop {
+            let started = std::time::Instant::now();
             if let Err(e) = self.tick(&mut tasks).await {
                 tracing::warn!(error = %e, "scheduler tick failed; trying again next tick");
             }
+            tracing::debug!(
+                elapsed_us = started.elapsed().as_micros() as u64,
+                running = tasks.len(),
+                "tick"
+            );
             tokio::select! {
                 _ = tokio::time::sleep(self.config.tick) => {}
                 // A run ending is looked at once, at once: its consumers
@@ -164,13 +176,26 @@ impl Scheduler {
     async fn tick(&mut self, tasks: &mut JoinSet<()>) -> Result<()> {
         let catalog = self.mesh.catalog.clone();
         let generations = catalog.generations().await?;
-        let deployed: Vec<(ProductRecord, ProductDescriptor)> = self
-            .mesh
-            .deployed()
-            .await?
-            .into_iter()
-            .filter(|(r, _)| r.status != "retired")
-            .collect();
+        // The deployed products and their graph, read once per deployment.
+        let (deployed, graph) = match &self.graph {
+            Some((g, deployed, graph)) if *g == generations.deployment => {
+                (deployed.clone(), graph.clone())
+            }
+            _ => {
+                let deployed: Arc<Vec<(ProductRecord, ProductDescriptor)>> = Arc::new(
+                    self.mesh
+                        .deployed_shared(generations.deployment)
+                        .await?
+                        .iter()
+                        .filter(|(r, _)| r.status != "retired")
+                        .cloned()
+                        .collect(),
+                );
+                let graph = Arc::new(Graph::of(&deployed));
+                self.graph = Some((generations.deployment, deployed.clone(), graph.clone()));
+                (deployed, graph)
+            }
+        };
         let now = now_ms();
         let stale = catalog
             .leases()
@@ -186,14 +211,6 @@ impl Scheduler {
                 }
             }
         }
-        let graph = match &self.graph {
-            Some((g, graph)) if *g == generations.deployment => graph.clone(),
-            _ => {
-                let graph = Arc::new(Graph::of(&deployed));
-                self.graph = Some((generations.deployment, graph.clone()));
-                graph
-            }
-        };
         self.fire_cron(&deployed).await?;
         self.follow_upstreams(&deployed, &graph, generations)
             .await?;
@@ -375,27 +392,35 @@ impl Scheduler {
             .into_iter()
             .map(|l| l.product)
             .collect();
-        let settle = self.config.settle.as_millis() as i64;
-        // When each version may be followed.
-        let versions: HashMap<String, (i64, i64)> = catalog
-            .current_versions()
-            .await?
-            .into_iter()
-            .map(|v| {
-                let due = if SCHEDULED.contains(&v.cause.as_str()) {
-                    v.published_at
-                } else {
-                    v.published_at + settle
-                };
-                (v.output, (v.version, due))
-            })
-            .collect();
         // Every product now and then (and after a deploy); otherwise only
-        // the readers of versions that changed and products whose run
-        // ended since the last look, whose inputs are read one by one.
+        // the readers of versions published since the last look and
+        // products whose run ended since, whose inputs are read one by one.
         let full = self.full_at.is_none_or(|(at, generation)| {
             at.elapsed() >= self.config.health || generation != generations.deployment
         });
+        let settle = self.config.settle.as_millis() as i64;
+        let mut versions = std::mem::take(&mut self.versions);
+        if full {
+            versions.clear();
+        }
+        let mut changed: BTreeSet<String> = BTreeSet::new();
+        let after = if full { None } else { self.publication_seq };
+        for v in catalog.current_versions(after).await? {
+            self.publication_seq = Some(self.publication_seq.map_or(v.seq, |s| s.max(v.seq)));
+            // When the version may be followed.
+            let due = if SCHEDULED.contains(&v.cause.as_str()) {
+                v.published_at
+            } else {
+                v.published_at + settle
+            };
+            if versions
+                .get(&v.output)
+                .is_none_or(|(known, _)| *known < v.version)
+            {
+                changed.insert(v.output.clone());
+                versions.insert(v.output, (v.version, due));
+            }
+        }
         let mut last: HashMap<ProductRef, serde_json::Value> = HashMap::new();
         let candidates: BTreeSet<ProductRef> = if full {
             self.full_at = Some((tokio::time::Instant::now(), generations.deployment));
@@ -404,10 +429,8 @@ impl Scheduler {
         } else {
             let mut c: BTreeSet<ProductRef> =
                 self.leased_seen.difference(&leased).cloned().collect();
-            for (output, (version, _)) in &versions {
-                if self.versions_seen.get(output) != Some(version) {
-                    c.extend(graph.readers.get(output).into_iter().flatten().cloned());
-                }
+            for output in &changed {
+                c.extend(graph.readers.get(output).into_iter().flatten().cloned());
             }
             for product in &c {
                 if let Some(run) = catalog.last_fingerprinted(product).await?
@@ -418,7 +441,6 @@ impl Scheduler {
             }
             c
         };
-        self.versions_seen = versions.iter().map(|(o, (v, _))| (o.clone(), *v)).collect();
         self.leased_seen = leased.clone();
         for (record, p) in deployed {
             if !candidates.contains(&record.product)
@@ -454,6 +476,7 @@ impl Scheduler {
                     .await?;
             }
         }
+        self.versions = versions;
         self.seen_activity = Some(seen);
         Ok(())
     }
