@@ -197,9 +197,10 @@ impl Scheduler {
             }
         };
         let now = now_ms();
-        let stale = catalog
-            .leases()
-            .await?
+        // The leases, read once a tick (before any run's inputs are, see
+        // `follow_upstreams`); a claim checks its product's lease again.
+        let mut leases = catalog.leases().await?;
+        let stale = leases
             .iter()
             .any(|l| mesh_pipeline::lease::is_stale(l, now));
         if stale || !self.swept {
@@ -210,11 +211,13 @@ impl Scheduler {
                     self.retry_later(&run, &deployed).await?;
                 }
             }
+            leases = catalog.leases().await?;
         }
+        let leased: BTreeSet<ProductRef> = leases.into_iter().map(|l| l.product).collect();
         self.fire_cron(&deployed).await?;
-        self.follow_upstreams(&deployed, &graph, generations)
+        self.follow_upstreams(&deployed, &graph, &leased, generations)
             .await?;
-        self.claim(&deployed, &graph, tasks).await?;
+        self.claim(&deployed, &graph, &leased, tasks).await?;
         if self
             .health_at
             .is_none_or(|t| t.elapsed() >= self.config.health)
@@ -376,6 +379,7 @@ impl Scheduler {
         &mut self,
         deployed: &[(ProductRecord, ProductDescriptor)],
         graph: &Graph,
+        leased: &BTreeSet<ProductRef>,
         generations: mesh_catalog::Generations,
     ) -> Result<()> {
         let seen = (generations.activity, generations.deployment);
@@ -383,15 +387,9 @@ impl Scheduler {
             return Ok(());
         }
         let catalog = self.mesh.catalog.as_ref();
-        // Leases first: a run that ends after this read has recorded what
-        // it read before its inputs are read below, so it is not owed
-        // again for a version it read.
-        let leased: BTreeSet<ProductRef> = catalog
-            .leases()
-            .await?
-            .into_iter()
-            .map(|l| l.product)
-            .collect();
+        // `leased` was read before the inputs below: a run that ends after
+        // that read has recorded what it read before they are read, so it
+        // is not owed again for a version it read.
         // Every product now and then (and after a deploy); otherwise only
         // the readers of versions published since the last look and
         // products whose run ended since, whose inputs are read one by one.
@@ -485,6 +483,7 @@ impl Scheduler {
         &mut self,
         deployed: &[(ProductRecord, ProductDescriptor)],
         graph: &Graph,
+        leased: &BTreeSet<ProductRef>,
         tasks: &mut JoinSet<()>,
     ) -> Result<()> {
         let catalog = self.mesh.catalog.clone();
@@ -493,12 +492,6 @@ impl Scheduler {
             return Ok(());
         }
         let now = now_ms();
-        let leased: BTreeSet<ProductRef> = catalog
-            .leases()
-            .await?
-            .into_iter()
-            .map(|l| l.product)
-            .collect();
         let owed: BTreeSet<ProductRef> = queue.iter().map(|e| e.product.clone()).collect();
         let by_ref: BTreeMap<&ProductRef, &(ProductRecord, ProductDescriptor)> =
             deployed.iter().map(|d| (&d.0.product, d)).collect();
