@@ -4,10 +4,12 @@
 //!
 //! - **alone**: `mesh run --force` of every product, one process; the sum
 //!   of the consumers' run times is the baseline;
-//! - **cascade**: with `mesh scheduler` running (one run at a time), the
+//! - **cascade**: with `mesh scheduler` running one run at a time, the
 //!   source is changed and published by `mesh run`; from its publication
 //!   to the end of the last consumer run, against the sum of those runs'
-//!   own times (the rest is scheduling) and against the baseline;
+//!   own times (the rest is scheduling) and against the baseline; then
+//!   the same with the scheduler's default concurrency, against the
+//!   baseline;
 //! - **no-op**: `mesh run` of all products when nothing changed, whole
 //!   process.
 
@@ -18,6 +20,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use chrono::{DateTime, Utc};
 use serde_json::Value;
+
+use mesh_spec::project::SchedulerConfig;
 
 use crate::measure::median;
 
@@ -92,6 +96,25 @@ fn write(dir: &Path, n: usize, depth: usize) -> Result<()> {
             ),
         )?;
     }
+    Ok(())
+}
+
+/// Sets how many runs the scheduler starts at once (`mesh.yaml`, read
+/// when a scheduler starts).
+fn set_concurrency(dir: &Path, n: usize) -> Result<()> {
+    let path = dir.join("mesh.yaml");
+    let text = std::fs::read_to_string(&path)?;
+    let at = text
+        .find("concurrency: ")
+        .context("mesh.yaml names no concurrency")?;
+    let end = at
+        + text[at..]
+            .find(',')
+            .context("concurrency is not followed by a comma")?;
+    std::fs::write(
+        &path,
+        format!("{}concurrency: {n}{}", &text[..at], &text[end..]),
+    )?;
     Ok(())
 }
 
@@ -217,6 +240,7 @@ pub fn schedule_bench(
     let mut own = Vec::new();
     let mut per_product = Vec::new();
     let mut noop = Vec::new();
+    let mut parallel = Vec::new();
     for round in 0..repeat {
         // Alone: every consumer forced, one process.
         let before = Utc::now();
@@ -232,33 +256,51 @@ pub fn schedule_bench(
         let t = Instant::now();
         mesh(bin, &dir, &["run"])?;
         noop.push(t.elapsed());
-        // The cascade, with a scheduler of its own.
-        let child = Command::new(bin)
-            .arg("scheduler")
-            .current_dir(&dir)
-            .env("MESH_USER", "bench")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()?;
-        let scheduler = Scheduler(child);
-        std::thread::sleep(Duration::from_secs(1));
-        let (e, o, per) = cascade(bin, &dir, n, round)?;
-        drop(scheduler);
-        elapsed.push(e);
-        own.push(o);
-        per_product.push(per);
+        // The cascades, each with a scheduler of its own: one run at a
+        // time, then the default concurrency.
+        let default = SchedulerConfig::default().concurrency;
+        for (concurrency, wall) in [(1, &mut elapsed), (default, &mut parallel)] {
+            set_concurrency(&dir, concurrency)?;
+            let child = Command::new(bin)
+                .arg("scheduler")
+                .current_dir(&dir)
+                .env("MESH_USER", "bench")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .spawn()?;
+            let scheduler = Scheduler(child);
+            std::thread::sleep(Duration::from_secs(1));
+            let (e, o, per) = cascade(bin, &dir, n, 2 * round + concurrency)?;
+            drop(scheduler);
+            wall.push(e);
+            if concurrency == 1 {
+                own.push(o);
+            }
+            per_product.push(per);
+        }
     }
-    let (alone, elapsed, own, noop) = (median(alone), median(elapsed), median(own), median(noop));
+    let (alone, elapsed, own, noop, parallel) = (
+        median(alone),
+        median(elapsed),
+        median(own),
+        median(noop),
+        median(parallel),
+    );
     let consumers = (n - 1) as f64;
     let overhead = elapsed.as_secs_f64() - own.as_secs_f64();
     Ok(format!(
         "Scheduler, {n} products in {depth} levels, median of {repeat}:\n\n\
          | measurement | value | baseline | ratio | goal |\n|---|---|---|---|---|\n\
-         | cascade: source publish → last consumer published, vs consumers' run times alone | {:.3} s | {:.3} s | {:.3} | ≤ 1.05 |\n\
-         | cascade: vs the same runs' own times in the cascade | {:.3} s | {:.3} s | {:.3} | |\n\
-         | scheduling overhead per consumer | {:.1} ms | | | < 20 ms |\n\
+         | cascade, default concurrency ({}): source publish → last consumer published, vs consumers' run times alone | {:.3} s | {:.3} s | {:.3} | ≤ 1.05 |\n\
+         | cascade, one run at a time: the same | {:.3} s | {:.3} s | {:.3} | ≤ 1.05 |\n\
+         | cascade, one run at a time: vs the same runs' own times in the cascade | {:.3} s | {:.3} s | {:.3} | |\n\
+         | scheduling overhead per consumer, one run at a time | {:.1} ms | | | < 20 ms |\n\
          | no-op `mesh run` of all {n} (everything up to date), whole process | {:.3} s | {:.3} s (forced run's consumer times) | {:.3} | < 2 s |\n\n\
          Consumer runs per cascade per product: {:.2} (goal 1.00).\n",
+        SchedulerConfig::default().concurrency,
+        parallel.as_secs_f64(),
+        alone.as_secs_f64(),
+        parallel.as_secs_f64() / alone.as_secs_f64(),
         elapsed.as_secs_f64(),
         alone.as_secs_f64(),
         elapsed.as_secs_f64() / alone.as_secs_f64(),
