@@ -426,7 +426,7 @@ impl Scheduler {
             deployed.iter().map(|(r, _)| r.product.clone()).collect()
         } else {
             let mut c: BTreeSet<ProductRef> =
-                self.leased_seen.difference(&leased).cloned().collect();
+                self.leased_seen.difference(leased).cloned().collect();
             for output in &changed {
                 c.extend(graph.readers.get(output).into_iter().flatten().cloned());
             }
