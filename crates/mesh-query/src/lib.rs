@@ -14,6 +14,7 @@ pub mod described;
 pub mod encode;
 pub mod error;
 pub mod guard;
+pub mod lineage;
 pub mod memory;
 pub mod plan;
 pub mod provider;

@@ -131,7 +131,7 @@ pub async fn column_usage(
 
 /// Every output of `p` with its SQL planned against `upstream` (stored
 /// SQL texts, or the files on disk), in the session it was planned in.
-async fn plan_outputs<'p>(
+pub(crate) async fn plan_outputs<'p>(
     p: &'p ProductDescriptor,
     upstream: &dyn UpstreamSchemas,
     stored: Option<&SqlTexts>,
