@@ -226,6 +226,7 @@ async fn ctes_subqueries_and_star() {
         "
         country <- DIRECT AGGREGATION customers.country
         country <- INDIRECT FILTER customers.customer_id
+        country <- INDIRECT FILTER orders.customer_id
         country <- INDIRECT FILTER orders.status
         order_id <- DIRECT IDENTITY orders.order_id
         order_id <- INDIRECT FILTER orders.status
@@ -265,6 +266,46 @@ async fn nested_fields_and_in_subqueries() {
         len <- INDIRECT FILTER customers.country
         len <- INDIRECT FILTER customers.customer_id
         len <- INDIRECT FILTER orders.customer_id
+        ",
+    );
+}
+
+#[tokio::test]
+async fn correlated_exists_filters_on_both_sides() {
+    expect(
+        &lineage(
+            "SELECT order_id FROM orders o WHERE EXISTS \
+             (SELECT 1 FROM customers c WHERE c.customer_id = o.customer_id AND c.country = 'NL')",
+        )
+        .await,
+        "
+        order_id <- DIRECT IDENTITY orders.order_id
+        order_id <- INDIRECT FILTER customers.country
+        order_id <- INDIRECT FILTER customers.customer_id
+        order_id <- INDIRECT FILTER orders.customer_id
+        ",
+    );
+}
+
+#[tokio::test]
+async fn distinct_and_star_over_a_join() {
+    expect(
+        &lineage(
+            "SELECT DISTINCT * FROM (SELECT o.order_id, c.email FROM orders o \
+             LEFT JOIN customers c USING (customer_id))",
+        )
+        .await,
+        "
+        email <- DIRECT IDENTITY customers.email
+        email <- INDIRECT JOIN customers.customer_id
+        email <- INDIRECT JOIN orders.customer_id
+        email <- INDIRECT GROUP_BY customers.email
+        email <- INDIRECT GROUP_BY orders.order_id
+        order_id <- DIRECT IDENTITY orders.order_id
+        order_id <- INDIRECT JOIN customers.customer_id
+        order_id <- INDIRECT JOIN orders.customer_id
+        order_id <- INDIRECT GROUP_BY customers.email
+        order_id <- INDIRECT GROUP_BY orders.order_id
         ",
     );
 }

@@ -198,7 +198,15 @@ fn is_test(op: &Operator) -> bool {
 /// to what its single column depends on.
 pub(crate) trait Scope {
     fn column(&self, schema: &DFSchema, column: &datafusion::common::Column) -> Lineage;
-    fn subquery(&self, plan: &datafusion::logical_expr::LogicalPlan) -> (Vec<Lineage>, Lineage);
+    /// A column of an enclosing query, named by a correlated subquery.
+    fn outer(&self, column: &datafusion::common::Column) -> Lineage;
+    /// What each column of a subquery over `schema`'s query depends on,
+    /// and what decides its rows.
+    fn subquery(
+        &self,
+        schema: &DFSchema,
+        plan: &datafusion::logical_expr::LogicalPlan,
+    ) -> (Vec<Lineage>, Lineage);
 }
 
 /// The lineage of `e`, an expression over `schema`.
@@ -215,8 +223,7 @@ pub(crate) fn lineage(e: &Expr, schema: &DFSchema, scope: &dyn Scope) -> Lineage
         Expr::Column(c) => scope.column(schema, c),
         Expr::Alias(a) => of(&a.expr),
         Expr::Literal(..) | Expr::Placeholder(_) | Expr::ScalarVariable(..) => Lineage::default(),
-        // A correlated column: the outer query's predicate names it.
-        Expr::OuterReferenceColumn(..) => Lineage::default(),
+        Expr::OuterReferenceColumn(_, c) => scope.outer(c),
         Expr::Cast(c) => of(&c.expr).through(Subtype::Transformation, false),
         Expr::TryCast(c) => of(&c.expr).through(Subtype::Transformation, false),
         Expr::Negative(inner)
@@ -293,7 +300,7 @@ pub(crate) fn lineage(e: &Expr, schema: &DFSchema, scope: &dyn Scope) -> Lineage
         }
         Expr::WindowFunction(w) => window(w, &of),
         Expr::ScalarSubquery(s) => {
-            let (fields, rows) = scope.subquery(&s.subquery);
+            let (fields, rows) = scope.subquery(schema, &s.subquery);
             let mut l = Lineage::default();
             for f in fields {
                 l.merge(f);
@@ -307,11 +314,11 @@ pub(crate) fn lineage(e: &Expr, schema: &DFSchema, scope: &dyn Scope) -> Lineage
         }
         Expr::InSubquery(i) => {
             let mut l = of(&i.expr);
-            l.merge(subquery_all(scope, &i.subquery.subquery));
+            l.merge(subquery_all(scope, schema, &i.subquery.subquery));
             l.through(Subtype::Transformation, true)
         }
         Expr::Exists(x) => {
-            subquery_all(scope, &x.subquery.subquery).through(Subtype::Transformation, true)
+            subquery_all(scope, schema, &x.subquery.subquery).through(Subtype::Transformation, true)
         }
         Expr::GroupingSet(set) => {
             all(&set.distinct_expr().into_iter().cloned().collect::<Vec<_>>())
@@ -328,8 +335,12 @@ pub(crate) fn lineage(e: &Expr, schema: &DFSchema, scope: &dyn Scope) -> Lineage
 }
 
 /// A subquery used as a test: everything it depends on.
-fn subquery_all(scope: &dyn Scope, plan: &datafusion::logical_expr::LogicalPlan) -> Lineage {
-    let (fields, rows) = scope.subquery(plan);
+fn subquery_all(
+    scope: &dyn Scope,
+    schema: &DFSchema,
+    plan: &datafusion::logical_expr::LogicalPlan,
+) -> Lineage {
+    let (fields, rows) = scope.subquery(schema, plan);
     let mut l = rows;
     for f in fields {
         l.merge(f);

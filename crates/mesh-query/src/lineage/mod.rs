@@ -125,7 +125,7 @@ pub type ProductLineage = BTreeMap<String, OutputLineage>;
 /// plan's column names. Tables that are not in `inputs` (none in a
 /// transform) contribute nothing.
 pub fn plan_lineage(plan: &LogicalPlan, inputs: &BTreeSet<&str>) -> OutputLineage {
-    let node = plan::node(plan, inputs);
+    let node = plan::node(plan, &plan::Cx::new(inputs));
     let mut out = OutputLineage::new();
     for (field, lineage) in plan.schema().fields().iter().zip(node.fields) {
         let mut edges: BTreeSet<Edge> = BTreeSet::new();

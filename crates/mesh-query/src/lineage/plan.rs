@@ -1,6 +1,7 @@
 //! The lineage of each column of a logical plan node, bottom up.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use datafusion::common::{Column, DFSchema};
 use datafusion::logical_expr::{Distinct, Expr, JoinType, LogicalPlan};
@@ -34,10 +35,27 @@ impl Node {
     }
 }
 
+/// What a plan is derived in: the product's inputs, and the queries a
+/// subquery is nested in (innermost first) with what their columns depend
+/// on, for the columns a correlated subquery names.
+pub(crate) struct Cx<'a> {
+    pub inputs: &'a BTreeSet<&'a str>,
+    pub outer: Vec<(Arc<DFSchema>, Vec<Lineage>)>,
+}
+
+impl<'a> Cx<'a> {
+    pub fn new(inputs: &'a BTreeSet<&'a str>) -> Self {
+        Cx {
+            inputs,
+            outer: Vec::new(),
+        }
+    }
+}
+
 /// Resolves columns against one child node.
 struct Child<'a> {
     node: &'a Node,
-    inputs: &'a BTreeSet<&'a str>,
+    cx: &'a Cx<'a>,
 }
 
 impl Scope for Child<'_> {
@@ -48,8 +66,25 @@ impl Scope for Child<'_> {
         }
     }
 
-    fn subquery(&self, plan: &LogicalPlan) -> (Vec<Lineage>, Lineage) {
-        let n = node(plan, self.inputs);
+    fn outer(&self, column: &Column) -> Lineage {
+        self.cx
+            .outer
+            .iter()
+            .find_map(|(schema, fields)| {
+                let i = schema.index_of_column(column).ok()?;
+                fields.get(i).cloned()
+            })
+            .unwrap_or_default()
+    }
+
+    fn subquery(&self, schema: &DFSchema, plan: &LogicalPlan) -> (Vec<Lineage>, Lineage) {
+        let mut outer = vec![(Arc::new(schema.clone()), self.node.fields.clone())];
+        outer.extend(self.cx.outer.iter().cloned());
+        let cx = Cx {
+            inputs: self.cx.inputs,
+            outer,
+        };
+        let n = node(plan, &cx);
         (
             n.fields,
             Lineage {
@@ -61,16 +96,8 @@ impl Scope for Child<'_> {
 }
 
 /// The lineage of the expressions `exprs` over `input`, each a column.
-fn project(
-    exprs: &[Expr],
-    input: &LogicalPlan,
-    child: &Node,
-    inputs: &BTreeSet<&str>,
-) -> Vec<Lineage> {
-    let scope = Child {
-        node: child,
-        inputs,
-    };
+fn project(exprs: &[Expr], input: &LogicalPlan, child: &Node, cx: &Cx<'_>) -> Vec<Lineage> {
+    let scope = Child { node: child, cx };
     exprs
         .iter()
         .map(|e| lineage(e, input.schema(), &scope))
@@ -80,11 +107,11 @@ fn project(
 /// Every column of a node nothing here understands depends on every
 /// column below it, as a value that may flow: over-reporting is the safe
 /// mistake for classifications.
-fn opaque(plan: &LogicalPlan, inputs: &BTreeSet<&str>) -> Node {
+fn opaque(plan: &LogicalPlan, cx: &Cx<'_>) -> Node {
     let mut all = Lineage::default();
     let mut out = Node::default();
     for child in plan.inputs() {
-        let c = node(child, inputs);
+        let c = node(child, cx);
         for f in c.fields.iter().cloned() {
             all.merge(f);
         }
@@ -97,16 +124,16 @@ fn opaque(plan: &LogicalPlan, inputs: &BTreeSet<&str>) -> Node {
     out
 }
 
-pub(crate) fn node(plan: &LogicalPlan, inputs: &BTreeSet<&str>) -> Node {
-    let n = derive(plan, inputs);
+pub(crate) fn node(plan: &LogicalPlan, cx: &Cx<'_>) -> Node {
+    let n = derive(plan, cx);
     if n.fields.len() == plan.schema().fields().len() {
         n
     } else {
-        opaque(plan, inputs)
+        opaque(plan, cx)
     }
 }
 
-fn derive(plan: &LogicalPlan, inputs: &BTreeSet<&str>) -> Node {
+fn derive(plan: &LogicalPlan, cx: &Cx<'_>) -> Node {
     match plan {
         LogicalPlan::TableScan(scan) => {
             let table = scan.table_name.table();
@@ -117,7 +144,7 @@ fn derive(plan: &LogicalPlan, inputs: &BTreeSet<&str>) -> Node {
                 .iter()
                 .map(|f| f.name().clone())
                 .collect();
-            if !inputs.contains(table) {
+            if !cx.inputs.contains(table) {
                 out.fields = vec![Lineage::default(); fields.len()];
                 return out;
             }
@@ -141,17 +168,17 @@ fn derive(plan: &LogicalPlan, inputs: &BTreeSet<&str>) -> Node {
             out
         }
         LogicalPlan::Projection(p) => {
-            let child = node(&p.input, inputs);
+            let child = node(&p.input, cx);
             let mut out = Node {
-                fields: project(&p.expr, &p.input, &child, inputs),
+                fields: project(&p.expr, &p.input, &child, cx),
                 rows: BTreeMap::new(),
             };
             out.rows_of(&child);
             out
         }
         LogicalPlan::Filter(f) => {
-            let child = node(&f.input, inputs);
-            let predicate = project(std::slice::from_ref(&f.predicate), &f.input, &child, inputs);
+            let child = node(&f.input, cx);
+            let predicate = project(std::slice::from_ref(&f.predicate), &f.input, &child, cx);
             let mut out = Node {
                 fields: child.fields.clone(),
                 rows: BTreeMap::new(),
@@ -163,9 +190,9 @@ fn derive(plan: &LogicalPlan, inputs: &BTreeSet<&str>) -> Node {
             out
         }
         LogicalPlan::Aggregate(a) => {
-            let child = node(&a.input, inputs);
-            let groups = project(&a.group_expr, &a.input, &child, inputs);
-            let aggregates = project(&a.aggr_expr, &a.input, &child, inputs);
+            let child = node(&a.input, cx);
+            let groups = project(&a.group_expr, &a.input, &child, cx);
+            let aggregates = project(&a.aggr_expr, &a.input, &child, cx);
             let mut out = Node::default();
             out.rows_of(&child);
             for g in &groups {
@@ -178,7 +205,7 @@ fn derive(plan: &LogicalPlan, inputs: &BTreeSet<&str>) -> Node {
                     &set.distinct_expr().into_iter().cloned().collect::<Vec<_>>(),
                     &a.input,
                     &child,
-                    inputs,
+                    cx,
                 ),
                 _ => groups,
             };
@@ -190,9 +217,9 @@ fn derive(plan: &LogicalPlan, inputs: &BTreeSet<&str>) -> Node {
             out
         }
         LogicalPlan::Window(w) => {
-            let child = node(&w.input, inputs);
+            let child = node(&w.input, cx);
             let mut fields = child.fields.clone();
-            fields.extend(project(&w.window_expr, &w.input, &child, inputs));
+            fields.extend(project(&w.window_expr, &w.input, &child, cx));
             let mut out = Node {
                 fields,
                 rows: BTreeMap::new(),
@@ -201,29 +228,29 @@ fn derive(plan: &LogicalPlan, inputs: &BTreeSet<&str>) -> Node {
             out
         }
         LogicalPlan::Sort(s) => {
-            let child = node(&s.input, inputs);
+            let child = node(&s.input, cx);
             let keys: Vec<Expr> = s.expr.iter().map(|k| k.expr.clone()).collect();
             let mut out = Node {
                 fields: child.fields.clone(),
                 rows: BTreeMap::new(),
             };
             out.rows_of(&child);
-            for l in project(&keys, &s.input, &child, inputs) {
+            for l in project(&keys, &s.input, &child, cx) {
                 out.rows_from(l, Subtype::Sort);
             }
             out
         }
         LogicalPlan::Join(j) => {
-            let left = node(&j.left, inputs);
-            let right = node(&j.right, inputs);
+            let left = node(&j.left, cx);
+            let right = node(&j.right, cx);
             let mut out = Node::default();
             out.rows_of(&left);
             out.rows_of(&right);
             for (l, r) in &j.on {
-                for side in project(std::slice::from_ref(l), &j.left, &left, inputs) {
+                for side in project(std::slice::from_ref(l), &j.left, &left, cx) {
                     out.rows_from(side, Subtype::Join);
                 }
-                for side in project(std::slice::from_ref(r), &j.right, &right, inputs) {
+                for side in project(std::slice::from_ref(r), &j.right, &right, cx) {
                     out.rows_from(side, Subtype::Join);
                 }
             }
@@ -234,10 +261,7 @@ fn derive(plan: &LogicalPlan, inputs: &BTreeSet<&str>) -> Node {
                     rows: BTreeMap::new(),
                 };
                 if let Ok(schema) = j.left.schema().join(j.right.schema()) {
-                    let scope = Child {
-                        node: &both,
-                        inputs,
-                    };
+                    let scope = Child { node: &both, cx };
                     out.rows_from(lineage(filter, &schema, &scope), Subtype::Join);
                 }
             }
@@ -264,7 +288,7 @@ fn derive(plan: &LogicalPlan, inputs: &BTreeSet<&str>) -> Node {
                 rows: BTreeMap::new(),
             };
             for input in &u.inputs {
-                let child = node(input, inputs);
+                let child = node(input, cx);
                 out.rows_of(&child);
                 for (f, c) in out.fields.iter_mut().zip(child.fields) {
                     f.merge(c);
@@ -273,7 +297,7 @@ fn derive(plan: &LogicalPlan, inputs: &BTreeSet<&str>) -> Node {
             out
         }
         LogicalPlan::Distinct(Distinct::All(input)) => {
-            let child = node(input, inputs);
+            let child = node(input, cx);
             let mut out = Node {
                 fields: child.fields.clone(),
                 rows: BTreeMap::new(),
@@ -285,29 +309,29 @@ fn derive(plan: &LogicalPlan, inputs: &BTreeSet<&str>) -> Node {
             out
         }
         LogicalPlan::Distinct(Distinct::On(on)) => {
-            let child = node(&on.input, inputs);
+            let child = node(&on.input, cx);
             let mut out = Node {
-                fields: project(&on.select_expr, &on.input, &child, inputs),
+                fields: project(&on.select_expr, &on.input, &child, cx),
                 rows: BTreeMap::new(),
             };
             out.rows_of(&child);
-            for l in project(&on.on_expr, &on.input, &child, inputs) {
+            for l in project(&on.on_expr, &on.input, &child, cx) {
                 out.rows_from(l, Subtype::GroupBy);
             }
             if let Some(sort) = &on.sort_expr {
                 let keys: Vec<Expr> = sort.iter().map(|k| k.expr.clone()).collect();
-                for l in project(&keys, &on.input, &child, inputs) {
+                for l in project(&keys, &on.input, &child, cx) {
                     out.rows_from(l, Subtype::Sort);
                 }
             }
             out
         }
-        LogicalPlan::SubqueryAlias(a) => node(&a.input, inputs),
-        LogicalPlan::Subquery(s) => node(&s.subquery, inputs),
-        LogicalPlan::Limit(l) => node(&l.input, inputs),
-        LogicalPlan::Repartition(r) => node(&r.input, inputs),
+        LogicalPlan::SubqueryAlias(a) => node(&a.input, cx),
+        LogicalPlan::Subquery(s) => node(&s.subquery, cx),
+        LogicalPlan::Limit(l) => node(&l.input, cx),
+        LogicalPlan::Repartition(r) => node(&r.input, cx),
         LogicalPlan::Unnest(u) => {
-            let child = node(&u.input, inputs);
+            let child = node(&u.input, cx);
             let unnested: BTreeSet<usize> = u
                 .list_type_columns
                 .iter()
@@ -340,7 +364,7 @@ fn derive(plan: &LogicalPlan, inputs: &BTreeSet<&str>) -> Node {
                 rows: BTreeMap::new(),
             };
             for term in [&r.static_term, &r.recursive_term] {
-                let child = node(term, inputs);
+                let child = node(term, cx);
                 out.rows_of(&child);
                 for (f, c) in out.fields.iter_mut().zip(child.fields) {
                     f.merge(c);
@@ -352,6 +376,6 @@ fn derive(plan: &LogicalPlan, inputs: &BTreeSet<&str>) -> Node {
             fields: vec![Lineage::default(); plan.schema().fields().len()],
             rows: BTreeMap::new(),
         },
-        _ => opaque(plan, inputs),
+        _ => opaque(plan, cx),
     }
 }
