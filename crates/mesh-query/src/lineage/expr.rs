@@ -96,17 +96,6 @@ impl Lineage {
     }
 }
 
-/// How a function passes its arguments' values on.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum FunctionClass {
-    /// The result may hold an argument's value or part of it (the default
-    /// for every function not named below).
-    Carries,
-    /// The result is a count, a length, a test or a hash: it cannot hold
-    /// an argument's value.
-    Masks,
-}
-
 /// Functions whose result cannot hold an argument's value. Every other
 /// function carries (an unknown function is assumed to).
 const MASKING: &[&str] = &[
@@ -148,18 +137,10 @@ const MASKING: &[&str] = &[
     "digest",
 ];
 
-/// The class of a function by its name (scalar, aggregate or window).
-pub fn function_class(name: &str) -> FunctionClass {
-    if MASKING.contains(&name.to_ascii_lowercase().as_str()) {
-        FunctionClass::Masks
-    } else {
-        FunctionClass::Carries
-    }
-}
-
-/// Whether a function passes an argument's value on.
+/// Whether a function (scalar, aggregate or window, by name) passes an
+/// argument's value on.
 pub fn carries_value(name: &str) -> bool {
-    function_class(name) == FunctionClass::Carries
+    !MASKING.contains(&name.to_ascii_lowercase().as_str())
 }
 
 /// Operators whose result is a truth value (or an order), never an

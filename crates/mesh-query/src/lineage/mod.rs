@@ -24,7 +24,7 @@ use mesh_spec::ProductDescriptor;
 use mesh_spec::sql::SqlTexts;
 use serde::{Deserialize, Serialize};
 
-pub use expr::{carries_value, function_class};
+pub use expr::carries_value;
 
 use crate::plan::UpstreamSchemas;
 
