@@ -60,6 +60,25 @@ pub trait ClassificationStore: Send + Sync {
 
     /// Every recorded row of a family.
     async fn classes(&self, family: &str) -> Result<Vec<ColumnClass>>;
+
+    /// Records the derived column lineage of deployed versions, in one
+    /// transaction; a version's earlier row is replaced.
+    async fn record_lineage(&self, rows: &[StoredLineage]) -> Result<()>;
+
+    /// The stored lineage of every deployed product's current version
+    /// (older majors' lines included). A deployed version without a row
+    /// was deployed before lineage was stored.
+    async fn current_lineage(&self) -> Result<Vec<StoredLineage>>;
+}
+
+/// The column lineage one deployed version derived, as a JSON document
+/// the query layer writes and reads (`mesh_query::lineage`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct StoredLineage {
+    /// `<domain>/<name>` of the family's newest major.
+    pub family: String,
+    pub version: String,
+    pub lineage: String,
 }
 
 /// The classification of column `name` in data of product `version` of

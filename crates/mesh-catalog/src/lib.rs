@@ -19,7 +19,7 @@ mod sqlite_identity;
 mod sqlite_runs;
 pub mod store;
 
-pub use classes::{ClassificationStore, ColumnClass};
+pub use classes::{ClassificationStore, ColumnClass, StoredLineage};
 pub use error::{CatalogError, Result};
 pub use identity::{
     AccessRequest, AuditEntry, AuditFilter, AuditScope, Grant, IdentityStore, Principal, Team,

@@ -3,7 +3,7 @@
 use async_trait::async_trait;
 use sqlx::Row;
 
-use crate::classes::{ClassificationStore, ColumnClass, stricter};
+use crate::classes::{ClassificationStore, ColumnClass, StoredLineage, stricter};
 use crate::error::Result;
 use crate::sqlite::SqliteCatalog;
 
@@ -72,6 +72,44 @@ impl ClassificationStore for SqliteCatalog {
                     name: r.try_get("name")?,
                     lineage: r.try_get("lineage")?,
                     classification: r.try_get("classification")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn record_lineage(&self, rows: &[StoredLineage]) -> Result<()> {
+        let mut tx = self.pool.begin().await?;
+        for r in rows {
+            sqlx::query(
+                "INSERT INTO column_lineage (family, version, lineage) VALUES ($1, $2, $3)
+                 ON CONFLICT (family, version) DO UPDATE SET lineage = excluded.lineage",
+            )
+            .bind(&r.family)
+            .bind(&r.version)
+            .bind(&r.lineage)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn current_lineage(&self) -> Result<Vec<StoredLineage>> {
+        let rows = sqlx::query(
+            "SELECT l.family, l.version, l.lineage FROM column_lineage l
+             JOIN products p
+               ON l.family = COALESCE(p.line_of, p.domain || '/' || p.name)
+              AND l.version = p.version
+             ORDER BY l.family, l.version",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredLineage {
+                    family: r.try_get("family")?,
+                    version: r.try_get("version")?,
+                    lineage: r.try_get("lineage")?,
                 })
             })
             .collect()

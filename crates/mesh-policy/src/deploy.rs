@@ -26,8 +26,10 @@ pub struct Violation {
     pub blocking: bool,
 }
 
-/// The input a deploy rule sees for one descriptor.
-pub fn deploy_input(p: &ProductDescriptor, descriptor: Value) -> Value {
+/// The input a deploy rule sees for one descriptor. `columns` is each
+/// column with its derived classification (see `mesh-service`'s lineage),
+/// an empty list when none was derived.
+pub fn deploy_input(p: &ProductDescriptor, descriptor: Value, columns: Value) -> Value {
     let visibility = p
         .access
         .as_ref()
@@ -42,6 +44,7 @@ pub fn deploy_input(p: &ProductDescriptor, descriptor: Value) -> Value {
             "status": p.status.as_str(),
         },
         "file": p.file.path.display().to_string(),
+        "columns": columns,
     })
 }
 
@@ -131,6 +134,16 @@ impl PolicySet {
     /// violation as a diagnostic at the place in `product.yaml` it names:
     /// errors for `deny`, warnings for `warn`.
     pub fn check_descriptor(&self, p: &ProductDescriptor) -> Result<Vec<Diagnostic>> {
+        self.check_descriptor_with(p, Value::Array(Vec::new()))
+    }
+
+    /// [`PolicySet::check_descriptor`] with each column's derived
+    /// classification and sources as `input.columns`.
+    pub fn check_descriptor_with(
+        &self,
+        p: &ProductDescriptor,
+        columns: Value,
+    ) -> Result<Vec<Diagnostic>> {
         // The descriptor parsed once already, so it parses again.
         let tree = mesh_spec::yaml::parse(&p.file.text).map_err(|e| {
             PolicyError::Eval(format!(
@@ -139,7 +152,7 @@ impl PolicySet {
                 e.message
             ))
         })?;
-        let input = deploy_input(p, tree.to_json());
+        let input = deploy_input(p, tree.to_json(), columns);
         let violations = self.deploy_violations(p.domain.value.as_str(), &input)?;
         Ok(violations
             .into_iter()

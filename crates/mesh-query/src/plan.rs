@@ -16,7 +16,7 @@ use crate::source::register_source;
 /// Looks up the declared schema of an upstream output: (product, output
 /// name or the only one, and the input's version requirement, which may
 /// select an older major kept alive next to the newest).
-pub trait UpstreamSchemas {
+pub trait UpstreamSchemas: Sync {
     fn schema(
         &self,
         product: &ProductRef,
@@ -175,12 +175,23 @@ pub async fn check_product_sql(
     p: &ProductDescriptor,
     upstream: &dyn UpstreamSchemas,
 ) -> Vec<Diagnostic> {
+    check_product_sql_lineage(p, upstream).await.0
+}
+
+/// [`check_product_sql`], and the column lineage of every output from the
+/// same plans (`None` when an output's SQL does not plan).
+pub async fn check_product_sql_lineage(
+    p: &ProductDescriptor,
+    upstream: &dyn UpstreamSchemas,
+) -> (Vec<Diagnostic>, Option<crate::lineage::ProductLineage>) {
     let ctx = transform_context(None);
     let mut out = register_inputs_for_planning(&ctx, p, upstream).await;
     if out.iter().any(Diagnostic::is_error) {
-        return out;
+        return (out, None);
     }
     let inputs: Vec<&str> = p.inputs.iter().map(|i| i.name.as_str()).collect();
+    let input_set: std::collections::BTreeSet<&str> = inputs.iter().copied().collect();
+    let mut lineage = Some(crate::lineage::ProductLineage::new());
     for output in &p.outputs {
         let Some(sql) = p.sql_for(output) else {
             continue;
@@ -189,24 +200,34 @@ pub async fn check_product_sql(
             Ok(s) => s,
             Err(d) => {
                 out.push(d);
+                lineage = None;
                 continue;
             }
         };
         match ctx.sql(&sql.text).await {
-            Err(e) => out.push(sql_error_diagnostic(
-                &sql,
-                &format!("SQL of output `{}` does not plan", output.name.value),
-                &e,
-                &inputs,
-            )),
+            Err(e) => {
+                lineage = None;
+                out.push(sql_error_diagnostic(
+                    &sql,
+                    &format!("SQL of output `{}` does not plan", output.name.value),
+                    &e,
+                    &inputs,
+                ))
+            }
             Ok(df) => {
                 let produced = proven_non_null(df.logical_plan());
                 out.extend(compare_columns(p, output, &produced));
+                if let Some(l) = lineage.as_mut() {
+                    l.insert(
+                        output.name.to_string(),
+                        crate::lineage::plan_lineage(df.logical_plan(), &input_set),
+                    );
+                }
             }
         }
         out.extend(check_sql_checks(p, output).await);
     }
-    out
+    (out, lineage)
 }
 
 /// The schema `plan` produces, with columns a filter proves non-null

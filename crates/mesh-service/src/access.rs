@@ -148,7 +148,8 @@ impl PolicyGuard {
     /// Each column's classification is the strictest its lineage has in
     /// the version read or any later deployed version of the product's
     /// family (see `mesh_catalog::classes`), so masks follow the data
-    /// across renames, releases and older majors. A read never proceeds
+    /// across renames, releases and older majors, and at least the
+    /// classification its lineage derives (docs/lineage.md). A read never proceeds
     /// without classifications: a deployed descriptor that cannot be read
     /// refuses it.
     async fn input(&self, output: &OutputRecord, read: &Read) -> Result<AccessInput> {
@@ -195,6 +196,18 @@ impl PolicyGuard {
                     .and_then(|o| o.column(name))
                     .and_then(|col| col.classification)
                     .map(|cl| cl.as_str().to_string());
+                let declared = match recorded {
+                    Some(class) => class,
+                    // Deployed before classifications were recorded.
+                    None => current,
+                };
+                // What flows in from classified columns upstream, even
+                // if the descriptor was deployed without saying so.
+                let derived = self
+                    .snapshot
+                    .lineage
+                    .derived(&domain, output.output.as_str(), name)
+                    .map(str::to_string);
                 ColumnInput {
                     name: name.clone(),
                     ty: output
@@ -202,11 +215,7 @@ impl PolicyGuard {
                         .iter()
                         .find(|c| &c.name == name)
                         .map_or_else(|| "unknown".to_string(), |c| c.ty.clone()),
-                    classification: match recorded {
-                        Some(class) => class,
-                        // Deployed before classifications were recorded.
-                        None => current,
-                    },
+                    classification: mesh_catalog::classes::stricter(declared, derived),
                 }
             })
             .collect();

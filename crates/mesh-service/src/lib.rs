@@ -18,6 +18,7 @@ pub mod identity;
 pub mod init;
 mod lifecycle;
 pub mod limits;
+pub mod lineage;
 pub mod mesh;
 pub mod notify;
 mod operate;

@@ -9,7 +9,8 @@ use mesh_catalog::{
     CatalogStore, ColumnRecord, DeployOutcome, OutputRecord, ProductRecord, SqliteCatalog,
     line_name, line_output, matching_line,
 };
-use mesh_query::plan::{UpstreamSchemas, check_product_sql};
+use mesh_query::lineage::ProductLineage;
+use mesh_query::plan::{UpstreamSchemas, check_product_sql_lineage};
 use mesh_spec::diagnostic::did_you_mean;
 use mesh_spec::project::{self, ProjectConfig};
 use mesh_spec::sql::sql_files;
@@ -46,10 +47,22 @@ pub struct Mesh {
     pub(crate) show_cache: Arc<crate::discover::ShowCache>,
     /// What access decisions read, with the generations it was read at.
     pub(crate) snapshot_cache: Arc<crate::snapshot::SnapshotCache>,
+    /// The deployed products' column lineage, per deployment generation.
+    pub(crate) lineage_cache: Arc<crate::lineage::LineageCache>,
 }
 
 /// The parsed deployed products and the generation they were read at.
 type DeployedAt = (i64, Arc<Vec<(ProductRecord, ProductDescriptor)>>);
+
+/// What validation found: the project's products, every diagnostic, and
+/// the column lineage derived from the SQL that planned.
+pub(crate) struct Validated {
+    pub products: Vec<ProductDescriptor>,
+    pub diagnostics: Vec<Diagnostic>,
+    pub lineage: BTreeMap<ProductRef, ProductLineage>,
+    /// The mesh's lineage as it will be once the project is deployed.
+    pub graph: crate::lineage::LineageGraph,
+}
 
 /// Parsed policies with the digest of the files they came from.
 type CachedPolicies = (String, Arc<mesh_policy::PolicySet>);
@@ -167,6 +180,7 @@ impl Mesh {
             deployed_cache: Default::default(),
             show_cache: Default::default(),
             snapshot_cache: Default::default(),
+            lineage_cache: Default::default(),
         })
     }
 
@@ -197,8 +211,18 @@ impl Mesh {
     /// Every check: syntax, structure, references, cycles, the deploy-time
     /// policy rules, SQL and contracts.
     pub async fn validate(&self) -> Result<(Vec<ProductDescriptor>, Vec<Diagnostic>)> {
+        let v = self.validate_full().await?;
+        Ok((v.products, v.diagnostics))
+    }
+
+    /// [`Mesh::validate`], with the column lineage derived from the plans
+    /// it checked.
+    pub(crate) async fn validate_full(&self) -> Result<Validated> {
         let (products, mut diagnostics) = self.load_project()?;
-        let deployed_records = self.catalog.products().await?;
+        let generation = self.catalog.deployment_generation().await?;
+        let deployed_parsed = self.deployed_shared(generation).await?;
+        let deployed_records: Vec<ProductRecord> =
+            deployed_parsed.iter().map(|(r, _)| r.clone()).collect();
         let local: BTreeSet<ProductRef> = products
             .iter()
             .map(ProductDescriptor::product_ref)
@@ -235,12 +259,8 @@ impl Mesh {
                     .any(|u| d.message.contains(&format!("reads product `{u}`,")))
         }));
         diagnostics.extend(crate::lifecycle::check(&products, &deployed_records));
-        // Deploy-time rules (policies/*.rego, package mesh.deploy). Policies
-        // that do not load are an error here too, never a pass.
+        // Policies that do not load are an error here too, never a pass.
         let policies = self.policies()?;
-        for p in &products {
-            diagnostics.extend(policies.check_descriptor(p)?);
-        }
         // The SQL of every product that is sound, and reads only sound
         // products, is planned even when other files have errors: one
         // broken descriptor hides nothing else.
@@ -249,10 +269,36 @@ impl Mesh {
             local: &products,
             deployed: &deployed_records,
         };
+        let mut lineage = BTreeMap::new();
         for p in products.iter().filter(|p| sound.contains(&p.product_ref())) {
-            diagnostics.extend(check_product_sql(p, &upstream).await);
+            let (found, derived) = check_product_sql_lineage(p, &upstream).await;
+            diagnostics.extend(found);
+            if let Some(l) = derived {
+                lineage.insert(p.product_ref(), l);
+            }
         }
-        Ok((products, diagnostics))
+        // Classifications follow the lineage (docs/lineage.md).
+        let current = self.deployed_lineage(generation, &deployed_parsed).await?;
+        let graph =
+            crate::lineage::check::candidate_graph(&deployed_parsed, &current, &products, &lineage);
+        let derived: Vec<ProductDescriptor> = products
+            .iter()
+            .filter(|p| lineage.contains_key(&p.product_ref()))
+            .cloned()
+            .collect();
+        diagnostics.extend(crate::lineage::class_diagnostics(&derived, &graph));
+        // Deploy-time rules (policies/*.rego, package mesh.deploy), with
+        // each column's derived classification.
+        for p in &products {
+            let columns = crate::lineage::policy_columns(p, &graph);
+            diagnostics.extend(policies.check_descriptor_with(p, columns)?);
+        }
+        Ok(Validated {
+            products,
+            diagnostics,
+            lineage,
+            graph,
+        })
     }
 
     /// Validates, checks the contract gate, then registers or updates every
@@ -267,7 +313,12 @@ impl Mesh {
         // skipped because a rule file is broken.
         let policies = self.policies()?;
         self.audit_policy_change(by, &policies).await?;
-        let (products, diagnostics) = self.validate().await?;
+        let Validated {
+            products,
+            diagnostics,
+            lineage,
+            graph,
+        } = self.validate_full().await?;
         if diagnostics.iter().any(Diagnostic::is_error) {
             self.audit_policy_refusals(by, &products, &diagnostics)
                 .await?;
@@ -350,6 +401,9 @@ impl Mesh {
         }
         self.record_classes(&products, &deployed).await?;
         let outcome = self.catalog.deploy(by, records, overrides).await?;
+        // After the deploy commits: a version's lineage describes what is
+        // deployed under it. Not stored, it is derived again when read.
+        self.record_lineage(&products, &lineage).await?;
         let entries: Vec<mesh_catalog::AuditEntry> =
             [("created", &outcome.created), ("updated", &outcome.updated)]
                 .into_iter()
@@ -370,6 +424,10 @@ impl Mesh {
             .on(p)
                 })
                 .collect();
+        let mut entries = entries;
+        entries.extend(crate::lineage::declassify_audit(
+            by, &products, &graph, &outcome,
+        ));
         self.catalog.append_audit(&entries).await?;
         Ok((outcome, diagnostics))
     }
@@ -679,9 +737,9 @@ impl Mesh {
 }
 
 /// Declared schemas of upstream outputs: local descriptors first, then the catalog.
-struct Upstream<'a> {
-    local: &'a [ProductDescriptor],
-    deployed: &'a [ProductRecord],
+pub(crate) struct Upstream<'a> {
+    pub local: &'a [ProductDescriptor],
+    pub deployed: &'a [ProductRecord],
 }
 
 impl UpstreamSchemas for Upstream<'_> {

@@ -30,6 +30,8 @@ pub(crate) struct Snapshot {
     /// Deployment and access generations this snapshot was read at.
     generations: (i64, i64),
     pub deployed: Deployed,
+    /// Their column lineage, with each column's derived classification.
+    pub lineage: Arc<crate::lineage::LineageGraph>,
     /// Domain → the teams owning it, sorted.
     owners: BTreeMap<String, Vec<String>>,
     principals: Mutex<HashMap<String, Option<Principal>>>,
@@ -133,6 +135,11 @@ impl Mesh {
             return Ok(s);
         }
         let deployed = self.deployed_shared(generations.0).await?;
+        let lineage = self
+            .deployed_lineage(generations.0, &deployed)
+            .await?
+            .graph
+            .clone();
         let mut owners: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for t in self.catalog.teams().await? {
             for d in t.domains {
@@ -145,6 +152,7 @@ impl Mesh {
         let snapshot = Arc::new(Snapshot {
             generations,
             deployed,
+            lineage,
             owners,
             principals: Default::default(),
             grants: Default::default(),

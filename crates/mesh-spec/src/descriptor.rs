@@ -117,6 +117,20 @@ pub struct Column {
     pub classification: Option<Classification>,
     /// The column's name in the previous contract version, when it was renamed.
     pub renamed_from: Option<Spanned<ColumnName>>,
+    /// Classified upstream columns whose classification this column does
+    /// not inherit through lineage, each with the owner's reason
+    /// (docs/lineage.md).
+    pub declassify: Vec<Declassify>,
+}
+
+/// `declassify: {from: hr.employees.email, reason: …}` on a column: the
+/// classification of `from` (a column anywhere upstream, as
+/// `<domain>.<output>.<column>`) does not follow into this one.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Declassify {
+    pub from: Spanned<String>,
+    pub reason: Spanned<String>,
+    pub span: Span,
 }
 
 /// File formats a source input can read.

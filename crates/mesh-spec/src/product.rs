@@ -529,7 +529,60 @@ const COLUMN_FIELDS: &[&str] = &[
     "description",
     "classification",
     "renamed_from",
+    "declassify",
 ];
+
+const DECLASSIFY_FIELDS: &[&str] = &["from", "reason"];
+
+/// `declassify:` as one mapping or a list of them.
+fn decode_declassify(ctx: &mut Ctx, n: &Node) -> Vec<Declassify> {
+    let items: Vec<&Node> = match &n.value {
+        Value::Seq(items) => items.iter().collect(),
+        _ => vec![n],
+    };
+    let mut out = Vec::new();
+    for item in items {
+        let Some(f) = ctx.fields(item, "a declassification", DECLASSIFY_FIELDS) else {
+            continue;
+        };
+        let from = ctx
+            .require(&f, "from", "a declassification")
+            .and_then(|n| ctx.string(n, "from"));
+        let reason = ctx
+            .require(&f, "reason", "a declassification")
+            .and_then(|n| ctx.string(n, "reason"));
+        let (Some(from), Some(reason)) = (from, reason) else {
+            continue;
+        };
+        if from.value.split('.').count() != 3 || from.value.split('.').any(str::is_empty) {
+            let d = ctx.error(
+                "invalid-declassify",
+                from.span,
+                format!(
+                    "`from` must name an upstream column as `<domain>.<output>.<column>`, found `{}`",
+                    from.value
+                ),
+            );
+            d.help = Some("for example `from: hr.employees.email`".into());
+            continue;
+        }
+        if reason.value.trim().is_empty() {
+            let d = ctx.error(
+                "invalid-declassify",
+                reason.span,
+                "a declassification needs a reason".to_string(),
+            );
+            d.help = Some("say why the value cannot be recovered from this column".into());
+            continue;
+        }
+        out.push(Declassify {
+            from,
+            reason,
+            span: item.span,
+        });
+    }
+    out
+}
 
 fn decode_column(ctx: &mut Ctx, n: &Node) -> Option<Column> {
     let f = ctx.fields(n, "a column", COLUMN_FIELDS)?;
@@ -574,6 +627,10 @@ fn decode_column(ctx: &mut Ctx, n: &Node) -> Option<Column> {
     let renamed_from = f
         .get("renamed_from")
         .and_then(|n| ctx.name(n, "column name", ColumnName::parse));
+    let declassify = f
+        .get("declassify")
+        .map(|n| decode_declassify(ctx, n))
+        .unwrap_or_default();
     Some(Column {
         name: name?,
         ty: ty?,
@@ -581,6 +638,7 @@ fn decode_column(ctx: &mut Ctx, n: &Node) -> Option<Column> {
         description,
         renamed_from,
         classification,
+        declassify,
     })
 }
 

@@ -1,0 +1,508 @@
+//! The mesh's column lineage as one graph: each product's derived edges
+//! (input name → column) resolved to the upstream outputs its inputs read,
+//! and the classifications that follow the edges.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use mesh_catalog::classes::strictness;
+use mesh_query::lineage::{Edge, EdgeType, OutputLineage, ProductLineage, Subtype};
+use mesh_spec::{InputKind, ProductDescriptor, ProductRef};
+use serde::Serialize;
+
+/// A dataset: an output table, or the files a product reads as a source.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Dataset {
+    /// `<domain>.<output>`, the name SQL reads it by.
+    Output { domain: String, output: String },
+    /// `<domain>/<product>/<input>`: the files behind a source input.
+    Source { product: String, input: String },
+}
+
+impl std::fmt::Display for Dataset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Dataset::Output { domain, output } => write!(f, "{domain}.{output}"),
+            Dataset::Source { product, input } => write!(f, "{product}/{input}"),
+        }
+    }
+}
+
+/// A column of a dataset (top-level: a nested field's edges name the
+/// field on the [`Link`]).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+pub struct ColumnId {
+    pub dataset: Dataset,
+    pub column: String,
+}
+
+impl std::fmt::Display for ColumnId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}.{}", self.dataset, self.column)
+    }
+}
+
+/// One edge between two columns.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Link {
+    pub from: ColumnId,
+    /// The nested field of `from` read (`len` of `info['len']`), if any.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+    pub to: ColumnId,
+    #[serde(rename = "type")]
+    pub edge_type: EdgeType,
+    pub subtype: Subtype,
+    pub masking: bool,
+}
+
+impl Link {
+    /// Whether the value of `from` can reach `to`.
+    pub fn carries_value(&self) -> bool {
+        self.edge_type == EdgeType::Direct && !self.masking
+    }
+}
+
+/// A classified column whose classification reaches another one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct ClassSource {
+    /// Where the classification is declared.
+    pub origin: ColumnId,
+    pub classification: String,
+    /// The columns the value flows through, `origin` first and the
+    /// column it reaches last.
+    pub path: Vec<ColumnId>,
+}
+
+impl ClassSource {
+    /// `hr.employees.email → ops.contacts.first_contact`.
+    pub fn path_text(&self) -> String {
+        self.path
+            .iter()
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" → ")
+    }
+}
+
+/// A classification a column does not inherit, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Declassified {
+    pub source: ClassSource,
+    pub reason: String,
+}
+
+/// What the graph knows of one column.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct ColumnInfo {
+    /// The product that produces (or, for a source, reads) it.
+    pub product: String,
+    /// The classification its descriptor declares.
+    pub declared: Option<String>,
+    /// The strictest classification its lineage gives it.
+    pub derived: Option<String>,
+    /// The classified columns whose classification reaches it.
+    pub sources: Vec<ClassSource>,
+    /// Classifications its owner declassified.
+    pub declassified: Vec<Declassified>,
+    /// `declassify` entries as written: `from` and the reason.
+    #[serde(skip)]
+    declassify: Vec<(String, String)>,
+    /// Whether its lineage was derived (false: the SQL did not plan, so
+    /// it is taken to depend on every input column).
+    pub derived_lineage: bool,
+}
+
+impl ColumnInfo {
+    /// The classification reads apply: the stricter of declared and
+    /// derived.
+    pub fn effective(&self) -> Option<&str> {
+        if strictness(self.derived.as_deref()) > strictness(self.declared.as_deref()) {
+            self.derived.as_deref()
+        } else {
+            self.declared.as_deref()
+        }
+    }
+}
+
+/// One product as the graph is built from it.
+pub struct Member<'a> {
+    /// The product as deployed (an older major's line by its line name).
+    pub product: ProductRef,
+    /// The newest major this is a line of.
+    pub line_of: Option<ProductRef>,
+    pub version: semver::Version,
+    /// Its descriptor (a line's with the line's output names).
+    pub descriptor: &'a ProductDescriptor,
+    /// Its derived lineage by output name (a line's by either name);
+    /// `None` when its SQL does not plan.
+    pub lineage: Option<&'a ProductLineage>,
+}
+
+/// The column lineage of a set of products.
+#[derive(Debug, Default)]
+pub struct LineageGraph {
+    columns: BTreeMap<ColumnId, ColumnInfo>,
+    /// Edges into each column.
+    upstream: HashMap<ColumnId, Vec<Link>>,
+    /// Edges out of each column.
+    downstream: HashMap<ColumnId, Vec<Link>>,
+    /// Dataset → the product that produces it.
+    owners: HashMap<Dataset, String>,
+}
+
+impl LineageGraph {
+    /// Builds the graph of `members`, resolving each input as runs do.
+    pub fn build(members: &[Member<'_>]) -> LineageGraph {
+        let mut g = LineageGraph::default();
+        for m in members {
+            g.add_columns(m);
+        }
+        for m in members {
+            g.add_edges(m, members);
+        }
+        for links in g.upstream.values_mut().chain(g.downstream.values_mut()) {
+            links.sort();
+            links.dedup();
+        }
+        g.classify();
+        g
+    }
+
+    fn add_columns(&mut self, m: &Member<'_>) {
+        let product = m.product.to_string();
+        let d = m.descriptor;
+        for o in &d.outputs {
+            let dataset = Dataset::Output {
+                domain: m.product.domain.to_string(),
+                output: o.name.to_string(),
+            };
+            self.owners.insert(dataset.clone(), product.clone());
+            for c in &o.columns {
+                self.columns.insert(
+                    ColumnId {
+                        dataset: dataset.clone(),
+                        column: c.name.to_string(),
+                    },
+                    ColumnInfo {
+                        product: product.clone(),
+                        declared: c.classification.map(|k| k.as_str().to_string()),
+                        declassify: c
+                            .declassify
+                            .iter()
+                            .map(|x| (x.from.value.clone(), x.reason.value.clone()))
+                            .collect(),
+                        derived_lineage: m.lineage.is_some(),
+                        ..Default::default()
+                    },
+                );
+            }
+        }
+        for input in &d.inputs {
+            let InputKind::Source(source) = &input.kind else {
+                continue;
+            };
+            let dataset = Dataset::Source {
+                product: product.clone(),
+                input: input.name.to_string(),
+            };
+            self.owners.insert(dataset.clone(), product.clone());
+            for c in source.columns.iter().flatten() {
+                self.columns.insert(
+                    ColumnId {
+                        dataset: dataset.clone(),
+                        column: c.name.to_string(),
+                    },
+                    ColumnInfo {
+                        product: product.clone(),
+                        declared: c.classification.map(|k| k.as_str().to_string()),
+                        derived_lineage: true,
+                        ..Default::default()
+                    },
+                );
+            }
+        }
+    }
+
+    /// The dataset each input of `m` reads.
+    fn inputs(m: &Member<'_>, members: &[Member<'_>]) -> BTreeMap<String, Dataset> {
+        let mut out = BTreeMap::new();
+        for input in &m.descriptor.inputs {
+            let dataset = match &input.kind {
+                InputKind::Source(_) => Some(Dataset::Source {
+                    product: m.product.to_string(),
+                    input: input.name.to_string(),
+                }),
+                InputKind::Product {
+                    product,
+                    output,
+                    version,
+                } => resolve(
+                    members,
+                    &product.value,
+                    output.as_ref().map(|o| o.as_str()),
+                    version.as_ref().map(|v| &v.value),
+                ),
+            };
+            if let Some(d) = dataset {
+                out.insert(input.name.to_string(), d);
+            }
+        }
+        out
+    }
+
+    fn add_edges(&mut self, m: &Member<'_>, members: &[Member<'_>]) {
+        let inputs = Self::inputs(m, members);
+        for o in &m.descriptor.outputs {
+            let to_dataset = Dataset::Output {
+                domain: m.product.domain.to_string(),
+                output: o.name.to_string(),
+            };
+            let lineage: Option<&OutputLineage> = m.lineage.and_then(|l| {
+                l.get(o.name.as_str())
+                    .or_else(|| o.original_name.as_ref().and_then(|n| l.get(n.as_str())))
+            });
+            for c in &o.columns {
+                let to = ColumnId {
+                    dataset: to_dataset.clone(),
+                    column: c.name.to_string(),
+                };
+                let edges: Vec<Edge> = match lineage {
+                    Some(l) => l.get(c.name.as_str()).cloned().unwrap_or_default(),
+                    // Not derivable: every input column may flow into it.
+                    None => self.everything(&inputs),
+                };
+                for e in edges {
+                    let Some(dataset) = inputs.get(&e.input) else {
+                        continue;
+                    };
+                    let (column, field) = match e.column.split_once('.') {
+                        Some((top, rest)) => (top.to_string(), Some(rest.to_string())),
+                        None => (e.column.clone(), None),
+                    };
+                    let from = ColumnId {
+                        dataset: dataset.clone(),
+                        column,
+                    };
+                    self.columns
+                        .entry(from.clone())
+                        .or_insert_with(|| ColumnInfo {
+                            product: self.owners.get(dataset).cloned().unwrap_or_default(),
+                            derived_lineage: true,
+                            ..Default::default()
+                        });
+                    let link = Link {
+                        from: from.clone(),
+                        field,
+                        to: to.clone(),
+                        edge_type: e.edge_type,
+                        subtype: e.subtype,
+                        masking: e.masking,
+                    };
+                    self.downstream.entry(from).or_default().push(link.clone());
+                    self.upstream.entry(to.clone()).or_default().push(link);
+                }
+            }
+        }
+    }
+
+    /// DIRECT edges from every known column of every input.
+    fn everything(&self, inputs: &BTreeMap<String, Dataset>) -> Vec<Edge> {
+        let mut out = Vec::new();
+        for (name, dataset) in inputs {
+            for id in self.columns.keys().filter(|id| &id.dataset == dataset) {
+                out.push(Edge {
+                    edge_type: EdgeType::Direct,
+                    subtype: Subtype::Transformation,
+                    input: name.clone(),
+                    column: id.column.clone(),
+                    masking: false,
+                });
+            }
+        }
+        out
+    }
+
+    /// Computes each column's derived classification and its sources,
+    /// upstream first.
+    fn classify(&mut self) {
+        let ids: Vec<ColumnId> = self.columns.keys().cloned().collect();
+        let mut done: BTreeSet<ColumnId> = BTreeSet::new();
+        for id in ids {
+            self.classify_column(&id, &mut done, &mut BTreeSet::new());
+        }
+    }
+
+    fn classify_column(
+        &mut self,
+        id: &ColumnId,
+        done: &mut BTreeSet<ColumnId>,
+        visiting: &mut BTreeSet<ColumnId>,
+    ) {
+        if done.contains(id) || !visiting.insert(id.clone()) {
+            return;
+        }
+        let links: Vec<Link> = self
+            .upstream
+            .get(id)
+            .map(|l| l.iter().filter(|l| l.carries_value()).cloned().collect())
+            .unwrap_or_default();
+        let mut reaching: Vec<ClassSource> = Vec::new();
+        for link in &links {
+            self.classify_column(&link.from, done, visiting);
+            let Some(from) = self.columns.get(&link.from) else {
+                continue;
+            };
+            let mut here: Vec<ClassSource> = Vec::new();
+            if let Some(k) = from.declared.clone().filter(|k| strictness(Some(k)) > 0) {
+                here.push(ClassSource {
+                    origin: link.from.clone(),
+                    classification: k,
+                    path: vec![link.from.clone()],
+                });
+            }
+            here.extend(from.sources.iter().cloned());
+            for mut s in here {
+                s.path.push(id.clone());
+                reaching.push(s);
+            }
+        }
+        let info = self.columns.entry(id.clone()).or_default();
+        let (mut kept, mut dropped) = (Vec::new(), Vec::new());
+        for s in reaching {
+            let declassify = info.declassify.iter().find(|(from, _)| {
+                s.path[..s.path.len() - 1]
+                    .iter()
+                    .any(|c| c.to_string() == *from)
+            });
+            match declassify {
+                Some((_, reason)) => dropped.push(Declassified {
+                    source: s,
+                    reason: reason.clone(),
+                }),
+                None => kept.push(s),
+            }
+        }
+        info.sources = strongest_per_origin(kept);
+        info.declassified = dedup_declassified(dropped);
+        info.derived = info
+            .sources
+            .iter()
+            .map(|s| s.classification.clone())
+            .max_by_key(|k| strictness(Some(k)));
+        visiting.remove(id);
+        done.insert(id.clone());
+    }
+
+    /// A column, if the graph knows it.
+    pub fn column(&self, id: &ColumnId) -> Option<&ColumnInfo> {
+        self.columns.get(id)
+    }
+
+    /// Every column of a dataset, in order.
+    pub fn columns_of<'a>(
+        &'a self,
+        dataset: &'a Dataset,
+    ) -> impl Iterator<Item = (&'a ColumnId, &'a ColumnInfo)> + 'a {
+        self.columns
+            .range(
+                ColumnId {
+                    dataset: dataset.clone(),
+                    column: String::new(),
+                }..,
+            )
+            .take_while(move |(id, _)| &id.dataset == dataset)
+    }
+
+    /// The edges into a column.
+    pub fn upstream_of(&self, id: &ColumnId) -> &[Link] {
+        self.upstream.get(id).map_or(&[], Vec::as_slice)
+    }
+
+    /// The edges out of a column.
+    pub fn downstream_of(&self, id: &ColumnId) -> &[Link] {
+        self.downstream.get(id).map_or(&[], Vec::as_slice)
+    }
+
+    /// The product that produces (or reads, for a source) a dataset.
+    pub fn owner(&self, dataset: &Dataset) -> Option<&str> {
+        self.owners.get(dataset).map(String::as_str)
+    }
+
+    /// The derived classification of `column` of output `domain.output`.
+    pub fn derived(&self, domain: &str, output: &str, column: &str) -> Option<&str> {
+        self.columns
+            .get(&ColumnId {
+                dataset: Dataset::Output {
+                    domain: domain.to_string(),
+                    output: output.to_string(),
+                },
+                column: column.to_string(),
+            })
+            .and_then(|c| c.derived.as_deref())
+    }
+}
+
+/// Per origin, the source with the strictest classification and the
+/// shortest path.
+fn strongest_per_origin(sources: Vec<ClassSource>) -> Vec<ClassSource> {
+    let mut best: BTreeMap<ColumnId, ClassSource> = BTreeMap::new();
+    for s in sources {
+        match best.get(&s.origin) {
+            Some(b)
+                if (
+                    strictness(Some(&b.classification)),
+                    std::cmp::Reverse(b.path.len()),
+                ) >= (
+                    strictness(Some(&s.classification)),
+                    std::cmp::Reverse(s.path.len()),
+                ) => {}
+            _ => {
+                best.insert(s.origin.clone(), s);
+            }
+        }
+    }
+    best.into_values().collect()
+}
+
+fn dedup_declassified(list: Vec<Declassified>) -> Vec<Declassified> {
+    let mut seen = BTreeSet::new();
+    list.into_iter()
+        .filter(|d| seen.insert(d.source.origin.clone()))
+        .collect()
+}
+
+/// The output an input reads among `members`, as runs resolve it: the
+/// newest major when no requirement is given or it matches, otherwise
+/// the newest older major's line that matches.
+fn resolve(
+    members: &[Member<'_>],
+    product: &ProductRef,
+    output: Option<&str>,
+    req: Option<&semver::VersionReq>,
+) -> Option<Dataset> {
+    let head = members
+        .iter()
+        .find(|m| &m.product == product && m.line_of.is_none());
+    let head_matches = head.is_some_and(|h| req.is_none_or(|r| r.matches(&h.version)));
+    let chosen = if head_matches {
+        head
+    } else {
+        members
+            .iter()
+            .filter(|m| m.line_of.as_ref() == Some(product))
+            .filter(|m| req.is_some_and(|r| r.matches(&m.version)))
+            .max_by(|a, b| a.version.cmp(&b.version))
+            .or(head)
+    }?;
+    let o = match output {
+        Some(name) => chosen.descriptor.outputs.iter().find(|o| {
+            o.name.as_str() == name || o.original_name.as_ref().is_some_and(|n| n.as_str() == name)
+        }),
+        None => chosen.descriptor.outputs.first(),
+    }?;
+    Some(Dataset::Output {
+        domain: chosen.product.domain.to_string(),
+        output: o.name.to_string(),
+    })
+}

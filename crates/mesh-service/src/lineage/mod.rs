@@ -1,0 +1,194 @@
+//! Column lineage across the mesh (docs/lineage.md): derived at deploy
+//! from each output's plan, stored per deployed version, resolved into
+//! one graph per deployment generation. Classifications follow the
+//! graph's value-carrying edges: deploy refuses a column declared weaker
+//! than its lineage, and reads mask by the derived classification.
+
+pub(crate) mod check;
+pub mod graph;
+pub mod view;
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use mesh_catalog::StoredLineage;
+use mesh_query::lineage::ProductLineage;
+use mesh_spec::{ProductDescriptor, ProductRef};
+
+pub use check::{class_diagnostics, declassify_audit, policy_columns};
+pub use graph::{ClassSource, ColumnId, ColumnInfo, Dataset, LineageGraph, Link, Member};
+
+use crate::error::Result;
+use crate::mesh::Mesh;
+use crate::snapshot::Deployed;
+
+/// The deployed products' lineage, per product, and their graph, for one
+/// deployment generation.
+#[derive(Debug)]
+pub(crate) struct DeployedLineage {
+    generation: i64,
+    /// `None` for a product whose stored SQL no longer plans.
+    pub by_product: HashMap<ProductRef, Option<Arc<ProductLineage>>>,
+    pub graph: Arc<LineageGraph>,
+}
+
+pub(crate) type LineageCache = Mutex<Option<Arc<DeployedLineage>>>;
+
+/// The family and version a deployed record's lineage is stored under.
+fn stored_key(r: &mesh_catalog::ProductRecord) -> (String, String) {
+    (
+        r.line_of.as_ref().unwrap_or(&r.product).to_string(),
+        r.version.clone(),
+    )
+}
+
+impl Mesh {
+    /// The lineage graph of the deployed products, as of now.
+    pub async fn lineage_graph(&self) -> Result<Arc<LineageGraph>> {
+        let generation = self.catalog.deployment_generation().await?;
+        let deployed = self.deployed_shared(generation).await?;
+        Ok(self
+            .deployed_lineage(generation, &deployed)
+            .await?
+            .graph
+            .clone())
+    }
+
+    /// The deployed products' lineage for a generation just read. A
+    /// version deployed before lineage was stored has its lineage derived
+    /// from its stored SQL here, and stored when the catalog takes it.
+    pub(crate) async fn deployed_lineage(
+        &self,
+        generation: i64,
+        deployed: &Deployed,
+    ) -> Result<Arc<DeployedLineage>> {
+        if let Some(found) = self
+            .lineage_cache
+            .lock()
+            .ok()
+            .and_then(|c| c.clone())
+            .filter(|c| c.generation == generation)
+        {
+            return Ok(found);
+        }
+        let stored: HashMap<(String, String), ProductLineage> = self
+            .catalog
+            .current_lineage()
+            .await?
+            .into_iter()
+            .filter_map(|s| {
+                let lineage = serde_json::from_str(&s.lineage).ok()?;
+                Some(((s.family, s.version), lineage))
+            })
+            .collect();
+        let records: Vec<mesh_catalog::ProductRecord> =
+            deployed.iter().map(|(r, _)| r.clone()).collect();
+        let upstream = crate::mesh::Upstream {
+            local: &[],
+            deployed: &records,
+        };
+        let mut by_product = HashMap::new();
+        let mut backfill = Vec::new();
+        for (r, d) in deployed.iter() {
+            let key = stored_key(r);
+            let lineage = match stored.get(&key) {
+                Some(l) => Some(Arc::new(l.clone())),
+                None => {
+                    let derived =
+                        mesh_query::lineage::product_lineage(d, &upstream, Some(&r.sql_texts))
+                            .await
+                            .ok();
+                    if let Some(l) = &derived {
+                        backfill.push(StoredLineage {
+                            family: key.0,
+                            version: key.1,
+                            lineage: serde_json::to_string(&original_names(l, d))
+                                .unwrap_or_default(),
+                        });
+                    }
+                    derived.map(Arc::new)
+                }
+            };
+            by_product.insert(r.product.clone(), lineage);
+        }
+        if !backfill.is_empty() {
+            // Derived from the deployed definitions; a catalog that is
+            // read-only here only derives them again next time.
+            if let Err(e) = self.catalog.record_lineage(&backfill).await {
+                tracing::debug!("lineage of earlier deploys not stored: {e}");
+            }
+        }
+        let graph =
+            Arc::new(build_graph(deployed.iter().map(|(r, d)| {
+                (r, d, by_product.get(&r.product).and_then(|l| l.as_deref()))
+            })));
+        let found = Arc::new(DeployedLineage {
+            generation,
+            by_product,
+            graph,
+        });
+        if let Ok(mut c) = self.lineage_cache.lock() {
+            *c = Some(found.clone());
+        }
+        Ok(found)
+    }
+
+    /// Stores the lineage `validate` derived for the project's products,
+    /// keyed as their deployed versions.
+    pub(crate) async fn record_lineage(
+        &self,
+        products: &[ProductDescriptor],
+        lineage: &BTreeMap<ProductRef, ProductLineage>,
+    ) -> Result<()> {
+        let rows: Vec<StoredLineage> = products
+            .iter()
+            .filter_map(|p| {
+                let l = lineage.get(&p.product_ref())?;
+                Some(StoredLineage {
+                    family: p.product_ref().to_string(),
+                    version: p.version.to_string(),
+                    lineage: serde_json::to_string(l).ok()?,
+                })
+            })
+            .collect();
+        self.catalog.record_lineage(&rows).await?;
+        Ok(())
+    }
+}
+
+/// A line's lineage keyed by its outputs' names in the family.
+fn original_names(l: &ProductLineage, d: &ProductDescriptor) -> ProductLineage {
+    l.iter()
+        .map(|(name, o)| {
+            let original = d
+                .outputs
+                .iter()
+                .find(|x| x.name.as_str() == name)
+                .and_then(|x| x.original_name.as_ref())
+                .map_or_else(|| name.clone(), ToString::to_string);
+            (original, o.clone())
+        })
+        .collect()
+}
+
+/// The graph of deployed (or about to be deployed) products.
+pub(crate) fn build_graph<'a>(
+    products: impl Iterator<
+        Item = (
+            &'a mesh_catalog::ProductRecord,
+            &'a ProductDescriptor,
+            Option<&'a ProductLineage>,
+        ),
+    >,
+) -> LineageGraph {
+    let members: Vec<Member<'a>> = products
+        .map(|(r, d, lineage)| Member {
+            product: r.product.clone(),
+            line_of: r.line_of.clone(),
+            version: semver::Version::parse(&r.version).unwrap_or(d.version.value.clone()),
+            descriptor: d,
+            lineage,
+        })
+        .collect();
+    LineageGraph::build(&members)
+}
