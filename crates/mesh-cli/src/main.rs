@@ -4,6 +4,7 @@
 mod completions;
 mod governance;
 mod limits;
+mod lineage;
 mod output;
 mod remote;
 mod runs;
@@ -138,6 +139,10 @@ enum Command {
         #[arg(long, value_enum, default_value_t = Format::Table)]
         format: Format,
     },
+    /// Column lineage: where each column of a product, output or column
+    /// comes from and what reads it, across domains. Products you may not
+    /// see appear as redacted nodes.
+    Lineage(lineage::LineageArgs),
     /// Run history, newest first; `mesh runs show ID` for one run.
     Runs {
         #[command(subcommand)]
@@ -783,6 +788,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 }
             }
         },
+        Command::Lineage(args) => {
+            let mesh = open(&cli.project, None).await?;
+            let view = mesh
+                .lineage(&caller(), &args.target, args.direction(), args.depth)
+                .await?;
+            lineage::print(&view, args.format)?;
+        }
         Command::Status { domain, format } => {
             let mesh = open(&cli.project, None).await?;
             let all = mesh.status(&caller()).await?;
@@ -869,7 +881,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     usage: true,
                     format,
                 } => {
-                    let readers = mesh.column_readers(&product).await?;
+                    let readers = mesh.column_readers(&caller(), &product).await?;
                     if format == Format::Json {
                         println!("{}", serde_json::to_string_pretty(&readers)?);
                     } else {
@@ -989,8 +1001,25 @@ async fn remote_command(client: &remote::Remote, command: Command) -> anyhow::Re
             }
             Ok(ExitCode::SUCCESS)
         }
+        Command::Lineage(args) => {
+            let direction = match args.direction() {
+                mesh_service::lineage::view::Direction::Upstream => "upstream",
+                mesh_service::lineage::view::Direction::Downstream => "downstream",
+                mesh_service::lineage::view::Direction::Both => "both",
+            };
+            let mut query = vec![
+                ("target", args.target.clone()),
+                ("direction", direction.to_string()),
+            ];
+            if let Some(d) = args.depth {
+                query.push(("depth", d.to_string()));
+            }
+            let view = client.get_with("/api/v1/lineage", &query).await?;
+            lineage::print(&view, args.format)?;
+            Ok(ExitCode::SUCCESS)
+        }
         _ => anyhow::bail!(
-            "--server applies to `mesh query`, `mesh catalog` and `mesh runs`; this command works on a local project (unset MESH_SERVER or drop --server)"
+            "--server applies to `mesh query`, `mesh catalog`, `mesh lineage`, `mesh status` and `mesh runs`; this command works on a local project (unset MESH_SERVER or drop --server)"
         ),
     }
 }

@@ -302,17 +302,41 @@ pub fn print_show(doc: &Value) {
                     } else {
                         "yes".into()
                     },
-                    s(&c["classification"]),
+                    class_cell(c),
+                    c["sources"]
+                        .as_array()
+                        .into_iter()
+                        .flatten()
+                        .filter(|x| x["type"] == "DIRECT")
+                        .map(|x| s(&x["column"]))
+                        .collect::<Vec<_>>()
+                        .join(", "),
                     s(&c["description"]),
                 ]
             })
             .collect();
-        let headers = ["column", "type", "nullable", "class", "description"];
+        let headers = ["column", "type", "nullable", "class", "from", "description"];
         println!(
             "{}",
             table(headers.iter().map(|s| s.to_string()).collect(), rows)
         );
     }
+}
+
+/// A column's classification: declared, or derived from its lineage when
+/// that is stricter, or declassified by its owner.
+fn class_cell(c: &Value) -> String {
+    let declared = s(&c["classification"]);
+    let derived = s(&c["derived_classification"]);
+    let mut cell = if !derived.is_empty() && derived != declared {
+        format!("{derived} (lineage)")
+    } else {
+        declared
+    };
+    if c["declassify"].as_array().is_some_and(|d| !d.is_empty()) {
+        cell.push_str(" declassified");
+    }
+    cell.trim().to_string()
 }
 
 /// Progress on a terminal; nothing otherwise.

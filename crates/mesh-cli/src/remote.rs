@@ -151,6 +151,15 @@ impl Remote {
         self.get_json(path, &[]).await
     }
 
+    /// `GET` a single JSON document with query parameters.
+    pub async fn get_with<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> anyhow::Result<T> {
+        self.get_json(path, query).await
+    }
+
     /// Runs `sql` on the server and decodes its Arrow IPC answer as it
     /// arrives.
     pub async fn query(&self, sql: &str) -> anyhow::Result<RemoteRows> {

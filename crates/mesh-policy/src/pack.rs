@@ -102,6 +102,12 @@ pub const DEFAULT_DEPLOY_POLICY: &str = r#"# Deploy-time rules: what a product d
 #   input.product     {id, domain, name, visibility, status}; visibility is
 #                     "discoverable" when the descriptor says nothing
 #   input.file        the descriptor's path
+#   input.columns     every output column with what its lineage gives it:
+#                     {output, name, path, classification,
+#                      derived_classification,
+#                      sources: [{column, classification, path}],
+#                      declassified: [{from, classification, reason, path}]}
+#                     (docs/lineage.md); `path` locates the column
 #
 # Decision: `deny` (blocks the deploy) and `warn` (reported only), sets of
 # {"rule", "message", "path"}. `path` leads to the offending key, such as
@@ -188,6 +194,19 @@ deny contains v if {
 		"rule": "personal-data-classified",
 		"message": sprintf("column `%s` looks like personal data; declare its classification (pii, confidential, internal or public)", [column.name]),
 		"path": ["outputs", i, "columns", j, "classification"],
+	}
+}
+
+# Personal data declassified through lineage is allowed with a reason, and
+# said at every plan and deploy. Make it `deny` to forbid it.
+warn contains v if {
+	some column in input.columns
+	some d in column.declassified
+	d.classification == "pii"
+	v := {
+		"rule": "pii-declassified",
+		"message": sprintf("column `%s` of output `%s` declassifies pii from `%s`: %s", [column.name, column.output, d.from, d.reason]),
+		"path": array.concat(column.path, ["declassify"]),
 	}
 }
 

@@ -149,6 +149,17 @@ pub fn document() -> Value {
                 "security": secured, "parameters": history_params,
                 "responses": responses(ok("A page of releases", page_of("Release")), &["400", "401", "404"])
             }},
+            "/api/v1/lineage": {"get": {
+                "summary": "Column lineage upstream and downstream of a product, output or column",
+                "description": "Edges are typed as in OpenLineage's column-lineage facet. A column of a product the caller may not see is a redacted node.",
+                "operationId": "lineage", "security": secured,
+                "parameters": [
+                    {"name": "target", "in": "query", "required": true, "schema": {"type": "string"}, "description": "`<domain>/<product>[.<output>[.<column>]]` or `<domain>.<output>[.<column>]`"},
+                    {"name": "direction", "in": "query", "schema": {"type": "string", "enum": ["upstream", "downstream", "both"], "default": "both"}},
+                    {"name": "depth", "in": "query", "schema": {"type": "integer", "minimum": 0}}
+                ],
+                "responses": responses(ok("The lineage", schema_ref("Lineage")), &["400", "401", "404"])
+            }},
             "/api/v1/runs": {"get": {
                 "summary": "Runs of the products the caller may see, newest first",
                 "operationId": "listRuns", "security": secured, "parameters": runs_params,
@@ -300,6 +311,30 @@ pub fn document() -> Value {
                         "error": {"type": "string", "nullable": true},
                         "checks": {"type": "array", "items": {"type": "object"}},
                         "publications": {"type": "array", "items": {"type": "object"}}
+                    }
+                },
+                "Lineage": {
+                    "type": "object", "required": ["target", "nodes", "edges"],
+                    "properties": {
+                        "target": {"type": "string"},
+                        "nodes": {"type": "array", "items": {
+                            "type": "object", "required": ["id", "redacted", "depth"],
+                            "properties": {
+                                "id": {"type": "string"}, "redacted": {"type": "boolean"},
+                                "product": {"type": "string"}, "dataset": {"type": "string"},
+                                "column": {"type": "string"}, "classification": {"type": "string"},
+                                "depth": {"type": "integer"}
+                            }
+                        }},
+                        "edges": {"type": "array", "items": {
+                            "type": "object", "required": ["from", "to", "type", "subtype", "masking"],
+                            "properties": {
+                                "from": {"type": "string"}, "to": {"type": "string"}, "field": {"type": "string"},
+                                "type": {"type": "string", "enum": ["DIRECT", "INDIRECT"]},
+                                "subtype": {"type": "string", "enum": ["IDENTITY", "TRANSFORMATION", "AGGREGATION", "JOIN", "GROUP_BY", "FILTER", "SORT", "WINDOW", "CONDITIONAL"]},
+                                "masking": {"type": "boolean"}
+                            }
+                        }}
                     }
                 },
                 "ProductHealth": {

@@ -16,6 +16,7 @@ use serde_json::Value;
 
 use crate::problem::Problem;
 
+mod lineage;
 mod runs;
 
 /// Default and largest page of a list endpoint.
@@ -40,6 +41,7 @@ pub fn router(mesh: Arc<Mesh>, metrics: Arc<crate::metrics::Metrics>) -> Router 
         .route("/products/{domain}/{name}", get(show_product))
         .route("/products/{domain}/{name}/history", get(product_history))
         .route("/search", get(search))
+        .route("/lineage", get(lineage::lineage))
         .route("/runs", get(runs::runs).post(runs::trigger_run))
         .route("/runs/{id}", get(runs::run_detail))
         .route("/status", get(runs::status))

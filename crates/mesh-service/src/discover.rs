@@ -6,7 +6,7 @@ use serde_json::{Value, json};
 use mesh_catalog::search::{SearchDoc, search};
 use mesh_spec::name::global_address;
 use mesh_spec::{InputKind, ProductDescriptor, ProductRef};
-use std::collections::HashMap;
+use std::collections::{BTreeSet, HashMap};
 
 use crate::access::Caller;
 use crate::error::Result;
@@ -252,7 +252,9 @@ impl Mesh {
         let mut page = match self.show_cache.get(&key, generations) {
             Some(page) => page,
             None => {
-                let page = self.build_show(&deployed, &r, name).await?;
+                let page = self
+                    .build_show(&deployed, &snapshot.lineage, &r, name)
+                    .await?;
                 self.show_cache.put(key, generations, page.clone());
                 page
             }
@@ -277,6 +279,7 @@ impl Mesh {
     async fn build_show(
         &self,
         deployed: &[(mesh_catalog::ProductRecord, ProductDescriptor)],
+        graph: &crate::lineage::LineageGraph,
         r: &ProductRef,
         name: &str,
     ) -> Result<Value> {
@@ -287,6 +290,10 @@ impl Mesh {
                 hint: None,
             });
         };
+        let seen: BTreeSet<String> = deployed
+            .iter()
+            .map(|(x, _)| x.product.to_string())
+            .collect();
         let mut outputs = Vec::new();
         for o in &p.outputs {
             let publication = self
@@ -299,13 +306,29 @@ impl Mesh {
                 "address": global_address(&r, &o.name.value),
                 "description": o.description,
                 "primary_key": o.primary_key.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
-                "columns": o.columns.iter().map(|c| json!({
-                    "name": c.name.as_str(),
-                    "type": c.ty.to_string(),
-                    "nullable": c.nullable,
-                    "description": c.description,
-                    "classification": c.classification.map(|x| x.as_str()),
-                })).collect::<Vec<_>>(),
+                "columns": o.columns.iter().map(|c| {
+                    let id = crate::lineage::ColumnId {
+                        dataset: crate::lineage::Dataset::Output {
+                            domain: p.domain.to_string(),
+                            output: o.name.to_string(),
+                        },
+                        column: c.name.to_string(),
+                    };
+                    let info = graph.column(&id);
+                    json!({
+                        "name": c.name.as_str(),
+                        "type": c.ty.to_string(),
+                        "nullable": c.nullable,
+                        "description": c.description,
+                        "classification": c.classification.map(|x| x.as_str()),
+                        "derived_classification": info.and_then(|i| i.derived.as_deref()),
+                        "sources": column_sources(graph, &id, &seen),
+                        "declassify": c.declassify.iter().map(|d| json!({
+                            "from": visible_column(graph, &d.from.value, &seen),
+                            "reason": d.reason.value,
+                        })).collect::<Vec<_>>(),
+                    })
+                }).collect::<Vec<_>>(),
                 "quality": o.quality.iter().map(|q| json!({"name": q.name, "check": q.kind.keyword(), "severity": match q.severity { mesh_spec::CheckSeverity::Error => "error", mesh_spec::CheckSeverity::Warn => "warn" }})).collect::<Vec<_>>(),
                 "data_version": publication.as_ref().map(|x| x.table_version),
                 "row_count": publication.as_ref().map(|x| x.row_count),
@@ -318,6 +341,11 @@ impl Mesh {
             .iter()
             .map(|i| match &i.kind {
                 InputKind::Source(s) => json!({"name": i.name.as_str(), "source": {"format": s.format.as_str(), "path": s.path.value}}),
+                // A product the reader may not see is not named.
+                InputKind::Product { product, .. } if !seen.contains(&product.value.to_string()) => json!({
+                    "name": i.name.as_str(),
+                    "product": "(hidden)",
+                }),
                 InputKind::Product { product, output, version } => json!({
                     "name": i.name.as_str(),
                     "product": product.value.to_string(),
@@ -326,11 +354,27 @@ impl Mesh {
                 }),
             })
             .collect();
-        let consumers: Vec<String> = deployed
-            .iter()
-            .filter(|(_, c)| c.upstream().any(|u| u.value == r))
-            .map(|(c, _)| c.product.to_string())
-            .collect();
+        // Whoever reads one of its outputs, as the lineage graph resolves
+        // inputs (a line's readers are those the line serves).
+        let mut consumers: BTreeSet<String> = BTreeSet::new();
+        let mut hidden: BTreeSet<&str> = BTreeSet::new();
+        for o in &record.outputs {
+            let dataset = crate::lineage::Dataset::Output {
+                domain: o.domain.to_string(),
+                output: o.output.to_string(),
+            };
+            for reader in graph.readers_of(&dataset) {
+                if seen.contains(reader) {
+                    consumers.insert(reader.to_string());
+                } else {
+                    hidden.insert(reader);
+                }
+            }
+        }
+        let mut consumers: Vec<String> = consumers.into_iter().collect();
+        if !hidden.is_empty() {
+            consumers.push(format!("({} product(s) you cannot see)", hidden.len()));
+        }
         let last_run = self.last_run(p).await?;
         let overrides = self.catalog.overrides(&r).await?;
         // Older majors kept alive next to this one, with their readers.
@@ -342,11 +386,21 @@ impl Mesh {
                     "product": rec.product.to_string(),
                     "version": rec.version,
                     "sql_names": rec.outputs.iter().map(|o| format!("{}.{}", o.domain, o.output)).collect::<Vec<_>>(),
-                    "consumers": deployed
+                    "consumers": rec
+                        .outputs
                         .iter()
-                        .filter(|(_, c)| c.inputs.iter().any(|i| matches!(&i.kind, InputKind::Product { product, version: Some(req), .. } if product.value == r && semver::Version::parse(&rec.version).is_ok_and(|v| req.value.matches(&v)))))
-                        .map(|(c, _)| c.product.to_string())
-                        .collect::<Vec<_>>(),
+                        .flat_map(|o| {
+                            let dataset = crate::lineage::Dataset::Output {
+                                domain: o.domain.to_string(),
+                                output: o.output.to_string(),
+                            };
+                            graph
+                                .readers_of(&dataset)
+                                .filter(|reader| seen.contains(*reader))
+                                .map(str::to_string)
+                                .collect::<Vec<_>>()
+                        })
+                        .collect::<BTreeSet<_>>(),
                 })
             })
             .collect();
@@ -524,5 +578,50 @@ impl Sight<'_> {
                     || self.granted.contains(&r.product.to_string())
             }
         }
+    }
+}
+
+/// The columns one column's lineage comes from, one step up; a column of
+/// a product the reader may not see is named `(hidden)`.
+fn column_sources(
+    graph: &crate::lineage::LineageGraph,
+    id: &crate::lineage::ColumnId,
+    seen: &BTreeSet<String>,
+) -> Vec<Value> {
+    graph
+        .upstream_of(id)
+        .iter()
+        .map(|l| {
+            let visible = graph
+                .owner(&l.from.dataset)
+                .is_some_and(|o| seen.contains(o));
+            json!({
+                "column": if visible { l.from.to_string() } else { "(hidden)".to_string() },
+                "type": l.edge_type.as_str(),
+                "subtype": l.subtype.as_str(),
+                "masking": l.masking,
+            })
+        })
+        .collect()
+}
+
+/// A `<domain>.<output>.<column>` address, or `(hidden)` when the reader
+/// may not see the product behind it.
+fn visible_column(
+    graph: &crate::lineage::LineageGraph,
+    address: &str,
+    seen: &BTreeSet<String>,
+) -> String {
+    let mut parts = address.splitn(3, '.');
+    let dataset = match (parts.next(), parts.next()) {
+        (Some(domain), Some(output)) => crate::lineage::Dataset::Output {
+            domain: domain.to_string(),
+            output: output.to_string(),
+        },
+        _ => return "(hidden)".to_string(),
+    };
+    match graph.owner(&dataset) {
+        Some(owner) if seen.contains(owner) => address.to_string(),
+        _ => "(hidden)".to_string(),
     }
 }

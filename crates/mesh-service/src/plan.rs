@@ -12,7 +12,9 @@ use mesh_query::usage::{ColumnUsage, column_usage};
 use mesh_spec::{Diagnostic, InputKind, ProductDescriptor, ProductRef};
 use serde::Serialize;
 
+use crate::access::Caller;
 use crate::error::{Result, ServiceError};
+use crate::lineage::{ColumnId, Dataset};
 use crate::mesh::Mesh;
 
 /// A consumer output that reads what a change touches.
@@ -489,84 +491,63 @@ pub struct ColumnReaders {
 
 impl Mesh {
     /// For each column of a deployed product's outputs, the consumer
-    /// outputs whose SQL reads it (the analysis `mesh plan` uses).
-    pub async fn column_readers(&self, name: &str) -> Result<Vec<ColumnReaders>> {
-        let deployed_pairs = self.deployed().await?;
-        let known: Vec<ProductRef> = deployed_pairs
-            .iter()
-            .map(|(r, _)| r.product.clone())
-            .collect();
+    /// outputs its lineage flows into (any edge, DIRECT or INDIRECT), as
+    /// `caller` may see them: a consumer it may not see is counted, not
+    /// named. The same graph answers `mesh lineage`, so the two agree,
+    /// older majors' lines included.
+    pub async fn column_readers(&self, caller: &Caller, name: &str) -> Result<Vec<ColumnReaders>> {
+        let snapshot = self.snapshot().await?;
+        let sight = self.sight(caller, &snapshot).await?;
+        let visible: Vec<&(ProductRecord, ProductDescriptor)> =
+            sight.visible(&snapshot.deployed).collect();
+        let known: Vec<ProductRef> = visible.iter().map(|(r, _)| r.product.clone()).collect();
         let target = self.resolve(name, &known)?;
-        let deployed: BTreeMap<ProductRef, ProductDescriptor> = deployed_pairs
-            .iter()
-            .map(|(r, p)| (r.product.clone(), p.clone()))
-            .collect();
-        let no_local = BTreeMap::new();
-        let record_list: Vec<ProductRecord> =
-            deployed_pairs.iter().map(|(r, _)| r.clone()).collect();
-        let current = Current {
-            deployed: &deployed,
-            records: &record_list,
-            local: &no_local,
-        };
-        let Some(product) = deployed.get(&target) else {
+        let Some((record, product)) = visible.iter().find(|(r, _)| r.product == target) else {
             return Ok(Vec::new());
         };
-        // In declaration order, with a set of readers each.
-        let mut readers: Vec<(String, String, BTreeSet<String>)> = product
-            .outputs
-            .iter()
-            .flat_map(|o| {
-                o.columns
-                    .iter()
-                    .map(|c| (o.name.to_string(), c.name.to_string(), BTreeSet::new()))
-            })
-            .collect();
-        for (record, consumer) in &deployed_pairs {
-            let reads_target: Vec<(String, String)> = consumer
-                .inputs
-                .iter()
-                .filter_map(|i| match &i.kind {
-                    InputKind::Product {
-                        product, output, ..
-                    } if product.value == target => {
-                        let output = match output {
-                            Some(o) => o.to_string(),
-                            None => deployed.get(&target)?.outputs.first()?.name.to_string(),
-                        };
-                        Some((i.name.to_string(), output))
+        let seen: BTreeSet<String> = known.iter().map(ToString::to_string).collect();
+        let graph = &snapshot.lineage;
+        let mut out = Vec::new();
+        for o in &product.outputs {
+            let dataset = Dataset::Output {
+                domain: record.product.domain.to_string(),
+                output: o.name.to_string(),
+            };
+            for c in &o.columns {
+                let id = ColumnId {
+                    dataset: dataset.clone(),
+                    column: c.name.to_string(),
+                };
+                let mut by = BTreeSet::new();
+                let mut hidden = BTreeSet::new();
+                for link in graph.downstream_of(&id) {
+                    let Some(owner) = graph.owner(&link.to.dataset) else {
+                        continue;
+                    };
+                    if owner == record.product.to_string() {
+                        continue;
                     }
-                    _ => None,
-                })
-                .collect();
-            if reads_target.is_empty() {
-                continue;
-            }
-            let usage = column_usage(consumer, &current, Some(&record.sql_texts))
-                .await
-                .map_err(|d| ServiceError::Invalid {
-                    diagnostics: vec![d],
-                })?;
-            for (consumer_output, inputs) in &usage {
-                for (input, output) in &reads_target {
-                    for column in inputs.get(input).into_iter().flatten() {
-                        if let Some(r) = readers
-                            .iter_mut()
-                            .find(|r| &r.0 == output && &r.1 == column)
-                        {
-                            r.2.insert(format!("{}:{consumer_output}", record.product));
-                        }
+                    if seen.contains(owner) {
+                        let output = match &link.to.dataset {
+                            Dataset::Output { output, .. } => output.as_str(),
+                            Dataset::Source { input, .. } => input.as_str(),
+                        };
+                        by.insert(format!("{owner}:{output}"));
+                    } else {
+                        hidden.insert(owner.to_string());
                     }
                 }
+                let mut read_by: Vec<String> = by.into_iter().collect();
+                if !hidden.is_empty() {
+                    read_by.push(format!("({} product(s) you cannot see)", hidden.len()));
+                }
+                out.push(ColumnReaders {
+                    output: o.name.to_string(),
+                    column: c.name.to_string(),
+                    read_by,
+                });
             }
         }
-        Ok(readers
-            .into_iter()
-            .map(|(output, column, by)| ColumnReaders {
-                output,
-                column,
-                read_by: by.into_iter().collect(),
-            })
-            .collect())
+        Ok(out)
     }
 }

@@ -149,6 +149,8 @@ pub struct LineageGraph {
     downstream: HashMap<ColumnId, Vec<Link>>,
     /// Dataset → the product that produces it.
     owners: HashMap<Dataset, String>,
+    /// Dataset → the products whose inputs read it.
+    readers: HashMap<Dataset, BTreeSet<String>>,
 }
 
 impl LineageGraph {
@@ -253,6 +255,14 @@ impl LineageGraph {
 
     fn add_edges(&mut self, m: &Member<'_>, members: &[Member<'_>]) {
         let inputs = Self::inputs(m, members);
+        for dataset in inputs.values() {
+            if matches!(dataset, Dataset::Output { .. }) {
+                self.readers
+                    .entry(dataset.clone())
+                    .or_default()
+                    .insert(m.product.to_string());
+            }
+        }
         for o in &m.descriptor.outputs {
             let to_dataset = Dataset::Output {
                 domain: m.product.domain.to_string(),
@@ -422,6 +432,15 @@ impl LineageGraph {
     /// The edges out of a column.
     pub fn downstream_of(&self, id: &ColumnId) -> &[Link] {
         self.downstream.get(id).map_or(&[], Vec::as_slice)
+    }
+
+    /// The products whose inputs read a dataset.
+    pub fn readers_of(&self, dataset: &Dataset) -> impl Iterator<Item = &str> {
+        self.readers
+            .get(dataset)
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
     }
 
     /// The product that produces (or reads, for a source) a dataset.

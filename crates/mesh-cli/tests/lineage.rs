@@ -1,0 +1,574 @@
+//! Column lineage through the real binary: classifications that follow
+//! it (refusal at deploy, `declassify`, masks at read time), `mesh
+//! lineage` in every format and as a stranger, `catalog show` and
+//! `--usage` after a major split, and a snapshot of the demo mesh.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::{Path, PathBuf};
+
+use common::{edit, fails, json, mesh_as, ok};
+use serde_json::Value;
+
+const EMPLOYEES: &str = r#"apiVersion: meshwork/v1
+kind: DataProduct
+domain: hr
+name: employees
+version: 1.0.0
+owner: hr@acme.example
+description:
+  purpose: Who works here.
+slo: {freshness: 7d}
+inputs:
+  - name: raw
+    source:
+      format: csv
+      path: data/employees.csv
+      columns:
+        - {name: id, type: bigint, nullable: false}
+        - {name: email, type: string}
+        - {name: dept, type: string}
+transform:
+  query: SELECT id, email, dept FROM raw
+outputs:
+  - name: employees
+    columns:
+      - {name: id, type: bigint, nullable: false, description: Employee id}
+      - {name: email, type: string, classification: pii, description: Work e-mail}
+      - {name: dept, type: string, description: Department}
+"#;
+
+/// `min(email)` carries an address; `count(email)` cannot.
+const CONTACTS: &str = r#"apiVersion: meshwork/v1
+kind: DataProduct
+domain: ops
+name: contacts
+version: 1.0.0
+owner: ops@acme.example
+description:
+  purpose: One contact per department.
+slo: {freshness: 7d}
+inputs:
+  - name: e
+    product: hr/employees
+    version: ^1
+transform:
+  query: SELECT dept, min(email) AS sample_contact, count(email) AS staff FROM e GROUP BY dept
+outputs:
+  - name: contacts
+    columns:
+      - {name: dept, type: string, description: Department}
+      - {name: sample_contact, type: string, description: Someone to ask}
+      - {name: staff, type: bigint, nullable: false, description: Head count}
+"#;
+
+const UNCLASSIFIED: &str =
+    "      - {name: sample_contact, type: string, description: Someone to ask}";
+
+const DECLASSIFIED: &str = "      - name: sample_contact
+        type: string
+        description: Someone to ask
+        declassify: {from: hr.employees.email, reason: \"first address per department, published on the intranet\"}";
+
+const ADDRESSES: [&str; 3] = ["ada@acme.example", "bo@acme.example", "cy@acme.example"];
+
+fn write(path: &Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+/// `mesh init` plus hr/employees and ops/contacts (not deployed).
+fn project(tmp: &Path) -> PathBuf {
+    let dir = common::init(tmp);
+    write(&dir.join("hr/employees/product.yaml"), EMPLOYEES);
+    write(
+        &dir.join("hr/employees/data/employees.csv"),
+        &format!(
+            "id,email,dept\n1,{},eng\n2,{},eng\n3,{},ops\n",
+            ADDRESSES[0], ADDRESSES[1], ADDRESSES[2]
+        ),
+    );
+    write(&dir.join("ops/contacts/product.yaml"), CONTACTS);
+    ok(&dir, &["principal", "add", "bob"]);
+    dir
+}
+
+fn declassified(tmp: &Path) -> PathBuf {
+    let dir = project(tmp);
+    edit(
+        &dir,
+        "ops/contacts/product.yaml",
+        UNCLASSIFIED,
+        DECLASSIFIED,
+    );
+    dir
+}
+
+fn contacts(dir: &Path) -> String {
+    ok(
+        dir,
+        &[
+            "query",
+            "SELECT dept, sample_contact FROM ops.contacts ORDER BY dept",
+            "--format",
+            "csv",
+        ],
+    )
+}
+
+#[test]
+fn a_column_fed_by_pii_is_refused_unless_classified_or_declassified() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = project(tmp.path());
+    let err = fails(&dir, &["deploy"]);
+    let line = CONTACTS.lines().position(|l| l == UNCLASSIFIED).unwrap() + 1;
+    assert!(
+        err.contains("column `sample_contact` of output `contacts` declares no classification, but `hr.employees.email` (pii) flows into it: hr.employees.email → ops.contacts.sample_contact"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("ops/contacts/product.yaml:{line}:16")),
+        "{err}"
+    );
+    assert!(
+        err.contains("declassify: {from: hr.employees.email, reason: …}"),
+        "{err}"
+    );
+    // `count(email)` cannot carry an address: `staff` is not refused.
+    assert!(!err.contains("`staff`"), "{err}");
+    // Nothing was deployed.
+    assert!(
+        !ok(&dir, &["catalog", "list"]).contains("hr/employees"),
+        "a refused deploy deploys nothing"
+    );
+
+    // Declared pii: deployed, and masked for the admin like the source.
+    edit(
+        &dir,
+        "ops/contacts/product.yaml",
+        "description: Someone to ask}",
+        "description: Someone to ask, classification: pii}",
+    );
+    ok(&dir, &["deploy"]);
+    ok(&dir, &["run"]);
+    let out = contacts(&dir);
+    assert!(out.contains("eng,***"), "{out}");
+    for a in ADDRESSES {
+        assert!(!out.contains(a), "{out}");
+    }
+}
+
+#[test]
+fn declassify_is_audited_shown_and_can_be_forbidden_by_policy() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = declassified(tmp.path());
+    // The default deploy rules say so at every deploy, as a warning.
+    let out = common::mesh(&dir, &["deploy"]);
+    assert!(out.status.success(), "{out:?}");
+    let warned = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warned.contains("policy `pii-declassified`: column `sample_contact` of output `contacts` declassifies pii from `hr.employees.email`"),
+        "{warned}"
+    );
+    ok(&dir, &["run"]);
+    // The owner's decision stands: the first address per department.
+    let rows = contacts(&dir);
+    assert!(rows.contains(&format!("eng,{}", ADDRESSES[0])), "{rows}");
+
+    let audit = json(
+        &dir,
+        &["audit", "--action", "declassify", "--format", "json"],
+    );
+    let entry = &audit.as_array().unwrap()[0];
+    assert_eq!(entry["product"], "ops/contacts");
+    assert_eq!(
+        entry["reason"],
+        "first address per department, published on the intranet"
+    );
+    assert_eq!(entry["detail"]["from"], "hr.employees.email");
+    assert_eq!(entry["detail"]["column"], "sample_contact");
+    assert_eq!(entry["detail"]["classification"], "pii");
+
+    let show = json(
+        &dir,
+        &["catalog", "show", "ops/contacts", "--format", "json"],
+    );
+    let columns = &show["outputs"][0]["columns"];
+    let sample = columns
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "sample_contact")
+        .unwrap();
+    assert_eq!(sample["declassify"][0]["from"], "hr.employees.email");
+    assert_eq!(sample["derived_classification"], Value::Null);
+    let sources: Vec<(String, String, String)> = sample["sources"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| {
+            (
+                s["column"].as_str().unwrap().into(),
+                s["type"].as_str().unwrap().into(),
+                s["subtype"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        sources,
+        [
+            (
+                "hr.employees.dept".into(),
+                "INDIRECT".into(),
+                "GROUP_BY".into()
+            ),
+            (
+                "hr.employees.email".into(),
+                "DIRECT".into(),
+                "AGGREGATION".into()
+            ),
+        ]
+    );
+
+    // A mesh that forbids declassifying personal data refuses it.
+    write(
+        &dir.join("policies/no_declassify.rego"),
+        r#"package mesh.deploy
+
+import rego.v1
+
+deny contains v if {
+	some column in input.columns
+	some d in column.declassified
+	d.classification == "pii"
+	v := {"rule": "no-pii-declassify", "message": sprintf("`%s` may not declassify %s", [column.name, d.from]), "path": column.path}
+}
+"#,
+    );
+    let err = fails(&dir, &["deploy"]);
+    assert!(
+        err.contains(
+            "policy `no-pii-declassify`: `sample_contact` may not declassify hr.employees.email"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("ops/contacts/product.yaml:"), "{err}");
+}
+
+/// The catalog of a mesh deployed before lineage: the descriptor without
+/// the classification and no lineage stored (as an older `mesh` left it).
+fn forget_classification(dir: &Path) {
+    let script = r#"
+import sqlite3, sys
+db = sqlite3.connect(sys.argv[1])
+(text,) = db.execute("SELECT descriptor FROM products WHERE domain = 'ops'").fetchone()
+old = '        declassify: {from: hr.employees.email, reason: "first address per department, published on the intranet"}\n'
+assert old in text
+db.execute("UPDATE products SET descriptor = ? WHERE domain = 'ops'", (text.replace(old, ""),))
+db.execute("DELETE FROM column_lineage")
+db.commit()
+"#;
+    let out = std::process::Command::new("python3")
+        .args(["-c", script, dir.join(".mesh/catalog.db").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+#[test]
+fn a_product_deployed_before_lineage_is_masked_by_its_derived_classification() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = declassified(tmp.path());
+    ok(&dir, &["deploy"]);
+    ok(&dir, &["run"]);
+    assert!(contacts(&dir).contains(ADDRESSES[0]));
+    forget_classification(&dir);
+    let rows = contacts(&dir);
+    assert!(rows.contains("eng,***"), "{rows}");
+    for a in ADDRESSES {
+        assert!(!rows.contains(a), "{rows}");
+    }
+    // Every path agrees: lineage names the derived classification.
+    let view = json(
+        &dir,
+        &["lineage", "ops.contacts.sample_contact", "--format", "json"],
+    );
+    assert_eq!(view["nodes"][0]["classification"], "pii", "{view}");
+}
+
+fn edges(view: &Value) -> Vec<String> {
+    view["edges"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            format!(
+                "{} -> {} {}/{}{}",
+                e["from"].as_str().unwrap(),
+                e["to"].as_str().unwrap(),
+                e["type"].as_str().unwrap(),
+                e["subtype"].as_str().unwrap(),
+                if e["masking"] == Value::Bool(true) {
+                    " masking"
+                } else {
+                    ""
+                }
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn lineage_answers_both_ways_in_every_format_and_redacts_what_a_stranger_cannot_see() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = declassified(tmp.path());
+    // hr/employees is private: only hr's teams (and admins) see it.
+    edit(
+        &dir,
+        "hr/employees/product.yaml",
+        "slo: {freshness: 7d}",
+        "access: {visibility: private}",
+    );
+    ok(&dir, &["deploy"]);
+
+    let up = json(
+        &dir,
+        &["lineage", "ops/contacts", "--upstream", "--format", "json"],
+    );
+    assert_eq!(up["target"], "ops/contacts");
+    assert_eq!(
+        edges(&up),
+        [
+            "hr.employees.dept -> ops.contacts.dept DIRECT/IDENTITY",
+            "hr.employees.dept -> ops.contacts.dept INDIRECT/GROUP_BY",
+            "hr.employees.dept -> ops.contacts.sample_contact INDIRECT/GROUP_BY",
+            "hr.employees.dept -> ops.contacts.staff INDIRECT/GROUP_BY",
+            "hr.employees.email -> ops.contacts.sample_contact DIRECT/AGGREGATION",
+            "hr.employees.email -> ops.contacts.staff DIRECT/AGGREGATION masking",
+            "hr/employees/raw.dept -> hr.employees.dept DIRECT/IDENTITY",
+            "hr/employees/raw.email -> hr.employees.email DIRECT/IDENTITY",
+        ]
+    );
+    let down = json(
+        &dir,
+        &[
+            "lineage",
+            "hr/employees.employees.email",
+            "--downstream",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(
+        edges(&down),
+        [
+            "hr.employees.email -> ops.contacts.sample_contact DIRECT/AGGREGATION",
+            "hr.employees.email -> ops.contacts.staff DIRECT/AGGREGATION masking",
+        ]
+    );
+    // --depth 1 stops at the product's own inputs.
+    let one = json(
+        &dir,
+        &[
+            "lineage",
+            "ops.contacts.dept",
+            "--upstream",
+            "--depth",
+            "1",
+            "--format",
+            "json",
+        ],
+    );
+    assert_eq!(
+        edges(&one),
+        [
+            "hr.employees.dept -> ops.contacts.dept DIRECT/IDENTITY",
+            "hr.employees.dept -> ops.contacts.dept INDIRECT/GROUP_BY",
+        ]
+    );
+    let table = ok(&dir, &["lineage", "ops.contacts.staff"]);
+    assert!(table.contains("AGGREGATION (masking)"), "{table}");
+    let dot = ok(&dir, &["lineage", "ops/contacts", "--format", "dot"]);
+    assert!(dot.starts_with("digraph lineage {"), "{dot}");
+    assert!(
+        dot.contains(
+            "\"hr.employees.email\" -> \"ops.contacts.sample_contact\" [label=\"AGGREGATION\"];"
+        ),
+        "{dot}"
+    );
+
+    // bob sees ops/contacts but not hr/employees.
+    for format in ["json", "table", "dot"] {
+        let out = mesh_as(
+            &dir,
+            "bob",
+            &["lineage", "ops/contacts", "--upstream", "--format", format],
+        );
+        assert!(out.status.success(), "{out:?}");
+        let text = String::from_utf8_lossy(&out.stdout);
+        assert!(text.contains("ops.contacts.sample_contact"), "{text}");
+        for hidden in ["hr.", "hr/", "employees", "email", "raw"] {
+            assert!(!text.contains(hidden), "{format} names `{hidden}`: {text}");
+        }
+    }
+    let out = mesh_as(
+        &dir,
+        "bob",
+        &["lineage", "ops/contacts", "--upstream", "--format", "json"],
+    );
+    let view: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        view["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["redacted"] == true && n["id"] == "redacted-1"),
+        "{view}"
+    );
+    assert_eq!(
+        edges(&view),
+        [
+            "redacted-1 -> ops.contacts.dept DIRECT/IDENTITY",
+            "redacted-1 -> ops.contacts.dept INDIRECT/GROUP_BY",
+            "redacted-1 -> ops.contacts.sample_contact DIRECT/AGGREGATION",
+            "redacted-1 -> ops.contacts.sample_contact INDIRECT/GROUP_BY",
+            "redacted-1 -> ops.contacts.staff DIRECT/AGGREGATION masking",
+            "redacted-1 -> ops.contacts.staff INDIRECT/GROUP_BY",
+        ]
+    );
+    // Asking for the private product itself: it does not exist for bob.
+    let out = mesh_as(&dir, "bob", &["lineage", "hr/employees"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is not deployed"), "{err}");
+    // Nor does the catalog page of its consumer name it.
+    let out = mesh_as(
+        &dir,
+        "bob",
+        &["catalog", "show", "ops/contacts", "--format", "json"],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let page = String::from_utf8_lossy(&out.stdout);
+    for hidden in ["hr.", "hr/", "employees"] {
+        assert!(
+            !page.contains(hidden),
+            "catalog show names `{hidden}`: {page}"
+        );
+    }
+}
+
+#[test]
+fn usage_lineage_and_retire_agree_on_the_readers_of_an_older_major() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = declassified(tmp.path());
+    ok(&dir, &["deploy"]);
+    // Major 2 of hr/employees; ops/contacts still requires ^1.
+    edit(
+        &dir,
+        "hr/employees/product.yaml",
+        "version: 1.0.0",
+        "version: 2.0.0",
+    );
+    edit(
+        &dir,
+        "hr/employees/product.yaml",
+        "description: Department}",
+        "description: Department code}",
+    );
+    ok(&dir, &["deploy"]);
+
+    let usage = json(
+        &dir,
+        &[
+            "catalog",
+            "show",
+            "hr/employees_v1",
+            "--usage",
+            "--format",
+            "json",
+        ],
+    );
+    let email = usage
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["column"] == "email")
+        .unwrap();
+    assert_eq!(email["output"], "employees_v1");
+    assert_eq!(email["read_by"][0], "ops/contacts:contacts", "{usage}");
+    let show = json(
+        &dir,
+        &["catalog", "show", "hr/employees_v1", "--format", "json"],
+    );
+    assert_eq!(show["consumers"][0], "ops/contacts", "{show}");
+    let head = json(
+        &dir,
+        &["catalog", "show", "hr/employees", "--format", "json"],
+    );
+    assert_eq!(head["consumers"], serde_json::json!([]), "{head}");
+    assert_eq!(head["older_majors"][0]["consumers"][0], "ops/contacts");
+
+    let down = json(
+        &dir,
+        &[
+            "lineage",
+            "hr.employees_v1.email",
+            "--downstream",
+            "--format",
+            "json",
+        ],
+    );
+    assert!(
+        edges(&down).contains(
+            &"hr.employees_v1.email -> ops.contacts.sample_contact DIRECT/AGGREGATION".to_string()
+        ),
+        "{down}"
+    );
+    let err = fails(&dir, &["retire", "hr/employees_v1"]);
+    assert!(err.contains("ops/contacts"), "{err}");
+}
+
+/// The demo mesh's lineage, one step up from every product, against the
+/// snapshot in `tests/snapshots/demo_lineage.txt` (written afresh with
+/// `MESH_UPDATE_SNAPSHOTS=1`).
+#[test]
+fn the_demo_mesh_lineage_matches_its_snapshot() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = common::demo(tmp.path(), 50);
+    let list = json(&dir, &["catalog", "list", "--format", "json"]);
+    let mut lines = Vec::new();
+    for p in list.as_array().unwrap() {
+        let product = format!(
+            "{}/{}",
+            p["domain"].as_str().unwrap(),
+            p["name"].as_str().unwrap()
+        );
+        let product = product.as_str();
+        let view = json(
+            &dir,
+            &[
+                "lineage",
+                product,
+                "--upstream",
+                "--depth",
+                "1",
+                "--format",
+                "json",
+            ],
+        );
+        lines.push(format!("# {product}"));
+        lines.extend(edges(&view));
+    }
+    let got = lines.join("\n") + "\n";
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/snapshots/demo_lineage.txt");
+    if std::env::var_os("MESH_UPDATE_SNAPSHOTS").is_some() {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(&path, &got).unwrap();
+    }
+    let want = std::fs::read_to_string(&path).unwrap();
+    assert_eq!(
+        got, want,
+        "the demo's lineage changed; review and rerun with MESH_UPDATE_SNAPSHOTS=1"
+    );
+}
