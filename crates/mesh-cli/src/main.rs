@@ -727,6 +727,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 );
             }
             print_runs(&runs, format == Format::Json, true)?;
+            // OpenLineage events still on their way (never fails the run).
+            mesh.flush_openlineage(std::time::Duration::from_secs(10))
+                .await;
             if runs.iter().any(|r| {
                 !matches!(
                     r.status,

@@ -450,6 +450,9 @@ pub fn print_plan(plans: &[mesh_service::plan::ProductPlan]) {
                     i.consumer, i.consumer_output
                 );
             }
+            if !c.reaches.is_empty() {
+                println!("              reaches {}", c.reaches.join(", "));
+            }
             for r in &c.requires {
                 println!(
                     "              requires {}:{} to declare `{}` as `{}` (it declares `{}`)",

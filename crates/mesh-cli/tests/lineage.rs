@@ -572,3 +572,279 @@ fn the_demo_mesh_lineage_matches_its_snapshot() {
         "the demo's lineage changed; review and rerun with MESH_UPDATE_SNAPSHOTS=1"
     );
 }
+
+#[test]
+fn plan_names_the_downstream_columns_a_breaking_change_reaches() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = declassified(tmp.path());
+    write(
+        &dir.join("ops/summary/product.yaml"),
+        r#"apiVersion: meshwork/v1
+kind: DataProduct
+domain: ops
+name: summary
+version: 1.0.0
+owner: ops@acme.example
+description:
+  purpose: Head count per department.
+slo: {freshness: 7d}
+inputs:
+  - {name: c, product: ops/contacts}
+transform:
+  query: SELECT dept, staff FROM c
+outputs:
+  - name: summary
+    columns:
+      - {name: dept, type: string, description: Department}
+      - {name: staff, type: bigint, nullable: false, description: Head count}
+"#,
+    );
+    ok(&dir, &["deploy"]);
+    // The consumers live on, deployed from elsewhere (their SQL would no
+    // longer plan here).
+    std::fs::remove_dir_all(dir.join("ops")).unwrap();
+    // `email` is dropped: a breaking change.
+    edit(
+        &dir,
+        "hr/employees/product.yaml",
+        "      - {name: email, type: string, classification: pii, description: Work e-mail}\n",
+        "",
+    );
+    edit(
+        &dir,
+        "hr/employees/product.yaml",
+        "SELECT id, email, dept FROM raw",
+        "SELECT id, dept FROM raw",
+    );
+    let plan = json(&dir, &["plan", "--format", "json"]);
+    let employees = plan
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["product"] == "hr/employees")
+        .unwrap();
+    let removed = employees["changes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["column"] == "email")
+        .unwrap();
+    assert_eq!(
+        removed["reaches"],
+        serde_json::json!([
+            "ops.contacts.sample_contact",
+            "ops.contacts.staff",
+            "ops.summary.staff"
+        ]),
+        "{removed}"
+    );
+    let text = ok(&dir, &["plan"]);
+    assert!(
+        text.contains("reaches ops.contacts.sample_contact, ops.contacts.staff, ops.summary.staff"),
+        "{text}"
+    );
+}
+
+/// A validator for `reference` over the vendored OpenLineage schemas
+/// (no schema is fetched).
+fn openlineage_validator(reference: &str) -> jsonschema::Validator {
+    struct Vendored(std::collections::HashMap<String, Value>);
+    impl jsonschema::Retrieve for Vendored {
+        fn retrieve(
+            &self,
+            uri: &jsonschema::Uri<String>,
+        ) -> Result<Value, Box<dyn std::error::Error + Send + Sync>> {
+            let key = uri.as_str().split('#').next().unwrap_or_default();
+            self.0
+                .get(key)
+                .cloned()
+                .ok_or_else(|| format!("{key} is not vendored").into())
+        }
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../mesh-service/schemas/openlineage");
+    let mut schemas = std::collections::HashMap::new();
+    for dir in [root.clone(), root.join("facets")] {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "json") {
+                let schema: Value =
+                    serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+                schemas.insert(schema["$id"].as_str().unwrap().to_string(), schema);
+            }
+        }
+    }
+    jsonschema::options()
+        .with_retriever(Vendored(schemas))
+        .build(&serde_json::json!({"$ref": reference}))
+        .unwrap()
+}
+
+fn assert_valid(validator: &jsonschema::Validator, what: &str, value: &Value) {
+    let errors: Vec<String> = validator
+        .iter_errors(value)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(
+        errors.is_empty(),
+        "{what} does not validate: {errors:?}\n{value:#}"
+    );
+}
+
+const OL: &str = "https://openlineage.io/spec";
+
+/// Every event validates: the RunEvent, and each facet against its own
+/// schema.
+fn validate_event(event: &Value) {
+    assert_valid(
+        &openlineage_validator(&format!("{OL}/2-0-2/OpenLineage.json#/$defs/RunEvent")),
+        "the event",
+        event,
+    );
+    for output in event["outputs"].as_array().unwrap() {
+        for facet in ["ColumnLineageDatasetFacet", "SchemaDatasetFacet"] {
+            assert_valid(
+                &openlineage_validator(&format!("{OL}/facets/1-2-0/{facet}.json")),
+                facet,
+                &output["facets"],
+            );
+        }
+        if !output["outputFacets"].is_null() {
+            assert_valid(
+                &openlineage_validator(&format!(
+                    "{OL}/facets/1-1-0/DataQualityAssertionsDatasetFacet.json"
+                )),
+                "dataQualityAssertions",
+                &output["outputFacets"],
+            );
+        }
+    }
+    assert_valid(
+        &openlineage_validator(&format!("{OL}/facets/1-0-1/ErrorMessageRunFacet.json")),
+        "errorMessage",
+        &event["run"]["facets"],
+    );
+}
+
+/// The events a receiver got, once each (a retried delivery counts once).
+fn received(got: &std::sync::Mutex<Vec<common::receiver::Received>>) -> Vec<Value> {
+    let mut seen = std::collections::BTreeSet::new();
+    got.lock()
+        .unwrap()
+        .iter()
+        .inspect(|r| assert_eq!(r.line, "POST /api/v1/lineage HTTP/1.1"))
+        .map(|r| serde_json::from_str::<Value>(&r.body).unwrap())
+        .filter(|e| {
+            seen.insert((
+                e["run"]["runId"].as_str().unwrap().to_string(),
+                e["eventType"].as_str().unwrap().to_string(),
+            ))
+        })
+        .collect()
+}
+
+#[test]
+fn every_run_sends_openlineage_events_that_validate_and_are_kept_locally() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = declassified(tmp.path());
+    ok(&dir, &["deploy"]);
+    let (url, got) = common::receiver::receiver("");
+    let out = common::mesh_env(&dir, &["run"], &[("OPENLINEAGE_URL", &url)]);
+    assert!(out.status.success(), "{out:?}");
+    let events = received(&got);
+    // START and COMPLETE for each of the three products, in order.
+    assert_eq!(events.len(), 6, "{events:#?}");
+    for pair in events.chunks(2) {
+        assert_eq!(pair[0]["eventType"], "START");
+        assert_eq!(pair[1]["eventType"], "COMPLETE");
+        assert_eq!(pair[0]["run"]["runId"], pair[1]["run"]["runId"]);
+    }
+    for e in &events {
+        validate_event(e);
+    }
+    // The validator does refuse a malformed event.
+    let mut broken = events[0].clone();
+    broken["run"]["runId"] = serde_json::json!(42);
+    assert!(
+        !openlineage_validator(&format!("{OL}/2-0-2/OpenLineage.json#/$defs/RunEvent"))
+            .is_valid(&broken)
+    );
+    let contacts = events
+        .iter()
+        .find(|e| e["job"]["name"] == "ops/contacts" && e["eventType"] == "COMPLETE")
+        .unwrap();
+    assert_eq!(contacts["job"]["namespace"], "mesh://mesh");
+    assert_eq!(
+        contacts["inputs"],
+        serde_json::json!([{"namespace": "mesh://mesh", "name": "hr.employees"}])
+    );
+    let output = &contacts["outputs"][0];
+    assert_eq!(output["name"], "ops.contacts");
+    let sample = &output["facets"]["columnLineage"]["fields"]["sample_contact"]["inputFields"];
+    assert!(
+        sample.as_array().unwrap().contains(&serde_json::json!({
+            "namespace": "mesh://mesh", "name": "hr.employees", "field": "email",
+            "transformations": [{"type": "DIRECT", "subtype": "AGGREGATION", "masking": false}],
+        })),
+        "{sample}"
+    );
+    let staff = &output["facets"]["columnLineage"]["fields"]["staff"]["inputFields"];
+    assert!(staff.to_string().contains("\"masking\":true"), "{staff}");
+    let employees = events
+        .iter()
+        .find(|e| e["job"]["name"] == "hr/employees" && e["eventType"] == "COMPLETE")
+        .unwrap();
+    assert_eq!(employees["inputs"][0]["namespace"], "file");
+    assert!(
+        employees["inputs"][0]["name"]
+            .as_str()
+            .unwrap()
+            .ends_with("hr/employees/data/employees.csv")
+    );
+    // The checks become assertions (`mesh init`'s example has some).
+    let greetings = events
+        .iter()
+        .find(|e| e["job"]["name"] == "example/greetings" && e["eventType"] == "COMPLETE")
+        .unwrap();
+    let assertions =
+        &greetings["outputs"][0]["outputFacets"]["dataQualityAssertions"]["assertions"];
+    assert!(!assertions.as_array().unwrap().is_empty(), "{greetings}");
+
+    // A failing run sends FAIL; its error message quotes no data.
+    write(
+        &dir.join("hr/employees/data/employees.csv"),
+        "id,email,dept\nnot-a-number,leak@acme.example,eng\n",
+    );
+    let out = common::mesh_env(&dir, &["run", "hr/employees"], &[("OPENLINEAGE_URL", &url)]);
+    assert!(!out.status.success());
+    let events = received(&got);
+    let fail = events.last().unwrap();
+    assert_eq!(fail["eventType"], "FAIL", "{fail}");
+    validate_event(fail);
+    assert!(!fail.to_string().contains("leak@acme.example"), "{fail}");
+    assert!(
+        fail["run"]["facets"]["errorMessage"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("mesh runs show")
+    );
+
+    // Every event is kept locally, delivered or not.
+    let stored = std::fs::read_to_string(dir.join(".mesh/openlineage/events.jsonl")).unwrap();
+    assert_eq!(stored.lines().count(), events.len());
+    // An endpoint that does not answer never fails a run.
+    write(
+        &dir.join("hr/employees/data/employees.csv"),
+        "id,email,dept\n1,ada@acme.example,eng\n",
+    );
+    let out = common::mesh_env(
+        &dir,
+        &["run", "hr/employees"],
+        &[("OPENLINEAGE_URL", "http://127.0.0.1:9")],
+    );
+    assert!(out.status.success(), "{out:?}");
+    let stored = std::fs::read_to_string(dir.join(".mesh/openlineage/events.jsonl")).unwrap();
+    assert_eq!(stored.lines().count(), events.len() + 2);
+    for line in stored.lines() {
+        validate_event(&serde_json::from_str(line).unwrap());
+    }
+}

@@ -30,6 +30,8 @@ use crate::error::{PipelineError, Result};
 /// Reports progress while products build.
 pub trait Observer: Send + Sync {
     fn started(&self, _product: &str) {}
+    /// A run began (its record holds its id and start time).
+    fn run_started(&self, _run: &RunRecord) {}
     fn rows(&self, _product: &str, _rows: u64) {}
     fn finished(&self, _run: &RunRecord) {}
     /// Another process is running `product` (run `run_id`); this one waits.
@@ -269,6 +271,7 @@ impl Runner {
             self.lease,
         );
         observer.started(&run.product.to_string());
+        observer.run_started(&run);
         let outcome = async {
             let fp = crate::fingerprint::fingerprint(self.catalog.as_ref(), p, record).await?;
             run.inputs = Some(fp.clone());

@@ -21,6 +21,7 @@ pub mod limits;
 pub mod lineage;
 pub mod mesh;
 pub mod notify;
+pub mod openlineage;
 mod operate;
 pub mod plan;
 mod run;

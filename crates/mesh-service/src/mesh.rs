@@ -49,6 +49,8 @@ pub struct Mesh {
     pub(crate) snapshot_cache: Arc<crate::snapshot::SnapshotCache>,
     /// The deployed products' column lineage, per deployment generation.
     pub(crate) lineage_cache: Arc<crate::lineage::LineageCache>,
+    /// Where OpenLineage run events go.
+    pub(crate) openlineage: Arc<crate::openlineage::Emitter>,
 }
 
 /// The parsed deployed products and the generation they were read at.
@@ -169,7 +171,6 @@ impl Mesh {
         };
         Ok(Mesh {
             root,
-            config,
             catalog,
             storage_root,
             policy_cache: Default::default(),
@@ -181,6 +182,11 @@ impl Mesh {
             show_cache: Default::default(),
             snapshot_cache: Default::default(),
             lineage_cache: Default::default(),
+            openlineage: Arc::new(crate::openlineage::Emitter::new(
+                &config.name,
+                &config.state_dir,
+            )),
+            config,
         })
     }
 

@@ -42,6 +42,11 @@ pub struct PlannedChange {
     /// A breaking change that no consumer reads.
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub unused: bool,
+    /// For breaking changes: every downstream column the changed columns'
+    /// lineage reaches through the consumers it breaks, transitively
+    /// (`<domain>.<output>.<column>`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reaches: Vec<String>,
     /// For a widened column: consumers whose contract declares the
     /// narrower type, which must widen it (their runs refuse to cast back).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -293,6 +298,7 @@ impl Mesh {
 
         let mut usage_cache: BTreeMap<ProductRef, ColumnUsage> = BTreeMap::new();
         let mut plans = Vec::with_capacity(local.len());
+        let graph = self.lineage_graph().await?;
         for p in local {
             let r = p.product_ref();
             let Some(old) = deployed.get(&r) else {
@@ -327,8 +333,10 @@ impl Mesh {
                 } else {
                     Vec::new()
                 };
+                let reaches = reached_columns(&graph, &r, &change, &breaks);
                 planned.push(PlannedChange {
                     unused: change.is_breaking() && breaks.is_empty(),
+                    reaches,
                     breaks,
                     requires,
                     change,
@@ -408,6 +416,63 @@ impl Mesh {
         }
         Ok(out.into_iter().collect())
     }
+}
+
+/// The downstream columns a breaking change reaches in the deployed
+/// lineage: from the changed column (every column of the output for an
+/// output-wide change), first into the consumers it breaks, then onwards.
+fn reached_columns(
+    graph: &crate::lineage::LineageGraph,
+    product: &ProductRef,
+    change: &Change,
+    breaks: &[Impact],
+) -> Vec<String> {
+    let Some(output) = change.output.as_deref().filter(|_| !breaks.is_empty()) else {
+        return Vec::new();
+    };
+    let dataset = Dataset::Output {
+        domain: product.domain.to_string(),
+        output: output.to_string(),
+    };
+    let start: Vec<ColumnId> = match &change.column {
+        Some(c) => vec![ColumnId {
+            dataset,
+            column: c.clone(),
+        }],
+        None => graph
+            .columns_of(&dataset)
+            .map(|(id, _)| id.clone())
+            .collect(),
+    };
+    let broken: BTreeSet<String> = breaks
+        .iter()
+        .map(|i| format!("{}:{}", i.consumer, i.consumer_output))
+        .collect();
+    let mut seen: BTreeSet<ColumnId> = start.iter().cloned().collect();
+    let mut queue: std::collections::VecDeque<ColumnId> = start.into_iter().collect();
+    let mut reached = BTreeSet::new();
+    let mut first = true;
+    while !queue.is_empty() {
+        let mut next = std::collections::VecDeque::new();
+        for id in queue {
+            for link in graph.downstream_of(&id) {
+                let Dataset::Output { output, .. } = &link.to.dataset else {
+                    continue;
+                };
+                let owner = graph.owner(&link.to.dataset).unwrap_or_default();
+                if first && !broken.contains(&format!("{owner}:{output}")) {
+                    continue;
+                }
+                if seen.insert(link.to.clone()) {
+                    reached.insert(link.to.to_string());
+                    next.push_back(link.to.clone());
+                }
+            }
+        }
+        first = false;
+        queue = next;
+    }
+    reached.into_iter().collect()
 }
 
 /// One breaking change and whom it breaks, as a line.

@@ -3,6 +3,7 @@
 //! forced.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::Arc;
 
 use mesh_catalog::{ProductRecord, RunRecord, RunStatus, matching_line};
 use mesh_pipeline::{Observer, Runner};
@@ -87,6 +88,27 @@ impl Mesh {
         })?;
         let by_ref: BTreeMap<ProductRef, &(ProductRecord, ProductDescriptor)> =
             deployed.iter().map(|d| (d.0.product.clone(), d)).collect();
+        // Each run's OpenLineage events, told before the caller's observer.
+        let graph = self.lineage_graph().await?;
+        let contexts = deployed
+            .iter()
+            .filter(|(r, _)| wanted.contains(&r.product))
+            .map(|(r, p)| {
+                (
+                    r.product.to_string(),
+                    crate::openlineage::RunContext {
+                        descriptor: Arc::new(p.clone()),
+                        graph: graph.clone(),
+                    },
+                )
+            })
+            .collect();
+        let lineage_observer = crate::openlineage::LineageObserver {
+            inner: observer,
+            emitter: &self.openlineage,
+            contexts,
+        };
+        let observer: &dyn Observer = &lineage_observer;
         let mut failed: BTreeSet<ProductRef> = BTreeSet::new();
         let mut runs = Vec::new();
         for r in order.iter().filter(|r| wanted.contains(*r)) {

@@ -533,9 +533,24 @@ impl Scheduler {
             let config = self.config.clone();
             let retries = retries_of(p, &config);
             let (record, p) = (record.clone(), p.clone());
+            let emitter = self.mesh.openlineage.clone();
+            let lineage = self.mesh.lineage_graph().await?;
             tasks.spawn(async move {
                 let product = record.product.clone();
-                match runner.execute(&p, &record, run, false, &Silent).await {
+                let observer = crate::openlineage::LineageObserver {
+                    inner: &Silent,
+                    emitter: &emitter,
+                    contexts: [(
+                        product.to_string(),
+                        crate::openlineage::RunContext {
+                            descriptor: Arc::new(p.clone()),
+                            graph: lineage,
+                        },
+                    )]
+                    .into_iter()
+                    .collect(),
+                };
+                match runner.execute(&p, &record, run, false, &observer).await {
                     Ok(done) => {
                         tracing::info!(product = %product, run = %done.id, status = done.status.as_str(), "run finished");
                         if done.status == RunStatus::Failed

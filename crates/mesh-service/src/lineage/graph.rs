@@ -151,6 +151,8 @@ pub struct LineageGraph {
     owners: HashMap<Dataset, String>,
     /// Dataset → the products whose inputs read it.
     readers: HashMap<Dataset, BTreeSet<String>>,
+    /// Product → the datasets its inputs read.
+    inputs: HashMap<String, Vec<Dataset>>,
 }
 
 impl LineageGraph {
@@ -255,6 +257,8 @@ impl LineageGraph {
 
     fn add_edges(&mut self, m: &Member<'_>, members: &[Member<'_>]) {
         let inputs = Self::inputs(m, members);
+        self.inputs
+            .insert(m.product.to_string(), inputs.values().cloned().collect());
         for dataset in inputs.values() {
             if matches!(dataset, Dataset::Output { .. }) {
                 self.readers
@@ -432,6 +436,11 @@ impl LineageGraph {
     /// The edges out of a column.
     pub fn downstream_of(&self, id: &ColumnId) -> &[Link] {
         self.downstream.get(id).map_or(&[], Vec::as_slice)
+    }
+
+    /// The datasets a product's inputs read.
+    pub fn inputs_of(&self, product: &str) -> impl Iterator<Item = &Dataset> {
+        self.inputs.get(product).into_iter().flatten()
     }
 
     /// The products whose inputs read a dataset.

@@ -133,6 +133,12 @@ impl Mesh {
         Ok(found)
     }
 
+    /// Waits (at most `limit`) until the OpenLineage events of this
+    /// process's runs were delivered or given up.
+    pub async fn flush_openlineage(&self, limit: std::time::Duration) {
+        self.openlineage.flush(limit).await;
+    }
+
     /// Stores the lineage `validate` derived for the project's products,
     /// keyed as their deployed versions.
     pub(crate) async fn record_lineage(
