@@ -8,6 +8,7 @@
 //! for process start-up. See BENCHMARKS.md.
 
 mod baseline;
+mod lineage;
 mod measure;
 mod planmesh;
 mod policy;
@@ -79,6 +80,19 @@ enum Cmd {
         /// Mesh sizes (products), comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "100,1000")]
         sizes: Vec<usize>,
+        #[arg(long, default_value = "target/bench")]
+        work: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        #[arg(long)]
+        mesh: Option<PathBuf>,
+    },
+    /// Column lineage on the `plan` benchmark's mesh: `mesh lineage
+    /// --downstream` from a source column against `mesh catalog list`,
+    /// and the share of `mesh deploy` and `mesh plan` spent on lineage.
+    Lineage {
+        #[arg(long, default_value_t = 1000)]
+        products: usize,
         #[arg(long, default_value = "target/bench")]
         work: PathBuf,
         #[arg(long, default_value_t = 3)]
@@ -222,6 +236,20 @@ fn main() -> Result<()> {
                     depth.clamp(2, products.max(3)),
                     repeat.max(1)
                 )?
+            );
+            Ok(())
+        }
+        Cmd::Lineage {
+            products,
+            work,
+            repeat,
+            mesh,
+        } => {
+            let work = std::path::absolute(&work)?;
+            std::fs::create_dir_all(&work)?;
+            print!(
+                "{}",
+                lineage::bench(&mesh_binary(mesh)?, &work, products, repeat.max(1))?
             );
             Ok(())
         }

@@ -848,3 +848,83 @@ fn every_run_sends_openlineage_events_that_validate_and_are_kept_locally() {
         validate_event(&serde_json::from_str(line).unwrap());
     }
 }
+
+#[test]
+fn rest_and_the_remote_cli_answer_lineage_as_the_caller() {
+    use common::serve::{Served, body_json, curl, token};
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = declassified(tmp.path());
+    edit(
+        &dir,
+        "hr/employees/product.yaml",
+        "slo: {freshness: 7d}",
+        "access: {visibility: private}",
+    );
+    ok(&dir, &["deploy"]);
+    let served = Served::start(&dir, &[]);
+    let bob = token(&dir, "bob");
+    let admin = token(&dir, common::USER);
+    let path = "/api/v1/lineage?target=ops/contacts&direction=upstream";
+
+    let answer = curl(&served.base, path, Some(&bob), None);
+    assert_eq!(answer.0, 200, "{answer:?}");
+    for hidden in ["hr.", "hr/", "employees", "email"] {
+        assert!(
+            !answer.2.contains(hidden),
+            "REST names `{hidden}`: {}",
+            answer.2
+        );
+    }
+    let view = body_json(&answer);
+    assert_eq!(view["target"], "ops/contacts");
+    assert!(
+        view["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["redacted"] == true)
+    );
+    // The admin sees the source; the same document as the local command.
+    let admin_view = body_json(&curl(&served.base, path, Some(&admin), None));
+    let local = json(
+        &dir,
+        &["lineage", "ops/contacts", "--upstream", "--format", "json"],
+    );
+    assert_eq!(admin_view, local);
+    // `mesh lineage --server` prints what the local command prints.
+    let remote = common::mesh_env(
+        &dir,
+        &[
+            "lineage",
+            "ops/contacts",
+            "--upstream",
+            "--server",
+            &served.base,
+        ],
+        &[("MESH_TOKEN", &admin)],
+    );
+    assert!(remote.status.success(), "{remote:?}");
+    assert_eq!(
+        String::from_utf8_lossy(&remote.stdout),
+        ok(&dir, &["lineage", "ops/contacts", "--upstream"])
+    );
+    // A private product named by a stranger is a 404, like an unknown one;
+    // a bad direction is a 400; no token is a 401.
+    let hidden = curl(
+        &served.base,
+        "/api/v1/lineage?target=hr/employees",
+        Some(&bob),
+        None,
+    );
+    assert_eq!(hidden.0, 404, "{hidden:?}");
+    assert!(!hidden.2.contains("did you mean"), "{hidden:?}");
+    let bad = curl(
+        &served.base,
+        "/api/v1/lineage?target=ops/contacts&direction=sideways",
+        Some(&bob),
+        None,
+    );
+    assert_eq!(bad.0, 400, "{bad:?}");
+    assert_eq!(curl(&served.base, path, None, None).0, 401);
+    served.stop();
+}

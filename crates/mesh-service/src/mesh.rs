@@ -284,6 +284,7 @@ impl Mesh {
             }
         }
         // Classifications follow the lineage (docs/lineage.md).
+        let started = std::time::Instant::now();
         let current = self.deployed_lineage(generation, &deployed_parsed).await?;
         let graph =
             crate::lineage::check::candidate_graph(&deployed_parsed, &current, &products, &lineage);
@@ -293,12 +294,14 @@ impl Mesh {
             .cloned()
             .collect();
         diagnostics.extend(crate::lineage::class_diagnostics(&derived, &graph));
+        crate::lineage::count(started);
         // Deploy-time rules (policies/*.rego, package mesh.deploy), with
         // each column's derived classification.
         for p in &products {
             let columns = crate::lineage::policy_columns(p, &graph);
             diagnostics.extend(policies.check_descriptor_with(p, columns)?);
         }
+        crate::lineage::report();
         Ok(Validated {
             products,
             diagnostics,
@@ -435,6 +438,7 @@ impl Mesh {
             by, &products, &graph, &outcome,
         ));
         self.catalog.append_audit(&entries).await?;
+        crate::lineage::report();
         Ok((outcome, diagnostics))
     }
 

@@ -298,7 +298,9 @@ impl Mesh {
 
         let mut usage_cache: BTreeMap<ProductRef, ColumnUsage> = BTreeMap::new();
         let mut plans = Vec::with_capacity(local.len());
+        let started = std::time::Instant::now();
         let graph = self.lineage_graph().await?;
+        crate::lineage::count(started);
         for p in local {
             let r = p.product_ref();
             let Some(old) = deployed.get(&r) else {
@@ -333,7 +335,9 @@ impl Mesh {
                 } else {
                     Vec::new()
                 };
+                let started = std::time::Instant::now();
                 let reaches = reached_columns(&graph, &r, &change, &breaks);
+                crate::lineage::count(started);
                 planned.push(PlannedChange {
                     unused: change.is_breaking() && breaks.is_empty(),
                     reaches,
@@ -368,6 +372,7 @@ impl Mesh {
                 changes: planned,
             });
         }
+        crate::lineage::report();
         Ok(plans)
     }
 

@@ -18,6 +18,8 @@ mod expr;
 mod plan;
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use datafusion::logical_expr::LogicalPlan;
 use mesh_spec::ProductDescriptor;
@@ -125,6 +127,25 @@ pub type ProductLineage = BTreeMap<String, OutputLineage>;
 /// plan's column names. Tables that are not in `inputs` (none in a
 /// transform) contribute nothing.
 pub fn plan_lineage(plan: &LogicalPlan, inputs: &BTreeSet<&str>) -> OutputLineage {
+    let started = Instant::now();
+    let out = derive(plan, inputs);
+    DERIVING.fetch_add(
+        u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
+    out
+}
+
+/// Nanoseconds this process spent in [`plan_lineage`].
+static DERIVING: AtomicU64 = AtomicU64::new(0);
+
+/// The time this process spent deriving lineage from plans (reported by
+/// `mesh plan` and `mesh deploy` at debug level, for the benchmark).
+pub fn derivation_time() -> Duration {
+    Duration::from_nanos(DERIVING.load(Ordering::Relaxed))
+}
+
+fn derive(plan: &LogicalPlan, inputs: &BTreeSet<&str>) -> OutputLineage {
     let node = plan::node(plan, &plan::Cx::new(inputs));
     let mut out = OutputLineage::new();
     for (field, lineage) in plan.schema().fields().iter().zip(node.fields) {

@@ -18,6 +18,9 @@ use mesh_spec::{ProductDescriptor, ProductRef};
 pub use check::{class_diagnostics, declassify_audit, policy_columns};
 pub use graph::{ClassSource, ColumnId, ColumnInfo, Dataset, LineageGraph, Link, Member};
 
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
 use crate::error::Result;
 use crate::mesh::Mesh;
 use crate::snapshot::Deployed;
@@ -33,6 +36,32 @@ pub(crate) struct DeployedLineage {
 }
 
 pub(crate) type LineageCache = Mutex<Option<Arc<DeployedLineage>>>;
+
+/// Nanoseconds this process spent resolving, storing and checking
+/// lineage (deriving it from plans is counted by `mesh_query`).
+static WORKING: AtomicU64 = AtomicU64::new(0);
+
+/// Adds the time since `started` to the lineage work of this process.
+pub(crate) fn count(started: Instant) {
+    WORKING.fetch_add(
+        u64::try_from(started.elapsed().as_nanos()).unwrap_or(u64::MAX),
+        Ordering::Relaxed,
+    );
+}
+
+/// Everything this process spent on column lineage so far: deriving it
+/// from plans, building graphs, storing it and checking classifications.
+pub fn time_spent() -> Duration {
+    mesh_query::lineage::derivation_time() + Duration::from_nanos(WORKING.load(Ordering::Relaxed))
+}
+
+/// Logs [`time_spent`] (debug level; `mesh-bench lineage` reads it).
+pub(crate) fn report() {
+    tracing::debug!(
+        lineage_us = u64::try_from(time_spent().as_micros()).unwrap_or(u64::MAX),
+        "column lineage work so far"
+    );
+}
 
 /// The family and version a deployed record's lineage is stored under.
 fn stored_key(r: &mesh_catalog::ProductRecord) -> (String, String) {
@@ -71,6 +100,7 @@ impl Mesh {
         {
             return Ok(found);
         }
+        let started = Instant::now();
         let stored: HashMap<(String, String), ProductLineage> = self
             .catalog
             .current_lineage()
@@ -130,6 +160,7 @@ impl Mesh {
         if let Ok(mut c) = self.lineage_cache.lock() {
             *c = Some(found.clone());
         }
+        count(started);
         Ok(found)
     }
 
@@ -157,7 +188,9 @@ impl Mesh {
                 })
             })
             .collect();
+        let started = Instant::now();
         self.catalog.record_lineage(&rows).await?;
+        count(started);
         Ok(())
     }
 }

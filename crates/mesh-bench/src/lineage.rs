@@ -1,0 +1,146 @@
+//! `mesh-bench lineage`: column lineage on the `mesh plan` benchmark's
+//! synthetic mesh. Two questions:
+//!
+//! - `mesh lineage --downstream` from a source column, whole process,
+//!   against `mesh catalog list` on the same mesh (a process that opens
+//!   the mesh and reads the deployed products, nothing more);
+//! - how much deriving, storing and checking lineage adds to `mesh
+//!   deploy` and `mesh plan`: the binary reports the time it spent on
+//!   lineage (`lineage_us`, debug level), set against the rest of the
+//!   same command's wall time.
+
+use std::fmt::Write as _;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Result, bail};
+
+use crate::measure::median;
+use crate::planmesh;
+
+/// One command: its wall time and the lineage time it reported last.
+struct Timed {
+    wall: Duration,
+    lineage: Duration,
+}
+
+fn timed(mesh: &Path, project: &Path, args: &[&str]) -> Result<Timed> {
+    let started = Instant::now();
+    let out = Command::new(mesh)
+        .args(args)
+        .current_dir(project)
+        .env("MESH_LOG", "mesh_service::lineage=debug")
+        .env("NO_COLOR", "1")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .output()?;
+    let wall = started.elapsed();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    if !out.status.success() {
+        bail!("mesh {args:?} failed:\n{stderr}");
+    }
+    let lineage = stderr
+        .lines()
+        .filter_map(|l| l.split("lineage_us=").nth(1))
+        .filter_map(|v| v.split_whitespace().next()?.parse::<u64>().ok())
+        .next_back()
+        .map(Duration::from_micros)
+        .unwrap_or_default();
+    Ok(Timed { wall, lineage })
+}
+
+fn ms(d: Duration) -> String {
+    format!("{:.1}", d.as_secs_f64() * 1000.0)
+}
+
+/// Runs the benchmark on a mesh of `n` products, `repeat` times each.
+pub fn bench(mesh: &Path, work: &Path, n: usize, repeat: usize) -> Result<String> {
+    let project = work.join(format!("lineage-{n}"));
+    let _ = std::fs::remove_dir_all(&project);
+    planmesh::write(&project, n, false)?;
+    crate::write_pack(&project)?;
+    eprintln!("deploying {n} products");
+    let deploy = timed(mesh, &project, &["deploy"])?;
+    // Deploys of an unchanged project still validate and derive all of it.
+    let mut deploys = vec![deploy];
+    for i in 1..repeat {
+        eprintln!("deploy {}/{repeat}", i + 1);
+        deploys.push(timed(mesh, &project, &["deploy"])?);
+    }
+    planmesh::write(&project, n, true)?;
+    let mut plans = Vec::new();
+    for i in 0..repeat {
+        eprintln!("plan {}/{repeat}", i + 1);
+        plans.push(timed(mesh, &project, &["plan", "--format", "json"])?);
+    }
+    // From a source-aligned product's column, everything downstream.
+    let target = "d00.p0000.v1";
+    let (mut lineage, mut list) = (Vec::new(), Vec::new());
+    let mut reached = 0;
+    for i in 0..repeat.max(5) {
+        eprintln!("lineage {}/{}", i + 1, repeat.max(5));
+        let mut l = Command::new(mesh);
+        l.args(["lineage", target, "--downstream", "--format", "json"])
+            .current_dir(&project);
+        let mut c = Command::new(mesh);
+        c.args(["catalog", "list", "--format", "json"])
+            .current_dir(&project);
+        let out = work.join("lineage.out");
+        let (a, b) = if i % 2 == 0 {
+            let a = crate::measure::run(&mut l, &out, false)?.wall;
+            reached = count_nodes(&out)?;
+            (a, crate::measure::run(&mut c, &out, false)?.wall)
+        } else {
+            let b = crate::measure::run(&mut c, &out, false)?.wall;
+            let a = crate::measure::run(&mut l, &out, false)?.wall;
+            reached = count_nodes(&out)?;
+            (a, b)
+        };
+        lineage.push(a);
+        list.push(b);
+    }
+    let share = |xs: &[Timed]| {
+        let wall = median(xs.iter().map(|t| t.wall).collect());
+        let lin = median(xs.iter().map(|t| t.lineage).collect());
+        let rest = wall.saturating_sub(lin);
+        (wall, lin, lin.as_secs_f64() / rest.as_secs_f64().max(1e-9))
+    };
+    let (dw, dl, dr) = share(&deploys);
+    let (pw, pl, pr) = share(&plans);
+    let (lw, cw) = (median(lineage), median(list));
+    let mut r = String::new();
+    let _ = writeln!(
+        r,
+        "| measurement ({n} products) | wall (ms) | lineage work (ms) | lineage / the rest | goal |\n|---|---|---|---|---|"
+    );
+    let _ = writeln!(
+        r,
+        "| `mesh deploy` (validate, derive, check, store) | {} | {} | {dr:.3} | ≤ 0.15 |",
+        ms(dw),
+        ms(dl)
+    );
+    let _ = writeln!(
+        r,
+        "| `mesh plan` (100 breaking changes) | {} | {} | {pr:.3} | ≤ 0.15 |",
+        ms(pw),
+        ms(pl)
+    );
+    let _ = writeln!(
+        r,
+        "\n| measurement ({n} products) | wall (ms) | baseline: `mesh catalog list` (ms) | ratio | goal |\n|---|---|---|---|---|"
+    );
+    let _ = writeln!(
+        r,
+        "| `mesh lineage {target} --downstream` ({reached} columns reached) | {} | {} | {:.2} | < 100 ms |",
+        ms(lw),
+        ms(cw),
+        lw.as_secs_f64() / cw.as_secs_f64()
+    );
+    Ok(r)
+}
+
+fn count_nodes(out: &Path) -> Result<usize> {
+    let view: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(out)?)?;
+    Ok(view["nodes"].as_array().map_or(0, Vec::len))
+}
