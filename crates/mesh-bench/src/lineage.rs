@@ -31,6 +31,7 @@ fn timed(mesh: &Path, project: &Path, args: &[&str]) -> Result<Timed> {
         .args(args)
         .current_dir(project)
         .env("MESH_LOG", "mesh_service::lineage=debug")
+        .env("MESH_USER", ADMIN)
         .env("NO_COLOR", "1")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -50,6 +51,12 @@ fn timed(mesh: &Path, project: &Path, args: &[&str]) -> Result<Timed> {
     Ok(Timed { wall, lineage })
 }
 
+/// Who deploys (the mesh's first principal, so its admin).
+const ADMIN: &str = "bench-admin";
+/// Who asks for lineage: a known principal in no team, who sees the
+/// mesh's discoverable products as any consumer does.
+const READER: &str = "bench-reader";
+
 fn ms(d: Duration) -> String {
     format!("{:.1}", d.as_secs_f64() * 1000.0)
 }
@@ -60,6 +67,19 @@ pub fn bench(mesh: &Path, work: &Path, n: usize, repeat: usize) -> Result<String
     let _ = std::fs::remove_dir_all(&project);
     planmesh::write(&project, n, false)?;
     crate::write_pack(&project)?;
+    for (who, role) in [(ADMIN, "mesh-admin"), (READER, "pii-reader")] {
+        let added = Command::new(mesh)
+            .args(["principal", "add", who, "--role", role])
+            .current_dir(&project)
+            .env("MESH_USER", ADMIN)
+            .output()?;
+        if !added.status.success() {
+            bail!(
+                "cannot add {who}: {}",
+                String::from_utf8_lossy(&added.stderr)
+            );
+        }
+    }
     eprintln!("deploying {n} products");
     let deploy = timed(mesh, &project, &["deploy"])?;
     // Deploys of an unchanged project still validate and derive all of it.
@@ -82,10 +102,12 @@ pub fn bench(mesh: &Path, work: &Path, n: usize, repeat: usize) -> Result<String
         eprintln!("lineage {}/{}", i + 1, repeat.max(5));
         let mut l = Command::new(mesh);
         l.args(["lineage", target, "--downstream", "--format", "json"])
-            .current_dir(&project);
+            .current_dir(&project)
+            .env("MESH_USER", READER);
         let mut c = Command::new(mesh);
         c.args(["catalog", "list", "--format", "json"])
-            .current_dir(&project);
+            .current_dir(&project)
+            .env("MESH_USER", READER);
         let out = work.join("lineage.out");
         let (a, b) = if i % 2 == 0 {
             let a = crate::measure::run(&mut l, &out, false)?.wall;
@@ -122,7 +144,8 @@ pub fn bench(mesh: &Path, work: &Path, n: usize, repeat: usize) -> Result<String
     );
     let _ = writeln!(
         r,
-        "| `mesh plan` (100 breaking changes) | {} | {} | {pr:.3} | ≤ 0.15 |",
+        "| `mesh plan` ({} breaking changes) | {} | {} | {pr:.3} | ≤ 0.15 |",
+        (0..n).filter(|i| planmesh::changed(*i)).count(),
         ms(pw),
         ms(pl)
     );

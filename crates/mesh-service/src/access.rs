@@ -182,6 +182,7 @@ impl PolicyGuard {
         let family_output = declared.map_or(output.output.as_str(), |o| o.name.as_str());
         let classes = self.snapshot.classes(&family).await?;
         let version = read.product_version.as_deref().unwrap_or(&record.version);
+        let lineage = self.snapshot.lineage().await?;
         let columns = read
             .columns
             .iter()
@@ -203,9 +204,7 @@ impl PolicyGuard {
                 };
                 // What flows in from classified columns upstream, even
                 // if the descriptor was deployed without saying so.
-                let derived = self
-                    .snapshot
-                    .lineage
+                let derived = lineage
                     .derived(&domain, output.output.as_str(), name)
                     .map(str::to_string);
                 ColumnInput {

@@ -252,9 +252,8 @@ impl Mesh {
         let mut page = match self.show_cache.get(&key, generations) {
             Some(page) => page,
             None => {
-                let page = self
-                    .build_show(&deployed, &snapshot.lineage, &r, name)
-                    .await?;
+                let graph = snapshot.lineage().await?;
+                let page = self.build_show(&deployed, &graph, &r, name).await?;
                 self.show_cache.put(key, generations, page.clone());
                 page
             }

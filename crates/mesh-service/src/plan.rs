@@ -576,7 +576,8 @@ impl Mesh {
             return Ok(Vec::new());
         };
         let seen: BTreeSet<String> = known.iter().map(ToString::to_string).collect();
-        let graph = &snapshot.lineage;
+        let graph = snapshot.lineage().await?;
+        let graph = graph.as_ref();
         let mut out = Vec::new();
         for o in &product.outputs {
             let dataset = Dataset::Output {

@@ -30,8 +30,11 @@ pub(crate) struct Snapshot {
     /// Deployment and access generations this snapshot was read at.
     generations: (i64, i64),
     pub deployed: Deployed,
-    /// Their column lineage, with each column's derived classification.
-    pub lineage: Arc<crate::lineage::LineageGraph>,
+    /// Their column lineage, with each column's derived classification,
+    /// built on first use (a statement that reads no table never needs
+    /// it) and shared by the process per deployment generation.
+    lineage: tokio::sync::OnceCell<Arc<crate::lineage::LineageGraph>>,
+    lineage_cache: Arc<crate::lineage::LineageCache>,
     /// Domain → the teams owning it, sorted.
     owners: BTreeMap<String, Vec<String>>,
     principals: Mutex<HashMap<String, Option<Principal>>>,
@@ -81,6 +84,24 @@ impl Snapshot {
             self.catalog.grants(Some(principal)).await.map(Arc::new)
         })
         .await
+    }
+
+    /// The column lineage of the deployed products.
+    pub async fn lineage(&self) -> Result<Arc<crate::lineage::LineageGraph>> {
+        let graph = self
+            .lineage
+            .get_or_try_init(|| async {
+                crate::lineage::load(
+                    &self.catalog,
+                    &self.lineage_cache,
+                    self.generations.0,
+                    &self.deployed,
+                )
+                .await
+                .map(|l| l.graph.clone())
+            })
+            .await?;
+        Ok(graph.clone())
     }
 
     /// The recorded classifications of a product family.
@@ -135,11 +156,6 @@ impl Mesh {
             return Ok(s);
         }
         let deployed = self.deployed_shared(generations.0).await?;
-        let lineage = self
-            .deployed_lineage(generations.0, &deployed)
-            .await?
-            .graph
-            .clone();
         let mut owners: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for t in self.catalog.teams().await? {
             for d in t.domains {
@@ -152,7 +168,8 @@ impl Mesh {
         let snapshot = Arc::new(Snapshot {
             generations,
             deployed,
-            lineage,
+            lineage: Default::default(),
+            lineage_cache: self.lineage_cache.clone(),
             owners,
             principals: Default::default(),
             grants: Default::default(),

@@ -91,77 +91,7 @@ impl Mesh {
         generation: i64,
         deployed: &Deployed,
     ) -> Result<Arc<DeployedLineage>> {
-        if let Some(found) = self
-            .lineage_cache
-            .lock()
-            .ok()
-            .and_then(|c| c.clone())
-            .filter(|c| c.generation == generation)
-        {
-            return Ok(found);
-        }
-        let started = Instant::now();
-        let stored: HashMap<(String, String), ProductLineage> = self
-            .catalog
-            .current_lineage()
-            .await?
-            .into_iter()
-            .filter_map(|s| {
-                let lineage = serde_json::from_str(&s.lineage).ok()?;
-                Some(((s.family, s.version), lineage))
-            })
-            .collect();
-        let records: Vec<mesh_catalog::ProductRecord> =
-            deployed.iter().map(|(r, _)| r.clone()).collect();
-        let upstream = crate::mesh::Upstream {
-            local: &[],
-            deployed: &records,
-        };
-        let mut by_product = HashMap::new();
-        let mut backfill = Vec::new();
-        for (r, d) in deployed.iter() {
-            let key = stored_key(r);
-            let lineage = match stored.get(&key) {
-                Some(l) => Some(Arc::new(l.clone())),
-                None => {
-                    let derived =
-                        mesh_query::lineage::product_lineage(d, &upstream, Some(&r.sql_texts))
-                            .await
-                            .ok();
-                    if let Some(l) = &derived {
-                        backfill.push(StoredLineage {
-                            family: key.0,
-                            version: key.1,
-                            lineage: serde_json::to_string(&original_names(l, d))
-                                .unwrap_or_default(),
-                        });
-                    }
-                    derived.map(Arc::new)
-                }
-            };
-            by_product.insert(r.product.clone(), lineage);
-        }
-        if !backfill.is_empty() {
-            // Derived from the deployed definitions; a catalog that is
-            // read-only here only derives them again next time.
-            if let Err(e) = self.catalog.record_lineage(&backfill).await {
-                tracing::debug!("lineage of earlier deploys not stored: {e}");
-            }
-        }
-        let graph =
-            Arc::new(build_graph(deployed.iter().map(|(r, d)| {
-                (r, d, by_product.get(&r.product).and_then(|l| l.as_deref()))
-            })));
-        let found = Arc::new(DeployedLineage {
-            generation,
-            by_product,
-            graph,
-        });
-        if let Ok(mut c) = self.lineage_cache.lock() {
-            *c = Some(found.clone());
-        }
-        count(started);
-        Ok(found)
+        load(&self.catalog, &self.lineage_cache, generation, deployed).await
     }
 
     /// Waits (at most `limit`) until the OpenLineage events of this
@@ -230,4 +160,82 @@ pub(crate) fn build_graph<'a>(
         })
         .collect();
     LineageGraph::build(&members)
+}
+
+/// The deployed products' lineage for a generation just read, built once
+/// per generation (see [`Mesh::deployed_lineage`]).
+pub(crate) async fn load(
+    catalog: &Arc<dyn mesh_catalog::CatalogStore>,
+    cache: &LineageCache,
+    generation: i64,
+    deployed: &Deployed,
+) -> Result<Arc<DeployedLineage>> {
+    if let Some(found) = cache
+        .lock()
+        .ok()
+        .and_then(|c| c.clone())
+        .filter(|c| c.generation == generation)
+    {
+        return Ok(found);
+    }
+    let started = Instant::now();
+    let stored: HashMap<(String, String), ProductLineage> = catalog
+        .current_lineage()
+        .await?
+        .into_iter()
+        .filter_map(|s| {
+            let lineage = serde_json::from_str(&s.lineage).ok()?;
+            Some(((s.family, s.version), lineage))
+        })
+        .collect();
+    let records: Vec<mesh_catalog::ProductRecord> =
+        deployed.iter().map(|(r, _)| r.clone()).collect();
+    let upstream = crate::mesh::Upstream {
+        local: &[],
+        deployed: &records,
+    };
+    let mut by_product = HashMap::new();
+    let mut backfill = Vec::new();
+    for (r, d) in deployed.iter() {
+        let key = stored_key(r);
+        let lineage = match stored.get(&key) {
+            Some(l) => Some(Arc::new(l.clone())),
+            None => {
+                let derived =
+                    mesh_query::lineage::product_lineage(d, &upstream, Some(&r.sql_texts))
+                        .await
+                        .ok();
+                if let Some(l) = &derived {
+                    backfill.push(StoredLineage {
+                        family: key.0,
+                        version: key.1,
+                        lineage: serde_json::to_string(&original_names(l, d)).unwrap_or_default(),
+                    });
+                }
+                derived.map(Arc::new)
+            }
+        };
+        by_product.insert(r.product.clone(), lineage);
+    }
+    if !backfill.is_empty() {
+        // Derived from the deployed definitions; a catalog that is
+        // read-only here only derives them again next time.
+        if let Err(e) = catalog.record_lineage(&backfill).await {
+            tracing::debug!("lineage of earlier deploys not stored: {e}");
+        }
+    }
+    let graph =
+        Arc::new(build_graph(deployed.iter().map(|(r, d)| {
+            (r, d, by_product.get(&r.product).and_then(|l| l.as_deref()))
+        })));
+    let found = Arc::new(DeployedLineage {
+        generation,
+        by_product,
+        graph,
+    });
+    if let Ok(mut c) = cache.lock() {
+        *c = Some(found.clone());
+    }
+    count(started);
+    Ok(found)
 }

@@ -147,7 +147,7 @@ impl Mesh {
             .visible(&snapshot.deployed)
             .map(|(r, p)| (r, p))
             .collect();
-        let graph = snapshot.lineage.clone();
+        let graph = snapshot.lineage().await?;
         let (label, start) = self.lineage_target(target, &visible)?;
         let mut redactor = Redactor {
             graph: &graph,
