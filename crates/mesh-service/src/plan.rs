@@ -298,9 +298,8 @@ impl Mesh {
 
         let mut usage_cache: BTreeMap<ProductRef, ColumnUsage> = BTreeMap::new();
         let mut plans = Vec::with_capacity(local.len());
-        let started = std::time::Instant::now();
-        let graph = self.lineage_graph().await?;
-        crate::lineage::count(started);
+        // Built only when a breaking change breaks someone.
+        let mut graph: Option<std::sync::Arc<crate::lineage::LineageGraph>> = None;
         for p in local {
             let r = p.product_ref();
             let Some(old) = deployed.get(&r) else {
@@ -335,9 +334,20 @@ impl Mesh {
                 } else {
                     Vec::new()
                 };
-                let started = std::time::Instant::now();
-                let reaches = reached_columns(&graph, &r, &change, &breaks);
-                crate::lineage::count(started);
+                let reaches = if breaks.is_empty() {
+                    Vec::new()
+                } else {
+                    let started = std::time::Instant::now();
+                    if graph.is_none() {
+                        graph = Some(self.lineage_graph().await?);
+                    }
+                    let found = graph
+                        .as_deref()
+                        .map(|g| reached_columns(g, &r, &change, &breaks))
+                        .unwrap_or_default();
+                    crate::lineage::count(started);
+                    found
+                };
                 planned.push(PlannedChange {
                     unused: change.is_breaking() && breaks.is_empty(),
                     reaches,
@@ -446,6 +456,7 @@ fn reached_columns(
         }],
         None => graph
             .columns_of(&dataset)
+            .into_iter()
             .map(|(id, _)| id.clone())
             .collect(),
     };

@@ -98,7 +98,7 @@ impl Snapshot {
                     &self.deployed,
                 )
                 .await
-                .map(|l| l.graph.clone())
+                .map(|l| l.graph())
             })
             .await?;
         Ok(graph.clone())

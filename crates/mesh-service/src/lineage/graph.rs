@@ -139,14 +139,35 @@ pub struct Member<'a> {
     pub lineage: Option<&'a ProductLineage>,
 }
 
-/// The column lineage of a set of products.
+/// One edge as the graph keeps it: the column at the other end by index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Arc32 {
+    other: u32,
+    /// Index into `fields`, or `NO_FIELD`.
+    field: u32,
+    edge_type: EdgeType,
+    subtype: Subtype,
+    masking: bool,
+}
+
+const NO_FIELD: u32 = u32::MAX;
+
+/// The column lineage of a set of products. Columns are interned: edges
+/// hold indexes, so a mesh of thousands of products builds without
+/// cloning names per edge.
 #[derive(Debug, Default)]
 pub struct LineageGraph {
-    columns: BTreeMap<ColumnId, ColumnInfo>,
-    /// Edges into each column.
-    upstream: HashMap<ColumnId, Vec<Link>>,
-    /// Edges out of each column.
-    downstream: HashMap<ColumnId, Vec<Link>>,
+    ids: Vec<ColumnId>,
+    index: HashMap<ColumnId, u32>,
+    infos: Vec<ColumnInfo>,
+    /// Edges into each column, by index.
+    up: Vec<Vec<Arc32>>,
+    /// Edges out of each column, by index.
+    down: Vec<Vec<Arc32>>,
+    /// Nested fields edges read.
+    fields: Vec<String>,
+    /// Dataset → its columns.
+    by_dataset: HashMap<Dataset, Vec<u32>>,
     /// Dataset → the product that produces it.
     owners: HashMap<Dataset, String>,
     /// Dataset → the products whose inputs read it.
@@ -165,12 +186,30 @@ impl LineageGraph {
         for m in members {
             g.add_edges(m, members);
         }
-        for links in g.upstream.values_mut().chain(g.downstream.values_mut()) {
-            links.sort();
-            links.dedup();
+        for arcs in g.up.iter_mut().chain(g.down.iter_mut()) {
+            arcs.sort_unstable();
+            arcs.dedup();
         }
         g.classify();
         g
+    }
+
+    /// The index of `id`, added with `info` when new.
+    fn intern(&mut self, id: ColumnId, info: impl FnOnce() -> ColumnInfo) -> u32 {
+        if let Some(i) = self.index.get(&id) {
+            return *i;
+        }
+        let i = u32::try_from(self.ids.len()).unwrap_or(u32::MAX);
+        self.by_dataset
+            .entry(id.dataset.clone())
+            .or_default()
+            .push(i);
+        self.index.insert(id.clone(), i);
+        self.ids.push(id);
+        self.infos.push(info());
+        self.up.push(Vec::new());
+        self.down.push(Vec::new());
+        i
     }
 
     fn add_columns(&mut self, m: &Member<'_>) {
@@ -183,23 +222,21 @@ impl LineageGraph {
             };
             self.owners.insert(dataset.clone(), product.clone());
             for c in &o.columns {
-                self.columns.insert(
-                    ColumnId {
-                        dataset: dataset.clone(),
-                        column: c.name.to_string(),
-                    },
-                    ColumnInfo {
-                        product: product.clone(),
-                        declared: c.classification.map(|k| k.as_str().to_string()),
-                        declassify: c
-                            .declassify
-                            .iter()
-                            .map(|x| (x.from.value.clone(), x.reason.value.clone()))
-                            .collect(),
-                        derived_lineage: m.lineage.is_some(),
-                        ..Default::default()
-                    },
-                );
+                let id = ColumnId {
+                    dataset: dataset.clone(),
+                    column: c.name.to_string(),
+                };
+                self.intern(id, || ColumnInfo {
+                    product: product.clone(),
+                    declared: c.classification.map(|k| k.as_str().to_string()),
+                    declassify: c
+                        .declassify
+                        .iter()
+                        .map(|x| (x.from.value.clone(), x.reason.value.clone()))
+                        .collect(),
+                    derived_lineage: m.lineage.is_some(),
+                    ..Default::default()
+                });
             }
         }
         for input in &d.inputs {
@@ -212,18 +249,16 @@ impl LineageGraph {
             };
             self.owners.insert(dataset.clone(), product.clone());
             for c in source.columns.iter().flatten() {
-                self.columns.insert(
-                    ColumnId {
-                        dataset: dataset.clone(),
-                        column: c.name.to_string(),
-                    },
-                    ColumnInfo {
-                        product: product.clone(),
-                        declared: c.classification.map(|k| k.as_str().to_string()),
-                        derived_lineage: true,
-                        ..Default::default()
-                    },
-                );
+                let id = ColumnId {
+                    dataset: dataset.clone(),
+                    column: c.name.to_string(),
+                };
+                self.intern(id, || ColumnInfo {
+                    product: product.clone(),
+                    declared: c.classification.map(|k| k.as_str().to_string()),
+                    derived_lineage: true,
+                    ..Default::default()
+                });
             }
         }
     }
@@ -277,14 +312,21 @@ impl LineageGraph {
                     .or_else(|| o.original_name.as_ref().and_then(|n| l.get(n.as_str())))
             });
             for c in &o.columns {
-                let to = ColumnId {
+                let to_id = ColumnId {
                     dataset: to_dataset.clone(),
                     column: c.name.to_string(),
                 };
-                let edges: Vec<Edge> = match lineage {
-                    Some(l) => l.get(c.name.as_str()).cloned().unwrap_or_default(),
+                let Some(&to) = self.index.get(&to_id) else {
+                    continue;
+                };
+                let fallback;
+                let edges: &[Edge] = match lineage {
+                    Some(l) => l.get(c.name.as_str()).map_or(&[], Vec::as_slice),
                     // Not derivable: every input column may flow into it.
-                    None => self.everything(&inputs),
+                    None => {
+                        fallback = self.everything(&inputs);
+                        &fallback
+                    }
                 };
                 for e in edges {
                     let Some(dataset) = inputs.get(&e.input) else {
@@ -294,27 +336,34 @@ impl LineageGraph {
                         Some((top, rest)) => (top.to_string(), Some(rest.to_string())),
                         None => (e.column.clone(), None),
                     };
-                    let from = ColumnId {
-                        dataset: dataset.clone(),
-                        column,
-                    };
-                    self.columns
-                        .entry(from.clone())
-                        .or_insert_with(|| ColumnInfo {
-                            product: self.owners.get(dataset).cloned().unwrap_or_default(),
+                    let owner = self.owners.get(dataset).cloned().unwrap_or_default();
+                    let from = self.intern(
+                        ColumnId {
+                            dataset: dataset.clone(),
+                            column,
+                        },
+                        || ColumnInfo {
+                            product: owner,
                             derived_lineage: true,
                             ..Default::default()
-                        });
-                    let link = Link {
-                        from: from.clone(),
+                        },
+                    );
+                    let field = match field {
+                        Some(f) => {
+                            self.fields.push(f);
+                            u32::try_from(self.fields.len() - 1).unwrap_or(NO_FIELD)
+                        }
+                        None => NO_FIELD,
+                    };
+                    let arc = |other| Arc32 {
+                        other,
                         field,
-                        to: to.clone(),
                         edge_type: e.edge_type,
                         subtype: e.subtype,
                         masking: e.masking,
                     };
-                    self.downstream.entry(from).or_default().push(link.clone());
-                    self.upstream.entry(to.clone()).or_default().push(link);
+                    self.down[from as usize].push(arc(to));
+                    self.up[to as usize].push(arc(from));
                 }
             }
         }
@@ -324,12 +373,12 @@ impl LineageGraph {
     fn everything(&self, inputs: &BTreeMap<String, Dataset>) -> Vec<Edge> {
         let mut out = Vec::new();
         for (name, dataset) in inputs {
-            for id in self.columns.keys().filter(|id| &id.dataset == dataset) {
+            for &i in self.by_dataset.get(dataset).into_iter().flatten() {
                 out.push(Edge {
                     edge_type: EdgeType::Direct,
                     subtype: Subtype::Transformation,
                     input: name.clone(),
-                    column: id.column.clone(),
+                    column: self.ids[i as usize].column.clone(),
                     masking: false,
                 });
             }
@@ -340,48 +389,44 @@ impl LineageGraph {
     /// Computes each column's derived classification and its sources,
     /// upstream first.
     fn classify(&mut self) {
-        let ids: Vec<ColumnId> = self.columns.keys().cloned().collect();
-        let mut done: BTreeSet<ColumnId> = BTreeSet::new();
-        for id in ids {
-            self.classify_column(&id, &mut done, &mut BTreeSet::new());
+        let n = self.ids.len();
+        let mut done = vec![false; n];
+        let mut visiting = vec![false; n];
+        for i in 0..n {
+            self.classify_column(i, &mut done, &mut visiting);
         }
     }
 
-    fn classify_column(
-        &mut self,
-        id: &ColumnId,
-        done: &mut BTreeSet<ColumnId>,
-        visiting: &mut BTreeSet<ColumnId>,
-    ) {
-        if done.contains(id) || !visiting.insert(id.clone()) {
+    fn classify_column(&mut self, i: usize, done: &mut [bool], visiting: &mut [bool]) {
+        if done[i] || visiting[i] {
             return;
         }
-        let links: Vec<Link> = self
-            .upstream
-            .get(id)
-            .map(|l| l.iter().filter(|l| l.carries_value()).cloned().collect())
-            .unwrap_or_default();
+        visiting[i] = true;
+        let carrying: Vec<u32> = self.up[i]
+            .iter()
+            .filter(|a| a.edge_type == EdgeType::Direct && !a.masking)
+            .map(|a| a.other)
+            .collect();
         let mut reaching: Vec<ClassSource> = Vec::new();
-        for link in &links {
-            self.classify_column(&link.from, done, visiting);
-            let Some(from) = self.columns.get(&link.from) else {
-                continue;
-            };
+        for from in carrying {
+            let from = from as usize;
+            self.classify_column(from, done, visiting);
+            let info = &self.infos[from];
             let mut here: Vec<ClassSource> = Vec::new();
-            if let Some(k) = from.declared.clone().filter(|k| strictness(Some(k)) > 0) {
+            if let Some(k) = info.declared.clone().filter(|k| strictness(Some(k)) > 0) {
                 here.push(ClassSource {
-                    origin: link.from.clone(),
+                    origin: self.ids[from].clone(),
                     classification: k,
-                    path: vec![link.from.clone()],
+                    path: vec![self.ids[from].clone()],
                 });
             }
-            here.extend(from.sources.iter().cloned());
+            here.extend(info.sources.iter().cloned());
             for mut s in here {
-                s.path.push(id.clone());
+                s.path.push(self.ids[i].clone());
                 reaching.push(s);
             }
         }
-        let info = self.columns.entry(id.clone()).or_default();
+        let info = &mut self.infos[i];
         let (mut kept, mut dropped) = (Vec::new(), Vec::new());
         for s in reaching {
             let declassify = info.declassify.iter().find(|(from, _)| {
@@ -404,38 +449,66 @@ impl LineageGraph {
             .iter()
             .map(|s| s.classification.clone())
             .max_by_key(|k| strictness(Some(k)));
-        visiting.remove(id);
-        done.insert(id.clone());
+        visiting[i] = false;
+        done[i] = true;
     }
 
     /// A column, if the graph knows it.
     pub fn column(&self, id: &ColumnId) -> Option<&ColumnInfo> {
-        self.columns.get(id)
+        self.index.get(id).map(|i| &self.infos[*i as usize])
     }
 
-    /// Every column of a dataset, in order.
-    pub fn columns_of<'a>(
-        &'a self,
-        dataset: &'a Dataset,
-    ) -> impl Iterator<Item = (&'a ColumnId, &'a ColumnInfo)> + 'a {
-        self.columns
-            .range(
-                ColumnId {
-                    dataset: dataset.clone(),
-                    column: String::new(),
-                }..,
-            )
-            .take_while(move |(id, _)| &id.dataset == dataset)
+    /// Every column of a dataset.
+    pub fn columns_of(&self, dataset: &Dataset) -> Vec<(&ColumnId, &ColumnInfo)> {
+        self.by_dataset
+            .get(dataset)
+            .into_iter()
+            .flatten()
+            .map(|i| (&self.ids[*i as usize], &self.infos[*i as usize]))
+            .collect()
     }
 
-    /// The edges into a column.
-    pub fn upstream_of(&self, id: &ColumnId) -> &[Link] {
-        self.upstream.get(id).map_or(&[], Vec::as_slice)
+    fn links(&self, id: &ColumnId, upstream: bool) -> Vec<Link> {
+        let Some(&i) = self.index.get(id) else {
+            return Vec::new();
+        };
+        let arcs = if upstream {
+            &self.up[i as usize]
+        } else {
+            &self.down[i as usize]
+        };
+        let mut out: Vec<Link> = arcs
+            .iter()
+            .map(|a| {
+                let other = self.ids[a.other as usize].clone();
+                let (from, to) = if upstream {
+                    (other, id.clone())
+                } else {
+                    (id.clone(), other)
+                };
+                Link {
+                    from,
+                    field: (a.field != NO_FIELD).then(|| self.fields[a.field as usize].clone()),
+                    to,
+                    edge_type: a.edge_type,
+                    subtype: a.subtype,
+                    masking: a.masking,
+                }
+            })
+            .collect();
+        out.sort();
+        out.dedup();
+        out
     }
 
-    /// The edges out of a column.
-    pub fn downstream_of(&self, id: &ColumnId) -> &[Link] {
-        self.downstream.get(id).map_or(&[], Vec::as_slice)
+    /// The edges into a column, in order.
+    pub fn upstream_of(&self, id: &ColumnId) -> Vec<Link> {
+        self.links(id, true)
+    }
+
+    /// The edges out of a column, in order.
+    pub fn downstream_of(&self, id: &ColumnId) -> Vec<Link> {
+        self.links(id, false)
     }
 
     /// The datasets a product's inputs read.
@@ -459,15 +532,14 @@ impl LineageGraph {
 
     /// The derived classification of `column` of output `domain.output`.
     pub fn derived(&self, domain: &str, output: &str, column: &str) -> Option<&str> {
-        self.columns
-            .get(&ColumnId {
-                dataset: Dataset::Output {
-                    domain: domain.to_string(),
-                    output: output.to_string(),
-                },
-                column: column.to_string(),
-            })
-            .and_then(|c| c.derived.as_deref())
+        self.column(&ColumnId {
+            dataset: Dataset::Output {
+                domain: domain.to_string(),
+                output: output.to_string(),
+            },
+            column: column.to_string(),
+        })
+        .and_then(|c| c.derived.as_deref())
     }
 }
 

@@ -32,7 +32,29 @@ pub(crate) struct DeployedLineage {
     generation: i64,
     /// `None` for a product whose stored SQL no longer plans.
     pub by_product: HashMap<ProductRef, Option<Arc<ProductLineage>>>,
-    pub graph: Arc<LineageGraph>,
+    deployed: Deployed,
+    /// Built on first use: validation needs only `by_product`.
+    graph: std::sync::OnceLock<Arc<LineageGraph>>,
+}
+
+impl DeployedLineage {
+    /// The graph of the deployed products.
+    pub fn graph(&self) -> Arc<LineageGraph> {
+        self.graph
+            .get_or_init(|| {
+                let started = Instant::now();
+                let graph = Arc::new(build_graph(self.deployed.iter().map(|(r, d)| {
+                    (
+                        r,
+                        d,
+                        self.by_product.get(&r.product).and_then(|l| l.as_deref()),
+                    )
+                })));
+                count(started);
+                graph
+            })
+            .clone()
+    }
 }
 
 pub(crate) type LineageCache = Mutex<Option<Arc<DeployedLineage>>>;
@@ -76,11 +98,7 @@ impl Mesh {
     pub async fn lineage_graph(&self) -> Result<Arc<LineageGraph>> {
         let generation = self.catalog.deployment_generation().await?;
         let deployed = self.deployed_shared(generation).await?;
-        Ok(self
-            .deployed_lineage(generation, &deployed)
-            .await?
-            .graph
-            .clone())
+        Ok(self.deployed_lineage(generation, &deployed).await?.graph())
     }
 
     /// The deployed products' lineage for a generation just read. A
@@ -224,14 +242,11 @@ pub(crate) async fn load(
             tracing::debug!("lineage of earlier deploys not stored: {e}");
         }
     }
-    let graph =
-        Arc::new(build_graph(deployed.iter().map(|(r, d)| {
-            (r, d, by_product.get(&r.product).and_then(|l| l.as_deref()))
-        })));
     let found = Arc::new(DeployedLineage {
         generation,
         by_product,
-        graph,
+        deployed: deployed.clone(),
+        graph: Default::default(),
     });
     if let Ok(mut c) = cache.lock() {
         *c = Some(found.clone());

@@ -177,7 +177,7 @@ impl Mesh {
                     graph.downstream_of(&column)
                 };
                 for link in links {
-                    let edge = redactor.edge(link);
+                    let edge = redactor.edge(&link);
                     // Within one hidden product: nothing to show.
                     if edge.from != edge.to {
                         edges.insert(edge);
