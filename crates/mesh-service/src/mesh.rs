@@ -285,7 +285,16 @@ impl Mesh {
         }
         // Classifications follow the lineage (docs/lineage.md).
         let started = std::time::Instant::now();
-        let current = self.deployed_lineage(generation, &deployed_parsed).await?;
+        // Stored lineage of the deployed products the project does not
+        // replace (other repositories' products, older majors' lines).
+        let replaced: BTreeSet<ProductRef> = products
+            .iter()
+            .map(ProductDescriptor::product_ref)
+            .collect();
+        let current = crate::lineage::lineage_of(&self.catalog, &deployed_parsed, |r| {
+            r.line_of.is_some() || !replaced.contains(&r.product)
+        })
+        .await?;
         let graph =
             crate::lineage::check::candidate_graph(&deployed_parsed, &current, &products, &lineage);
         let derived: Vec<ProductDescriptor> = products

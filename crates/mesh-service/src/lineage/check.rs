@@ -9,7 +9,7 @@ use mesh_query::lineage::ProductLineage;
 use mesh_spec::{Diagnostic, ProductDescriptor, ProductRef};
 use serde_json::{Value, json};
 
-use super::DeployedLineage;
+use super::ByProduct;
 use super::graph::{ColumnId, Dataset, LineageGraph, Member};
 use crate::snapshot::Deployed;
 
@@ -18,7 +18,7 @@ use crate::snapshot::Deployed;
 /// validation derived (none for a product whose SQL did not plan).
 pub(crate) fn candidate_graph(
     deployed: &Deployed,
-    current: &DeployedLineage,
+    current: &ByProduct,
     local: &[ProductDescriptor],
     lineage: &BTreeMap<ProductRef, ProductLineage>,
 ) -> LineageGraph {
@@ -31,10 +31,7 @@ pub(crate) fn candidate_graph(
             line_of: r.line_of.clone(),
             version: semver::Version::parse(&r.version).unwrap_or(d.version.value.clone()),
             descriptor: d,
-            lineage: current
-                .by_product
-                .get(&r.product)
-                .and_then(|l| l.as_deref()),
+            lineage: current.get(&r.product).and_then(|l| l.as_deref()),
         })
         .collect();
     members.extend(local.iter().map(|p| Member {

@@ -31,7 +31,7 @@ use crate::snapshot::Deployed;
 pub(crate) struct DeployedLineage {
     generation: i64,
     /// `None` for a product whose stored SQL no longer plans.
-    pub by_product: HashMap<ProductRef, Option<Arc<ProductLineage>>>,
+    pub by_product: ByProduct,
     deployed: Deployed,
     /// Built on first use: validation needs only `by_product`.
     graph: std::sync::OnceLock<Arc<LineageGraph>>,
@@ -197,10 +197,44 @@ pub(crate) async fn load(
         return Ok(found);
     }
     let started = Instant::now();
-    let stored: HashMap<(String, String), ProductLineage> = catalog
+    let by_product = lineage_of(catalog, deployed, |_| true).await?;
+    let found = Arc::new(DeployedLineage {
+        generation,
+        by_product,
+        deployed: deployed.clone(),
+        graph: Default::default(),
+    });
+    if let Ok(mut c) = cache.lock() {
+        *c = Some(found.clone());
+    }
+    count(started);
+    Ok(found)
+}
+
+/// Per product: the product's lineage.
+pub(crate) type ByProduct = HashMap<ProductRef, Option<Arc<ProductLineage>>>;
+
+/// The lineage of the deployed products `wanted` selects: as stored, or,
+/// for a version deployed before lineage was stored, derived from its
+/// stored SQL (`None` if that no longer plans) and stored back.
+pub(crate) async fn lineage_of(
+    catalog: &Arc<dyn mesh_catalog::CatalogStore>,
+    deployed: &Deployed,
+    wanted: impl Fn(&mesh_catalog::ProductRecord) -> bool,
+) -> Result<ByProduct> {
+    let keys: std::collections::HashSet<(String, String)> = deployed
+        .iter()
+        .filter(|(r, _)| wanted(r))
+        .map(|(r, _)| stored_key(r))
+        .collect();
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let mut stored: HashMap<(String, String), ProductLineage> = catalog
         .current_lineage()
         .await?
         .into_iter()
+        .filter(|s| keys.contains(&(s.family.clone(), s.version.clone())))
         .filter_map(|s| {
             let lineage = serde_json::from_str(&s.lineage).ok()?;
             Some(((s.family, s.version), lineage))
@@ -214,10 +248,10 @@ pub(crate) async fn load(
     };
     let mut by_product = HashMap::new();
     let mut backfill = Vec::new();
-    for (r, d) in deployed.iter() {
+    for (r, d) in deployed.iter().filter(|(r, _)| wanted(r)) {
         let key = stored_key(r);
-        let lineage = match stored.get(&key) {
-            Some(l) => Some(Arc::new(l.clone())),
+        let lineage = match stored.remove(&key) {
+            Some(l) => Some(Arc::new(l)),
             None => {
                 let derived =
                     mesh_query::lineage::product_lineage(d, &upstream, Some(&r.sql_texts))
@@ -242,15 +276,5 @@ pub(crate) async fn load(
             tracing::debug!("lineage of earlier deploys not stored: {e}");
         }
     }
-    let found = Arc::new(DeployedLineage {
-        generation,
-        by_product,
-        deployed: deployed.clone(),
-        graph: Default::default(),
-    });
-    if let Ok(mut c) = cache.lock() {
-        *c = Some(found.clone());
-    }
-    count(started);
-    Ok(found)
+    Ok(by_product)
 }
