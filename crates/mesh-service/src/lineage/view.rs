@@ -147,6 +147,7 @@ impl Mesh {
             .visible(&snapshot.deployed)
             .map(|(r, p)| (r, p))
             .collect();
+        let started = std::time::Instant::now();
         let graph = snapshot.lineage().await?;
         let (label, start) = self.lineage_target(target, &visible)?;
         let mut redactor = Redactor {
@@ -200,6 +201,8 @@ impl Mesh {
                 nodes.push(node);
             }
         }
+        super::count(started);
+        super::report();
         Ok(LineageView {
             target: label,
             nodes,
