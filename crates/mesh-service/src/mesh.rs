@@ -297,10 +297,11 @@ impl Mesh {
         .await?;
         let graph =
             crate::lineage::check::candidate_graph(&deployed_parsed, &current, &products, &lineage);
-        let derived: Vec<ProductDescriptor> = products
+        // Only products whose lineage was derived: one whose SQL does not
+        // plan has that error already.
+        let derived: Vec<&ProductDescriptor> = products
             .iter()
             .filter(|p| lineage.contains_key(&p.product_ref()))
-            .cloned()
             .collect();
         diagnostics.extend(crate::lineage::class_diagnostics(&derived, &graph));
         crate::lineage::count(started);

@@ -337,10 +337,10 @@ impl Mesh {
                 let reaches = if breaks.is_empty() {
                     Vec::new()
                 } else {
-                    let started = std::time::Instant::now();
                     if graph.is_none() {
                         graph = Some(self.lineage_graph().await?);
                     }
+                    let started = std::time::Instant::now();
                     let found = graph
                         .as_deref()
                         .map(|g| reached_columns(g, &r, &change, &breaks))
@@ -464,24 +464,28 @@ fn reached_columns(
         .iter()
         .map(|i| format!("{}:{}", i.consumer, i.consumer_output))
         .collect();
-    let mut seen: BTreeSet<ColumnId> = start.iter().cloned().collect();
-    let mut queue: std::collections::VecDeque<ColumnId> = start.into_iter().collect();
+    let start: Vec<u32> = start.iter().filter_map(|c| graph.index_of(c)).collect();
+    let mut seen: std::collections::HashSet<u32> = start.iter().copied().collect();
+    let mut queue: Vec<u32> = start;
     let mut reached = BTreeSet::new();
     let mut first = true;
     while !queue.is_empty() {
-        let mut next = std::collections::VecDeque::new();
-        for id in queue {
-            for link in graph.downstream_of(&id) {
-                let Dataset::Output { output, .. } = &link.to.dataset else {
+        let mut next = Vec::new();
+        for i in queue {
+            for arc in graph.arcs(i, false) {
+                let to = graph.id(arc.other);
+                let Dataset::Output { output, .. } = &to.dataset else {
                     continue;
                 };
-                let owner = graph.owner(&link.to.dataset).unwrap_or_default();
-                if first && !broken.contains(&format!("{owner}:{output}")) {
-                    continue;
+                if first {
+                    let owner = graph.owner(&to.dataset).unwrap_or_default();
+                    if !broken.contains(&format!("{owner}:{output}")) {
+                        continue;
+                    }
                 }
-                if seen.insert(link.to.clone()) {
-                    reached.insert(link.to.to_string());
-                    next.push_back(link.to.clone());
+                if seen.insert(arc.other) {
+                    reached.insert(to.to_string());
+                    next.push(arc.other);
                 }
             }
         }

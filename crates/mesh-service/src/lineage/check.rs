@@ -56,7 +56,7 @@ fn column_id(p: &ProductDescriptor, output: &str, column: &str) -> ColumnId {
 
 /// Errors for columns declared weaker than their lineage, warnings for
 /// `declassify` entries that name no source reaching the column.
-pub fn class_diagnostics(products: &[ProductDescriptor], graph: &LineageGraph) -> Vec<Diagnostic> {
+pub fn class_diagnostics(products: &[&ProductDescriptor], graph: &LineageGraph) -> Vec<Diagnostic> {
     let mut out = Vec::new();
     for p in products {
         for o in &p.outputs {

@@ -63,6 +63,16 @@ impl Link {
     }
 }
 
+/// One edge seen from a column, by index (see [`LineageGraph::arcs`]).
+#[derive(Debug, Clone, Copy)]
+pub struct Step<'a> {
+    pub other: u32,
+    pub field: Option<&'a str>,
+    pub edge_type: EdgeType,
+    pub subtype: Subtype,
+    pub masking: bool,
+}
+
 /// A classified column whose classification reaches another one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct ClassSource {
@@ -499,6 +509,38 @@ impl LineageGraph {
         out.sort();
         out.dedup();
         out
+    }
+
+    /// A column's index in this graph.
+    pub fn index_of(&self, id: &ColumnId) -> Option<u32> {
+        self.index.get(id).copied()
+    }
+
+    /// The column at an index.
+    pub fn id(&self, i: u32) -> &ColumnId {
+        &self.ids[i as usize]
+    }
+
+    /// The column info at an index.
+    pub fn info(&self, i: u32) -> &ColumnInfo {
+        &self.infos[i as usize]
+    }
+
+    /// The edges into (`upstream`) or out of a column by index, without
+    /// materializing names: the other end's index and the edge.
+    pub fn arcs(&self, i: u32, upstream: bool) -> impl Iterator<Item = Step<'_>> {
+        let arcs = if upstream {
+            &self.up[i as usize]
+        } else {
+            &self.down[i as usize]
+        };
+        arcs.iter().map(|a| Step {
+            other: a.other,
+            field: (a.field != NO_FIELD).then(|| self.fields[a.field as usize].as_str()),
+            edge_type: a.edge_type,
+            subtype: a.subtype,
+            masking: a.masking,
+        })
     }
 
     /// The edges into a column, in order.

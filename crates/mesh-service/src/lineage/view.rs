@@ -3,13 +3,15 @@
 //! the caller may not see is a redacted node: no product, dataset or
 //! column name, and no classification.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use mesh_spec::ProductRef;
 use mesh_spec::diagnostic::did_you_mean;
 use serde::{Deserialize, Serialize};
 
-use super::graph::{ColumnId, Dataset, LineageGraph, Link};
+use mesh_query::lineage::{EdgeType, Subtype};
+
+use super::graph::{ColumnId, Dataset, LineageGraph};
 use crate::access::Caller;
 use crate::error::{Result, ServiceError};
 use crate::mesh::Mesh;
@@ -66,25 +68,48 @@ pub struct LineageView {
     pub edges: Vec<LineageEdge>,
 }
 
+/// An edge met while walking: from, to (indexes), field, type, subtype,
+/// masking.
+type Found<'a> = (u32, u32, Option<&'a str>, EdgeType, Subtype, bool);
+
 /// What a caller sees of the graph's nodes.
 struct Redactor<'a> {
     graph: &'a LineageGraph,
-    visible: BTreeSet<String>,
+    visible: HashSet<String>,
+    /// Whether the caller sees each dataset, decided once per dataset.
+    seen: HashMap<&'a Dataset, bool>,
     /// Hidden product → its redacted id, numbered in order met.
     hidden: HashMap<String, String>,
 }
 
-impl Redactor<'_> {
-    fn sees(&self, id: &ColumnId) -> bool {
-        self.graph
-            .owner(&id.dataset)
-            .is_some_and(|p| self.visible.contains(p))
+impl<'a> Redactor<'a> {
+    fn new(graph: &'a LineageGraph, visible: HashSet<String>) -> Self {
+        Redactor {
+            graph,
+            visible,
+            seen: HashMap::new(),
+            hidden: HashMap::new(),
+        }
     }
 
-    fn id(&mut self, id: &ColumnId) -> String {
-        if self.sees(id) {
-            return id.to_string();
+    fn sees(&mut self, i: u32) -> bool {
+        let dataset = &self.graph.id(i).dataset;
+        if let Some(s) = self.seen.get(dataset) {
+            return *s;
         }
+        let s = self
+            .graph
+            .owner(dataset)
+            .is_some_and(|p| self.visible.contains(p));
+        self.seen.insert(dataset, s);
+        s
+    }
+
+    fn id(&mut self, i: u32) -> String {
+        if self.sees(i) {
+            return self.graph.id(i).to_string();
+        }
+        let id = self.graph.id(i);
         let owner = self.graph.owner(&id.dataset).unwrap_or("").to_string();
         let next = self.hidden.len() + 1;
         self.hidden
@@ -93,10 +118,10 @@ impl Redactor<'_> {
             .clone()
     }
 
-    fn node(&mut self, id: &ColumnId, depth: i64) -> LineageNode {
-        if !self.sees(id) {
+    fn node(&mut self, i: u32, depth: i64) -> LineageNode {
+        if !self.sees(i) {
             return LineageNode {
-                id: self.id(id),
+                id: self.id(i),
                 redacted: true,
                 product: None,
                 dataset: None,
@@ -105,27 +130,16 @@ impl Redactor<'_> {
                 depth,
             };
         }
-        let info = self.graph.column(id);
+        let id = self.graph.id(i);
+        let info = self.graph.info(i);
         LineageNode {
             id: id.to_string(),
             redacted: false,
             product: self.graph.owner(&id.dataset).map(str::to_string),
             dataset: Some(id.dataset.to_string()),
             column: Some(id.column.clone()),
-            classification: info.and_then(|i| i.effective()).map(str::to_string),
+            classification: info.effective().map(str::to_string),
             depth,
-        }
-    }
-
-    fn edge(&mut self, link: &Link) -> LineageEdge {
-        let hidden = !self.sees(&link.from);
-        LineageEdge {
-            from: self.id(&link.from),
-            field: if hidden { None } else { link.field.clone() },
-            to: self.id(&link.to),
-            edge_type: link.edge_type.as_str().to_string(),
-            subtype: link.subtype.as_str().to_string(),
-            masking: link.masking,
         }
     }
 }
@@ -147,16 +161,15 @@ impl Mesh {
             .visible(&snapshot.deployed)
             .map(|(r, p)| (r, p))
             .collect();
-        let started = std::time::Instant::now();
         let graph = snapshot.lineage().await?;
+        let started = std::time::Instant::now();
         let (label, start) = self.lineage_target(target, &visible)?;
-        let mut redactor = Redactor {
-            graph: &graph,
-            visible: visible.iter().map(|(r, _)| r.product.to_string()).collect(),
-            hidden: HashMap::new(),
-        };
-        let mut depths: BTreeMap<ColumnId, i64> = start.iter().map(|c| (c.clone(), 0)).collect();
-        let mut edges: BTreeSet<LineageEdge> = BTreeSet::new();
+        let visible: HashSet<String> = visible.iter().map(|(r, _)| r.product.to_string()).collect();
+        let mut redactor = Redactor::new(&graph, visible);
+        let start: Vec<u32> = start.iter().filter_map(|c| graph.index_of(c)).collect();
+        let mut depths: HashMap<u32, i64> = start.iter().map(|c| (*c, 0)).collect();
+        // (from, to, edge) by index, named at the end.
+        let mut found: HashSet<Found<'_>> = HashSet::new();
         let mut walks = Vec::new();
         if direction != Direction::Downstream {
             walks.push(-1i64);
@@ -165,48 +178,69 @@ impl Mesh {
             walks.push(1i64);
         }
         for step in walks {
-            let mut queue: VecDeque<(ColumnId, usize)> =
-                start.iter().map(|c| (c.clone(), 0)).collect();
-            let mut seen: BTreeSet<ColumnId> = start.iter().cloned().collect();
+            let mut queue: VecDeque<(u32, usize)> = start.iter().map(|c| (*c, 0)).collect();
+            let mut seen: HashSet<u32> = start.iter().copied().collect();
             while let Some((column, d)) = queue.pop_front() {
                 if depth.is_some_and(|max| d >= max) {
                     continue;
                 }
-                let links = if step < 0 {
-                    graph.upstream_of(&column)
-                } else {
-                    graph.downstream_of(&column)
-                };
-                for link in links {
-                    let edge = redactor.edge(&link);
-                    // Within one hidden product: nothing to show.
-                    if edge.from != edge.to {
-                        edges.insert(edge);
-                    }
-                    let next = if step < 0 { &link.from } else { &link.to };
-                    if seen.insert(next.clone()) {
-                        depths.entry(next.clone()).or_insert(step * (d as i64 + 1));
-                        queue.push_back((next.clone(), d + 1));
+                for arc in graph.arcs(column, step < 0) {
+                    let (from, to) = if step < 0 {
+                        (arc.other, column)
+                    } else {
+                        (column, arc.other)
+                    };
+                    found.insert((from, to, arc.field, arc.edge_type, arc.subtype, arc.masking));
+                    if seen.insert(arc.other) {
+                        depths.entry(arc.other).or_insert(step * (d as i64 + 1));
+                        queue.push_back((arc.other, d + 1));
                     }
                 }
             }
         }
+        // Nodes first, so redacted ids number in the order shown.
+        let mut ordered: Vec<(u32, i64)> = depths.into_iter().collect();
+        ordered.sort_by(|a, b| {
+            (a.1.abs(), a.1)
+                .cmp(&(b.1.abs(), b.1))
+                .then_with(|| graph.id(a.0).cmp(graph.id(b.0)))
+        });
         let mut nodes: Vec<LineageNode> = Vec::new();
-        let mut ids = BTreeSet::new();
-        let mut ordered: Vec<(&ColumnId, &i64)> = depths.iter().collect();
-        ordered.sort_by_key(|(c, d)| (d.abs(), **d, (*c).clone()));
+        let mut ids = HashSet::new();
         for (column, d) in ordered {
-            let node = redactor.node(column, *d);
+            let node = redactor.node(column, d);
             if ids.insert(node.id.clone()) {
                 nodes.push(node);
             }
         }
+        let mut edges: Vec<LineageEdge> = found
+            .into_iter()
+            .map(|(from, to, field, edge_type, subtype, masking)| {
+                let hidden = !redactor.sees(from);
+                LineageEdge {
+                    from: redactor.id(from),
+                    field: if hidden {
+                        None
+                    } else {
+                        field.map(str::to_string)
+                    },
+                    to: redactor.id(to),
+                    edge_type: edge_type.as_str().to_string(),
+                    subtype: subtype.as_str().to_string(),
+                    masking,
+                }
+            })
+            // Within one hidden product: nothing to show.
+            .filter(|e| e.from != e.to)
+            .collect();
+        edges.sort();
+        edges.dedup();
         super::count(started);
         super::report();
         Ok(LineageView {
             target: label,
             nodes,
-            edges: edges.into_iter().collect(),
+            edges,
         })
     }
 
