@@ -306,13 +306,11 @@ impl Mesh {
                 "description": o.description,
                 "primary_key": o.primary_key.iter().map(|k| k.to_string()).collect::<Vec<_>>(),
                 "columns": o.columns.iter().map(|c| {
-                    let id = crate::lineage::ColumnId {
-                        dataset: crate::lineage::Dataset::Output {
-                            domain: p.domain.to_string(),
-                            output: o.name.to_string(),
-                        },
-                        column: c.name.to_string(),
-                    };
+                    let id = crate::lineage::ColumnId::of_output(
+                        p.domain.as_str(),
+                        o.name.as_str(),
+                        c.name.as_str(),
+                    );
                     let info = graph.column(&id);
                     json!({
                         "name": c.name.as_str(),
@@ -358,10 +356,7 @@ impl Mesh {
         let mut consumers: BTreeSet<String> = BTreeSet::new();
         let mut hidden: BTreeSet<&str> = BTreeSet::new();
         for o in &record.outputs {
-            let dataset = crate::lineage::Dataset::Output {
-                domain: o.domain.to_string(),
-                output: o.output.to_string(),
-            };
+            let dataset = crate::lineage::Dataset::output(o.domain.as_str(), o.output.as_str());
             for reader in graph.readers_of(&dataset) {
                 if seen.contains(reader) {
                     consumers.insert(reader.to_string());
@@ -389,10 +384,7 @@ impl Mesh {
                         .outputs
                         .iter()
                         .flat_map(|o| {
-                            let dataset = crate::lineage::Dataset::Output {
-                                domain: o.domain.to_string(),
-                                output: o.output.to_string(),
-                            };
+                            let dataset = crate::lineage::Dataset::output(o.domain.as_str(), o.output.as_str());
                             graph
                                 .readers_of(&dataset)
                                 .filter(|reader| seen.contains(*reader))
@@ -613,10 +605,7 @@ fn visible_column(
 ) -> String {
     let mut parts = address.splitn(3, '.');
     let dataset = match (parts.next(), parts.next()) {
-        (Some(domain), Some(output)) => crate::lineage::Dataset::Output {
-            domain: domain.to_string(),
-            output: output.to_string(),
-        },
+        (Some(domain), Some(output)) => crate::lineage::Dataset::output(domain, output),
         _ => return "(hidden)".to_string(),
     };
     match graph.owner(&dataset) {

@@ -265,10 +265,7 @@ pub(crate) fn run_event(namespace: &str, cx: &RunContext, run: &RunRecord, kind:
         .outputs
         .iter()
         .map(|o| {
-            let dataset = Dataset::Output {
-                domain: p.domain.to_string(),
-                output: o.name.to_string(),
-            };
+            let dataset = Dataset::output(p.domain.as_str(), o.name.as_str());
             let (ns, name) = dataset_name(namespace, &dataset, p);
             let mut schema = facet("1-2-0/SchemaDatasetFacet.json#/$defs/SchemaDatasetFacet");
             schema["fields"] = o

@@ -445,10 +445,7 @@ fn reached_columns(
     let Some(output) = change.output.as_deref().filter(|_| !breaks.is_empty()) else {
         return Vec::new();
     };
-    let dataset = Dataset::Output {
-        domain: product.domain.to_string(),
-        output: output.to_string(),
-    };
+    let dataset = Dataset::output(product.domain.as_str(), output);
     let start: Vec<ColumnId> = match &change.column {
         Some(c) => vec![ColumnId {
             dataset,
@@ -595,10 +592,7 @@ impl Mesh {
         let graph = graph.as_ref();
         let mut out = Vec::new();
         for o in &product.outputs {
-            let dataset = Dataset::Output {
-                domain: record.product.domain.to_string(),
-                output: o.name.to_string(),
-            };
+            let dataset = Dataset::output(record.product.domain.as_str(), o.name.as_str());
             for c in &o.columns {
                 let id = ColumnId {
                     dataset: dataset.clone(),

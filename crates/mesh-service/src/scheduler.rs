@@ -217,7 +217,8 @@ impl Scheduler {
         self.fire_cron(&deployed).await?;
         self.follow_upstreams(&deployed, &graph, &leased, generations)
             .await?;
-        self.claim(&deployed, &graph, &leased, tasks).await?;
+        self.claim(&deployed, &graph, &leased, generations.deployment, tasks)
+            .await?;
         if self
             .health_at
             .is_none_or(|t| t.elapsed() >= self.config.health)
@@ -484,10 +485,14 @@ impl Scheduler {
         deployed: &[(ProductRecord, ProductDescriptor)],
         graph: &Graph,
         leased: &BTreeSet<ProductRef>,
+        generation: i64,
         tasks: &mut JoinSet<()>,
     ) -> Result<()> {
         let catalog = self.mesh.catalog.clone();
         let queue = catalog.queue().await?;
+        // The column lineage runs' OpenLineage events carry, for the
+        // generation this tick read (built once per generation).
+        let mut lineage: Option<Arc<crate::lineage::LineageGraph>> = None;
         if queue.is_empty() {
             return Ok(());
         }
@@ -534,7 +539,19 @@ impl Scheduler {
             let retries = retries_of(p, &config);
             let (record, p) = (record.clone(), p.clone());
             let emitter = self.mesh.openlineage.clone();
-            let lineage = self.mesh.lineage_graph().await?;
+            let lineage = match &lineage {
+                Some(l) => l.clone(),
+                None => {
+                    let shared = self.mesh.deployed_shared(generation).await?;
+                    let l = self
+                        .mesh
+                        .deployed_lineage(generation, &shared)
+                        .await?
+                        .graph();
+                    lineage = Some(l.clone());
+                    l
+                }
+            };
             tasks.spawn(async move {
                 let product = record.product.clone();
                 let observer = crate::openlineage::LineageObserver {

@@ -10,7 +10,7 @@ use mesh_spec::{Diagnostic, ProductDescriptor, ProductRef};
 use serde_json::{Value, json};
 
 use super::ByProduct;
-use super::graph::{ColumnId, Dataset, LineageGraph, Member};
+use super::graph::{ColumnId, LineageGraph, Member};
 use crate::snapshot::Deployed;
 
 /// The graph as it will be once `local` is deployed: deployed products
@@ -44,16 +44,6 @@ pub(crate) fn candidate_graph(
     LineageGraph::build(&members)
 }
 
-fn column_id(p: &ProductDescriptor, output: &str, column: &str) -> ColumnId {
-    ColumnId {
-        dataset: Dataset::Output {
-            domain: p.domain.to_string(),
-            output: output.to_string(),
-        },
-        column: column.to_string(),
-    }
-}
-
 /// Errors for columns declared weaker than their lineage, warnings for
 /// `declassify` entries that name no source reaching the column.
 pub fn class_diagnostics(products: &[&ProductDescriptor], graph: &LineageGraph) -> Vec<Diagnostic> {
@@ -61,8 +51,11 @@ pub fn class_diagnostics(products: &[&ProductDescriptor], graph: &LineageGraph) 
     for p in products {
         for o in &p.outputs {
             for c in &o.columns {
-                let Some(info) = graph.column(&column_id(p, o.name.as_str(), c.name.as_str()))
-                else {
+                let Some(info) = graph.column(&ColumnId::of_output(
+                    p.domain.as_str(),
+                    o.name.as_str(),
+                    c.name.as_str(),
+                )) else {
                     continue;
                 };
                 let declared = info.declared.as_deref();
@@ -132,7 +125,11 @@ pub fn policy_columns(p: &ProductDescriptor, graph: &LineageGraph) -> Value {
     let mut out = Vec::new();
     for (i, o) in p.outputs.iter().enumerate() {
         for (j, c) in o.columns.iter().enumerate() {
-            let info = graph.column(&column_id(p, o.name.as_str(), c.name.as_str()));
+            let info = graph.column(&ColumnId::of_output(
+                p.domain.as_str(),
+                o.name.as_str(),
+                c.name.as_str(),
+            ));
             let sources: Vec<Value> = info
                 .map(|x| {
                     x.sources
@@ -192,8 +189,11 @@ pub fn declassify_audit(
         }
         for o in &p.outputs {
             for c in &o.columns {
-                let Some(info) = graph.column(&column_id(p, o.name.as_str(), c.name.as_str()))
-                else {
+                let Some(info) = graph.column(&ColumnId::of_output(
+                    p.domain.as_str(),
+                    o.name.as_str(),
+                    c.name.as_str(),
+                )) else {
                     continue;
                 };
                 for d in &info.declassified {

@@ -19,6 +19,16 @@ pub enum Dataset {
     Source { product: String, input: String },
 }
 
+impl Dataset {
+    /// The output `<domain>.<output>`.
+    pub fn output(domain: &str, output: &str) -> Self {
+        Dataset::Output {
+            domain: domain.to_string(),
+            output: output.to_string(),
+        }
+    }
+}
+
 impl std::fmt::Display for Dataset {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
@@ -34,6 +44,16 @@ impl std::fmt::Display for Dataset {
 pub struct ColumnId {
     pub dataset: Dataset,
     pub column: String,
+}
+
+impl ColumnId {
+    /// Column `column` of output `<domain>.<output>`.
+    pub fn of_output(domain: &str, output: &str, column: &str) -> Self {
+        ColumnId {
+            dataset: Dataset::output(domain, output),
+            column: column.to_string(),
+        }
+    }
 }
 
 impl std::fmt::Display for ColumnId {
@@ -54,13 +74,6 @@ pub struct Link {
     pub edge_type: EdgeType,
     pub subtype: Subtype,
     pub masking: bool,
-}
-
-impl Link {
-    /// Whether the value of `from` can reach `to`.
-    pub fn carries_value(&self) -> bool {
-        self.edge_type == EdgeType::Direct && !self.masking
-    }
 }
 
 /// One edge seen from a column, by index (see [`LineageGraph::arcs`]).
@@ -103,10 +116,8 @@ pub struct Declassified {
 }
 
 /// What the graph knows of one column.
-#[derive(Debug, Clone, Default, Serialize)]
+#[derive(Debug, Clone, Default)]
 pub struct ColumnInfo {
-    /// The product that produces (or, for a source, reads) it.
-    pub product: String,
     /// The classification its descriptor declares.
     pub declared: Option<String>,
     /// The strictest classification its lineage gives it.
@@ -116,11 +127,7 @@ pub struct ColumnInfo {
     /// Classifications its owner declassified.
     pub declassified: Vec<Declassified>,
     /// `declassify` entries as written: `from` and the reason.
-    #[serde(skip)]
     declassify: Vec<(String, String)>,
-    /// Whether its lineage was derived (false: the SQL did not plan, so
-    /// it is taken to depend on every input column).
-    pub derived_lineage: bool,
 }
 
 impl ColumnInfo {
@@ -226,10 +233,7 @@ impl LineageGraph {
         let product = m.product.to_string();
         let d = m.descriptor;
         for o in &d.outputs {
-            let dataset = Dataset::Output {
-                domain: m.product.domain.to_string(),
-                output: o.name.to_string(),
-            };
+            let dataset = Dataset::output(m.product.domain.as_str(), o.name.as_str());
             self.owners.insert(dataset.clone(), product.clone());
             for c in &o.columns {
                 let id = ColumnId {
@@ -237,14 +241,12 @@ impl LineageGraph {
                     column: c.name.to_string(),
                 };
                 self.intern(id, || ColumnInfo {
-                    product: product.clone(),
                     declared: c.classification.map(|k| k.as_str().to_string()),
                     declassify: c
                         .declassify
                         .iter()
                         .map(|x| (x.from.value.clone(), x.reason.value.clone()))
                         .collect(),
-                    derived_lineage: m.lineage.is_some(),
                     ..Default::default()
                 });
             }
@@ -264,9 +266,7 @@ impl LineageGraph {
                     column: c.name.to_string(),
                 };
                 self.intern(id, || ColumnInfo {
-                    product: product.clone(),
                     declared: c.classification.map(|k| k.as_str().to_string()),
-                    derived_lineage: true,
                     ..Default::default()
                 });
             }
@@ -313,10 +313,7 @@ impl LineageGraph {
             }
         }
         for o in &m.descriptor.outputs {
-            let to_dataset = Dataset::Output {
-                domain: m.product.domain.to_string(),
-                output: o.name.to_string(),
-            };
+            let to_dataset = Dataset::output(m.product.domain.as_str(), o.name.as_str());
             let lineage: Option<&OutputLineage> = m.lineage.and_then(|l| {
                 l.get(o.name.as_str())
                     .or_else(|| o.original_name.as_ref().and_then(|n| l.get(n.as_str())))
@@ -346,17 +343,12 @@ impl LineageGraph {
                         Some((top, rest)) => (top.to_string(), Some(rest.to_string())),
                         None => (e.column.clone(), None),
                     };
-                    let owner = self.owners.get(dataset).cloned().unwrap_or_default();
                     let from = self.intern(
                         ColumnId {
                             dataset: dataset.clone(),
                             column,
                         },
-                        || ColumnInfo {
-                            product: owner,
-                            derived_lineage: true,
-                            ..Default::default()
-                        },
+                        ColumnInfo::default,
                     );
                     let field = match field {
                         Some(f) => {
@@ -574,14 +566,8 @@ impl LineageGraph {
 
     /// The derived classification of `column` of output `domain.output`.
     pub fn derived(&self, domain: &str, output: &str, column: &str) -> Option<&str> {
-        self.column(&ColumnId {
-            dataset: Dataset::Output {
-                domain: domain.to_string(),
-                output: output.to_string(),
-            },
-            column: column.to_string(),
-        })
-        .and_then(|c| c.derived.as_deref())
+        self.column(&ColumnId::of_output(domain, output, column))
+            .and_then(|c| c.derived.as_deref())
     }
 }
 
@@ -643,8 +629,8 @@ fn resolve(
         }),
         None => chosen.descriptor.outputs.first(),
     }?;
-    Some(Dataset::Output {
-        domain: chosen.product.domain.to_string(),
-        output: o.name.to_string(),
-    })
+    Some(Dataset::output(
+        chosen.product.domain.as_str(),
+        o.name.as_str(),
+    ))
 }

@@ -240,12 +240,9 @@ pub(crate) async fn lineage_of(
             Some(((s.family, s.version), lineage))
         })
         .collect();
-    let records: Vec<mesh_catalog::ProductRecord> =
-        deployed.iter().map(|(r, _)| r.clone()).collect();
-    let upstream = crate::mesh::Upstream {
-        local: &[],
-        deployed: &records,
-    };
+    // The records upstream schemas are read from, copied only when a
+    // version has to be derived (deployed before lineage was stored).
+    let mut records: Option<Vec<mesh_catalog::ProductRecord>> = None;
     let mut by_product = HashMap::new();
     let mut backfill = Vec::new();
     for (r, d) in deployed.iter().filter(|(r, _)| wanted(r)) {
@@ -253,6 +250,12 @@ pub(crate) async fn lineage_of(
         let lineage = match stored.remove(&key) {
             Some(l) => Some(Arc::new(l)),
             None => {
+                let records = records
+                    .get_or_insert_with(|| deployed.iter().map(|(r, _)| r.clone()).collect());
+                let upstream = crate::mesh::Upstream {
+                    local: &[],
+                    deployed: records,
+                };
                 let derived =
                     mesh_query::lineage::product_lineage(d, &upstream, Some(&r.sql_texts))
                         .await

@@ -333,10 +333,7 @@ impl Mesh {
         };
         let mut start = Vec::new();
         for o in &outputs {
-            let dataset = Dataset::Output {
-                domain: record.product.domain.to_string(),
-                output: o.name.to_string(),
-            };
+            let dataset = Dataset::output(record.product.domain.as_str(), o.name.as_str());
             match &column {
                 None => start.extend(o.columns.iter().map(|c| ColumnId {
                     dataset: dataset.clone(),
