@@ -928,3 +928,59 @@ fn rest_and_the_remote_cli_answer_lineage_as_the_caller() {
     assert_eq!(curl(&served.base, path, None, None).0, 401);
     served.stop();
 }
+
+#[test]
+fn a_malformed_or_pointless_declassify_is_reported_where_it_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = project(tmp.path());
+    let line = CONTACTS.lines().position(|l| l == UNCLASSIFIED).unwrap() + 1;
+    let file = "ops/contacts/product.yaml";
+    for (declassify, says) in [
+        (
+            "{from: email, reason: why}",
+            "`from` must name an upstream column as `<domain>.<output>.<column>`, found `email`",
+        ),
+        (
+            "{from: hr.employees.email, reason: \"\"}",
+            "a declassification needs a reason",
+        ),
+        ("{from: hr.employees.email, because: why}", "unknown field"),
+    ] {
+        let text = CONTACTS.replace(
+            UNCLASSIFIED,
+            &format!(
+                "      - name: sample_contact\n        type: string\n        description: Someone to ask\n        declassify: {declassify}"
+            ),
+        );
+        write(&dir.join(file), &text);
+        let err = fails(&dir, &["deploy"]);
+        assert!(err.contains(says), "{declassify}: {err}");
+        assert!(
+            err.contains(&format!("{file}:{}:", line + 3)),
+            "{declassify}: {err}"
+        );
+        assert!(
+            !ok(&dir, &["catalog", "list"]).contains("ops/contacts"),
+            "a refused deploy deploys nothing"
+        );
+    }
+    // A declassify no classification reaches is a warning, not silence.
+    write(
+        &dir.join(file),
+        &CONTACTS.replace(
+            "      - {name: dept, type: string, description: Department}",
+            "      - name: dept\n        type: string\n        description: Department\n        declassify: {from: hr.employees.email, reason: \"not needed\"}",
+        )
+        .replace(
+            "description: Someone to ask}",
+            "description: Someone to ask, classification: pii}",
+        ),
+    );
+    let out = common::mesh(&dir, &["validate"]);
+    assert!(out.status.success(), "{out:?}");
+    let warned = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        warned.contains("column `dept` of output `contacts` declassifies `hr.employees.email`, but no classification of `hr.employees.email` flows into it"),
+        "{warned}"
+    );
+}
