@@ -5,6 +5,7 @@
 //! backend. Migrations live in `migrations/` and use SQL that PostgreSQL also
 //! accepts. Search builds a tantivy index in memory from catalog data.
 
+pub mod caches;
 pub mod classes;
 pub mod error;
 pub mod identity;
@@ -19,6 +20,7 @@ mod sqlite_identity;
 mod sqlite_runs;
 pub mod store;
 
+pub use caches::CacheStore;
 pub use classes::{ClassificationStore, ColumnClass, StoredLineage};
 pub use error::{CatalogError, Result};
 pub use identity::{

@@ -14,6 +14,7 @@ use crate::model::*;
 pub trait CatalogStore:
     crate::identity::IdentityStore
     + crate::classes::ClassificationStore
+    + crate::caches::CacheStore
     + crate::runs::RunStore
     + Send
     + Sync

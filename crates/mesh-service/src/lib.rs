@@ -9,6 +9,7 @@ pub mod codes;
 mod compute;
 pub mod contract;
 pub mod demo;
+mod deployed;
 pub mod discover;
 pub mod error;
 pub mod grants;

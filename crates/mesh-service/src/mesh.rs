@@ -15,7 +15,7 @@ use mesh_spec::diagnostic::did_you_mean;
 use mesh_spec::project::{self, ProjectConfig};
 use mesh_spec::sql::sql_files;
 use mesh_spec::validate::{Deployed, validate};
-use mesh_spec::{Diagnostic, ProductDescriptor, ProductRef, parse_product};
+use mesh_spec::{Diagnostic, ProductDescriptor, ProductRef};
 
 use crate::access::Caller;
 
@@ -561,24 +561,11 @@ impl Mesh {
         {
             return Ok(list.clone());
         }
-        let list = Arc::new(self.parse_deployed().await?);
+        let list = Arc::new(self.parse_deployed(generation).await?);
         if let Ok(mut cached) = self.deployed_cache.lock() {
             *cached = Some((generation, list.clone()));
         }
         Ok(list)
-    }
-
-    async fn parse_deployed(&self) -> Result<Vec<(ProductRecord, ProductDescriptor)>> {
-        let records = self.catalog.products().await?;
-        let parsed = parse_records(&records);
-        let mut out = Vec::with_capacity(records.len());
-        for (r, p) in records.into_iter().zip(parsed) {
-            match p {
-                Ok(p) => out.push((r, p)),
-                Err(diagnostics) => return Err(ServiceError::Invalid { diagnostics }),
-            }
-        }
-        Ok(out)
     }
 
     /// Deprecates an older major kept alive (`sales/orders_v1`), with an
@@ -826,77 +813,5 @@ fn major_line(head: &ProductRecord, major: u64, by: &str) -> Result<ProductRecor
         line_of: Some(head.product.clone()),
         sunset: None,
         ..head.clone()
-    })
-}
-
-/// Renames a line's descriptor to the line's names: the product becomes
-/// `<name>_v<major>` and each output `<output>_v<major>`.
-fn as_line(p: &mut ProductDescriptor, record: &ProductRecord) {
-    let major = p.version.value.major;
-    p.name.value = record.product.name.clone();
-    for o in &mut p.outputs {
-        if let Ok(renamed) = mesh_spec::OutputName::parse(&line_name(o.name.as_str(), major)) {
-            o.original_name = Some(o.name.value.clone());
-            o.name.value = renamed;
-        }
-    }
-}
-
-/// A deployed record's descriptor as readers see it: a line's with the
-/// line's names, and the catalog's lifecycle status and sunset.
-fn parse_record(r: &ProductRecord) -> std::result::Result<ProductDescriptor, Vec<Diagnostic>> {
-    let (p, diagnostics) = parse_product(Path::new(&r.descriptor_path), &r.descriptor);
-    let mut p = p.ok_or(diagnostics)?;
-    if r.line_of.is_some() {
-        as_line(&mut p, r);
-    }
-    // `mesh retire` and `mesh deprecate` change the status in the
-    // catalog; the record is the truth for it.
-    if let Some(status) = mesh_spec::Status::parse(&r.status) {
-        p.status = status;
-    }
-    if let Some(sunset) = r.sunset {
-        p.sunset = Some(mesh_spec::Spanned::new(sunset, Default::default()));
-    }
-    Ok(p)
-}
-
-/// Records parsed per thread, at least: below it, one thread parses all.
-const PARSED_PER_THREAD: usize = 64;
-
-/// [`parse_record`] for every record, in order; a large mesh is parsed
-/// on every core (each thread with the stack deep descriptors need).
-fn parse_records(
-    records: &[ProductRecord],
-) -> Vec<std::result::Result<ProductDescriptor, Vec<Diagnostic>>> {
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .min(records.len() / PARSED_PER_THREAD)
-        .max(1);
-    if threads == 1 {
-        return records.iter().map(parse_record).collect();
-    }
-    let chunk = records.len().div_ceil(threads);
-    std::thread::scope(|s| {
-        let handles: Vec<_> = records
-            .chunks(chunk)
-            .map(|part| {
-                let spawned = std::thread::Builder::new()
-                    .name("mesh-parse".into())
-                    .stack_size(64 << 20)
-                    .spawn_scoped(s, move || part.iter().map(parse_record).collect::<Vec<_>>());
-                (part, spawned)
-            })
-            .collect();
-        handles
-            .into_iter()
-            .flat_map(|(part, spawned)| {
-                // A thread that cannot start, or that failed, is redone here.
-                spawned
-                    .ok()
-                    .and_then(|h| h.join().ok())
-                    .unwrap_or_else(|| part.iter().map(parse_record).collect())
-            })
-            .collect()
     })
 }

@@ -543,11 +543,7 @@ impl Scheduler {
                 Some(l) => l.clone(),
                 None => {
                     let shared = self.mesh.deployed_shared(generation).await?;
-                    let l = self
-                        .mesh
-                        .deployed_lineage(generation, &shared)
-                        .await?
-                        .graph();
+                    let l = self.mesh.lineage_graph_at(generation, &shared).await?;
                     lineage = Some(l.clone());
                     l
                 }

@@ -98,7 +98,6 @@ impl Snapshot {
                     &self.deployed,
                 )
                 .await
-                .map(|l| l.graph())
             })
             .await?;
         Ok(graph.clone())

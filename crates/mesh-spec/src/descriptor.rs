@@ -14,7 +14,7 @@ use crate::name::{ColumnName, DomainName, InputName, OutputName, ProductName, Pr
 use crate::yaml::Span;
 
 /// A value with the place it was written.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Spanned<T> {
     pub value: T,
     pub span: Span,
@@ -100,7 +100,7 @@ impl Classification {
 }
 
 /// Human documentation of a product.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Description {
     pub purpose: Option<String>,
     pub usage: Option<String>,
@@ -108,7 +108,7 @@ pub struct Description {
 }
 
 /// A declared column.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Column {
     pub name: Spanned<ColumnName>,
     pub ty: Spanned<ColumnType>,
@@ -126,7 +126,7 @@ pub struct Column {
 /// `declassify: {from: hr.employees.email, reason: …}` on a column: the
 /// classification of `from` (a column anywhere upstream, as
 /// `<domain>.<output>.<column>`) does not follow into this one.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Declassify {
     pub from: Spanned<String>,
     pub reason: Spanned<String>,
@@ -134,7 +134,7 @@ pub struct Declassify {
 }
 
 /// File formats a source input can read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum SourceFormat {
     Csv,
     Parquet,
@@ -168,7 +168,7 @@ impl SourceFormat {
 }
 
 /// Raw files the domain owns.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Source {
     pub format: SourceFormat,
     /// A path or glob, relative to the product's directory.
@@ -182,7 +182,7 @@ pub struct Source {
 }
 
 /// What an input reads.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum InputKind {
     Source(Source),
     Product {
@@ -195,7 +195,7 @@ pub enum InputKind {
 }
 
 /// An input of a product, visible to its SQL as a table named `name`.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Input {
     pub name: Spanned<InputName>,
     pub kind: InputKind,
@@ -203,7 +203,7 @@ pub struct Input {
 }
 
 /// Where the SQL of a transform comes from.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Sql {
     /// A file, relative to the product's directory.
     File(Spanned<String>),
@@ -222,7 +222,7 @@ pub enum CheckSeverity {
 }
 
 /// A literal bound in a check.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum Literal {
     Int(i64),
     Float(f64),
@@ -251,7 +251,7 @@ impl std::fmt::Display for Literal {
 }
 
 /// What a quality check asserts.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub enum CheckKind {
     /// No two rows share the same values of these columns.
     Unique { columns: Vec<Spanned<ColumnName>> },
@@ -302,7 +302,7 @@ pub const CHECK_NAMES: &[&str] = &[
 ];
 
 /// A quality check on an output, run on staged data before publishing.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QualityCheck {
     /// A stable name: given, or derived from the kind and columns.
     pub name: String,
@@ -312,7 +312,7 @@ pub struct QualityCheck {
 }
 
 /// An output port: a contract-bound table.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Output {
     pub name: Spanned<OutputName>,
     pub description: Option<String>,
@@ -334,7 +334,7 @@ impl Output {
 }
 
 /// Service level objectives.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Slo {
     /// Maximum age of the latest published version: past it, the
     /// product is failing its promise.
@@ -347,7 +347,7 @@ pub struct Slo {
 }
 
 /// The share of quality checks that must pass over a window of runs.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct QualitySlo {
     pub min_pass_rate: f64,
     pub window: Duration,
@@ -370,7 +370,7 @@ impl Slo {
 }
 
 /// When the product is rebuilt.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Schedule {
     pub cron: Option<Spanned<String>>,
     /// The IANA time zone the cron pattern is read in; UTC when absent.
@@ -395,7 +395,7 @@ impl Schedule {
 }
 
 /// Who may see and be granted the product.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Access {
     pub visibility: String,
     pub approvers: Vec<String>,
@@ -403,11 +403,14 @@ pub struct Access {
 }
 
 /// A parsed `product.yaml`.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
 pub struct ProductDescriptor {
-    /// The descriptor file, for diagnostics.
+    /// The descriptor file, for diagnostics. Not encoded: whoever decodes
+    /// a descriptor has its text (see `decode_parsed`).
+    #[serde(skip, default = "no_file")]
     pub file: Arc<SourceFile>,
     /// The product's directory; relative paths resolve against it.
+    #[serde(skip)]
     pub dir: PathBuf,
     pub domain: Spanned<DomainName>,
     pub name: Spanned<ProductName>,
@@ -424,6 +427,10 @@ pub struct ProductDescriptor {
     pub slo: Option<Slo>,
     pub schedule: Option<Schedule>,
     pub access: Option<Access>,
+}
+
+fn no_file() -> Arc<SourceFile> {
+    SourceFile::new(PathBuf::new(), "")
 }
 
 impl ProductDescriptor {

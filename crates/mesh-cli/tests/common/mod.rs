@@ -2,6 +2,7 @@
 #![allow(dead_code, clippy::unwrap_used)]
 
 pub mod clients;
+pub mod contacts;
 pub mod receiver;
 pub mod serve;
 

@@ -127,7 +127,7 @@ pub struct ColumnInfo {
     /// Classifications its owner declassified.
     pub declassified: Vec<Declassified>,
     /// `declassify` entries as written: `from` and the reason.
-    declassify: Vec<(String, String)>,
+    pub(super) declassify: Vec<(String, String)>,
 }
 
 impl ColumnInfo {
@@ -157,40 +157,40 @@ pub struct Member<'a> {
 }
 
 /// One edge as the graph keeps it: the column at the other end by index.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Arc32 {
-    other: u32,
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, serde::Deserialize)]
+pub(super) struct Arc32 {
+    pub other: u32,
     /// Index into `fields`, or `NO_FIELD`.
-    field: u32,
-    edge_type: EdgeType,
-    subtype: Subtype,
-    masking: bool,
+    pub field: u32,
+    pub edge_type: EdgeType,
+    pub subtype: Subtype,
+    pub masking: bool,
 }
 
-const NO_FIELD: u32 = u32::MAX;
+pub(super) const NO_FIELD: u32 = u32::MAX;
 
 /// The column lineage of a set of products. Columns are interned: edges
 /// hold indexes, so a mesh of thousands of products builds without
 /// cloning names per edge.
 #[derive(Debug, Default)]
 pub struct LineageGraph {
-    ids: Vec<ColumnId>,
-    index: HashMap<ColumnId, u32>,
-    infos: Vec<ColumnInfo>,
+    pub(super) ids: Vec<ColumnId>,
+    pub(super) index: HashMap<ColumnId, u32>,
+    pub(super) infos: Vec<ColumnInfo>,
     /// Edges into each column, by index.
-    up: Vec<Vec<Arc32>>,
+    pub(super) up: Vec<Vec<Arc32>>,
     /// Edges out of each column, by index.
-    down: Vec<Vec<Arc32>>,
+    pub(super) down: Vec<Vec<Arc32>>,
     /// Nested fields edges read.
-    fields: Vec<String>,
+    pub(super) fields: Vec<String>,
     /// Dataset → its columns.
-    by_dataset: HashMap<Dataset, Vec<u32>>,
+    pub(super) by_dataset: HashMap<Dataset, Vec<u32>>,
     /// Dataset → the product that produces it.
-    owners: HashMap<Dataset, String>,
+    pub(super) owners: HashMap<Dataset, String>,
     /// Dataset → the products whose inputs read it.
-    readers: HashMap<Dataset, BTreeSet<String>>,
+    pub(super) readers: HashMap<Dataset, BTreeSet<String>>,
     /// Product → the datasets its inputs read.
-    inputs: HashMap<String, Vec<Dataset>>,
+    pub(super) inputs: HashMap<String, Vec<Dataset>>,
 }
 
 impl LineageGraph {
@@ -501,6 +501,16 @@ impl LineageGraph {
         out.sort();
         out.dedup();
         out
+    }
+
+    /// How many columns the graph knows.
+    pub fn len(&self) -> usize {
+        self.ids.len()
+    }
+
+    /// Whether the graph knows no column.
+    pub fn is_empty(&self) -> bool {
+        self.ids.is_empty()
     }
 
     /// A column's index in this graph.

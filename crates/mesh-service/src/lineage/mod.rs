@@ -6,6 +6,7 @@
 
 pub(crate) mod check;
 pub mod graph;
+mod stored;
 pub mod view;
 
 use std::collections::{BTreeMap, HashMap};
@@ -25,39 +26,8 @@ use crate::error::Result;
 use crate::mesh::Mesh;
 use crate::snapshot::Deployed;
 
-/// The deployed products' lineage, per product, and their graph, for one
-/// deployment generation.
-#[derive(Debug)]
-pub(crate) struct DeployedLineage {
-    generation: i64,
-    /// `None` for a product whose stored SQL no longer plans.
-    pub by_product: ByProduct,
-    deployed: Deployed,
-    /// Built on first use: validation needs only `by_product`.
-    graph: std::sync::OnceLock<Arc<LineageGraph>>,
-}
-
-impl DeployedLineage {
-    /// The graph of the deployed products.
-    pub fn graph(&self) -> Arc<LineageGraph> {
-        self.graph
-            .get_or_init(|| {
-                let started = Instant::now();
-                let graph = Arc::new(build_graph(self.deployed.iter().map(|(r, d)| {
-                    (
-                        r,
-                        d,
-                        self.by_product.get(&r.product).and_then(|l| l.as_deref()),
-                    )
-                })));
-                count(started);
-                graph
-            })
-            .clone()
-    }
-}
-
-pub(crate) type LineageCache = Mutex<Option<Arc<DeployedLineage>>>;
+/// The graph of the deployed products at one deployment generation.
+pub(crate) type LineageCache = Mutex<Option<(i64, Arc<LineageGraph>)>>;
 
 /// Nanoseconds this process spent resolving, storing and checking
 /// lineage (deriving it from plans is counted by `mesh_query`).
@@ -98,17 +68,16 @@ impl Mesh {
     pub async fn lineage_graph(&self) -> Result<Arc<LineageGraph>> {
         let generation = self.catalog.deployment_generation().await?;
         let deployed = self.deployed_shared(generation).await?;
-        Ok(self.deployed_lineage(generation, &deployed).await?.graph())
+        self.lineage_graph_at(generation, &deployed).await
     }
 
-    /// The deployed products' lineage for a generation just read. A
-    /// version deployed before lineage was stored has its lineage derived
-    /// from its stored SQL here, and stored when the catalog takes it.
-    pub(crate) async fn deployed_lineage(
+    /// The lineage graph of the deployed products for a generation just
+    /// read (see [`load`]).
+    pub(crate) async fn lineage_graph_at(
         &self,
         generation: i64,
         deployed: &Deployed,
-    ) -> Result<Arc<DeployedLineage>> {
+    ) -> Result<Arc<LineageGraph>> {
         load(&self.catalog, &self.lineage_cache, generation, deployed).await
     }
 
@@ -180,35 +149,55 @@ pub(crate) fn build_graph<'a>(
     LineageGraph::build(&members)
 }
 
-/// The deployed products' lineage for a generation just read, built once
-/// per generation (see [`Mesh::deployed_lineage`]).
+/// The lineage graph of the deployed products for a generation just
+/// read: kept by the process while the generation stands; otherwise
+/// loaded from the catalog, where the first process to build it at this
+/// generation stored it; otherwise built from each version's stored
+/// lineage (a version deployed before lineage was stored has its lineage
+/// derived from its stored SQL, and stored when the catalog takes it)
+/// and stored for the next process.
 pub(crate) async fn load(
     catalog: &Arc<dyn mesh_catalog::CatalogStore>,
     cache: &LineageCache,
     generation: i64,
     deployed: &Deployed,
-) -> Result<Arc<DeployedLineage>> {
+) -> Result<Arc<LineageGraph>> {
     if let Some(found) = cache
         .lock()
         .ok()
         .and_then(|c| c.clone())
-        .filter(|c| c.generation == generation)
+        .filter(|(g, _)| *g == generation)
     {
-        return Ok(found);
+        return Ok(found.1);
     }
     let started = Instant::now();
-    let by_product = lineage_of(catalog, deployed, |_| true).await?;
-    let found = Arc::new(DeployedLineage {
-        generation,
-        by_product,
-        deployed: deployed.clone(),
-        graph: Default::default(),
-    });
+    let stored = catalog
+        .cached(stored::KIND, generation, stored::FORMAT)
+        .await?
+        .and_then(|bytes| LineageGraph::from_bytes(&bytes));
+    let graph = match stored {
+        Some(g) => Arc::new(g),
+        None => {
+            let by_product = lineage_of(catalog, deployed, |_| true).await?;
+            let graph =
+                Arc::new(build_graph(deployed.iter().map(|(r, d)| {
+                    (r, d, by_product.get(&r.product).and_then(|l| l.as_deref()))
+                })));
+            // A cache: a catalog that is read-only here builds it again.
+            if let Err(e) = catalog
+                .store_cached(stored::KIND, generation, stored::FORMAT, &graph.to_bytes())
+                .await
+            {
+                tracing::debug!("lineage graph not stored: {e}");
+            }
+            graph
+        }
+    };
     if let Ok(mut c) = cache.lock() {
-        *c = Some(found.clone());
+        *c = Some((generation, graph.clone()));
     }
     count(started);
-    Ok(found)
+    Ok(graph)
 }
 
 /// Per product: the product's lineage.

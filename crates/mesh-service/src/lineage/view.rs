@@ -80,6 +80,9 @@ struct Redactor<'a> {
     seen: HashMap<&'a Dataset, bool>,
     /// Hidden product → its redacted id, numbered in order met.
     hidden: HashMap<String, String>,
+    /// Each column's id as shown, and whether it is seen, by index,
+    /// worked out once.
+    shown: HashMap<u32, (std::rc::Rc<str>, bool)>,
 }
 
 impl<'a> Redactor<'a> {
@@ -89,11 +92,11 @@ impl<'a> Redactor<'a> {
             visible,
             seen: HashMap::new(),
             hidden: HashMap::new(),
+            shown: HashMap::new(),
         }
     }
 
-    fn sees(&mut self, i: u32) -> bool {
-        let dataset = &self.graph.id(i).dataset;
+    fn sees_dataset(&mut self, dataset: &'a Dataset) -> bool {
         if let Some(s) = self.seen.get(dataset) {
             return *s;
         }
@@ -105,23 +108,33 @@ impl<'a> Redactor<'a> {
         s
     }
 
-    fn id(&mut self, i: u32) -> String {
-        if self.sees(i) {
-            return self.graph.id(i).to_string();
+    /// A column's id as shown and whether the caller sees it.
+    fn shown(&mut self, i: u32) -> (std::rc::Rc<str>, bool) {
+        if let Some(found) = self.shown.get(&i) {
+            return found.clone();
         }
         let id = self.graph.id(i);
-        let owner = self.graph.owner(&id.dataset).unwrap_or("").to_string();
-        let next = self.hidden.len() + 1;
-        self.hidden
-            .entry(owner)
-            .or_insert_with(|| format!("redacted-{next}"))
-            .clone()
+        let sees = self.sees_dataset(&id.dataset);
+        let text: std::rc::Rc<str> = if sees {
+            id.to_string().into()
+        } else {
+            let owner = self.graph.owner(&id.dataset).unwrap_or("").to_string();
+            let next = self.hidden.len() + 1;
+            self.hidden
+                .entry(owner)
+                .or_insert_with(|| format!("redacted-{next}"))
+                .as_str()
+                .into()
+        };
+        self.shown.insert(i, (text.clone(), sees));
+        (text, sees)
     }
 
     fn node(&mut self, i: u32, depth: i64) -> LineageNode {
-        if !self.sees(i) {
+        let (text, sees) = self.shown(i);
+        if !sees {
             return LineageNode {
-                id: self.id(i),
+                id: text.to_string(),
                 redacted: true,
                 product: None,
                 dataset: None,
@@ -133,7 +146,7 @@ impl<'a> Redactor<'a> {
         let id = self.graph.id(i);
         let info = self.graph.info(i);
         LineageNode {
-            id: id.to_string(),
+            id: text.to_string(),
             redacted: false,
             product: self.graph.owner(&id.dataset).map(str::to_string),
             dataset: Some(id.dataset.to_string()),
@@ -169,7 +182,7 @@ impl Mesh {
         let start: Vec<u32> = start.iter().filter_map(|c| graph.index_of(c)).collect();
         let mut depths: HashMap<u32, i64> = start.iter().map(|c| (*c, 0)).collect();
         // (from, to, edge) by index, named at the end.
-        let mut found: HashSet<Found<'_>> = HashSet::new();
+        let mut found: Vec<Found<'_>> = Vec::new();
         let mut walks = Vec::new();
         if direction != Direction::Downstream {
             walks.push(-1i64);
@@ -179,7 +192,10 @@ impl Mesh {
         }
         for step in walks {
             let mut queue: VecDeque<(u32, usize)> = start.iter().map(|c| (*c, 0)).collect();
-            let mut seen: HashSet<u32> = start.iter().copied().collect();
+            let mut seen = vec![false; graph.len()];
+            for c in &start {
+                seen[*c as usize] = true;
+            }
             while let Some((column, d)) = queue.pop_front() {
                 if depth.is_some_and(|max| d >= max) {
                     continue;
@@ -190,8 +206,8 @@ impl Mesh {
                     } else {
                         (column, arc.other)
                     };
-                    found.insert((from, to, arc.field, arc.edge_type, arc.subtype, arc.masking));
-                    if seen.insert(arc.other) {
+                    found.push((from, to, arc.field, arc.edge_type, arc.subtype, arc.masking));
+                    if !std::mem::replace(&mut seen[arc.other as usize], true) {
                         depths.entry(arc.other).or_insert(step * (d as i64 + 1));
                         queue.push_back((arc.other, d + 1));
                     }
@@ -213,28 +229,45 @@ impl Mesh {
                 nodes.push(node);
             }
         }
-        let mut edges: Vec<LineageEdge> = found
+        found.sort_unstable();
+        found.dedup();
+        // Named once per column, sorted and deduplicated by name before
+        // any edge is written out.
+        let mut named: Vec<_> = found
             .into_iter()
             .map(|(from, to, field, edge_type, subtype, masking)| {
-                let hidden = !redactor.sees(from);
-                LineageEdge {
-                    from: redactor.id(from),
-                    field: if hidden {
-                        None
-                    } else {
-                        field.map(str::to_string)
-                    },
-                    to: redactor.id(to),
+                let (from, seen) = redactor.shown(from);
+                let (to, _) = redactor.shown(to);
+                let field = if seen { field } else { None };
+                (from, field, to, edge_type, subtype, masking)
+            })
+            // Within one hidden product: nothing to show.
+            .filter(|e| e.0 != e.2)
+            .collect();
+        named.sort_unstable_by(|a, b| {
+            (&a.0, a.1, &a.2, a.3.as_str(), a.4.as_str(), a.5).cmp(&(
+                &b.0,
+                b.1,
+                &b.2,
+                b.3.as_str(),
+                b.4.as_str(),
+                b.5,
+            ))
+        });
+        named.dedup();
+        let edges: Vec<LineageEdge> = named
+            .into_iter()
+            .map(
+                |(from, field, to, edge_type, subtype, masking)| LineageEdge {
+                    from: from.to_string(),
+                    field: field.map(str::to_string),
+                    to: to.to_string(),
                     edge_type: edge_type.as_str().to_string(),
                     subtype: subtype.as_str().to_string(),
                     masking,
-                }
-            })
-            // Within one hidden product: nothing to show.
-            .filter(|e| e.from != e.to)
+                },
+            )
             .collect();
-        edges.sort();
-        edges.dedup();
         super::count(started);
         super::report();
         Ok(LineageView {
