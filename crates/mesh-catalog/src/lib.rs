@@ -12,6 +12,7 @@ pub mod identity;
 pub mod lines;
 pub mod locations;
 pub mod model;
+pub mod retention;
 pub mod runs;
 pub mod search;
 pub mod sqlite;
@@ -29,6 +30,7 @@ pub use identity::{
 };
 pub use lines::{input_output, line_name, line_output, matching_line};
 pub use model::*;
+pub use retention::{ExpiredVersion, RetentionStore};
 pub use runs::{CurrentVersion, RecordedHealth, RunFacts, RunFilter, RunStore};
 pub use sqlite::SqliteCatalog;
 pub use store::CatalogStore;

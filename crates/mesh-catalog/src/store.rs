@@ -15,6 +15,7 @@ pub trait CatalogStore:
     crate::identity::IdentityStore
     + crate::classes::ClassificationStore
     + crate::caches::CacheStore
+    + crate::retention::RetentionStore
     + crate::runs::RunStore
     + Send
     + Sync

@@ -9,6 +9,7 @@ mod output;
 mod remote;
 mod runs;
 mod status;
+mod vacuum;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -143,6 +144,9 @@ enum Command {
     /// comes from and what reads it, across domains. Products you may not
     /// see appear as redacted nodes.
     Lineage(lineage::LineageArgs),
+    /// Applies retention: expires the data versions no rule keeps and
+    /// removes the files only they read, reporting the bytes freed.
+    Vacuum(vacuum::VacuumArgs),
     /// Run history, newest first; `mesh runs show ID` for one run.
     Runs {
         #[command(subcommand)]
@@ -744,6 +748,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             }) {
                 return Ok(ExitCode::FAILURE);
             }
+        }
+        Command::Vacuum(args) => {
+            let mesh = open(&cli.project, None).await?;
+            let report = mesh.vacuum(args.product.as_deref(), args.dry_run).await?;
+            vacuum::print(&report, args.dry_run, args.format)?;
         }
         Command::Retire { product } => {
             let mesh = open(&cli.project, None).await?;

@@ -18,6 +18,15 @@ pub enum QueryError {
         version: u64,
         published: Vec<u64>,
     },
+    /// Retention removed the files of the version asked for.
+    #[error("`{name}` version {version} was removed by retention ({rule}) on {expired_at}; readable versions: {}", fmt_versions(.readable))]
+    VersionExpired {
+        name: String,
+        version: u64,
+        rule: String,
+        expired_at: String,
+        readable: Vec<u64>,
+    },
     #[error("`{name}` belongs to `{product}`, which is retired and no longer served")]
     Retired { name: String, product: String },
     /// The access policy refuses the read.

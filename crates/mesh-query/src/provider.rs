@@ -188,6 +188,33 @@ impl Resolver {
                 }
             },
         };
+        if !matches!(at, At::Current) {
+            let expired = self
+                .catalog
+                .expired_versions(&output.domain, &output.output)
+                .await?;
+            if let Some(e) = expired
+                .iter()
+                .find(|e| e.table_version == publication.table_version)
+            {
+                let gone: Vec<i64> = expired.iter().map(|e| e.table_version).collect();
+                return Err(QueryError::VersionExpired {
+                    name: format!("{}.{}", output.domain, output.output),
+                    version: publication.table_version as u64,
+                    rule: e.rule.clone(),
+                    expired_at: e.expired_at.format("%Y-%m-%d %H:%M UTC").to_string(),
+                    readable: self
+                        .catalog
+                        .publications(&output.domain, &output.output)
+                        .await?
+                        .iter()
+                        .map(|p| p.table_version)
+                        .filter(|v| !gone.contains(v))
+                        .map(|v| v as u64)
+                        .collect(),
+                });
+            }
+        }
         Ok(Some(publication))
     }
 

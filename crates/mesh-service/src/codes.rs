@@ -159,7 +159,7 @@ fn query_kind(q: &QueryError) -> ErrorKind {
         QueryError::UnknownTable { .. }
         | QueryError::VersionNotPublished { .. }
         | QueryError::ReleaseNotFound { .. } => K::NotFound,
-        QueryError::Retired { .. } => K::Retired,
+        QueryError::Retired { .. } | QueryError::VersionExpired { .. } => K::Retired,
         QueryError::MissingData { .. } => K::DataMissing,
         QueryError::BadVersionSuffix { .. } => K::BadName,
         QueryError::TooComplex { .. } => K::TooComplex,

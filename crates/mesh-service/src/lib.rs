@@ -25,6 +25,7 @@ pub mod notify;
 pub mod openlineage;
 mod operate;
 pub mod plan;
+pub mod retention;
 mod run;
 pub mod scheduler;
 mod snapshot;

@@ -394,6 +394,38 @@ impl Schedule {
     }
 }
 
+/// Which old data versions of each output stay readable
+/// (docs/storage.md). A version is kept while any rule keeps it; the
+/// current one always is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Retention {
+    /// The newest releases kept.
+    pub keep_releases: Option<u64>,
+    /// Releases published within this many days are kept.
+    pub keep_days: Option<u64>,
+}
+
+impl Retention {
+    /// The mesh-wide default when `mesh.yaml` declares none.
+    pub const DEFAULT: Retention = Retention {
+        keep_releases: Some(10),
+        keep_days: Some(30),
+    };
+}
+
+impl std::fmt::Display for Retention {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut parts = Vec::new();
+        if let Some(n) = self.keep_releases {
+            parts.push(format!("keep_releases: {n}"));
+        }
+        if let Some(d) = self.keep_days {
+            parts.push(format!("keep_days: {d}"));
+        }
+        write!(f, "{{{}}}", parts.join(", "))
+    }
+}
+
 /// Who may see and be granted the product.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Access {
@@ -427,6 +459,8 @@ pub struct ProductDescriptor {
     pub slo: Option<Slo>,
     pub schedule: Option<Schedule>,
     pub access: Option<Access>,
+    /// Replaces the mesh's default retention for the product's outputs.
+    pub retention: Option<Spanned<Retention>>,
 }
 
 fn no_file() -> Arc<SourceFile> {

@@ -30,6 +30,7 @@ const TOP_FIELDS: &[&str] = &[
     "slo",
     "schedule",
     "access",
+    "retention",
 ];
 
 /// Parses a descriptor's text. Returns the descriptor only if it has no errors;
@@ -284,6 +285,10 @@ fn decode_product(
         })
     });
 
+    let retention = f
+        .get("retention")
+        .and_then(|n| retention(ctx, n, "retention"));
+
     for output in &outputs {
         if output.sql.is_none() && transform.is_none() {
             ctx.error(
@@ -315,7 +320,49 @@ fn decode_product(
         slo,
         schedule,
         access,
+        retention,
     })
+}
+
+/// A `retention:` mapping (a product's, or the mesh's default).
+pub(crate) fn retention(
+    ctx: &mut Ctx,
+    node: &crate::yaml::Node,
+    what: &str,
+) -> Option<Spanned<Retention>> {
+    let f = ctx.fields(node, what, &["keep_releases", "keep_days"])?;
+    let keep_releases = f.get("keep_releases").and_then(|n| {
+        ctx.uint(n, &format!("{what}.keep_releases"))
+            .map(|v| (v, n.span))
+    });
+    let keep_days = f
+        .get("keep_days")
+        .and_then(|n| ctx.uint(n, &format!("{what}.keep_days")));
+    if let Some((0, span)) = keep_releases {
+        ctx.error(
+            "retention",
+            span,
+            format!("{what}.keep_releases must be at least 1"),
+        )
+        .help = Some("the current release is always kept; write 1 to keep only it".into());
+        return None;
+    }
+    if keep_releases.is_none() && keep_days.is_none() {
+        ctx.error(
+            "retention",
+            node.span,
+            format!("{what} keeps nothing: give keep_releases, keep_days or both"),
+        )
+        .help = Some("for example `{keep_releases: 10, keep_days: 30}`".into());
+        return None;
+    }
+    Some(Spanned::new(
+        Retention {
+            keep_releases: keep_releases.map(|(v, _)| v),
+            keep_days,
+        },
+        node.span,
+    ))
 }
 
 fn decode_description(ctx: &mut Ctx, n: &Node) -> Description {

@@ -29,6 +29,9 @@ pub struct ProjectConfig {
     pub scheduler: SchedulerConfig,
     /// Where notifications go (`webhooks:` in mesh.yaml).
     pub webhooks: Vec<Webhook>,
+    /// Which old data versions stay readable, unless a product declares
+    /// its own (`retention:` in mesh.yaml).
+    pub retention: crate::descriptor::Retention,
 }
 
 /// A receiver of notifications: JSON POSTs signed with a shared secret.
@@ -206,6 +209,7 @@ fn load_config(root: &Path, path: &Path, text: &str, out: &mut Vec<Diagnostic>) 
         catalog: None,
         scheduler: SchedulerConfig::default(),
         webhooks: Vec::new(),
+        retention: crate::descriptor::Retention::DEFAULT,
     };
     let file = SourceFile::new(path, text);
     let mut ctx = Ctx::new(file);
@@ -231,6 +235,7 @@ fn load_config(root: &Path, path: &Path, text: &str, out: &mut Vec<Diagnostic>) 
                     "catalog",
                     "scheduler",
                     "webhooks",
+                    "retention",
                 ],
             ) {
                 if let Some(v) = f
@@ -270,6 +275,12 @@ fn load_config(root: &Path, path: &Path, text: &str, out: &mut Vec<Diagnostic>) 
                     .map(|s| s.value);
                 if let Some(n) = f.get("scheduler") {
                     scheduler(&mut ctx, n, &mut config.scheduler);
+                }
+                if let Some(r) = f
+                    .get("retention")
+                    .and_then(|n| crate::product::retention(&mut ctx, n, "retention"))
+                {
+                    config.retention = r.value;
                 }
                 if let Some(n) = f.get("webhooks") {
                     for item in ctx.list(n, "webhooks") {

@@ -10,7 +10,9 @@
 //! files of every committed version stay for time travel.
 
 pub mod error;
+pub mod files;
 pub mod table;
 
 pub use error::StorageError;
+pub use files::{DataFile, data_files, delete_files, version_files};
 pub use table::*;

@@ -1,0 +1,134 @@
+//! Retention and `mesh vacuum` through the real binary: expired versions
+//! lose their files and are refused by time travel with the rule; kept
+//! versions answer exactly as before.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+
+use common::contacts::*;
+use common::{edit, fails, json, ok};
+
+fn count_at(dir: &Path, version: i64) -> String {
+    ok(
+        dir,
+        &[
+            "query",
+            &format!("SELECT count(*) AS n, min(email) AS first FROM hr.employees@{version}"),
+            "--format",
+            "csv",
+        ],
+    )
+}
+
+fn files_under(dir: &Path) -> usize {
+    walk(&dir.join(".mesh/tables/hr/employees/employees"))
+}
+
+fn walk(dir: &Path) -> usize {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.ends_with("_delta_log"))
+        .map(|p| if p.is_dir() { walk(&p) } else { 1 })
+        .sum()
+}
+
+#[test]
+fn vacuum_expires_what_retention_does_not_keep_and_kept_versions_answer_the_same() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = declassified(tmp.path());
+    edit(
+        &dir,
+        "hr/employees/product.yaml",
+        "slo: {freshness: 7d}",
+        "slo: {freshness: 7d}\nretention: {keep_releases: 2}",
+    );
+    ok(&dir, &["deploy"]);
+    let csv = dir.join("hr/employees/data/employees.csv");
+    let mut versions = Vec::new();
+    for i in 0..4 {
+        let mut text = std::fs::read_to_string(&csv).unwrap();
+        text.push_str(&format!("{},new{i}@acme.example,ops\n", 10 + i));
+        std::fs::write(&csv, text).unwrap();
+        ok(&dir, &["run", "hr/employees"]);
+        let show = json(
+            &dir,
+            &["catalog", "show", "hr/employees", "--format", "json"],
+        );
+        versions.push(show["outputs"][0]["data_version"].as_i64().unwrap());
+    }
+    let before: Vec<String> = versions.iter().map(|v| count_at(&dir, *v)).collect();
+    let files = files_under(&dir);
+
+    // A dry run says what would go, and changes nothing.
+    let plan = json(
+        &dir,
+        &["vacuum", "hr/employees", "--dry-run", "--format", "json"],
+    );
+    let o = &plan[0];
+    assert_eq!(o["output"], "hr.employees");
+    assert_eq!(o["retention"], "{keep_releases: 2}");
+    assert_eq!(o["kept"], serde_json::json!([versions[3], versions[2]]));
+    assert_eq!(o["expired"], serde_json::json!([versions[1], versions[0]]));
+    assert_eq!(o["files_removed"], 2, "{plan}");
+    assert!(o["bytes_freed"].as_u64().unwrap() > 0, "{plan}");
+    assert_eq!(files_under(&dir), files);
+    assert_eq!(count_at(&dir, versions[0]), before[0]);
+
+    let done = json(&dir, &["vacuum", "hr/employees", "--format", "json"]);
+    assert_eq!(done[0]["expired"], o["expired"]);
+    assert_eq!(done[0]["bytes_freed"], o["bytes_freed"]);
+    assert_eq!(files_under(&dir), files - 2);
+    // Kept versions answer exactly as before.
+    assert_eq!(count_at(&dir, versions[3]), before[3]);
+    assert_eq!(count_at(&dir, versions[2]), before[2]);
+    // An expired one is refused with the rule, never read as empty.
+    let err = fails(
+        &dir,
+        &[
+            "query",
+            &format!("SELECT count(*) FROM hr.employees@{}", versions[0]),
+        ],
+    );
+    assert!(
+        err.contains("removed by retention ({keep_releases: 2})"),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "readable versions: {}, {}",
+            versions[2], versions[3]
+        )),
+        "{err}"
+    );
+    // Nothing more to do: a second vacuum removes nothing.
+    let again = json(&dir, &["vacuum", "--format", "json"]);
+    let employees = again
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|o| o["output"] == "hr.employees")
+        .unwrap();
+    assert_eq!(employees["files_removed"], 0, "{again}");
+    assert_eq!(employees["expired"], serde_json::json!([]));
+}
+
+#[test]
+fn a_retention_that_keeps_nothing_is_refused_where_it_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = project(tmp.path());
+    edit(
+        &dir,
+        "hr/employees/product.yaml",
+        "slo: {freshness: 7d}",
+        "slo: {freshness: 7d}\nretention: {keep_releases: 0}",
+    );
+    let err = fails(&dir, &["validate"]);
+    assert!(
+        err.contains("retention.keep_releases must be at least 1"),
+        "{err}"
+    );
+    assert!(err.contains("hr/employees/product.yaml:"), "{err}");
+}

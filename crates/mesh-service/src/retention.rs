@@ -1,0 +1,230 @@
+//! Retention and `mesh vacuum` (docs/storage.md): which published data
+//! versions of each output stay readable, and removing the files only
+//! versions no longer kept read.
+//!
+//! A version is kept while any rule keeps it: the current one always;
+//! the newest `keep_releases`; those published within `keep_days`; the
+//! newest release of every product version a consumer's `version:`
+//! requirement selects. Expired versions are recorded in the catalog
+//! before any file is deleted, and a file is deleted only when no kept
+//! version reads it. Files a run is still writing belong to no version,
+//! so they are never candidates.
+
+use std::collections::BTreeSet;
+
+use mesh_catalog::{OutputRecord, ProductRecord, Publication};
+use mesh_spec::{InputKind, ProductDescriptor, Retention};
+use serde::Serialize;
+
+use crate::error::Result;
+use crate::mesh::Mesh;
+
+/// What vacuum did (or would do) to one output.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputVacuum {
+    /// `<domain>.<output>`.
+    pub output: String,
+    pub product: String,
+    /// The retention rule applied, as declared.
+    pub retention: String,
+    /// Data versions kept readable, newest first.
+    pub kept: Vec<i64>,
+    /// Data versions this vacuum expired, newest first.
+    pub expired: Vec<i64>,
+    pub files_removed: usize,
+    pub bytes_freed: u64,
+    /// Bytes of data files on the store once done.
+    pub bytes_after: u64,
+}
+
+/// Which publications of an output a rule keeps: indexes into
+/// `publications` (newest first).
+fn kept(
+    publications: &[Publication],
+    rule: &Retention,
+    pinned: &[semver::VersionReq],
+    now: chrono::DateTime<chrono::Utc>,
+) -> BTreeSet<usize> {
+    let mut keep = BTreeSet::new();
+    if !publications.is_empty() {
+        keep.insert(0);
+    }
+    for (i, p) in publications.iter().enumerate() {
+        if rule.keep_releases.is_some_and(|n| (i as u64) < n) {
+            keep.insert(i);
+        }
+        if rule
+            .keep_days
+            .is_some_and(|d| p.published_at > now - chrono::Duration::days(d as i64))
+        {
+            keep.insert(i);
+        }
+    }
+    // The newest release of each product version a consumer requires.
+    for req in pinned {
+        if let Some(i) = publications
+            .iter()
+            .position(|p| semver::Version::parse(&p.product_version).is_ok_and(|v| req.matches(&v)))
+        {
+            keep.insert(i);
+        }
+    }
+    keep
+}
+
+/// The version requirements consumers declare on `product`.
+fn pins(
+    record: &ProductRecord,
+    deployed: &[(ProductRecord, ProductDescriptor)],
+) -> Vec<semver::VersionReq> {
+    let family = record.line_of.as_ref().unwrap_or(&record.product);
+    deployed
+        .iter()
+        .filter(|(r, _)| r.status != "retired")
+        .flat_map(|(_, d)| d.inputs.iter())
+        .filter_map(|i| match &i.kind {
+            InputKind::Product {
+                product,
+                version: Some(req),
+                ..
+            } if &product.value == family => Some(req.value.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+impl Mesh {
+    /// The retention rule of a deployed product: its own, or the mesh's.
+    pub fn retention_of(&self, descriptor: &ProductDescriptor) -> Retention {
+        descriptor
+            .retention
+            .as_ref()
+            .map_or(self.config.retention, |r| r.value)
+    }
+
+    /// Applies retention to the outputs of `product` (every deployed
+    /// product when `None`): expires the versions no rule keeps and
+    /// removes the files only they read. With `dry_run`, reports what it
+    /// would do and changes nothing.
+    pub async fn vacuum(&self, product: Option<&str>, dry_run: bool) -> Result<Vec<OutputVacuum>> {
+        let wanted = match product {
+            Some(name) => Some(self.resolve_deployed(name).await?),
+            None => None,
+        };
+        let deployed = self.deployed().await?;
+        let outputs = self.catalog.outputs().await?;
+        let now = chrono::Utc::now();
+        let mut report = Vec::new();
+        for (record, descriptor) in &deployed {
+            if wanted.as_ref().is_some_and(|w| w != &record.product) {
+                continue;
+            }
+            let rule = self.retention_of(descriptor);
+            let pinned = pins(record, &deployed);
+            for output in outputs.iter().filter(|o| o.product == record.product) {
+                report.push(
+                    self.vacuum_output(output, &rule, &pinned, now, dry_run)
+                        .await?,
+                );
+            }
+        }
+        Ok(report)
+    }
+
+    async fn vacuum_output(
+        &self,
+        output: &OutputRecord,
+        rule: &Retention,
+        pinned: &[semver::VersionReq],
+        now: chrono::DateTime<chrono::Utc>,
+        dry_run: bool,
+    ) -> Result<OutputVacuum> {
+        let url = mesh_storage::table_url(&output.location)?;
+        let publications = self
+            .catalog
+            .publications(&output.domain, &output.output)
+            .await?;
+        let name = format!("{}.{}", output.domain, output.output);
+        if publications.is_empty() {
+            // Never published: its table may not exist yet.
+            return Ok(OutputVacuum {
+                output: name,
+                product: output.product.to_string(),
+                retention: rule.to_string(),
+                kept: Vec::new(),
+                expired: Vec::new(),
+                files_removed: 0,
+                bytes_freed: 0,
+                bytes_after: 0,
+            });
+        }
+        let already: BTreeSet<i64> = self
+            .catalog
+            .expired_versions(&output.domain, &output.output)
+            .await?
+            .into_iter()
+            .map(|e| e.table_version)
+            .collect();
+        let keep = kept(&publications, rule, pinned, now);
+        let mut needed = BTreeSet::new();
+        let mut unneeded = BTreeSet::new();
+        let mut expired = Vec::new();
+        for (i, p) in publications.iter().enumerate() {
+            let kept = keep.contains(&i);
+            if !kept && !already.contains(&p.table_version) {
+                expired.push(p.table_version);
+            }
+            let files = match &p.files {
+                Some(files) => files.clone(),
+                // Published before the catalog kept file lists; a version
+                // already vacuumed may no longer open.
+                None if kept || !already.contains(&p.table_version) => {
+                    mesh_storage::version_files(&url, p.table_version as u64).await?
+                }
+                None => Vec::new(),
+            };
+            if kept {
+                needed.extend(files);
+            } else {
+                unneeded.extend(files);
+            }
+        }
+        let on_store = mesh_storage::data_files(&url).await?;
+        let candidates: Vec<String> = unneeded.difference(&needed).cloned().collect();
+        let present: BTreeSet<&str> = on_store.iter().map(|f| f.path.as_str()).collect();
+        let removable: Vec<String> = candidates
+            .into_iter()
+            .filter(|c| present.contains(c.as_str()))
+            .collect();
+        let total: u64 = on_store.iter().map(|f| f.bytes).sum();
+        let planned: u64 = on_store
+            .iter()
+            .filter(|f| removable.contains(&f.path))
+            .map(|f| f.bytes)
+            .sum();
+        let freed = if dry_run {
+            planned
+        } else {
+            // Recorded first: no reader starts on a version being removed.
+            if !expired.is_empty() {
+                self.catalog
+                    .expire_versions(&output.domain, &output.output, &expired, &rule.to_string())
+                    .await?;
+            }
+            mesh_storage::delete_files(&url, &removable).await?
+        };
+        Ok(OutputVacuum {
+            output: name,
+            product: output.product.to_string(),
+            retention: rule.to_string(),
+            kept: keep
+                .iter()
+                .map(|i| publications[*i].table_version)
+                .collect(),
+            expired,
+            files_removed: removable.len(),
+            bytes_freed: freed,
+            bytes_after: total - freed.min(total),
+        })
+    }
+}
