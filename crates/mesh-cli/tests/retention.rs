@@ -132,3 +132,131 @@ fn a_retention_that_keeps_nothing_is_refused_where_it_is_written() {
     );
     assert!(err.contains("hr/employees/product.yaml:"), "{err}");
 }
+
+/// Appends one employee to the CSV, so the next run publishes new data.
+fn hire(dir: &Path, i: usize) {
+    let csv = dir.join("hr/employees/data/employees.csv");
+    let mut text = std::fs::read_to_string(&csv).unwrap();
+    text.push_str(&format!("{},hire{i}@acme.example,ops\n", 100 + i));
+    std::fs::write(&csv, text).unwrap();
+}
+
+#[test]
+fn vacuum_never_removes_what_an_older_major_or_its_consumer_reads() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = declassified(tmp.path());
+    let employees = "hr/employees/product.yaml";
+    edit(
+        &dir,
+        employees,
+        "slo: {freshness: 7d}",
+        "slo: {freshness: 7d}\nretention: {keep_releases: 1}",
+    );
+    ok(&dir, &["deploy"]);
+    for i in 0..3 {
+        hire(&dir, i);
+        ok(&dir, &["run"]);
+    }
+    // Major 2; ops/contacts still requires ^1 and reads the line.
+    edit(&dir, employees, "version: 1.0.0", "version: 2.0.0");
+    edit(
+        &dir,
+        employees,
+        "description: Department}",
+        "description: Department code}",
+    );
+    ok(&dir, &["deploy"]);
+    let line = "SELECT count(*) AS n FROM hr.employees_v1";
+    let contacts_before = contacts(&dir);
+    let line_before = ok(&dir, &["query", line, "--format", "csv"]);
+    for i in 3..5 {
+        hire(&dir, i);
+        ok(&dir, &["run", "hr/employees"]);
+    }
+
+    let report = json(&dir, &["vacuum", "--format", "json"]);
+    let row = |name: &str| {
+        report
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|o| o["output"] == name)
+            .unwrap_or_else(|| panic!("{name} missing from {report}"))
+            .clone()
+    };
+    // The line keeps its current version, expires its older ones.
+    let v1 = row("hr.employees_v1");
+    assert_eq!(v1["kept"].as_array().unwrap().len(), 1, "{report}");
+    assert_eq!(v1["expired"].as_array().unwrap().len(), 2, "{report}");
+    let head = row("hr.employees");
+    assert_eq!(head["kept"].as_array().unwrap().len(), 1, "{report}");
+    // What the line serves, and its consumer's next run, are unchanged.
+    assert_eq!(ok(&dir, &["query", line, "--format", "csv"]), line_before);
+    ok(&dir, &["run", "ops/contacts", "--force"]);
+    assert_eq!(contacts(&dir), contacts_before);
+    assert!(
+        ok(
+            &dir,
+            &[
+                "query",
+                "SELECT count(*) AS n FROM hr.employees",
+                "--format",
+                "csv"
+            ]
+        )
+        .contains("\n8\n")
+    );
+}
+
+#[test]
+fn vacuum_beside_concurrent_runs_leaves_every_kept_version_readable() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = declassified(tmp.path());
+    edit(
+        &dir,
+        "hr/employees/product.yaml",
+        "slo: {freshness: 7d}",
+        "slo: {freshness: 7d}\nretention: {keep_releases: 2}",
+    );
+    ok(&dir, &["deploy"]);
+    ok(&dir, &["run", "hr/employees"]);
+    let runner = {
+        let dir = dir.clone();
+        std::thread::spawn(move || {
+            for _ in 0..6 {
+                ok(&dir, &["run", "hr/employees", "--force"]);
+            }
+        })
+    };
+    for _ in 0..6 {
+        ok(&dir, &["vacuum", "hr/employees"]);
+    }
+    runner.join().unwrap();
+    // Whatever interleaving happened, every version retention keeps reads
+    // in full, and a last vacuum leaves exactly the two newest.
+    let plan = json(
+        &dir,
+        &["vacuum", "hr/employees", "--dry-run", "--format", "json"],
+    );
+    for v in plan[0]["kept"].as_array().unwrap() {
+        let n = ok(
+            &dir,
+            &[
+                "query",
+                &format!("SELECT count(*) AS n FROM hr.employees@{v}"),
+                "--format",
+                "csv",
+            ],
+        );
+        assert_eq!(n, "n\n3\n", "version {v}");
+    }
+    let done = json(&dir, &["vacuum", "hr/employees", "--format", "json"]);
+    assert_eq!(done[0]["kept"].as_array().unwrap().len(), 2, "{done}");
+    let expired = json(&dir, &["vacuum", "hr/employees", "--format", "json"]);
+    assert_eq!(expired[0]["files_removed"], 0, "{expired}");
+    assert_eq!(
+        files_under(&dir),
+        2,
+        "only the two kept versions' files remain"
+    );
+}
