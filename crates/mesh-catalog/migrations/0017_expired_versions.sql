@@ -11,3 +11,6 @@ CREATE TABLE expired_versions (
     rule          TEXT    NOT NULL,
     PRIMARY KEY (domain, output, table_version)
 );
+-- Catalog pages show what retention keeps: expiring moves them.
+CREATE TRIGGER expired_versions_inserted AFTER INSERT ON expired_versions
+BEGIN UPDATE activity_generation SET n = n + 1; END;

@@ -289,6 +289,26 @@ pub fn print_show(doc: &Value) {
             },
             s(&o["row_count"])
         );
+        let st = &o["storage"];
+        if st.is_object() {
+            let versions = |v: &Value| {
+                v.as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(s)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            println!(
+                "  storage {} bytes in {} files (current version {} bytes); retention {} keeps versions [{}] of [{}]",
+                s(&st["bytes"]),
+                s(&st["files"]),
+                s(&st["current_bytes"]),
+                s(&st["retention"]),
+                versions(&st["kept_by_retention"]),
+                versions(&st["readable_versions"])
+            );
+        }
         let rows = o["columns"]
             .as_array()
             .into_iter()

@@ -113,6 +113,29 @@ fn vacuum_expires_what_retention_does_not_keep_and_kept_versions_answer_the_same
         .unwrap();
     assert_eq!(employees["files_removed"], 0, "{again}");
     assert_eq!(employees["expired"], serde_json::json!([]));
+
+    // The catalog page says what is stored and what retention keeps.
+    let show = json(
+        &dir,
+        &["catalog", "show", "hr/employees", "--format", "json"],
+    );
+    let storage = &show["outputs"][0]["storage"];
+    let newest = serde_json::json!([versions[3], versions[2]]);
+    assert_eq!(storage["files"], 2, "{storage}");
+    assert_eq!(storage["bytes"], employees["bytes_after"], "{storage}");
+    assert!(storage["current_bytes"].as_u64().unwrap() > 0, "{storage}");
+    assert!(storage["current_bytes"].as_u64() < storage["bytes"].as_u64());
+    assert_eq!(storage["retention"], "{keep_releases: 2}");
+    assert_eq!(storage["readable_versions"], newest);
+    assert_eq!(storage["kept_by_retention"], newest);
+    let page = ok(&dir, &["catalog", "show", "hr/employees"]);
+    assert!(
+        page.contains(&format!(
+            "retention {{keep_releases: 2}} keeps versions [{}, {}]",
+            versions[3], versions[2]
+        )),
+        "{page}"
+    );
 }
 
 #[test]

@@ -299,6 +299,10 @@ impl Mesh {
                 .catalog
                 .current_publication(&p.domain.value, &o.name.value)
                 .await?;
+            let storage = match record.outputs.iter().find(|x| x.output == o.name.value) {
+                Some(out) => Some(self.output_storage(out, record, p).await?),
+                None => None,
+            };
             outputs.push(json!({
                 "name": o.name.as_str(),
                 "sql_name": format!("{}.{}", p.domain.value, o.name.value),
@@ -331,6 +335,7 @@ impl Mesh {
                 "row_count": publication.as_ref().map(|x| x.row_count),
                 "published_at": publication.as_ref().map(|x| x.published_at.to_rfc3339()),
                 "location": record.outputs.iter().find(|x| x.output == o.name.value).map(|x| x.location.clone()),
+                "storage": storage,
             }));
         }
         let inputs: Vec<Value> = p

@@ -93,7 +93,85 @@ fn pins(
         .collect()
 }
 
+/// What one output holds on its store, for `catalog show`.
+#[derive(Debug, Clone, Serialize)]
+pub struct OutputStorage {
+    /// Bytes of every data file on the store (all kept versions).
+    pub bytes: u64,
+    pub files: usize,
+    /// Bytes the current version reads.
+    pub current_bytes: u64,
+    /// The retention rule, as declared (or the mesh's default).
+    pub retention: String,
+    /// Versions time travel can read, newest first.
+    pub readable_versions: Vec<i64>,
+    /// Of those, the ones retention keeps at the next `mesh vacuum`.
+    pub kept_by_retention: Vec<i64>,
+}
+
 impl Mesh {
+    /// What an output holds on its store, and what retention keeps.
+    pub(crate) async fn output_storage(
+        &self,
+        output: &OutputRecord,
+        record: &ProductRecord,
+        descriptor: &ProductDescriptor,
+    ) -> Result<OutputStorage> {
+        let rule = self.retention_of(descriptor);
+        // Every consumer's requirement counts, seen by the caller or not.
+        let generation = self.catalog.deployment_generation().await?;
+        let deployed = self.deployed_shared(generation).await?;
+        let publications = self
+            .catalog
+            .publications(&output.domain, &output.output)
+            .await?;
+        let expired: BTreeSet<i64> = self
+            .catalog
+            .expired_versions(&output.domain, &output.output)
+            .await?
+            .into_iter()
+            .map(|e| e.table_version)
+            .collect();
+        let keep = kept(
+            &publications,
+            &rule,
+            &pins(record, &deployed),
+            chrono::Utc::now(),
+        );
+        let files = if publications.is_empty() {
+            Vec::new()
+        } else {
+            mesh_storage::data_files(&mesh_storage::table_url(&output.location)?).await?
+        };
+        let current: BTreeSet<&str> = publications
+            .first()
+            .and_then(|p| p.files.as_ref())
+            .into_iter()
+            .flatten()
+            .map(String::as_str)
+            .collect();
+        Ok(OutputStorage {
+            bytes: files.iter().map(|f| f.bytes).sum(),
+            files: files.len(),
+            current_bytes: files
+                .iter()
+                .filter(|f| current.contains(f.path.as_str()))
+                .map(|f| f.bytes)
+                .sum(),
+            retention: rule.to_string(),
+            readable_versions: publications
+                .iter()
+                .map(|p| p.table_version)
+                .filter(|v| !expired.contains(v))
+                .collect(),
+            kept_by_retention: keep
+                .iter()
+                .map(|i| publications[*i].table_version)
+                .filter(|v| !expired.contains(v))
+                .collect(),
+        })
+    }
+
     /// The retention rule of a deployed product: its own, or the mesh's.
     pub fn retention_of(&self, descriptor: &ProductDescriptor) -> Retention {
         descriptor
