@@ -8,6 +8,7 @@
 //! for process start-up. See BENCHMARKS.md.
 
 mod baseline;
+mod duckdb;
 mod lineage;
 mod measure;
 mod planmesh;
@@ -15,6 +16,7 @@ mod policy;
 mod queries;
 mod schedule;
 mod serve;
+mod storage;
 mod tpch;
 
 use std::fmt::Write as _;
@@ -97,6 +99,35 @@ enum Cmd {
         work: PathBuf,
         #[arg(long, default_value_t = 3)]
         repeat: usize,
+        #[arg(long)]
+        mesh: Option<PathBuf>,
+    },
+    /// TPC-H queries through `mesh query` against the DuckDB CLI reading
+    /// the same published Parquet files (and its own), alternating.
+    Duckdb {
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        #[arg(long, default_value = "target/bench")]
+        work: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// The DuckDB CLI (PyPI `duckdb-cli`).
+        #[arg(long, default_value = "duckdb")]
+        duckdb: PathBuf,
+        #[arg(long)]
+        mesh: Option<PathBuf>,
+    },
+    /// lineitem run `--runs` times under `retention: {keep_releases:
+    /// --keep}`, then vacuumed: the table's bytes against one release's.
+    Storage {
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        #[arg(long, default_value = "target/bench")]
+        work: PathBuf,
+        #[arg(long, default_value_t = 10)]
+        runs: usize,
+        #[arg(long, default_value_t = 2)]
+        keep: u64,
         #[arg(long)]
         mesh: Option<PathBuf>,
     },
@@ -217,6 +248,28 @@ fn main() -> Result<()> {
             if let Some(path) = report {
                 std::fs::write(&path, &text)?;
             }
+            Ok(())
+        }
+        Cmd::Duckdb {
+            scale,
+            work,
+            repeat,
+            duckdb,
+            mesh,
+        } => {
+            let bench = Bench::new(mesh, &work, scale, repeat)?;
+            print!("{}", duckdb::bench(&bench, &duckdb)?);
+            Ok(())
+        }
+        Cmd::Storage {
+            scale,
+            work,
+            runs,
+            keep,
+            mesh,
+        } => {
+            let bench = Bench::new(mesh, &work, scale, 1)?;
+            print!("{}", storage::bench(&bench, runs, keep)?);
             Ok(())
         }
         Cmd::Schedule {
