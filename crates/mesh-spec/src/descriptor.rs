@@ -321,6 +321,11 @@ pub struct Output {
     pub quality: Vec<QualityCheck>,
     /// The SQL that builds this output; defaults to the product's transform.
     pub sql: Option<Sql>,
+    /// Columns each release is sorted by, so the statistics of its files,
+    /// row groups and pages prune reads (docs/storage.md).
+    pub cluster_by: Vec<Spanned<ColumnName>>,
+    /// The size each data file is rolled at, in bytes.
+    pub target_file_size: Option<Spanned<u64>>,
     pub span: Span,
     /// For an output of an older major's line (`orders_v1`): the name its
     /// descriptor gives it (`orders`), which its SQL checks use.

@@ -697,6 +697,8 @@ const OUTPUT_FIELDS: &[&str] = &[
     "quality",
     "sql",
     "query",
+    "cluster_by",
+    "target_file_size",
 ];
 
 fn decode_output(ctx: &mut Ctx, n: &Node) -> Option<Output> {
@@ -734,6 +736,33 @@ fn decode_output(ctx: &mut Ctx, n: &Node) -> Option<Output> {
     } else {
         None
     };
+    let cluster_by = f
+        .get("cluster_by")
+        .map(|n| column_names(ctx, n, "cluster_by"))
+        .unwrap_or_default();
+    let target_file_size = f.get("target_file_size").and_then(|n| {
+        let text = match &n.value {
+            Value::Int(i) => i.to_string(),
+            _ => ctx.string(n, "target_file_size")?.value,
+        };
+        match crate::serve::parse_bytes(&text) {
+            Ok(bytes) if bytes >= 1 << 20 => Some(Spanned::new(bytes, n.span)),
+            Ok(_) => {
+                ctx.error(
+                    "target-file-size",
+                    n.span,
+                    format!("target_file_size `{text}` is below 1MiB"),
+                )
+                .help = Some("files that small make reads slower; try 128MiB".into());
+                None
+            }
+            Err(e) => {
+                ctx.error("target-file-size", n.span, e).help =
+                    Some("write a size such as 128MiB or 1GB".into());
+                None
+            }
+        }
+    });
     Some(Output {
         name: name?,
         description,
@@ -741,6 +770,8 @@ fn decode_output(ctx: &mut Ctx, n: &Node) -> Option<Output> {
         columns,
         quality,
         sql,
+        cluster_by,
+        target_file_size,
         span: n.span,
         original_name: None,
     })

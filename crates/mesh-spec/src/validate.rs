@@ -157,6 +157,26 @@ fn check_product(p: &ProductDescriptor, out: &mut Vec<Diagnostic>) {
         for k in &o.primary_key {
             column_exists(p, o, k, "primary_key", out);
         }
+        for k in &o.cluster_by {
+            if column_exists(p, o, k, "cluster_by", out)
+                && let Some(col) = o.column(k.as_str())
+                && !col.ty.is_orderable()
+            {
+                out.push(
+                    Diagnostic::error(
+                        "cluster-type",
+                        format!(
+                            "output `{}` cannot be clustered by `{}`: a `{}` has no order",
+                            o.name.value, k.value, col.ty.value
+                        ),
+                    )
+                    .at(&p.file, k.span)
+                    .help(
+                        "cluster by columns of scalar types (numbers, strings, dates, timestamps)",
+                    ),
+                );
+            }
+        }
         for check in &o.quality {
             match &check.kind {
                 CheckKind::Unique { columns } | CheckKind::NotNull { columns } => {

@@ -175,17 +175,36 @@ pub struct StagedWriter {
     rows: u64,
 }
 
+/// How a release's files are laid out (docs/storage.md).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Layout {
+    /// Roll to a new file at about this many bytes (delta-rs's default
+    /// when `None`).
+    pub target_file_size: Option<u64>,
+    /// Rows per Parquet row group (the Parquet writer's default when
+    /// `None`). Smaller groups prune finer on sorted data.
+    pub row_group_rows: Option<usize>,
+}
+
 impl StagedWriter {
     /// A writer for one stream of batches of `schema`. Several can run at once.
-    pub fn new(table: &DeltaTable, run_id: &str, schema: SchemaRef) -> Self {
+    pub fn new(table: &DeltaTable, run_id: &str, schema: SchemaRef, layout: Layout) -> Self {
         let prefix = run_dir(run_id);
         let root = table.log_store().object_store(None);
         let store: Arc<dyn ObjectStore> = Arc::new(PrefixStore::new(root, prefix.as_str()));
+        // Page-level statistics and the page index are the Parquet
+        // writer's defaults; so is the compression delta-rs picks.
+        let properties = layout.row_group_rows.map(|rows| {
+            deltalake::parquet::file::properties::WriterProperties::builder()
+                .set_compression(deltalake::parquet::basic::Compression::SNAPPY)
+                .set_max_row_group_row_count(Some(rows.max(1)))
+                .build()
+        });
         let config = WriterConfig::new(
             schema,
             Vec::new(),
-            None,
-            None,
+            properties,
+            layout.target_file_size.and_then(std::num::NonZeroU64::new),
             None,
             buoyant_kernel::table_properties::DataSkippingNumIndexedCols::NumColumns(32),
             None,
