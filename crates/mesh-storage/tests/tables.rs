@@ -9,8 +9,8 @@ use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use mesh_spec::ColumnType;
 use mesh_storage::{
-    StagedWriter, TableColumn, commit_overwrite, ensure_table, find_run_commit, open, plain_files,
-    remove_run_files, run_dir, table_url,
+    Layout, StagedWriter, TableColumn, commit_overwrite, ensure_table, find_run_commit, open,
+    plain_files, remove_run_files, run_dir, table_url,
 };
 
 fn columns() -> Vec<TableColumn> {
@@ -48,7 +48,7 @@ fn batch(ids: &[i64]) -> RecordBatch {
 async fn publish(location: &url::Url, run: &str, ids: &[i64]) -> u64 {
     let table = ensure_table(location, "t", &columns()).await.unwrap();
     let b = batch(ids);
-    let mut writer = StagedWriter::new(&table, run, b.schema());
+    let mut writer = StagedWriter::new(&table, run, b.schema(), Layout::default());
     writer.write(&b).await.unwrap();
     let adds = writer.finish().await.unwrap();
     assert!(adds.iter().all(|a| a.path.starts_with(&run_dir(run))));
@@ -95,7 +95,7 @@ async fn an_unpublished_run_is_removed_by_its_prefix_alone() {
     publish(&location, "kept", &[1]).await;
     let table = ensure_table(&location, "t", &columns()).await.unwrap();
     let b = batch(&[7, 8]);
-    let mut writer = StagedWriter::new(&table, "dropped", b.schema());
+    let mut writer = StagedWriter::new(&table, "dropped", b.schema(), Layout::default());
     writer.write(&b).await.unwrap();
     writer.finish().await.unwrap();
     assert!(path.join(run_dir("dropped")).exists());
