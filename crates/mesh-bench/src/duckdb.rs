@@ -57,8 +57,14 @@ fn cells(line: &str) -> Vec<String> {
     out
 }
 
-/// Whether two CSV answers agree: same rows, same cells, numbers within
-/// a relative 1e-9 (engines print decimals and averages differently).
+/// Digits after the decimal point of a number as printed.
+fn decimals(s: &str) -> i32 {
+    s.split_once('.').map_or(0, |(_, f)| f.len() as i32)
+}
+
+/// Whether two CSV answers agree: same rows, same cells, numbers equal to
+/// the precision the less precise side printed (an average of decimals is
+/// a decimal in one engine, a double in another) or within 1e-9 relative.
 fn same_answer(a: &str, b: &str) -> bool {
     let (a, b): (Vec<&str>, Vec<&str>) = (a.lines().skip(1).collect(), b.lines().skip(1).collect());
     a.len() == b.len()
@@ -68,7 +74,10 @@ fn same_answer(a: &str, b: &str) -> bool {
                 && x.iter().zip(&y).all(|(p, q)| {
                     p == q
                         || match (p.parse::<f64>(), q.parse::<f64>()) {
-                            (Ok(p), Ok(q)) => (p - q).abs() <= 1e-9 * p.abs().max(q.abs()).max(1.0),
+                            (Ok(x), Ok(y)) => {
+                                let unit = 10f64.powi(-decimals(p).min(decimals(q)));
+                                (x - y).abs() <= unit.max(1e-9 * x.abs().max(y.abs()))
+                            }
                             _ => false,
                         }
                 })
