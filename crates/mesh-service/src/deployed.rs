@@ -19,9 +19,10 @@ use crate::mesh::Mesh;
 
 /// The parsed descriptors' entry in the catalog's deployment caches.
 const KIND: &str = "descriptors";
-/// Their encoding and the descriptor types they decode into: a process
-/// of another release parses the descriptors itself.
-const FORMAT: &str = concat!("postcard.1 mesh ", env!("CARGO_PKG_VERSION"));
+/// Their encoding and the types they decode into: a hash of the sources
+/// that define them (`build.rs`), so a build with other types parses the
+/// descriptors itself rather than misreading another build's entry.
+pub(crate) const FORMAT: &str = env!("MESH_CACHE_FORMAT");
 
 /// One parsed descriptor as encoded, with what identifies its record.
 #[derive(Serialize)]

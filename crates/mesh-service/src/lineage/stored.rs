@@ -10,15 +10,14 @@ use serde::{Deserialize, Serialize};
 
 use super::graph::{Arc32, ClassSource, ColumnId, ColumnInfo, Dataset, Declassified, LineageGraph};
 
-/// The graph's entry in the catalog's deployment caches, and the
-/// encoding and the rules a stored graph was built with. A process
-/// whose rules differ (another release; or, within one release, a change
-/// to how the graph is built or classified, which must bump the number)
-/// ignores stored graphs and builds its own.
+/// The graph's entry in the catalog's deployment caches.
 pub(crate) const KIND: &str = "lineage-graph";
 
-/// See [`KIND`].
-pub(crate) const FORMAT: &str = concat!("postcard.1 mesh ", env!("CARGO_PKG_VERSION"));
+/// The encoding and the rules a stored graph was built with: a hash of
+/// the sources that define the graph, its classification rules and the
+/// descriptor types (`build.rs`). A build whose rules differ ignores
+/// stored graphs and builds its own.
+pub(crate) const FORMAT: &str = env!("MESH_CACHE_FORMAT");
 
 #[derive(Serialize, Deserialize)]
 enum FlatDataset {
