@@ -71,7 +71,7 @@ fn a_clustered_output_is_sorted_and_its_statistics_prune_a_selective_read() {
     let dir = project(tmp.path(), EVENTS);
     ok(&dir, &["deploy"]);
     ok(&dir, &["run"]);
-    let files: Vec<_> = walk(&dir.join(".mesh/tables/ops/events/events"));
+    let files = common::table_files(&dir.join(".mesh/tables/ops/events/events"));
     assert!(files.len() >= 3, "{files:?}");
 
     let sql = "SELECT count(*) AS n, min(id) AS lo, max(id) AS hi FROM ops.events WHERE id BETWEEN 1000 AND 1999";
@@ -93,15 +93,6 @@ fn a_clustered_output_is_sorted_and_its_statistics_prune_a_selective_read() {
     assert_eq!(files_read, 1, "{plan}");
     let (pages_total, pages_read) = pruning(&plan, "page_index_pages_pruned");
     assert!(pages_read * 2 < pages_total, "{plan}");
-}
-
-fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| !p.ends_with("_delta_log"))
-        .flat_map(|p| if p.is_dir() { walk(&p) } else { vec![p] })
-        .collect()
 }
 
 #[test]

@@ -23,28 +23,14 @@ fn count_at(dir: &Path, version: i64) -> String {
 }
 
 fn files_under(dir: &Path) -> usize {
-    walk(&dir.join(".mesh/tables/hr/employees/employees"))
-}
-
-fn walk(dir: &Path) -> usize {
-    std::fs::read_dir(dir)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| !p.ends_with("_delta_log"))
-        .map(|p| if p.is_dir() { walk(&p) } else { 1 })
-        .sum()
+    common::table_files(&dir.join(".mesh/tables/hr/employees/employees")).len()
 }
 
 #[test]
 fn vacuum_expires_what_retention_does_not_keep_and_kept_versions_answer_the_same() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = declassified(tmp.path());
-    edit(
-        &dir,
-        "hr/employees/product.yaml",
-        "slo: {freshness: 7d}",
-        "slo: {freshness: 7d}\nretention: {keep_releases: 2}",
-    );
+    retain_employees(&dir, "{keep_releases: 2}");
     ok(&dir, &["deploy"]);
     let csv = dir.join("hr/employees/data/employees.csv");
     let mut versions = Vec::new();
@@ -142,12 +128,7 @@ fn vacuum_expires_what_retention_does_not_keep_and_kept_versions_answer_the_same
 fn a_retention_that_keeps_nothing_is_refused_where_it_is_written() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = project(tmp.path());
-    edit(
-        &dir,
-        "hr/employees/product.yaml",
-        "slo: {freshness: 7d}",
-        "slo: {freshness: 7d}\nretention: {keep_releases: 0}",
-    );
+    retain_employees(&dir, "{keep_releases: 0}");
     let err = fails(&dir, &["validate"]);
     assert!(
         err.contains("retention.keep_releases must be at least 1"),
@@ -169,12 +150,7 @@ fn vacuum_never_removes_what_an_older_major_or_its_consumer_reads() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = declassified(tmp.path());
     let employees = "hr/employees/product.yaml";
-    edit(
-        &dir,
-        employees,
-        "slo: {freshness: 7d}",
-        "slo: {freshness: 7d}\nretention: {keep_releases: 1}",
-    );
+    retain_employees(&dir, "{keep_releases: 1}");
     ok(&dir, &["deploy"]);
     for i in 0..3 {
         hire(&dir, i);
@@ -235,12 +211,7 @@ fn vacuum_never_removes_what_an_older_major_or_its_consumer_reads() {
 fn vacuum_beside_concurrent_runs_leaves_every_kept_version_readable() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = declassified(tmp.path());
-    edit(
-        &dir,
-        "hr/employees/product.yaml",
-        "slo: {freshness: 7d}",
-        "slo: {freshness: 7d}\nretention: {keep_releases: 2}",
-    );
+    retain_employees(&dir, "{keep_releases: 2}");
     ok(&dir, &["deploy"]);
     ok(&dir, &["run", "hr/employees"]);
     let runner = {

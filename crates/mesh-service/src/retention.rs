@@ -20,7 +20,7 @@ use crate::error::Result;
 use crate::mesh::Mesh;
 
 /// What vacuum did (or would do) to one output.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Default, Serialize)]
 pub struct OutputVacuum {
     /// `<domain>.<output>`.
     pub output: String,
@@ -109,7 +109,43 @@ pub struct OutputStorage {
     pub kept_by_retention: Vec<i64>,
 }
 
+/// An output's publications (newest first), the versions already
+/// expired, and the indexes of the publications the rule keeps.
+struct Retained {
+    publications: Vec<Publication>,
+    expired: BTreeSet<i64>,
+    keep: BTreeSet<usize>,
+}
+
 impl Mesh {
+    /// Reads an output's publications and expired versions, and decides
+    /// what `rule` and the consumers' `pinned` requirements keep.
+    async fn retained(
+        &self,
+        output: &OutputRecord,
+        rule: &Retention,
+        pinned: &[semver::VersionReq],
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Retained> {
+        let publications = self
+            .catalog
+            .publications(&output.domain, &output.output)
+            .await?;
+        let expired = self
+            .catalog
+            .expired_versions(&output.domain, &output.output)
+            .await?
+            .into_iter()
+            .map(|e| e.table_version)
+            .collect();
+        let keep = kept(&publications, rule, pinned, now);
+        Ok(Retained {
+            publications,
+            expired,
+            keep,
+        })
+    }
+
     /// What an output holds on its store, and what retention keeps.
     pub(crate) async fn output_storage(
         &self,
@@ -121,23 +157,13 @@ impl Mesh {
         // Every consumer's requirement counts, seen by the caller or not.
         let generation = self.catalog.deployment_generation().await?;
         let deployed = self.deployed_shared(generation).await?;
-        let publications = self
-            .catalog
-            .publications(&output.domain, &output.output)
+        let Retained {
+            publications,
+            expired,
+            keep,
+        } = self
+            .retained(output, &rule, &pins(record, &deployed), chrono::Utc::now())
             .await?;
-        let expired: BTreeSet<i64> = self
-            .catalog
-            .expired_versions(&output.domain, &output.output)
-            .await?
-            .into_iter()
-            .map(|e| e.table_version)
-            .collect();
-        let keep = kept(
-            &publications,
-            &rule,
-            &pins(record, &deployed),
-            chrono::Utc::now(),
-        );
         let files = if publications.is_empty() {
             Vec::new()
         } else {
@@ -189,11 +215,12 @@ impl Mesh {
             Some(name) => Some(self.resolve_deployed(name).await?),
             None => None,
         };
-        let deployed = self.deployed().await?;
+        let generation = self.catalog.deployment_generation().await?;
+        let deployed = self.deployed_shared(generation).await?;
         let outputs = self.catalog.outputs().await?;
         let now = chrono::Utc::now();
         let mut report = Vec::new();
-        for (record, descriptor) in &deployed {
+        for (record, descriptor) in deployed.iter() {
             if wanted.as_ref().is_some_and(|w| w != &record.product) {
                 continue;
             }
@@ -218,10 +245,11 @@ impl Mesh {
         dry_run: bool,
     ) -> Result<OutputVacuum> {
         let url = mesh_storage::table_url(&output.location)?;
-        let publications = self
-            .catalog
-            .publications(&output.domain, &output.output)
-            .await?;
+        let Retained {
+            publications,
+            expired: already,
+            keep,
+        } = self.retained(output, rule, pinned, now).await?;
         let name = format!("{}.{}", output.domain, output.output);
         if publications.is_empty() {
             // Never published: its table may not exist yet.
@@ -229,21 +257,9 @@ impl Mesh {
                 output: name,
                 product: output.product.to_string(),
                 retention: rule.to_string(),
-                kept: Vec::new(),
-                expired: Vec::new(),
-                files_removed: 0,
-                bytes_freed: 0,
-                bytes_after: 0,
+                ..Default::default()
             });
         }
-        let already: BTreeSet<i64> = self
-            .catalog
-            .expired_versions(&output.domain, &output.output)
-            .await?
-            .into_iter()
-            .map(|e| e.table_version)
-            .collect();
-        let keep = kept(&publications, rule, pinned, now);
         let mut needed = BTreeSet::new();
         let mut unneeded = BTreeSet::new();
         let mut expired = Vec::new();

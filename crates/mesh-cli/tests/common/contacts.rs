@@ -130,3 +130,14 @@ db.commit()
         .unwrap();
     assert!(out.status.success(), "{out:?}");
 }
+
+/// Declares hr/employees' `retention:` (a flow mapping such as
+/// `{keep_releases: 2}`).
+pub fn retain_employees(dir: &Path, rule: &str) {
+    edit(
+        dir,
+        "hr/employees/product.yaml",
+        "slo: {freshness: 7d}",
+        &format!("slo: {{freshness: 7d}}\nretention: {rule}"),
+    );
+}

@@ -146,3 +146,14 @@ pub fn token_use_refused(dir: &Path, principal: &str, says: &str) -> bool {
             && e["reason"].as_str().is_some_and(|r| r.contains(says))
     })
 }
+
+/// The data files of a Delta table directory (its log left out), in
+/// every run directory.
+pub fn table_files(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| !p.ends_with("_delta_log"))
+        .flat_map(|p| if p.is_dir() { table_files(&p) } else { vec![p] })
+        .collect()
+}
