@@ -30,7 +30,7 @@ pub use identity::{
 };
 pub use lines::{input_output, line_name, line_output, matching_line};
 pub use model::*;
-pub use retention::{ExpiredVersion, RetentionStore};
-pub use runs::{CurrentVersion, RecordedHealth, RunFacts, RunFilter, RunStore};
+pub use retention::{Compaction, ExpiredVersion, RetentionStore};
+pub use runs::{CurrentVersion, OPTIMIZE_CAUSE, RecordedHealth, RunFacts, RunFilter, RunStore};
 pub use sqlite::SqliteCatalog;
 pub use store::CatalogStore;

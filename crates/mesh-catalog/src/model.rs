@@ -193,6 +193,10 @@ pub struct Publication {
     /// The contract columns the version was written with.
     #[serde(skip)]
     pub columns: Option<Vec<ColumnRecord>>,
+    /// The Delta version holding `files`, when a compaction rewrote them
+    /// after publication (`table_version` otherwise).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read_version: Option<i64>,
 }
 
 /// A run of one product.

@@ -20,7 +20,16 @@ pub struct RunFilter {
     pub product: Option<ProductRef>,
     /// A status as stored (`failed`, `up-to-date`, …).
     pub status: Option<String>,
+    /// Leave out maintenance runs (cause [`OPTIMIZE_CAUSE`]), which
+    /// build nothing.
+    pub builds_only: bool,
 }
+
+/// The cause of a maintenance run: a compaction (`mesh optimize`, or one
+/// a run starts after leaving many small files). It holds the product's
+/// lease like a build, publishes no release, and is left out of "the
+/// last run" of a product.
+pub const OPTIMIZE_CAUSE: &str = "optimize";
 
 /// The data version queries of an output read now.
 #[derive(Debug, Clone, PartialEq, Eq)]

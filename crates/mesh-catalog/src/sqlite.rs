@@ -171,6 +171,7 @@ pub(crate) fn publication_from_row(row: &SqliteRow) -> Result<Publication> {
             .try_get::<Option<String>, _>("columns")?
             .map(|c| json(&c, "publications", "columns"))
             .transpose()?,
+        read_version: row.try_get("read_version")?,
     })
 }
 

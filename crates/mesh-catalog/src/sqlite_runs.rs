@@ -363,13 +363,15 @@ impl RunStore for SqliteCatalog {
     async fn runs(&self, filter: &RunFilter, limit: i64) -> Result<Vec<RunRecord>> {
         let rows = sqlx::query(
             "SELECT * FROM runs WHERE ($1 IS NULL OR (domain = $1 AND name = $2)) \
-             AND ($3 IS NULL OR status = $3) \
+             AND ($3 IS NULL OR status = $3) AND ($5 = 0 OR cause <> $6) \
              ORDER BY started_at DESC, id DESC LIMIT $4",
         )
         .bind(filter.product.as_ref().map(|p| p.domain.as_str()))
         .bind(filter.product.as_ref().map(|p| p.name.as_str()))
         .bind(filter.status.as_deref())
         .bind(limit)
+        .bind(filter.builds_only)
+        .bind(crate::runs::OPTIMIZE_CAUSE)
         .fetch_all(&self.pool)
         .await?;
         self.run_rows(rows).await
@@ -389,9 +391,10 @@ impl RunStore for SqliteCatalog {
     async fn last_runs(&self) -> Result<Vec<RunRecord>> {
         let rows = sqlx::query(
             "SELECT r.* FROM runs r WHERE r.id = (SELECT l.id FROM runs l \
-             WHERE l.domain = r.domain AND l.name = r.name \
+             WHERE l.domain = r.domain AND l.name = r.name AND l.cause <> $1 \
              ORDER BY l.started_at DESC, l.id DESC LIMIT 1)",
         )
+        .bind(crate::runs::OPTIMIZE_CAUSE)
         .fetch_all(&self.pool)
         .await?;
         self.run_rows_with(rows, false).await

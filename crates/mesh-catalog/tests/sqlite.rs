@@ -77,6 +77,7 @@ fn published(r: &mut RunRecord, version: i64) {
             ty: "bigint".into(),
             nullable: false,
         }]),
+        read_version: None,
     }];
 }
 
@@ -222,6 +223,7 @@ async fn runs_record_checks_publications_and_history() {
             &RunFilter {
                 product: Some(a.product.clone()),
                 status: None,
+                builds_only: false,
             },
             1,
         )

@@ -5,6 +5,7 @@ mod completions;
 mod governance;
 mod limits;
 mod lineage;
+mod optimize;
 mod output;
 mod remote;
 mod runs;
@@ -147,6 +148,9 @@ enum Command {
     /// Applies retention: expires the data versions no rule keeps and
     /// removes the files only they read, reporting the bytes freed.
     Vacuum(vacuum::VacuumArgs),
+    /// Compacts the small files of each output's current release into
+    /// target-sized ones, as a Delta version that changes no data.
+    Optimize(optimize::OptimizeArgs),
     /// Run history, newest first; `mesh runs show ID` for one run.
     Runs {
         #[command(subcommand)]
@@ -753,6 +757,11 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mesh = open(&cli.project, None).await?;
             let report = mesh.vacuum(args.product.as_deref(), args.dry_run).await?;
             vacuum::print(&report, args.dry_run, args.format)?;
+        }
+        Command::Optimize(args) => {
+            let mesh = open(&cli.project, None).await?;
+            let report = mesh.optimize(args.product.as_deref()).await?;
+            optimize::print(&report, args.format)?;
         }
         Command::Retire { product } => {
             let mesh = open(&cli.project, None).await?;

@@ -12,8 +12,8 @@ use std::sync::Arc;
 use chrono::Utc;
 use datafusion::arrow::array::AsArray;
 use datafusion::arrow::datatypes::Int64Type;
-use mesh_catalog::{CatalogStore, Publication, RunRecord, RunStatus};
-use mesh_storage::{find_run_commit, remove_run_files, table_url};
+use mesh_catalog::{CatalogStore, OPTIMIZE_CAUSE, OutputRecord, Publication, RunRecord, RunStatus};
+use mesh_storage::{find_run_commit, remove_run_files, run_dir, table_url};
 
 use crate::error::Result;
 
@@ -53,6 +53,18 @@ pub async fn recover(catalog: &Arc<dyn CatalogStore>, holder: &str) -> Result<Ve
             Some(p) => p.outputs,
             None => Vec::new(),
         };
+        if run.cause == OPTIMIZE_CAUSE {
+            match recover_compaction(catalog.as_ref(), &mut run, &outputs).await {
+                Ok(()) => {
+                    catalog.finish_run(&run).await?;
+                    closed.push(run);
+                }
+                // A build that published without recording it must be
+                // recovered first; this run is looked at again later.
+                Err(e) => tracing::warn!(run = %run.id, "compaction not recovered yet: {e}"),
+            }
+            continue;
+        }
         let mut publications = Vec::new();
         for o in &outputs {
             let location = table_url(&o.location)?;
@@ -70,6 +82,7 @@ pub async fn recover(catalog: &Arc<dyn CatalogStore>, holder: &str) -> Result<Ve
                     // Readers of this version go through the Delta log.
                     files: None,
                     columns: None,
+                    read_version: None,
                 });
             }
         }
@@ -96,4 +109,42 @@ pub async fn recover(catalog: &Arc<dyn CatalogStore>, holder: &str) -> Result<Ve
         closed.push(run);
     }
     Ok(closed)
+}
+
+/// Closes a compaction a dead process left: what it committed is
+/// recorded (the release then reads the compacted files); what it only
+/// staged is removed.
+async fn recover_compaction(
+    catalog: &dyn CatalogStore,
+    run: &mut RunRecord,
+    outputs: &[OutputRecord],
+) -> Result<()> {
+    let prefix = format!("{}/", run_dir(&run.id.0));
+    let mut committed = 0;
+    for o in outputs {
+        let current = crate::compact::adopt_compactions(catalog, o).await?;
+        let reads_run_files = current
+            .and_then(|p| p.files)
+            .is_some_and(|files| files.iter().any(|f| f.starts_with(&prefix)));
+        if reads_run_files {
+            committed += 1;
+        } else {
+            remove_run_files(&table_url(&o.location)?, &run.id.0).await?;
+        }
+    }
+    let now = Utc::now();
+    run.finished_at = Some(now);
+    run.duration_ms = Some((now - run.started_at).num_milliseconds());
+    if committed > 0 {
+        run.status = RunStatus::Succeeded;
+        run.error =
+            Some("the process stopped after compacting; recovered from the Delta log".into());
+    } else {
+        run.status = RunStatus::Abandoned;
+        run.error = Some(
+            "the process stopped during this compaction; nothing was committed and its staged files were removed"
+                .into(),
+        );
+    }
+    Ok(())
 }

@@ -32,6 +32,14 @@ use crate::check::{checks_for, run_checks};
 const CLUSTERED_ROW_GROUP_ROWS: usize = 128 * 1024;
 use crate::error::{PipelineError, Result};
 
+/// How an output's files are laid out, as it declares (docs/storage.md).
+pub(crate) fn layout_of(output: &Output) -> Layout {
+    Layout {
+        target_file_size: output.target_file_size.as_ref().map(|s| s.value),
+        row_group_rows: (!output.cluster_by.is_empty()).then_some(CLUSTERED_ROW_GROUP_ROWS),
+    }
+}
+
 /// Reports progress while products build.
 pub trait Observer: Send + Sync {
     fn started(&self, _product: &str) {}
@@ -192,6 +200,9 @@ pub struct Runner {
     pub holder: String,
     /// How long a run's lease lasts without a heartbeat.
     pub lease: Duration,
+    /// After a run publishes, compact any release it left with at least
+    /// this many small files (`compaction:` in mesh.yaml); never if `None`.
+    pub auto_compact: Option<usize>,
 }
 
 /// Why and how a run is started.
@@ -226,6 +237,7 @@ impl Runner {
             runtime: Arc::new(RuntimeEnv::default()),
             holder: crate::lease::this_process(),
             lease: crate::lease::DEFAULT_LEASE,
+            auto_compact: None,
         }
     }
 
@@ -309,6 +321,17 @@ impl Runner {
         }
         self.catalog.finish_run(&run).await?;
         observer.finished(&run);
+        if let Some(min_small) = self.auto_compact
+            && run.status == RunStatus::Succeeded
+            && !run.publications.is_empty()
+        {
+            // A maintenance run of its own, once this run's lease is
+            // released; one that fails is recorded and does not fail
+            // the build, which published already.
+            if let Err(e) = self.optimize(p, record, min_small).await {
+                tracing::warn!(product = %run.product, "compaction after run {} did not finish: {e}", run.id);
+            }
+        }
         Ok(run)
     }
 
@@ -444,6 +467,7 @@ impl Runner {
                 published_at: Utc::now(),
                 files: Some(files),
                 columns: Some(columns),
+                read_version: None,
             });
         }
         run.steps.push(RunStep {
@@ -615,10 +639,7 @@ impl Runner {
                 .collect();
             df = df.sort(order).map_err(sql_err)?;
         }
-        let layout = Layout {
-            target_file_size: output.target_file_size.as_ref().map(|s| s.value),
-            row_group_rows: (!output.cluster_by.is_empty()).then_some(CLUSTERED_ROW_GROUP_ROWS),
-        };
+        let layout = layout_of(output);
         let schema = arrow_schema(&output.columns);
         let location_str = record
             .outputs

@@ -242,7 +242,10 @@ impl Resolver {
             self.check_files(output, version, &plain.files).await?;
             return Ok(parquet_files(plain, self.strings).await?);
         }
-        let table = mesh_storage::open(&url, Some(version)).await?;
+        // A compacted release's files are in the Delta version that
+        // compacted it; the release keeps its own number.
+        let delta_version = publication.read_version.map_or(version, |v| v as u64);
+        let table = mesh_storage::open(&url, Some(delta_version)).await?;
         if let Some(plain) = mesh_storage::plain_files(&table)? {
             self.check_files(output, version, &plain.files).await?;
             return Ok(parquet_files(plain, self.strings).await?);

@@ -61,6 +61,7 @@ impl Mesh {
                 &mesh_catalog::RunFilter {
                     product: Some(p.product_ref()),
                     status: None,
+                    builds_only: true,
                 },
                 1,
             )
@@ -492,6 +493,7 @@ impl Mesh {
                 &mesh_catalog::RunFilter {
                     product: Some(r.clone()),
                     status: None,
+                    builds_only: true,
                 },
                 i64::MAX,
             )

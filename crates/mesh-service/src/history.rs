@@ -66,7 +66,11 @@ impl Mesh {
             ),
             None => None,
         };
-        let filter = RunFilter { product, status };
+        let filter = RunFilter {
+            product,
+            status,
+            builds_only: false,
+        };
         // Seeing everything (an admin, a mesh without private products), the
         // catalog applies the limit; otherwise runs are filtered first.
         let runs = if visible.len() == total {

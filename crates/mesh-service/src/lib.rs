@@ -24,6 +24,7 @@ pub mod mesh;
 pub mod notify;
 pub mod openlineage;
 mod operate;
+pub mod optimize;
 pub mod plan;
 pub mod retention;
 mod run;

@@ -8,7 +8,8 @@
 //! requirement selects. Expired versions are recorded in the catalog
 //! before any file is deleted, and a file is deleted only when no kept
 //! version reads it. Files a run is still writing belong to no version,
-//! so they are never candidates.
+//! so they are never candidates; files a compaction replaced
+//! (`mesh optimize`) belong to none either, and are removed.
 
 use std::collections::BTreeSet;
 
@@ -99,8 +100,9 @@ pub struct OutputStorage {
     /// Bytes of every data file on the store (all kept versions).
     pub bytes: u64,
     pub files: usize,
-    /// Bytes the current version reads.
+    /// Bytes and files the current version reads.
     pub current_bytes: u64,
+    pub current_files: usize,
     /// The retention rule, as declared (or the mesh's default).
     pub retention: String,
     /// Versions time travel can read, newest first.
@@ -184,6 +186,7 @@ impl Mesh {
                 .filter(|f| current.contains(f.path.as_str()))
                 .map(|f| f.bytes)
                 .sum(),
+            current_files: current.len(),
             retention: rule.to_string(),
             readable_versions: publications
                 .iter()
@@ -283,6 +286,12 @@ impl Mesh {
                 unneeded.extend(files);
             }
         }
+        // Files a compaction replaced: no version reads them any more.
+        unneeded.extend(
+            self.catalog
+                .superseded_files(&output.domain, &output.output)
+                .await?,
+        );
         let on_store = mesh_storage::data_files(&url).await?;
         let candidates: Vec<String> = unneeded.difference(&needed).cloned().collect();
         let present: BTreeSet<&str> = on_store.iter().map(|f| f.path.as_str()).collect();

@@ -67,7 +67,7 @@ impl Mesh {
         options: &RunOptions,
         observer: &dyn Observer,
     ) -> Result<(Vec<RunRecord>, Vec<RunRecord>)> {
-        let runner = Runner::new(self.catalog.clone());
+        let runner = self.runner();
         let recovered = mesh_pipeline::recover::recover(&self.catalog, &runner.holder).await?;
         let deployed = self.deployed().await?;
         let known: Vec<ProductRef> = deployed.iter().map(|(r, _)| r.product.clone()).collect();

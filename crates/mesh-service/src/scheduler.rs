@@ -118,7 +118,7 @@ impl Graph {
 impl Scheduler {
     pub fn new(mesh: Mesh) -> Self {
         let config = mesh.config.scheduler.clone();
-        let runner = Arc::new(Runner::new(mesh.catalog.clone()));
+        let runner = Arc::new(mesh.runner());
         Scheduler {
             config,
             runner,
@@ -292,6 +292,7 @@ impl Scheduler {
             let filter = mesh_catalog::RunFilter {
                 product: None,
                 status: Some(status.into()),
+                builds_only: false,
             };
             for run in catalog.runs(&filter, 50).await? {
                 if run.finished_at.is_none_or(|t| t < recent)

@@ -32,6 +32,27 @@ pub struct ProjectConfig {
     /// Which old data versions stay readable, unless a product declares
     /// its own (`retention:` in mesh.yaml).
     pub retention: crate::descriptor::Retention,
+    /// When runs compact their releases (`compaction:` in mesh.yaml).
+    pub compaction: CompactionConfig,
+}
+
+/// When a run compacts the release it published (docs/storage.md).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CompactionConfig {
+    /// Compact after a run at all.
+    pub auto: bool,
+    /// How many small files (under half the target file size) a release
+    /// must have before a run compacts it.
+    pub min_small_files: usize,
+}
+
+impl Default for CompactionConfig {
+    fn default() -> Self {
+        CompactionConfig {
+            auto: true,
+            min_small_files: 16,
+        }
+    }
 }
 
 /// A receiver of notifications: JSON POSTs signed with a shared secret.
@@ -210,6 +231,7 @@ fn load_config(root: &Path, path: &Path, text: &str, out: &mut Vec<Diagnostic>) 
         scheduler: SchedulerConfig::default(),
         webhooks: Vec::new(),
         retention: crate::descriptor::Retention::DEFAULT,
+        compaction: CompactionConfig::default(),
     };
     let file = SourceFile::new(path, text);
     let mut ctx = Ctx::new(file);
@@ -236,6 +258,7 @@ fn load_config(root: &Path, path: &Path, text: &str, out: &mut Vec<Diagnostic>) 
                     "scheduler",
                     "webhooks",
                     "retention",
+                    "compaction",
                 ],
             ) {
                 if let Some(v) = f
@@ -281,6 +304,9 @@ fn load_config(root: &Path, path: &Path, text: &str, out: &mut Vec<Diagnostic>) 
                     .and_then(|n| crate::product::retention(&mut ctx, n, "retention"))
                 {
                     config.retention = r.value;
+                }
+                if let Some(n) = f.get("compaction") {
+                    compaction(&mut ctx, n, &mut config.compaction);
                 }
                 if let Some(n) = f.get("webhooks") {
                     for item in ctx.list(n, "webhooks") {
@@ -346,6 +372,31 @@ fn scheduler(ctx: &mut Ctx, node: &crate::yaml::Node, into: &mut SchedulerConfig
         .and_then(|n| ctx.uint(n, "scheduler.retries"))
     {
         into.retries = n;
+    }
+}
+
+fn compaction(ctx: &mut Ctx, node: &crate::yaml::Node, into: &mut CompactionConfig) {
+    let Some(f) = ctx.fields(node, "compaction", &["auto", "min_small_files"]) else {
+        return;
+    };
+    if let Some(auto) = f.get("auto").and_then(|n| ctx.bool(n, "compaction.auto")) {
+        into.auto = auto;
+    }
+    if let Some(n) = f.get("min_small_files") {
+        match ctx.uint(n, "compaction.min_small_files") {
+            Some(k) if k >= 2 => into.min_small_files = usize::try_from(k).unwrap_or(usize::MAX),
+            Some(k) => {
+                ctx.error(
+                    "invalid-compaction",
+                    n.span,
+                    format!("`min_small_files: {k}` would rewrite a single file into itself"),
+                )
+                .help = Some(
+                    "write 2 or more, or `auto: false` to compact only with `mesh optimize`".into(),
+                );
+            }
+            None => {}
+        }
     }
 }
 

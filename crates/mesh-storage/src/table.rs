@@ -86,7 +86,7 @@ pub struct TableColumn {
     pub nullable: bool,
 }
 
-fn delta_err(location: &Url) -> impl Fn(DeltaTableError) -> StorageError + '_ {
+pub(crate) fn delta_err(location: &Url) -> impl Fn(DeltaTableError) -> StorageError + '_ {
     move |source| StorageError::Delta {
         location: location.to_string(),
         source,
