@@ -117,6 +117,18 @@ enum Cmd {
         #[arg(long)]
         mesh: Option<PathBuf>,
     },
+    /// Start-up alone: `mesh query "SELECT 1"` on a mesh of `--products`
+    /// published products, against DataFusion alone running `SELECT 1`.
+    Startup {
+        #[arg(long, default_value_t = 100)]
+        products: usize,
+        #[arg(long, default_value = "target/bench")]
+        work: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        #[arg(long)]
+        mesh: Option<PathBuf>,
+    },
     /// lineitem run `--runs` times under `retention: {keep_releases:
     /// --keep}`, then vacuumed: the table's bytes against one release's.
     Storage {
@@ -259,6 +271,22 @@ fn main() -> Result<()> {
         } => {
             let bench = Bench::new(mesh, &work, scale, repeat)?;
             print!("{}", duckdb::bench(&bench, &duckdb)?);
+            Ok(())
+        }
+        Cmd::Startup {
+            products,
+            work,
+            repeat,
+            mesh,
+        } => {
+            let bench = Bench::new(mesh, &work, 1.0, repeat)?;
+            let startup = bench.startup(products)?;
+            println!(
+                "| start-up: `mesh query \"SELECT 1\"`, {products} products vs DataFusion `SELECT 1` | {} | {} | {:.2} |",
+                secs(Pair::walls(&startup.mesh)),
+                secs(Pair::walls(&startup.base)),
+                startup.ratio()
+            );
             Ok(())
         }
         Cmd::Storage {

@@ -22,9 +22,11 @@ pub mod sample;
 pub mod schema;
 pub mod session;
 pub mod source;
+pub mod tableless;
 pub mod usage;
 
 pub use error::{QueryError, Result};
 pub use guard::{AccessGuard, Read};
 pub use provider::{At, MeshCatalog, Resolver, StringLayout, split_version};
 pub use session::{QueryEngine, transform_context};
+pub use tableless::{names_no_table, sql_names_no_table};

@@ -512,12 +512,22 @@ impl MeshCatalog {
             guard,
             parser: OnceLock::new(),
         });
+        // Nothing visible: nothing to read from the catalog.
+        let nothing = visible.is_some_and(BTreeSet::is_empty);
         let lifecycle = Arc::new(Lifecycle {
-            statuses: catalog.product_statuses().await?.into_iter().collect(),
+            statuses: if nothing {
+                BTreeMap::new()
+            } else {
+                catalog.product_statuses().await?.into_iter().collect()
+            },
             warnings: Default::default(),
         });
         let mut domains: BTreeMap<String, BTreeMap<String, OutputRecord>> = BTreeMap::new();
-        let mut outputs = catalog.outputs().await?;
+        let mut outputs = if nothing {
+            Vec::new()
+        } else {
+            catalog.outputs().await?
+        };
         if let Some(visible) = visible {
             outputs.retain(|o| visible.contains(&o.product));
         }

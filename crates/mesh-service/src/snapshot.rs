@@ -55,6 +55,22 @@ impl std::fmt::Debug for Snapshot {
 pub(crate) type SnapshotCache = Mutex<Option<Arc<Snapshot>>>;
 
 impl Snapshot {
+    /// A snapshot of nothing deployed, for a statement that names no
+    /// table: it decides nothing, so it reads nothing.
+    pub(crate) fn empty(mesh: &Mesh) -> Arc<Snapshot> {
+        Arc::new(Snapshot {
+            generations: (-1, -1),
+            deployed: Arc::default(),
+            lineage: Default::default(),
+            lineage_cache: mesh.lineage_cache.clone(),
+            owners: BTreeMap::new(),
+            principals: Default::default(),
+            grants: Default::default(),
+            classes: Default::default(),
+            catalog: mesh.catalog.clone(),
+        })
+    }
+
     /// The deployed record of `product`.
     pub fn record(&self, product: &ProductRef) -> Option<&ProductRecord> {
         self.deployed

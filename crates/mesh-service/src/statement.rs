@@ -61,6 +61,40 @@ impl Mesh {
         caller: &Caller,
         strings: StringLayout,
     ) -> Result<(QueryEngine, Arc<crate::access::PolicyGuard>)> {
+        self.engine_for(caller, strings, false).await
+    }
+
+    /// The engine for one statement. One that names no table (`SELECT 1`,
+    /// `SELECT now()`) reads nothing, so it needs no catalog snapshot, no
+    /// policies and no visible set: its session holds no table at all,
+    /// and its guard decides nothing (it is still audited).
+    async fn engine_for(
+        &self,
+        caller: &Caller,
+        strings: StringLayout,
+        tableless: bool,
+    ) -> Result<(QueryEngine, Arc<crate::access::PolicyGuard>)> {
+        if tableless {
+            let guard = Arc::new(crate::access::PolicyGuard::new(
+                caller,
+                Arc::new(mesh_policy::PolicySet::from_sources(
+                    Vec::new(),
+                    Vec::new(),
+                )?),
+                crate::snapshot::Snapshot::empty(self),
+                None,
+                self.descriptors.clone(),
+            ));
+            let engine = QueryEngine::new(
+                self.catalog.clone(),
+                guard.clone(),
+                strings,
+                Some(&Default::default()),
+                Some(self.limits.statement_pool()),
+            )
+            .await?;
+            return Ok((engine, guard));
+        }
         // One read of the catalog's generations; the rest is in memory
         // while nothing changed.
         let snapshot = self.snapshot().await?;
@@ -110,7 +144,13 @@ impl Mesh {
     /// with [`Mesh::execute`]. A refused or failed plan is audited here.
     pub async fn prepare(&self, caller: &Caller, statement: Statement<'_>) -> Result<Planned> {
         check_complexity(statement.sql)?;
-        let (engine, guard) = self.engine_reading(caller, statement.strings).await?;
+        let tableless = match &statement.parsed {
+            Some(parsed) => mesh_query::names_no_table(parsed),
+            None => mesh_query::sql_names_no_table(statement.sql),
+        };
+        let (engine, guard) = self
+            .engine_for(caller, statement.strings, tableless)
+            .await?;
         if let Some(setup) = statement.setup {
             setup
                 .setup(engine.context(), caller)
