@@ -43,7 +43,9 @@ pub async fn convert(table: &Table, csv: &str, out: &Path) -> Result<()> {
 
 /// Runs `sql` over Parquet directories registered as `tpch.<name>`; prints CSV.
 pub async fn query(sql: &str, tables: &[(String, String)]) -> Result<()> {
-    let config = SessionConfig::new().with_default_catalog_and_schema("datafusion", "tpch");
+    // DataFusion's defaults, unless `DATAFUSION_*` variables say otherwise
+    // (for measuring one setting at a time; the benchmarks set none).
+    let config = SessionConfig::from_env()?.with_default_catalog_and_schema("datafusion", "tpch");
     let ctx = SessionContext::new_with_config(config);
     for (name, dir) in tables {
         ctx.register_parquet(name.as_str(), dir, ParquetReadOptions::default())

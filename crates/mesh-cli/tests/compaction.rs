@@ -323,3 +323,55 @@ fn compaction_beside_concurrent_runs_and_after_kills_keeps_every_release() {
     ok(&dir, &["vacuum"]);
     assert_eq!(answer(&dir, None), expected);
 }
+
+#[test]
+fn the_scheduler_compacts_and_vacuums_in_its_maintenance_window() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = project(
+        tmp.path(),
+        "compaction: {auto: false}\nretention: {keep_releases: 1}\n",
+    );
+    let mut releases = Vec::new();
+    for k in 0..3 {
+        seed(&dir, k * 1_000_000);
+        ok(&dir, &["run"]);
+        releases.push(data_version(&dir));
+    }
+    let written = current_files(&dir);
+    let expected = answer(&dir, None);
+    assert_eq!(common::table_files(&table(&dir)).len() as u64, 3 * written);
+    edit(
+        &dir,
+        "mesh.yaml",
+        "compaction: {auto: false}",
+        "compaction: {min_small_files: 2}\nscheduler: {tick: 100ms, maintenance: 1s}",
+    );
+    let mut scheduler = spawn(&dir, &["scheduler"]);
+    // Bounded: the first window opens at the scheduler's first tick.
+    let mut files = usize::MAX;
+    for _ in 0..120 {
+        files = common::table_files(&table(&dir)).len();
+        if files == 1 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let _ = scheduler.kill();
+    let _ = scheduler.wait();
+    assert_eq!(files, 1, "compacted and vacuumed to one file");
+    assert_eq!(answer(&dir, None), expected);
+    assert_eq!(data_version(&dir), releases[2]);
+    let runs = json(
+        &dir,
+        &["runs", "--product", "ops/shards", "--format", "json"],
+    );
+    assert_eq!(runs[0]["cause"], "optimize", "{runs}");
+    let err = common::fails(
+        &dir,
+        &[
+            "query",
+            &format!("SELECT count(*) FROM ops.shards@{}", releases[0]),
+        ],
+    );
+    assert!(err.contains("removed by retention"), "{err}");
+}

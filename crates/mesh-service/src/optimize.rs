@@ -1,6 +1,7 @@
 //! `mesh optimize` and the runs' own compaction (docs/storage.md): the
-//! runner every build and compaction of this mesh goes through, and
-//! compacting the current releases of deployed products.
+//! runner every build and compaction of this mesh goes through,
+//! compacting the current releases of deployed products, and the
+//! scheduler's storage maintenance.
 
 use mesh_pipeline::Runner;
 pub use mesh_pipeline::{Optimized, OutputCompaction};
@@ -48,4 +49,47 @@ impl Mesh {
         }
         Ok(report)
     }
+
+    /// Storage maintenance, as the scheduler does it every
+    /// `scheduler.maintenance`: compacts releases with at least
+    /// `compaction.min_small_files` small files (unless compaction is
+    /// off), then applies every product's retention. A product a run
+    /// holds is left for the next time. Returns what it did, for the log.
+    pub async fn maintain(&self) -> Result<Maintained> {
+        let mut done = Maintained::default();
+        let c = self.config.compaction;
+        if c.auto {
+            let runner = self.runner();
+            let generation = self.catalog.deployment_generation().await?;
+            let deployed = self.deployed_shared(generation).await?;
+            for (record, descriptor) in deployed.iter().filter(|(r, _)| r.status != "retired") {
+                match runner.optimize(descriptor, record, c.min_small_files).await {
+                    Ok(o) => done.compacted += o.outputs.len(),
+                    Err(mesh_pipeline::PipelineError::Catalog(
+                        mesh_catalog::CatalogError::RunBusy { .. },
+                    )) => done.busy += 1,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        for v in self.vacuum(None, false).await? {
+            done.expired += v.expired.len();
+            done.files_removed += v.files_removed;
+            done.bytes_freed += v.bytes_freed;
+        }
+        Ok(done)
+    }
+}
+
+/// What one round of storage maintenance did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Maintained {
+    /// Outputs whose current release was compacted.
+    pub compacted: usize,
+    /// Products a run held, so not compacted this time.
+    pub busy: usize,
+    /// Data versions retention expired.
+    pub expired: usize,
+    pub files_removed: usize,
+    pub bytes_freed: u64,
 }

@@ -23,6 +23,10 @@
 //!
 //! A failed scheduled run is retried with exponential backoff, up to the
 //! product's `schedule.retries` (or the scheduler's default).
+//!
+//! Every `maintenance` (once across every scheduler on the catalog, the
+//! window claimed like a notice) it also maintains storage: compaction,
+//! then retention's vacuum (docs/storage.md), beside its runs.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
@@ -61,6 +65,8 @@ pub struct Scheduler {
     notifier: crate::notify::Notifier,
     /// When health was last evaluated.
     health_at: Option<tokio::time::Instant>,
+    /// When storage maintenance was last looked at.
+    maintained_at: Option<tokio::time::Instant>,
     /// The current data version of each output (`<domain>.<output>`) and
     /// when it may be followed, as of the publication `publication_seq`;
     /// the leases upstream changes were last looked at with; and when
@@ -129,6 +135,7 @@ impl Scheduler {
                 mesh.config.name.clone(),
             ),
             health_at: None,
+            maintained_at: None,
             swept: false,
             graph: None,
             versions: HashMap::new(),
@@ -226,6 +233,44 @@ impl Scheduler {
             self.health_at = Some(tokio::time::Instant::now());
             self.watch_health().await?;
         }
+        if self
+            .maintained_at
+            .is_none_or(|t| t.elapsed() >= self.config.maintenance)
+        {
+            self.maintained_at = Some(tokio::time::Instant::now());
+            self.maintain(tasks).await?;
+        }
+        Ok(())
+    }
+
+    /// Starts storage maintenance beside the runs, when this scheduler
+    /// claims the current window (`maintenance:<n>`, the n-th interval
+    /// since the epoch): one scheduler per window maintains.
+    async fn maintain(&self, tasks: &mut JoinSet<()>) -> Result<()> {
+        let every = self.config.maintenance.as_millis().max(1) as i64;
+        let window = format!("maintenance:{}", now_ms() / every);
+        if !self
+            .mesh
+            .catalog
+            .claim_notice(&window, &self.runner.holder)
+            .await?
+        {
+            return Ok(());
+        }
+        let mesh = self.mesh.clone();
+        tasks.spawn(async move {
+            match mesh.maintain().await {
+                Ok(m) => tracing::info!(
+                    compacted = m.compacted,
+                    busy = m.busy,
+                    expired = m.expired,
+                    files_removed = m.files_removed,
+                    bytes_freed = m.bytes_freed,
+                    "storage maintained"
+                ),
+                Err(e) => tracing::warn!(error = %e, "storage maintenance failed; trying again next window"),
+            }
+        });
         Ok(())
     }
 

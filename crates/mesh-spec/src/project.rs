@@ -91,6 +91,9 @@ pub struct SchedulerConfig {
     /// How often health (freshness, quality) is evaluated and changes are
     /// announced.
     pub health: std::time::Duration,
+    /// How often storage is maintained (compaction, then retention's
+    /// vacuum), once across every scheduler on the catalog.
+    pub maintenance: std::time::Duration,
 }
 
 impl Default for SchedulerConfig {
@@ -102,6 +105,7 @@ impl Default for SchedulerConfig {
             backoff: std::time::Duration::from_secs(30),
             settle: std::time::Duration::from_secs(2),
             health: std::time::Duration::from_secs(5),
+            maintenance: std::time::Duration::from_secs(3600),
         }
     }
 }
@@ -333,6 +337,7 @@ fn scheduler(ctx: &mut Ctx, node: &crate::yaml::Node, into: &mut SchedulerConfig
             "backoff",
             "settle",
             "health",
+            "maintenance",
         ],
     ) else {
         return;
@@ -361,6 +366,7 @@ fn scheduler(ctx: &mut Ctx, node: &crate::yaml::Node, into: &mut SchedulerConfig
     duration(ctx, "backoff", &mut into.backoff);
     duration(ctx, "settle", &mut into.settle);
     duration(ctx, "health", &mut into.health);
+    duration(ctx, "maintenance", &mut into.maintenance);
     if let Some(n) = f
         .get("concurrency")
         .and_then(|n| ctx.uint(n, "scheduler.concurrency"))
