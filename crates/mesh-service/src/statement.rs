@@ -65,9 +65,10 @@ impl Mesh {
     }
 
     /// The engine for one statement. One that names no table (`SELECT 1`,
-    /// `SELECT now()`) reads nothing, so it needs no catalog snapshot, no
-    /// policies and no visible set: its session holds no table at all,
-    /// and its guard decides nothing (it is still audited).
+    /// `SELECT now()`) reads nothing, so it needs no catalog snapshot and
+    /// no visible set: its session holds no table at all, and its guard
+    /// decides nothing (it is still audited). The policies are loaded all
+    /// the same: a broken policy refuses every statement.
     async fn engine_for(
         &self,
         caller: &Caller,
@@ -77,10 +78,7 @@ impl Mesh {
         if tableless {
             let guard = Arc::new(crate::access::PolicyGuard::new(
                 caller,
-                Arc::new(mesh_policy::PolicySet::from_sources(
-                    Vec::new(),
-                    Vec::new(),
-                )?),
+                self.policies()?,
                 crate::snapshot::Snapshot::empty(self),
                 None,
                 self.descriptors.clone(),
