@@ -63,7 +63,17 @@ enum QueryFormat {
 #[derive(Subcommand)]
 enum Command {
     /// Create a new mesh project with an example product.
-    Init { dir: PathBuf },
+    Init {
+        dir: PathBuf,
+        /// The catalog's URL (default: SQLite under .mesh/), for
+        /// example `sqlite://state/catalog.db`.
+        #[arg(long)]
+        catalog: Option<String>,
+        /// Where tables live (default: .mesh/tables), a path or a
+        /// `file:///…` URL.
+        #[arg(long)]
+        storage: Option<String>,
+    },
     /// Print the completion script for a shell (bash, zsh, fish,
     /// elvish, powershell).
     Completions { shell: clap_complete::Shell },
@@ -611,8 +621,15 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             eprintln!("stopped");
         }
         Command::Completions { shell } => return Ok(completions::print::<Cli>(shell)),
-        Command::Init { dir } => {
-            mesh_service::init::init(&dir)?;
+        Command::Init {
+            dir,
+            catalog,
+            storage,
+        } => {
+            mesh_service::init::init_with(
+                &dir,
+                &mesh_service::init::Backends { catalog, storage },
+            )?;
             let me = user();
             Mesh::open(&dir).await?.bootstrap_admin(&me).await?;
             println!("Created a mesh project in {}", dir.display());

@@ -55,8 +55,46 @@ const EXAMPLE_SQL: &str = "SELECT id, language, text\nFROM raw_greetings\n";
 
 const EXAMPLE_CSV: &str = "id,language,text\n1,en,Hello\n2,fr,Bonjour\n3,de,Hallo\n4,es,Hola\n";
 
+/// Where a new project keeps its catalog and tables (`mesh init
+/// --catalog --storage`); the embedded default for each left `None`.
+#[derive(Debug, Clone, Default)]
+pub struct Backends {
+    pub catalog: Option<String>,
+    pub storage: Option<String>,
+}
+
 /// Writes a new project into `dir`, which must be absent or empty.
 pub fn init(dir: &Path) -> Result<()> {
+    init_with(dir, &Backends::default())
+}
+
+/// [`init`], naming the backends in mesh.yaml. A URL this build cannot
+/// use is refused before anything is written.
+pub fn init_with(dir: &Path, backends: &Backends) -> Result<()> {
+    let mut settings = String::new();
+    for (key, url, problem) in [
+        (
+            "catalog",
+            &backends.catalog,
+            mesh_spec::backends::catalog_problem as fn(&str) -> Option<String>,
+        ),
+        (
+            "storage",
+            &backends.storage,
+            mesh_spec::backends::storage_problem,
+        ),
+    ] {
+        let Some(url) = url else { continue };
+        if let Some(message) = problem(url) {
+            return Err(ServiceError::Invalid {
+                diagnostics: vec![mesh_spec::Diagnostic::error(
+                    "backend-url",
+                    format!("--{key}: {message}"),
+                )],
+            });
+        }
+        settings.push_str(&format!("{key}: {url}\n"));
+    }
     if dir.join(mesh_spec::project::PROJECT_FILE).exists() {
         return Err(ServiceError::Exists {
             path: dir
@@ -79,7 +117,10 @@ pub fn init(dir: &Path) -> Result<()> {
         .and_then(|p| p.file_name().map(|n| n.to_string_lossy().into_owned()))
         .unwrap_or_else(|| "mesh".into());
     let files: [(std::path::PathBuf, String); 5] = [
-        (dir.join("mesh.yaml"), MESH_YAML.replace("NAME", &name)),
+        (
+            dir.join("mesh.yaml"),
+            MESH_YAML.replace("NAME", &name) + &settings,
+        ),
         (
             dir.join(".gitignore"),
             "# Meshwork state: catalog and tables\n.mesh/\n".to_string(),

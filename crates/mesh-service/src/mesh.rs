@@ -138,9 +138,37 @@ impl Mesh {
     /// Opens the project at `dir` (or the closest parent holding `mesh.yaml`).
     pub async fn open(dir: &Path) -> Result<Self> {
         let root = project::find_root(dir)?;
-        let (config, diagnostics) = project::load_config_only(&root)?;
+        let (mut config, diagnostics) = project::load_config_only(&root)?;
         if diagnostics.iter().any(Diagnostic::is_error) {
             return Err(ServiceError::Invalid { diagnostics });
+        }
+        // The environment names the backends over mesh.yaml.
+        for (var, problem) in [
+            (
+                mesh_spec::backends::CATALOG_ENV,
+                mesh_spec::backends::catalog_problem as fn(&str) -> Option<String>,
+            ),
+            (
+                mesh_spec::backends::STORAGE_ENV,
+                mesh_spec::backends::storage_problem,
+            ),
+        ] {
+            let Some(url) = std::env::var(var).ok().filter(|u| !u.is_empty()) else {
+                continue;
+            };
+            if let Some(message) = problem(&url) {
+                return Err(ServiceError::Invalid {
+                    diagnostics: vec![Diagnostic::error(
+                        "backend-url",
+                        format!("{var}: {message}"),
+                    )],
+                });
+            }
+            if var == mesh_spec::backends::CATALOG_ENV {
+                config.catalog = Some(url);
+            } else {
+                config.storage = Some(url);
+            }
         }
         std::fs::create_dir_all(&config.state_dir).map_err(state_err(&config.state_dir))?;
         probe_writable(&config.state_dir)?;
@@ -159,9 +187,13 @@ impl Mesh {
                 .await?,
             ),
             Some(url) => match url.strip_prefix("sqlite://") {
-                Some(path) => Arc::new(
-                    SqliteCatalog::open_under(&root.join(path), &root, &storage_root).await?,
-                ),
+                Some(path) => {
+                    let path = root.join(path);
+                    if let Some(dir) = path.parent() {
+                        std::fs::create_dir_all(dir).map_err(state_err(dir))?;
+                    }
+                    Arc::new(SqliteCatalog::open_under(&path, &root, &storage_root).await?)
+                }
                 None => {
                     return Err(
                         mesh_catalog::CatalogError::UnsupportedUrl { url: url.clone() }.into(),

@@ -6,6 +6,7 @@
 //! back into them. It has no async code and no heavy dependencies, so it
 //! builds and tests in seconds.
 
+pub mod backends;
 pub mod column_type;
 pub mod decode;
 pub mod descriptor;

@@ -292,14 +292,25 @@ fn load_config(root: &Path, path: &Path, text: &str, out: &mut Vec<Diagnostic>) 
                 if let Some(v) = f.get("state_dir").and_then(|n| ctx.string(n, "state_dir")) {
                     config.state_dir = root.join(v.value);
                 }
-                config.storage = f
-                    .get("storage")
-                    .and_then(|n| ctx.string(n, "storage"))
-                    .map(|s| s.value);
-                config.catalog = f
-                    .get("catalog")
-                    .and_then(|n| ctx.string(n, "catalog"))
-                    .map(|s| s.value);
+                for (key, problem) in [
+                    (
+                        "storage",
+                        crate::backends::storage_problem as fn(&str) -> Option<String>,
+                    ),
+                    ("catalog", crate::backends::catalog_problem),
+                ] {
+                    let Some(v) = f.get(key).and_then(|n| ctx.string(n, key)) else {
+                        continue;
+                    };
+                    if let Some(message) = problem(&v.value) {
+                        ctx.error("backend-url", v.span, message);
+                        continue;
+                    }
+                    match key {
+                        "storage" => config.storage = Some(v.value),
+                        _ => config.catalog = Some(v.value),
+                    }
+                }
                 if let Some(n) = f.get("scheduler") {
                     scheduler(&mut ctx, n, &mut config.scheduler);
                 }

@@ -1,0 +1,148 @@
+//! Choosing where the catalog and the tables live, by URL, through the
+//! real binary: `mesh init --catalog --storage` writes them, the
+//! environment overrides mesh.yaml, and a URL this build cannot use is
+//! refused where it is written.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::path::Path;
+use std::process::Command;
+
+use assert_cmd::cargo::cargo_bin;
+use common::{USER, fails, greetings, ok};
+
+fn mesh_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> std::process::Output {
+    let mut c = Command::new(cargo_bin("mesh"));
+    c.args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .env("MESH_USER", USER)
+        .env_remove("MESH_SERVER")
+        .env_remove("MESH_CATALOG_URL")
+        .env_remove("MESH_STORAGE_URL");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn ok_with(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> String {
+    let out = mesh_with(dir, args, env);
+    assert!(
+        out.status.success(),
+        "mesh {args:?} failed:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn init_writes_the_backends_and_the_mesh_uses_them() {
+    let tmp = tempfile::tempdir().unwrap();
+    let tables = tmp.path().join("shared-tables");
+    let storage = format!("file://{}", tables.display());
+    let dir = tmp.path().join("mesh");
+    ok_with(
+        tmp.path(),
+        &[
+            "init",
+            dir.to_str().unwrap(),
+            "--catalog",
+            "sqlite://state/catalog.db",
+            "--storage",
+            &storage,
+        ],
+        &[],
+    );
+    let yaml = std::fs::read_to_string(dir.join("mesh.yaml")).unwrap();
+    assert!(
+        yaml.contains("catalog: sqlite://state/catalog.db"),
+        "{yaml}"
+    );
+    assert!(yaml.contains(&format!("storage: {storage}")), "{yaml}");
+    ok(&dir, &["deploy"]);
+    ok(&dir, &["run"]);
+    assert!(dir.join("state/catalog.db").is_file());
+    assert!(!dir.join(".mesh/catalog.db").exists());
+    assert!(
+        tables
+            .join("example/greetings/greetings/_delta_log")
+            .is_dir()
+    );
+    assert_eq!(greetings(&dir), 4);
+}
+
+#[test]
+fn the_environment_overrides_mesh_yaml() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = common::init(tmp.path());
+    ok(&dir, &["deploy"]);
+    ok(&dir, &["run"]);
+    // Another catalog and storage root, named only in the environment.
+    let other = tmp.path().join("other");
+    let env = [
+        (
+            "MESH_CATALOG_URL",
+            format!("sqlite://{}", other.join("catalog.db").display()),
+        ),
+        (
+            "MESH_STORAGE_URL",
+            format!("file://{}", other.join("tables").display()),
+        ),
+    ];
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let listed = ok_with(&dir, &["catalog", "list", "--format", "json"], &env);
+    assert_eq!(listed.trim(), "[]", "a new catalog holds nothing: {listed}");
+    ok_with(&dir, &["deploy"], &env);
+    ok_with(&dir, &["run"], &env);
+    assert!(other.join("catalog.db").is_file());
+    assert!(
+        other
+            .join("tables/example/greetings/greetings/_delta_log")
+            .is_dir()
+    );
+    // mesh.yaml's own backends are untouched and still answer.
+    assert_eq!(greetings(&dir), 4);
+}
+
+#[test]
+fn a_url_this_build_cannot_use_is_refused_where_it_is_written() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mesh");
+    let out = mesh_with(
+        tmp.path(),
+        &[
+            "init",
+            dir.to_str().unwrap(),
+            "--catalog",
+            "mysql://db/mesh",
+        ],
+        &[],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("write sqlite://PATH"), "{err}");
+    assert!(!dir.join("mesh.yaml").exists(), "nothing half-written");
+
+    let dir = common::init(tmp.path());
+    let path = dir.join("mesh.yaml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str("storage: file://relative/tables\n");
+    std::fs::write(&path, text).unwrap();
+    let err = fails(&dir, &["validate"]);
+    assert!(err.contains("is not absolute"), "{err}");
+    assert!(err.contains("mesh.yaml:"), "{err}");
+
+    let dir2 = tmp.path().join("env");
+    ok_with(tmp.path(), &["init", dir2.to_str().unwrap()], &[]);
+    let out = mesh_with(
+        &dir2,
+        &["catalog", "list"],
+        &[("MESH_CATALOG_URL", "mysql://x")],
+    );
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("MESH_CATALOG_URL"), "{err}");
+    assert!(err.contains("write sqlite://PATH"), "{err}");
+}

@@ -1,0 +1,85 @@
+//! Where a mesh keeps its catalog and its tables, by URL (`catalog:` and
+//! `storage:` in mesh.yaml, `MESH_CATALOG_URL` and `MESH_STORAGE_URL`
+//! in the environment, which override them; docs/deployment.md).
+//!
+//! The embedded default is a SQLite file and local files. Credentials
+//! never appear in these URLs' settings in mesh.yaml: an object store
+//! reads the standard AWS environment and files.
+
+/// The environment variable that overrides `catalog:`.
+pub const CATALOG_ENV: &str = "MESH_CATALOG_URL";
+/// The environment variable that overrides `storage:`.
+pub const STORAGE_ENV: &str = "MESH_STORAGE_URL";
+
+/// Why a catalog URL cannot be used, if it cannot.
+pub fn catalog_problem(url: &str) -> Option<String> {
+    match url.split_once("://") {
+        Some(("sqlite", path)) if !path.is_empty() => None,
+        Some(("sqlite", _)) => Some(format!(
+            "catalog URL `{url}` names no file; write sqlite://PATH (relative to the project, or absolute)"
+        )),
+        Some(("postgres" | "postgresql", _)) => Some(format!(
+            "catalog URL `{url}`: this build keeps the catalog in SQLite only; write sqlite://PATH"
+        )),
+        _ => Some(format!(
+            "catalog URL `{url}` is not one this build reads; write sqlite://PATH"
+        )),
+    }
+}
+
+/// Why a storage root cannot be used, if it cannot: a local path, or a
+/// `file://` URL.
+pub fn storage_problem(url: &str) -> Option<String> {
+    match url.split_once("://") {
+        None if !url.is_empty() => None,
+        Some(("file", path)) if path.starts_with('/') => None,
+        Some(("file", _)) => Some(format!(
+            "storage URL `{url}` is not absolute; write file:///ABSOLUTE/PATH, or a path relative to the project"
+        )),
+        Some(("s3" | "s3a" | "gs" | "az" | "abfss", _)) => Some(format!(
+            "storage URL `{url}`: this build stores tables on local disk only; write file:///PATH or a path"
+        )),
+        _ => Some(format!(
+            "storage URL `{url}` is not one this build writes; write file:///PATH or a path"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{catalog_problem, storage_problem};
+
+    #[test]
+    fn known_schemes_pass_and_others_say_what_to_write() {
+        assert_eq!(catalog_problem("sqlite://.mesh/catalog.db"), None);
+        assert_eq!(catalog_problem("sqlite:///var/mesh/catalog.db"), None);
+        assert!(
+            catalog_problem("sqlite://")
+                .unwrap()
+                .contains("names no file")
+        );
+        assert!(
+            catalog_problem("mysql://db/mesh")
+                .unwrap()
+                .contains("sqlite://PATH")
+        );
+        assert!(
+            catalog_problem("postgres://h/db")
+                .unwrap()
+                .contains("SQLite only")
+        );
+        assert_eq!(storage_problem("tables"), None);
+        assert_eq!(storage_problem("file:///srv/tables"), None);
+        assert!(
+            storage_problem("file://tables")
+                .unwrap()
+                .contains("not absolute")
+        );
+        assert!(
+            storage_problem("s3://bucket/p")
+                .unwrap()
+                .contains("local disk only")
+        );
+        assert!(storage_problem("ftp://x").unwrap().contains("file:///PATH"));
+    }
+}
