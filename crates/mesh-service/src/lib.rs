@@ -26,6 +26,7 @@ pub mod openlineage;
 mod operate;
 pub mod optimize;
 pub mod plan;
+mod policy_check;
 pub mod retention;
 mod run;
 pub mod scheduler;

@@ -67,8 +67,8 @@ impl Mesh {
     /// The engine for one statement. One that names no table (`SELECT 1`,
     /// `SELECT now()`) reads nothing, so it needs no catalog snapshot and
     /// no visible set: its session holds no table at all, and its guard
-    /// decides nothing (it is still audited). The policies are loaded all
-    /// the same: a broken policy refuses every statement.
+    /// decides nothing (it is still audited). The policies are checked all
+    /// the same (`check_policies`): a broken policy refuses every statement.
     async fn engine_for(
         &self,
         caller: &Caller,
@@ -76,9 +76,13 @@ impl Mesh {
         tableless: bool,
     ) -> Result<(QueryEngine, Arc<crate::access::PolicyGuard>)> {
         if tableless {
+            self.check_policies().await?;
             let guard = Arc::new(crate::access::PolicyGuard::new(
                 caller,
-                self.policies()?,
+                Arc::new(mesh_policy::PolicySet::from_sources(
+                    Vec::new(),
+                    Vec::new(),
+                )?),
                 crate::snapshot::Snapshot::empty(self),
                 None,
                 self.descriptors.clone(),
