@@ -292,7 +292,7 @@ fn compaction_beside_concurrent_runs_and_after_kills_keeps_every_release() {
 
     // A compaction killed at any point leaves a state the next command
     // finishes or undoes; the data never changes.
-    for delay in [0u64, 40, 80, 120, 160, 200, 260, 320] {
+    for delay in [0u64, 50, 100, 150, 200, 300, 400, 500, 700, 900] {
         ok(&dir, &["run", "--force"]);
         let mut child = spawn(&dir, &["optimize", "ops/shards"]);
         std::thread::sleep(Duration::from_millis(delay));
