@@ -50,7 +50,7 @@ impl Default for CompactionConfig {
     fn default() -> Self {
         CompactionConfig {
             auto: true,
-            min_small_files: 16,
+            min_small_files: 50,
         }
     }
 }
