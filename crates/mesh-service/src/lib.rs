@@ -9,6 +9,7 @@ pub mod codes;
 mod compute;
 pub mod contract;
 pub mod demo;
+mod deploy;
 mod deployed;
 pub mod discover;
 pub mod error;
