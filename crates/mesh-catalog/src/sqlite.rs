@@ -68,20 +68,31 @@ impl SqliteCatalog {
         let mut catalog = Self::open(path).await?;
         catalog.tables = Locations::under(storage_root);
         catalog.descriptors = Locations::under(&project.display().to_string());
-        for (locations, relocate) in [
+        for (locations, any_sql, relocate_sql) in [
             (
                 &catalog.tables,
-                "UPDATE outputs SET location = substr(location, $1) WHERE location LIKE $2 ESCAPE '\\'",
+                "SELECT EXISTS (SELECT 1 FROM outputs WHERE location LIKE $1 ESCAPE '\\')",
+                "UPDATE outputs SET location = substr(location, $2) WHERE location LIKE $1 ESCAPE '\\'",
             ),
             (
                 &catalog.descriptors,
-                "UPDATE products SET descriptor_path = substr(descriptor_path, $1) WHERE descriptor_path LIKE $2 ESCAPE '\\'",
+                "SELECT EXISTS (SELECT 1 FROM products WHERE descriptor_path LIKE $1 ESCAPE '\\')",
+                "UPDATE products SET descriptor_path = substr(descriptor_path, $2) WHERE descriptor_path LIKE $1 ESCAPE '\\'",
             ),
         ] {
-            if let Some((pattern, drop)) = locations.absolute_pattern() {
-                sqlx::query(relocate)
-                    .bind(drop as i64 + 1)
+            let Some((pattern, drop)) = locations.absolute_pattern() else {
+                continue;
+            };
+            // Usually nothing to relocate: a read says so without taking
+            // the write lock an UPDATE takes.
+            let any: bool = sqlx::query_scalar(any_sql)
+                .bind(&pattern)
+                .fetch_one(&catalog.pool)
+                .await?;
+            if any {
+                sqlx::query(relocate_sql)
                     .bind(pattern)
+                    .bind(drop as i64 + 1)
                     .execute(&catalog.pool)
                     .await?;
             }
