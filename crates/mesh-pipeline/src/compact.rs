@@ -18,6 +18,7 @@ use chrono::Utc;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::logical_expr::ident;
 use datafusion::prelude::ParquetReadOptions;
+use deltalake::DeltaTable;
 use futures::StreamExt;
 use mesh_catalog::{
     CatalogStore, Compaction, OPTIMIZE_CAUSE, OutputRecord, ProductRecord, Publication, RunId,
@@ -73,7 +74,7 @@ struct Candidate {
     output: Output,
     record: OutputRecord,
     publication: Publication,
-    table: deltalake::DeltaTable,
+    table: DeltaTable,
     live: Vec<LiveFile>,
     small: Vec<LiveFile>,
     target: u64,
@@ -166,11 +167,10 @@ impl Runner {
             let Some(output) = p.outputs.iter().find(|d| d.name.value == o.output) else {
                 continue;
             };
-            let Some(publication) = adopt_compactions(self.catalog.as_ref(), o).await? else {
+            let Some((publication, table)) = adopt_compactions(self.catalog.as_ref(), o).await?
+            else {
                 continue;
             };
-            let location = table_url(&o.location)?;
-            let table = mesh_storage::open(&location, None).await?;
             let live = live_files(&table).await?;
             let target = output
                 .target_file_size
@@ -316,22 +316,22 @@ impl Runner {
 }
 
 /// The current release of an output, once every compaction of it the
-/// Delta log holds is recorded in the catalog. `None` before the
-/// first release. Fails when the log holds a commit that is neither
-/// (a run that published without recording it: `mesh run` recovers
-/// that first).
+/// Delta log holds is recorded in the catalog, and its table at the
+/// newest version. `None` before the first release. Fails when the log
+/// holds a commit that is neither (a run that published without
+/// recording it: `mesh run` recovers that first).
 pub(crate) async fn adopt_compactions(
     catalog: &dyn CatalogStore,
     o: &OutputRecord,
-) -> Result<Option<Publication>> {
+) -> Result<Option<(Publication, DeltaTable)>> {
     let Some(mut current) = catalog.current_publication(&o.domain, &o.output).await? else {
         return Ok(None);
     };
-    let location = table_url(&o.location)?;
+    let table = mesh_storage::open(&table_url(&o.location)?, None).await?;
     let read = current.read_version.unwrap_or(current.table_version);
-    let commits = commits_after(&location, read as u64).await?;
+    let commits = commits_after(&table, read as u64).await?;
     if commits.is_empty() {
-        return Ok(Some(current));
+        return Ok(Some((current, table)));
     }
     let name = format!("{}.{}", o.domain, o.output);
     let mut superseded = BTreeSet::new();
@@ -353,8 +353,8 @@ pub(crate) async fn adopt_compactions(
             }
         }
     }
+    // The commits run up to the version `table` is loaded at.
     let newest = commits.len() as i64 + read;
-    let table = mesh_storage::open(&location, Some(newest as u64)).await?;
     let files: Vec<String> = live_files(&table)
         .await?
         .into_iter()
@@ -375,5 +375,5 @@ pub(crate) async fn adopt_compactions(
     catalog.record_compaction(&compaction).await?;
     current.files = Some(files);
     current.read_version = Some(newest);
-    Ok(Some(current))
+    Ok(Some((current, table)))
 }

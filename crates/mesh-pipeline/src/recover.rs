@@ -124,7 +124,7 @@ async fn recover_compaction(
     for o in outputs {
         let current = crate::compact::adopt_compactions(catalog, o).await?;
         let reads_run_files = current
-            .and_then(|p| p.files)
+            .and_then(|(p, _)| p.files)
             .is_some_and(|files| files.iter().any(|f| f.starts_with(&prefix)));
         if reads_run_files {
             committed += 1;

@@ -7,17 +7,13 @@
 //! `dataChange: false`, and its commit info names the run that wrote it
 //! and the release (the data version) whose files it rewrote.
 
-use std::collections::HashMap;
-
 use deltalake::DeltaTable;
-use deltalake::kernel::transaction::CommitBuilder;
-use deltalake::kernel::{Action, Add};
+use deltalake::kernel::Add;
 use deltalake::protocol::DeltaOperation;
 use futures::TryStreamExt;
-use url::Url;
 
 use crate::error::Result;
-use crate::table::{PRODUCT_VERSION_KEY, RUN_ID_KEY, delta_err, open};
+use crate::table::{RUN_ID_KEY, commit_metadata, commit_replacing, delta_err};
 
 /// Commit metadata key holding the release (data version) a compaction
 /// rewrote.
@@ -71,67 +67,48 @@ pub struct CompactionCommit {
 /// loaded. Returns the new table version.
 pub async fn commit_compaction(
     table: &DeltaTable,
-    mut adds: Vec<Add>,
+    adds: Vec<Add>,
     removes: &[String],
     run_id: &str,
     product_version: &str,
     release: i64,
     target_size: u64,
 ) -> Result<u64> {
-    let location = table.table_url().clone();
-    let snapshot = table.snapshot().map_err(delta_err(&location))?;
-    let log_store = table.log_store();
-    let removes: Vec<Action> = snapshot
-        .snapshot()
-        .file_views(&log_store, None)
-        .try_filter(|f| {
-            let wanted = removes.iter().any(|r| *r == f.path());
-            async move { wanted }
-        })
-        .map_ok(|f| Action::Remove(f.remove_action(false)))
-        .try_collect()
-        .await
-        .map_err(delta_err(&location))?;
-    for add in &mut adds {
-        add.data_change = false;
-    }
-    let mut actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
-    actions.extend(removes);
-    let metadata: HashMap<String, serde_json::Value> = HashMap::from([
-        (RUN_ID_KEY.to_string(), serde_json::Value::from(run_id)),
-        (
-            PRODUCT_VERSION_KEY.to_string(),
-            serde_json::Value::from(product_version),
-        ),
-        (COMPACTS_KEY.to_string(), serde_json::Value::from(release)),
-    ]);
+    let mut metadata = commit_metadata(run_id, product_version);
+    metadata.insert(COMPACTS_KEY.to_string(), serde_json::Value::from(release));
     let operation = DeltaOperation::Optimize {
         predicate: None,
         target_size: target_size as i64,
     };
-    let finalized = CommitBuilder::default()
-        .with_actions(actions)
-        .with_app_metadata(metadata)
-        .build(Some(snapshot), log_store, operation)
-        .await
-        .map_err(delta_err(&location))?;
-    Ok(finalized.version())
+    commit_replacing(
+        table,
+        adds,
+        |path| removes.iter().any(|r| r == path),
+        false,
+        metadata,
+        operation,
+    )
+    .await
 }
 
-/// The commits after version `after`, each as a compaction commit, or
-/// `None` for a commit that is not one (a run's publication, say).
-pub async fn commits_after(location: &Url, after: u64) -> Result<Vec<Option<CompactionCommit>>> {
-    let table = open(location, None).await?;
+/// The commits after version `after` up to the one `table` is loaded at,
+/// each as a compaction commit, or `None` for a commit that is not one
+/// (a run's publication, say).
+pub async fn commits_after(
+    table: &DeltaTable,
+    after: u64,
+) -> Result<Vec<Option<CompactionCommit>>> {
     let Some(latest) = table.version() else {
         return Ok(Vec::new());
     };
+    let location = table.table_url().clone();
     let log_store = table.log_store();
     let mut commits = Vec::new();
     for version in after + 1..=latest {
         let bytes = log_store
             .read_commit_entry(version)
             .await
-            .map_err(delta_err(location))?
+            .map_err(delta_err(&location))?
             .unwrap_or_default();
         commits.push(compaction_of(version, &bytes));
     }

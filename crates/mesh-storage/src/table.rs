@@ -249,30 +249,65 @@ pub async fn commit_overwrite(
     run_id: &str,
     product_version: &str,
 ) -> Result<u64> {
+    let operation = DeltaOperation::Write {
+        mode: SaveMode::Overwrite,
+        partition_by: None,
+        predicate: None,
+    };
+    commit_replacing(
+        table,
+        adds,
+        |_| true,
+        true,
+        commit_metadata(run_id, product_version),
+        operation,
+    )
+    .await
+}
+
+/// The commit info every Meshwork commit carries: the run that wrote it
+/// and the product version it was built from.
+pub(crate) fn commit_metadata(
+    run_id: &str,
+    product_version: &str,
+) -> HashMap<String, serde_json::Value> {
+    HashMap::from([
+        (RUN_ID_KEY.to_string(), serde_json::Value::from(run_id)),
+        (
+            PRODUCT_VERSION_KEY.to_string(),
+            serde_json::Value::from(product_version),
+        ),
+    ])
+}
+
+/// One commit on the loaded version: `adds`, and a `remove` of every
+/// live file `replaced` selects, all with `data_change`. Fails, committing
+/// nothing, if another commit landed since `table` was loaded. Returns
+/// the new table version.
+pub(crate) async fn commit_replacing(
+    table: &DeltaTable,
+    mut adds: Vec<Add>,
+    replaced: impl Fn(&str) -> bool,
+    data_change: bool,
+    metadata: HashMap<String, serde_json::Value>,
+    operation: DeltaOperation,
+) -> Result<u64> {
     let location = table.table_url().clone();
     let snapshot = table.snapshot().map_err(delta_err(&location))?;
     let log_store = table.log_store();
     let removes: Vec<Action> = snapshot
         .snapshot()
         .file_views(&log_store, None)
-        .map_ok(|f| Action::Remove(f.remove_action(true)))
+        .try_filter(|f| std::future::ready(replaced(&f.path())))
+        .map_ok(|f| Action::Remove(f.remove_action(data_change)))
         .try_collect()
         .await
         .map_err(delta_err(&location))?;
+    for add in &mut adds {
+        add.data_change = data_change;
+    }
     let mut actions: Vec<Action> = adds.into_iter().map(Action::Add).collect();
     actions.extend(removes);
-    let metadata: HashMap<String, serde_json::Value> = HashMap::from([
-        (RUN_ID_KEY.to_string(), serde_json::Value::from(run_id)),
-        (
-            PRODUCT_VERSION_KEY.to_string(),
-            serde_json::Value::from(product_version),
-        ),
-    ]);
-    let operation = DeltaOperation::Write {
-        mode: SaveMode::Overwrite,
-        partition_by: None,
-        predicate: None,
-    };
     let finalized = CommitBuilder::default()
         .with_actions(actions)
         .with_app_metadata(metadata)
