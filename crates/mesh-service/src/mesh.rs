@@ -426,11 +426,24 @@ impl Mesh {
     pub fn policies(&self) -> Result<Arc<mesh_policy::PolicySet>> {
         let sources = mesh_policy::PolicySources::read(&self.root)?;
         let digest = sources.digest();
-        if let Ok(cache) = self.policy_cache.lock()
-            && let Some((seen, set)) = cache.as_ref()
-            && *seen == digest
-        {
-            return Ok(set.clone());
+        self.policies_of(sources, digest)
+    }
+
+    /// The policy set this process compiled from files of `digest`, if any.
+    pub(crate) fn compiled(&self, digest: &str) -> Option<Arc<mesh_policy::PolicySet>> {
+        let cache = self.policy_cache.lock().ok()?;
+        let (seen, set) = cache.as_ref()?;
+        (seen == digest).then(|| set.clone())
+    }
+
+    /// [`Mesh::policies`] for sources already read, whose digest is `digest`.
+    pub(crate) fn policies_of(
+        &self,
+        sources: mesh_policy::PolicySources,
+        digest: String,
+    ) -> Result<Arc<mesh_policy::PolicySet>> {
+        if let Some(set) = self.compiled(&digest) {
+            return Ok(set);
         }
         let set = Arc::new(sources.build()?);
         if let Ok(mut cache) = self.policy_cache.lock() {

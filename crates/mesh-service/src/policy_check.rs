@@ -9,6 +9,10 @@
 //! refused at once. The record is a cache: a read-only catalog simply
 //! compiles every time.
 
+use std::sync::{Arc, OnceLock};
+
+use mesh_policy::PolicySet;
+
 use crate::error::Result;
 use crate::mesh::Mesh;
 
@@ -22,21 +26,30 @@ impl Mesh {
     /// only when no process of this build has compiled these files.
     pub(crate) async fn check_policies(&self) -> Result<()> {
         let sources = mesh_policy::PolicySources::read(&self.root)?;
-        let key = format!("{}/{}", sources.digest(), crate::deployed::FORMAT);
-        if self
-            .catalog
-            .cached(KIND, GENERATION, &key)
-            .await
-            .ok()
-            .flatten()
-            .is_some()
-        {
+        let digest = sources.digest();
+        // This process compiled them: nothing to ask the catalog.
+        if self.compiled(&digest).is_some() {
             return Ok(());
         }
-        self.policies()?;
+        let key = format!("{digest}/{}", crate::deployed::FORMAT);
+        let known = self.catalog.cached(KIND, GENERATION, &key).await;
+        if known.ok().flatten().is_some() {
+            return Ok(());
+        }
+        self.policies_of(sources, digest)?;
         if let Err(e) = self.catalog.store_cached(KIND, GENERATION, &key, b"").await {
             tracing::debug!("policy digest not recorded: {e}");
         }
         Ok(())
     }
+}
+
+/// The policies of a session that decides nothing: none. Built once.
+pub(crate) fn no_policies() -> Result<Arc<PolicySet>> {
+    static NONE: OnceLock<Arc<PolicySet>> = OnceLock::new();
+    if let Some(set) = NONE.get() {
+        return Ok(set.clone());
+    }
+    let set = Arc::new(PolicySet::from_sources(Vec::new(), Vec::new())?);
+    Ok(NONE.get_or_init(|| set).clone())
 }

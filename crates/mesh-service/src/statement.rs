@@ -53,21 +53,14 @@ impl Mesh {
         &self,
         caller: &Caller,
     ) -> Result<(QueryEngine, Arc<crate::access::PolicyGuard>)> {
-        self.engine_reading(caller, StringLayout::View).await
-    }
-
-    async fn engine_reading(
-        &self,
-        caller: &Caller,
-        strings: StringLayout,
-    ) -> Result<(QueryEngine, Arc<crate::access::PolicyGuard>)> {
-        self.engine_for(caller, strings, false).await
+        self.engine_for(caller, StringLayout::View, false).await
     }
 
     /// The engine for one statement. One that names no table (`SELECT 1`,
     /// `SELECT now()`) reads nothing, so it needs no catalog snapshot and
     /// no visible set: its session holds no table at all, and its guard
-    /// decides nothing (it is still audited). The policies are checked all
+    /// decides nothing (so, like any statement that reads no product, it
+    /// writes no audit entry). The policies are checked all
     /// the same (`check_policies`): a broken policy refuses every statement.
     async fn engine_for(
         &self,
@@ -79,10 +72,7 @@ impl Mesh {
             self.check_policies().await?;
             let guard = Arc::new(crate::access::PolicyGuard::new(
                 caller,
-                Arc::new(mesh_policy::PolicySet::from_sources(
-                    Vec::new(),
-                    Vec::new(),
-                )?),
+                crate::policy_check::no_policies()?,
                 crate::snapshot::Snapshot::empty(self),
                 None,
                 self.descriptors.clone(),
