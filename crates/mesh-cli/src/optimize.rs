@@ -1,28 +1,23 @@
 //! `mesh optimize`: compacts the small files of each output's current
 //! release into target-sized ones, changing no data (docs/storage.md).
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use mesh_service::optimize::Optimized;
 
+use crate::Format;
 use crate::output::table;
-
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum OptimizeFormat {
-    Table,
-    Json,
-}
 
 #[derive(Args)]
 pub struct OptimizeArgs {
     /// Only this product (`<domain>/<name>`); every deployed one by default.
     pub product: Option<String>,
-    #[arg(long, value_enum, default_value_t = OptimizeFormat::Table)]
-    pub format: OptimizeFormat,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 /// Prints what compaction did.
-pub fn print(report: &[Optimized], format: OptimizeFormat) -> anyhow::Result<()> {
-    if format == OptimizeFormat::Json {
+pub fn print(report: &[Optimized], format: Format) -> anyhow::Result<()> {
+    if format == Format::Json {
         println!("{}", serde_json::to_string_pretty(report)?);
         return Ok(());
     }

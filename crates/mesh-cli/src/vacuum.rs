@@ -1,16 +1,11 @@
 //! `mesh vacuum`: applies retention, removing the files only expired
 //! data versions read (docs/storage.md).
 
-use clap::{Args, ValueEnum};
+use clap::Args;
 use mesh_service::retention::OutputVacuum;
 
+use crate::Format;
 use crate::output::table;
-
-#[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
-pub enum VacuumFormat {
-    Table,
-    Json,
-}
 
 #[derive(Args)]
 pub struct VacuumArgs {
@@ -19,8 +14,8 @@ pub struct VacuumArgs {
     /// Report what would be expired and removed; change nothing.
     #[arg(long)]
     pub dry_run: bool,
-    #[arg(long, value_enum, default_value_t = VacuumFormat::Table)]
-    pub format: VacuumFormat,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
 }
 
 fn versions(v: &[i64]) -> String {
@@ -34,8 +29,8 @@ fn versions(v: &[i64]) -> String {
 }
 
 /// Prints what vacuum did, or would do with `dry_run`.
-pub fn print(report: &[OutputVacuum], dry_run: bool, format: VacuumFormat) -> anyhow::Result<()> {
-    if format == VacuumFormat::Json {
+pub fn print(report: &[OutputVacuum], dry_run: bool, format: Format) -> anyhow::Result<()> {
+    if format == Format::Json {
         println!("{}", serde_json::to_string_pretty(report)?);
         return Ok(());
     }
