@@ -72,20 +72,14 @@ pub fn init(dir: &Path) -> Result<()> {
 /// use is refused before anything is written.
 pub fn init_with(dir: &Path, backends: &Backends) -> Result<()> {
     let mut settings = String::new();
-    for (key, url, problem) in [
-        (
-            "catalog",
-            &backends.catalog,
-            mesh_spec::backends::catalog_problem as fn(&str) -> Option<String>,
-        ),
-        (
-            "storage",
-            &backends.storage,
-            mesh_spec::backends::storage_problem,
-        ),
-    ] {
+    for backend in mesh_spec::backends::Backend::ALL {
+        let url = match backend {
+            mesh_spec::backends::Backend::Catalog => &backends.catalog,
+            mesh_spec::backends::Backend::Storage => &backends.storage,
+        };
         let Some(url) = url else { continue };
-        if let Some(message) = problem(url) {
+        let key = backend.key();
+        if let Some(message) = backend.problem(url) {
             return Err(ServiceError::Invalid {
                 diagnostics: vec![mesh_spec::Diagnostic::error(
                     "backend-url",

@@ -142,20 +142,12 @@ impl Mesh {
             return Err(ServiceError::Invalid { diagnostics });
         }
         // The environment names the backends over mesh.yaml.
-        for (var, problem) in [
-            (
-                mesh_spec::backends::CATALOG_ENV,
-                mesh_spec::backends::catalog_problem as fn(&str) -> Option<String>,
-            ),
-            (
-                mesh_spec::backends::STORAGE_ENV,
-                mesh_spec::backends::storage_problem,
-            ),
-        ] {
+        for backend in mesh_spec::backends::Backend::ALL {
+            let var = backend.env();
             let Some(url) = std::env::var(var).ok().filter(|u| !u.is_empty()) else {
                 continue;
             };
-            if let Some(message) = problem(&url) {
+            if let Some(message) = backend.problem(&url) {
                 return Err(ServiceError::Invalid {
                     diagnostics: vec![Diagnostic::error(
                         "backend-url",
@@ -163,11 +155,7 @@ impl Mesh {
                     )],
                 });
             }
-            if var == mesh_spec::backends::CATALOG_ENV {
-                config.catalog = Some(url);
-            } else {
-                config.storage = Some(url);
-            }
+            *config.backend_mut(backend) = Some(url);
         }
         std::fs::create_dir_all(&config.state_dir).map_err(state_err(&config.state_dir))?;
         probe_writable(&config.state_dir)?;

@@ -11,6 +11,41 @@ pub const CATALOG_ENV: &str = "MESH_CATALOG_URL";
 /// The environment variable that overrides `storage:`.
 pub const STORAGE_ENV: &str = "MESH_STORAGE_URL";
 
+/// One of the two backends a mesh names by URL.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Catalog,
+    Storage,
+}
+
+impl Backend {
+    pub const ALL: [Backend; 2] = [Backend::Catalog, Backend::Storage];
+
+    /// Its key in mesh.yaml, and `mesh init`'s flag.
+    pub fn key(self) -> &'static str {
+        match self {
+            Backend::Catalog => "catalog",
+            Backend::Storage => "storage",
+        }
+    }
+
+    /// The environment variable that overrides it.
+    pub fn env(self) -> &'static str {
+        match self {
+            Backend::Catalog => CATALOG_ENV,
+            Backend::Storage => STORAGE_ENV,
+        }
+    }
+
+    /// Why `url` cannot be used for it, if it cannot.
+    pub fn problem(self, url: &str) -> Option<String> {
+        match self {
+            Backend::Catalog => catalog_problem(url),
+            Backend::Storage => storage_problem(url),
+        }
+    }
+}
+
 /// Why a catalog URL cannot be used, if it cannot.
 pub fn catalog_problem(url: &str) -> Option<String> {
     match url.split_once("://") {

@@ -55,6 +55,16 @@ impl Default for CompactionConfig {
     }
 }
 
+impl ProjectConfig {
+    /// The URL (or path) naming `backend`, if set.
+    pub fn backend_mut(&mut self, backend: crate::backends::Backend) -> &mut Option<String> {
+        match backend {
+            crate::backends::Backend::Catalog => &mut self.catalog,
+            crate::backends::Backend::Storage => &mut self.storage,
+        }
+    }
+}
+
 /// A receiver of notifications: JSON POSTs signed with a shared secret.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Webhook {
@@ -292,23 +302,16 @@ fn load_config(root: &Path, path: &Path, text: &str, out: &mut Vec<Diagnostic>) 
                 if let Some(v) = f.get("state_dir").and_then(|n| ctx.string(n, "state_dir")) {
                     config.state_dir = root.join(v.value);
                 }
-                for (key, problem) in [
-                    (
-                        "storage",
-                        crate::backends::storage_problem as fn(&str) -> Option<String>,
-                    ),
-                    ("catalog", crate::backends::catalog_problem),
-                ] {
+                for backend in crate::backends::Backend::ALL {
+                    let key = backend.key();
                     let Some(v) = f.get(key).and_then(|n| ctx.string(n, key)) else {
                         continue;
                     };
-                    if let Some(message) = problem(&v.value) {
-                        ctx.error("backend-url", v.span, message);
-                        continue;
-                    }
-                    match key {
-                        "storage" => config.storage = Some(v.value),
-                        _ => config.catalog = Some(v.value),
+                    match backend.problem(&v.value) {
+                        Some(message) => {
+                            ctx.error("backend-url", v.span, message);
+                        }
+                        None => *config.backend_mut(backend) = Some(v.value),
                     }
                 }
                 if let Some(n) = f.get("scheduler") {
