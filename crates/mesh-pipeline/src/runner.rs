@@ -321,9 +321,14 @@ impl Runner {
         }
         self.catalog.finish_run(&run).await?;
         observer.finished(&run);
+        // A release with fewer files than the threshold has fewer small
+        // ones: most runs decide this without opening a table.
         if let Some(min_small) = self.auto_compact
             && run.status == RunStatus::Succeeded
-            && !run.publications.is_empty()
+            && run
+                .publications
+                .iter()
+                .any(|p| p.files.as_ref().is_none_or(|f| f.len() >= min_small))
         {
             // A maintenance run of its own, once this run's lease is
             // released; one that fails is recorded and does not fail
