@@ -97,7 +97,11 @@ impl Runner {
             outputs: Vec::new(),
         };
         // A first look without the lease: most calls find nothing to do.
-        if self.candidates(p, record, min_small).await?.is_empty() {
+        if self
+            .candidates(p, record, min_small, false)
+            .await?
+            .is_empty()
+        {
             return Ok(optimized);
         }
         let mut run = RunRecord::begin(
@@ -116,7 +120,7 @@ impl Runner {
         );
         let outcome = async {
             // Under the lease, the releases are as they will stay.
-            for c in self.candidates(p, record, min_small).await? {
+            for c in self.candidates(p, record, min_small, true).await? {
                 let name = format!("{}.{}", c.record.domain, c.record.output);
                 let done = self.compact(c, &run.id, &record.version).await?;
                 run.log.push(format!(
@@ -153,21 +157,25 @@ impl Runner {
     }
 
     /// The outputs worth compacting: their current release has at least
-    /// `min_small` small files. Versions the Delta log holds beyond the
-    /// release are compactions whose recording stopped half-way; they
-    /// are recorded first.
+    /// `min_small` small files. `leased`: this process holds the
+    /// product's lease, so versions the Delta log holds beyond the
+    /// release are compactions whose recording stopped half-way, recorded
+    /// first. Without the lease it is only a look: a build may have
+    /// committed and not yet recorded its release.
     async fn candidates(
         &self,
         p: &ProductDescriptor,
         record: &ProductRecord,
         min_small: usize,
+        leased: bool,
     ) -> Result<Vec<Candidate>> {
         let mut found = Vec::new();
         for o in &record.outputs {
             let Some(output) = p.outputs.iter().find(|d| d.name.value == o.output) else {
                 continue;
             };
-            let Some((publication, table)) = adopt_compactions(self.catalog.as_ref(), o).await?
+            let Some((publication, table)) =
+                adopt_compactions(self.catalog.as_ref(), o, leased).await?
             else {
                 continue;
             };
@@ -316,19 +324,24 @@ impl Runner {
 }
 
 /// The current release of an output, once every compaction of it the
-/// Delta log holds is recorded in the catalog, and its table at the
-/// newest version. `None` before the first release. Fails when the log
-/// holds a commit that is neither (a run that published without
-/// recording it: `mesh run` recovers that first).
+/// Delta log holds is recorded in the catalog (when `leased`: only the
+/// holder of the product's lease may), and its table at the newest
+/// version. `None` before the first release. Fails when the lease is
+/// held and the log holds a commit that is neither (a run that published
+/// without recording it: `mesh run` recovers that first).
 pub(crate) async fn adopt_compactions(
     catalog: &dyn CatalogStore,
     o: &OutputRecord,
+    leased: bool,
 ) -> Result<Option<(Publication, DeltaTable)>> {
     let Some(mut current) = catalog.current_publication(&o.domain, &o.output).await? else {
         return Ok(None);
     };
     let table = mesh_storage::open(&table_url(&o.location)?, None).await?;
     let read = current.read_version.unwrap_or(current.table_version);
+    if !leased {
+        return Ok(Some((current, table)));
+    }
     let commits = commits_after(&table, read as u64).await?;
     if commits.is_empty() {
         return Ok(Some((current, table)));

@@ -122,7 +122,7 @@ async fn recover_compaction(
     let prefix = format!("{}/", run_dir(&run.id.0));
     let mut committed = 0;
     for o in outputs {
-        let current = crate::compact::adopt_compactions(catalog, o).await?;
+        let current = crate::compact::adopt_compactions(catalog, o, true).await?;
         let reads_run_files = current
             .and_then(|(p, _)| p.files)
             .is_some_and(|files| files.iter().any(|f| f.starts_with(&prefix)));
