@@ -8,7 +8,7 @@ use async_trait::async_trait;
 use sqlx::Row;
 
 use crate::error::Result;
-use crate::sqlite::SqliteCatalog;
+use crate::sql::SqlCatalog;
 
 #[async_trait]
 pub trait CacheStore {
@@ -29,7 +29,7 @@ pub trait CacheStore {
 }
 
 #[async_trait]
-impl CacheStore for SqliteCatalog {
+impl CacheStore for SqlCatalog {
     async fn cached(&self, kind: &str, generation: i64, format: &str) -> Result<Option<Vec<u8>>> {
         let row = sqlx::query(
             "SELECT content FROM deployment_caches WHERE kind = $1 AND generation = $2 AND format = $3",
@@ -52,7 +52,7 @@ impl CacheStore for SqliteCatalog {
         format: &str,
         content: &[u8],
     ) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("DELETE FROM deployment_caches WHERE kind = $1 AND generation < $2")
             .bind(kind)
             .bind(generation)

@@ -22,7 +22,9 @@ pub enum CatalogError {
     },
     #[error("product `{product}` is not deployed")]
     ProductNotFound { product: ProductRef },
-    #[error("unsupported catalog URL `{url}`; use sqlite://PATH")]
+    #[error(
+        "unsupported catalog URL `{url}`; use sqlite://PATH or postgres://USER@HOST:PORT/DATABASE"
+    )]
     UnsupportedUrl { url: String },
     /// A name that must be unique is taken.
     #[error("{what} `{name}` already exists")]

@@ -1,7 +1,7 @@
 //! The catalog: where deployed products, their outputs, runs, check results
 //! and publications are recorded, and how products are found.
 //!
-//! The store is the [`CatalogStore`] trait; [`SqliteCatalog`] is the embedded
+//! The store is the [`CatalogStore`] trait; [`SqlCatalog`] is the embedded
 //! backend. Migrations live in `migrations/` and use SQL that PostgreSQL also
 //! accepts. Search builds a tantivy index in memory from catalog data.
 
@@ -15,10 +15,10 @@ pub mod model;
 pub mod retention;
 pub mod runs;
 pub mod search;
-pub mod sqlite;
-mod sqlite_classes;
-mod sqlite_identity;
-mod sqlite_runs;
+pub mod sql;
+mod sql_classes;
+mod sql_identity;
+mod sql_runs;
 pub mod store;
 
 pub use caches::CacheStore;
@@ -32,5 +32,5 @@ pub use lines::{input_output, line_name, line_output, matching_line};
 pub use model::*;
 pub use retention::{Compaction, ExpiredVersion, RetentionStore};
 pub use runs::{CurrentVersion, OPTIMIZE_CAUSE, RecordedHealth, RunFacts, RunFilter, RunStore};
-pub use sqlite::SqliteCatalog;
+pub use sql::SqlCatalog;
 pub use store::CatalogStore;

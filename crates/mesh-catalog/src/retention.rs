@@ -11,7 +11,7 @@ use sqlx::Row;
 
 use crate::error::{CatalogError, Result};
 use crate::model::RunId;
-use crate::sqlite::SqliteCatalog;
+use crate::sql::SqlCatalog;
 
 /// One expired data version of an output.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -72,10 +72,10 @@ pub trait RetentionStore {
 }
 
 #[async_trait]
-impl RetentionStore for SqliteCatalog {
+impl RetentionStore for SqlCatalog {
     async fn record_compaction(&self, c: &Compaction) -> Result<()> {
         let now = Utc::now().to_rfc3339();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let files = serde_json::json!(c.files).to_string();
         let updated = sqlx::query(
             "UPDATE publications SET files = $1, read_version = $2
@@ -142,7 +142,7 @@ impl RetentionStore for SqliteCatalog {
         rule: &str,
     ) -> Result<()> {
         let now = Utc::now().to_rfc3339();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for v in versions {
             sqlx::query(
                 "INSERT INTO expired_versions (domain, output, table_version, expired_at, rule)
@@ -178,7 +178,7 @@ impl RetentionStore for SqliteCatalog {
                 let at: String = r.try_get("expired_at")?;
                 Ok(ExpiredVersion {
                     table_version: r.try_get("table_version")?,
-                    expired_at: crate::sqlite::ts(&at, "expired_versions", "expired_at")?,
+                    expired_at: crate::sql::ts(&at, "expired_versions", "expired_at")?,
                     rule: r.try_get("rule")?,
                 })
             })

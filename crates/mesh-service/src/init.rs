@@ -79,7 +79,7 @@ pub fn init_with(dir: &Path, backends: &Backends) -> Result<()> {
         };
         let Some(url) = url else { continue };
         let key = backend.key();
-        if let Some(message) = backend.problem(url) {
+        if let Some(message) = backend.written_problem(url) {
             return Err(ServiceError::Invalid {
                 diagnostics: vec![mesh_spec::Diagnostic::error(
                     "backend-url",

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::SchemaRef;
 use mesh_catalog::{
-    CatalogStore, OutputRecord, ProductRecord, SqliteCatalog, line_name, line_output, matching_line,
+    CatalogStore, OutputRecord, ProductRecord, SqlCatalog, line_name, line_output, matching_line,
 };
 use mesh_query::lineage::ProductLineage;
 use mesh_query::plan::UpstreamSchemas;
@@ -166,12 +166,8 @@ impl Mesh {
         };
         let catalog: Arc<dyn CatalogStore> = match &config.catalog {
             None => Arc::new(
-                SqliteCatalog::open_under(
-                    &config.state_dir.join("catalog.db"),
-                    &root,
-                    &storage_root,
-                )
-                .await?,
+                SqlCatalog::open_under(&config.state_dir.join("catalog.db"), &root, &storage_root)
+                    .await?,
             ),
             Some(url) => match url.strip_prefix("sqlite://") {
                 Some(path) => {
@@ -179,13 +175,9 @@ impl Mesh {
                     if let Some(dir) = path.parent() {
                         std::fs::create_dir_all(dir).map_err(state_err(dir))?;
                     }
-                    Arc::new(SqliteCatalog::open_under(&path, &root, &storage_root).await?)
+                    Arc::new(SqlCatalog::open_under(&path, &root, &storage_root).await?)
                 }
-                None => {
-                    return Err(
-                        mesh_catalog::CatalogError::UnsupportedUrl { url: url.clone() }.into(),
-                    );
-                }
+                None => Arc::new(SqlCatalog::connect_under(url, &root, &storage_root).await?),
             },
         };
         Ok(Mesh {

@@ -44,6 +44,34 @@ impl Backend {
             Backend::Storage => storage_problem(url),
         }
     }
+
+    /// Why `url` cannot be written in mesh.yaml, if it cannot: what
+    /// [`Backend::problem`] refuses, and a password, which belongs in the
+    /// environment (`PGPASSWORD`, `~/.pgpass`, or the whole URL in the
+    /// override variable), never in a file that is committed.
+    pub fn written_problem(self, url: &str) -> Option<String> {
+        self.problem(url).or_else(|| {
+            has_password(url).then(|| {
+                format!(
+                    "{} URL holds a password; mesh.yaml is committed with the project, so leave it out \
+                     and set PGPASSWORD or ~/.pgpass (or the whole URL in {})",
+                    self.key(),
+                    self.env()
+                )
+            })
+        })
+    }
+}
+
+/// Whether `url` carries a password (`scheme://user:password@host…`).
+fn has_password(url: &str) -> bool {
+    let Some((_, rest)) = url.split_once("://") else {
+        return false;
+    };
+    let authority = rest.split(['/', '?']).next().unwrap_or("");
+    authority
+        .rsplit_once('@')
+        .is_some_and(|(userinfo, _)| userinfo.contains(':'))
 }
 
 /// Why a catalog URL cannot be used, if it cannot.
@@ -53,11 +81,16 @@ pub fn catalog_problem(url: &str) -> Option<String> {
         Some(("sqlite", _)) => Some(format!(
             "catalog URL `{url}` names no file; write sqlite://PATH (relative to the project, or absolute)"
         )),
+        Some(("postgres" | "postgresql", rest))
+            if !rest.is_empty() && !rest.starts_with('/') && !rest.starts_with('?') =>
+        {
+            None
+        }
         Some(("postgres" | "postgresql", _)) => Some(format!(
-            "catalog URL `{url}`: this build keeps the catalog in SQLite only; write sqlite://PATH"
+            "catalog URL `{url}` names no server; write postgres://USER@HOST:PORT/DATABASE"
         )),
         _ => Some(format!(
-            "catalog URL `{url}` is not one this build reads; write sqlite://PATH"
+            "catalog URL `{url}` is not one this build reads; write sqlite://PATH or postgres://USER@HOST:PORT/DATABASE"
         )),
     }
 }
@@ -98,11 +131,24 @@ mod tests {
                 .unwrap()
                 .contains("sqlite://PATH")
         );
-        assert!(
-            catalog_problem("postgres://h/db")
-                .unwrap()
-                .contains("SQLite only")
+        assert_eq!(
+            catalog_problem("postgres://mesh@db.internal:5432/mesh"),
+            None
         );
+        assert_eq!(catalog_problem("postgresql://h/db?sslmode=require"), None);
+        assert!(
+            catalog_problem("postgres:///db")
+                .unwrap()
+                .contains("names no server")
+        );
+        let written = |url| super::Backend::Catalog.written_problem(url);
+        assert!(
+            written("postgres://mesh:s3cret@h/db")
+                .unwrap()
+                .contains("PGPASSWORD")
+        );
+        assert_eq!(written("postgres://mesh@h/db"), None);
+        assert_eq!(written("postgres://h/db?user=a@b"), None);
         assert_eq!(storage_problem("tables"), None);
         assert_eq!(storage_problem("file:///srv/tables"), None);
         assert!(

@@ -307,7 +307,7 @@ fn load_config(root: &Path, path: &Path, text: &str, out: &mut Vec<Diagnostic>) 
                     let Some(v) = f.get(key).and_then(|n| ctx.string(n, key)) else {
                         continue;
                     };
-                    match backend.problem(&v.value) {
+                    match backend.written_problem(&v.value) {
                         Some(message) => {
                             ctx.error("backend-url", v.span, message);
                         }

@@ -1,83 +1,167 @@
-//! The embedded catalog: a SQLite file through sqlx.
+//! The catalog on SQL: a SQLite file (the embedded default) or a
+//! PostgreSQL database, through sqlx's `Any` driver, so every statement is
+//! written once. Statements use `$N` parameters, text timestamps and
+//! 64-bit integers, which both backends read alike; the few that differ
+//! are chosen by [`Dialect`]. Each backend has its own migrations
+//! (`migrations/sqlite`, `migrations/postgres`), checked by the catalog
+//! tests to produce the same tables and columns.
 
 use std::collections::BTreeMap;
 use std::path::Path;
-use std::str::FromStr;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mesh_spec::{DomainName, OutputName, ProductRef};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
-use sqlx::{Row, SqlitePool};
+use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 
 use crate::error::{CatalogError, Result};
 use crate::locations::Locations;
 use crate::model::*;
 use crate::store::CatalogStore;
 
-/// A catalog in a SQLite file.
+/// The SQL a backend speaks, where the two differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Dialect {
+    Sqlite,
+    Postgres,
+}
+
+/// The advisory lock every PostgreSQL write transaction takes first, so
+/// writers run one at a time as they do on SQLite: the catalog's
+/// read-then-write transactions (deploys, claims, compactions) rely on it.
+/// The number spells "mesh" in ASCII.
+const WRITE_LOCK: i64 = 0x6d65_7368;
+
+/// A catalog in a SQLite file or a PostgreSQL database.
 #[derive(Debug, Clone)]
-pub struct SqliteCatalog {
-    pub(crate) pool: SqlitePool,
+pub struct SqlCatalog {
+    pub(crate) pool: AnyPool,
+    pub(crate) dialect: Dialect,
     /// Table locations, relative to the storage root.
     tables: Locations,
     /// Descriptor paths, relative to the project's folder.
     descriptors: Locations,
 }
 
-impl SqliteCatalog {
-    /// Opens (creating if needed) the catalog file and brings its schema up to date.
+/// The statement `$statement!(sqlite)` or `$statement!(postgres)`, for
+/// `dialect`: a statement that differs between the backends is a local
+/// macro, so both texts stay literals.
+macro_rules! by_dialect {
+    ($dialect:expr, $statement:ident) => {
+        match $dialect {
+            $crate::sql::Dialect::Sqlite => $statement!(sqlite),
+            $crate::sql::Dialect::Postgres => $statement!(postgres),
+        }
+    };
+}
+pub(crate) use by_dialect;
+
+/// Settings each SQLite connection gets when it opens.
+const SQLITE_PRAGMAS: &str = "PRAGMA busy_timeout = 10000; PRAGMA journal_mode = WAL; \
+     PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;";
+
+impl SqlCatalog {
+    /// Opens (creating if needed) a SQLite catalog file and brings its
+    /// schema up to date.
     pub async fn open(path: &Path) -> Result<Self> {
-        let url = format!("sqlite://{}", path.display());
-        let options = SqliteConnectOptions::from_str(&url)
-            .map_err(|source| CatalogError::Open {
-                url: url.clone(),
-                source,
-            })?
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            .synchronous(SqliteSynchronous::Normal)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
-        let pool = SqlitePoolOptions::new()
-            .max_connections(4)
-            // A local file needs no ping before each use (a round trip
-            // per query otherwise).
-            .test_before_acquire(false)
-            .connect_with(options)
-            .await
-            .map_err(|source| CatalogError::Open { url, source })?;
-        sqlx::migrate!("./migrations").run(&pool).await?;
-        Ok(SqliteCatalog {
+        Self::connect(&format!("sqlite://{}", path.display())).await
+    }
+
+    /// Connects to the catalog at `url` (`sqlite://PATH` or
+    /// `postgres://…`) and brings its schema up to date. A SQLite file is
+    /// created if missing; a PostgreSQL database must exist.
+    pub async fn connect(url: &str) -> Result<Self> {
+        sqlx::any::install_default_drivers();
+        let open_err = |source| CatalogError::Open {
+            url: redact(url),
+            source,
+        };
+        let (dialect, pool) = match url.split_once("://") {
+            Some(("sqlite", _)) => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(4)
+                    // A local file needs no ping before each use (a round
+                    // trip per query otherwise).
+                    .test_before_acquire(false)
+                    .after_connect(|conn, _| {
+                        Box::pin(async move {
+                            conn.execute(SQLITE_PRAGMAS).await?;
+                            Ok(())
+                        })
+                    })
+                    .connect(&format!("{url}?mode=rwc"))
+                    .await
+                    .map_err(open_err)?;
+                sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
+                (Dialect::Sqlite, pool)
+            }
+            Some(("postgres" | "postgresql", _)) => {
+                let pool = AnyPoolOptions::new()
+                    .max_connections(8)
+                    // A server's connection can drop (restart, failover,
+                    // idle timeout): a pooled one is checked before use
+                    // and replaced if it is gone.
+                    .test_before_acquire(true)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .idle_timeout(Duration::from_secs(300))
+                    .connect(url)
+                    .await
+                    .map_err(open_err)?;
+                sqlx::migrate!("./migrations/postgres").run(&pool).await?;
+                (Dialect::Postgres, pool)
+            }
+            _ => {
+                return Err(CatalogError::UnsupportedUrl { url: redact(url) });
+            }
+        };
+        Ok(SqlCatalog {
             pool,
+            dialect,
             tables: Locations::default(),
             descriptors: Locations::default(),
         })
     }
 
-    /// Opens the catalog of the project in `project` whose tables live
-    /// under `storage_root`: descriptors are stored relative to the project
-    /// and table locations relative to the storage root, so a copied or
-    /// moved project uses its own sources and tables. Absolute paths that
-    /// earlier versions recorded under these roots are made relative once,
-    /// here.
-    pub async fn open_under(path: &Path, project: &Path, storage_root: &str) -> Result<Self> {
-        let mut catalog = Self::open(path).await?;
+    /// Which SQL the catalog speaks.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    /// Begins a transaction that writes. On PostgreSQL it first takes the
+    /// catalog's write lock ([`WRITE_LOCK`]), held until it ends.
+    pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>> {
+        let mut tx = self.pool.begin().await?;
+        if self.dialect == Dialect::Postgres {
+            sqlx::query("SELECT pg_advisory_xact_lock($1)")
+                .bind(WRITE_LOCK)
+                .execute(&mut *tx)
+                .await?;
+        }
+        Ok(tx)
+    }
+
+    /// Opens the catalog at `url` for the project in `project` whose
+    /// tables live under `storage_root`: descriptors are stored relative
+    /// to the project and table locations relative to the storage root, so
+    /// a copied or moved project uses its own sources and tables. Absolute
+    /// paths that earlier versions recorded under these roots are made
+    /// relative once, here.
+    pub async fn connect_under(url: &str, project: &Path, storage_root: &str) -> Result<Self> {
+        let mut catalog = Self::connect(url).await?;
         catalog.tables = Locations::under(storage_root);
         catalog.descriptors = Locations::under(&project.display().to_string());
         for (locations, any_sql, relocate_sql) in [
             (
                 &catalog.tables,
-                "SELECT EXISTS (SELECT 1 FROM outputs WHERE location LIKE $1 ESCAPE '\\')",
-                "UPDATE outputs SET location = substr(location, $2) WHERE location LIKE $1 ESCAPE '\\'",
+                "SELECT CASE WHEN EXISTS (SELECT 1 FROM outputs WHERE location LIKE $1 ESCAPE '\\') THEN 1 ELSE 0 END",
+                "UPDATE outputs SET location = substr(location, CAST($2 AS INTEGER)) WHERE location LIKE $1 ESCAPE '\\'",
             ),
             (
                 &catalog.descriptors,
-                "SELECT EXISTS (SELECT 1 FROM products WHERE descriptor_path LIKE $1 ESCAPE '\\')",
-                "UPDATE products SET descriptor_path = substr(descriptor_path, $2) WHERE descriptor_path LIKE $1 ESCAPE '\\'",
+                "SELECT CASE WHEN EXISTS (SELECT 1 FROM products WHERE descriptor_path LIKE $1 ESCAPE '\\') THEN 1 ELSE 0 END",
+                "UPDATE products SET descriptor_path = substr(descriptor_path, CAST($2 AS INTEGER)) WHERE descriptor_path LIKE $1 ESCAPE '\\'",
             ),
         ] {
             let Some((pattern, drop)) = locations.absolute_pattern() else {
@@ -85,11 +169,11 @@ impl SqliteCatalog {
             };
             // Usually nothing to relocate: a read says so without taking
             // the write lock an UPDATE takes.
-            let any: bool = sqlx::query_scalar(any_sql)
+            let any: i64 = sqlx::query_scalar(any_sql)
                 .bind(&pattern)
                 .fetch_one(&catalog.pool)
                 .await?;
-            if any {
+            if any != 0 {
                 sqlx::query(relocate_sql)
                     .bind(pattern)
                     .bind(drop as i64 + 1)
@@ -100,10 +184,34 @@ impl SqliteCatalog {
         Ok(catalog)
     }
 
-    fn output_from_row(&self, row: &SqliteRow) -> Result<OutputRecord> {
+    /// Opens the SQLite catalog file at `path`, as [`Self::connect_under`].
+    pub async fn open_under(path: &Path, project: &Path, storage_root: &str) -> Result<Self> {
+        Self::connect_under(
+            &format!("sqlite://{}", path.display()),
+            project,
+            storage_root,
+        )
+        .await
+    }
+
+    fn output_from_row(&self, row: &AnyRow) -> Result<OutputRecord> {
         let mut output = output_from_row(row)?;
         output.location = self.tables.resolve(&output.location);
         Ok(output)
+    }
+}
+
+/// `url` without its password, for messages.
+pub(crate) fn redact(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, rest)), Some(at)) if at > scheme.len() => {
+            let userinfo = &rest[..at - scheme.len() - 3];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{scheme}://{user}:***{}", &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
     }
 }
 
@@ -153,7 +261,7 @@ fn output_name(s: &str) -> Result<OutputName> {
     })
 }
 
-fn output_from_row(row: &SqliteRow) -> Result<OutputRecord> {
+fn output_from_row(row: &AnyRow) -> Result<OutputRecord> {
     let product: String = row.try_get("product")?;
     let (d, p) = product.split_once('/').unwrap_or((&product, ""));
     Ok(OutputRecord {
@@ -165,7 +273,7 @@ fn output_from_row(row: &SqliteRow) -> Result<OutputRecord> {
     })
 }
 
-pub(crate) fn publication_from_row(row: &SqliteRow) -> Result<Publication> {
+pub(crate) fn publication_from_row(row: &AnyRow) -> Result<Publication> {
     Ok(Publication {
         domain: domain(row.try_get("domain")?)?,
         output: output_name(row.try_get("output")?)?,
@@ -186,7 +294,7 @@ pub(crate) fn publication_from_row(row: &SqliteRow) -> Result<Publication> {
     })
 }
 
-impl SqliteCatalog {
+impl SqlCatalog {
     /// Sets a deployed product's lifecycle status in a deployment of its
     /// own, recorded in `product_changes` with the status as the action.
     async fn set_lifecycle(
@@ -198,7 +306,7 @@ impl SqliteCatalog {
     ) -> Result<bool> {
         let id = DeploymentId(uuid::Uuid::now_v7().to_string());
         let now = Utc::now().to_rfc3339();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO deployments (id, deployed_at, deployed_by) VALUES ($1, $2, $3)")
             .bind(&id.0)
             .bind(&now)
@@ -298,7 +406,7 @@ impl SqliteCatalog {
 }
 
 #[async_trait]
-impl CatalogStore for SqliteCatalog {
+impl CatalogStore for SqlCatalog {
     async fn deploy(
         &self,
         by: &str,
@@ -337,7 +445,7 @@ impl CatalogStore for SqliteCatalog {
         }
         let id = DeploymentId(uuid::Uuid::now_v7().to_string());
         let now = Utc::now().to_rfc3339();
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO deployments (id, deployed_at, deployed_by) VALUES ($1, $2, $3)")
             .bind(&id.0)
             .bind(&now)

@@ -4,13 +4,13 @@ use std::collections::BTreeMap;
 
 use async_trait::async_trait;
 use mesh_spec::ProductRef;
-use sqlx::sqlite::SqliteRow;
-use sqlx::{Row, Sqlite, Transaction};
+use sqlx::any::AnyRow;
+use sqlx::{Any, Row, Transaction};
 
 use crate::error::{CatalogError, Result};
 use crate::model::*;
 use crate::runs::{CurrentVersion, RecordedHealth, RunFacts, RunFilter, RunStore};
-use crate::sqlite::{SqliteCatalog, json, product_ref, publication_from_row, ts};
+use crate::sql::{SqlCatalog, json, product_ref, publication_from_row, ts};
 
 /// What the `timeline` column holds.
 #[derive(serde::Serialize, serde::Deserialize, Default)]
@@ -21,7 +21,7 @@ struct Timeline {
     log: Vec<String>,
 }
 
-fn queued_from_row(row: &SqliteRow) -> Result<QueuedRun> {
+fn queued_from_row(row: &AnyRow) -> Result<QueuedRun> {
     Ok(QueuedRun {
         product: product_ref(row.try_get("domain")?, row.try_get("name")?)?,
         cause: row.try_get("cause")?,
@@ -36,14 +36,14 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
         .is_some_and(|d| d.is_unique_violation())
 }
 
-impl SqliteCatalog {
-    async fn run_rows(&self, rows: Vec<SqliteRow>) -> Result<Vec<RunRecord>> {
+impl SqlCatalog {
+    async fn run_rows(&self, rows: Vec<AnyRow>) -> Result<Vec<RunRecord>> {
         self.run_rows_with(rows, true).await
     }
 
     /// Runs from their rows; with `details`, their check results and
     /// publications too.
-    async fn run_rows_with(&self, rows: Vec<SqliteRow>, details: bool) -> Result<Vec<RunRecord>> {
+    async fn run_rows_with(&self, rows: Vec<AnyRow>, details: bool) -> Result<Vec<RunRecord>> {
         let mut runs = Vec::with_capacity(rows.len());
         for row in rows {
             let id = RunId(row.try_get("id")?);
@@ -51,24 +51,28 @@ impl SqliteCatalog {
                 runs.push(self.run_from_row(&row, id, Vec::new(), Vec::new())?);
                 continue;
             }
-            let checks =
-                sqlx::query("SELECT * FROM check_results WHERE run_id = $1 ORDER BY output, name")
-                    .bind(&id.0)
-                    .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(|c| {
-                        Ok(CheckResult {
-                            output: c.try_get("output")?,
-                            name: c.try_get("name")?,
-                            kind: c.try_get("kind")?,
-                            severity: c.try_get("severity")?,
-                            passed: c.try_get("passed")?,
-                            observed: c.try_get("observed")?,
-                            sample: json(c.try_get("sample")?, "check_results", "sample")?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
+            let checks = sqlx::query(
+                "SELECT output, name, kind, severity, observed, sample, \
+                     CASE WHEN passed THEN 1 ELSE 0 END AS passed \
+                     FROM check_results WHERE run_id = $1 ORDER BY output, name",
+            )
+            .bind(&id.0)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|c| {
+                Ok(CheckResult {
+                    output: c.try_get("output")?,
+                    name: c.try_get("name")?,
+                    kind: c.try_get("kind")?,
+                    severity: c.try_get("severity")?,
+                    // Read as 0/1: SQLite keeps booleans as integers.
+                    passed: c.try_get::<i64, _>("passed")? != 0,
+                    observed: c.try_get("observed")?,
+                    sample: json(c.try_get("sample")?, "check_results", "sample")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
             let publications =
                 sqlx::query("SELECT * FROM publications WHERE run_id = $1 ORDER BY output")
                     .bind(&id.0)
@@ -84,7 +88,7 @@ impl SqliteCatalog {
 
     fn run_from_row(
         &self,
-        row: &SqliteRow,
+        row: &AnyRow,
         id: RunId,
         checks: Vec<CheckResult>,
         publications: Vec<Publication>,
@@ -132,7 +136,7 @@ impl SqliteCatalog {
     /// Inserts a running run and its lease; a taken lease is `RunBusy`.
     async fn insert_run(
         &self,
-        tx: &mut Transaction<'_, Sqlite>,
+        tx: &mut Transaction<'_, Any>,
         run: &RunRecord,
         holder: &str,
         lease_until: i64,
@@ -190,16 +194,16 @@ impl SqliteCatalog {
 }
 
 #[async_trait]
-impl RunStore for SqliteCatalog {
+impl RunStore for SqlCatalog {
     async fn start_run(&self, run: &RunRecord, holder: &str, lease_until: i64) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         self.insert_run(&mut tx, run, holder, lease_until).await?;
         tx.commit().await?;
         Ok(())
     }
 
     async fn finish_run(&self, run: &RunRecord) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let timeline = serde_json::to_string(&Timeline {
             steps: run.steps.clone(),
             log: run.log.clone(),
@@ -370,7 +374,7 @@ impl RunStore for SqliteCatalog {
         .bind(filter.product.as_ref().map(|p| p.name.as_str()))
         .bind(filter.status.as_deref())
         .bind(limit)
-        .bind(filter.builds_only)
+        .bind(i64::from(filter.builds_only))
         .bind(crate::runs::OPTIMIZE_CAUSE)
         .fetch_all(&self.pool)
         .await?;
@@ -475,12 +479,13 @@ impl RunStore for SqliteCatalog {
     }
 
     async fn run_facts(&self, since: chrono::DateTime<chrono::Utc>) -> Result<Vec<RunFacts>> {
-        // Times are RFC 3339 in UTC, so they order as text.
+        // Times are RFC 3339 in UTC, so they order as text. PostgreSQL
+        // sums integers as numeric, which the Any driver does not read.
         sqlx::query(
             "SELECT domain, name, \
                max(CASE WHEN status IN ('succeeded', 'up-to-date') THEN finished_at END) AS confirmed, \
-               sum(CASE WHEN started_at >= $1 THEN checks_passed ELSE 0 END) AS passed, \
-               sum(CASE WHEN started_at >= $1 THEN checks_passed + checks_failed + checks_warned ELSE 0 END) AS checked \
+               CAST(sum(CASE WHEN started_at >= $1 THEN checks_passed ELSE 0 END) AS BIGINT) AS passed, \
+               CAST(sum(CASE WHEN started_at >= $1 THEN checks_passed + checks_failed + checks_warned ELSE 0 END) AS BIGINT) AS checked \
              FROM runs GROUP BY domain, name",
         )
         .bind(since.to_rfc3339())
@@ -613,7 +618,7 @@ impl RunStore for SqliteCatalog {
         holder: &str,
         lease_until: i64,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let taken = sqlx::query(
             "DELETE FROM run_queue WHERE domain = $1 AND name = $2 AND due_at = $3 \
              AND attempt = $4 AND cause = $5",
@@ -638,7 +643,7 @@ impl RunStore for SqliteCatalog {
     }
 
     async fn fire_tick(&self, entry: &QueuedRun, tick: i64, holder: &str) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let fired = sqlx::query(
             "INSERT INTO schedule_ticks (domain, name, tick, fired_by) VALUES ($1, $2, $3, $4) \
              ON CONFLICT (domain, name, tick) DO NOTHING",

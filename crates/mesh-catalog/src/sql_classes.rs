@@ -5,12 +5,12 @@ use sqlx::Row;
 
 use crate::classes::{ClassificationStore, ColumnClass, StoredLineage, stricter};
 use crate::error::Result;
-use crate::sqlite::SqliteCatalog;
+use crate::sql::SqlCatalog;
 
 #[async_trait]
-impl ClassificationStore for SqliteCatalog {
+impl ClassificationStore for SqlCatalog {
     async fn record_classes(&self, rows: &[ColumnClass]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for r in rows {
             let existing: Option<Option<String>> = sqlx::query(
                 "SELECT classification FROM column_classes WHERE family = $1 AND output = $2 AND version = $3 AND name = $4",
@@ -78,7 +78,7 @@ impl ClassificationStore for SqliteCatalog {
     }
 
     async fn record_lineage(&self, rows: &[StoredLineage]) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for r in rows {
             sqlx::query(
                 "INSERT INTO column_lineage (family, version, lineage) VALUES ($1, $2, $3)

@@ -5,11 +5,11 @@ use std::collections::BTreeMap;
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use sqlx::Row;
-use sqlx::sqlite::SqliteRow;
+use sqlx::any::AnyRow;
 
 use crate::error::{CatalogError, Result};
 use crate::identity::*;
-use crate::sqlite::{SqliteCatalog, ts};
+use crate::sql::{SqlCatalog, by_dialect, ts};
 
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     e.as_database_error()
@@ -37,7 +37,7 @@ fn opt_ts(v: Option<String>, column: &'static str) -> Result<Option<DateTime<Utc
     v.map(|s| ts(&s, "tokens", column)).transpose()
 }
 
-fn token_from_row(row: &SqliteRow) -> Result<TokenRecord> {
+fn token_from_row(row: &AnyRow) -> Result<TokenRecord> {
     Ok(TokenRecord {
         id: row.try_get("id")?,
         principal: row.try_get("principal")?,
@@ -56,7 +56,7 @@ fn opt_at(
     v.map(|s| ts(&s, table, column)).transpose()
 }
 
-fn request_from_row(row: &SqliteRow) -> Result<AccessRequest> {
+fn request_from_row(row: &AnyRow) -> Result<AccessRequest> {
     Ok(AccessRequest {
         id: row.try_get("id")?,
         product: row.try_get("product")?,
@@ -76,7 +76,7 @@ fn request_from_row(row: &SqliteRow) -> Result<AccessRequest> {
     })
 }
 
-fn grant_from_row(row: &SqliteRow) -> Result<Grant> {
+fn grant_from_row(row: &AnyRow) -> Result<Grant> {
     Ok(Grant {
         id: row.try_get("id")?,
         request_id: row.try_get("request_id")?,
@@ -92,7 +92,7 @@ fn grant_from_row(row: &SqliteRow) -> Result<Grant> {
     })
 }
 
-async fn insert_grant(tx: &mut sqlx::SqliteConnection, g: &Grant) -> Result<()> {
+async fn insert_grant(tx: &mut sqlx::AnyConnection, g: &Grant) -> Result<()> {
     sqlx::query(
         "INSERT INTO grants (id, request_id, product, principal, purpose, allows_pii, granted_by, granted_at, expires_at, revoked_at, revoked_by)
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, NULL, NULL)",
@@ -116,14 +116,26 @@ async fn insert_grant(tx: &mut sqlx::SqliteConnection, g: &Grant) -> Result<()> 
 /// principal and `$6` its domains as a JSON array (both NULL without a
 /// scope). Products are recorded as `domain/name`.
 macro_rules! audit_where {
-    () => {
-        "($1 IS NULL OR product = $1)
+    ($dialect:ident) => {
+        concat!(
+            "($1 IS NULL OR product = $1)
          AND ($2 IS NULL OR principal = $2)
          AND ($3 IS NULL OR at >= $3)
          AND ($4 IS NULL OR action = $4)
-         AND ($5 IS NULL OR principal = $5
-              OR substr(product, 1, instr(product, '/') - 1)
-                 IN (SELECT value FROM json_each($6)))"
+         AND ($5 IS NULL OR principal = $5 OR ",
+            audit_in_domains!($dialect),
+            ")"
+        )
+    };
+}
+
+/// The audited product's domain is one of `$6`'s (a JSON array).
+macro_rules! audit_in_domains {
+    (sqlite) => {
+        "substr(product, 1, instr(product, '/') - 1) IN (SELECT value FROM json_each($6))"
+    };
+    (postgres) => {
+        "split_part(product, '/', 1) IN (SELECT json_array_elements_text(CAST($6 AS json)))"
     };
 }
 
@@ -132,7 +144,7 @@ macro_rules! audit_where {
 fn audit_query<'q>(
     sql: &'static str,
     f: &'q AuditFilter,
-) -> sqlx::query::Query<'q, sqlx::Sqlite, sqlx::sqlite::SqliteArguments> {
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
     let (scope, domains) = match &f.scope {
         None => (None, None),
         Some(s) => (
@@ -149,7 +161,7 @@ fn audit_query<'q>(
         .bind(domains)
 }
 
-impl SqliteCatalog {
+impl SqlCatalog {
     async fn pairs(&self, sql: &'static str) -> Result<BTreeMap<String, Vec<String>>> {
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
         for row in sqlx::query(sql).fetch_all(&self.pool).await? {
@@ -172,7 +184,7 @@ impl SqliteCatalog {
 }
 
 #[async_trait]
-impl IdentityStore for SqliteCatalog {
+impl IdentityStore for SqlCatalog {
     async fn add_principal(&self, name: &str, kind: &str, by: &str) -> Result<()> {
         sqlx::query(
             "INSERT INTO principals (name, kind, created_at, created_by) VALUES ($1, $2, $3, $4)",
@@ -189,14 +201,19 @@ impl IdentityStore for SqliteCatalog {
 
     async fn principal(&self, name: &str) -> Result<Option<Principal>> {
         // One statement: it is asked on every request of every protocol.
-        let Some(row) = sqlx::query(concat!(
-            "SELECT ",
-            principal_columns!(),
-            " FROM principals p WHERE name = $1"
-        ))
-        .bind(name)
-        .fetch_optional(&self.pool)
-        .await?
+        macro_rules! select {
+            ($dialect:ident) => {
+                concat!(
+                    "SELECT ",
+                    principal_columns!($dialect),
+                    " FROM principals p WHERE name = $1"
+                )
+            };
+        }
+        let Some(row) = sqlx::query(by_dialect!(self.dialect, select))
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?
         else {
             return Ok(None);
         };
@@ -228,16 +245,18 @@ impl IdentityStore for SqliteCatalog {
 
     async fn grant_role(&self, principal: &str, role: &str) -> Result<()> {
         self.require_principal(principal).await?;
-        sqlx::query("INSERT OR IGNORE INTO principal_roles (principal, role) VALUES ($1, $2)")
-            .bind(principal)
-            .bind(role)
-            .execute(&self.pool)
-            .await?;
+        sqlx::query(
+            "INSERT INTO principal_roles (principal, role) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(principal)
+        .bind(role)
+        .execute(&self.pool)
+        .await?;
         Ok(())
     }
 
     async fn add_team(&self, name: &str, domains: &[String], by: &str) -> Result<()> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         sqlx::query("INSERT INTO teams (name, created_at, created_by) VALUES ($1, $2, $3)")
             .bind(name)
             .bind(Utc::now().to_rfc3339())
@@ -246,11 +265,13 @@ impl IdentityStore for SqliteCatalog {
             .await
             .map_err(conflict("team", name))?;
         for d in domains {
-            sqlx::query("INSERT OR IGNORE INTO team_domains (team, domain) VALUES ($1, $2)")
-                .bind(name)
-                .bind(d)
-                .execute(&mut *tx)
-                .await?;
+            sqlx::query(
+                "INSERT INTO team_domains (team, domain) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+            )
+            .bind(name)
+            .bind(d)
+            .execute(&mut *tx)
+            .await?;
         }
         tx.commit().await?;
         Ok(())
@@ -258,21 +279,23 @@ impl IdentityStore for SqliteCatalog {
 
     async fn add_member(&self, team: &str, principal: &str) -> Result<()> {
         self.require_principal(principal).await?;
-        sqlx::query("INSERT OR IGNORE INTO team_members (team, principal) VALUES ($1, $2)")
-            .bind(team)
-            .bind(principal)
-            .execute(&self.pool)
-            .await
-            .map_err(|e| {
-                if is_foreign_key_violation(&e) {
-                    CatalogError::NotFound {
-                        what: "team",
-                        name: team.to_string(),
-                    }
-                } else {
-                    e.into()
+        sqlx::query(
+            "INSERT INTO team_members (team, principal) VALUES ($1, $2) ON CONFLICT DO NOTHING",
+        )
+        .bind(team)
+        .bind(principal)
+        .execute(&self.pool)
+        .await
+        .map_err(|e| {
+            if is_foreign_key_violation(&e) {
+                CatalogError::NotFound {
+                    what: "team",
+                    name: team.to_string(),
                 }
-            })?;
+            } else {
+                e.into()
+            }
+        })?;
         Ok(())
     }
 
@@ -408,7 +431,7 @@ impl IdentityStore for SqliteCatalog {
         reason: Option<&str>,
         grant: Option<&Grant>,
     ) -> Result<bool> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         let done = sqlx::query(
             "UPDATE access_requests SET status = $1, decided_by = $2, decided_at = $3, reason = $4
              WHERE id = $5 AND status = 'pending'",
@@ -468,7 +491,7 @@ impl IdentityStore for SqliteCatalog {
         if entries.is_empty() {
             return Ok(());
         }
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.begin_write().await?;
         for e in entries {
             sqlx::query(
                 "INSERT INTO audit_log (at, principal, action, product, columns, decision, reason, detail)
@@ -490,18 +513,20 @@ impl IdentityStore for SqliteCatalog {
     }
 
     async fn audit(&self, f: &AuditFilter) -> Result<Vec<AuditEntry>> {
-        let rows = audit_query(
-            concat!(
-                "SELECT * FROM (SELECT * FROM audit_log WHERE ",
-                audit_where!(),
-                " ORDER BY seq DESC LIMIT $7 OFFSET $8) ORDER BY seq"
-            ),
-            f,
-        )
-        .bind(f.limit.unwrap_or(i64::MAX))
-        .bind(f.offset.unwrap_or(0))
-        .fetch_all(&self.pool)
-        .await?;
+        macro_rules! page {
+            ($dialect:ident) => {
+                concat!(
+                    "SELECT * FROM (SELECT * FROM audit_log WHERE ",
+                    audit_where!($dialect),
+                    " ORDER BY seq DESC LIMIT $7 OFFSET $8) AS page ORDER BY seq"
+                )
+            };
+        }
+        let rows = audit_query(by_dialect!(self.dialect, page), f)
+            .bind(f.limit.unwrap_or(i64::MAX))
+            .bind(f.offset.unwrap_or(0))
+            .fetch_all(&self.pool)
+            .await?;
         rows.iter()
             .map(|row| {
                 let columns: Option<String> = row.try_get("columns")?;
@@ -526,12 +551,17 @@ impl IdentityStore for SqliteCatalog {
     }
 
     async fn audit_count(&self, f: &AuditFilter) -> Result<u64> {
-        let row = audit_query(
-            concat!("SELECT count(*) FROM audit_log WHERE ", audit_where!()),
-            f,
-        )
-        .fetch_one(&self.pool)
-        .await?;
+        macro_rules! count {
+            ($dialect:ident) => {
+                concat!(
+                    "SELECT count(*) FROM audit_log WHERE ",
+                    audit_where!($dialect)
+                )
+            };
+        }
+        let row = audit_query(by_dialect!(self.dialect, count), f)
+            .fetch_one(&self.pool)
+            .await?;
         let n: i64 = row.try_get(0)?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
@@ -540,19 +570,26 @@ impl IdentityStore for SqliteCatalog {
 /// A principal's columns, its teams and roles as JSON arrays, from
 /// `principals p` (a macro, so statements stay literals).
 macro_rules! principal_columns {
-    () => {
+    (sqlite) => {
         "p.name AS name, p.kind AS kind,
         (SELECT json_group_array(team) FROM
             (SELECT team FROM team_members WHERE principal = p.name ORDER BY team)) AS teams,
         (SELECT json_group_array(role) FROM
             (SELECT role FROM principal_roles WHERE principal = p.name ORDER BY role)) AS roles"
     };
+    (postgres) => {
+        "p.name AS name, p.kind AS kind,
+        (SELECT CAST(COALESCE(json_agg(team ORDER BY team), '[]') AS text)
+            FROM team_members WHERE principal = p.name) AS teams,
+        (SELECT CAST(COALESCE(json_agg(role ORDER BY role), '[]') AS text)
+            FROM principal_roles WHERE principal = p.name) AS roles"
+    };
 }
 pub(crate) use principal_columns;
 
 /// A principal read with [`PRINCIPAL_COLUMNS`]; `None` when its name is NULL
 /// (an outer join that found none).
-pub(crate) fn principal_from_row(row: &sqlx::sqlite::SqliteRow) -> Result<Option<Principal>> {
+pub(crate) fn principal_from_row(row: &sqlx::any::AnyRow) -> Result<Option<Principal>> {
     let Some(name) = row.try_get::<Option<String>, _>("name")? else {
         return Ok(None);
     };

@@ -1,0 +1,21 @@
+-- Health and notifications (docs/operations.md).
+
+-- The health each product was last seen in, so a change of health is
+-- noticed (and announced) once, by the process whose compare-and-set
+-- update wins.
+CREATE TABLE product_health (
+    domain  TEXT COLLATE "C" NOT NULL,
+    name    TEXT COLLATE "C" NOT NULL,
+    health  TEXT COLLATE "C" NOT NULL, -- healthy | degraded | failing
+    reasons TEXT COLLATE "C" NOT NULL, -- JSON array of strings
+    since   BIGINT NOT NULL,
+    PRIMARY KEY (domain, name)
+);
+
+-- Every notification sent, by key (`run-failed:<run>`, …), so several
+-- schedulers send each once.
+CREATE TABLE notices (
+    key     TEXT COLLATE "C" PRIMARY KEY,
+    sent_by TEXT COLLATE "C" NOT NULL,
+    at      BIGINT NOT NULL
+);
