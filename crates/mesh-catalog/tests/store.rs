@@ -504,3 +504,106 @@ async fn the_queue_coalesces_claims_once_and_fires_each_tick_once() {
         assert_eq!(catalog.queue().await.unwrap().len(), 1);
     }
 }
+
+/// Two processes (two pools) start runs of one product at the same
+/// moment, again and again: each time exactly one holds the lease and the
+/// other is told who does; every winner's publication is recorded once.
+#[tokio::test]
+async fn two_writers_race_for_one_lease() {
+    for backend in support::backends().await {
+        eprintln!("on {}", backend.name);
+        let (one, two) = (backend.open().await, backend.open().await);
+        let a = product("sales", "orders", "v1");
+        one.deploy("alice", vec![a.clone()], vec![]).await.unwrap();
+        let until = Utc::now().timestamp_millis() + 60_000;
+        for round in 1..=20_i64 {
+            let mut first = run(&a, RunStatus::Running, 0);
+            let mut second = run(&a, RunStatus::Running, 0);
+            first.finished_at = None;
+            second.finished_at = None;
+            let (x, y) = tokio::join!(
+                one.start_run(&first, "one", until),
+                two.start_run(&second, "two", until)
+            );
+            let (winner, store, mut won) = match (x, y) {
+                (Ok(()), Err(e)) => {
+                    assert!(
+                        matches!(&e, mesh_catalog::CatalogError::RunBusy { holder, .. } if holder == "one"),
+                        "{e}"
+                    );
+                    ("one", &one, first)
+                }
+                (Err(e), Ok(())) => {
+                    assert!(
+                        matches!(&e, mesh_catalog::CatalogError::RunBusy { holder, .. } if holder == "two"),
+                        "{e}"
+                    );
+                    ("two", &two, second)
+                }
+                (x, y) => panic!("round {round}: exactly one run may start: {x:?} / {y:?}"),
+            };
+            let leases = one.leases().await.unwrap();
+            assert_eq!(leases.len(), 1, "round {round}");
+            assert_eq!(leases[0].holder, winner);
+            won.status = RunStatus::Succeeded;
+            won.finished_at = Some(Utc::now());
+            published(&mut won, round);
+            store.finish_run(&won).await.unwrap();
+        }
+        let orders = OutputName::parse("orders").unwrap();
+        let versions: Vec<i64> = two
+            .publications(&a.product.domain, &orders)
+            .await
+            .unwrap()
+            .iter()
+            .map(|p| p.table_version)
+            .collect();
+        assert_eq!(versions, (1..=20).rev().collect::<Vec<_>>());
+        assert!(one.leases().await.unwrap().is_empty());
+    }
+}
+
+/// Each backend's migrations produce the same tables and columns, with
+/// the same nullability.
+#[tokio::test]
+async fn both_migration_sets_build_the_same_schema() {
+    let backends = support::backends().await;
+    let mut schemas = Vec::new();
+    for backend in &backends {
+        let _migrated = backend.open().await;
+        let mut raw = backend.raw().await;
+        let sql = match backend.name {
+            "sqlite" => {
+                "SELECT m.name, p.name, CASE WHEN p.\"notnull\" = 1 OR p.pk > 0 THEN 1 ELSE 0 END \
+                 FROM sqlite_master m JOIN pragma_table_info(m.name) p \
+                 WHERE m.type = 'table' AND m.name NOT LIKE 'sqlite_%' AND m.name <> '_sqlx_migrations' \
+                 ORDER BY 1, 2"
+            }
+            _ => {
+                "SELECT CAST(table_name AS text), CAST(column_name AS text), \
+                 CASE WHEN is_nullable = 'NO' THEN 1 ELSE 0 END \
+                 FROM information_schema.columns WHERE table_schema = 'public' \
+                 AND table_name <> '_sqlx_migrations' ORDER BY 1, 2"
+            }
+        };
+        let rows: Vec<(String, String, i64)> =
+            sqlx::query_as(sql).fetch_all(&mut raw).await.unwrap();
+        schemas.push((backend.name, rows));
+    }
+    assert!(schemas[0].1.len() > 50, "{:?}", schemas[0]);
+    for (name, rows) in &schemas[1..] {
+        assert_eq!(rows, &schemas[0].1, "{name} differs from sqlite");
+    }
+    // And each migration has its twin, by name.
+    let names = |dir: &str| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(dir),
+        )
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+        v.sort();
+        v
+    };
+    assert_eq!(names("sqlite"), names("postgres"));
+}
