@@ -597,7 +597,9 @@ async fn both_migration_sets_build_the_same_schema() {
     // And each migration has its twin, by name.
     let names = |dir: &str| -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("migrations").join(dir),
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("migrations")
+                .join(dir),
         )
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())

@@ -6,7 +6,6 @@ mod common;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use assert_cmd::cargo::cargo_bin;
 use common::{init, json, mesh, ok};
 use serde_json::Value;
 
@@ -288,9 +287,8 @@ fn kill_at(failpoint: &str) -> (Value, Value, Value) {
         "id,language,text\n1,en,Hi\n",
     )
     .unwrap();
-    let mut child = Command::new(cargo_bin("mesh"))
+    let mut child = common::command(&dir)
         .arg("run")
-        .current_dir(&dir)
         .env("MESH_FAILPOINT", failpoint)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
@@ -438,14 +436,13 @@ fn a_reader_that_stops_early_is_not_a_crash() {
     let dir = init(tmp.path());
     ok(&dir, &["deploy"]);
     ok(&dir, &["run"]);
-    let mut child = Command::new(cargo_bin("mesh"))
+    let mut child = common::command(&dir)
         .args([
             "query",
             "SELECT * FROM generate_series(1, 200000)",
             "--format",
             "csv",
         ])
-        .current_dir(&dir)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -537,9 +534,8 @@ fn a_command_without_a_user_says_who_it_acts_as() {
     let dir = init(tmp.path());
     ok(&dir, &["deploy"]);
     ok(&dir, &["run"]);
-    let out = Command::new(cargo_bin("mesh"))
+    let out = common::command(&dir)
         .args(["query", "SELECT count(*) FROM example.greetings"])
-        .current_dir(&dir)
         .env_remove("MESH_USER")
         .env_remove("USER")
         .output()

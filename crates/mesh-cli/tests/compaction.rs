@@ -7,10 +7,9 @@
 mod common;
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Stdio;
 use std::time::Duration;
 
-use assert_cmd::cargo::cargo_bin;
 use common::{USER, edit, init, json, ok};
 
 /// Six `UNION ALL` branches, one partition each: every run writes six
@@ -245,10 +244,8 @@ fn a_bad_compaction_setting_is_refused_where_it_is_written() {
 }
 
 fn spawn(dir: &Path, args: &[&str]) -> std::process::Child {
-    Command::new(cargo_bin("mesh"))
+    common::command(dir)
         .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
         .env("MESH_USER", USER)
         .env_remove("MESH_SERVER")
         .stdout(Stdio::null())

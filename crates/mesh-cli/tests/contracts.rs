@@ -200,9 +200,8 @@ fn allow_breaking_records_who_overrode_the_gate() {
         "values: [en, fr, de, es]",
         "values: [en, fr, de, es, it]",
     );
-    let out = std::process::Command::new(assert_cmd::cargo::cargo_bin("mesh"))
+    let out = common::command(&dir)
         .args(["deploy", "--allow-breaking"])
-        .current_dir(&dir)
         .env("MESH_USER", "ada")
         .output()
         .unwrap();

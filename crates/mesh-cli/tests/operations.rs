@@ -196,10 +196,9 @@ struct Scheduler {
 impl Scheduler {
     fn start(dir: &Path, env: &[(&str, &str)]) -> Scheduler {
         use std::io::BufRead;
-        let mut command = std::process::Command::new(assert_cmd::cargo::cargo_bin("mesh"));
+        let mut command = common::command(dir);
         command
             .arg("scheduler")
-            .current_dir(dir)
             .env("MESH_USER", common::USER)
             .env("NO_COLOR", "1")
             .stdout(std::process::Stdio::piped())

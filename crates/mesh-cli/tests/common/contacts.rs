@@ -114,6 +114,23 @@ pub fn contacts(dir: &Path) -> String {
 /// The catalog of a mesh deployed before lineage: the descriptor without
 /// the classification and no lineage stored (as an older `mesh` left it).
 pub fn forget_classification(dir: &Path) {
+    let old = "        declassify: {from: hr.employees.email, reason: \"first address per department, published on the intranet\"}\n";
+    if let Some(url) = super::catalog_url(dir) {
+        let sql = format!(
+            "BEGIN; UPDATE products SET descriptor = replace(descriptor, $old${old}$old$, '') \
+             WHERE domain = 'ops' AND strpos(descriptor, $old${old}$old$) > 0; \
+             DELETE FROM column_lineage; COMMIT; \
+             SELECT count(*) FROM products WHERE domain = 'ops' AND descriptor LIKE '%declassify%';"
+        );
+        let out = std::process::Command::new("psql")
+            .args(["-X", "-Atq", "-v", "ON_ERROR_STOP=1", &url, "-c", &sql])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert_eq!(stdout.lines().last(), Some("0"), "{out:?}");
+        return;
+    }
     let script = r#"
 import sqlite3, sys
 db = sqlite3.connect(sys.argv[1])

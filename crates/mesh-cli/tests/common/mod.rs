@@ -15,12 +15,86 @@ use serde_json::Value;
 /// The local user every command runs as.
 pub const USER: &str = "tester";
 
+/// `mesh` in `dir`, without colour, on the catalog backend the test run
+/// chose: with `MESH_TEST_CATALOG=postgres` every test's commands share
+/// one fresh PostgreSQL database (see [`catalog_url`]); otherwise each
+/// project keeps its embedded SQLite file.
+pub fn command(dir: &Path) -> Command {
+    let mut c = Command::new(cargo_bin("mesh"));
+    c.current_dir(dir).env("NO_COLOR", "1");
+    match catalog_url(dir) {
+        Some(url) => c.env("MESH_CATALOG_URL", url),
+        None => c.env_remove("MESH_CATALOG_URL"),
+    };
+    c
+}
+
+/// The PostgreSQL catalog of the test that owns `dir`, when the run asks
+/// for PostgreSQL (`MESH_TEST_CATALOG=postgres`, with the server of
+/// `MESH_TEST_POSTGRES_URL` that `scripts/test` starts). A test is known
+/// by its temporary directory (the first component under the system's
+/// temporary directory), so the projects and servers of one test share
+/// a database, as processes on several machines share one catalog, and
+/// tests never see each other's. The database is created on first use.
+pub fn catalog_url(dir: &Path) -> Option<String> {
+    use std::collections::HashSet;
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    use std::sync::Mutex;
+    static CREATED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
+    if std::env::var("MESH_TEST_CATALOG").as_deref() != Ok("postgres") {
+        return None;
+    }
+    let server = std::env::var("MESH_TEST_POSTGRES_URL")
+        .expect("MESH_TEST_CATALOG=postgres needs MESH_TEST_POSTGRES_URL: run scripts/test");
+    let server = server.trim_end_matches('/');
+    let temp = std::env::temp_dir();
+    let owner = match dir.strip_prefix(&temp) {
+        Ok(rest) => temp.join(rest.components().next().unwrap()),
+        Err(_) => dir.to_path_buf(),
+    };
+    let mut h = DefaultHasher::new();
+    owner.hash(&mut h);
+    let name = format!("mesh_e2e_{:016x}", h.finish());
+    let mut created = CREATED.lock().unwrap();
+    let created = created.get_or_insert_with(HashSet::new);
+    if !created.contains(&name) {
+        let out = Command::new("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
+            .arg(format!("{server}/postgres"))
+            .args(["-c", &format!("CREATE DATABASE {name}")])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            out.status.success() || err.contains("already exists"),
+            "creating {name}: {err}"
+        );
+        created.insert(name.clone());
+    }
+    Some(format!("{server}/{name}"))
+}
+
+/// Everything the catalog of the project in `dir` stores, as text: the
+/// SQLite file's bytes, or a data dump of its PostgreSQL database.
+pub fn catalog_contents(dir: &Path) -> String {
+    match catalog_url(dir) {
+        None => String::from_utf8_lossy(&std::fs::read(dir.join(".mesh/catalog.db")).unwrap())
+            .into_owned(),
+        Some(url) => {
+            let out = Command::new("pg_dump")
+                .args(["--data-only", &url])
+                .output()
+                .unwrap();
+            assert!(out.status.success(), "{out:?}");
+            String::from_utf8(out.stdout).unwrap()
+        }
+    }
+}
+
 /// Runs `mesh ARGS` in `dir`.
 pub fn mesh(dir: &Path, args: &[&str]) -> Output {
-    Command::new(cargo_bin("mesh"))
+    command(dir)
         .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
         .env_remove("MESH_SERVER")
         // `mesh init` makes this user the mesh's first admin.
         .env("MESH_USER", USER)
@@ -30,10 +104,8 @@ pub fn mesh(dir: &Path, args: &[&str]) -> Output {
 
 /// Runs `mesh ARGS` in `dir` as another local user.
 pub fn mesh_as(dir: &Path, user: &str, args: &[&str]) -> Output {
-    Command::new(cargo_bin("mesh"))
+    command(dir)
         .args(args)
-        .current_dir(dir)
-        .env("NO_COLOR", "1")
         .env("MESH_USER", user)
         .output()
         .unwrap()
@@ -53,11 +125,8 @@ pub fn ok(dir: &Path, args: &[&str]) -> String {
 /// Runs `mesh ARGS` in `dir` with extra environment variables.
 #[allow(dead_code)]
 pub fn mesh_env(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
-    let mut c = Command::new(cargo_bin("mesh"));
-    c.args(args)
-        .current_dir(dir)
-        .env("MESH_USER", USER)
-        .env("NO_COLOR", "1");
+    let mut c = command(dir);
+    c.args(args).env("MESH_USER", USER);
     for (k, v) in env {
         c.env(k, v);
     }

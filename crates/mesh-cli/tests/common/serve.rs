@@ -5,7 +5,6 @@ use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use assert_cmd::cargo::cargo_bin;
 use serde_json::Value;
 
 use super::{USER, ok};
@@ -37,13 +36,11 @@ impl Served {
 
     /// Starts `mesh serve ARGS` with extra environment variables.
     pub fn spawn(dir: &Path, args: &[&str], env: &[(&str, &str)]) -> Served {
-        let mut command = Command::new(cargo_bin("mesh"));
+        let mut command = super::command(dir);
         command
             .arg("serve")
             .args(args)
-            .current_dir(dir)
             .env("MESH_USER", USER)
-            .env("NO_COLOR", "1")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         for (k, v) in env {
