@@ -609,3 +609,47 @@ async fn both_migration_sets_build_the_same_schema() {
     };
     assert_eq!(names("sqlite"), names("postgres"));
 }
+
+/// PostgreSQL only: every pooled connection dropped (a restart, a network
+/// failure) is replaced at the next statement, which succeeds.
+#[tokio::test]
+async fn a_lost_connection_is_replaced_not_fatal() {
+    let Some(server) = support::postgres_server() else {
+        return;
+    };
+    let url = support::postgres_database(&server).await;
+    let host_port = url
+        .split_once('@')
+        .unwrap()
+        .1
+        .split('/')
+        .next()
+        .unwrap();
+    let upstream = tokio::net::lookup_host(host_port)
+        .await
+        .unwrap()
+        .next()
+        .unwrap();
+    let proxy = support::Proxy::start(upstream);
+    let through = url.replace(host_port, &proxy.addr.to_string());
+    let catalog = SqlCatalog::connect(&through).await.unwrap();
+    let a = product("sales", "orders", "v1");
+    catalog.deploy("alice", vec![a.clone()], vec![]).await.unwrap();
+    for round in 0..3 {
+        proxy.cut();
+        // Reads and writes after the cut both succeed.
+        assert_eq!(catalog.products().await.unwrap().len(), 1, "round {round}");
+        let mut r = run(&a, RunStatus::Running, 0);
+        r.finished_at = None;
+        catalog.start_run(&r, "me", i64::MAX).await.unwrap();
+        proxy.cut();
+        r.status = RunStatus::Succeeded;
+        r.finished_at = Some(Utc::now());
+        published(&mut r, round + 1);
+        catalog.finish_run(&r).await.unwrap();
+    }
+    assert_eq!(
+        catalog.runs(&RunFilter::default(), 10).await.unwrap().len(),
+        3
+    );
+}
