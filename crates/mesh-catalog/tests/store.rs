@@ -618,13 +618,7 @@ async fn a_lost_connection_is_replaced_not_fatal() {
         return;
     };
     let url = support::postgres_database(&server).await;
-    let host_port = url
-        .split_once('@')
-        .unwrap()
-        .1
-        .split('/')
-        .next()
-        .unwrap();
+    let host_port = url.split_once('@').unwrap().1.split('/').next().unwrap();
     let upstream = tokio::net::lookup_host(host_port)
         .await
         .unwrap()
@@ -634,7 +628,10 @@ async fn a_lost_connection_is_replaced_not_fatal() {
     let through = url.replace(host_port, &proxy.addr.to_string());
     let catalog = SqlCatalog::connect(&through).await.unwrap();
     let a = product("sales", "orders", "v1");
-    catalog.deploy("alice", vec![a.clone()], vec![]).await.unwrap();
+    catalog
+        .deploy("alice", vec![a.clone()], vec![])
+        .await
+        .unwrap();
     for round in 0..3 {
         proxy.cut();
         // Reads and writes after the cut both succeed.

@@ -91,6 +91,28 @@ pub fn catalog_contents(dir: &Path) -> String {
     }
 }
 
+/// Runs `sql` on the catalog of the test that owns `dir`, as another
+/// client would: on its PostgreSQL database with psql, or on the SQLite
+/// file `sqlite` with Python's sqlite3.
+pub fn catalog_sql(dir: &Path, sqlite: &Path, sql: &str) {
+    let out = match catalog_url(dir) {
+        Some(url) => Command::new("psql")
+            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1", &url, "-c", sql])
+            .output()
+            .unwrap(),
+        None => Command::new("python3")
+            .args([
+                "-c",
+                "import sqlite3, sys; db = sqlite3.connect(sys.argv[1]); db.executescript(sys.argv[2]); db.commit()",
+            ])
+            .arg(sqlite)
+            .arg(sql)
+            .output()
+            .unwrap(),
+    };
+    assert!(out.status.success(), "{sql}: {out:?}");
+}
+
 /// Runs `mesh ARGS` in `dir`.
 pub fn mesh(dir: &Path, args: &[&str]) -> Output {
     command(dir)
