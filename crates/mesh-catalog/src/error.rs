@@ -39,6 +39,9 @@ pub enum CatalogError {
         run_id: String,
         holder: String,
     },
+    /// Copying a catalog to another backend failed or could not start.
+    #[error("copying the catalog: {0}")]
+    Copy(String),
     #[error("search index error: {0}")]
     Search(String),
 }

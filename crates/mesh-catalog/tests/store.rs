@@ -650,3 +650,105 @@ async fn a_lost_connection_is_replaced_not_fatal() {
         3
     );
 }
+
+/// A whole SQLite catalog copied to each backend: every table's rows
+/// arrive, the stores read the same products, runs, checks, publications
+/// and audit entries, new audit entries follow the copied ones, copying
+/// again only verifies, and a target holding another mesh is refused.
+#[tokio::test]
+async fn a_catalog_is_copied_whole_and_verified() {
+    use mesh_catalog::{AuditFilter, IdentityStore};
+    let source_dir = tempfile::tempdir().unwrap();
+    let source = SqlCatalog::open(&source_dir.path().join("catalog.db"))
+        .await
+        .unwrap();
+    let a = product("sales", "orders", "v1");
+    source
+        .deploy(
+            "alice",
+            vec![a.clone(), product("hr", "staff", "v1")],
+            vec![],
+        )
+        .await
+        .unwrap();
+    for (i, status) in [
+        RunStatus::Succeeded,
+        RunStatus::Failed,
+        RunStatus::Succeeded,
+    ]
+    .into_iter()
+    .enumerate()
+    {
+        let mut r = run(&a, status, 10 - i as i64);
+        if status == RunStatus::Succeeded {
+            published(&mut r, i as i64 + 1);
+        }
+        source.start_run(&r, "me", 0).await.unwrap();
+        source.finish_run(&r).await.unwrap();
+    }
+    source.add_principal("ana", "user", "root").await.unwrap();
+    let mut audit = mesh_catalog::AuditEntry::new(
+        "ana",
+        "query",
+        "allow",
+        "test",
+        serde_json::json!({"sql": "SELECT 1"}),
+    );
+    audit.product = Some("sales/orders".into());
+    source
+        .append_audit(&[audit.clone(), audit.clone()])
+        .await
+        .unwrap();
+
+    for backend in support::backends().await {
+        eprintln!("on {}", backend.name);
+        let target = backend.open().await;
+        let report = source.copy_to(&target).await.unwrap();
+        assert!(report.copied);
+        let rows = |t: &str| report.tables.iter().find(|c| c.table == t).unwrap().rows;
+        assert_eq!(
+            (rows("products"), rows("runs"), rows("audit_log")),
+            (2, 3, 2)
+        );
+        assert_eq!(rows("check_results"), 3);
+        assert_eq!(rows("publications"), 2);
+        assert_eq!(
+            source.products().await.unwrap(),
+            target.products().await.unwrap()
+        );
+        assert_eq!(
+            source.runs(&RunFilter::default(), 10).await.unwrap(),
+            target.runs(&RunFilter::default(), 10).await.unwrap()
+        );
+        let orders = OutputName::parse("orders").unwrap();
+        assert_eq!(
+            source
+                .publications(&a.product.domain, &orders)
+                .await
+                .unwrap(),
+            target
+                .publications(&a.product.domain, &orders)
+                .await
+                .unwrap()
+        );
+        let copied = target.audit(&AuditFilter::default()).await.unwrap();
+        assert_eq!(copied.len(), 2);
+        target.append_audit(&[audit.clone()]).await.unwrap();
+        let after = target.audit(&AuditFilter::default()).await.unwrap();
+        assert!(
+            after[2].seq > copied[1].seq,
+            "new entries follow the copied ones"
+        );
+        // The extra entry makes the target a different mesh.
+        let again = source.copy_to(&target).await.unwrap_err();
+        assert!(
+            again.to_string().contains("already holds a different mesh"),
+            "{again}"
+        );
+    }
+    // Into a fresh target twice: the second copy only verifies.
+    let fresh = support::backends().await.pop().unwrap();
+    let target = fresh.open().await;
+    assert!(source.copy_to(&target).await.unwrap().copied);
+    assert!(!source.copy_to(&target).await.unwrap().copied);
+}
