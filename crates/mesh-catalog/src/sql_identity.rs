@@ -492,22 +492,7 @@ impl IdentityStore for SqlCatalog {
             return Ok(());
         }
         let mut tx = self.begin_write().await?;
-        for e in entries {
-            sqlx::query(
-                "INSERT INTO audit_log (at, principal, action, product, columns, decision, reason, detail)
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
-            )
-            .bind(e.at.to_rfc3339())
-            .bind(&e.principal)
-            .bind(&e.action)
-            .bind(&e.product)
-            .bind(serde_json::to_string(&e.columns).unwrap_or_else(|_| "[]".into()))
-            .bind(&e.decision)
-            .bind(&e.reason)
-            .bind(e.detail.to_string())
-            .execute(&mut *tx)
-            .await?;
-        }
+        insert_audit(&mut tx, entries).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -565,6 +550,30 @@ impl IdentityStore for SqlCatalog {
         let n: i64 = row.try_get(0)?;
         Ok(u64::try_from(n).unwrap_or(0))
     }
+}
+
+/// Appends `entries` to the audit log in the transaction `tx`.
+pub(crate) async fn insert_audit(
+    tx: &mut sqlx::AnyConnection,
+    entries: &[AuditEntry],
+) -> Result<()> {
+    for e in entries {
+        sqlx::query(
+            "INSERT INTO audit_log (at, principal, action, product, columns, decision, reason, detail)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        )
+        .bind(e.at.to_rfc3339())
+        .bind(&e.principal)
+        .bind(&e.action)
+        .bind(&e.product)
+        .bind(serde_json::to_string(&e.columns).unwrap_or_else(|_| "[]".into()))
+        .bind(&e.decision)
+        .bind(&e.reason)
+        .bind(e.detail.to_string())
+        .execute(&mut *tx)
+        .await?;
+    }
+    Ok(())
 }
 
 /// A principal's columns, its teams and roles as JSON arrays, from

@@ -703,7 +703,7 @@ async fn a_catalog_is_copied_whole_and_verified() {
     for backend in support::backends().await {
         eprintln!("on {}", backend.name);
         let target = backend.open().await;
-        let report = source.copy_to(&target).await.unwrap();
+        let report = source.copy_to(&target, None).await.unwrap();
         assert!(report.copied);
         let rows = |t: &str| report.tables.iter().find(|c| c.table == t).unwrap().rows;
         assert_eq!(
@@ -740,15 +740,23 @@ async fn a_catalog_is_copied_whole_and_verified() {
             "new entries follow the copied ones"
         );
         // The extra entry makes the target a different mesh.
-        let again = source.copy_to(&target).await.unwrap_err();
+        let again = source.copy_to(&target, None).await.unwrap_err();
         assert!(
             again.to_string().contains("already holds a different mesh"),
             "{again}"
         );
     }
-    // Into a fresh target twice: the second copy only verifies.
+    // Into a fresh target twice, recording the copy: the second copy only
+    // verifies (the record is the copy's own, not a difference).
     let fresh = support::backends().await.pop().unwrap();
     let target = fresh.open().await;
-    assert!(source.copy_to(&target).await.unwrap().copied);
-    assert!(!source.copy_to(&target).await.unwrap().copied);
+    let mut record = audit.clone();
+    record.action = "mesh.migrate".into();
+    assert!(source.copy_to(&target, Some(&record)).await.unwrap().copied);
+    assert!(!source.copy_to(&target, Some(&record)).await.unwrap().copied);
+    let migrated = AuditFilter {
+        action: Some("mesh.migrate".into()),
+        ..AuditFilter::default()
+    };
+    assert_eq!(target.audit(&migrated).await.unwrap().len(), 1);
 }

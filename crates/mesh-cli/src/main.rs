@@ -5,6 +5,7 @@ mod completions;
 mod governance;
 mod limits;
 mod lineage;
+mod migrate;
 mod optimize;
 mod output;
 mod remote;
@@ -161,6 +162,10 @@ enum Command {
     /// Compacts the small files of each output's current release into
     /// target-sized ones, as a Delta version that changes no data.
     Optimize(optimize::OptimizeArgs),
+    /// Move the mesh, with its whole history (releases, runs, audit log,
+    /// identities, grants), to another catalog and storage root, verify
+    /// it, and point mesh.yaml at them. Safe to run again if interrupted.
+    Migrate(migrate::MigrateArgs),
     /// Run history, newest first; `mesh runs show ID` for one run.
     Runs {
         #[command(subcommand)]
@@ -774,6 +779,13 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let mesh = open(&cli.project, None).await?;
             let report = mesh.vacuum(args.product.as_deref(), args.dry_run).await?;
             vacuum::print(&report, args.dry_run, args.format)?;
+        }
+        Command::Migrate(args) => {
+            let mesh = open(&cli.project, None).await?;
+            let done = mesh
+                .migrate(&caller(), &args.catalog, args.storage.as_deref())
+                .await?;
+            migrate::print(&done, args.format)?;
         }
         Command::Optimize(args) => {
             let mesh = open(&cli.project, None).await?;

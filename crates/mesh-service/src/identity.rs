@@ -43,7 +43,12 @@ impl Mesh {
     }
 
     /// Refuses (and audits the refusal) unless `caller` is an admin.
-    async fn require_admin(&self, caller: &Caller, action: &str, what: &str) -> Result<()> {
+    pub(crate) async fn require_admin(
+        &self,
+        caller: &Caller,
+        action: &str,
+        what: &str,
+    ) -> Result<()> {
         if self.is_admin(caller).await? {
             return Ok(());
         }

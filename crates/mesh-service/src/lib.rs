@@ -22,6 +22,7 @@ mod lifecycle;
 pub mod limits;
 pub mod lineage;
 pub mod mesh;
+pub mod migrate;
 pub mod notify;
 pub mod openlineage;
 mod operate;

@@ -28,6 +28,9 @@ pub struct Mesh {
     pub catalog: Arc<dyn CatalogStore>,
     /// Where output tables live: a URL or an absolute path.
     pub storage_root: String,
+    /// The catalog's URL, SQLite paths absolute (it may hold a password
+    /// from the environment: never show it).
+    pub(crate) catalog_url: String,
     /// The parsed policies and the digest of the files they came from;
     /// reused while the files are unchanged.
     policy_cache: Arc<std::sync::Mutex<Option<CachedPolicies>>>,
@@ -72,6 +75,29 @@ fn state_err(path: &Path) -> impl Fn(std::io::Error) -> ServiceError + '_ {
     move |source| ServiceError::State {
         path: path.display().to_string(),
         source,
+    }
+}
+
+/// The storage root a `storage:` setting names: a URL as written, a path
+/// relative to the project, or the state directory's `tables` by default.
+pub(crate) fn storage_root_of(storage: Option<&str>, root: &Path, state_dir: &Path) -> String {
+    match storage {
+        Some(s) if s.contains("://") => s.trim_end_matches('/').to_string(),
+        Some(s) => root.join(s).display().to_string(),
+        None => state_dir.join("tables").display().to_string(),
+    }
+}
+
+/// The catalog URL a `catalog:` setting names, a SQLite path made
+/// absolute (relative paths are the project's), the state directory's
+/// `catalog.db` by default.
+pub(crate) fn catalog_url_of(catalog: Option<&str>, root: &Path, state_dir: &Path) -> String {
+    match catalog {
+        None => format!("sqlite://{}", state_dir.join("catalog.db").display()),
+        Some(url) => match url.strip_prefix("sqlite://") {
+            Some(path) => format!("sqlite://{}", root.join(path).display()),
+            None => url.to_string(),
+        },
     }
 }
 
@@ -159,30 +185,19 @@ impl Mesh {
         }
         std::fs::create_dir_all(&config.state_dir).map_err(state_err(&config.state_dir))?;
         probe_writable(&config.state_dir)?;
-        let storage_root = match &config.storage {
-            Some(s) if s.contains("://") => s.trim_end_matches('/').to_string(),
-            Some(s) => root.join(s).display().to_string(),
-            None => config.state_dir.join("tables").display().to_string(),
-        };
-        let catalog: Arc<dyn CatalogStore> = match &config.catalog {
-            None => Arc::new(
-                SqlCatalog::open_under(&config.state_dir.join("catalog.db"), &root, &storage_root)
-                    .await?,
-            ),
-            Some(url) => match url.strip_prefix("sqlite://") {
-                Some(path) => {
-                    let path = root.join(path);
-                    if let Some(dir) = path.parent() {
-                        std::fs::create_dir_all(dir).map_err(state_err(dir))?;
-                    }
-                    Arc::new(SqlCatalog::open_under(&path, &root, &storage_root).await?)
-                }
-                None => Arc::new(SqlCatalog::connect_under(url, &root, &storage_root).await?),
-            },
-        };
+        let storage_root = storage_root_of(config.storage.as_deref(), &root, &config.state_dir);
+        let catalog_url = catalog_url_of(config.catalog.as_deref(), &root, &config.state_dir);
+        if let Some(path) = catalog_url.strip_prefix("sqlite://")
+            && let Some(dir) = Path::new(path).parent()
+        {
+            std::fs::create_dir_all(dir).map_err(state_err(dir))?;
+        }
+        let catalog: Arc<dyn CatalogStore> =
+            Arc::new(SqlCatalog::connect_under(&catalog_url, &root, &storage_root).await?);
         Ok(Mesh {
             root,
             catalog,
+            catalog_url,
             storage_root,
             policy_cache: Default::default(),
             limits: Default::default(),

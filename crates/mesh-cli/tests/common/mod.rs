@@ -58,19 +58,51 @@ pub fn catalog_url(dir: &Path) -> Option<String> {
     let mut created = CREATED.lock().unwrap();
     let created = created.get_or_insert_with(HashSet::new);
     if !created.contains(&name) {
-        let out = Command::new("psql")
-            .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
-            .arg(format!("{server}/postgres"))
-            .args(["-c", &format!("CREATE DATABASE {name}")])
-            .output()
-            .unwrap();
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(
-            out.status.success() || err.contains("already exists"),
-            "creating {name}: {err}"
-        );
+        create_database(server, &name);
         created.insert(name.clone());
     }
+    Some(format!("{server}/{name}"))
+}
+
+/// Creates database `name` on the test server (one that exists is fine).
+fn create_database(server: &str, name: &str) {
+    let out = Command::new("psql")
+        .args(["-X", "-q", "-v", "ON_ERROR_STOP=1"])
+        .arg(format!("{server}/postgres"))
+        .args(["-c", &format!("CREATE DATABASE {name}")])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() || err.contains("already exists"),
+        "creating {name}: {err}"
+    );
+}
+
+/// A new, empty database on the test command's PostgreSQL server, if it
+/// started one (required when `MESH_TEST_REQUIRE_POSTGRES=1`, as in CI).
+pub fn fresh_postgres_database() -> Option<String> {
+    let server = match std::env::var("MESH_TEST_POSTGRES_URL") {
+        Ok(url) if !url.is_empty() => url.trim_end_matches('/').to_string(),
+        _ => {
+            assert!(
+                std::env::var("MESH_TEST_REQUIRE_POSTGRES").as_deref() != Ok("1"),
+                "MESH_TEST_REQUIRE_POSTGRES=1 but MESH_TEST_POSTGRES_URL is unset: run scripts/test"
+            );
+            return None;
+        }
+    };
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!(
+        "mesh_fresh_{}_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .subsec_nanos()
+    );
+    create_database(&server, &name);
     Some(format!("{server}/{name}"))
 }
 

@@ -1,0 +1,253 @@
+//! `mesh migrate`: moves a mesh to other backends (docs/deployment.md),
+//! typically from the embedded SQLite file and local tables to a shared
+//! PostgreSQL catalog and storage root, with its whole history.
+//!
+//! The steps, each safe to repeat, so an interrupted migration is
+//! finished by running it again:
+//! 1. the tables' files are copied to the new storage root (each written
+//!    under a temporary name and renamed, so no file is ever half there;
+//!    files already present with the same size are kept);
+//! 2. the catalog is copied in one transaction and verified row for row
+//!    ([`mesh_catalog::SqlCatalog::copy_to`]; a finished copy is only
+//!    verified);
+//! 3. every copied file is checked against its source;
+//! 4. mesh.yaml is pointed at the new backends.
+//!
+//! The migration is audited in the new catalog, in the copy's own
+//! transaction.
+//!
+//! The old catalog and files are left as they were, for the operator to
+//! remove once the new backends serve.
+
+use std::path::{Path, PathBuf};
+
+use mesh_catalog::{AuditEntry, CatalogCopy, SqlCatalog};
+use mesh_spec::backends::Backend;
+
+use crate::access::Caller;
+use crate::error::{Result, ServiceError};
+use crate::mesh::{Mesh, catalog_url_of, storage_root_of};
+
+/// What a migration did.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Migration {
+    /// The catalog URL mesh.yaml now names.
+    pub catalog: String,
+    /// The storage root mesh.yaml now names.
+    pub storage: String,
+    pub catalog_copy: CatalogCopy,
+    /// Table files copied now, and those already there.
+    pub files_copied: u64,
+    pub files_present: u64,
+    pub bytes_copied: u64,
+}
+
+fn invalid(message: String) -> ServiceError {
+    ServiceError::Invalid {
+        diagnostics: vec![mesh_spec::Diagnostic::error("migrate", message)],
+    }
+}
+
+fn io(path: &Path) -> impl Fn(std::io::Error) -> ServiceError + '_ {
+    move |source| ServiceError::State {
+        path: path.display().to_string(),
+        source,
+    }
+}
+
+/// Every file under `dir`, relative to it, in a stable order.
+fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut out = Vec::new();
+    let mut stack = vec![PathBuf::new()];
+    while let Some(rel) = stack.pop() {
+        let here = dir.join(&rel);
+        let entries = match std::fs::read_dir(&here) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && rel.as_os_str().is_empty() => {
+                return Ok(out);
+            }
+            Err(e) => return Err(io(&here)(e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(io(&here))?;
+            let path = rel.join(entry.file_name());
+            if entry.file_type().map_err(io(&here))?.is_dir() {
+                stack.push(path);
+            } else {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// A local storage root as a path (`file://` URLs and plain paths).
+fn local_root(root: &str) -> Result<PathBuf> {
+    match root.split_once("://") {
+        None => Ok(PathBuf::from(root)),
+        Some(("file", path)) => Ok(PathBuf::from(path)),
+        Some(_) => Err(invalid(format!(
+            "storage `{root}`: this build copies tables between local roots only"
+        ))),
+    }
+}
+
+/// Copies `files` from `from` to `to`; returns (copied, present, bytes).
+fn copy_files(from: &Path, to: &Path, files: &[PathBuf]) -> Result<(u64, u64, u64)> {
+    let (mut copied, mut present, mut bytes) = (0, 0, 0);
+    for rel in files {
+        let source = from.join(rel);
+        let target = to.join(rel);
+        let size = std::fs::metadata(&source).map_err(io(&source))?.len();
+        if std::fs::metadata(&target).is_ok_and(|m| m.len() == size) {
+            present += 1;
+            continue;
+        }
+        if let Some(dir) = target.parent() {
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+        }
+        let partial = target.with_extension("mesh-partial");
+        std::fs::copy(&source, &partial).map_err(io(&partial))?;
+        std::fs::rename(&partial, &target).map_err(io(&target))?;
+        copied += 1;
+        bytes += size;
+    }
+    Ok((copied, present, bytes))
+}
+
+/// Points mesh.yaml's `key:` at `value`, replacing a top-level setting or
+/// adding one.
+fn set_setting(text: &str, key: &str, value: &str) -> String {
+    let line = format!("{key}: {value}");
+    let prefix = format!("{key}:");
+    let mut found = false;
+    let mut out: Vec<String> = text
+        .lines()
+        .map(|l| {
+            if !found && l.starts_with(&prefix) {
+                found = true;
+                line.clone()
+            } else {
+                l.to_string()
+            }
+        })
+        .collect();
+    if !found {
+        out.push(line);
+    }
+    let mut joined = out.join("\n");
+    joined.push('\n');
+    joined
+}
+
+impl Mesh {
+    /// Moves this mesh to the catalog at `catalog` and, when given, the
+    /// storage root `storage` (see the module's steps). Only a mesh-admin
+    /// may.
+    pub async fn migrate(
+        &self,
+        caller: &Caller,
+        catalog: &str,
+        storage: Option<&str>,
+    ) -> Result<Migration> {
+        self.require_admin(caller, "mesh.migrate", "migrate the mesh")
+            .await?;
+        for (backend, url) in [
+            (Backend::Catalog, Some(catalog)),
+            (Backend::Storage, storage),
+        ] {
+            if let Some(message) = url.and_then(|u| backend.written_problem(u)) {
+                return Err(invalid(format!("--{}: {message}", backend.key())));
+            }
+        }
+        let state_dir = &self.config.state_dir;
+        let new_url = catalog_url_of(Some(catalog), &self.root, state_dir);
+        if new_url == self.catalog_url {
+            return Err(invalid(format!(
+                "--catalog `{catalog}` is the catalog this mesh already uses"
+            )));
+        }
+        let new_root = match storage {
+            Some(s) => storage_root_of(Some(s), &self.root, state_dir),
+            None => self.storage_root.clone(),
+        };
+        // 1. The files, before any catalog names them.
+        let (from, to) = (local_root(&self.storage_root)?, local_root(&new_root)?);
+        let files = files_under(&from)?;
+        let (files_copied, files_present, bytes_copied) = match from == to {
+            true => (0, files.len() as u64, 0),
+            false => copy_files(&from, &to, &files)?,
+        };
+        // 2. The catalog, in one transaction, verified.
+        let source =
+            SqlCatalog::connect_under(&self.catalog_url, &self.root, &self.storage_root).await?;
+        if let Some(path) = new_url.strip_prefix("sqlite://")
+            && let Some(dir) = Path::new(path).parent()
+        {
+            std::fs::create_dir_all(dir).map_err(io(dir))?;
+        }
+        let target = SqlCatalog::connect_under(&new_url, &self.root, &new_root).await?;
+        let record = AuditEntry::new(
+            &caller.name,
+            "mesh.migrate",
+            "done",
+            format!("moved here with {} table files", files.len()),
+            serde_json::json!({
+                "from_storage": self.storage_root,
+                "to_storage": new_root,
+            }),
+        );
+        let catalog_copy = source.copy_to(&target, Some(&record)).await?;
+        // 3. Every file the copy names is there, whole.
+        for rel in &files {
+            let (a, b) = (from.join(rel), to.join(rel));
+            let same = match (std::fs::metadata(&a), std::fs::metadata(&b)) {
+                (Ok(x), Ok(y)) => x.len() == y.len(),
+                _ => false,
+            };
+            if !same {
+                return Err(invalid(format!(
+                    "{} was not copied whole to {}; run `mesh migrate` again",
+                    a.display(),
+                    b.display()
+                )));
+            }
+        }
+        // 4. The project names the new backends; the new catalog records it.
+        let yaml = self.root.join(mesh_spec::project::PROJECT_FILE);
+        let mut text = std::fs::read_to_string(&yaml).map_err(io(&yaml))?;
+        text = set_setting(&text, "catalog", catalog);
+        if let Some(s) = storage {
+            text = set_setting(&text, "storage", s);
+        }
+        let partial = yaml.with_extension("yaml.mesh-partial");
+        std::fs::write(&partial, &text).map_err(io(&partial))?;
+        std::fs::rename(&partial, &yaml).map_err(io(&yaml))?;
+        Ok(Migration {
+            catalog: catalog.to_string(),
+            storage: storage.map_or_else(|| self.storage_root.clone(), str::to_string),
+            catalog_copy,
+            files_copied,
+            files_present,
+            bytes_copied,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::set_setting;
+
+    #[test]
+    fn settings_are_replaced_or_added() {
+        let text = "apiVersion: meshwork/v1\nkind: Mesh\ncatalog: sqlite://a.db\n# catalog: old\n";
+        let out = set_setting(text, "catalog", "postgres://h/db");
+        assert_eq!(
+            out,
+            "apiVersion: meshwork/v1\nkind: Mesh\ncatalog: postgres://h/db\n# catalog: old\n"
+        );
+        let out = set_setting(&out, "storage", "file:///srv/tables");
+        assert!(out.ends_with("# catalog: old\nstorage: file:///srv/tables\n"));
+    }
+}
