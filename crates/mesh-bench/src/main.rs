@@ -17,6 +17,7 @@ mod queries;
 mod schedule;
 mod serve;
 mod storage;
+mod catalogs;
 mod tpch;
 
 use std::fmt::Write as _;
@@ -114,6 +115,21 @@ enum Cmd {
         /// The DuckDB CLI (PyPI `duckdb-cli`).
         #[arg(long, default_value = "duckdb")]
         duckdb: PathBuf,
+        #[arg(long)]
+        mesh: Option<PathBuf>,
+    },
+    /// The catalog on PostgreSQL against SQLite (deploy of `--products`,
+    /// `catalog show`, a query's planning), on the server `--postgres`
+    /// (`postgres://USER@HOST:PORT`, e.g. from scripts/postgres).
+    Catalogs {
+        #[arg(long, default_value_t = 100)]
+        products: usize,
+        #[arg(long)]
+        postgres: String,
+        #[arg(long, default_value = "target/bench")]
+        work: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
         #[arg(long)]
         mesh: Option<PathBuf>,
     },
@@ -287,6 +303,17 @@ fn main() -> Result<()> {
                 secs(Pair::walls(&startup.base)),
                 startup.ratio()
             );
+            Ok(())
+        }
+        Cmd::Catalogs {
+            products,
+            postgres,
+            work,
+            repeat,
+            mesh,
+        } => {
+            let bench = Bench::new(mesh, &work, 1.0, repeat)?;
+            print!("{}", catalogs::bench(&bench, products, &postgres)?);
             Ok(())
         }
         Cmd::Storage {
@@ -494,12 +521,16 @@ struct Load {
     reuse: bool,
 }
 
+#[derive(Clone)]
 struct Bench {
     mesh: PathBuf,
     me: PathBuf,
     work: PathBuf,
     scale: f64,
     repeat: usize,
+    /// The catalog every `mesh` command uses (`MESH_CATALOG_URL`), when
+    /// not the project's own.
+    catalog_url: Option<String>,
 }
 
 /// Medians of the two sides of one comparison.
@@ -532,12 +563,17 @@ impl Bench {
             work: std::path::absolute(work)?,
             scale,
             repeat: repeat.max(1),
+            catalog_url: None,
         })
     }
 
     fn mesh_cmd(&self, dir: &Path, args: &[&str]) -> Command {
         let mut c = Command::new(&self.mesh);
         c.args(args).current_dir(dir).env("NO_COLOR", "1");
+        match &self.catalog_url {
+            Some(url) => c.env("MESH_CATALOG_URL", url),
+            None => c.env_remove("MESH_CATALOG_URL"),
+        };
         c
     }
 
