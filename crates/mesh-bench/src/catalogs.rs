@@ -59,7 +59,12 @@ fn timings(
         let mut show = on.mesh_cmd(project, &["catalog", "show", "domain_00/product_000"]);
         let mut explain = on.mesh_cmd(
             project,
-            &["query", "EXPLAIN SELECT * FROM domain_00.product_000", "--format", "csv"],
+            &[
+                "query",
+                "EXPLAIN SELECT * FROM domain_00.product_000",
+                "--format",
+                "csv",
+            ],
         );
         let s = measure::run(&mut show, &out, false)?;
         let e = measure::run(&mut explain, &out, false)?;
@@ -91,9 +96,21 @@ pub fn bench(bench: &Bench, products: usize, server: &str) -> Result<String> {
         "| operation | SQLite | PostgreSQL | PostgreSQL / SQLite |\n|---|---|---|---|\n",
     );
     for (name, s, p) in [
-        (format!("`mesh deploy`, {products} products, empty catalog"), sqlite.deploy, postgres.deploy),
-        ("`mesh catalog show` one product".to_string(), sqlite.show, postgres.show),
-        ("`mesh query \"EXPLAIN …\"` (planning and policy decision)".to_string(), sqlite.explain, postgres.explain),
+        (
+            format!("`mesh deploy`, {products} products, empty catalog"),
+            sqlite.deploy,
+            postgres.deploy,
+        ),
+        (
+            "`mesh catalog show` one product".to_string(),
+            sqlite.show,
+            postgres.show,
+        ),
+        (
+            "`mesh query \"EXPLAIN …\"` (planning and policy decision)".to_string(),
+            sqlite.explain,
+            postgres.explain,
+        ),
     ] {
         report.push_str(&format!(
             "| {name} | {} | {} | {:.2} |\n",

@@ -8,6 +8,7 @@
 //! for process start-up. See BENCHMARKS.md.
 
 mod baseline;
+mod catalogs;
 mod duckdb;
 mod lineage;
 mod measure;
@@ -17,7 +18,6 @@ mod queries;
 mod schedule;
 mod serve;
 mod storage;
-mod catalogs;
 mod tpch;
 
 use std::fmt::Write as _;

@@ -279,6 +279,7 @@ impl Runner {
         let ctx = transform_context(Some(self.runtime.clone()));
         let schema = arrow_schema(&c.output.columns);
         let root = c.table.table_url().clone();
+        mesh_storage::s3::register_store(&self.runtime, &root)?;
         let urls: Vec<String> = c
             .small
             .iter()

@@ -739,6 +739,7 @@ impl Runner {
         if s.adds.is_empty() {
             ctx.register_table(name, Arc::new(MemTable::try_new(schema, vec![vec![]])?))?;
         } else {
+            mesh_storage::s3::register_store(&self.runtime, &s.location)?;
             let files: Vec<String> = s
                 .adds
                 .iter()

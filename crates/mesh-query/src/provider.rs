@@ -227,8 +227,10 @@ impl Resolver {
         let version = publication.table_version as u64;
         let url = mesh_storage::table_url(&output.location)?;
         // The catalog knows the files and columns of versions Meshwork
-        // published, so local tables are read without the Delta log.
-        if url.scheme() == "file"
+        // published, so tables are read without the Delta log, on local
+        // disk and on S3 alike (its bucket's store registered once).
+        mesh_storage::s3::register_store(&self.runtime, &url)?;
+        if matches!(url.scheme(), "file" | "s3")
             && let (Some(files), Some(columns)) = (&publication.files, &publication.columns)
         {
             let root = url.as_str().trim_end_matches('/');

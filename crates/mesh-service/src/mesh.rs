@@ -186,6 +186,18 @@ impl Mesh {
         std::fs::create_dir_all(&config.state_dir).map_err(state_err(&config.state_dir))?;
         probe_writable(&config.state_dir)?;
         let storage_root = storage_root_of(config.storage.as_deref(), &root, &config.state_dir);
+        if storage_root.starts_with("s3://") {
+            let s3 = &config.s3;
+            mesh_storage::s3::configure(mesh_storage::s3::S3Settings {
+                endpoint: s3.endpoint.clone(),
+                region: s3.region.clone(),
+                path_style: s3.path_style,
+                allow_http: s3
+                    .endpoint
+                    .as_deref()
+                    .is_some_and(|e| e.starts_with("http://")),
+            });
+        }
         let catalog_url = catalog_url_of(config.catalog.as_deref(), &root, &config.state_dir);
         if let Some(path) = catalog_url.strip_prefix("sqlite://")
             && let Some(dir) = Path::new(path).parent()

@@ -104,11 +104,17 @@ pub fn storage_problem(url: &str) -> Option<String> {
         Some(("file", _)) => Some(format!(
             "storage URL `{url}` is not absolute; write file:///ABSOLUTE/PATH, or a path relative to the project"
         )),
-        Some(("s3" | "s3a" | "gs" | "az" | "abfss", _)) => Some(format!(
-            "storage URL `{url}`: this build stores tables on local disk only; write file:///PATH or a path"
+        Some(("s3", rest)) if !rest.is_empty() && !rest.starts_with('/') && !rest.contains('?') => {
+            None
+        }
+        Some(("s3", _)) => Some(format!(
+            "storage URL `{url}` names no bucket; write s3://BUCKET/PREFIX"
+        )),
+        Some(("s3a" | "gs" | "az" | "abfss", _)) => Some(format!(
+            "storage URL `{url}`: this build stores tables on local disk or S3; write file:///PATH, s3://BUCKET/PREFIX or a path"
         )),
         _ => Some(format!(
-            "storage URL `{url}` is not one this build writes; write file:///PATH or a path"
+            "storage URL `{url}` is not one this build writes; write file:///PATH, s3://BUCKET/PREFIX or a path"
         )),
     }
 }
@@ -156,10 +162,16 @@ mod tests {
                 .unwrap()
                 .contains("not absolute")
         );
+        assert_eq!(storage_problem("s3://bucket/p"), None);
         assert!(
-            storage_problem("s3://bucket/p")
+            storage_problem("s3:///p")
                 .unwrap()
-                .contains("local disk only")
+                .contains("names no bucket")
+        );
+        assert!(
+            storage_problem("gs://b/p")
+                .unwrap()
+                .contains("local disk or S3")
         );
         assert!(storage_problem("ftp://x").unwrap().contains("file:///PATH"));
     }

@@ -34,6 +34,20 @@ pub struct ProjectConfig {
     pub retention: crate::descriptor::Retention,
     /// When runs compact their releases (`compaction:` in mesh.yaml).
     pub compaction: CompactionConfig,
+    /// How to reach an S3-compatible storage root (`s3:` in mesh.yaml).
+    pub s3: S3Config,
+}
+
+/// Where and how to reach the S3 server of an `s3://` storage root
+/// (docs/deployment.md). Credentials are never here: they come from the
+/// standard AWS environment.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct S3Config {
+    /// The server, for one other than Amazon S3 (`http(s)://host:port`).
+    pub endpoint: Option<String>,
+    pub region: Option<String>,
+    /// Path-style requests (`endpoint/bucket/key`).
+    pub path_style: bool,
 }
 
 /// When a run compacts the release it published (docs/storage.md).
@@ -246,6 +260,7 @@ fn load_config(root: &Path, path: &Path, text: &str, out: &mut Vec<Diagnostic>) 
         webhooks: Vec::new(),
         retention: crate::descriptor::Retention::DEFAULT,
         compaction: CompactionConfig::default(),
+        s3: S3Config::default(),
     };
     let file = SourceFile::new(path, text);
     let mut ctx = Ctx::new(file);
@@ -273,6 +288,7 @@ fn load_config(root: &Path, path: &Path, text: &str, out: &mut Vec<Diagnostic>) 
                     "webhooks",
                     "retention",
                     "compaction",
+                    "s3",
                 ],
             ) {
                 if let Some(v) = f
@@ -325,6 +341,9 @@ fn load_config(root: &Path, path: &Path, text: &str, out: &mut Vec<Diagnostic>) 
                 }
                 if let Some(n) = f.get("compaction") {
                     compaction(&mut ctx, n, &mut config.compaction);
+                }
+                if let Some(n) = f.get("s3") {
+                    s3(&mut ctx, n, &mut config.s3);
                 }
                 if let Some(n) = f.get("webhooks") {
                     for item in ctx.list(n, "webhooks") {
@@ -417,6 +436,42 @@ fn compaction(ctx: &mut Ctx, node: &crate::yaml::Node, into: &mut CompactionConf
             }
             None => {}
         }
+    }
+}
+
+fn s3(ctx: &mut Ctx, node: &crate::yaml::Node, into: &mut S3Config) {
+    let Some(f) = ctx.fields(node, "s3", &["endpoint", "region", "path_style"]) else {
+        return;
+    };
+    if let Some(v) = f.get("endpoint").and_then(|n| ctx.string(n, "s3.endpoint")) {
+        let rest = v
+            .value
+            .strip_prefix("http://")
+            .or_else(|| v.value.strip_prefix("https://"));
+        match rest {
+            Some(host) if !host.is_empty() && !host.contains('@') => {
+                into.endpoint = Some(v.value);
+            }
+            _ => {
+                ctx.error(
+                    "invalid-s3",
+                    v.span,
+                    format!(
+                        "`{}` is not an http(s)://HOST:PORT endpoint without credentials",
+                        v.value
+                    ),
+                );
+            }
+        }
+    }
+    if let Some(v) = f.get("region").and_then(|n| ctx.string(n, "s3.region")) {
+        into.region = Some(v.value);
+    }
+    if let Some(b) = f
+        .get("path_style")
+        .and_then(|n| ctx.bool(n, "s3.path_style"))
+    {
+        into.path_style = b;
     }
 }
 

@@ -13,6 +13,7 @@
 pub mod compact;
 pub mod error;
 pub mod files;
+pub mod s3;
 pub mod table;
 
 pub use compact::{
