@@ -2,7 +2,9 @@
 //! checkouts of one project in different directories share one catalog
 //! and one storage root. On SQLite the catalog is a shared file; with
 //! `MESH_TEST_CATALOG=postgres` (scripts/test) it is a PostgreSQL database,
-//! which the environment names and which overrides mesh.yaml.
+//! and with `MESH_TEST_STORAGE=s3` the tables are on the S3 server; the
+//! environment names them and overrides mesh.yaml. The Delta log is read
+//! where the storage keeps it (the S3 server's directory).
 #![allow(clippy::unwrap_used)]
 
 mod common;
@@ -52,7 +54,14 @@ fn two_checkouts(tmp: &Path) -> (PathBuf, PathBuf, PathBuf) {
     let b = tmp.join("elsewhere/mesh");
     copy_project(&a, &b);
     ok(&a, &["deploy"]);
-    (a, b, shared.join("tables/example/greetings/greetings"))
+    // On S3 (`MESH_TEST_STORAGE=s3`), the table as the server stores it.
+    let tables = match common::storage_url(&a) {
+        Some(url) => PathBuf::from(std::env::var("MESH_TEST_S3_DIR").unwrap())
+            .join("root")
+            .join(url.strip_prefix("s3://").unwrap()),
+        None => shared.join("tables"),
+    };
+    (a, b, tables.join("example/greetings/greetings"))
 }
 
 /// Every publication the catalog records for example.greetings: Delta
@@ -264,7 +273,10 @@ fn a_run_left_by_another_machine_is_recovered_once_its_lease_expires() {
         err.contains("waiting: example/greetings is being run by build-agent-7:4242:99"),
         "{err}"
     );
-    assert!(!staged.exists(), "the dead run's staged files are removed");
+    assert!(
+        !staged.join("part-00000.parquet").exists(),
+        "the dead run's staged files are removed"
+    );
     let runs = json(&a, &["runs", "--format", "json"]);
     let left = runs
         .as_array()

@@ -15,10 +15,11 @@ use serde_json::Value;
 /// The local user every command runs as.
 pub const USER: &str = "tester";
 
-/// `mesh` in `dir`, without colour, on the catalog backend the test run
-/// chose: with `MESH_TEST_CATALOG=postgres` every test's commands share
-/// one fresh PostgreSQL database (see [`catalog_url`]); otherwise each
-/// project keeps its embedded SQLite file.
+/// `mesh` in `dir`, without colour, on the backends the test run chose:
+/// with `MESH_TEST_CATALOG=postgres` every test's commands share one
+/// fresh PostgreSQL database ([`catalog_url`]), with `MESH_TEST_STORAGE=s3`
+/// one prefix on the S3 server ([`storage_url`]); otherwise each project
+/// keeps its embedded SQLite file and local tables.
 pub fn command(dir: &Path) -> Command {
     let mut c = Command::new(cargo_bin("mesh"));
     c.current_dir(dir).env("NO_COLOR", "1");
@@ -26,19 +27,57 @@ pub fn command(dir: &Path) -> Command {
         Some(url) => c.env("MESH_CATALOG_URL", url),
         None => c.env_remove("MESH_CATALOG_URL"),
     };
+    match storage_url(dir) {
+        Some(url) => c
+            .env("MESH_STORAGE_URL", url)
+            .env(
+                "AWS_ENDPOINT_URL",
+                std::env::var("MESH_TEST_S3_ENDPOINT").unwrap(),
+            )
+            .env("AWS_ALLOW_HTTP", "true"),
+        None => c.env_remove("MESH_STORAGE_URL"),
+    };
     c
 }
 
-/// The PostgreSQL catalog of the test that owns `dir`, when the run asks
-/// for PostgreSQL (`MESH_TEST_CATALOG=postgres`, with the server of
-/// `MESH_TEST_POSTGRES_URL` that `scripts/test` starts). A test is known
-/// by its temporary directory (the first component under the system's
-/// temporary directory), so the projects and servers of one test share
-/// a database, as processes on several machines share one catalog, and
-/// tests never see each other's. The database is created on first use.
+/// The test that owns `dir`, by its temporary directory (the first
+/// component under the system's temporary directory): the projects and
+/// servers of one test share its catalog and storage, as processes on
+/// several machines share one mesh, and tests never see each other's.
+fn test_id(dir: &Path) -> String {
+    use std::hash::{DefaultHasher, Hash, Hasher};
+    let temp = std::env::temp_dir();
+    let owner = match dir.strip_prefix(&temp) {
+        Ok(rest) => temp.join(rest.components().next().unwrap()),
+        Err(_) => dir.to_path_buf(),
+    };
+    let mut h = DefaultHasher::new();
+    owner.hash(&mut h);
+    format!("{:016x}", h.finish())
+}
+
+/// The storage root of the test that owns `dir` when the run asks for S3
+/// (`MESH_TEST_STORAGE=s3`, with the server of `MESH_TEST_S3_ENDPOINT`
+/// that `scripts/test` starts): a prefix of its own in bucket `mesh`.
+pub fn storage_url(dir: &Path) -> Option<String> {
+    if std::env::var("MESH_TEST_STORAGE").as_deref() != Ok("s3") {
+        return None;
+    }
+    assert!(
+        std::env::var("MESH_TEST_S3_ENDPOINT").is_ok(),
+        "MESH_TEST_STORAGE=s3 needs MESH_TEST_S3_ENDPOINT: run scripts/test"
+    );
+    // Short: s3s-fs keeps each object's metadata in a file named after
+    // its whole key (base64), so keys must stay under about 164 bytes.
+    Some(format!("s3://mesh/t{}", &test_id(dir)[..6]))
+}
+
+/// The PostgreSQL catalog of the test that owns `dir` (see [`test_id`]),
+/// when the run asks for PostgreSQL (`MESH_TEST_CATALOG=postgres`, with
+/// the server of `MESH_TEST_POSTGRES_URL` that `scripts/test` starts).
+/// The database is created on first use.
 pub fn catalog_url(dir: &Path) -> Option<String> {
     use std::collections::HashSet;
-    use std::hash::{DefaultHasher, Hash, Hasher};
     use std::sync::Mutex;
     static CREATED: Mutex<Option<HashSet<String>>> = Mutex::new(None);
     if std::env::var("MESH_TEST_CATALOG").as_deref() != Ok("postgres") {
@@ -47,14 +86,7 @@ pub fn catalog_url(dir: &Path) -> Option<String> {
     let server = std::env::var("MESH_TEST_POSTGRES_URL")
         .expect("MESH_TEST_CATALOG=postgres needs MESH_TEST_POSTGRES_URL: run scripts/test");
     let server = server.trim_end_matches('/');
-    let temp = std::env::temp_dir();
-    let owner = match dir.strip_prefix(&temp) {
-        Ok(rest) => temp.join(rest.components().next().unwrap()),
-        Err(_) => dir.to_path_buf(),
-    };
-    let mut h = DefaultHasher::new();
-    owner.hash(&mut h);
-    let name = format!("mesh_e2e_{:016x}", h.finish());
+    let name = format!("mesh_e2e_{}", test_id(dir));
     let mut created = CREATED.lock().unwrap();
     let created = created.get_or_insert_with(HashSet::new);
     if !created.contains(&name) {
