@@ -42,7 +42,17 @@ impl Drop for Server {
 
 impl Server {
     pub fn start(mesh: &Path, project: &Path) -> Result<Server> {
-        let mut child = Command::new(mesh)
+        Server::start_on(mesh, project, None)
+    }
+
+    /// [`Server::start`] with the catalog at `catalog` (`MESH_CATALOG_URL`).
+    pub fn start_on(mesh: &Path, project: &Path, catalog: Option<&str>) -> Result<Server> {
+        let mut command = Command::new(mesh);
+        match catalog {
+            Some(url) => command.env("MESH_CATALOG_URL", url),
+            None => command.env_remove("MESH_CATALOG_URL"),
+        };
+        let mut child = command
             .args(["serve", "--http", "127.0.0.1:0", "--pg", "127.0.0.1:0"])
             .args(["--flight", "127.0.0.1:0"])
             .current_dir(project)
@@ -126,7 +136,11 @@ impl Loop {
     }
 }
 
-async fn pg_client(addr: SocketAddr, user: &str, token: &str) -> Result<tokio_postgres::Client> {
+pub(crate) async fn pg_client(
+    addr: SocketAddr,
+    user: &str,
+    token: &str,
+) -> Result<tokio_postgres::Client> {
     let config = format!(
         "host={} port={} user={user} password={token} dbname=mesh",
         addr.ip(),
