@@ -146,3 +146,59 @@ fn a_url_this_build_cannot_use_is_refused_where_it_is_written() {
     assert!(err.contains("MESH_CATALOG_URL"), "{err}");
     assert!(err.contains("write sqlite://PATH"), "{err}");
 }
+
+/// Tables on the test command's S3 server, named in mesh.yaml with the
+/// server's endpoint (`s3:`); credentials come from the environment
+/// only. Skipped without a server unless `MESH_TEST_REQUIRE_S3=1`.
+#[test]
+fn an_s3_storage_root_is_named_in_mesh_yaml() {
+    let Ok(endpoint) = std::env::var("MESH_TEST_S3_ENDPOINT") else {
+        assert!(
+            std::env::var("MESH_TEST_REQUIRE_S3").as_deref() != Ok("1"),
+            "MESH_TEST_REQUIRE_S3=1 but MESH_TEST_S3_ENDPOINT is unset: run scripts/test"
+        );
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mesh");
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let prefix = format!("y{:06x}", (nanos ^ std::process::id()) & 0xff_ffff);
+    let storage = format!("s3://mesh/{prefix}");
+    ok_with(
+        tmp.path(),
+        &["init", dir.to_str().unwrap(), "--storage", &storage],
+        &[],
+    );
+    let path = dir.join("mesh.yaml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&format!(
+        "s3: {{endpoint: {endpoint}, region: us-east-1, path_style: true}}\n"
+    ));
+    std::fs::write(&path, text).unwrap();
+    ok(&dir, &["deploy"]);
+    ok(&dir, &["run"]);
+    ok(&dir, &["run", "--force"]);
+    assert_eq!(greetings(&dir), 4);
+    let at = |sql: &str| ok(&dir, &["query", sql, "--format", "csv"]);
+    assert_eq!(
+        at("SELECT count(*) AS n FROM example.greetings@1"),
+        "n\n4\n"
+    );
+    assert!(!dir.join(".mesh/tables").exists(), "nothing on local disk");
+    let on_server = std::path::PathBuf::from(std::env::var("MESH_TEST_S3_DIR").unwrap())
+        .join("root/mesh")
+        .join(&prefix)
+        .join("example/greetings/greetings/_delta_log");
+    assert!(on_server.is_dir(), "{}", on_server.display());
+    // A bad endpoint is refused where it is written.
+    let text = std::fs::read_to_string(&path)
+        .unwrap()
+        .replace(&endpoint, "ftp://somewhere");
+    std::fs::write(&path, text).unwrap();
+    let err = fails(&dir, &["validate"]);
+    assert!(err.contains("ftp://somewhere"), "{err}");
+    assert!(err.contains("mesh.yaml:"), "{err}");
+}

@@ -120,3 +120,68 @@ fn a_password_is_never_written_to_mesh_yaml() {
             .contains("hunter2")
     );
 }
+
+/// To PostgreSQL and S3 at once (the test command's servers; skipped
+/// without them unless they are required): the tables move into the
+/// bucket, named with the `s3:` settings the project gained, and the
+/// mesh answers from there.
+#[test]
+fn a_mesh_moves_to_postgres_and_s3() {
+    let Ok(endpoint) = std::env::var("MESH_TEST_S3_ENDPOINT") else {
+        assert!(std::env::var("MESH_TEST_REQUIRE_S3").as_deref() != Ok("1"));
+        return;
+    };
+    let Some(catalog) = common::fresh_postgres_database() else {
+        return;
+    };
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = common::init(tmp.path());
+    ok(&dir, &["deploy"]);
+    ok(&dir, &["run"]);
+    ok(&dir, &["run", "--force"]);
+    let before = ok(
+        &dir,
+        &[
+            "query",
+            "SELECT count(*) AS n FROM example.greetings@1",
+            "--format",
+            "csv",
+        ],
+    );
+    let yaml = dir.join("mesh.yaml");
+    let mut text = std::fs::read_to_string(&yaml).unwrap();
+    text.push_str(&format!(
+        "s3: {{endpoint: {endpoint}, region: us-east-1, path_style: true}}\n"
+    ));
+    std::fs::write(&yaml, text).unwrap();
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let prefix = format!("m{:06x}", (nanos ^ std::process::id()) & 0xff_ffff);
+    let storage = format!("s3://mesh/{prefix}");
+    let out = ok(
+        &dir,
+        &["migrate", "--catalog", &catalog, "--storage", &storage],
+    );
+    assert!(out.contains("copied and verified"), "{out}");
+    std::fs::rename(dir.join(".mesh"), tmp.path().join("old-state")).unwrap();
+    assert_eq!(
+        ok(
+            &dir,
+            &[
+                "query",
+                "SELECT count(*) AS n FROM example.greetings@1",
+                "--format",
+                "csv"
+            ]
+        ),
+        before
+    );
+    let on_server = std::path::PathBuf::from(std::env::var("MESH_TEST_S3_DIR").unwrap())
+        .join("root/mesh")
+        .join(&prefix)
+        .join("example/greetings/greetings/_delta_log");
+    assert!(on_server.is_dir(), "{}", on_server.display());
+    ok(&dir, &["run", "--force"]);
+}

@@ -186,7 +186,10 @@ impl Mesh {
         std::fs::create_dir_all(&config.state_dir).map_err(state_err(&config.state_dir))?;
         probe_writable(&config.state_dir)?;
         let storage_root = storage_root_of(config.storage.as_deref(), &root, &config.state_dir);
-        if storage_root.starts_with("s3://") {
+        // S3 settings apply to the storage root and to a root `mesh
+        // migrate` moves the tables to.
+        if storage_root.starts_with("s3://") || config.s3 != mesh_spec::project::S3Config::default()
+        {
             let s3 = &config.s3;
             mesh_storage::s3::configure(mesh_storage::s3::S3Settings {
                 endpoint: s3.endpoint.clone(),

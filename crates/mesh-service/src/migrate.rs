@@ -4,9 +4,9 @@
 //!
 //! The steps, each safe to repeat, so an interrupted migration is
 //! finished by running it again:
-//! 1. the tables' files are copied to the new storage root (each written
-//!    under a temporary name and renamed, so no file is ever half there;
-//!    files already present with the same size are kept);
+//! 1. the tables' files are copied to the new storage root, local or S3
+//!    (each written whole, so no file is ever half there; files already
+//!    present with the same size are kept);
 //! 2. the catalog is copied in one transaction and verified row for row
 //!    ([`mesh_catalog::SqlCatalog::copy_to`]; a finished copy is only
 //!    verified);
@@ -19,7 +19,7 @@
 //! The old catalog and files are left as they were, for the operator to
 //! remove once the new backends serve.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use mesh_catalog::{AuditEntry, CatalogCopy, SqlCatalog};
 use mesh_spec::backends::Backend;
@@ -53,67 +53,6 @@ fn io(path: &Path) -> impl Fn(std::io::Error) -> ServiceError + '_ {
         path: path.display().to_string(),
         source,
     }
-}
-
-/// Every file under `dir`, relative to it, in a stable order.
-fn files_under(dir: &Path) -> Result<Vec<PathBuf>> {
-    let mut out = Vec::new();
-    let mut stack = vec![PathBuf::new()];
-    while let Some(rel) = stack.pop() {
-        let here = dir.join(&rel);
-        let entries = match std::fs::read_dir(&here) {
-            Ok(e) => e,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && rel.as_os_str().is_empty() => {
-                return Ok(out);
-            }
-            Err(e) => return Err(io(&here)(e)),
-        };
-        for entry in entries {
-            let entry = entry.map_err(io(&here))?;
-            let path = rel.join(entry.file_name());
-            if entry.file_type().map_err(io(&here))?.is_dir() {
-                stack.push(path);
-            } else {
-                out.push(path);
-            }
-        }
-    }
-    out.sort();
-    Ok(out)
-}
-
-/// A local storage root as a path (`file://` URLs and plain paths).
-fn local_root(root: &str) -> Result<PathBuf> {
-    match root.split_once("://") {
-        None => Ok(PathBuf::from(root)),
-        Some(("file", path)) => Ok(PathBuf::from(path)),
-        Some(_) => Err(invalid(format!(
-            "storage `{root}`: this build copies tables between local roots only"
-        ))),
-    }
-}
-
-/// Copies `files` from `from` to `to`; returns (copied, present, bytes).
-fn copy_files(from: &Path, to: &Path, files: &[PathBuf]) -> Result<(u64, u64, u64)> {
-    let (mut copied, mut present, mut bytes) = (0, 0, 0);
-    for rel in files {
-        let source = from.join(rel);
-        let target = to.join(rel);
-        let size = std::fs::metadata(&source).map_err(io(&source))?.len();
-        if std::fs::metadata(&target).is_ok_and(|m| m.len() == size) {
-            present += 1;
-            continue;
-        }
-        if let Some(dir) = target.parent() {
-            std::fs::create_dir_all(dir).map_err(io(dir))?;
-        }
-        let partial = target.with_extension("mesh-partial");
-        std::fs::copy(&source, &partial).map_err(io(&partial))?;
-        std::fs::rename(&partial, &target).map_err(io(&target))?;
-        copied += 1;
-        bytes += size;
-    }
-    Ok((copied, present, bytes))
 }
 
 /// Points mesh.yaml's `key:` at `value`, replacing a top-level setting or
@@ -173,11 +112,9 @@ impl Mesh {
             None => self.storage_root.clone(),
         };
         // 1. The files, before any catalog names them.
-        let (from, to) = (local_root(&self.storage_root)?, local_root(&new_root)?);
-        let files = files_under(&from)?;
-        let (files_copied, files_present, bytes_copied) = match from == to {
-            true => (0, files.len() as u64, 0),
-            false => copy_files(&from, &to, &files)?,
+        let files = match new_root == self.storage_root {
+            true => mesh_storage::copy::RootCopy::default(),
+            false => mesh_storage::copy::copy_root(&self.storage_root, &new_root).await?,
         };
         // 2. The catalog, in one transaction, verified.
         let source =
@@ -192,7 +129,7 @@ impl Mesh {
             &caller.name,
             "mesh.migrate",
             "done",
-            format!("moved here with {} table files", files.len()),
+            format!("moved here with {} table files", files.objects),
             serde_json::json!({
                 "from_storage": self.storage_root,
                 "to_storage": new_root,
@@ -200,19 +137,13 @@ impl Mesh {
         );
         let catalog_copy = source.copy_to(&target, Some(&record)).await?;
         // 3. Every file the copy names is there, whole.
-        for rel in &files {
-            let (a, b) = (from.join(rel), to.join(rel));
-            let same = match (std::fs::metadata(&a), std::fs::metadata(&b)) {
-                (Ok(x), Ok(y)) => x.len() == y.len(),
-                _ => false,
-            };
-            if !same {
-                return Err(invalid(format!(
-                    "{} was not copied whole to {}; run `mesh migrate` again",
-                    a.display(),
-                    b.display()
-                )));
-            }
+        if new_root != self.storage_root
+            && let Some(missing) =
+                mesh_storage::copy::missing_from(&self.storage_root, &new_root).await?
+        {
+            return Err(invalid(format!(
+                "{missing} was not copied whole to {new_root}; run `mesh migrate` again"
+            )));
         }
         // 4. The project names the new backends; the new catalog records it.
         let yaml = self.root.join(mesh_spec::project::PROJECT_FILE);
@@ -228,9 +159,9 @@ impl Mesh {
             catalog: catalog.to_string(),
             storage: storage.map_or_else(|| self.storage_root.clone(), str::to_string),
             catalog_copy,
-            files_copied,
-            files_present,
-            bytes_copied,
+            files_copied: files.copied,
+            files_present: files.present,
+            bytes_copied: files.bytes,
         })
     }
 }

@@ -11,6 +11,7 @@
 //! files of every committed version stay for time travel.
 
 pub mod compact;
+pub mod copy;
 pub mod error;
 pub mod files;
 pub mod s3;
