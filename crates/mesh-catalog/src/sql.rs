@@ -91,7 +91,10 @@ impl SqlCatalog {
                             Ok(())
                         })
                     })
-                    .connect(&format!("{url}?mode=rwc"))
+                    .connect(&format!(
+                        "{url}{}mode=rwc",
+                        if url.contains('?') { '&' } else { '?' }
+                    ))
                     .await
                     .map_err(open_err)?;
                 sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
@@ -182,16 +185,6 @@ impl SqlCatalog {
             }
         }
         Ok(catalog)
-    }
-
-    /// Opens the SQLite catalog file at `path`, as [`Self::connect_under`].
-    pub async fn open_under(path: &Path, project: &Path, storage_root: &str) -> Result<Self> {
-        Self::connect_under(
-            &format!("sqlite://{}", path.display()),
-            project,
-            storage_root,
-        )
-        .await
     }
 
     fn output_from_row(&self, row: &AnyRow) -> Result<OutputRecord> {

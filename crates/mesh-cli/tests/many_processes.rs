@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::time::Duration;
 
-use common::{json, mesh, ok};
+use common::{greetings, json, mesh, ok};
 use serde_json::Value;
 
 /// Copies a project's files (not its `.mesh` state) from `from` to `to`.
@@ -119,20 +119,6 @@ fn delta_writes(table: &Path) -> BTreeMap<i64, String> {
     out
 }
 
-fn count(dir: &Path) -> i64 {
-    json(
-        dir,
-        &[
-            "query",
-            "SELECT count(*) AS n FROM example.greetings",
-            "--format",
-            "json",
-        ],
-    )[0]["n"]
-        .as_i64()
-        .unwrap()
-}
-
 /// Two processes, each running one product fifty times from its own
 /// checkout: a run that finds the product busy waits, naming who holds
 /// it, then publishes; every run publishes its own Delta version, and the
@@ -161,8 +147,8 @@ fn two_processes_run_one_product_fifty_times_each() {
     let catalog = catalog_publications(&b);
     assert_eq!(catalog.len(), 100);
     assert_eq!(catalog, delta_writes(&table), "catalog and Delta log agree");
-    assert_eq!(count(&a), 4);
-    assert_eq!(count(&b), 4);
+    assert_eq!(greetings(&a), 4);
+    assert_eq!(greetings(&b), 4);
 }
 
 /// A `mesh run` killed with SIGKILL at a point that moves through the
@@ -198,7 +184,7 @@ fn runs_killed_anywhere_are_repaired_by_the_next_process() {
             mid_commit += 1;
         }
         ok(next, &["run", "--force", "example/greetings"]);
-        assert_eq!(count(next), 4, "trial {trial}");
+        assert_eq!(greetings(next), 4, "trial {trial}");
         assert_eq!(
             catalog_publications(next),
             delta_writes(&table),
@@ -289,6 +275,6 @@ fn a_run_left_by_another_machine_is_recovered_once_its_lease_expires() {
         .unwrap()
         .timestamp_millis();
     assert!(closed >= expires, "taken over only after the lease expired");
-    assert_eq!(count(&a), 4);
+    assert_eq!(greetings(&a), 4);
     assert_eq!(catalog_publications(&a), delta_writes(&table));
 }

@@ -55,8 +55,12 @@ fn moved(object: &ObjectPath, from: &ObjectPath, to: &ObjectPath) -> ObjectPath 
     }
 }
 
-/// Copies every object under `from` to the same place under `to`.
-pub async fn copy_root(from: &str, to: &str) -> Result<RootCopy> {
+/// Both roots' stores and every object under `from`, each with its place
+/// under `to` and whether the target already holds it with its size.
+async fn pairs(
+    from: &str,
+    to: &str,
+) -> Result<(Arc<dyn ObjectStore>, Arc<dyn ObjectStore>, Vec<Pair>)> {
     let (source, from_prefix) = root_store(from)?;
     let (target, to_prefix) = root_store(to)?;
     let objects: Vec<_> = source
@@ -64,19 +68,46 @@ pub async fn copy_root(from: &str, to: &str) -> Result<RootCopy> {
         .try_collect()
         .await
         .map_err(err(from))?;
-    let mut report = RootCopy {
-        objects: objects.len() as u64,
-        ..RootCopy::default()
-    };
+    let mut out = Vec::with_capacity(objects.len());
     for object in objects {
         let place = moved(&object.location, &from_prefix, &to_prefix);
-        match target.head(&place).await {
-            Ok(there) if there.size == object.size => {
-                report.present += 1;
-                continue;
-            }
-            Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+        let there = match target.head(&place).await {
+            Ok(meta) => meta.size == object.size,
+            Err(object_store::Error::NotFound { .. }) => false,
             Err(e) => return Err(err(to)(e)),
+        };
+        out.push(Pair {
+            object,
+            place,
+            there,
+        });
+    }
+    Ok((source, target, out))
+}
+
+/// One source object, its place at the target, and whether it is there.
+struct Pair {
+    object: object_store::ObjectMeta,
+    place: ObjectPath,
+    there: bool,
+}
+
+/// Copies every object under `from` to the same place under `to`.
+pub async fn copy_root(from: &str, to: &str) -> Result<RootCopy> {
+    let (source, target, pairs) = pairs(from, to).await?;
+    let mut report = RootCopy {
+        objects: pairs.len() as u64,
+        ..RootCopy::default()
+    };
+    for Pair {
+        object,
+        place,
+        there,
+    } in pairs
+    {
+        if there {
+            report.present += 1;
+            continue;
         }
         let bytes = source
             .get(&object.location)
@@ -95,19 +126,9 @@ pub async fn copy_root(from: &str, to: &str) -> Result<RootCopy> {
 /// Every object under `from` is under `to` with the same size; the first
 /// one that is not, if any.
 pub async fn missing_from(from: &str, to: &str) -> Result<Option<String>> {
-    let (source, from_prefix) = root_store(from)?;
-    let (target, to_prefix) = root_store(to)?;
-    let objects: Vec<_> = source
-        .list(Some(&from_prefix))
-        .try_collect()
-        .await
-        .map_err(err(from))?;
-    for object in objects {
-        let place = moved(&object.location, &from_prefix, &to_prefix);
-        match target.head(&place).await {
-            Ok(there) if there.size == object.size => {}
-            _ => return Ok(Some(object.location.to_string())),
-        }
-    }
-    Ok(None)
+    let (_, _, pairs) = pairs(from, to).await?;
+    Ok(pairs
+        .into_iter()
+        .find(|p| !p.there)
+        .map(|p| p.object.location.to_string()))
 }
