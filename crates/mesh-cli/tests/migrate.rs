@@ -185,3 +185,31 @@ fn a_mesh_moves_to_postgres_and_s3() {
     assert!(on_server.is_dir(), "{}", on_server.display());
     ok(&dir, &["run", "--force"]);
 }
+
+/// A target catalog that cannot be reached stops the migration before
+/// anything is copied: no new storage root, mesh.yaml unchanged.
+#[test]
+fn an_unreachable_target_writes_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = common::init(tmp.path());
+    ok(&dir, &["deploy"]);
+    ok(&dir, &["run"]);
+    let settings = std::fs::read_to_string(dir.join("mesh.yaml")).unwrap();
+    let tables = tmp.path().join("new-tables");
+    let err = fails(
+        &dir,
+        &[
+            "migrate",
+            "--catalog",
+            "postgres://mesh@127.0.0.1:1/nowhere",
+            "--storage",
+            &format!("file://{}", tables.display()),
+        ],
+    );
+    assert!(err.contains("cannot open the catalog"), "{err}");
+    assert!(!tables.exists(), "no file copied");
+    assert_eq!(
+        std::fs::read_to_string(dir.join("mesh.yaml")).unwrap(),
+        settings
+    );
+}

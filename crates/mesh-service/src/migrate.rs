@@ -111,12 +111,8 @@ impl Mesh {
             Some(s) => storage_root_of(Some(s), &self.root, state_dir),
             None => self.storage_root.clone(),
         };
-        // 1. The files, before any catalog names them.
-        let files = match new_root == self.storage_root {
-            true => mesh_storage::copy::RootCopy::default(),
-            false => mesh_storage::copy::copy_root(&self.storage_root, &new_root).await?,
-        };
-        // 2. The catalog, in one transaction, verified.
+        // Both catalogs answer before anything is written: a wrong target
+        // URL or a missing database stops here, with nothing copied.
         let source =
             SqlCatalog::connect_under(&self.catalog_url, &self.root, &self.storage_root).await?;
         if let Some(path) = new_url.strip_prefix("sqlite://")
@@ -125,6 +121,12 @@ impl Mesh {
             std::fs::create_dir_all(dir).map_err(io(dir))?;
         }
         let target = SqlCatalog::connect_under(&new_url, &self.root, &new_root).await?;
+        // 1. The files, before any catalog names them.
+        let files = match new_root == self.storage_root {
+            true => mesh_storage::copy::RootCopy::default(),
+            false => mesh_storage::copy::copy_root(&self.storage_root, &new_root).await?,
+        };
+        // 2. The catalog, in one transaction, verified.
         let record = AuditEntry::new(
             &caller.name,
             "mesh.migrate",
