@@ -202,3 +202,121 @@ fn an_s3_storage_root_is_named_in_mesh_yaml() {
     assert!(err.contains("ftp://somewhere"), "{err}");
     assert!(err.contains("mesh.yaml:"), "{err}");
 }
+
+/// With no keys in the environment, S3 credentials and the region come
+/// from the AWS shared files of the profile `AWS_PROFILE` names, as the
+/// AWS CLI reads them; a wrong key or a missing profile fails loudly.
+#[test]
+fn s3_credentials_come_from_the_aws_shared_files() {
+    let Ok(endpoint) = std::env::var("MESH_TEST_S3_ENDPOINT") else {
+        assert!(
+            std::env::var("MESH_TEST_REQUIRE_S3").as_deref() != Ok("1"),
+            "MESH_TEST_REQUIRE_S3=1 but MESH_TEST_S3_ENDPOINT is unset: run scripts/test"
+        );
+        return;
+    };
+    let key = std::env::var("AWS_ACCESS_KEY_ID").unwrap();
+    let secret = std::env::var("AWS_SECRET_ACCESS_KEY").unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(home.join(".aws")).unwrap();
+    std::fs::write(
+        home.join(".aws/credentials"),
+        format!(
+            "[default]\naws_access_key_id = wrong\naws_secret_access_key = wrong\n\n[ci]\naws_access_key_id = {key}\naws_secret_access_key = {secret}\n\n[stale]\naws_access_key_id = {key}\naws_secret_access_key = not-the-secret\n"
+        ),
+    )
+    .unwrap();
+    std::fs::write(
+        home.join(".aws/config"),
+        "[profile ci]\nregion = us-east-1\n",
+    )
+    .unwrap();
+    let mesh = |dir: &Path, args: &[&str], profile: &str| {
+        let mut c = Command::new(cargo_bin("mesh"));
+        c.args(args)
+            .current_dir(dir)
+            .env("NO_COLOR", "1")
+            .env("MESH_USER", USER)
+            .env("HOME", &home)
+            .env("AWS_PROFILE", profile);
+        for k in [
+            "MESH_SERVER",
+            "MESH_CATALOG_URL",
+            "MESH_STORAGE_URL",
+            "AWS_ACCESS_KEY_ID",
+            "AWS_SECRET_ACCESS_KEY",
+            "AWS_SESSION_TOKEN",
+            "AWS_REGION",
+            "AWS_DEFAULT_REGION",
+            "AWS_SHARED_CREDENTIALS_FILE",
+            "AWS_CONFIG_FILE",
+        ] {
+            c.env_remove(k);
+        }
+        c.output().unwrap()
+    };
+    let dir = tmp.path().join("mesh");
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    let prefix = format!("c{:06x}", (nanos ^ std::process::id()) & 0xff_ffff);
+    let storage = format!("s3://mesh/{prefix}");
+    ok_with(
+        tmp.path(),
+        &["init", dir.to_str().unwrap(), "--storage", &storage],
+        &[],
+    );
+    // No region in mesh.yaml: it comes from the profile.
+    let path = dir.join("mesh.yaml");
+    let mut text = std::fs::read_to_string(&path).unwrap();
+    text.push_str(&format!("s3: {{endpoint: {endpoint}, path_style: true}}\n"));
+    std::fs::write(&path, text).unwrap();
+    let ok_as = |args: &[&str], profile: &str| {
+        let out = mesh(&dir, args, profile);
+        assert!(
+            out.status.success(),
+            "mesh {args:?} as {profile} failed:\n{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap()
+    };
+    ok_as(&["deploy"], "ci");
+    ok_as(&["run"], "ci");
+    let count = || {
+        ok_as(
+            &[
+                "query",
+                "SELECT count(*) AS n FROM example.greetings",
+                "--format",
+                "csv",
+            ],
+            "ci",
+        )
+    };
+    let before = count();
+    assert_eq!(before, "n\n4\n");
+    let on_server = std::path::PathBuf::from(std::env::var("MESH_TEST_S3_DIR").unwrap())
+        .join("root/mesh")
+        .join(&prefix)
+        .join("example/greetings/greetings/_delta_log");
+    assert!(on_server.is_dir(), "{}", on_server.display());
+
+    // A profile whose secret the server refuses cannot write or read.
+    let out = mesh(&dir, &["run", "--force"], "stale");
+    assert!(!out.status.success(), "a wrong secret was accepted");
+    let out = mesh(
+        &dir,
+        &["query", "SELECT count(*) FROM example.greetings"],
+        "stale",
+    );
+    assert!(!out.status.success(), "a wrong secret could read");
+    // A profile that is not there is named.
+    let out = mesh(&dir, &["run", "--force"], "missing");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("AWS_PROFILE is `missing`"), "{err}");
+    // The failures left the product as it was.
+    assert_eq!(count(), before);
+}

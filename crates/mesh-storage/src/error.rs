@@ -22,6 +22,8 @@ pub enum StorageError {
         version: i64,
         latest: i64,
     },
+    #[error("S3 credentials: {detail}")]
+    Credentials { detail: String },
     #[error("cannot write to {path}: {source}")]
     Io {
         path: String,

@@ -10,6 +10,7 @@
 //! files of an unpublished run can be removed without reading the log, and
 //! files of every committed version stay for time travel.
 
+pub mod aws_files;
 pub mod compact;
 pub mod copy;
 pub mod error;

@@ -6,11 +6,12 @@
 //! (`If-None-Match: *`), so two writers of one version cannot both
 //! succeed; the server must enforce it (Amazon S3, MinIO and s3s-fs do).
 //! Credentials come from the standard AWS environment (`AWS_ACCESS_KEY_ID`,
-//! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`, web identity, instance
-//! metadata); the endpoint, region and addressing style from the mesh's
-//! [`S3Settings`] over the `AWS_*` environment.
+//! `AWS_SECRET_ACCESS_KEY`, `AWS_SESSION_TOKEN`), else the shared files'
+//! profile ([`crate::aws_files`]), else web identity, the container or
+//! instance metadata; the endpoint, region and addressing style from the
+//! mesh's [`S3Settings`] over the `AWS_*` environment over the profile.
 
-use std::sync::{Arc, Once, RwLock};
+use std::sync::{Arc, Once, OnceLock, RwLock};
 
 use deltalake::DeltaResult;
 use deltalake::logstore::{
@@ -64,6 +65,22 @@ pub fn store(url: &Url, options: &[(String, String)]) -> Result<(ObjectStoreRef,
         detail,
     };
     let mut builder = AmazonS3Builder::from_env().with_url(url.as_str());
+    if let Some(profile) = shared_profile()? {
+        if let (Some(id), Some(secret)) = (&profile.access_key_id, &profile.secret_access_key) {
+            builder = builder
+                .with_access_key_id(id)
+                .with_secret_access_key(secret);
+            if let Some(token) = &profile.session_token {
+                builder = builder.with_token(token);
+            }
+        }
+        let region_in_env = ["AWS_REGION", "AWS_DEFAULT_REGION"]
+            .iter()
+            .any(|k| std::env::var_os(k).is_some());
+        if let (Some(region), false) = (&profile.region, region_in_env) {
+            builder = builder.with_region(region);
+        }
+    }
     let settings = SETTINGS
         .read()
         .ok()
@@ -92,6 +109,21 @@ pub fn store(url: &Url, options: &[(String, String)]) -> Result<(ObjectStoreRef,
         .map_err(|e| invalid(e.to_string()))?;
     let path = ObjectPath::from_url_path(url.path()).map_err(|e| invalid(e.to_string()))?;
     Ok((Arc::new(s3), path))
+}
+
+/// The shared files' profile, read once per process.
+fn shared_profile() -> Result<Option<crate::aws_files::Profile>> {
+    static PROFILE: OnceLock<std::result::Result<Option<crate::aws_files::Profile>, String>> =
+        OnceLock::new();
+    PROFILE
+        .get_or_init(|| {
+            crate::aws_files::profile(|k| std::env::var(k).ok()).map_err(|e| match e {
+                StorageError::Credentials { detail } => detail,
+                other => other.to_string(),
+            })
+        })
+        .clone()
+        .map_err(|detail| StorageError::Credentials { detail })
 }
 
 struct S3Factory;
