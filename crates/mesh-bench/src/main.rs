@@ -9,12 +9,14 @@
 
 mod baseline;
 mod catalogs;
+mod compare;
 mod duckdb;
 mod lineage;
 mod measure;
 mod planmesh;
 mod policy;
 mod queries;
+mod s3;
 mod schedule;
 mod serve;
 mod storage;
@@ -126,6 +128,25 @@ enum Cmd {
         products: usize,
         #[arg(long)]
         postgres: String,
+        #[arg(long, default_value = "target/bench")]
+        work: PathBuf,
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        #[arg(long)]
+        mesh: Option<PathBuf>,
+    },
+    /// Tables on an S3 server (e.g. from scripts/s3; keys from the AWS
+    /// environment): lineitem's ingest and Q1, Q3, Q5, Q6, Q10 through
+    /// `mesh` against DataFusion with object_store on the same server.
+    S3 {
+        #[arg(long, default_value_t = 1.0)]
+        scale: f64,
+        /// The server's URL.
+        #[arg(long, env = "MESH_TEST_S3_ENDPOINT")]
+        endpoint: String,
+        /// A bucket for the benchmark alone: the tables live at its root.
+        #[arg(long, default_value = "bench")]
+        bucket: String,
         #[arg(long, default_value = "target/bench")]
         work: PathBuf,
         #[arg(long, default_value_t = 3)]
@@ -246,14 +267,16 @@ enum Cmd {
         table: String,
         #[arg(long)]
         csv: String,
+        /// A directory or an `s3://bucket/prefix/`.
         #[arg(long)]
-        out: PathBuf,
+        out: String,
     },
     /// Baseline: DataFusion runs SQL over Parquet directories, prints CSV.
     DfQuery {
         #[arg(long)]
         sql: String,
-        /// `name=DIR`, registered as `tpch.name`.
+        /// `name=DIR` (or `name=s3://bucket/prefix/`), registered as
+        /// `tpch.name`.
         #[arg(long = "table")]
         tables: Vec<String>,
     },
@@ -287,6 +310,18 @@ fn main() -> Result<()> {
         } => {
             let bench = Bench::new(mesh, &work, scale, repeat)?;
             print!("{}", duckdb::bench(&bench, &duckdb)?);
+            Ok(())
+        }
+        Cmd::S3 {
+            scale,
+            endpoint,
+            bucket,
+            work,
+            repeat,
+            mesh,
+        } => {
+            let bench = Bench::new(mesh, &work, scale, repeat)?;
+            print!("{}", s3::bench(&bench, &endpoint, &bucket)?);
             Ok(())
         }
         Cmd::Startup {
@@ -531,6 +566,8 @@ struct Bench {
     /// The catalog every `mesh` command uses (`MESH_CATALOG_URL`), when
     /// not the project's own.
     catalog_url: Option<String>,
+    /// Environment of the baseline processes.
+    baseline_env: Vec<(String, String)>,
 }
 
 /// Medians of the two sides of one comparison.
@@ -564,6 +601,7 @@ impl Bench {
             scale,
             repeat: repeat.max(1),
             catalog_url: None,
+            baseline_env: Vec::new(),
         })
     }
 
@@ -642,119 +680,6 @@ impl Bench {
         eprintln!("publishing every table once");
         self.mesh_ok(project, &["run"])?;
         Ok(())
-    }
-
-    /// `mesh run tpch/lineitem` against DataFusion's CSV-to-Parquet.
-    fn ingest(&self, project: &Path) -> Result<Pair> {
-        let csv = project.join("tpch/lineitem/data/*.csv");
-        let out = self.work.join("df-lineitem");
-        let log = self.work.join("ingest.out");
-        let mut pair = Pair {
-            mesh: Vec::new(),
-            base: Vec::new(),
-        };
-        for i in 0..self.repeat {
-            eprintln!("ingest {}/{}", i + 1, self.repeat);
-            let _ = std::fs::remove_dir_all(&out);
-            let mut base = Command::new(&self.me);
-            base.args(["df-convert", "--table", "lineitem", "--csv"])
-                .arg(&csv)
-                .arg("--out")
-                .arg(&out);
-            let mut mesh = self.mesh_cmd(project, &["run", "tpch/lineitem"]);
-            // Alternate which side goes first.
-            if i % 2 == 0 {
-                pair.mesh.push(measure::run(&mut mesh, &log, true)?);
-                pair.base.push(measure::run(&mut base, &log, true)?);
-            } else {
-                pair.base.push(measure::run(&mut base, &log, true)?);
-                pair.mesh.push(measure::run(&mut mesh, &log, true)?);
-            }
-        }
-        Ok(pair)
-    }
-
-    /// The Parquet files of each table's current publication.
-    fn published_dirs(&self, project: &Path) -> Result<Vec<(String, String)>> {
-        let mut dirs = Vec::new();
-        for t in tpch::TABLES {
-            let runs: serde_json::Value = serde_json::from_str(&self.mesh_ok(
-                project,
-                &[
-                    "runs",
-                    "--product",
-                    &format!("tpch/{}", t.name),
-                    "--format",
-                    "json",
-                ],
-            )?)?;
-            let newest = runs
-                .as_array()
-                .and_then(|r| r.iter().find(|r| r["status"] == "succeeded"))
-                .with_context(|| format!("no succeeded run of tpch/{}", t.name))?;
-            // A compacted release reads files of several run directories;
-            // the baselines read one.
-            if newest["cause"] == "optimize" {
-                bail!(
-                    "tpch/{} was compacted after its run; the baselines read one run's directory, so publish it again (`mesh run tpch/{} --force`)",
-                    t.name,
-                    t.name
-                );
-            }
-            let run = newest["id"]
-                .as_str()
-                .with_context(|| format!("a run of tpch/{} has no id", t.name))?;
-            let dir = project
-                .join(".mesh/tables/tpch")
-                .join(t.name)
-                .join(t.name)
-                .join(format!("r-{run}"));
-            if !dir.is_dir() {
-                bail!("{} is missing", dir.display());
-            }
-            dirs.push((t.name.to_string(), format!("{}/", dir.display())));
-        }
-        Ok(dirs)
-    }
-
-    /// Each query through `mesh query` against DataFusion on the same files.
-    fn queries(&self, project: &Path) -> Result<Vec<(&'static str, Pair)>> {
-        let dirs = self.published_dirs(project)?;
-        let mut results = Vec::new();
-        for (name, sql) in queries::QUERIES {
-            eprintln!("query {name}");
-            let mesh_out = self.work.join(format!("{name}.mesh.csv"));
-            let base_out = self.work.join(format!("{name}.datafusion.csv"));
-            let mut pair = Pair {
-                mesh: Vec::new(),
-                base: Vec::new(),
-            };
-            for i in 0..self.repeat {
-                let mut mesh = self.mesh_cmd(project, &["query", sql, "--format", "csv"]);
-                let mut base = Command::new(&self.me);
-                base.args(["df-query", "--sql", sql]);
-                for (t, d) in &dirs {
-                    base.arg("--table").arg(format!("{t}={d}"));
-                }
-                if i % 2 == 0 {
-                    pair.mesh.push(measure::run(&mut mesh, &mesh_out, false)?);
-                    pair.base.push(measure::run(&mut base, &base_out, false)?);
-                } else {
-                    pair.base.push(measure::run(&mut base, &base_out, false)?);
-                    pair.mesh.push(measure::run(&mut mesh, &mesh_out, false)?);
-                }
-            }
-            let (a, b) = (std::fs::read(&mesh_out)?, std::fs::read(&base_out)?);
-            if a != b || a.is_empty() {
-                bail!(
-                    "{name}: mesh and DataFusion disagree; compare {} and {}",
-                    mesh_out.display(),
-                    base_out.display()
-                );
-            }
-            results.push((*name, pair));
-        }
-        Ok(results)
     }
 
     /// `mesh serve` under load (see `serve.rs`).
