@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mesh_spec::{DomainName, OutputName, ProductRef};
 use sqlx::any::{AnyPoolOptions, AnyRow};
+use sqlx::pool::PoolConnection;
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 
 use crate::error::{CatalogError, Result};
@@ -73,12 +74,21 @@ impl SqlCatalog {
     /// `postgres://…`) and brings its schema up to date. A SQLite file is
     /// created if missing; a PostgreSQL database must exist.
     pub async fn connect(url: &str) -> Result<Self> {
+        Ok(Self::connect_held(url).await?.0)
+    }
+
+    /// [`Self::connect`], also returning the connection the schema was
+    /// brought up to date on, for the opener's next statements: a
+    /// connection dropped goes back to the pool only later (a task), so
+    /// acquiring another at once would open a second one, which costs a
+    /// short command (`mesh query "SELECT 1"`) about a millisecond.
+    async fn connect_held(url: &str) -> Result<(Self, PoolConnection<Any>)> {
         sqlx::any::install_default_drivers();
         let open_err = |source| CatalogError::Open {
             url: redact(url),
             source,
         };
-        let (dialect, pool) = match url.split_once("://") {
+        let (dialect, pool, conn) = match url.split_once("://") {
             Some(("sqlite", _)) => {
                 let pool = AnyPoolOptions::new()
                     .max_connections(4)
@@ -97,8 +107,11 @@ impl SqlCatalog {
                     ))
                     .await
                     .map_err(open_err)?;
-                sqlx::migrate!("./migrations/sqlite").run(&pool).await?;
-                (Dialect::Sqlite, pool)
+                let mut conn = pool.acquire().await?;
+                sqlx::migrate!("./migrations/sqlite")
+                    .run(&mut *conn)
+                    .await?;
+                (Dialect::Sqlite, pool, conn)
             }
             Some(("postgres" | "postgresql", _)) => {
                 let pool = AnyPoolOptions::new()
@@ -112,19 +125,23 @@ impl SqlCatalog {
                     .connect(url)
                     .await
                     .map_err(open_err)?;
-                sqlx::migrate!("./migrations/postgres").run(&pool).await?;
-                (Dialect::Postgres, pool)
+                let mut conn = pool.acquire().await?;
+                sqlx::migrate!("./migrations/postgres")
+                    .run(&mut *conn)
+                    .await?;
+                (Dialect::Postgres, pool, conn)
             }
             _ => {
                 return Err(CatalogError::UnsupportedUrl { url: redact(url) });
             }
         };
-        Ok(SqlCatalog {
+        let catalog = SqlCatalog {
             pool,
             dialect,
             tables: Locations::default(),
             descriptors: Locations::default(),
-        })
+        };
+        Ok((catalog, conn))
     }
 
     /// Which SQL the catalog speaks.
@@ -152,7 +169,7 @@ impl SqlCatalog {
     /// paths that earlier versions recorded under these roots are made
     /// relative once, here.
     pub async fn connect_under(url: &str, project: &Path, storage_root: &str) -> Result<Self> {
-        let mut catalog = Self::connect(url).await?;
+        let (mut catalog, mut conn) = Self::connect_held(url).await?;
         catalog.tables = Locations::under(storage_root);
         catalog.descriptors = Locations::under(&project.display().to_string());
         for (locations, any_sql, relocate_sql) in [
@@ -174,13 +191,13 @@ impl SqlCatalog {
             // the write lock an UPDATE takes.
             let any: i64 = sqlx::query_scalar(any_sql)
                 .bind(&pattern)
-                .fetch_one(&catalog.pool)
+                .fetch_one(&mut *conn)
                 .await?;
             if any != 0 {
                 sqlx::query(relocate_sql)
                     .bind(pattern)
                     .bind(drop as i64 + 1)
-                    .execute(&catalog.pool)
+                    .execute(&mut *conn)
                     .await?;
             }
         }

@@ -373,7 +373,10 @@ fn install_panic_hook() {
 
 /// Statements, plans and lineage allocate many small, short-lived
 /// values; mimalloc frees them faster than the system allocator (as
-/// DataFusion's own CLI does). Measured in BENCHMARKS.md.
+/// DataFusion's own CLI does). Measured in BENCHMARKS.md. Built with
+/// `no_thp`: mimalloc does not ask for transparent huge pages, whose
+/// zeroing (2 MiB at a first touch) was a fifth of a short command's
+/// time and bought the TPC-H queries nothing (BENCHMARKS.md, start-up).
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
