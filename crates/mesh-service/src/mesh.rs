@@ -31,6 +31,9 @@ pub struct Mesh {
     /// The catalog's URL, SQLite paths absolute (it may hold a password
     /// from the environment: never show it).
     pub(crate) catalog_url: String,
+    /// The same catalog as [`Self::catalog`], for what only the SQL
+    /// implementation does (`mesh migrate` copies it).
+    pub(crate) sql_catalog: Arc<SqlCatalog>,
     /// The parsed policies and the digest of the files they came from;
     /// reused while the files are unchanged.
     policy_cache: Arc<std::sync::Mutex<Option<CachedPolicies>>>,
@@ -207,11 +210,12 @@ impl Mesh {
         {
             std::fs::create_dir_all(dir).map_err(state_err(dir))?;
         }
-        let catalog: Arc<dyn CatalogStore> =
+        let sql_catalog =
             Arc::new(SqlCatalog::connect_under(&catalog_url, &root, &storage_root).await?);
         Ok(Mesh {
             root,
-            catalog,
+            catalog: sql_catalog.clone(),
+            sql_catalog,
             catalog_url,
             storage_root,
             policy_cache: Default::default(),

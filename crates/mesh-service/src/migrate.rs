@@ -113,8 +113,7 @@ impl Mesh {
         };
         // Both catalogs answer before anything is written: a wrong target
         // URL or a missing database stops here, with nothing copied.
-        let source =
-            SqlCatalog::connect_under(&self.catalog_url, &self.root, &self.storage_root).await?;
+        let source = &self.sql_catalog;
         if let Some(path) = new_url.strip_prefix("sqlite://")
             && let Some(dir) = Path::new(path).parent()
         {
