@@ -28,7 +28,9 @@ pub fn schema(table: &Table) -> Result<SchemaRef> {
 /// Converts the CSV files matching `csv` to Parquet files under `out`, a
 /// directory or an `s3://bucket/prefix/`.
 pub async fn convert(table: &Table, csv: &str, out: &str) -> Result<()> {
-    let ctx = SessionContext::new();
+    // DataFusion's defaults, unless `DATAFUSION_*` variables say otherwise
+    // (to write another layout, e.g. smaller row groups, for comparing).
+    let ctx = SessionContext::new_with_config(SessionConfig::from_env()?);
     let schema = schema(table)?;
     let df = ctx
         .read_csv(csv, CsvReadOptions::new().has_header(true).schema(&schema))
