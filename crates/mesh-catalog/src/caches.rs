@@ -37,7 +37,7 @@ impl CacheStore for SqlCatalog {
         .bind(kind)
         .bind(generation)
         .bind(format)
-        .fetch_optional(&self.pool)
+        .fetch_optional(self.pool().await?)
         .await?;
         Ok(match row {
             Some(r) => Some(r.try_get("content")?),

@@ -106,7 +106,7 @@ impl SqlCatalog {
                  JOIN pragma_table_info(m.name) p WHERE m.type = 'table' \
                  AND m.name NOT LIKE 'sqlite_%' ORDER BY m.rowid, p.cid",
                 )
-                .fetch_all(&self.pool)
+                .fetch_all(self.pool().await?)
                 .await?
             }
             Dialect::Postgres => {
@@ -118,7 +118,7 @@ impl SqlCatalog {
                  WHERE c.table_schema = current_schema() \
                  ORDER BY t.oid, c.ordinal_position",
                 )
-                .fetch_all(&self.pool)
+                .fetch_all(self.pool().await?)
                 .await?
             }
         };
@@ -164,7 +164,7 @@ impl SqlCatalog {
             .join(", ");
         let sql = format!("SELECT {list} FROM {}", quote(table));
         Ok(sqlx::query(AssertSqlSafe(sql))
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool().await?)
             .await?)
     }
 
@@ -197,7 +197,7 @@ impl SqlCatalog {
         for (table, _) in &tables {
             let sql = format!("SELECT count(*) FROM {}", quote(table));
             let n: i64 = sqlx::query_scalar(AssertSqlSafe(sql))
-                .fetch_one(&target.pool)
+                .fetch_one(target.pool().await?)
                 .await?;
             held += n as u64;
         }

@@ -127,7 +127,7 @@ impl RetentionStore for SqlCatalog {
         )
         .bind(domain.as_str())
         .bind(output.as_str())
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool().await?)
         .await?;
         rows.iter()
             .map(|r| r.try_get("path").map_err(Into::into))
@@ -171,7 +171,7 @@ impl RetentionStore for SqlCatalog {
         )
         .bind(domain.as_str())
         .bind(output.as_str())
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool().await?)
         .await?;
         rows.iter()
             .map(|r| {

@@ -14,8 +14,10 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mesh_spec::{DomainName, OutputName, ProductRef};
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use sqlx::pool::PoolConnection;
+use std::sync::Arc;
+
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
+use tokio::sync::OnceCell;
 
 use crate::error::{CatalogError, Result};
 use crate::locations::Locations;
@@ -36,9 +38,18 @@ pub enum Dialect {
 const WRITE_LOCK: i64 = 0x6d65_7368;
 
 /// A catalog in a SQLite file or a PostgreSQL database.
+///
+/// Opened [`SqlCatalog::lazily_under`], it connects, and checks its
+/// schema, at its first statement: a command that needs no catalog
+/// (`mesh query "SELECT 1"`) never opens it.
 #[derive(Debug, Clone)]
 pub struct SqlCatalog {
-    pub(crate) pool: AnyPool,
+    pool: AnyPool,
+    /// Set once the schema is up to date (and old absolute paths made
+    /// relative); every statement waits for it ([`Self::pool`]).
+    ready: Arc<OnceCell<()>>,
+    /// The URL, password hidden, for messages.
+    shown_url: String,
     pub(crate) dialect: Dialect,
     /// Table locations, relative to the storage root.
     tables: Locations,
@@ -74,21 +85,20 @@ impl SqlCatalog {
     /// `postgres://…`) and brings its schema up to date. A SQLite file is
     /// created if missing; a PostgreSQL database must exist.
     pub async fn connect(url: &str) -> Result<Self> {
-        Ok(Self::connect_held(url).await?.0)
+        let catalog = Self::lazily(url)?;
+        catalog.pool().await?;
+        Ok(catalog)
     }
 
-    /// [`Self::connect`], also returning the connection the schema was
-    /// brought up to date on, for the opener's next statements: a
-    /// connection dropped goes back to the pool only later (a task), so
-    /// acquiring another at once would open a second one, which costs a
-    /// short command (`mesh query "SELECT 1"`) about a millisecond.
-    async fn connect_held(url: &str) -> Result<(Self, PoolConnection<Any>)> {
+    /// The catalog at `url`, not yet connected: the URL is checked now,
+    /// the connection and the schema at the first statement.
+    fn lazily(url: &str) -> Result<Self> {
         sqlx::any::install_default_drivers();
         let open_err = |source| CatalogError::Open {
             url: redact(url),
             source,
         };
-        let (dialect, pool, conn) = match url.split_once("://") {
+        let (dialect, pool) = match url.split_once("://") {
             Some(("sqlite", _)) => {
                 let pool = AnyPoolOptions::new()
                     .max_connections(4)
@@ -101,17 +111,12 @@ impl SqlCatalog {
                             Ok(())
                         })
                     })
-                    .connect(&format!(
+                    .connect_lazy(&format!(
                         "{url}{}mode=rwc",
                         if url.contains('?') { '&' } else { '?' }
                     ))
-                    .await
                     .map_err(open_err)?;
-                let mut conn = pool.acquire().await?;
-                sqlx::migrate!("./migrations/sqlite")
-                    .run(&mut *conn)
-                    .await?;
-                (Dialect::Sqlite, pool, conn)
+                (Dialect::Sqlite, pool)
             }
             Some(("postgres" | "postgresql", _)) => {
                 let pool = AnyPoolOptions::new()
@@ -122,26 +127,61 @@ impl SqlCatalog {
                     .test_before_acquire(true)
                     .acquire_timeout(Duration::from_secs(30))
                     .idle_timeout(Duration::from_secs(300))
-                    .connect(url)
-                    .await
+                    .connect_lazy(url)
                     .map_err(open_err)?;
-                let mut conn = pool.acquire().await?;
-                sqlx::migrate!("./migrations/postgres")
-                    .run(&mut *conn)
-                    .await?;
-                (Dialect::Postgres, pool, conn)
+                (Dialect::Postgres, pool)
             }
             _ => {
                 return Err(CatalogError::UnsupportedUrl { url: redact(url) });
             }
         };
-        let catalog = SqlCatalog {
+        Ok(SqlCatalog {
             pool,
+            ready: Arc::default(),
+            shown_url: redact(url),
             dialect,
             tables: Locations::default(),
             descriptors: Locations::default(),
-        };
-        Ok((catalog, conn))
+        })
+    }
+
+    /// The pool, once the schema is up to date: the first call connects,
+    /// runs the migrations and makes paths recorded by older versions
+    /// relative, all on one connection (a connection dropped goes back to
+    /// the pool only later, from a task, so taking another at once would
+    /// open a second one).
+    pub(crate) async fn pool(&self) -> Result<&AnyPool> {
+        self.ready.get_or_try_init(|| self.prepare()).await?;
+        Ok(&self.pool)
+    }
+
+    /// What [`Self::pool`] does first, boxed: sqlx's `Acquire` bounds are
+    /// higher-ranked, and only a boxed future proves `Send` to the
+    /// `async_trait` methods that await it.
+    fn prepare(&self) -> futures::future::BoxFuture<'_, Result<()>> {
+        Box::pin(async move {
+            let mut conn = self
+                .pool
+                .acquire()
+                .await
+                .map_err(|source| CatalogError::Open {
+                    url: self.shown_url.clone(),
+                    source,
+                })?;
+            match self.dialect {
+                Dialect::Sqlite => {
+                    sqlx::migrate!("./migrations/sqlite")
+                        .run_direct(None, &mut *conn, false)
+                        .await?
+                }
+                Dialect::Postgres => {
+                    sqlx::migrate!("./migrations/postgres")
+                        .run_direct(None, &mut *conn, false)
+                        .await?
+                }
+            }
+            self.relocate(&mut conn).await
+        })
     }
 
     /// Which SQL the catalog speaks.
@@ -152,7 +192,7 @@ impl SqlCatalog {
     /// Begins a transaction that writes. On PostgreSQL it first takes the
     /// catalog's write lock ([`WRITE_LOCK`]), held until it ends.
     pub(crate) async fn begin_write(&self) -> Result<Transaction<'static, Any>> {
-        let mut tx = self.pool.begin().await?;
+        let mut tx = self.pool().await?.begin().await?;
         if self.dialect == Dialect::Postgres {
             sqlx::query("SELECT pg_advisory_xact_lock($1)")
                 .bind(WRITE_LOCK)
@@ -167,19 +207,32 @@ impl SqlCatalog {
     /// to the project and table locations relative to the storage root, so
     /// a copied or moved project uses its own sources and tables. Absolute
     /// paths that earlier versions recorded under these roots are made
-    /// relative once, here.
+    /// relative once, when the catalog opens.
     pub async fn connect_under(url: &str, project: &Path, storage_root: &str) -> Result<Self> {
-        let (mut catalog, mut conn) = Self::connect_held(url).await?;
+        let catalog = Self::lazily_under(url, project, storage_root)?;
+        catalog.pool().await?;
+        Ok(catalog)
+    }
+
+    /// [`Self::connect_under`], connecting at the first statement.
+    pub fn lazily_under(url: &str, project: &Path, storage_root: &str) -> Result<Self> {
+        let mut catalog = Self::lazily(url)?;
         catalog.tables = Locations::under(storage_root);
         catalog.descriptors = Locations::under(&project.display().to_string());
+        Ok(catalog)
+    }
+
+    /// Makes absolute paths that earlier versions recorded under the
+    /// project and storage roots relative.
+    async fn relocate(&self, conn: &mut sqlx::pool::PoolConnection<Any>) -> Result<()> {
         for (locations, any_sql, relocate_sql) in [
             (
-                &catalog.tables,
+                &self.tables,
                 "SELECT CASE WHEN EXISTS (SELECT 1 FROM outputs WHERE location LIKE $1 ESCAPE '\\') THEN 1 ELSE 0 END",
                 "UPDATE outputs SET location = substr(location, CAST($2 AS INTEGER)) WHERE location LIKE $1 ESCAPE '\\'",
             ),
             (
-                &catalog.descriptors,
+                &self.descriptors,
                 "SELECT CASE WHEN EXISTS (SELECT 1 FROM products WHERE descriptor_path LIKE $1 ESCAPE '\\') THEN 1 ELSE 0 END",
                 "UPDATE products SET descriptor_path = substr(descriptor_path, CAST($2 AS INTEGER)) WHERE descriptor_path LIKE $1 ESCAPE '\\'",
             ),
@@ -191,17 +244,17 @@ impl SqlCatalog {
             // the write lock an UPDATE takes.
             let any: i64 = sqlx::query_scalar(any_sql)
                 .bind(&pattern)
-                .fetch_one(&mut *conn)
+                .fetch_one(&mut **conn)
                 .await?;
             if any != 0 {
                 sqlx::query(relocate_sql)
                     .bind(pattern)
                     .bind(drop as i64 + 1)
-                    .execute(&mut *conn)
+                    .execute(&mut **conn)
                     .await?;
             }
         }
-        Ok(catalog)
+        Ok(())
     }
 
     fn output_from_row(&self, row: &AnyRow) -> Result<OutputRecord> {
@@ -359,12 +412,12 @@ impl SqlCatalog {
                 sqlx::query("SELECT * FROM products WHERE domain = $1 AND name = $2")
                     .bind(r.domain.as_str())
                     .bind(r.name.as_str())
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.pool().await?)
                     .await?
             }
             None => {
                 sqlx::query("SELECT * FROM products ORDER BY domain, name")
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.pool().await?)
                     .await?
             }
         };
@@ -373,7 +426,7 @@ impl SqlCatalog {
             Some(r) => {
                 sqlx::query("SELECT * FROM outputs WHERE product = $1 ORDER BY domain, output")
                     .bind(r.to_string())
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.pool().await?)
                     .await?
                     .iter()
                     .map(|row| self.output_from_row(row))
@@ -579,7 +632,7 @@ impl CatalogStore for SqlCatalog {
         )
         .bind(product.domain.as_str())
         .bind(product.name.as_str())
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool().await?)
         .await?
         .iter()
         .map(|row| {
@@ -612,7 +665,7 @@ impl CatalogStore for SqlCatalog {
              CROSS JOIN access_generation x
              WHERE d.id = 1 AND a.id = 1 AND x.id = 1",
         )
-        .fetch_one(&self.pool)
+        .fetch_one(self.pool().await?)
         .await?;
         Ok(crate::Generations {
             deployment: row.try_get("deployment")?,
@@ -624,7 +677,7 @@ impl CatalogStore for SqlCatalog {
     async fn deployment_generation(&self) -> Result<i64> {
         Ok(
             sqlx::query_scalar("SELECT n FROM deployment_generation WHERE id = 1")
-                .fetch_one(&self.pool)
+                .fetch_one(self.pool().await?)
                 .await?,
         )
     }
@@ -635,7 +688,7 @@ impl CatalogStore for SqlCatalog {
 
     async fn outputs(&self) -> Result<Vec<OutputRecord>> {
         sqlx::query("SELECT * FROM outputs ORDER BY domain, output")
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool().await?)
             .await?
             .iter()
             .map(|r| self.output_from_row(r))
@@ -645,7 +698,7 @@ impl CatalogStore for SqlCatalog {
     async fn domain_outputs(&self, d: &DomainName) -> Result<Vec<OutputRecord>> {
         sqlx::query("SELECT * FROM outputs WHERE domain = $1 ORDER BY output")
             .bind(d.as_str())
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool().await?)
             .await?
             .iter()
             .map(|r| self.output_from_row(r))
@@ -654,7 +707,7 @@ impl CatalogStore for SqlCatalog {
 
     async fn domains(&self) -> Result<Vec<DomainName>> {
         sqlx::query("SELECT DISTINCT domain FROM outputs ORDER BY domain")
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool().await?)
             .await?
             .iter()
             .map(|r| domain(r.try_get("domain")?))
@@ -665,7 +718,7 @@ impl CatalogStore for SqlCatalog {
         sqlx::query("SELECT * FROM outputs WHERE domain = $1 AND output = $2")
             .bind(d.as_str())
             .bind(o.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool().await?)
             .await?
             .as_ref()
             .map(|r| self.output_from_row(r))
@@ -674,7 +727,7 @@ impl CatalogStore for SqlCatalog {
 
     async fn product_statuses(&self) -> Result<Vec<(ProductRef, String)>> {
         sqlx::query("SELECT domain, name, status FROM products ORDER BY domain, name")
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool().await?)
             .await?
             .iter()
             .map(|row| {
@@ -693,7 +746,7 @@ impl CatalogStore for SqlCatalog {
         sqlx::query("SELECT * FROM publications WHERE domain = $1 AND output = $2 ORDER BY table_version DESC LIMIT 1")
             .bind(d.as_str())
             .bind(o.as_str())
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool().await?)
             .await?
             .as_ref()
             .map(publication_from_row)
@@ -704,7 +757,7 @@ impl CatalogStore for SqlCatalog {
         sqlx::query("SELECT * FROM publications WHERE domain = $1 AND output = $2 ORDER BY table_version DESC")
             .bind(d.as_str())
             .bind(o.as_str())
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool().await?)
             .await?
             .iter()
             .map(publication_from_row)

@@ -61,7 +61,7 @@ impl ClassificationStore for SqlCatalog {
             "SELECT family, output, version, name, lineage, classification FROM column_classes WHERE family = $1 ORDER BY output, version, name",
         )
         .bind(family)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool().await?)
         .await?;
         rows.iter()
             .map(|r| {
@@ -102,7 +102,7 @@ impl ClassificationStore for SqlCatalog {
               AND l.version = p.version
              ORDER BY l.family, l.version",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool().await?)
         .await?;
         rows.iter()
             .map(|r| {

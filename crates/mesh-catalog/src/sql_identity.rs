@@ -164,7 +164,7 @@ fn audit_query<'q>(
 impl SqlCatalog {
     async fn pairs(&self, sql: &'static str) -> Result<BTreeMap<String, Vec<String>>> {
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for row in sqlx::query(sql).fetch_all(&self.pool).await? {
+        for row in sqlx::query(sql).fetch_all(self.pool().await?).await? {
             out.entry(row.try_get(0)?)
                 .or_default()
                 .push(row.try_get(1)?);
@@ -193,7 +193,7 @@ impl IdentityStore for SqlCatalog {
         .bind(kind)
         .bind(Utc::now().to_rfc3339())
         .bind(by)
-        .execute(&self.pool)
+        .execute(self.pool().await?)
         .await
         .map_err(conflict("principal", name))?;
         Ok(())
@@ -212,7 +212,7 @@ impl IdentityStore for SqlCatalog {
         }
         let Some(row) = sqlx::query(by_dialect!(self.dialect, select))
             .bind(name)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool().await?)
             .await?
         else {
             return Ok(None);
@@ -228,7 +228,7 @@ impl IdentityStore for SqlCatalog {
             .pairs("SELECT principal, role FROM principal_roles ORDER BY principal, role")
             .await?;
         sqlx::query("SELECT name, kind FROM principals ORDER BY name")
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool().await?)
             .await?
             .iter()
             .map(|row| {
@@ -250,7 +250,7 @@ impl IdentityStore for SqlCatalog {
         )
         .bind(principal)
         .bind(role)
-        .execute(&self.pool)
+        .execute(self.pool().await?)
         .await?;
         Ok(())
     }
@@ -284,7 +284,7 @@ impl IdentityStore for SqlCatalog {
         )
         .bind(team)
         .bind(principal)
-        .execute(&self.pool)
+        .execute(self.pool().await?)
         .await
         .map_err(|e| {
             if is_foreign_key_violation(&e) {
@@ -307,7 +307,7 @@ impl IdentityStore for SqlCatalog {
             .pairs("SELECT team, domain FROM team_domains ORDER BY team, domain")
             .await?;
         sqlx::query("SELECT name FROM teams ORDER BY name")
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool().await?)
             .await?
             .iter()
             .map(|row| {
@@ -324,7 +324,7 @@ impl IdentityStore for SqlCatalog {
     async fn owner_teams(&self, domain: &str) -> Result<Vec<String>> {
         sqlx::query("SELECT team FROM team_domains WHERE domain = $1 ORDER BY team")
             .bind(domain)
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool().await?)
             .await?
             .iter()
             .map(|r| Ok(r.try_get(0)?))
@@ -341,7 +341,7 @@ impl IdentityStore for SqlCatalog {
         .bind(&t.hash)
         .bind(t.created_at.to_rfc3339())
         .bind(t.expires_at.map(|e| e.to_rfc3339()))
-        .execute(&self.pool)
+        .execute(self.pool().await?)
         .await?;
         Ok(())
     }
@@ -349,7 +349,7 @@ impl IdentityStore for SqlCatalog {
     async fn token(&self, id: &str) -> Result<Option<TokenRecord>> {
         sqlx::query("SELECT * FROM tokens WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool().await?)
             .await?
             .as_ref()
             .map(token_from_row)
@@ -361,12 +361,12 @@ impl IdentityStore for SqlCatalog {
             Some(p) => {
                 sqlx::query("SELECT * FROM tokens WHERE principal = $1 ORDER BY created_at")
                     .bind(p)
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.pool().await?)
                     .await?
             }
             None => {
                 sqlx::query("SELECT * FROM tokens ORDER BY created_at")
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.pool().await?)
                     .await?
             }
         };
@@ -378,7 +378,7 @@ impl IdentityStore for SqlCatalog {
             sqlx::query("UPDATE tokens SET revoked_at = $1 WHERE id = $2 AND revoked_at IS NULL")
                 .bind(at.to_rfc3339())
                 .bind(id)
-                .execute(&self.pool)
+                .execute(self.pool().await?)
                 .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -396,7 +396,7 @@ impl IdentityStore for SqlCatalog {
         .bind(r.duration_secs)
         .bind(r.pii as i64)
         .bind(r.requested_at.to_rfc3339())
-        .execute(&self.pool)
+        .execute(self.pool().await?)
         .await?;
         Ok(())
     }
@@ -404,7 +404,7 @@ impl IdentityStore for SqlCatalog {
     async fn request(&self, id: &str) -> Result<Option<AccessRequest>> {
         sqlx::query("SELECT * FROM access_requests WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool().await?)
             .await?
             .as_ref()
             .map(request_from_row)
@@ -416,7 +416,7 @@ impl IdentityStore for SqlCatalog {
             "SELECT * FROM access_requests WHERE ($1 IS NULL OR status = $1) ORDER BY requested_at DESC, id DESC",
         )
         .bind(status)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool().await?)
         .await?
         .iter()
         .map(request_from_row)
@@ -458,7 +458,7 @@ impl IdentityStore for SqlCatalog {
             "SELECT * FROM grants WHERE ($1 IS NULL OR principal = $1) ORDER BY granted_at DESC, id DESC",
         )
         .bind(principal)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool().await?)
         .await?
         .iter()
         .map(grant_from_row)
@@ -468,7 +468,7 @@ impl IdentityStore for SqlCatalog {
     async fn grant(&self, id: &str) -> Result<Option<Grant>> {
         sqlx::query("SELECT * FROM grants WHERE id = $1")
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(self.pool().await?)
             .await?
             .as_ref()
             .map(grant_from_row)
@@ -482,7 +482,7 @@ impl IdentityStore for SqlCatalog {
         .bind(at.to_rfc3339())
         .bind(by)
         .bind(id)
-        .execute(&self.pool)
+        .execute(self.pool().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -510,7 +510,7 @@ impl IdentityStore for SqlCatalog {
         let rows = audit_query(by_dialect!(self.dialect, page), f)
             .bind(f.limit.unwrap_or(i64::MAX))
             .bind(f.offset.unwrap_or(0))
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool().await?)
             .await?;
         rows.iter()
             .map(|row| {
@@ -545,7 +545,7 @@ impl IdentityStore for SqlCatalog {
             };
         }
         let row = audit_query(by_dialect!(self.dialect, count), f)
-            .fetch_one(&self.pool)
+            .fetch_one(self.pool().await?)
             .await?;
         let n: i64 = row.try_get(0)?;
         Ok(u64::try_from(n).unwrap_or(0))

@@ -57,7 +57,7 @@ impl SqlCatalog {
                      FROM check_results WHERE run_id = $1 ORDER BY output, name",
             )
             .bind(&id.0)
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool().await?)
             .await?
             .iter()
             .map(|c| {
@@ -76,7 +76,7 @@ impl SqlCatalog {
             let publications =
                 sqlx::query("SELECT * FROM publications WHERE run_id = $1 ORDER BY output")
                     .bind(&id.0)
-                    .fetch_all(&self.pool)
+                    .fetch_all(self.pool().await?)
                     .await?
                     .iter()
                     .map(publication_from_row)
@@ -174,12 +174,16 @@ impl SqlCatalog {
 
     /// The error for a product whose lease another run holds.
     async fn busy(&self, product: &ProductRef) -> CatalogError {
+        let pool = match self.pool().await {
+            Ok(pool) => pool,
+            Err(e) => return e,
+        };
         let held = sqlx::query_as::<_, (String, String)>(
             "SELECT run_id, holder FROM run_leases WHERE domain = $1 AND name = $2",
         )
         .bind(product.domain.as_str())
         .bind(product.name.as_str())
-        .fetch_optional(&self.pool)
+        .fetch_optional(pool)
         .await;
         let (run_id, holder) = match held {
             Ok(Some(h)) => h,
@@ -288,7 +292,7 @@ impl RunStore for SqlCatalog {
                 .bind(lease_until)
                 .bind(&run.0)
                 .bind(holder)
-                .execute(&self.pool)
+                .execute(self.pool().await?)
                 .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -309,7 +313,7 @@ impl RunStore for SqlCatalog {
                 .bind(lease_until)
                 .bind(&run.id.0)
                 .bind(from)
-                .execute(&self.pool)
+                .execute(self.pool().await?)
                 .await
             }
             None => {
@@ -321,7 +325,7 @@ impl RunStore for SqlCatalog {
                 .bind(to)
                 .bind(lease_until)
                 .bind(&run.id.0)
-                .execute(&self.pool)
+                .execute(self.pool().await?)
                 .await
             }
         };
@@ -334,7 +338,7 @@ impl RunStore for SqlCatalog {
 
     async fn leases(&self) -> Result<Vec<RunLease>> {
         sqlx::query("SELECT * FROM run_leases ORDER BY domain, name")
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool().await?)
             .await?
             .iter()
             .map(|row| {
@@ -351,7 +355,7 @@ impl RunStore for SqlCatalog {
     async fn running_runs(&self) -> Result<Vec<RunRecord>> {
         // A running run has no check results or publications yet.
         let rows = sqlx::query("SELECT * FROM runs WHERE status = 'running' ORDER BY started_at")
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool().await?)
             .await?;
         self.run_rows_with(rows, false).await
     }
@@ -359,7 +363,7 @@ impl RunStore for SqlCatalog {
     async fn run(&self, id: &RunId) -> Result<Option<RunRecord>> {
         let rows = sqlx::query("SELECT * FROM runs WHERE id = $1")
             .bind(&id.0)
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool().await?)
             .await?;
         Ok(self.run_rows(rows).await?.into_iter().next())
     }
@@ -376,7 +380,7 @@ impl RunStore for SqlCatalog {
         .bind(limit)
         .bind(i64::from(filter.builds_only))
         .bind(crate::runs::OPTIMIZE_CAUSE)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool().await?)
         .await?;
         self.run_rows(rows).await
     }
@@ -384,7 +388,7 @@ impl RunStore for SqlCatalog {
     async fn run_counts(&self) -> Result<Vec<(String, u64)>> {
         let rows: Vec<(String, i64)> =
             sqlx::query_as("SELECT status, count(*) FROM runs GROUP BY status ORDER BY status")
-                .fetch_all(&self.pool)
+                .fetch_all(self.pool().await?)
                 .await?;
         Ok(rows
             .into_iter()
@@ -399,7 +403,7 @@ impl RunStore for SqlCatalog {
              ORDER BY l.started_at DESC, l.id DESC LIMIT 1)",
         )
         .bind(crate::runs::OPTIMIZE_CAUSE)
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool().await?)
         .await?;
         self.run_rows_with(rows, false).await
     }
@@ -411,7 +415,7 @@ impl RunStore for SqlCatalog {
         )
         .bind(product.domain.as_str())
         .bind(product.name.as_str())
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool().await?)
         .await?;
         Ok(self.run_rows_with(rows, false).await?.into_iter().next())
     }
@@ -422,7 +426,7 @@ impl RunStore for SqlCatalog {
              (PARTITION BY domain, name ORDER BY started_at DESC, id DESC) AS n FROM runs \
              WHERE inputs IS NOT NULL AND status <> 'running') AS newest WHERE n = 1",
         )
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool().await?)
         .await?
         .iter()
         .map(|row| {
@@ -446,14 +450,14 @@ impl RunStore for SqlCatalog {
                      JOIN publications p ON p.domain = m.domain AND p.output = m.output \
                      AND p.table_version = m.newest JOIN runs r ON r.id = p.run_id",
                 )
-                .fetch_all(&self.pool)
+                .fetch_all(self.pool().await?)
                 .await?,
                 Some(seq) => sqlx::query(
                     "SELECT p.domain, p.output, p.table_version, p.published_at, p.seq, r.cause \
                      FROM publications p JOIN runs r ON r.id = p.run_id WHERE p.seq > $1",
                 )
                 .bind(seq)
-                .fetch_all(&self.pool)
+                .fetch_all(self.pool().await?)
                 .await?,
             };
         let mut newest: BTreeMap<String, CurrentVersion> = BTreeMap::new();
@@ -489,7 +493,7 @@ impl RunStore for SqlCatalog {
              FROM runs GROUP BY domain, name",
         )
         .bind(since.to_rfc3339())
-        .fetch_all(&self.pool)
+        .fetch_all(self.pool().await?)
         .await?
         .iter()
         .map(|row| {
@@ -508,7 +512,7 @@ impl RunStore for SqlCatalog {
 
     async fn healths(&self) -> Result<Vec<RecordedHealth>> {
         sqlx::query("SELECT * FROM product_health ORDER BY domain, name")
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool().await?)
             .await?
             .iter()
             .map(|row| {
@@ -541,7 +545,7 @@ impl RunStore for SqlCatalog {
                 .bind(product.domain.as_str())
                 .bind(product.name.as_str())
                 .bind(from)
-                .execute(&self.pool)
+                .execute(self.pool().await?)
                 .await?
             }
             None => {
@@ -554,7 +558,7 @@ impl RunStore for SqlCatalog {
                 .bind(&to.health)
                 .bind(&reasons)
                 .bind(to.since)
-                .execute(&self.pool)
+                .execute(self.pool().await?)
                 .await?
             }
         };
@@ -568,7 +572,7 @@ impl RunStore for SqlCatalog {
         .bind(key)
         .bind(by)
         .bind(chrono::Utc::now().timestamp_millis())
-        .execute(&self.pool)
+        .execute(self.pool().await?)
         .await?;
         Ok(done.rows_affected() == 1)
     }
@@ -588,14 +592,14 @@ impl RunStore for SqlCatalog {
         .bind(e.due_at)
         .bind(e.attempt)
         .bind(e.queued_at)
-        .execute(&self.pool)
+        .execute(self.pool().await?)
         .await?;
         Ok(())
     }
 
     async fn queue(&self) -> Result<Vec<QueuedRun>> {
         sqlx::query("SELECT * FROM run_queue ORDER BY due_at, domain, name")
-            .fetch_all(&self.pool)
+            .fetch_all(self.pool().await?)
             .await?
             .iter()
             .map(queued_from_row)
@@ -606,7 +610,7 @@ impl RunStore for SqlCatalog {
         sqlx::query("DELETE FROM run_queue WHERE domain = $1 AND name = $2")
             .bind(product.domain.as_str())
             .bind(product.name.as_str())
-            .execute(&self.pool)
+            .execute(self.pool().await?)
             .await?;
         Ok(())
     }
@@ -678,7 +682,7 @@ impl RunStore for SqlCatalog {
             sqlx::query_as("SELECT max(tick) FROM schedule_ticks WHERE domain = $1 AND name = $2")
                 .bind(product.domain.as_str())
                 .bind(product.name.as_str())
-                .fetch_optional(&self.pool)
+                .fetch_optional(self.pool().await?)
                 .await?;
         Ok(row.and_then(|r| r.0))
     }

@@ -320,3 +320,47 @@ fn s3_credentials_come_from_the_aws_shared_files() {
     // The failures left the product as it was.
     assert_eq!(count(), before);
 }
+
+/// The catalog opens at a command's first statement: a query naming no
+/// table, once its policies are known to compile, never connects (it
+/// runs with the catalog's server down, and creates no SQLite file),
+/// while anything that reads the catalog fails naming it, and a broken
+/// policy still refuses the query.
+#[test]
+fn a_statement_naming_no_table_needs_no_catalog() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mesh");
+    ok_with(tmp.path(), &["init", dir.to_str().unwrap()], &[]);
+    // The first statement compiles the policies and records their digest.
+    ok_with(&dir, &["query", "SELECT 1"], &[]);
+    // Nothing listens on port 1 of loopback.
+    let down = [("MESH_CATALOG_URL", "postgres://mesh@127.0.0.1:1/mesh")];
+    let out = ok_with(
+        &dir,
+        &["query", "SELECT 1 AS one", "--format", "csv"],
+        &down,
+    );
+    assert_eq!(out, "one\n1\n");
+    let listed = mesh_with(&dir, &["catalog", "list"], &down);
+    assert!(!listed.status.success());
+    let err = String::from_utf8_lossy(&listed.stderr);
+    assert!(err.contains("postgres://mesh@127.0.0.1:1/mesh"), "{err}");
+    // A SQLite catalog is not even created by such a statement.
+    for f in ["catalog.db", "catalog.db-wal", "catalog.db-shm"] {
+        std::fs::remove_file(dir.join(".mesh").join(f)).unwrap();
+    }
+    ok_with(&dir, &["query", "SELECT 1"], &[]);
+    assert!(!dir.join(".mesh/catalog.db").exists());
+    // Governance fails closed all the same: other files are compiled.
+    let policy = dir.join("policies/access.rego");
+    let text = std::fs::read_to_string(&policy).unwrap();
+    std::fs::write(
+        &policy,
+        text.replace("default allow := false", "default allow := "),
+    )
+    .unwrap();
+    let refused = mesh_with(&dir, &["query", "SELECT 1"], &[]);
+    assert!(!refused.status.success());
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(err.contains("access.rego:"), "{err}");
+}

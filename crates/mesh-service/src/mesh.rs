@@ -210,8 +210,13 @@ impl Mesh {
         {
             std::fs::create_dir_all(dir).map_err(state_err(dir))?;
         }
-        let sql_catalog =
-            Arc::new(SqlCatalog::connect_under(&catalog_url, &root, &storage_root).await?);
+        // Connected at its first statement: a command that reads no
+        // catalog (a statement naming no table) never opens it.
+        let sql_catalog = Arc::new(SqlCatalog::lazily_under(
+            &catalog_url,
+            &root,
+            &storage_root,
+        )?);
         Ok(Mesh {
             root,
             catalog: sql_catalog.clone(),

@@ -7,7 +7,10 @@
 //! `policies-compile`); a later process whose files have that digest
 //! needs no compiler. Any other files are compiled, so a broken edit is
 //! refused at once. The record is a cache: a read-only catalog simply
-//! compiles every time.
+//! compiles every time. The same record is also kept as an empty file in
+//! the state directory (`policies-compile/DIGEST-FORMAT`), read first, so
+//! such a statement needs no catalog at all: the catalog opens lazily and
+//! `mesh query "SELECT 1"` never connects.
 
 use std::sync::{Arc, OnceLock};
 
@@ -32,13 +35,27 @@ impl Mesh {
             return Ok(());
         }
         let key = format!("{digest}/{}", crate::deployed::FORMAT);
-        let known = self.catalog.cached(KIND, GENERATION, &key).await;
-        if known.ok().flatten().is_some() {
+        let marker = self
+            .config
+            .state_dir
+            .join(KIND)
+            .join(format!("{digest}-{}", crate::deployed::FORMAT));
+        if marker.is_file() {
             return Ok(());
         }
-        self.policies_of(sources, digest)?;
-        if let Err(e) = self.catalog.store_cached(KIND, GENERATION, &key, b"").await {
-            tracing::debug!("policy digest not recorded: {e}");
+        let known = self.catalog.cached(KIND, GENERATION, &key).await;
+        if known.ok().flatten().is_none() {
+            self.policies_of(sources, digest)?;
+            if let Err(e) = self.catalog.store_cached(KIND, GENERATION, &key, b"").await {
+                tracing::debug!("policy digest not recorded: {e}");
+            }
+        }
+        let recorded = marker
+            .parent()
+            .map_or(Ok(()), std::fs::create_dir_all)
+            .and_then(|()| std::fs::write(&marker, b""));
+        if let Err(e) = recorded {
+            tracing::debug!("policy digest not recorded in {}: {e}", marker.display());
         }
         Ok(())
     }
