@@ -184,6 +184,12 @@ impl SqlCatalog {
         })
     }
 
+    /// Connects now, if this catalog has not yet: what its first
+    /// statement would do (see [`Self::pool`]).
+    pub async fn reach(&self) -> Result<()> {
+        self.pool().await.map(|_| ())
+    }
+
     /// Which SQL the catalog speaks.
     pub fn dialect(&self) -> Dialect {
         self.dialect

@@ -559,6 +559,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             limits,
         } => {
             let mesh = open(&cli.project, None).await?;
+            // A long-running process fails at start when the catalog is
+            // out of reach, not at its first request.
+            mesh.reach_catalog().await?;
             let root = mesh.root.clone();
             let scheduling = (scheduler == OnOff::On).then(|| mesh.clone());
             let tls = tls_cert
@@ -617,6 +620,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Scheduler => {
             let mesh = open(&cli.project, None).await?;
+            mesh.reach_catalog().await?;
             let root = mesh.root.clone();
             let scheduler = mesh_service::scheduler::Scheduler::new(mesh);
             // Tests read this line to know the scheduler is up.

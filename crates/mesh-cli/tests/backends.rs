@@ -346,8 +346,11 @@ fn a_statement_naming_no_table_needs_no_catalog() {
     let err = String::from_utf8_lossy(&listed.stderr);
     assert!(err.contains("postgres://mesh@127.0.0.1:1/mesh"), "{err}");
     // A SQLite catalog is not even created by such a statement.
-    for f in ["catalog.db", "catalog.db-wal", "catalog.db-shm"] {
-        std::fs::remove_file(dir.join(".mesh").join(f)).unwrap();
+    std::fs::remove_file(dir.join(".mesh/catalog.db")).unwrap();
+    // SQLite removes these when its last connection closes, unless it
+    // could not.
+    for f in ["catalog.db-wal", "catalog.db-shm"] {
+        let _ = std::fs::remove_file(dir.join(".mesh").join(f));
     }
     ok_with(&dir, &["query", "SELECT 1"], &[]);
     assert!(!dir.join(".mesh/catalog.db").exists());
@@ -363,4 +366,57 @@ fn a_statement_naming_no_table_needs_no_catalog() {
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);
     assert!(err.contains("access.rego:"), "{err}");
+}
+
+/// Long-running processes reach the catalog at start: `mesh scheduler`
+/// and `mesh serve` with the catalog's server down exit by themselves,
+/// naming it, instead of running without it.
+#[test]
+fn servers_fail_at_start_when_the_catalog_is_out_of_reach() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("mesh");
+    ok_with(tmp.path(), &["init", dir.to_str().unwrap()], &[]);
+    let url = "postgres://mesh@127.0.0.1:1/mesh";
+    for args in [
+        &["scheduler"][..],
+        &[
+            "serve",
+            "--http",
+            "127.0.0.1:0",
+            "--pg",
+            "off",
+            "--flight",
+            "off",
+        ][..],
+    ] {
+        let mut child = Command::new(cargo_bin("mesh"))
+            .args(args)
+            .current_dir(&dir)
+            .env("NO_COLOR", "1")
+            .env("MESH_USER", USER)
+            .env("MESH_CATALOG_URL", url)
+            .env_remove("MESH_SERVER")
+            .env_remove("MESH_STORAGE_URL")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The pool retries an unreachable server for 30 s; give it 90.
+        let mut status = None;
+        for _ in 0..900 {
+            if let Some(s) = child.try_wait().unwrap() {
+                status = Some(s);
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
+        let Some(status) = status else {
+            let _ = child.kill();
+            panic!("mesh {args:?} kept running without its catalog");
+        };
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!status.success(), "{err}");
+        assert!(err.contains(url), "mesh {args:?}: {err}");
+    }
 }

@@ -240,6 +240,14 @@ impl Mesh {
         })
     }
 
+    /// Connects the catalog now; otherwise it connects at its first
+    /// statement. Long-running processes (`mesh serve`, `mesh scheduler`)
+    /// call it at start, to fail there, naming the catalog, when it is out
+    /// of reach.
+    pub async fn reach_catalog(&self) -> Result<()> {
+        Ok(self.sql_catalog.reach().await?)
+    }
+
     /// The table location of an output.
     pub fn location(&self, p: &ProductRef, output: &str) -> String {
         format!("{}/{}/{}/{}", self.storage_root, p.domain, p.name, output)
