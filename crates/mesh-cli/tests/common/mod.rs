@@ -139,11 +139,19 @@ pub fn fresh_postgres_database() -> Option<String> {
 }
 
 /// Everything the catalog of the project in `dir` stores, as text: the
-/// SQLite file's bytes, or a data dump of its PostgreSQL database.
+/// SQLite file's bytes and its write-ahead log's, or a data dump of its
+/// PostgreSQL database.
 pub fn catalog_contents(dir: &Path) -> String {
     match catalog_url(dir) {
-        None => String::from_utf8_lossy(&std::fs::read(dir.join(".mesh/catalog.db")).unwrap())
-            .into_owned(),
+        // The file and its write-ahead log: committed pages stay in the
+        // log until a checkpoint moves them into the file.
+        None => {
+            let mut bytes = std::fs::read(dir.join(".mesh/catalog.db")).unwrap();
+            if let Ok(wal) = std::fs::read(dir.join(".mesh/catalog.db-wal")) {
+                bytes.extend(wal);
+            }
+            String::from_utf8_lossy(&bytes).into_owned()
+        }
         Some(url) => {
             let out = Command::new("pg_dump")
                 .args(["--data-only", &url])
