@@ -152,20 +152,12 @@ fn a_url_this_build_cannot_use_is_refused_where_it_is_written() {
 /// only. Skipped without a server unless `MESH_TEST_REQUIRE_S3=1`.
 #[test]
 fn an_s3_storage_root_is_named_in_mesh_yaml() {
-    let Ok(endpoint) = std::env::var("MESH_TEST_S3_ENDPOINT") else {
-        assert!(
-            std::env::var("MESH_TEST_REQUIRE_S3").as_deref() != Ok("1"),
-            "MESH_TEST_REQUIRE_S3=1 but MESH_TEST_S3_ENDPOINT is unset: run scripts/test"
-        );
+    let Some(endpoint) = s3_endpoint() else {
         return;
     };
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("mesh");
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let prefix = format!("y{:06x}", (nanos ^ std::process::id()) & 0xff_ffff);
+    let prefix = fresh_prefix('y');
     let storage = format!("s3://mesh/{prefix}");
     ok_with(
         tmp.path(),
@@ -208,11 +200,7 @@ fn an_s3_storage_root_is_named_in_mesh_yaml() {
 /// AWS CLI reads them; a wrong key or a missing profile fails loudly.
 #[test]
 fn s3_credentials_come_from_the_aws_shared_files() {
-    let Ok(endpoint) = std::env::var("MESH_TEST_S3_ENDPOINT") else {
-        assert!(
-            std::env::var("MESH_TEST_REQUIRE_S3").as_deref() != Ok("1"),
-            "MESH_TEST_REQUIRE_S3=1 but MESH_TEST_S3_ENDPOINT is unset: run scripts/test"
-        );
+    let Some(endpoint) = s3_endpoint() else {
         return;
     };
     let key = std::env::var("AWS_ACCESS_KEY_ID").unwrap();
@@ -257,11 +245,7 @@ fn s3_credentials_come_from_the_aws_shared_files() {
         c.output().unwrap()
     };
     let dir = tmp.path().join("mesh");
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .subsec_nanos();
-    let prefix = format!("c{:06x}", (nanos ^ std::process::id()) & 0xff_ffff);
+    let prefix = fresh_prefix('c');
     let storage = format!("s3://mesh/{prefix}");
     ok_with(
         tmp.path(),
@@ -419,4 +403,24 @@ fn servers_fail_at_start_when_the_catalog_is_out_of_reach() {
         assert!(!status.success(), "{err}");
         assert!(err.contains(url), "mesh {args:?}: {err}");
     }
+}
+
+/// The test command's S3 server, or `None` when there is none and the
+/// run does not require one (`MESH_TEST_REQUIRE_S3=1` makes it a failure).
+fn s3_endpoint() -> Option<String> {
+    let endpoint = std::env::var("MESH_TEST_S3_ENDPOINT").ok();
+    assert!(
+        endpoint.is_some() || std::env::var("MESH_TEST_REQUIRE_S3").as_deref() != Ok("1"),
+        "MESH_TEST_REQUIRE_S3=1 but MESH_TEST_S3_ENDPOINT is unset: run scripts/test"
+    );
+    endpoint
+}
+
+/// A short prefix of its own in the bucket, starting with `letter`.
+fn fresh_prefix(letter: char) -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!("{letter}{:06x}", (nanos ^ std::process::id()) & 0xff_ffff)
 }
