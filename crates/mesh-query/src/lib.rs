@@ -18,6 +18,7 @@ pub mod lineage;
 pub mod memory;
 pub mod plan;
 pub mod provider;
+pub mod rowgroups;
 pub mod sample;
 pub mod schema;
 pub mod session;

@@ -31,6 +31,7 @@ use mesh_spec::{ColumnType, DomainName, OutputName, ProductRef};
 
 use crate::error::QueryError;
 use crate::guard::{AccessGuard, Read, check_allowed, secure_table};
+use crate::rowgroups::RowGroupTable;
 use crate::schema::arrow_schema_of;
 
 /// The name of the catalog all products live in.
@@ -269,7 +270,7 @@ impl Resolver {
                 source: e.into(),
             })
         })?;
-        Ok(provider)
+        Ok(RowGroupTable::wrap(provider))
     }
 }
 
@@ -376,7 +377,9 @@ async fn parquet_files(
     let config = ListingTableConfig::new_with_multi_paths(paths)
         .with_listing_options(options)
         .with_schema(schema);
-    Ok(Arc::new(ListingTable::try_new(config)?))
+    Ok(RowGroupTable::wrap(Arc::new(ListingTable::try_new(
+        config,
+    )?)))
 }
 
 fn empty_table(output: &OutputRecord) -> Result<Arc<dyn TableProvider>> {

@@ -26,6 +26,9 @@ fn config() -> SessionConfig {
         .with_information_schema(false)
         .with_create_default_catalog_and_schema(false)
         .with_default_catalog_and_schema(CATALOG_NAME, ADDRESS_SCHEMA)
+        // Tables are scanned a row group at a time (`rowgroups`); byte
+        // ranges per partition would undo that.
+        .with_repartition_file_scans(false)
 }
 
 /// The session every consumer query runs in: CLI and servers alike.
