@@ -91,14 +91,18 @@ fn duck(duckdb: &Path, sql: String) -> Command {
 }
 
 /// Runs the comparison; returns the report (markdown).
-pub fn bench(b: &Bench, duckdb: &Path) -> Result<String> {
+pub fn bench(b: &Bench, duckdb: &Path, layout: tpch::Layout) -> Result<String> {
     let version = Command::new(duckdb)
         .arg("--version")
         .output()
         .with_context(|| format!("cannot run {}", duckdb.display()))?;
     let version = String::from_utf8_lossy(&version.stdout).trim().to_string();
-    let project = b.work.join(format!("tpch-sf{}", b.scale));
-    b.prepare(&project)?;
+    let suffix = match layout {
+        tpch::Layout::Default => "",
+        tpch::Layout::Clustered => "-clustered",
+    };
+    let project = b.work.join(format!("tpch-sf{}{suffix}", b.scale));
+    b.prepare_laid_out(&project, layout)?;
     let published = b.published_dirs(&project)?;
     let mesh_views = views(
         published
@@ -142,7 +146,7 @@ pub fn bench(b: &Bench, duckdb: &Path) -> Result<String> {
     let mut r = String::new();
     let _ = writeln!(
         r,
-        "DuckDB {version}; TPC-H SF{}; median of {} alternating runs, whole processes.\n",
+        "DuckDB {version}; TPC-H SF{}; {layout:?} layout; median of {} alternating runs, whole processes.\n",
         b.scale, b.repeat
     );
     let _ = writeln!(

@@ -119,6 +119,10 @@ enum Cmd {
         duckdb: PathBuf,
         #[arg(long)]
         mesh: Option<PathBuf>,
+        /// Declare `cluster_by` on lineitem (`l_shipdate`) and orders
+        /// (`o_orderdate`), published to `tpch-sf<scale>-clustered`.
+        #[arg(long)]
+        clustered: bool,
     },
     /// The catalog on PostgreSQL against SQLite (deploy of `--products`,
     /// `catalog show`, a query's planning), on the server `--postgres`
@@ -307,9 +311,15 @@ fn main() -> Result<()> {
             repeat,
             duckdb,
             mesh,
+            clustered,
         } => {
             let bench = Bench::new(mesh, &work, scale, repeat)?;
-            print!("{}", duckdb::bench(&bench, &duckdb)?);
+            let layout = if clustered {
+                tpch::Layout::Clustered
+            } else {
+                tpch::Layout::Default
+            };
+            print!("{}", duckdb::bench(&bench, &duckdb, layout)?);
             Ok(())
         }
         Cmd::S3 {
@@ -666,6 +676,10 @@ impl Bench {
 
     /// Generates the data once per scale, deploys, and publishes every table.
     fn prepare(&self, project: &Path) -> Result<()> {
+        self.prepare_laid_out(project, tpch::Layout::Default)
+    }
+
+    fn prepare_laid_out(&self, project: &Path, layout: tpch::Layout) -> Result<()> {
         let marker = project.join(".generated");
         if !marker.exists() {
             let _ = std::fs::remove_dir_all(project);
@@ -674,7 +688,7 @@ impl Bench {
             tpch::generate(project, self.scale, threads)?;
             std::fs::write(&marker, "")?;
         }
-        tpch::write_project(project)?;
+        tpch::write_project_laid_out(project, layout)?;
         self.govern(project)?;
         self.mesh_ok(project, &["deploy"])?;
         eprintln!("publishing every table once");

@@ -266,8 +266,34 @@ pub fn generate(project: &Path, sf: f64, threads: usize) -> Result<()> {
     Ok(())
 }
 
+/// The layout a benchmark's TPC-H products declare.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Layout {
+    /// No `cluster_by`: the writer's defaults.
+    Default,
+    /// `cluster_by` on the date the queries filter by: lineitem on
+    /// `l_shipdate`, orders on `o_orderdate`.
+    Clustered,
+}
+
+impl Layout {
+    fn cluster_by(self, table: &str) -> Option<&'static str> {
+        match (self, table) {
+            (Layout::Clustered, "lineitem") => Some("l_shipdate"),
+            (Layout::Clustered, "orders") => Some("o_orderdate"),
+            _ => None,
+        }
+    }
+}
+
 /// Writes `mesh.yaml` and one source-aligned product per table.
 pub fn write_project(project: &Path) -> Result<()> {
+    write_project_laid_out(project, Layout::Default)
+}
+
+/// Writes `mesh.yaml` and one source-aligned product per table, laid out
+/// as `layout` says.
+pub fn write_project_laid_out(project: &Path, layout: Layout) -> Result<()> {
     std::fs::create_dir_all(project)?;
     std::fs::write(
         project.join("mesh.yaml"),
@@ -276,12 +302,15 @@ pub fn write_project(project: &Path) -> Result<()> {
     for t in TABLES {
         let dir = project.join("tpch").join(t.name);
         std::fs::create_dir_all(&dir)?;
-        std::fs::write(dir.join("product.yaml"), descriptor(t))?;
+        std::fs::write(
+            dir.join("product.yaml"),
+            descriptor(t, layout.cluster_by(t.name)),
+        )?;
     }
     Ok(())
 }
 
-fn descriptor(t: &Table) -> String {
+fn descriptor(t: &Table, cluster_by: Option<&str>) -> String {
     let column = |(name, ty): &(&str, &str)| {
         let key = t.primary_key.contains(name);
         format!("{{name: {name}, type: \"{ty}\", nullable: {}}}", !key)
@@ -324,10 +353,11 @@ fn descriptor(t: &Table) -> String {
          tags: [tpch, benchmark]\n\
          inputs:\n  - name: raw\n    source:\n      format: csv\n      path: data/*.csv\n      columns:\n{source_columns}\
          transform:\n  query: SELECT {select} FROM raw\n\
-         outputs:\n  - name: {name}\n    primary_key: [{pk}]\n    columns:\n{output_columns}    quality:\n{checks}\
+         outputs:\n  - name: {name}\n{cluster}    primary_key: [{pk}]\n    columns:\n{output_columns}    quality:\n{checks}\
          slo: {{freshness: 1d}}\n",
         name = t.name,
         select = names.join(", "),
         pk = t.primary_key.join(", "),
+        cluster = cluster_by.map_or(String::new(), |c| format!("    cluster_by: [{c}]\n")),
     )
 }
