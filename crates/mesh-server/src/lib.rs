@@ -139,6 +139,8 @@ impl Server {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> Result<(), ServerError> {
+        // A heavy statement must not keep connections from being served.
+        mesh_service::compute::separate();
         let stop = tokio_util::sync::CancellationToken::new();
         let metrics = Arc::new(metrics::Metrics::default());
         let mut tasks = tokio::task::JoinSet::new();

@@ -1,4 +1,4 @@
-//! Statements are computed on their own runtime.
+//! Statements of a server are computed on their own runtime.
 //!
 //! DataFusion's operators run for as long as they have input, yielding
 //! only now and then; on the runtime that serves connections they would
@@ -9,10 +9,15 @@
 //! the caller through a small channel. The operating system shares the
 //! cores between both runtimes, so a connection is always served.
 //!
+//! A one-shot command (`mesh query`) serves no connection, so it runs
+//! its statement where it reads it: a second runtime would only add its
+//! threads to every start. Servers call [`separate`] before they accept.
+//!
 //! Dropping the stream closes the channel: the driving task ends at its
 //! next send, dropping the plan (and the statement's `Stop` is raised by
 //! `QueryStream`, so work inside a batch ends too).
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use datafusion::error::DataFusionError;
@@ -25,8 +30,17 @@ use futures::StreamExt;
 /// evaluation recurses as deep as planning does.
 const STACK: usize = 64 * 1024 * 1024;
 
+static SEPARATE: AtomicBool = AtomicBool::new(false);
+
+/// Computes every later statement of this process on the compute
+/// runtime, started now so a server's first statement does not pay for it.
+pub fn separate() {
+    SEPARATE.store(true, Ordering::Relaxed);
+    let _ = runtime();
+}
+
 /// The compute runtime, or `None` where it cannot be started (then
-/// statements run where they are read, as before).
+/// statements run where they are read, as one-shot commands do).
 fn runtime() -> Option<&'static tokio::runtime::Runtime> {
     static RUNTIME: OnceLock<Option<tokio::runtime::Runtime>> = OnceLock::new();
     RUNTIME
@@ -50,7 +64,8 @@ pub fn execute(
     plan: Arc<dyn ExecutionPlan>,
     context: Arc<TaskContext>,
 ) -> Result<SendableRecordBatchStream, DataFusionError> {
-    let Some(runtime) = runtime() else {
+    let runtime = SEPARATE.load(Ordering::Relaxed).then(runtime).flatten();
+    let Some(runtime) = runtime else {
         return datafusion::physical_plan::execute_stream(plan, context);
     };
     let schema = plan.schema();

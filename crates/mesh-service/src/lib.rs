@@ -6,7 +6,7 @@
 pub mod access;
 mod classify;
 pub mod codes;
-mod compute;
+pub mod compute;
 pub mod contract;
 pub mod demo;
 mod deploy;
