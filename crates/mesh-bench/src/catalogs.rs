@@ -11,7 +11,8 @@ use std::time::Duration;
 use anyhow::{Result, bail};
 
 use crate::measure::{self, median};
-use crate::{Bench, secs, write_startup_mesh};
+use crate::startup::write_startup_mesh;
+use crate::{Bench, secs};
 
 /// One backend's medians.
 struct Timings {

@@ -11,6 +11,7 @@ mod baseline;
 mod catalogs;
 mod compare;
 mod duckdb;
+mod governed;
 mod lineage;
 mod measure;
 mod planmesh;
@@ -19,6 +20,7 @@ mod queries;
 mod s3;
 mod schedule;
 mod serve;
+mod startup;
 mod storage;
 mod tpch;
 
@@ -414,7 +416,7 @@ fn main() -> Result<()> {
         } => {
             print!(
                 "{}",
-                plan_bench(
+                planmesh::plan_bench(
                     &mesh_binary(mesh)?,
                     &std::path::absolute(&work)?,
                     &sizes,
@@ -874,150 +876,6 @@ impl Bench {
         Ok(out)
     }
 
-    /// Governance on the query path (see `policy.rs`), and Q1 end to end
-    /// with and without a mask policy on lineitem.
-    fn policy(&self, samples: usize) -> Result<String> {
-        let project = self.work.join(format!("tpch-sf{}", self.scale));
-        self.prepare(&project)?;
-        let mask_file = project.join(policy::MASK_POLICY_FILE);
-        std::fs::create_dir_all(mask_file.parent().context("no parent")?)?;
-        let masked = policy_switch(mask_file, policy::MASK_POLICY);
-        let (_, q1) = queries::QUERIES[0];
-        let (_, q6) = queries::QUERIES
-            .iter()
-            .find(|(name, _)| *name == "q6")
-            .copied()
-            .context("q6 is not among the queries")?;
-        eprintln!("q1 with and without a mask on lineitem");
-        let pair = self.with_and_without(&project, "q1.mask", q1, &masked)?;
-        // The row filter keeps every row, so both sides answer the same:
-        // what differs is only the barrier it puts under the query.
-        let filtered = policy_switch(
-            project.join(policy::FILTER_POLICY_FILE),
-            policy::FILTER_POLICY,
-        );
-        eprintln!("q1 and q6 with and without a row filter on lineitem");
-        let barrier_q1 = self.with_and_without(&project, "q1.filter", q1, &filtered)?;
-        let barrier_q6 = self.with_and_without(&project, "q6.filter", q6, &filtered)?;
-        eprintln!("planning with and without policy, {samples} samples");
-        masked(true)?;
-        let o = policy::overhead(&project, q1, samples);
-        masked(false)?;
-        let o = o?;
-        let ms = |d: Duration| d.as_secs_f64() * 1e3;
-        let mut r = String::new();
-        let _ = writeln!(
-            r,
-            "| measurement | governed | baseline | ratio | goal |\n|---|---|---|---|---|"
-        );
-        let _ = writeln!(
-            r,
-            "| Q1 end to end: `mesh query`, mask on lineitem vs none (s) | {} | {} | {:.3} | ≤ 1.05 |",
-            secs(Pair::walls(&pair.mesh)),
-            secs(Pair::walls(&pair.base)),
-            pair.ratio()
-        );
-        for (name, p) in [("Q1", &barrier_q1), ("Q6", &barrier_q6)] {
-            let _ = writeln!(
-                r,
-                "| {name} end to end: `mesh query`, row filter keeping every row of lineitem vs none (s) | {} | {} | {:.3} | ≤ 1.10 |",
-                secs(Pair::walls(&p.mesh)),
-                secs(Pair::walls(&p.base)),
-                p.ratio()
-            );
-        }
-        let _ = writeln!(
-            r,
-            "| planning Q1: policy load, decision and mask rewrite vs no policy (ms, median of {}) | {:.3} | {:.3} | {:.2} | overhead ≤ 1 ms |",
-            o.samples,
-            ms(o.governed),
-            ms(o.plain),
-            o.governed.as_secs_f64() / o.plain.as_secs_f64()
-        );
-        let _ = writeln!(
-            r,
-            "\nPolicy overhead per query: {:.3} ms. Decisions per second on one core: {:.0} policy evaluations (regorus, default pack plus the mask), {:.0} full guard decisions (a new guard each time: snapshot lookups, descriptor, input, and the decision reused for a repeated input).",
-            ms(o.governed.saturating_sub(o.plain)),
-            o.evals_per_sec,
-            o.guard_decisions_per_sec
-        );
-        Ok(r)
-    }
-
-    /// `sql` through `mesh query` with a policy switched on by `policy`
-    /// (the `mesh` side) and off (the baseline), alternating; fails unless
-    /// both answer the same.
-    fn with_and_without(
-        &self,
-        project: &Path,
-        tag: &str,
-        sql: &str,
-        policy: &dyn Fn(bool) -> Result<()>,
-    ) -> Result<Pair> {
-        let with_out = self.work.join(format!("{tag}.on.csv"));
-        let without_out = self.work.join(format!("{tag}.off.csv"));
-        let mut pair = Pair {
-            mesh: Vec::new(),
-            base: Vec::new(),
-        };
-        for i in 0..=self.repeat {
-            let run = |on: bool| -> Result<Sample> {
-                policy(on)?;
-                let mut cmd = self.mesh_cmd(project, &["query", sql, "--format", "csv"]);
-                measure::run(&mut cmd, if on { &with_out } else { &without_out }, false)
-            };
-            let (m, b) = if i % 2 == 0 {
-                let m = run(true)?;
-                (m, run(false)?)
-            } else {
-                let b = run(false)?;
-                (run(true)?, b)
-            };
-            // The first round warms the page cache.
-            if i > 0 {
-                pair.mesh.push(m);
-                pair.base.push(b);
-            }
-        }
-        policy(false)?;
-        if std::fs::read(&with_out)? != std::fs::read(&without_out)? {
-            bail!("{tag}: the answers differ with the policy on and off");
-        }
-        Ok(pair)
-    }
-
-    /// `mesh query "SELECT 1"` on a mesh of `products` deployed products.
-    fn startup(&self, products: usize) -> Result<Pair> {
-        let project = self.work.join(format!("startup-{products}"));
-        if !project.join(".mesh/catalog.db").exists() {
-            let _ = std::fs::remove_dir_all(&project);
-            write_startup_mesh(&project, products)?;
-            self.govern(&project)?;
-            eprintln!("deploying and running {products} products");
-            self.mesh_ok(&project, &["deploy"])?;
-            self.mesh_ok(&project, &["run"])?;
-        }
-        let out = self.work.join("select1.out");
-        let mut pair = Pair {
-            mesh: Vec::new(),
-            base: Vec::new(),
-        };
-        // Start-up is short: more repetitions, and one warm-up of each.
-        let n = self.repeat * 5;
-        for i in 0..=n {
-            let mut mesh = self.mesh_cmd(&project, &["query", "SELECT 1", "--format", "csv"]);
-            let mut base = Command::new(&self.me);
-            base.args(["df-query", "--sql", "SELECT 1"]);
-            let m = measure::run(&mut mesh, &out, false)?;
-            let b = measure::run(&mut base, &out, false)?;
-            if i > 0 {
-                pair.mesh.push(m);
-                pair.base.push(b);
-            }
-        }
-        Ok(pair)
-    }
-
     fn report(
         &self,
         project: &Path,
@@ -1079,121 +937,5 @@ impl Bench {
             Pair::peak_mib(&ingest.base)
         );
         r
-    }
-}
-
-/// A mesh of `n` small source-aligned products over 10 domains.
-fn write_startup_mesh(project: &Path, n: usize) -> Result<()> {
-    std::fs::create_dir_all(project)?;
-    std::fs::write(
-        project.join("mesh.yaml"),
-        "apiVersion: meshwork/v1\nkind: Mesh\nname: startup-bench\n",
-    )?;
-    for i in 0..n {
-        let domain = format!("domain_{:02}", i % 10);
-        let name = format!("product_{i:03}");
-        let dir = project.join(&domain).join(&name);
-        std::fs::create_dir_all(dir.join("data"))?;
-        std::fs::write(
-            dir.join("data/rows.csv"),
-            format!("id,label,amount\n1,a{i},1.5\n2,b{i},2.5\n3,c{i},3.5\n"),
-        )?;
-        std::fs::write(
-            dir.join("product.yaml"),
-            format!(
-                "apiVersion: meshwork/v1\nkind: DataProduct\ndomain: {domain}\nname: {name}\n\
-                 version: 1.0.0\nowner: team-{}@example.org\n\
-                 description:\n  purpose: Start-up benchmark product {i}.\n\
-                 inputs:\n  - name: raw\n    source:\n      format: csv\n      path: data/rows.csv\n      columns:\n\
-                 \x20       - {{name: id, type: bigint, nullable: false}}\n\
-                 \x20       - {{name: label, type: string}}\n\
-                 \x20       - {{name: amount, type: double}}\n\
-                 transform:\n  query: SELECT id, label, amount FROM raw\n\
-                 outputs:\n  - name: {name}\n    primary_key: [id]\n    columns:\n\
-                 \x20     - {{name: id, type: bigint, nullable: false, description: Row id}}\n\
-                 \x20     - {{name: label, type: string, description: Row label}}\n\
-                 \x20     - {{name: amount, type: double, description: Amount}}\n\
-                 \x20   quality:\n      - {{check: row_count, min: 1}}\n\
-                 slo: {{freshness: 1d}}\n",
-                i % 10
-            ),
-        )?;
-    }
-    Ok(())
-}
-
-/// `mesh plan` against `mesh validate` (its own first step) per mesh size.
-fn plan_bench(mesh: &Path, work: &Path, sizes: &[usize], repeat: usize) -> Result<String> {
-    let mut r = String::from(
-        "| products | consumer edges | changed products | `mesh plan` (s) | `mesh validate` (s) | plan / validate |\n|---|---|---|---|---|---|\n",
-    );
-    let mut medians = Vec::new();
-    for &n in sizes {
-        let project = work.join(format!("plan-{n}"));
-        let _ = std::fs::remove_dir_all(&project);
-        planmesh::write(&project, n, false)?;
-        // `mesh plan` evaluates every descriptor against the deploy rules.
-        write_pack(&project)?;
-        eprintln!("deploying {n} products");
-        let deploy = Command::new(mesh)
-            .arg("deploy")
-            .current_dir(&project)
-            .output()?;
-        if !deploy.status.success() {
-            bail!(
-                "deploy failed:\n{}",
-                String::from_utf8_lossy(&deploy.stderr)
-            );
-        }
-        let edges = planmesh::write(&project, n, true)?;
-        let changed = (0..n).filter(|i| planmesh::changed(*i)).count();
-        let out = work.join("plan.out");
-        let (mut plan, mut validate) = (Vec::new(), Vec::new());
-        for i in 0..repeat {
-            eprintln!("plan {n}: {}/{repeat}", i + 1);
-            let mut p = Command::new(mesh);
-            p.args(["plan", "--format", "json"]).current_dir(&project);
-            let mut v = Command::new(mesh);
-            v.args(["validate"]).current_dir(&project);
-            if i % 2 == 0 {
-                plan.push(measure::run(&mut p, &out, false)?.wall);
-                validate.push(measure::run(&mut v, &out, false)?.wall);
-            } else {
-                validate.push(measure::run(&mut v, &out, false)?.wall);
-                plan.push(measure::run(&mut p, &out, false)?.wall);
-            }
-        }
-        let (p, v) = (median(plan), median(validate));
-        medians.push((n, p));
-        let _ = writeln!(
-            r,
-            "| {n} | {edges} | {changed} | {} | {} | {:.2} |",
-            secs(p),
-            secs(v),
-            p.as_secs_f64() / v.as_secs_f64()
-        );
-    }
-    if let (Some((n0, t0)), Some((n1, t1))) = (medians.first(), medians.last())
-        && n1 > n0
-    {
-        let _ = writeln!(
-            r,
-            "\nGrowth: {}× the products take {:.1}× the time.",
-            n1 / n0,
-            t1.as_secs_f64() / t0.as_secs_f64()
-        );
-    }
-    Ok(r)
-}
-
-/// Turns a policy file on (written with `text`) or off (removed).
-fn policy_switch(file: PathBuf, text: &'static str) -> impl Fn(bool) -> Result<()> {
-    move |on| {
-        if on {
-            std::fs::write(&file, text)?;
-        } else if file.exists() {
-            std::fs::remove_file(&file)?;
-        }
-        Ok(())
     }
 }

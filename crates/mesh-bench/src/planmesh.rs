@@ -3,9 +3,14 @@
 //! earlier products each (about `5 * n` consumer edges), every consumer
 //! joining its inputs in SQL.
 
+use std::fmt::Write as _;
 use std::path::Path;
+use std::process::Command;
 
-use anyhow::Result;
+use anyhow::{Result, bail};
+
+use crate::measure::{self, median};
+use crate::{secs, write_pack};
 
 /// Deterministic pseudo-random numbers (xorshift), so meshes are repeatable.
 struct Rng(u64);
@@ -135,4 +140,68 @@ pub fn write(project: &Path, n: usize, after: bool) -> Result<usize> {
         )?;
     }
     Ok(edges)
+}
+
+/// `mesh plan` against `mesh validate` (its own first step) per mesh size.
+pub fn plan_bench(mesh: &Path, work: &Path, sizes: &[usize], repeat: usize) -> Result<String> {
+    let mut r = String::from(
+        "| products | consumer edges | changed products | `mesh plan` (s) | `mesh validate` (s) | plan / validate |\n|---|---|---|---|---|---|\n",
+    );
+    let mut medians = Vec::new();
+    for &n in sizes {
+        let project = work.join(format!("plan-{n}"));
+        let _ = std::fs::remove_dir_all(&project);
+        write(&project, n, false)?;
+        // `mesh plan` evaluates every descriptor against the deploy rules.
+        write_pack(&project)?;
+        eprintln!("deploying {n} products");
+        let deploy = Command::new(mesh)
+            .arg("deploy")
+            .current_dir(&project)
+            .output()?;
+        if !deploy.status.success() {
+            bail!(
+                "deploy failed:\n{}",
+                String::from_utf8_lossy(&deploy.stderr)
+            );
+        }
+        let edges = write(&project, n, true)?;
+        let changed = (0..n).filter(|i| changed(*i)).count();
+        let out = work.join("plan.out");
+        let (mut plan, mut validate) = (Vec::new(), Vec::new());
+        for i in 0..repeat {
+            eprintln!("plan {n}: {}/{repeat}", i + 1);
+            let mut p = Command::new(mesh);
+            p.args(["plan", "--format", "json"]).current_dir(&project);
+            let mut v = Command::new(mesh);
+            v.args(["validate"]).current_dir(&project);
+            if i % 2 == 0 {
+                plan.push(measure::run(&mut p, &out, false)?.wall);
+                validate.push(measure::run(&mut v, &out, false)?.wall);
+            } else {
+                validate.push(measure::run(&mut v, &out, false)?.wall);
+                plan.push(measure::run(&mut p, &out, false)?.wall);
+            }
+        }
+        let (p, v) = (median(plan), median(validate));
+        medians.push((n, p));
+        let _ = writeln!(
+            r,
+            "| {n} | {edges} | {changed} | {} | {} | {:.2} |",
+            secs(p),
+            secs(v),
+            p.as_secs_f64() / v.as_secs_f64()
+        );
+    }
+    if let (Some((n0, t0)), Some((n1, t1))) = (medians.first(), medians.last())
+        && n1 > n0
+    {
+        let _ = writeln!(
+            r,
+            "\nGrowth: {}× the products take {:.1}× the time.",
+            n1 / n0,
+            t1.as_secs_f64() / t0.as_secs_f64()
+        );
+    }
+    Ok(r)
 }
