@@ -3,14 +3,13 @@
 //! policy still refuses it (governance fails closed).
 //!
 //! A process that compiles a set of policy files records their digest,
-//! with this build's cache format, as known to compile (catalog kind
-//! `policies-compile`); a later process whose files have that digest
-//! needs no compiler. Any other files are compiled, so a broken edit is
-//! refused at once. The record is a cache: a read-only catalog simply
-//! compiles every time. The same record is also kept as an empty file in
-//! the state directory (`policies-compile/DIGEST-FORMAT`), read first, so
-//! such a statement needs no catalog at all: the catalog opens lazily and
-//! `mesh query "SELECT 1"` never connects.
+//! with this build's cache format, as known to compile: an empty file in
+//! the state directory (`policies-compile/DIGEST-FORMAT`). A later process
+//! whose files have that digest needs no compiler, and no catalog: the
+//! catalog opens lazily, so `mesh query "SELECT 1"` never connects. Any
+//! other files are compiled, so a broken edit is refused at once. The
+//! record is a cache: a read-only state directory simply compiles every
+//! time.
 
 use std::sync::{Arc, OnceLock};
 
@@ -19,10 +18,8 @@ use mesh_policy::PolicySet;
 use crate::error::Result;
 use crate::mesh::Mesh;
 
-/// The catalog cache kind of policy digests known to compile.
+/// The state directory's folder of policy digests known to compile.
 const KIND: &str = "policies-compile";
-/// Digests do not depend on deployments: one generation for all.
-const GENERATION: i64 = 0;
 
 impl Mesh {
     /// Fails exactly as [`Mesh::policies`] would, compiling the policies
@@ -30,11 +27,10 @@ impl Mesh {
     pub(crate) async fn check_policies(&self) -> Result<()> {
         let sources = mesh_policy::PolicySources::read(&self.root)?;
         let digest = sources.digest();
-        // This process compiled them: nothing to ask the catalog.
+        // This process compiled them: nothing to look up.
         if self.compiled(&digest).is_some() {
             return Ok(());
         }
-        let key = format!("{digest}/{}", crate::deployed::FORMAT);
         let marker = self
             .config
             .state_dir
@@ -43,13 +39,7 @@ impl Mesh {
         if marker.is_file() {
             return Ok(());
         }
-        let known = self.catalog.cached(KIND, GENERATION, &key).await;
-        if known.ok().flatten().is_none() {
-            self.policies_of(sources, digest)?;
-            if let Err(e) = self.catalog.store_cached(KIND, GENERATION, &key, b"").await {
-                tracing::debug!("policy digest not recorded: {e}");
-            }
-        }
+        self.policies_of(sources, digest)?;
         let recorded = marker
             .parent()
             .map_or(Ok(()), std::fs::create_dir_all)
