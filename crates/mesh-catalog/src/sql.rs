@@ -8,14 +8,13 @@
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use mesh_spec::{DomainName, OutputName, ProductRef};
 use sqlx::any::{AnyPoolOptions, AnyRow};
-use std::sync::Arc;
-
 use sqlx::{Any, AnyPool, Executor, Row, Transaction};
 use tokio::sync::OnceCell;
 

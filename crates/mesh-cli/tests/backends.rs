@@ -339,13 +339,12 @@ fn a_statement_naming_no_table_needs_no_catalog() {
     ok_with(&dir, &["query", "SELECT 1"], &[]);
     assert!(!dir.join(".mesh/catalog.db").exists());
     // Governance fails closed all the same: other files are compiled.
-    let policy = dir.join("policies/access.rego");
-    let text = std::fs::read_to_string(&policy).unwrap();
-    std::fs::write(
-        &policy,
-        text.replace("default allow := false", "default allow := "),
-    )
-    .unwrap();
+    common::edit(
+        &dir,
+        "policies/access.rego",
+        "default allow := false",
+        "default allow := ",
+    );
     let refused = mesh_with(&dir, &["query", "SELECT 1"], &[]);
     assert!(!refused.status.success());
     let err = String::from_utf8_lossy(&refused.stderr);

@@ -231,13 +231,12 @@ fn policies_are_tested_evaluated_and_a_broken_one_blocks_everything() {
     // queries, even one that reads no table and whose process finds the
     // working policies' digest recorded as compiling.
     ok(&dir, &["query", "SELECT 1"]);
-    let policy = dir.join("policies/access.rego");
-    let text = std::fs::read_to_string(&policy).unwrap();
-    std::fs::write(
-        &policy,
-        text.replace("default allow := false", "default allow := "),
-    )
-    .unwrap();
+    common::edit(
+        &dir,
+        "policies/access.rego",
+        "default allow := false",
+        "default allow := ",
+    );
     for args in [&["policy", "test"][..], &["deploy"], &["query", "SELECT 1"]] {
         let err = fails(&dir, args);
         assert!(
@@ -247,7 +246,12 @@ fn policies_are_tested_evaluated_and_a_broken_one_blocks_everything() {
         assert!(err.contains("hint: fix the policy file"), "{err}");
     }
     // A domain may not write into the global package.
-    std::fs::write(&policy, text).unwrap();
+    common::edit(
+        &dir,
+        "policies/access.rego",
+        "default allow := ",
+        "default allow := false",
+    );
     ok(&dir, &["query", "SELECT 1"]);
     std::fs::create_dir_all(dir.join("example/policies")).unwrap();
     std::fs::write(

@@ -171,13 +171,10 @@ async fn cut_scan(config: FileScanConfig, state: &dyn Session) -> Result<Option<
             .collect();
         units.extend(row_group_units(file, &starts));
     }
-    let partitions = state
-        .config()
-        .target_partitions()
-        .clamp(1, units.len().max(1));
     if units.len() <= 1 {
         return Ok(None);
     }
+    let partitions = state.config().target_partitions().clamp(1, units.len());
     let mut groups: Vec<Vec<PartitionedFile>> = vec![Vec::new(); partitions];
     for (i, unit) in units.into_iter().enumerate() {
         groups[i % partitions].push(unit);
