@@ -9,7 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result, bail};
 
 use crate::measure::{self, Sample};
-use crate::{Bench, Pair, policy, queries, secs};
+use crate::{Bench, Pair, policy, queries};
 
 impl Bench {
     /// Governance on the query path (see `policy.rs`), and Q1 end to end
@@ -50,19 +50,15 @@ impl Bench {
         );
         let _ = writeln!(
             r,
-            "| Q1 end to end: `mesh query`, mask on lineitem vs none (s) | {} | {} | {:.3} | ≤ 1.05 |",
-            secs(Pair::walls(&pair.mesh)),
-            secs(Pair::walls(&pair.base)),
-            pair.ratio()
+            "{}",
+            pair.row(
+                "Q1 end to end: `mesh query`, mask on lineitem vs none (s)",
+                3,
+                "≤ 1.05"
+            )
         );
         for (name, p) in [("Q1", &barrier_q1), ("Q6", &barrier_q6)] {
-            let _ = writeln!(
-                r,
-                "| {name} end to end: `mesh query`, row filter keeping every row of lineitem vs none (s) | {} | {} | {:.3} | ≤ 1.10 |",
-                secs(Pair::walls(&p.mesh)),
-                secs(Pair::walls(&p.base)),
-                p.ratio()
-            );
+            let _ = writeln!(r, "{}", p.row(&format!("{name} end to end: `mesh query`, row filter keeping every row of lineitem vs none (s)"), 3, "≤ 1.10"));
         }
         let _ = writeln!(
             r,

@@ -30,7 +30,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 use measure::{Sample, median};
 
 #[derive(Parser)]
@@ -43,6 +43,17 @@ struct Cli {
     command: Cmd,
 }
 
+/// Where a benchmark works, and the binary it measures.
+#[derive(Args)]
+struct Setup {
+    /// Working directory (data, meshes, outputs); reused between runs.
+    #[arg(long, default_value = "target/bench")]
+    work: PathBuf,
+    /// The `mesh` binary; default: next to this one.
+    #[arg(long)]
+    mesh: Option<PathBuf>,
+}
+
 #[derive(Subcommand)]
 enum Cmd {
     /// Generate data, build the meshes, measure everything, print a report.
@@ -50,18 +61,14 @@ enum Cmd {
         /// TPC-H scale factor.
         #[arg(long, default_value_t = 1.0)]
         scale: f64,
-        /// Working directory (data, meshes, outputs); reused between runs.
-        #[arg(long, default_value = "target/bench")]
-        work: PathBuf,
+        #[command(flatten)]
+        at: Setup,
         /// Repetitions of each measurement; medians are compared.
         #[arg(long, default_value_t = 3)]
         repeat: usize,
         /// Products in the start-up mesh.
         #[arg(long, default_value_t = 100)]
         products: usize,
-        /// The `mesh` binary; default: next to this one.
-        #[arg(long)]
-        mesh: Option<PathBuf>,
         /// Also write the report to this file.
         #[arg(long)]
         report: Option<PathBuf>,
@@ -74,12 +81,10 @@ enum Cmd {
         products: usize,
         #[arg(long, default_value_t = 10)]
         depth: usize,
-        #[arg(long, default_value = "target/bench")]
-        work: PathBuf,
+        #[command(flatten)]
+        at: Setup,
         #[arg(long, default_value_t = 3)]
         repeat: usize,
-        #[arg(long)]
-        mesh: Option<PathBuf>,
     },
     /// Time `mesh plan` on synthetic meshes of each size, with breaking
     /// changes in 10% of the products, against `mesh validate`.
@@ -87,12 +92,10 @@ enum Cmd {
         /// Mesh sizes (products), comma-separated.
         #[arg(long, value_delimiter = ',', default_value = "100,1000")]
         sizes: Vec<usize>,
-        #[arg(long, default_value = "target/bench")]
-        work: PathBuf,
+        #[command(flatten)]
+        at: Setup,
         #[arg(long, default_value_t = 3)]
         repeat: usize,
-        #[arg(long)]
-        mesh: Option<PathBuf>,
     },
     /// Column lineage on the `plan` benchmark's mesh: `mesh lineage
     /// --downstream` from a source column against `mesh catalog list`,
@@ -100,27 +103,23 @@ enum Cmd {
     Lineage {
         #[arg(long, default_value_t = 1000)]
         products: usize,
-        #[arg(long, default_value = "target/bench")]
-        work: PathBuf,
+        #[command(flatten)]
+        at: Setup,
         #[arg(long, default_value_t = 3)]
         repeat: usize,
-        #[arg(long)]
-        mesh: Option<PathBuf>,
     },
     /// TPC-H queries through `mesh query` against the DuckDB CLI reading
     /// the same published Parquet files (and its own), alternating.
     Duckdb {
         #[arg(long, default_value_t = 1.0)]
         scale: f64,
-        #[arg(long, default_value = "target/bench")]
-        work: PathBuf,
+        #[command(flatten)]
+        at: Setup,
         #[arg(long, default_value_t = 3)]
         repeat: usize,
         /// The DuckDB CLI (PyPI `duckdb-cli`).
         #[arg(long, default_value = "duckdb")]
         duckdb: PathBuf,
-        #[arg(long)]
-        mesh: Option<PathBuf>,
         /// Declare `cluster_by` on lineitem (`l_shipdate`) and orders
         /// (`o_orderdate`), published to `tpch-sf<scale>-clustered`.
         #[arg(long)]
@@ -134,12 +133,10 @@ enum Cmd {
         products: usize,
         #[arg(long)]
         postgres: String,
-        #[arg(long, default_value = "target/bench")]
-        work: PathBuf,
+        #[command(flatten)]
+        at: Setup,
         #[arg(long, default_value_t = 3)]
         repeat: usize,
-        #[arg(long)]
-        mesh: Option<PathBuf>,
     },
     /// Tables on an S3 server (e.g. from scripts/s3; keys from the AWS
     /// environment): lineitem's ingest and Q1, Q3, Q5, Q6, Q10 through
@@ -153,38 +150,32 @@ enum Cmd {
         /// A bucket for the benchmark alone: the tables live at its root.
         #[arg(long, default_value = "bench")]
         bucket: String,
-        #[arg(long, default_value = "target/bench")]
-        work: PathBuf,
+        #[command(flatten)]
+        at: Setup,
         #[arg(long, default_value_t = 3)]
         repeat: usize,
-        #[arg(long)]
-        mesh: Option<PathBuf>,
     },
     /// Start-up alone: `mesh query "SELECT 1"` on a mesh of `--products`
     /// published products, against DataFusion alone running `SELECT 1`.
     Startup {
         #[arg(long, default_value_t = 100)]
         products: usize,
-        #[arg(long, default_value = "target/bench")]
-        work: PathBuf,
+        #[command(flatten)]
+        at: Setup,
         #[arg(long, default_value_t = 3)]
         repeat: usize,
-        #[arg(long)]
-        mesh: Option<PathBuf>,
     },
     /// lineitem run `--runs` times under `retention: {keep_releases:
     /// --keep}`, then vacuumed: the table's bytes against one release's.
     Storage {
         #[arg(long, default_value_t = 1.0)]
         scale: f64,
-        #[arg(long, default_value = "target/bench")]
-        work: PathBuf,
+        #[command(flatten)]
+        at: Setup,
         #[arg(long, default_value_t = 10)]
         runs: usize,
         #[arg(long, default_value_t = 2)]
         keep: u64,
-        #[arg(long)]
-        mesh: Option<PathBuf>,
     },
     /// The cost of governance: planning with the policy decision and mask
     /// rewrite against planning without, decisions per second, and TPC-H
@@ -192,16 +183,14 @@ enum Cmd {
     Policy {
         #[arg(long, default_value_t = 1.0)]
         scale: f64,
-        #[arg(long, default_value = "target/bench")]
-        work: PathBuf,
+        #[command(flatten)]
+        at: Setup,
         /// Repetitions of the end-to-end query.
         #[arg(long, default_value_t = 5)]
         repeat: usize,
         /// Samples of the in-process planning measurement.
         #[arg(long, default_value_t = 200)]
         samples: usize,
-        #[arg(long)]
-        mesh: Option<PathBuf>,
     },
     /// `mesh serve` under load on loopback: concurrent Postgres and Flight
     /// SQL clients with idle connections held, lineitem streamed over
@@ -209,8 +198,8 @@ enum Cmd {
     Serve {
         #[arg(long, default_value_t = 1.0)]
         scale: f64,
-        #[arg(long, default_value = "target/bench")]
-        work: PathBuf,
+        #[command(flatten)]
+        at: Setup,
         /// Seconds of the concurrency test.
         #[arg(long, default_value_t = 30)]
         seconds: u64,
@@ -233,8 +222,6 @@ enum Cmd {
         /// deploy and run first).
         #[arg(long)]
         reuse: bool,
-        #[arg(long)]
-        mesh: Option<PathBuf>,
     },
     /// HTTP/1.1 load on one path of a running server, for profiling:
     /// prints requests/s and p50/p99.
@@ -293,13 +280,12 @@ fn main() -> Result<()> {
     match cli.command {
         Cmd::Run {
             scale,
-            work,
+            at,
             repeat,
             products,
-            mesh,
             report,
         } => {
-            let bench = Bench::new(mesh, &work, scale, repeat)?;
+            let bench = Bench::new(&at, scale, repeat)?;
             let text = bench.run_all(products)?;
             print!("{text}");
             if let Some(path) = report {
@@ -309,13 +295,12 @@ fn main() -> Result<()> {
         }
         Cmd::Duckdb {
             scale,
-            work,
+            at,
             repeat,
             duckdb,
-            mesh,
             clustered,
         } => {
-            let bench = Bench::new(mesh, &work, scale, repeat)?;
+            let bench = Bench::new(&at, scale, repeat)?;
             let layout = if clustered {
                 tpch::Layout::Clustered
             } else {
@@ -328,65 +313,55 @@ fn main() -> Result<()> {
             scale,
             endpoint,
             bucket,
-            work,
+            at,
             repeat,
-            mesh,
         } => {
-            let bench = Bench::new(mesh, &work, scale, repeat)?;
+            let bench = Bench::new(&at, scale, repeat)?;
             print!("{}", s3::bench(&bench, &endpoint, &bucket)?);
             Ok(())
         }
         Cmd::Startup {
             products,
-            work,
+            at,
             repeat,
-            mesh,
         } => {
-            let bench = Bench::new(mesh, &work, 1.0, repeat)?;
+            let bench = Bench::new(&at, 1.0, repeat)?;
             let startup = bench.startup(products)?;
-            println!(
-                "| start-up: `mesh query \"SELECT 1\"`, {products} products vs DataFusion `SELECT 1` | {} | {} | {:.2} |",
-                secs(Pair::walls(&startup.mesh)),
-                secs(Pair::walls(&startup.base)),
-                startup.ratio()
-            );
+            println!("{}", startup.row(&format!("start-up: `mesh query \"SELECT 1\"`, {products} products vs DataFusion `SELECT 1`"), 2, ""));
             Ok(())
         }
         Cmd::Catalogs {
             products,
             postgres,
-            work,
+            at,
             repeat,
-            mesh,
         } => {
-            let bench = Bench::new(mesh, &work, 1.0, repeat)?;
+            let bench = Bench::new(&at, 1.0, repeat)?;
             print!("{}", catalogs::bench(&bench, products, &postgres)?);
             Ok(())
         }
         Cmd::Storage {
             scale,
-            work,
+            at,
             runs,
             keep,
-            mesh,
         } => {
-            let bench = Bench::new(mesh, &work, scale, 1)?;
+            let bench = Bench::new(&at, scale, 1)?;
             print!("{}", storage::bench(&bench, runs, keep)?);
             Ok(())
         }
         Cmd::Schedule {
             products,
             depth,
-            work,
+            at,
             repeat,
-            mesh,
         } => {
-            std::fs::create_dir_all(&work)?;
+            std::fs::create_dir_all(&at.work)?;
             print!(
                 "{}",
                 schedule::schedule_bench(
-                    &mesh_binary(mesh)?,
-                    &std::path::absolute(&work)?,
+                    &mesh_binary(at.mesh)?,
+                    &std::path::absolute(&at.work)?,
                     products.max(3),
                     depth.clamp(2, products.max(3)),
                     repeat.max(1)
@@ -396,29 +371,23 @@ fn main() -> Result<()> {
         }
         Cmd::Lineage {
             products,
-            work,
+            at,
             repeat,
-            mesh,
         } => {
-            let work = std::path::absolute(&work)?;
+            let work = std::path::absolute(&at.work)?;
             std::fs::create_dir_all(&work)?;
             print!(
                 "{}",
-                lineage::bench(&mesh_binary(mesh)?, &work, products, repeat.max(1))?
+                lineage::bench(&mesh_binary(at.mesh)?, &work, products, repeat.max(1))?
             );
             Ok(())
         }
-        Cmd::Plan {
-            sizes,
-            work,
-            repeat,
-            mesh,
-        } => {
+        Cmd::Plan { sizes, at, repeat } => {
             print!(
                 "{}",
                 planmesh::plan_bench(
-                    &mesh_binary(mesh)?,
-                    &std::path::absolute(&work)?,
+                    &mesh_binary(at.mesh)?,
+                    &std::path::absolute(&at.work)?,
                     &sizes,
                     repeat.max(1)
                 )?
@@ -427,18 +396,17 @@ fn main() -> Result<()> {
         }
         Cmd::Policy {
             scale,
-            work,
+            at,
             repeat,
             samples,
-            mesh,
         } => {
-            let bench = Bench::new(mesh, &work, scale, repeat)?;
+            let bench = Bench::new(&at, scale, repeat)?;
             print!("{}", bench.policy(samples.max(1))?);
             Ok(())
         }
         Cmd::Serve {
             scale,
-            work,
+            at,
             seconds,
             clients,
             idle,
@@ -446,9 +414,8 @@ fn main() -> Result<()> {
             rest_seconds,
             connections,
             reuse,
-            mesh,
         } => {
-            let bench = Bench::new(mesh, &work, scale, repeat)?;
+            let bench = Bench::new(&at, scale, repeat)?;
             let load = Load {
                 seconds,
                 clients: clients.max(2),
@@ -598,6 +565,21 @@ impl Pair {
     fn peak_mib(samples: &[Sample]) -> f64 {
         samples.iter().filter_map(|s| s.peak_kib).max().unwrap_or(0) as f64 / 1024.0
     }
+    /// A report row: `label`, both medians in seconds, the ratio with
+    /// `digits` decimals, then `goal` (no column when empty).
+    fn row(&self, label: &str, digits: usize, goal: &str) -> String {
+        let goal = if goal.is_empty() {
+            String::new()
+        } else {
+            format!(" {goal} |")
+        };
+        format!(
+            "| {label} | {} | {} | {:.digits$} |{goal}",
+            secs(Self::walls(&self.mesh)),
+            secs(Self::walls(&self.base)),
+            self.ratio()
+        )
+    }
 }
 
 fn secs(d: Duration) -> String {
@@ -605,11 +587,11 @@ fn secs(d: Duration) -> String {
 }
 
 impl Bench {
-    fn new(mesh: Option<PathBuf>, work: &Path, scale: f64, repeat: usize) -> Result<Self> {
+    fn new(at: &Setup, scale: f64, repeat: usize) -> Result<Self> {
         Ok(Bench {
-            mesh: mesh_binary(mesh)?,
+            mesh: mesh_binary(at.mesh.clone())?,
             me: std::env::current_exe()?,
-            work: std::path::absolute(work)?,
+            work: std::path::absolute(&at.work)?,
             scale,
             repeat: repeat.max(1),
             catalog_url: None,
@@ -908,28 +890,28 @@ impl Bench {
         );
         let _ = writeln!(
             r,
-            "| ingest lineitem: `mesh run` vs DataFusion CSV→Parquet | {} | {} | {:.2} | ≤ 1.30 |",
-            secs(Pair::walls(&ingest.mesh)),
-            secs(Pair::walls(&ingest.base)),
-            ingest.ratio()
+            "{}",
+            ingest.row(
+                "ingest lineitem: `mesh run` vs DataFusion CSV→Parquet",
+                2,
+                "≤ 1.30"
+            )
         );
         for (name, p) in queries {
             let _ = writeln!(
                 r,
-                "| {}: `mesh query` vs DataFusion on the same Parquet | {} | {} | {:.2} | ≤ 1.10 |",
-                name.to_uppercase(),
-                secs(Pair::walls(&p.mesh)),
-                secs(Pair::walls(&p.base)),
-                p.ratio()
+                "{}",
+                p.row(
+                    &format!(
+                        "{}: `mesh query` vs DataFusion on the same Parquet",
+                        name.to_uppercase()
+                    ),
+                    2,
+                    "≤ 1.10"
+                )
             );
         }
-        let _ = writeln!(
-            r,
-            "| start-up: `mesh query \"SELECT 1\"`, {products} products vs DataFusion `SELECT 1` | {} | {} | {:.2} | ≤ 0.150 s wall |",
-            secs(Pair::walls(&startup.mesh)),
-            secs(Pair::walls(&startup.base)),
-            startup.ratio()
-        );
+        let _ = writeln!(r, "{}", startup.row(&format!("start-up: `mesh query \"SELECT 1\"`, {products} products vs DataFusion `SELECT 1`"), 2, "≤ 0.150 s wall"));
         let _ = writeln!(
             r,
             "\nPeak resident memory of the ingest: mesh {:.0} MiB, DataFusion {:.0} MiB (goal: mesh < 2048 MiB).",

@@ -11,7 +11,7 @@ use std::fmt::Write as _;
 
 use anyhow::{Context, Result};
 
-use crate::{Bench, Pair, queries, secs, tpch};
+use crate::{Bench, Pair, queries, tpch};
 
 /// The queries of the S3 comparison.
 const NAMES: &[&str] = &["q1", "q3", "q5", "q6", "q10"];
@@ -87,10 +87,12 @@ fn report(b: &Bench, endpoint: &str, ingest: &Pair, queries: &[(&str, Pair)]) ->
     );
     let _ = writeln!(
         r,
-        "| ingest lineitem to S3: `mesh run` vs DataFusion CSV→Parquet | {} | {} | {:.2} | ≤ 1.30 |",
-        secs(Pair::walls(&ingest.mesh)),
-        secs(Pair::walls(&ingest.base)),
-        ingest.ratio()
+        "{}",
+        ingest.row(
+            "ingest lineitem to S3: `mesh run` vs DataFusion CSV→Parquet",
+            2,
+            "≤ 1.30"
+        )
     );
     let (mut mesh, mut base) = (0.0, 0.0);
     for (name, p) in queries {
@@ -98,11 +100,15 @@ fn report(b: &Bench, endpoint: &str, ingest: &Pair, queries: &[(&str, Pair)]) ->
         base += Pair::walls(&p.base).as_secs_f64();
         let _ = writeln!(
             r,
-            "| {}: `mesh query` vs DataFusion on the same objects | {} | {} | {:.2} | ≤ 1.10 |",
-            name.to_uppercase(),
-            secs(Pair::walls(&p.mesh)),
-            secs(Pair::walls(&p.base)),
-            p.ratio()
+            "{}",
+            p.row(
+                &format!(
+                    "{}: `mesh query` vs DataFusion on the same objects",
+                    name.to_uppercase()
+                ),
+                2,
+                "≤ 1.10"
+            )
         );
     }
     let _ = writeln!(
