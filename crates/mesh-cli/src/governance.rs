@@ -2,7 +2,7 @@
 
 use std::process::ExitCode;
 
-use clap::Subcommand;
+use clap::{Args, Subcommand};
 use mesh_service::Mesh;
 use mesh_service::identity::{parse_since, parse_ttl};
 
@@ -285,14 +285,24 @@ pub async fn policy(mesh: &Mesh, cmd: PolicyCommand) -> anyhow::Result<ExitCode>
     }
 }
 
-/// What `mesh audit` shows.
+// What `mesh audit` shows (the command's help is its variant's doc).
+#[derive(Args)]
 pub struct AuditArgs {
-    pub product: Option<String>,
-    pub principal: Option<String>,
-    pub action: Option<String>,
-    pub since: Option<String>,
-    pub limit: i64,
-    pub format: Format,
+    #[arg(long)]
+    product: Option<String>,
+    #[arg(long)]
+    principal: Option<String>,
+    /// Only this action: query, deploy, policy.change, token.create, access.approve, …
+    #[arg(long)]
+    action: Option<String>,
+    /// YYYY-MM-DD or an RFC 3339 time.
+    #[arg(long)]
+    since: Option<String>,
+    /// The newest entries to show.
+    #[arg(long, default_value_t = 100)]
+    limit: i64,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
 }
 
 pub async fn audit(mesh: &Mesh, args: AuditArgs) -> anyhow::Result<ExitCode> {

@@ -3,8 +3,10 @@
 
 use clap::{Args, ValueEnum};
 use mesh_service::lineage::view::{Direction, LineageView};
+use mesh_service::{Caller, Mesh};
 
 use crate::output::table;
+use crate::remote::Remote;
 
 #[derive(Clone, Copy, ValueEnum, PartialEq, Eq)]
 pub enum LineageFormat {
@@ -17,22 +19,48 @@ pub enum LineageFormat {
 pub struct LineageArgs {
     /// `<domain>/<product>[.<output>[.<column>]]`, or an output's SQL
     /// name `<domain>.<output>[.<column>]`.
-    pub target: String,
+    target: String,
     /// Only where the columns come from.
     #[arg(long, conflicts_with = "downstream")]
-    pub upstream: bool,
+    upstream: bool,
     /// Only what reads them (what a change reaches).
     #[arg(long)]
-    pub downstream: bool,
+    downstream: bool,
     /// At most this many steps from the target (default: all).
     #[arg(long)]
-    pub depth: Option<usize>,
+    depth: Option<usize>,
     #[arg(long, value_enum, default_value_t = LineageFormat::Table)]
-    pub format: LineageFormat,
+    format: LineageFormat,
+}
+
+/// `mesh lineage` on the local project.
+pub async fn local(mesh: &Mesh, caller: &Caller, args: LineageArgs) -> anyhow::Result<()> {
+    let view = mesh
+        .lineage(caller, &args.target, args.direction(), args.depth)
+        .await?;
+    print(&view, args.format)
+}
+
+/// `mesh lineage`, asking a server.
+pub async fn remote(client: &Remote, args: LineageArgs) -> anyhow::Result<()> {
+    let direction = match args.direction() {
+        Direction::Upstream => "upstream",
+        Direction::Downstream => "downstream",
+        Direction::Both => "both",
+    };
+    let mut query = vec![
+        ("target", args.target.clone()),
+        ("direction", direction.to_string()),
+    ];
+    if let Some(d) = args.depth {
+        query.push(("depth", d.to_string()));
+    }
+    let view = client.get_with("/api/v1/lineage", &query).await?;
+    print(&view, args.format)
 }
 
 impl LineageArgs {
-    pub fn direction(&self) -> Direction {
+    fn direction(&self) -> Direction {
         match (self.upstream, self.downstream) {
             (true, false) => Direction::Upstream,
             (false, true) => Direction::Downstream,
@@ -42,7 +70,7 @@ impl LineageArgs {
 }
 
 /// Prints a lineage answer in the format asked for.
-pub fn print(view: &LineageView, format: LineageFormat) -> anyhow::Result<()> {
+fn print(view: &LineageView, format: LineageFormat) -> anyhow::Result<()> {
     match format {
         LineageFormat::Json => println!("{}", serde_json::to_string_pretty(view)?),
         LineageFormat::Dot => print!("{}", dot(view)),

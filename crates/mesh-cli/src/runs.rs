@@ -1,8 +1,142 @@
-//! `mesh runs`: run history, one run's timeline, and how runs print.
+//! `mesh run` and `mesh runs`: building products, run history, one
+//! run's timeline, and how runs print.
 
-use mesh_service::{RunRecord, RunStatus};
+use std::process::ExitCode;
 
-use crate::output::table;
+use clap::{Args, Subcommand};
+use mesh_service::{Caller, Mesh, RunRecord, RunStatus};
+
+use crate::Format;
+use crate::output::{Progress, table};
+use crate::remote::Remote;
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Products as <domain>/<product>.
+    products: Vec<String>,
+    /// Run and publish even what is up to date.
+    #[arg(long)]
+    force: bool,
+    /// Record the runs as a backfill rather than a manual run (implies
+    /// --force).
+    #[arg(long)]
+    backfill: bool,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[derive(Args)]
+pub struct RunsArgs {
+    #[command(subcommand)]
+    command: Option<RunsCommand>,
+    /// Only this product (<domain>/<product>).
+    #[arg(long)]
+    product: Option<String>,
+    /// Only runs with this status: running, succeeded, failed,
+    /// up-to-date, skipped, abandoned.
+    #[arg(long)]
+    status: Option<String>,
+    #[arg(long, default_value_t = 50)]
+    limit: i64,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+#[derive(Subcommand)]
+enum RunsCommand {
+    /// One run: its timeline (read, transform, checks, commit, with rows
+    /// and bytes), check results and log.
+    Show {
+        /// The run's id, as `mesh runs` lists it.
+        id: String,
+        #[arg(long, value_enum, default_value_t = Format::Table)]
+        format: Format,
+    },
+}
+
+/// `mesh run`: builds products; exits 1 unless every run succeeded or
+/// was up to date.
+pub async fn run(mesh: &Mesh, args: RunArgs) -> anyhow::Result<ExitCode> {
+    let progress = Progress::new();
+    let options = mesh_service::RunOptions {
+        force: args.force || args.backfill,
+        cause: if args.backfill { "backfill" } else { "manual" }.into(),
+    };
+    let (runs, recovered) = mesh.run(&args.products, &options, &progress).await?;
+    progress.done();
+    for r in &recovered {
+        eprintln!(
+            "note: closed run {} of {} left open by a stopped process: {}",
+            r.id,
+            r.product,
+            r.status.as_str()
+        );
+    }
+    print_runs(&runs, args.format == Format::Json, true)?;
+    // OpenLineage events still on their way (never fails the run).
+    mesh.flush_openlineage(std::time::Duration::from_secs(10))
+        .await;
+    let all_ok = runs
+        .iter()
+        .all(|r| matches!(r.status, RunStatus::Succeeded | RunStatus::UpToDate));
+    Ok(if all_ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+/// `mesh runs` on the local project.
+pub async fn local(mesh: &Mesh, caller: &Caller, args: RunsArgs) -> anyhow::Result<()> {
+    match args.command {
+        Some(RunsCommand::Show { id, format }) => {
+            print_run(&mesh.run_detail(caller, &id).await?, format == Format::Json)
+        }
+        None => {
+            let runs = mesh
+                .runs(
+                    caller,
+                    args.product.as_deref(),
+                    args.status.as_deref(),
+                    args.limit,
+                )
+                .await?;
+            print_runs(&runs, args.format == Format::Json, false)
+        }
+    }
+}
+
+/// `mesh runs`, asking a server.
+pub async fn remote(client: &Remote, args: RunsArgs) -> anyhow::Result<()> {
+    match args.command {
+        Some(RunsCommand::Show { id, format }) => {
+            let run: RunRecord = client
+                .get(&format!("/api/v1/runs/{}", run_path(&id)?))
+                .await?;
+            print_run(&run, format == Format::Json)
+        }
+        None => {
+            let mut query = Vec::new();
+            if let Some(p) = args.product {
+                query.push(("product", p));
+            }
+            if let Some(s) = args.status {
+                query.push(("status", s));
+            }
+            let limit = usize::try_from(args.limit).unwrap_or(0);
+            let runs: Vec<RunRecord> = client.list("/api/v1/runs", &query, limit).await?;
+            print_runs(&runs, args.format == Format::Json, false)
+        }
+    }
+}
+
+/// A run id as a URL path segment.
+fn run_path(id: &str) -> anyhow::Result<&str> {
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_hexdigit() || c == '-') {
+        anyhow::bail!("`{id}` is not a run id; `mesh runs` lists them");
+    }
+    Ok(id)
+}
 
 /// The first line of `text`, at most `max` characters.
 fn short(text: &str, max: usize) -> String {

@@ -1,8 +1,46 @@
 //! `mesh status`: every product's health, by domain.
 
-use mesh_service::health::ProductHealth;
+use std::process::ExitCode;
 
+use clap::Args;
+use mesh_service::health::{Health, ProductHealth};
+use mesh_service::{Caller, Mesh};
+
+use crate::Format;
 use crate::output::table;
+use crate::remote::Remote;
+
+#[derive(Args)]
+pub struct StatusArgs {
+    /// Only this domain's products.
+    #[arg(long)]
+    domain: Option<String>,
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    format: Format,
+}
+
+/// `mesh status` on the local project.
+pub async fn local(mesh: &Mesh, caller: &Caller, args: StatusArgs) -> anyhow::Result<ExitCode> {
+    status_of(mesh.status(caller).await?, args)
+}
+
+/// `mesh status`, asking a server.
+pub async fn remote(client: &Remote, args: StatusArgs) -> anyhow::Result<ExitCode> {
+    status_of(client.list("/api/v1/status", &[], usize::MAX).await?, args)
+}
+
+/// Prints `mesh status`; failing products make it exit 1.
+fn status_of(mut all: Vec<ProductHealth>, args: StatusArgs) -> anyhow::Result<ExitCode> {
+    if let Some(d) = &args.domain {
+        all.retain(|h| &h.domain == d);
+    }
+    print_status(&all, args.format == Format::Json)?;
+    Ok(if all.iter().any(|h| h.health == Health::Failing) {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
 
 fn age(secs: Option<i64>) -> String {
     secs.map_or_else(|| "never".into(), mesh_service::health::age)
