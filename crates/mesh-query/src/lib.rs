@@ -10,6 +10,7 @@
 pub mod barrier;
 pub mod complexity;
 pub mod deadline;
+pub mod decimal;
 pub mod described;
 pub mod encode;
 pub mod error;

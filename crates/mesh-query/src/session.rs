@@ -15,6 +15,7 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use mesh_catalog::CatalogStore;
 
+use crate::decimal::DecimalArithmetic;
 use crate::described::Described;
 use crate::error::{QueryError, Result};
 use crate::guard::AccessGuard;
@@ -78,6 +79,7 @@ impl QueryEngine {
             .with_config(config())
             .with_runtime_env(runtime)
             .with_default_features()
+            .with_optimizer_rule(Arc::new(DecimalArithmetic))
             .build();
         let ctx = SessionContext::new_with_state(state);
         // `information_schema` describes the declared schemas of the
@@ -256,7 +258,8 @@ pub fn transform_context(runtime: Option<Arc<RuntimeEnv>>) -> SessionContext {
     config.options_mut().sql_parser.collect_spans = true;
     let mut builder = SessionStateBuilder::new()
         .with_config(config)
-        .with_default_features();
+        .with_default_features()
+        .with_optimizer_rule(Arc::new(DecimalArithmetic));
     if let Some(rt) = runtime {
         builder = builder.with_runtime_env(rt);
     }
