@@ -433,6 +433,74 @@ mod tests {
         same(got, expected, "overflow");
     }
 
+    /// A session with and without the rule, over a table of money.
+    async fn plan_both(sql: &str) -> [(String, String, Vec<String>); 2] {
+        use datafusion::arrow::datatypes::{Field, Schema};
+        use datafusion::arrow::record_batch::RecordBatch;
+        use datafusion::datasource::MemTable;
+        use datafusion::execution::SessionStateBuilder;
+        use datafusion::prelude::SessionContext;
+        let money = || {
+            column(9, 50, 10i128.pow(7), true)
+                .with_precision_and_scale(15, 2)
+                .unwrap()
+        };
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("a", DataType::Decimal128(15, 2), true),
+            Field::new("b", DataType::Decimal128(15, 2), true),
+        ]));
+        let batch =
+            RecordBatch::try_new(schema.clone(), vec![Arc::new(money()), Arc::new(money())])
+                .unwrap();
+        let mut out = Vec::new();
+        for with_rule in [true, false] {
+            let mut builder = SessionStateBuilder::new().with_default_features();
+            if with_rule {
+                builder = builder.with_optimizer_rule(Arc::new(DecimalArithmetic));
+            }
+            let ctx = SessionContext::new_with_state(builder.build());
+            let table = MemTable::try_new(schema.clone(), vec![vec![batch.clone()]]).unwrap();
+            ctx.register_table("t", Arc::new(table)).unwrap();
+            let df = ctx.sql(sql).await.unwrap();
+            let plan = df.clone().into_optimized_plan().unwrap();
+            let names = plan
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect::<Vec<_>>();
+            let rows = datafusion::arrow::util::pretty::pretty_format_batches(
+                &df.collect().await.unwrap(),
+            )
+            .unwrap()
+            .to_string();
+            out.push((plan.display_indent().to_string(), rows, names));
+        }
+        out.try_into().unwrap()
+    }
+
+    #[tokio::test]
+    async fn the_rule_keeps_names_and_answers() {
+        let sql = "SELECT a * (1 - b), sum(a * (1 - b) * (1 + b)) AS charge, sum(a - b) \
+                   FROM t GROUP BY a * (1 - b) ORDER BY 1";
+        let [
+            (with, rows_with, names_with),
+            (without, rows_without, names_without),
+        ] = plan_both(sql).await;
+        assert!(
+            with.contains("decimal_mul")
+                && with.contains("decimal_sub")
+                && with.contains("decimal_add"),
+            "{with}"
+        );
+        assert!(!without.contains("decimal_"), "{without}");
+        assert_eq!(names_with, names_without);
+        assert_eq!(rows_with, rows_without);
+        // Filters keep Arrow's operator (their expressions feed pruning).
+        let [(with, ..), _] = plan_both("SELECT a FROM t WHERE a * b > 1").await;
+        assert!(!with.contains("decimal_"), "{with}");
+    }
+
     #[test]
     fn money_takes_the_unchecked_path() {
         let a = column(3, 100, 10i128.pow(13), true)
