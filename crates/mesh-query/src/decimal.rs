@@ -225,9 +225,6 @@ fn unchecked(
     let (Some((lv, p1, s1)), Some((rv, p2, s2))) = (operand(l), operand(r)) else {
         return Ok(None);
     };
-    if matches!((&lv, &rv), (Operand::Scalar(_), Operand::Scalar(_))) {
-        return Ok(None);
-    }
     const MAX: u128 = i128::MAX as u128;
     // The result's precision and scale, and each operand's multiplier, as
     // Arrow's decimal kernels compute them.
