@@ -15,6 +15,7 @@ pub mod described;
 pub mod encode;
 pub mod error;
 pub mod guard;
+pub mod joinorder;
 pub mod lineage;
 pub mod memory;
 pub mod plan;

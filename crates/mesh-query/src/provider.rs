@@ -31,7 +31,7 @@ use mesh_spec::{ColumnType, DomainName, OutputName, ProductRef};
 
 use crate::error::QueryError;
 use crate::guard::{AccessGuard, Read, check_allowed, secure_table};
-use crate::rowgroups::RowGroupTable;
+use crate::rowgroups::{RowGroupTable, footer_statistics};
 use crate::schema::arrow_schema_of;
 
 /// The name of the catalog all products live in.
@@ -243,7 +243,7 @@ impl Resolver {
                 files: files.iter().map(|f| format!("{root}/{f}")).collect(),
             };
             self.check_files(output, version, &plain.files).await?;
-            return Ok(parquet_files(plain, self.strings).await?);
+            return Ok(parquet_files(plain, self.strings, &self.runtime).await?);
         }
         // A compacted release's files are in the Delta version that
         // compacted it; the release keeps its own number.
@@ -251,7 +251,7 @@ impl Resolver {
         let table = mesh_storage::open(&url, Some(delta_version)).await?;
         if let Some(plain) = mesh_storage::plain_files(&table)? {
             self.check_files(output, version, &plain.files).await?;
-            return Ok(parquet_files(plain, self.strings).await?);
+            return Ok(parquet_files(plain, self.strings, &self.runtime).await?);
         }
         let log_store = table.log_store();
         let store_url = log_store.root_url().clone();
@@ -353,9 +353,13 @@ async fn check_file(
 /// DataFusion's own Parquet scan and its defaults: statistics pruning and
 /// page index, without Parquet row-filter pushdown, which delta-rs always
 /// turns on and which costs more than it saves on most analytical scans.
+///
+/// The table reports its footers' statistics (rows, column bounds), which
+/// the join order reads (`joinorder`).
 async fn parquet_files(
     plain: mesh_storage::PlainFiles,
     strings: StringLayout,
+    runtime: &RuntimeEnv,
 ) -> Result<Arc<dyn TableProvider>> {
     let paths = plain
         .files
@@ -374,12 +378,14 @@ async fn parquet_files(
         StringLayout::View => Arc::new(transform_schema_to_view(&plain.schema)),
         StringLayout::Classic => plain.schema,
     };
+    let statistics = footer_statistics(runtime, &paths, &schema).await;
     let config = ListingTableConfig::new_with_multi_paths(paths)
         .with_listing_options(options)
         .with_schema(schema);
-    Ok(RowGroupTable::wrap(Arc::new(ListingTable::try_new(
-        config,
-    )?)))
+    Ok(RowGroupTable::with_statistics(
+        Arc::new(ListingTable::try_new(config)?),
+        statistics,
+    ))
 }
 
 fn empty_table(output: &OutputRecord) -> Result<Arc<dyn TableProvider>> {

@@ -24,25 +24,67 @@ use datafusion::catalog::{ScanArgs, ScanResult, Session, TableProvider};
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{Constraints, Statistics};
 use datafusion::datasource::TableType;
-use datafusion::datasource::listing::{FileRange, PartitionedFile};
+use datafusion::datasource::listing::{FileRange, ListingTableUrl, PartitionedFile};
 use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
+use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::{Expr, LogicalPlan, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
+use object_store::ObjectStoreExt;
 
 /// A table whose Parquet scans are cut into one unit per row group.
 #[derive(Debug)]
 pub struct RowGroupTable {
     inner: Arc<dyn TableProvider>,
+    /// What the footers say (rows, column bounds), for planning; the
+    /// inner table's own when `None`.
+    statistics: Option<Statistics>,
 }
 
 impl RowGroupTable {
     /// `inner`, its Parquet scans cut by row group.
     pub fn wrap(inner: Arc<dyn TableProvider>) -> Arc<dyn TableProvider> {
-        Arc::new(Self { inner })
+        Arc::new(Self {
+            inner,
+            statistics: None,
+        })
     }
+
+    /// `inner`, cut by row group, reporting `statistics` to the planner.
+    pub fn with_statistics(
+        inner: Arc<dyn TableProvider>,
+        statistics: Option<Statistics>,
+    ) -> Arc<dyn TableProvider> {
+        Arc::new(Self { inner, statistics })
+    }
+}
+
+/// The statistics of the Parquet files `paths` (rows, and each column's
+/// bounds and nulls) merged over the files, as DataFusion reads them from
+/// the footers, or `None` when a footer cannot be read. The footers stay
+/// in the runtime's metadata cache, where the scan finds them again.
+pub async fn footer_statistics(
+    runtime: &RuntimeEnv,
+    paths: &[ListingTableUrl],
+    schema: &SchemaRef,
+) -> Option<Statistics> {
+    let cache = runtime.cache_manager.get_file_metadata_cache();
+    let mut each = Vec::with_capacity(paths.len());
+    for path in paths {
+        let store = runtime.object_store(path.object_store()).ok()?;
+        let meta = ObjectStoreExt::head(store.as_ref(), path.prefix())
+            .await
+            .ok()?;
+        let statistics = DFParquetMetadata::new(store.as_ref(), &meta)
+            .with_file_metadata_cache(Some(Arc::clone(&cache)))
+            .fetch_statistics(schema)
+            .await
+            .ok()?;
+        each.push(statistics);
+    }
+    Statistics::try_merge_iter(&each, schema).ok()
 }
 
 #[async_trait]
@@ -71,7 +113,7 @@ impl TableProvider for RowGroupTable {
     }
 
     fn statistics(&self) -> Option<Statistics> {
-        self.inner.statistics()
+        self.statistics.clone().or_else(|| self.inner.statistics())
     }
 
     async fn scan(

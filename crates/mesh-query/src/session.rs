@@ -79,6 +79,7 @@ impl QueryEngine {
             .with_config(config())
             .with_runtime_env(runtime)
             .with_default_features()
+            .with_optimizer_rules(crate::joinorder::rules())
             .with_optimizer_rule(Arc::new(DecimalArithmetic))
             .build();
         let ctx = SessionContext::new_with_state(state);
@@ -259,6 +260,7 @@ pub fn transform_context(runtime: Option<Arc<RuntimeEnv>>) -> SessionContext {
     let mut builder = SessionStateBuilder::new()
         .with_config(config)
         .with_default_features()
+        .with_optimizer_rules(crate::joinorder::rules())
         .with_optimizer_rule(Arc::new(DecimalArithmetic));
     if let Some(rt) = runtime {
         builder = builder.with_runtime_env(rt);
