@@ -146,3 +146,40 @@ async fn row_groups_are_dealt_across_partitions_and_answers_are_unchanged() {
             .contains("| 2000 | 5999000 |")
     );
 }
+
+/// The footers' statistics, merged over the files, are what the table
+/// reports to the planner (the join order reads them).
+#[tokio::test]
+async fn footer_statistics_count_every_file_and_bound_each_column() {
+    use datafusion::common::ScalarValue;
+    use datafusion::common::stats::Precision;
+    let dir = tempfile::tempdir().unwrap();
+    write_sorted_file(&dir.path().join("t.parquet"));
+    write_sorted_file(&dir.path().join("u.parquet"));
+    let urls: Vec<ListingTableUrl> = ["t", "u"]
+        .iter()
+        .map(|f| ListingTableUrl::parse(format!("file://{}/{f}.parquet", dir.path().display())))
+        .collect::<Result<_, _>>()
+        .unwrap();
+    let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Int64, false)]));
+    let runtime = SessionContext::new().runtime_env();
+    let stats = mesh_query::rowgroups::footer_statistics(&runtime, &urls, &schema)
+        .await
+        .unwrap();
+    assert_eq!(stats.num_rows, Precision::Exact(2 * ROWS as usize));
+    let id = &stats.column_statistics[0];
+    assert_eq!(id.min_value, Precision::Exact(ScalarValue::Int64(Some(0))));
+    assert_eq!(
+        id.max_value,
+        Precision::Exact(ScalarValue::Int64(Some(ROWS - 1)))
+    );
+    // A file that is not there gives no statistics, not wrong ones.
+    let missing =
+        ListingTableUrl::parse(format!("file://{}/gone.parquet", dir.path().display())).unwrap();
+    let urls = [urls[0].clone(), missing];
+    assert!(
+        mesh_query::rowgroups::footer_statistics(&runtime, &urls, &schema)
+            .await
+            .is_none()
+    );
+}
