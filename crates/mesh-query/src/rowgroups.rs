@@ -29,10 +29,26 @@ use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use datafusion::datasource::physical_plan::{FileGroup, FileScanConfig, ParquetSource};
 use datafusion::datasource::source::DataSourceExec;
 use datafusion::error::Result;
+use datafusion::execution::cache::cache_manager::FileMetadataCache;
 use datafusion::execution::runtime_env::RuntimeEnv;
 use datafusion::logical_expr::{Expr, LogicalPlan, TableProviderFilterPushDown};
 use datafusion::physical_plan::ExecutionPlan;
-use object_store::ObjectStoreExt;
+use object_store::{ObjectStore, ObjectStoreExt};
+
+/// One file's footer statistics, or `None` when they cannot be read.
+async fn file_statistics(
+    store: Arc<dyn ObjectStore>,
+    location: object_store::path::Path,
+    schema: SchemaRef,
+    cache: Arc<FileMetadataCache>,
+) -> Option<Statistics> {
+    let meta = ObjectStoreExt::head(store.as_ref(), &location).await.ok()?;
+    DFParquetMetadata::new(store.as_ref(), &meta)
+        .with_file_metadata_cache(Some(cache))
+        .fetch_statistics(&schema)
+        .await
+        .ok()
+}
 
 /// A table whose Parquet scans are cut into one unit per row group.
 #[derive(Debug)]
@@ -70,20 +86,27 @@ pub async fn footer_statistics(
     paths: &[ListingTableUrl],
     schema: &SchemaRef,
 ) -> Option<Statistics> {
+    use futures::{StreamExt, TryStreamExt};
     let cache = runtime.cache_manager.get_file_metadata_cache();
-    let mut each = Vec::with_capacity(paths.len());
-    for path in paths {
-        let store = runtime.object_store(path.object_store()).ok()?;
-        let meta = ObjectStoreExt::head(store.as_ref(), path.prefix())
-            .await
-            .ok()?;
-        let statistics = DFParquetMetadata::new(store.as_ref(), &meta)
-            .with_file_metadata_cache(Some(Arc::clone(&cache)))
-            .fetch_statistics(schema)
-            .await
-            .ok()?;
-        each.push(statistics);
-    }
+    let files = paths
+        .iter()
+        .map(|path| {
+            let store = runtime.object_store(path.object_store()).ok()?;
+            Some(file_statistics(
+                store,
+                path.prefix().clone(),
+                Arc::clone(schema),
+                Arc::clone(&cache),
+            ))
+        })
+        .collect::<Option<Vec<_>>>()?;
+    // In order, 16 at a time: on an object store each footer is a request.
+    let each: Vec<Statistics> = futures::stream::iter(files)
+        .buffered(16)
+        .map(|s| s.ok_or(()))
+        .try_collect()
+        .await
+        .ok()?;
     Statistics::try_merge_iter(&each, schema).ok()
 }
 
