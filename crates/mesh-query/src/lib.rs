@@ -9,6 +9,7 @@
 
 pub mod barrier;
 pub mod complexity;
+pub mod conjuncts;
 pub mod deadline;
 pub mod decimal;
 pub mod described;

@@ -15,6 +15,7 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use mesh_catalog::CatalogStore;
 
+use crate::conjuncts::ConjunctOrder;
 use crate::decimal::DecimalArithmetic;
 use crate::described::Described;
 use crate::error::{QueryError, Result};
@@ -81,6 +82,7 @@ impl QueryEngine {
             .with_default_features()
             .with_optimizer_rules(crate::joinorder::rules())
             .with_optimizer_rule(Arc::new(DecimalArithmetic))
+            .with_optimizer_rule(Arc::new(ConjunctOrder))
             .build();
         let ctx = SessionContext::new_with_state(state);
         // `information_schema` describes the declared schemas of the
@@ -261,7 +263,8 @@ pub fn transform_context(runtime: Option<Arc<RuntimeEnv>>) -> SessionContext {
         .with_config(config)
         .with_default_features()
         .with_optimizer_rules(crate::joinorder::rules())
-        .with_optimizer_rule(Arc::new(DecimalArithmetic));
+        .with_optimizer_rule(Arc::new(DecimalArithmetic))
+        .with_optimizer_rule(Arc::new(ConjunctOrder));
     if let Some(rt) = runtime {
         builder = builder.with_runtime_env(rt);
     }
