@@ -114,15 +114,7 @@ impl SecureTable {
         };
         match filter {
             Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
-                let comparison = matches!(
-                    op,
-                    Operator::Eq
-                        | Operator::NotEq
-                        | Operator::Lt
-                        | Operator::LtEq
-                        | Operator::Gt
-                        | Operator::GtEq
-                );
+                let comparison = crate::conjuncts::is_comparison(op);
                 if matches!(op, Operator::And) {
                     return self.prunes_safely(left) && self.prunes_safely(right);
                 }

@@ -79,19 +79,15 @@ fn cannot_fail(e: &Expr) -> bool {
     match e {
         Expr::Column(_) | Expr::Literal(..) => true,
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
-            matches!(
-                op,
-                Operator::Eq
-                    | Operator::NotEq
-                    | Operator::Lt
-                    | Operator::LtEq
-                    | Operator::Gt
-                    | Operator::GtEq
-                    | Operator::And
-                    | Operator::Or
-                    | Operator::IsDistinctFrom
-                    | Operator::IsNotDistinctFrom
-            ) && cannot_fail(left)
+            (is_comparison(op)
+                || matches!(
+                    op,
+                    Operator::And
+                        | Operator::Or
+                        | Operator::IsDistinctFrom
+                        | Operator::IsNotDistinctFrom
+                ))
+                && cannot_fail(left)
                 && cannot_fail(right)
         }
         Expr::Not(inner)
@@ -114,17 +110,7 @@ fn cannot_fail(e: &Expr) -> bool {
 fn rank(e: &Expr, schema: &DFSchema) -> u8 {
     let cheap = |e: &Expr| e.get_type(schema).is_ok_and(|t| !is_string(&t));
     match e {
-        Expr::BinaryExpr(BinaryExpr { left, op, right })
-            if matches!(
-                op,
-                Operator::Eq
-                    | Operator::NotEq
-                    | Operator::Lt
-                    | Operator::LtEq
-                    | Operator::Gt
-                    | Operator::GtEq
-            ) =>
-        {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) if is_comparison(op) => {
             let constant = matches!(
                 (&**left, &**right),
                 (Expr::Column(_), Expr::Literal(..)) | (Expr::Literal(..), Expr::Column(_))
@@ -142,6 +128,19 @@ fn rank(e: &Expr, schema: &DFSchema) -> u8 {
         Expr::InList(_) | Expr::Like(_) | Expr::BinaryExpr(_) | Expr::Between(_) => 3,
         _ => 4,
     }
+}
+
+/// `=`, `<>`, `<`, `<=`, `>`, `>=`.
+pub(crate) fn is_comparison(op: &Operator) -> bool {
+    matches!(
+        op,
+        Operator::Eq
+            | Operator::NotEq
+            | Operator::Lt
+            | Operator::LtEq
+            | Operator::Gt
+            | Operator::GtEq
+    )
 }
 
 fn is_string(t: &DataType) -> bool {

@@ -28,7 +28,6 @@
 
 mod estimate;
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use datafusion::common::tree_node::{Transformed, TreeNode};
@@ -142,37 +141,7 @@ impl Tree {
             let (i, _) = found.next()?;
             found.next().is_none().then_some(i)
         };
-        // Union-find over the key columns.
-        let mut columns: Vec<(usize, Column)> = Vec::new();
-        let mut parent: Vec<usize> = Vec::new();
-        let index = |c: &Column, columns: &mut Vec<(usize, Column)>, parent: &mut Vec<usize>| {
-            if let Some(i) = columns.iter().position(|(_, x)| x == c) {
-                return Some(i);
-            }
-            columns.push((owner(c)?, c.clone()));
-            parent.push(parent.len());
-            Some(parent.len() - 1)
-        };
-        fn root(parent: &mut [usize], mut i: usize) -> usize {
-            while parent[i] != i {
-                parent[i] = parent[parent[i]];
-                i = parent[i];
-            }
-            i
-        }
-        for (a, b) in &keys {
-            let a = index(a, &mut columns, &mut parent)?;
-            let b = index(b, &mut columns, &mut parent)?;
-            let (ra, rb) = (root(&mut parent, a), root(&mut parent, b));
-            parent[ra] = rb;
-        }
-        let mut by_root: HashMap<usize, Vec<(usize, Column)>> = HashMap::new();
-        for (i, column) in columns.iter().enumerate() {
-            let r = root(&mut parent, i);
-            by_root.entry(r).or_default().push(column.clone());
-        }
-        let mut classes: Vec<Vec<(usize, Column)>> = by_root.into_values().collect();
-        classes.sort_by_key(|class| class.iter().map(|(i, _)| *i).min());
+        let classes = equality_classes(&keys, owner)?;
         for class in &classes {
             // One column per input and one type per class, or no reordering.
             let mut seen = Vec::new();
@@ -334,6 +303,38 @@ impl Shape {
             Shape::Join(l, r) => l.set() | r.set(),
         }
     }
+}
+
+/// The key columns in classes of columns the keys make equal, each with
+/// the input that yields it (`owner`), in the order the keys name them.
+fn equality_classes(
+    keys: &[(Column, Column)],
+    owner: impl Fn(&Column) -> Option<usize>,
+) -> Option<Vec<Vec<(usize, Column)>>> {
+    let mut classes: Vec<Vec<(usize, Column)>> = Vec::new();
+    for (a, b) in keys {
+        let find = |c: &Column, classes: &[Vec<(usize, Column)>]| {
+            classes.iter().position(|k| k.iter().any(|(_, x)| x == c))
+        };
+        let class = match (find(a, &classes), find(b, &classes)) {
+            (Some(i), Some(j)) if i != j => {
+                let merged = classes.remove(i.max(j));
+                classes[i.min(j)].extend(merged);
+                i.min(j)
+            }
+            (Some(i), _) | (_, Some(i)) => i,
+            (None, None) => {
+                classes.push(Vec::new());
+                classes.len() - 1
+            }
+        };
+        for c in [a, b] {
+            if !classes[class].iter().any(|(_, x)| x == c) {
+                classes[class].push((owner(c)?, c.clone()));
+            }
+        }
+    }
+    Some(classes)
 }
 
 /// Gathers the inputs and key pairs of the tree under `plan`.
