@@ -26,6 +26,7 @@ pub mod sample;
 pub mod schema;
 pub mod session;
 pub mod source;
+pub mod stages;
 pub mod tableless;
 pub mod usage;
 

@@ -83,6 +83,7 @@ impl QueryEngine {
             .with_optimizer_rules(crate::joinorder::rules())
             .with_optimizer_rule(Arc::new(DecimalArithmetic))
             .with_optimizer_rule(Arc::new(ConjunctOrder))
+            .with_physical_optimizer_rules(crate::stages::physical_rules())
             .build();
         let ctx = SessionContext::new_with_state(state);
         // `information_schema` describes the declared schemas of the
@@ -264,7 +265,8 @@ pub fn transform_context(runtime: Option<Arc<RuntimeEnv>>) -> SessionContext {
         .with_default_features()
         .with_optimizer_rules(crate::joinorder::rules())
         .with_optimizer_rule(Arc::new(DecimalArithmetic))
-        .with_optimizer_rule(Arc::new(ConjunctOrder));
+        .with_optimizer_rule(Arc::new(ConjunctOrder))
+        .with_physical_optimizer_rules(crate::stages::physical_rules());
     if let Some(rt) = runtime {
         builder = builder.with_runtime_env(rt);
     }
