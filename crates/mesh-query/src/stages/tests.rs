@@ -1,12 +1,10 @@
 use datafusion::arrow::util::pretty::pretty_format_batches;
-use datafusion::execution::SessionStateBuilder;
 use datafusion::physical_plan::displayable;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
-use super::*;
-
 /// A Parquet file of 60,000 line items (dates over 2,557 days, 11
-/// discounts, 50 quantities), read with and without the rule.
+/// discounts, 50 quantities), read in a session with the rule and in
+/// DataFusion's own.
 async fn contexts(dir: &std::path::Path) -> (SessionContext, SessionContext) {
     let path = dir.join("lineitem.parquet");
     let path = path.to_str().unwrap();
@@ -22,12 +20,8 @@ async fn contexts(dir: &std::path::Path) -> (SessionContext, SessionContext) {
         .collect()
         .await
         .unwrap();
-    let with = SessionContext::new_with_state(
-        SessionStateBuilder::new()
-            .with_default_features()
-            .with_physical_optimizer_rules(physical_rules())
-            .build(),
-    );
+    // A transform's session: it registers the rule as the query engine does.
+    let with = crate::session::transform_context(None);
     let without = SessionContext::new();
     for ctx in [&with, &without] {
         ctx.register_parquet("lineitem", path, ParquetReadOptions::default())
