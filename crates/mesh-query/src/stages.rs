@@ -93,9 +93,11 @@ fn stage(filter: &FilterExec) -> Result<Option<Arc<dyn ExecutionPlan>>> {
     // (in `probes`) while it is in use, so no address is reused.
     let statistics = StatisticsContext::new();
     let mut probes: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
-    let rows_of = |plan: &dyn ExecutionPlan| -> Result<Option<usize>> {
-        let s = statistics.compute(plan, &StatisticsArgs::new())?;
-        Ok(s.num_rows.get_value().copied())
+    // Statistics that cannot be computed are unknown: an estimate never
+    // fails a query.
+    let rows_of = |plan: &dyn ExecutionPlan| -> Option<usize> {
+        let s = statistics.compute(plan, &StatisticsArgs::new()).ok()?;
+        s.num_rows.get_value().copied()
     };
     let conjuncts: Vec<Arc<dyn PhysicalExpr>> = split_conjunction(filter.predicate())
         .into_iter()
@@ -105,7 +107,7 @@ fn stage(filter: &FilterExec) -> Result<Option<Arc<dyn ExecutionPlan>>> {
         return Ok(None);
     }
     let input = filter.input();
-    let Some(rows) = rows_of(input.as_ref())? else {
+    let Some(rows) = rows_of(input.as_ref()) else {
         return Ok(None);
     };
     if rows == 0 {
@@ -118,7 +120,7 @@ fn stage(filter: &FilterExec) -> Result<Option<Arc<dyn ExecutionPlan>>> {
             .with_default_selectivity(100)
             .build()?;
         probes.push(Arc::new(probe));
-        let Some(kept) = rows_of(probes[probes.len() - 1].as_ref())? else {
+        let Some(kept) = rows_of(probes[probes.len() - 1].as_ref()) else {
             continue;
         };
         if kept as f64 <= STAGE_SELECTIVITY * rows as f64 {
