@@ -2,6 +2,7 @@
 //! service and prints; nothing else. Each command lives in its module;
 //! this file holds the argument tree and the dispatch.
 
+mod allocator;
 mod catalog;
 mod completions;
 mod contract;
@@ -175,18 +176,20 @@ fn install_panic_hook() {
     }));
 }
 
-/// Statements, plans and lineage allocate many small, short-lived
-/// values; mimalloc frees them faster than the system allocator (as
-/// DataFusion's own CLI does). Measured in BENCHMARKS.md. Built with
-/// `no_thp`: mimalloc does not ask for transparent huge pages, whose
-/// zeroing (2 MiB at a first touch) was a fifth of a short command's
-/// time and bought the TPC-H queries nothing (BENCHMARKS.md, start-up).
+/// mimalloc unless `MESH_ALLOCATOR=system` (see `allocator`). mimalloc
+/// is built with `no_thp`: it does not ask for transparent huge pages,
+/// whose zeroing (2 MiB at a first touch) was a fifth of a short
+/// command's time and bought the TPC-H queries nothing (BENCHMARKS.md,
+/// start-up).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: allocator::Allocator = allocator::Allocator;
 
 fn main() -> ExitCode {
     install_panic_hook();
     let cli = Cli::parse();
+    if let Some(warning) = allocator::warning() {
+        eprintln!("{warning}");
+    }
     if let Command::Completions { shell } = cli.command {
         // Needs neither a project nor a runtime.
         return completions::print::<Cli>(shell);

@@ -675,3 +675,45 @@ fn is_not_null_in_the_sql_proves_a_column_non_null() {
     ok(&dir, &["run"]);
     assert_eq!(common::greetings(&dir), 2);
 }
+
+/// `MESH_ALLOCATOR` chooses the process's allocator: the C library's
+/// serves a whole deploy, run and query; a value naming none is said,
+/// and the command goes on with mimalloc.
+#[test]
+fn the_allocator_is_chosen_by_mesh_allocator() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = init(tmp.path());
+    let system = [("MESH_ALLOCATOR", "system")];
+    for args in [&["deploy"][..], &["run"][..]] {
+        let out = common::mesh_env(&dir, args, &system);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(!String::from_utf8_lossy(&out.stderr).contains("MESH_ALLOCATOR"));
+    }
+    let sql = [
+        "query",
+        "SELECT count(*) AS n FROM example.greetings",
+        "--format",
+        "json",
+    ];
+    let out = common::mesh_env(&dir, &sql, &system);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["n"], 4);
+    let out = common::mesh_env(&dir, &sql, &[("MESH_ALLOCATOR", "jemalloc")]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("MESH_ALLOCATOR=jemalloc names no allocator; using mimalloc"),
+        "{err}"
+    );
+    let rows: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(rows[0]["n"], 4);
+}
