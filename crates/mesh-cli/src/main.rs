@@ -2,7 +2,6 @@
 //! service and prints; nothing else. Each command lives in its module;
 //! this file holds the argument tree and the dispatch.
 
-mod allocator;
 mod catalog;
 mod completions;
 mod contract;
@@ -176,20 +175,18 @@ fn install_panic_hook() {
     }));
 }
 
-/// mimalloc unless `MESH_ALLOCATOR=system` (see `allocator`). mimalloc
-/// is built with `no_thp`: it does not ask for transparent huge pages,
-/// whose zeroing (2 MiB at a first touch) was a fifth of a short
-/// command's time and bought the TPC-H queries nothing (BENCHMARKS.md,
-/// start-up).
+/// Statements, plans and lineage allocate many small, short-lived
+/// values; mimalloc frees them faster than the system allocator (as
+/// DataFusion's own CLI does). Measured in BENCHMARKS.md. Built with
+/// `no_thp`: mimalloc does not ask for transparent huge pages, whose
+/// zeroing (2 MiB at a first touch) was a fifth of a short command's
+/// time and bought the TPC-H queries nothing (BENCHMARKS.md, start-up).
 #[global_allocator]
-static ALLOCATOR: allocator::Allocator = allocator::Allocator;
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
     install_panic_hook();
     let cli = Cli::parse();
-    if let Some(warning) = allocator::warning() {
-        eprintln!("{warning}");
-    }
     if let Command::Completions { shell } = cli.command {
         // Needs neither a project nor a runtime.
         return completions::print::<Cli>(shell);
