@@ -20,6 +20,7 @@ mod queries;
 mod s3;
 mod schedule;
 mod serve;
+mod startorder;
 mod startup;
 mod storage;
 mod tpch;
@@ -164,6 +165,22 @@ enum Cmd {
         at: Setup,
         #[arg(long, default_value_t = 3)]
         repeat: usize,
+    },
+    /// Collects the start-up function order release builds link `mesh`
+    /// with: runs `mesh query` under Callgrind (Debian `valgrind`) on the
+    /// start-up mesh and writes the functions it executed, one symbol per
+    /// line. Measure an LTO build of the same source (`--mesh`).
+    StartupOrder {
+        #[arg(long, default_value_t = 100)]
+        products: usize,
+        #[command(flatten)]
+        at: Setup,
+        /// Where to write the order.
+        #[arg(long, default_value = "crates/mesh-cli/startup.order")]
+        out: PathBuf,
+        /// Only report how many of `--out`'s symbols the binary has.
+        #[arg(long)]
+        check: bool,
     },
     /// lineitem run `--runs` times under `retention: {keep_releases:
     /// --keep}`, then vacuumed: the table's bytes against one release's.
@@ -328,6 +345,20 @@ fn main() -> Result<()> {
             let bench = Bench::new(&at, 1.0, repeat)?;
             let startup = bench.startup(products)?;
             println!("{}", startup.row(&format!("start-up: `mesh query \"SELECT 1\"`, {products} products vs DataFusion `SELECT 1`"), 2, ""));
+            Ok(())
+        }
+        Cmd::StartupOrder {
+            products,
+            at,
+            out,
+            check,
+        } => {
+            if check {
+                print!("{}", startorder::coverage(&mesh_binary(at.mesh)?, &out)?);
+            } else {
+                let bench = Bench::new(&at, 1.0, 1)?;
+                print!("{}", startorder::collect(&bench, products, &out)?);
+            }
             Ok(())
         }
         Cmd::Catalogs {

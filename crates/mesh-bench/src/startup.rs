@@ -1,7 +1,7 @@
 //! Start-up: `mesh query "SELECT 1"` on a mesh of many small products,
 //! against DataFusion alone running `SELECT 1`.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use anyhow::Result;
@@ -12,15 +12,7 @@ use crate::{Bench, Pair};
 impl Bench {
     /// `mesh query "SELECT 1"` on a mesh of `products` deployed products.
     pub(crate) fn startup(&self, products: usize) -> Result<Pair> {
-        let project = self.work.join(format!("startup-{products}"));
-        if !project.join(".mesh/catalog.db").exists() {
-            let _ = std::fs::remove_dir_all(&project);
-            write_startup_mesh(&project, products)?;
-            self.govern(&project)?;
-            eprintln!("deploying and running {products} products");
-            self.mesh_ok(&project, &["deploy"])?;
-            self.mesh_ok(&project, &["run"])?;
-        }
+        let project = self.startup_mesh(products)?;
         let out = self.work.join("select1.out");
         let mut pair = Pair {
             mesh: Vec::new(),
@@ -40,6 +32,23 @@ impl Bench {
             }
         }
         Ok(pair)
+    }
+}
+
+impl Bench {
+    /// The deployed and published start-up mesh of `products` products in
+    /// the work directory, made on first use.
+    pub(crate) fn startup_mesh(&self, products: usize) -> Result<PathBuf> {
+        let project = self.work.join(format!("startup-{products}"));
+        if !project.join(".mesh/catalog.db").exists() {
+            let _ = std::fs::remove_dir_all(&project);
+            write_startup_mesh(&project, products)?;
+            self.govern(&project)?;
+            eprintln!("deploying and running {products} products");
+            self.mesh_ok(&project, &["deploy"])?;
+            self.mesh_ok(&project, &["run"])?;
+        }
+        Ok(project)
     }
 }
 

@@ -52,3 +52,60 @@ fn harness_runs_and_mesh_agrees_with_datafusion() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&rows.stdout), "n\n60175\n");
 }
+
+/// `mesh-bench startup-order` end to end: Callgrind (Debian `valgrind`,
+/// which the test command installs) runs the debug `mesh` on a small
+/// start-up mesh, and the order written names functions of that binary,
+/// each once, all of which `--check` then finds in it.
+#[test]
+fn startup_order_is_collected_from_the_binary_it_measures() {
+    let mesh = cargo_bin("mesh");
+    let bench = cargo_bin("mesh-bench");
+    let work = tempfile::tempdir().unwrap();
+    let order = work.path().join("startup.order");
+    let out = std::process::Command::new(&bench)
+        .args(["startup-order", "--products", "3", "--work"])
+        .arg(work.path())
+        .arg("--mesh")
+        .arg(&mesh)
+        .arg("--out")
+        .arg(&order)
+        .env_remove("MESH_USER")
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(report.contains("\"SELECT 1\": "), "{report}");
+    assert!(
+        report.contains("FROM domain_00.product_000\": "),
+        "{report}"
+    );
+    let text = std::fs::read_to_string(&order).unwrap();
+    let names: Vec<&str> = text.lines().collect();
+    assert!(
+        names.len() > 100,
+        "only {} functions: {report}",
+        names.len()
+    );
+    assert!(names.contains(&"main"), "main missing from the order");
+    let unique: std::collections::HashSet<&&str> = names.iter().collect();
+    assert_eq!(unique.len(), names.len(), "a function is listed twice");
+    let check = std::process::Command::new(&bench)
+        .args(["startup-order", "--check", "--mesh"])
+        .arg(&mesh)
+        .arg("--out")
+        .arg(&order)
+        .output()
+        .unwrap();
+    assert!(check.status.success());
+    let n = names.len();
+    assert!(
+        String::from_utf8_lossy(&check.stdout).starts_with(&format!("{n} of {n} ordered symbols")),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+}
