@@ -13,7 +13,7 @@
 //! in release builds linked by the toolchain's own lld. The functions a
 //! short command runs are otherwise scattered over about 480 of the
 //! binary's 64 KiB fault-around windows; listed first, they fit in about
-//! 65. Symbols the file names but the binary lacks are skipped, so an
+//! 60. Symbols the file names but the binary lacks are skipped, so an
 //! order made from an older build still places every function it names
 //! that kept its symbol. `docs/startup-order.md` says how to regenerate
 //! the file. Set `MESH_LINK_ORDER=0` to link without it.
