@@ -376,12 +376,19 @@ impl Bench {
 
     fn mesh_cmd(&self, dir: &Path, args: &[&str]) -> Command {
         let mut c = Command::new(&self.mesh);
-        c.args(args).current_dir(dir).env("NO_COLOR", "1");
+        c.args(args);
+        self.mesh_env(&mut c, dir);
+        c
+    }
+
+    /// The directory and environment of every `mesh` process the bench
+    /// starts, also one run under another program (Callgrind).
+    fn mesh_env(&self, c: &mut Command, dir: &Path) {
+        c.current_dir(dir).env("NO_COLOR", "1");
         match &self.catalog_url {
             Some(url) => c.env("MESH_CATALOG_URL", url),
             None => c.env_remove("MESH_CATALOG_URL"),
         };
-        c
     }
 
     fn mesh_ok(&self, dir: &Path, args: &[&str]) -> Result<String> {

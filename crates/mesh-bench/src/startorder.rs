@@ -53,16 +53,16 @@ pub(crate) fn collect(bench: &Bench, products: usize, out: &Path) -> Result<Stri
     let mesh = std::path::absolute(&bench.mesh)?;
     for (i, sql) in STATEMENTS.iter().enumerate() {
         let profile = bench.work.join(format!("callgrind.{i}.out"));
-        let status = Command::new("valgrind")
+        let mut valgrind = Command::new("valgrind");
+        valgrind
             .arg("--tool=callgrind")
             .arg("--demangle=no")
             .arg(format!("--callgrind-out-file={}", profile.display()))
             .arg(&mesh)
             .args(["query", sql, "--format", "csv"])
-            .current_dir(&project)
-            .env("NO_COLOR", "1")
-            .env_remove("MESH_CATALOG_URL")
-            .stdout(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null());
+        bench.mesh_env(&mut valgrind, &project);
+        let status = valgrind
             .status()
             .context("running valgrind (Debian package `valgrind`)")?;
         if !status.success() {

@@ -3,7 +3,29 @@
 //! harness fails otherwise). Times are printed, never asserted.
 #![allow(clippy::unwrap_used)]
 
+use std::path::Path;
+
 use assert_cmd::cargo::cargo_bin;
+
+/// Runs `mesh-bench ARGS --work WORK --mesh MESH`, which must succeed, and
+/// returns its report.
+fn bench_ok(args: &[&str], work: &Path, mesh: &Path) -> String {
+    let out = std::process::Command::new(cargo_bin("mesh-bench"))
+        .args(args)
+        .arg("--work")
+        .arg(work)
+        .arg("--mesh")
+        .arg(mesh)
+        .output()
+        .unwrap();
+    let report = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "{report}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    report
+}
 
 #[test]
 fn harness_runs_and_mesh_agrees_with_datafusion() {
@@ -14,19 +36,10 @@ fn harness_runs_and_mesh_agrees_with_datafusion() {
         mesh.display()
     );
     let work = tempfile::tempdir().unwrap();
-    let out = std::process::Command::new(cargo_bin("mesh-bench"))
-        .args(["run", "--scale", "0.01", "--repeat", "1", "--products", "5"])
-        .arg("--work")
-        .arg(work.path())
-        .arg("--mesh")
-        .arg(&mesh)
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{report}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let report = bench_ok(
+        &["run", "--scale", "0.01", "--repeat", "1", "--products", "5"],
+        work.path(),
+        &mesh,
     );
     for row in [
         "ingest lineitem",
@@ -60,24 +73,13 @@ fn harness_runs_and_mesh_agrees_with_datafusion() {
 #[test]
 fn startup_order_is_collected_from_the_binary_it_measures() {
     let mesh = cargo_bin("mesh");
-    let bench = cargo_bin("mesh-bench");
     let work = tempfile::tempdir().unwrap();
     let order = work.path().join("startup.order");
-    let out = std::process::Command::new(&bench)
-        .args(["startup-order", "--products", "3", "--work"])
-        .arg(work.path())
-        .arg("--mesh")
-        .arg(&mesh)
-        .arg("--out")
-        .arg(&order)
-        .env_remove("MESH_USER")
-        .output()
-        .unwrap();
-    let report = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{report}\n{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = order.to_str().unwrap();
+    let report = bench_ok(
+        &["startup-order", "--products", "3", "--out", out],
+        work.path(),
+        &mesh,
     );
     assert!(report.contains("\"SELECT 1\": "), "{report}");
     assert!(
@@ -94,7 +96,7 @@ fn startup_order_is_collected_from_the_binary_it_measures() {
     assert!(names.contains(&"main"), "main missing from the order");
     let unique: std::collections::HashSet<&&str> = names.iter().collect();
     assert_eq!(unique.len(), names.len(), "a function is listed twice");
-    let check = std::process::Command::new(&bench)
+    let check = std::process::Command::new(cargo_bin("mesh-bench"))
         .args(["startup-order", "--check", "--mesh"])
         .arg(&mesh)
         .arg("--out")
