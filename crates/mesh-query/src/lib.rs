@@ -8,6 +8,7 @@
 //! of transform SQL.
 
 pub mod barrier;
+pub mod broadcast;
 pub mod complexity;
 pub mod conjuncts;
 pub mod deadline;

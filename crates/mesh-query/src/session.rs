@@ -15,12 +15,16 @@ use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
 use datafusion::prelude::{SQLOptions, SessionConfig, SessionContext};
 use mesh_catalog::CatalogStore;
 
+use crate::broadcast::JoinBroadcast;
 use crate::conjuncts::ConjunctOrder;
 use crate::decimal::DecimalArithmetic;
 use crate::described::Described;
 use crate::error::{QueryError, Result};
 use crate::guard::AccessGuard;
 use crate::provider::{ADDRESS_SCHEMA, CATALOG_NAME, MeshCatalog, StringLayout};
+use crate::stages::FilterStages;
+use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 
 fn config() -> SessionConfig {
     SessionConfig::new()
@@ -83,7 +87,7 @@ impl QueryEngine {
             .with_optimizer_rules(crate::joinorder::rules())
             .with_optimizer_rule(Arc::new(DecimalArithmetic))
             .with_optimizer_rule(Arc::new(ConjunctOrder))
-            .with_physical_optimizer_rules(crate::stages::physical_rules())
+            .with_physical_optimizer_rules(physical_rules())
             .build();
         let ctx = SessionContext::new_with_state(state);
         // `information_schema` describes the declared schemas of the
@@ -255,6 +259,23 @@ fn missing_table(message: &str) -> Option<String> {
         .then(|| rest[..end].to_string())
 }
 
+/// DataFusion's physical optimizer rules with mesh's own:
+/// [`JoinBroadcast`] right after DataFusion's join selection (before
+/// distribution is enforced, so a broadcast join's probe side is never
+/// repartitioned), and [`FilterStages`] last, before the plan's final
+/// sanity check.
+pub(crate) fn physical_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
+    let mut rules = PhysicalOptimizer::new().rules;
+    let position = |rules: &[Arc<dyn PhysicalOptimizerRule + Send + Sync>], name: &str| {
+        rules.iter().position(|r| r.name() == name)
+    };
+    let at = position(&rules, "join_selection").map_or(0, |i| i + 1);
+    rules.insert(at, Arc::new(JoinBroadcast));
+    let at = position(&rules, "SanityCheckPlan").unwrap_or(rules.len());
+    rules.insert(at, Arc::new(FilterStages));
+    rules
+}
+
 /// A session for running a transform: inputs are registered by their local names.
 pub fn transform_context(runtime: Option<Arc<RuntimeEnv>>) -> SessionContext {
     let mut config = SessionConfig::new().with_information_schema(false);
@@ -266,7 +287,7 @@ pub fn transform_context(runtime: Option<Arc<RuntimeEnv>>) -> SessionContext {
         .with_optimizer_rules(crate::joinorder::rules())
         .with_optimizer_rule(Arc::new(DecimalArithmetic))
         .with_optimizer_rule(Arc::new(ConjunctOrder))
-        .with_physical_optimizer_rules(crate::stages::physical_rules());
+        .with_physical_optimizer_rules(physical_rules());
     if let Some(rt) = runtime {
         builder = builder.with_runtime_env(rt);
     }

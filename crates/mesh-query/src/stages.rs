@@ -35,7 +35,6 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::utils::{collect_columns, conjunction, split_conjunction};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
-use datafusion::physical_optimizer::optimizer::PhysicalOptimizer;
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
 use datafusion::physical_plan::{ExecutionPlan, StatisticsArgs, StatisticsContext};
 
@@ -73,18 +72,6 @@ impl PhysicalOptimizerRule for FilterStages {
     fn schema_check(&self) -> bool {
         true
     }
-}
-
-/// DataFusion's physical optimizer rules with [`FilterStages`] last,
-/// before the plan's final sanity check.
-pub fn physical_rules() -> Vec<Arc<dyn PhysicalOptimizerRule + Send + Sync>> {
-    let mut rules = PhysicalOptimizer::new().rules;
-    let at = rules
-        .iter()
-        .position(|r| r.name() == "SanityCheckPlan")
-        .unwrap_or(rules.len());
-    rules.insert(at, Arc::new(FilterStages));
-    rules
 }
 
 /// `filter` split into stages, or `None` to keep it whole.
