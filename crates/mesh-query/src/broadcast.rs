@@ -33,8 +33,10 @@ use datafusion::common::Result;
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::joins::{HashJoinExec, PartitionMode};
-use datafusion::physical_plan::{ExecutionPlan, StatisticsArgs, StatisticsContext};
+
+use crate::estimates::RowEstimates;
 
 /// The physical optimizer rule; see the module documentation.
 #[derive(Debug, Default)]
@@ -47,10 +49,7 @@ impl PhysicalOptimizerRule for JoinBroadcast {
         config: &ConfigOptions,
     ) -> Result<Arc<dyn ExecutionPlan>> {
         let partitions = config.execution.target_partitions;
-        // The context caches by node address: every node it sees stays
-        // alive (in `probes`) while it is in use, so no address is reused.
-        let statistics = StatisticsContext::new();
-        let mut probes: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
+        let mut estimates = RowEstimates::default();
         plan.transform_up(|node| {
             let Some(join) = node.downcast_ref::<HashJoinExec>() else {
                 return Ok(Transformed::no(node));
@@ -58,16 +57,9 @@ impl PhysicalOptimizerRule for JoinBroadcast {
             if *join.partition_mode() != PartitionMode::Partitioned {
                 return Ok(Transformed::no(node));
             }
-            let mut rows = |side: &Arc<dyn ExecutionPlan>| -> Option<usize> {
-                probes.push(side.clone());
-                // An estimate that cannot be computed is unknown: it never
-                // fails a query.
-                let s = statistics
-                    .compute(side.as_ref(), &StatisticsArgs::new())
-                    .ok()?;
-                s.num_rows.get_value().copied()
-            };
-            let (Some(build), Some(probe)) = (rows(join.left()), rows(join.right())) else {
+            let build = estimates.rows(join.left().clone());
+            let probe = estimates.rows(join.right().clone());
+            let (Some(build), Some(probe)) = (build, probe) else {
                 return Ok(Transformed::no(node));
             };
             if !broadcast_pays(build, probe, partitions) {

@@ -163,12 +163,12 @@ mod tests {
 
     use datafusion::arrow::array::{Date32Array, Int64Array, RecordBatch, StringArray};
     use datafusion::arrow::datatypes::{Field, Schema};
-    use datafusion::arrow::util::pretty::pretty_format_batches;
     use datafusion::datasource::MemTable;
     use datafusion::execution::SessionStateBuilder;
     use datafusion::prelude::SessionContext;
 
     use super::*;
+    use crate::testing::answer;
 
     fn context(with_rule: bool) -> SessionContext {
         let mut builder = SessionStateBuilder::new().with_default_features();
@@ -212,11 +212,6 @@ mod tests {
         text.lines()
             .find_map(|l| l.trim().strip_prefix("Filter: ").map(str::to_string))
             .unwrap_or_default()
-    }
-
-    async fn answer(ctx: &SessionContext, sql: &str) -> String {
-        let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-        pretty_format_batches(&batches).unwrap().to_string()
     }
 
     const Q12: &str = "SELECT mode, count(*), sum(qty) FROM t \

@@ -16,6 +16,7 @@ pub mod decimal;
 pub mod described;
 pub mod encode;
 pub mod error;
+mod estimates;
 pub mod guard;
 pub mod joinorder;
 pub mod lineage;
@@ -29,6 +30,8 @@ pub mod session;
 pub mod source;
 pub mod stages;
 pub mod tableless;
+#[cfg(test)]
+mod testing;
 pub mod usage;
 
 pub use error::{QueryError, Result};

@@ -35,8 +35,10 @@ use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::Column;
 use datafusion::physical_expr::utils::{collect_columns, conjunction, split_conjunction};
 use datafusion::physical_optimizer::PhysicalOptimizerRule;
+use datafusion::physical_plan::ExecutionPlan;
 use datafusion::physical_plan::filter::{FilterExec, FilterExecBuilder};
-use datafusion::physical_plan::{ExecutionPlan, StatisticsArgs, StatisticsContext};
+
+use crate::estimates::RowEstimates;
 
 /// A leading run of conjuncts that keeps at most this share of its
 /// input's rows becomes a stage of its own: the share below which
@@ -76,16 +78,7 @@ impl PhysicalOptimizerRule for FilterStages {
 
 /// `filter` split into stages, or `None` to keep it whole.
 fn stage(filter: &FilterExec) -> Result<Option<Arc<dyn ExecutionPlan>>> {
-    // The context caches by node address: every node it sees stays alive
-    // (in `probes`) while it is in use, so no address is reused.
-    let statistics = StatisticsContext::new();
-    let mut probes: Vec<Arc<dyn ExecutionPlan>> = Vec::new();
-    // Statistics that cannot be computed are unknown: an estimate never
-    // fails a query.
-    let rows_of = |plan: &dyn ExecutionPlan| -> Option<usize> {
-        let s = statistics.compute(plan, &StatisticsArgs::new()).ok()?;
-        s.num_rows.get_value().copied()
-    };
+    let mut estimates = RowEstimates::default();
     let conjuncts: Vec<Arc<dyn PhysicalExpr>> = split_conjunction(filter.predicate())
         .into_iter()
         .cloned()
@@ -94,7 +87,7 @@ fn stage(filter: &FilterExec) -> Result<Option<Arc<dyn ExecutionPlan>>> {
         return Ok(None);
     }
     let input = filter.input();
-    let Some(rows) = rows_of(input.as_ref()) else {
+    let Some(rows) = estimates.rows(input.clone()) else {
         return Ok(None);
     };
     if rows == 0 {
@@ -106,8 +99,7 @@ fn stage(filter: &FilterExec) -> Result<Option<Arc<dyn ExecutionPlan>>> {
         let probe = FilterExecBuilder::new(lead.clone(), input.clone())
             .with_default_selectivity(100)
             .build()?;
-        probes.push(Arc::new(probe));
-        let Some(kept) = rows_of(probes[probes.len() - 1].as_ref()) else {
+        let Some(kept) = estimates.rows(Arc::new(probe)) else {
             continue;
         };
         if kept as f64 <= STAGE_SELECTIVITY * rows as f64 {

@@ -1,9 +1,8 @@
-use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::execution::SessionStateBuilder;
-use datafusion::physical_plan::displayable;
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 
 use super::broadcast_pays;
+use crate::testing::{answer, physical};
 
 /// Two Parquet files: 20,000 orders (keys 0..20,000, five priorities)
 /// and 80,000 items (keys 0..25,000, so some items and, for the outer
@@ -53,22 +52,6 @@ async fn session(files: &(String, String), partitions: usize, mesh: bool) -> Ses
         .await
         .unwrap();
     ctx
-}
-
-async fn physical(ctx: &SessionContext, sql: &str) -> String {
-    let plan = ctx
-        .sql(sql)
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
-    displayable(plan.as_ref()).indent(true).to_string()
-}
-
-async fn answer(ctx: &SessionContext, sql: &str) -> String {
-    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-    pretty_format_batches(&batches).unwrap().to_string()
 }
 
 fn joins(plan: &str) -> Vec<&str> {

@@ -2,7 +2,6 @@ use std::sync::Arc;
 
 use datafusion::arrow::array::{Int64Array, RecordBatch, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
-use datafusion::arrow::util::pretty::pretty_format_batches;
 use datafusion::catalog::TableProvider;
 use datafusion::common::stats::Precision;
 use datafusion::common::{ColumnStatistics, ScalarValue, Statistics};
@@ -12,6 +11,7 @@ use datafusion::prelude::SessionContext;
 
 use super::*;
 use crate::rowgroups::RowGroupTable;
+use crate::testing::answer;
 
 /// A table of Int64 columns (and `name` columns of strings) that reports
 /// its true row count and bounds when `statistics` is set.
@@ -136,11 +136,6 @@ const Q5: &str = "SELECT n_name, sum(l_price) AS revenue, count(*) AS lines \
       AND n_regionkey = r_regionkey AND r_name = 'n2' \
       AND o_year >= 1994 AND o_year < 1995 \
     GROUP BY n_name ORDER BY revenue DESC, n_name";
-
-async fn answer(ctx: &SessionContext, sql: &str) -> String {
-    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-    pretty_format_batches(&batches).unwrap().to_string()
-}
 
 async fn optimized(ctx: &SessionContext, sql: &str) -> String {
     let plan = ctx.sql(sql).await.unwrap().into_optimized_plan().unwrap();

@@ -1,6 +1,6 @@
-use datafusion::arrow::util::pretty::pretty_format_batches;
-use datafusion::physical_plan::displayable;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
+
+use crate::testing::{answer, physical};
 
 /// A Parquet file of 60,000 line items (dates over 2,557 days, 11
 /// discounts, 50 quantities), read in a session with the rule and in
@@ -29,22 +29,6 @@ async fn contexts(dir: &std::path::Path) -> (SessionContext, SessionContext) {
             .unwrap();
     }
     (with, without)
-}
-
-async fn physical(ctx: &SessionContext, sql: &str) -> String {
-    let plan = ctx
-        .sql(sql)
-        .await
-        .unwrap()
-        .create_physical_plan()
-        .await
-        .unwrap();
-    displayable(plan.as_ref()).indent(true).to_string()
-}
-
-async fn answer(ctx: &SessionContext, sql: &str) -> String {
-    let batches = ctx.sql(sql).await.unwrap().collect().await.unwrap();
-    pretty_format_batches(&batches).unwrap().to_string()
 }
 
 /// The `FilterExec` lines of `plan`, outermost first.
